@@ -1,0 +1,3 @@
+from ctguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The ``ctguard`` command: parse options, call the library, pick a renderer, exit.
+
+Exit codes follow the monitoring-plugin convention (design §3): 0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN (input unreadable, bad usage). Errors are one line on stderr,
+``ctguard: error: ...``; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ctguard import __version__
+from ctguard.cli.snapshot import snapshot_command
+from ctguard.cli.status import status_command
+from ctguard.errors import CtguardError
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ctguard")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+def cli(debug: bool) -> None:
+    """Find and fix Linux connection-tracking (nf_conntrack) pitfalls.
+
+    \b
+    Start with:
+      ctguard status                 how full is the table, what does it cost
+      ctguard status --root SNAP     the same for a snapshot taken elsewhere
+      ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
+
+    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
+    """
+
+
+cli.add_command(status_command)
+cli.add_command(snapshot_command)
+
+
+def _error(message: str) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    click.echo(f"ctguard: error: {first}", err=True)
+    return EXIT_UNKNOWN
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = cli.main(args=args, prog_name="ctguard", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
+        return EXIT_OK
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        return _error(f"{exc.format_message()}{hint}")
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        return _error("aborted")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except CtguardError as exc:
+        if debug:
+            raise
+        return _error(str(exc))
+    except Exception as exc:
+        if debug:
+            raise
+        return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+    return int(result) if isinstance(result, int) else EXIT_OK

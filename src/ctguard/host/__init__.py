@@ -1,0 +1,1 @@
+"""The one way into host state: files through HostRoot, programs through Commands."""

@@ -1,0 +1,146 @@
+"""Commands: program outputs by logical name, run live or read from a snapshot.
+
+Every program ctguard may run is named here once, as an argument list (never a shell
+string) with a timeout. A snapshot stores each output under ``ctguard_commands/<name>``,
+so the same reader parses a live run and a capture. A program that is absent, fails or
+times out is a Missing value, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+
+CAPTURE_DIR = "/ctguard_commands"
+
+
+@dataclass(frozen=True)
+class Spec:
+    argv: tuple[str, ...]
+    timeout: float = 15.0
+
+
+# Logical name -> program. Names are the file names used in snapshots (design §5).
+SPECS: dict[str, Spec] = {
+    "iptables-save": Spec(("iptables-save",)),
+    "ip6tables-save": Spec(("ip6tables-save",)),
+    "nft-json": Spec(("nft", "-j", "list", "ruleset")),
+    "dmesg": Spec(("dmesg",)),
+    "lsmod": Spec(("lsmod",)),
+    "ps": Spec(("ps", "-eo", "pid,args")),
+    "conntrack-S": Spec(("conntrack", "-S")),
+    "conntrack-C": Spec(("conntrack", "-C")),
+    "conntrack-L": Spec(("conntrack", "-L"), timeout=600.0),
+    "uname-r": Spec(("uname", "-r")),
+}
+
+# Not a program: counters read over netlink (pyroute2), written in `conntrack -S` form.
+NETLINK_STATS = "netlink-stats"
+
+
+class Commands(Protocol):
+    """Program outputs by logical name."""
+
+    def output(self, name: str) -> str | Missing: ...
+
+
+class LiveCommands:
+    """Runs programs on this machine: argument lists, timeouts, no shell."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env if env is not None else {**os.environ, "LC_ALL": "C"}
+
+    def output(self, name: str) -> str | Missing:
+        if name == NETLINK_STATS:
+            return netlink_stats_text()
+        spec = SPECS.get(name)
+        if spec is None:
+            return Missing(f"unknown command {name!r}")
+        prog = shutil.which(spec.argv[0])
+        if prog is None:
+            return Missing(f"{spec.argv[0]} is not installed")
+        try:
+            done = subprocess.run(
+                [prog, *spec.argv[1:]],
+                capture_output=True,
+                timeout=spec.timeout,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Missing(f"{' '.join(spec.argv)} timed out after {spec.timeout:g} s")
+        except OSError as exc:
+            return Missing(f"{' '.join(spec.argv)} could not run: {exc.strerror or exc}")
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = err[0] if err else "no message"
+            return Missing(f"{' '.join(spec.argv)} exited {done.returncode}: {detail}")
+        return done.stdout.decode("utf-8", "replace")
+
+    def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
+        """Stream a (possibly huge) output straight into ``dest``."""
+        spec = SPECS.get(name)
+        if spec is None or shutil.which(spec.argv[0]) is None:
+            return Missing(f"{name}: program not available")
+        prog = shutil.which(spec.argv[0]) or spec.argv[0]
+        try:
+            done = subprocess.run(
+                [prog, *spec.argv[1:]],
+                stdout=dest,
+                stderr=subprocess.PIPE,
+                timeout=spec.timeout,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Missing(f"{' '.join(spec.argv)} timed out after {spec.timeout:g} s")
+        except OSError as exc:
+            return Missing(f"{' '.join(spec.argv)} could not run: {exc.strerror or exc}")
+        if done.returncode != 0:
+            return Missing(f"{' '.join(spec.argv)} exited {done.returncode}")
+        return None
+
+
+class CapturedCommands:
+    """Reads outputs a snapshot captured under ``ctguard_commands/<name>``."""
+
+    def __init__(self, root: HostRoot) -> None:
+        self.root = root
+
+    def output(self, name: str) -> str | Missing:
+        text = self.root.try_read_text(f"{CAPTURE_DIR}/{name}")
+        if isinstance(text, Missing):
+            return Missing(f"the snapshot has no {name} output")
+        return text
+
+
+def netlink_stats_text() -> str | Missing:
+    """Per-CPU conntrack counters over ctnetlink, printed like ``conntrack -S``."""
+    try:
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTSocket
+    except ImportError:
+        return Missing("pyroute2 is not installed")
+    try:
+        sock = NFCTSocket()
+        try:
+            replies = sock.stat()
+        finally:
+            sock.close()
+    except OSError as exc:
+        return Missing(f"ctnetlink stats: {exc.strerror or exc}")
+    lines: list[str] = []
+    for reply in replies:
+        fields = " ".join(
+            f"{key.removeprefix('CTA_STATS_').lower()}={value}"
+            for key, value in reply.get("attrs", [])
+        )
+        lines.append(f"cpu={reply.get('res_id', len(lines))}\t{fields}")
+    return "\n".join(lines) + "\n"

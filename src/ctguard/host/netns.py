@@ -1,0 +1,93 @@
+"""Run a reading job inside a named network namespace (``ip netns add NAME``).
+
+The job runs in a forked child that joins the namespace with setns(2); ctguard's own
+process never changes namespace, so global values keep coming from the initial one.
+The child sends its (picklable) result back over a pipe and exits; it is killed if it
+takes longer than ``timeout``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import select
+import signal
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ctguard.errors import CtguardError, HostAccessError
+
+T = TypeVar("T")
+
+NETNS_DIR = "/run/netns"  # where iproute2 bind-mounts named namespaces
+CLONE_NEWNET = 0x40000000
+
+
+def netns_path(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise HostAccessError(f"invalid network namespace name {name!r}")
+    path = f"{NETNS_DIR}/{name}"
+    if not os.path.exists(path):
+        raise HostAccessError(
+            f"network namespace {name!r} not found ('ip netns list' shows the named ones)"
+        )
+    if os.geteuid() != 0:
+        raise HostAccessError(f"--netns {name} needs root (setns(2) requires CAP_SYS_ADMIN)")
+    return path
+
+
+def _setns(fd: int) -> None:
+    setns = getattr(os, "setns", None)  # Python 3.12+
+    if setns is not None:
+        setns(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
+    """Return ``job()`` as computed inside network namespace ``name``."""
+    path = netns_path(name)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        try:
+            ns_fd = os.open(path, os.O_RDONLY)
+            _setns(ns_fd)
+            os.close(ns_fd)
+            payload = pickle.dumps(("ok", job()))
+        except CtguardError as exc:
+            payload = pickle.dumps(("error", str(exc)))
+        except BaseException as exc:
+            payload = pickle.dumps(("error", f"in netns {name}: {type(exc).__name__}: {exc}"))
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    with os.fdopen(read_fd, "rb", buffering=0) as src:
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([src], [], [], max(0.0, left))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise CtguardError(f"reading inside netns {name} took over {timeout:g} s")
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    if not chunks:
+        raise CtguardError(f"reading inside netns {name} failed (the helper process died)")
+    kind, value = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
+    if kind == "error":
+        raise CtguardError(str(value))
+    result: T = value
+    return result

@@ -1,0 +1,161 @@
+"""HostRoot: read a host's files from the live ``/`` or from a snapshot directory.
+
+Paths are always given as they are on the audited host (``/proc/meminfo``). For a
+snapshot directory every path, and every symbolic link met on the way, is resolved
+inside the directory as if it were ``/`` (like openat2's RESOLVE_IN_ROOT), so a
+snapshot can never make ctguard read a file of the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from ctguard.errors import HostAccessError
+from ctguard.missing import Missing
+
+_MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
+
+
+class HostRoot:
+    """Files of one host, live (``/``) or captured in a directory."""
+
+    def __init__(self, path: str | os.PathLike[str] = "/") -> None:
+        base = Path(path)
+        if not base.is_dir():
+            raise HostAccessError(f"root {str(path)!r} is not a directory")
+        self.base = base.resolve()
+        self.is_live = self.base == Path("/")
+
+    def __repr__(self) -> str:
+        return f"HostRoot({str(self.base)!r})"
+
+    # -- resolution -------------------------------------------------------------------
+    def _resolve(self, path: str, follow_last: bool = True) -> Path:
+        """Map a host path to a path on this machine, never leaving ``self.base``."""
+        if self.is_live:
+            return Path(path)
+        parts = [p for p in PurePosixPath("/", path).parts[1:] if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while parts:
+            name = parts.pop(0)
+            if name == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = self.base.joinpath(*done, name)
+            is_last = not parts
+            if (not is_last or follow_last) and candidate.is_symlink():
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(40, "too many levels of symbolic links", path)
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in PurePosixPath(target).parts if p not in ("/", "", ".")] + parts
+                continue
+            done.append(name)
+        return self.base.joinpath(*done)
+
+    def realpath(self, path: str) -> str:
+        """The host path that ``path`` names once links are followed."""
+        if self.is_live:
+            return os.path.realpath(path)
+        resolved = self._resolve(path)
+        return "/" + str(resolved.relative_to(self.base)).lstrip(".")
+
+    # -- reading ----------------------------------------------------------------------
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """Whole file (or its first ``limit`` bytes). Raises OSError like open()."""
+        with open(self._resolve(path), "rb") as f:
+            return f.read() if limit is None else f.read(limit)
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode("utf-8", errors="replace")
+
+    def read_tail(self, path: str, size: int) -> bytes:
+        """The last ``size`` bytes of a regular file (logs can be gigabytes)."""
+        with open(self._resolve(path), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            return f.read()
+
+    @contextmanager
+    def open_binary(self, path: str) -> Iterator[BinaryIO]:
+        with open(self._resolve(path), "rb") as f:
+            yield f
+
+    def try_read_text(self, path: str) -> str | Missing:
+        """File text, or Missing with the reason an operator needs."""
+        try:
+            return self.read_text(path)
+        except FileNotFoundError:
+            return Missing(f"{path} does not exist")
+        except PermissionError:
+            return Missing(f"{path}: permission denied (run as root)")
+        except OSError as exc:
+            return Missing(f"{path}: {exc.strerror or exc}")
+
+    # -- listing ----------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        try:
+            return self._resolve(path).exists()
+        except OSError:
+            return False
+
+    def is_dir(self, path: str) -> bool:
+        try:
+            return self._resolve(path).is_dir()
+        except OSError:
+            return False
+
+    def is_file(self, path: str) -> bool:
+        try:
+            return self._resolve(path).is_file()
+        except OSError:
+            return False
+
+    def is_symlink(self, path: str) -> bool:
+        try:
+            return self._resolve(path, follow_last=False).is_symlink()
+        except OSError:
+            return False
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._resolve(path, follow_last=False))
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted names in a directory; an absent directory lists as empty."""
+        try:
+            return sorted(os.listdir(self._resolve(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def glob(self, directory: str, pattern: str) -> list[str]:
+        """Host paths of entries of ``directory`` whose name matches ``pattern``."""
+        return [
+            str(PurePosixPath(directory, name))
+            for name in self.listdir(directory)
+            if fnmatch.fnmatchcase(name, pattern)
+        ]
+
+    def file_kind(self, path: str) -> str:
+        """'file', 'dir', 'link', 'other' or 'absent' without following the last link."""
+        try:
+            mode = os.lstat(self._resolve(path, follow_last=False)).st_mode
+        except OSError:
+            return "absent"
+        if stat.S_ISLNK(mode):
+            return "link"
+        if stat.S_ISDIR(mode):
+            return "dir"
+        if stat.S_ISREG(mode):
+            return "file"
+        return "other"

@@ -1,0 +1,1 @@
+"""``ctguard snapshot``: capture what ctguard reads, to audit the host elsewhere."""

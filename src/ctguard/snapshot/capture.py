@@ -1,0 +1,238 @@
+"""Capture every input of design §5 from a host into a SnapshotWriter.
+
+A capture that fails (permission, a program missing) is recorded in the manifest and
+the capture goes on; only the writer failing stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ctguard import __version__
+from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+from ctguard.snapshot import layout
+from ctguard.snapshot.redact import Redactor
+from ctguard.snapshot.writer import SnapshotWriter
+from ctguard.sources.manifest import MANIFEST
+
+MANIFEST_FORMAT = "ctguard.snapshot/1"
+_CHUNK = 1 << 20
+
+
+@dataclass
+class CaptureLog:
+    captured: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, what: str, why: str) -> None:
+        self.failed.append({"what": what, "why": why})
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    table: bool = True
+    redact: bool = False
+    netns: str | None = None
+
+
+class _Capture:
+    def __init__(
+        self, host: HostRoot, commands: Commands, writer: SnapshotWriter, opts: CaptureOptions
+    ) -> None:
+        self.host, self.commands, self.writer, self.opts = host, commands, writer, opts
+        self.log = CaptureLog()
+        self.redactor = Redactor() if opts.redact else None
+        self.links: set[str] = set()
+
+    # -- kernel files ---------------------------------------------------------------
+    def kernel_file(self, path: str) -> None:
+        try:
+            data = self.host.read_bytes(path)
+        except FileNotFoundError:
+            self.log.absent.append(path)
+            return
+        except OSError as exc:
+            self.log.fail(path, exc.strerror or str(exc))
+            return
+        self.writer.add_bytes(path, data)
+        self.log.captured.append(path)
+
+    def kernel_dir(self, directory: str) -> None:
+        names = self.host.listdir(directory)
+        if not names:
+            self.log.absent.append(directory)
+        for name in names:
+            path = f"{directory}/{name}"
+            if self.host.is_file(path):
+                self.kernel_file(path)
+
+    def holders(self) -> None:
+        for name in self.host.listdir(layout.HOLDERS_DIR):
+            self.writer.add_bytes(f"{layout.HOLDERS_DIR}/{name}", b"")
+            self.log.captured.append(f"{layout.HOLDERS_DIR}/{name}")
+
+    # -- configuration ----------------------------------------------------------------
+    def _relative_link(self, link: str) -> str:
+        """The link's target, made relative and kept inside the snapshot."""
+        target = self.host.readlink(link)
+        base = posixpath.dirname(link)
+        absolute = target if target.startswith("/") else posixpath.join(base, target)
+        absolute = posixpath.normpath(absolute)
+        return posixpath.relpath(absolute, base)
+
+    def _real_dir(self, path: str) -> str:
+        """Record links among ``path``'s parents (e.g. /lib -> usr/lib); return the real path."""
+        current = "/"
+        for part in [p for p in path.split("/") if p]:
+            step = posixpath.join(current, part)
+            if self.host.is_symlink(step):
+                if step not in self.links:
+                    self.links.add(step)
+                    self.writer.add_symlink(step, self._relative_link(step))
+                current = self.host.realpath(step)
+            else:
+                current = step
+        return current
+
+    def config_file(self, path: str) -> None:
+        real = posixpath.join(self._real_dir(posixpath.dirname(path)), posixpath.basename(path))
+        kind = self.host.file_kind(real)
+        if kind == "absent":
+            self.log.absent.append(path)
+        elif kind == "link":
+            if real not in self.links:
+                self.links.add(real)
+                self.writer.add_symlink(real, self._relative_link(real))
+                self.log.captured.append(real)
+            resolved = self.host.realpath(real)
+            if resolved != real and self.host.is_file(resolved):
+                self.config_file(resolved)
+        elif kind == "file":
+            if real in self.log.captured:
+                return
+            try:
+                self.writer.add_bytes(real, self.host.read_bytes(real))
+                self.log.captured.append(real)
+            except OSError as exc:
+                self.log.fail(real, exc.strerror or str(exc))
+
+    def config_dir(self, directory: str) -> None:
+        real = self._real_dir(directory)
+        if real != directory and real in layout.CONFIG_DIRS:
+            return  # e.g. /lib/sysctl.d on a merged-/usr host: captured as /usr/lib/sysctl.d
+        if not self.host.is_dir(real):
+            self.log.absent.append(directory)
+            return
+        for name in self.host.listdir(real):
+            self.config_file(f"{real}/{name}")
+
+    # -- logs, table, commands --------------------------------------------------------
+    def _filtered(self, data: bytes) -> bytes:
+        return self.redactor.redact(data) if self.redactor else data
+
+    def log_file(self, path: str) -> None:
+        if not self.host.is_file(path):
+            self.log.absent.append(path)
+            return
+        try:
+            data = self.host.read_tail(path, layout.LOG_TAIL_BYTES)
+        except OSError as exc:
+            self.log.fail(path, exc.strerror or str(exc))
+            return
+        self.writer.add_bytes(path, self._filtered(data))
+        self.log.captured.append(path)
+
+    def table(self) -> None:
+        path = layout.TABLE_FILE
+        try:
+            with tempfile.TemporaryDirectory(prefix="ctguard-table-") as tmp:
+                spool = Path(tmp) / "table"
+                with self.host.open_binary(path) as src, open(spool, "wb") as dst:
+                    rest = b""
+                    while chunk := src.read(_CHUNK):
+                        lines, _, rest = (rest + chunk).rpartition(b"\n")
+                        if lines:
+                            dst.write(self._filtered(lines + b"\n"))
+                    if rest:
+                        dst.write(self._filtered(rest))
+                self.writer.add_file(path, spool)
+                self.log.captured.append(path)
+        except FileNotFoundError:
+            self.log.absent.append(path)
+            self.command("conntrack-L")
+        except OSError as exc:
+            self.log.fail(path, exc.strerror or str(exc))
+            self.command("conntrack-L")
+
+    def command(self, name: str) -> None:
+        out = self.commands.output(name)
+        where = f"{CAPTURE_DIR}/{name}"
+        if isinstance(out, Missing):
+            self.log.fail(where, out.reason)
+            return
+        data = out.encode()
+        if name in layout.REDACTED_COMMANDS:
+            data = self._filtered(data)
+        self.writer.add_bytes(where, data)
+        self.log.captured.append(where)
+
+    # -- all of it --------------------------------------------------------------------
+    def run(self, created: datetime) -> dict[str, Any]:
+        for path in layout.KERNEL_FILES:
+            self.kernel_file(path)
+        for directory in layout.KERNEL_DIRS:
+            self.kernel_dir(directory)
+        self.holders()
+        for path in layout.CONFIG_FILES:
+            self.config_file(path)
+        for directory in layout.CONFIG_DIRS:
+            self.config_dir(directory)
+        for path in layout.LOG_FILES:
+            self.log_file(path)
+        for name in layout.COMMANDS:
+            self.command(name)
+        if not self.host.exists("/proc/net/stat/nf_conntrack"):
+            self.command(NETLINK_STATS)
+        if self.opts.table:
+            self.table()
+        hostname = self.host.try_read_text("/proc/sys/kernel/hostname")
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "ctguard_version": __version__,
+            "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "hostname": None if isinstance(hostname, Missing) else hostname.strip(),
+            "netns": self.opts.netns,
+            "table": self.opts.table,
+            "redacted": self.opts.redact,
+            "captured": sorted(self.log.captured),
+            "absent": sorted(self.log.absent),
+            "failed": self.log.failed,
+        }
+        self.writer.add_bytes(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        return manifest
+
+
+def capture(
+    host: HostRoot,
+    commands: Commands,
+    writer: SnapshotWriter,
+    opts: CaptureOptions,
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """Write a snapshot; returns its manifest. The writer is committed or aborted."""
+    try:
+        manifest = _Capture(host, commands, writer, opts).run(created or datetime.now(UTC))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return manifest

@@ -1,0 +1,58 @@
+"""What a snapshot holds (design §5). Host paths keep their place under the root."""
+
+from __future__ import annotations
+
+# Read literally (procfs/sysfs: their own links, such as /proc/net -> self/net, are
+# followed by the kernel, and the file is stored at the path asked for).
+KERNEL_FILES = (
+    "/proc/sys/net/nf_conntrack_max",
+    "/proc/net/stat/nf_conntrack",
+    "/proc/meminfo",
+    "/proc/modules",
+    "/proc/cmdline",
+    "/proc/sys/kernel/osrelease",
+    "/proc/sys/kernel/hostname",
+    "/sys/module/nf_conntrack/initstate",
+    "/sys/kernel/slab/nf_conntrack/object_size",
+    "/sys/kernel/slab/nf_conntrack/slab_size",
+)
+KERNEL_DIRS = (
+    "/proc/sys/net/netfilter",
+    "/sys/module/nf_conntrack/parameters",
+)
+# Stored as empty files named after each entry (they are links into /sys/module).
+HOLDERS_DIR = "/sys/module/nf_conntrack/holders"
+TABLE_FILE = "/proc/net/nf_conntrack"
+
+# Configuration: symbolic links are kept as (relative) links, so sysctl.d masking and
+# the 99-sysctl.conf -> ../sysctl.conf link read the same as on the host.
+CONFIG_FILES = (
+    "/etc/sysctl.conf",
+    "/etc/sysconfig/iptables-config",
+    "/etc/init.d/iptables",
+)
+CONFIG_DIRS = (
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+    "/etc/modprobe.d",
+    "/etc/modules-load.d",
+    "/usr/lib/modules-load.d",
+    "/etc/udev/rules.d",
+)
+LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
+LOG_TAIL_BYTES = 16 * 1024 * 1024  # the recent end of a log is what doctor needs
+
+COMMANDS = (
+    "iptables-save",
+    "ip6tables-save",
+    "nft-json",
+    "dmesg",
+    "lsmod",
+    "ps",
+    "conntrack-S",
+    "uname-r",
+)
+REDACTED_COMMANDS = ("dmesg", "conntrack-L")

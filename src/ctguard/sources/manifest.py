@@ -1,0 +1,46 @@
+"""``/ctguard_manifest.json``: what a snapshot captured, when, and from which namespace."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ctguard.errors import ParseError
+from ctguard.host.root import HostRoot
+
+MANIFEST = "/ctguard_manifest.json"
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    created_utc: str | None
+    ctguard_version: str | None
+    hostname: str | None
+    netns: str | None
+
+
+def parse_manifest(text: str) -> ManifestInfo:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ParseError(f"{MANIFEST}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"{MANIFEST}: not a JSON object")
+
+    def text_field(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) else None
+
+    return ManifestInfo(
+        text_field("created_utc"),
+        text_field("ctguard_version"),
+        text_field("hostname"),
+        text_field("netns"),
+    )
+
+
+def read_manifest(host: HostRoot) -> ManifestInfo | None:
+    """The manifest of a snapshot root; None for a live host or a bare directory."""
+    if host.is_live or not host.is_file(MANIFEST):
+        return None
+    return parse_manifest(host.read_text(MANIFEST))

@@ -1,0 +1,47 @@
+"""``/proc/meminfo``: the memory the conntrack table competes for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.errors import ParseError
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+
+MEMINFO = "/proc/meminfo"
+
+
+@dataclass(frozen=True)
+class Meminfo:
+    mem_total: int  # bytes
+    mem_available: int | None  # bytes; MemAvailable appeared in 3.14
+
+
+def parse_meminfo(text: str) -> Meminfo:
+    """Parse by field name; values are kB.
+
+    >>> parse_meminfo("MemTotal:       24596776 kB\\nMemFree: 1 kB\\nMemAvailable: 2048 kB\\n")
+    Meminfo(mem_total=25187098624, mem_available=2097152)
+    """
+    fields: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not parts:
+            continue
+        try:
+            number = int(parts[0])
+        except ValueError:
+            continue
+        unit = parts[1] if len(parts) > 1 else ""
+        fields[name.strip()] = number * 1024 if unit == "kB" else number
+    if "MemTotal" not in fields:
+        raise ParseError(f"{MEMINFO}: no MemTotal line")
+    if fields["MemTotal"] <= 0:
+        raise ParseError(f"{MEMINFO}: MemTotal is not positive")
+    return Meminfo(fields["MemTotal"], fields.get("MemAvailable"))
+
+
+def read_meminfo(host: HostRoot) -> Meminfo | Missing:
+    text = host.try_read_text(MEMINFO)
+    return text if isinstance(text, Missing) else parse_meminfo(text)

@@ -1,0 +1,119 @@
+"""How nf_conntrack is present: loadable module, built in, or not loaded.
+
+``/sys/module/nf_conntrack/initstate`` exists only for loadable modules; a built-in
+module with parameters still has ``/sys/module/nf_conntrack/parameters``. ``/proc/modules``
+lists loaded modules only (absent on kernels built without module support).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.errors import ParseError
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+from ctguard.sources.sysctl_runtime import NETFILTER_DIR, parse_sysctl_int
+
+PROC_MODULES = "/proc/modules"
+SYS_MODULE = "/sys/module/nf_conntrack"
+
+
+@dataclass(frozen=True)
+class ModuleLine:
+    name: str
+    size: int
+    refcount: int
+    used_by: tuple[str, ...]
+    state: str
+
+
+def parse_proc_modules(text: str) -> dict[str, ModuleLine]:
+    """Parse ``/proc/modules``.
+
+    >>> m = parse_proc_modules(
+    ...     "nf_conntrack 172032 5 xt_conntrack,nf_nat,xt_MASQUERADE, Live 0xffffffffc0a2e000\\n")
+    >>> m["nf_conntrack"].used_by
+    ('xt_conntrack', 'nf_nat', 'xt_MASQUERADE')
+    """
+    modules: dict[str, ModuleLine] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        cells = line.split()
+        if not cells:
+            continue
+        if len(cells) < 5:
+            raise ParseError(f"{PROC_MODULES} line {number}: expected 6 fields, got {len(cells)}")
+        try:
+            size, refcount = int(cells[1]), int(cells[2]) if cells[2] != "-" else 0
+        except ValueError:
+            raise ParseError(f"{PROC_MODULES} line {number}: size/refcount not numbers") from None
+        used = tuple(u for u in cells[3].split(",") if u and u != "-")
+        modules[cells[0]] = ModuleLine(cells[0], size, refcount, used, cells[4])
+    return modules
+
+
+@dataclass(frozen=True)
+class ConntrackPresence:
+    kind: str  # "module" | "builtin" | "absent" | "unknown"
+    loaded: bool
+    initstate: str | None = None
+    hashsize: int | None = None
+    holders: tuple[str, ...] = ()
+    evidence: str = ""
+
+
+def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
+    hashsize = None
+    text = host.try_read_text(f"{SYS_MODULE}/parameters/hashsize")
+    if not isinstance(text, Missing):
+        hashsize = parse_sysctl_int(text, f"{SYS_MODULE}/parameters/hashsize")
+    holders = tuple(host.listdir(f"{SYS_MODULE}/holders"))
+    proc_sysctls = host.exists(f"{NETFILTER_DIR}/nf_conntrack_max")
+    initstate = host.try_read_text(f"{SYS_MODULE}/initstate")
+    if not isinstance(initstate, Missing):
+        state = initstate.strip()
+        return ConntrackPresence(
+            "module", state == "live", state, hashsize, holders, f"{SYS_MODULE}/initstate: {state}"
+        )
+    listed = host.try_read_text(PROC_MODULES)
+    if not isinstance(listed, Missing):
+        line = parse_proc_modules(listed).get("nf_conntrack")
+        if line is not None:
+            used = line.used_by or holders
+            return ConntrackPresence(
+                "module",
+                True,
+                line.state.lower(),
+                hashsize,
+                tuple(used),
+                f"{PROC_MODULES} lists nf_conntrack ({line.state})",
+            )
+    if proc_sysctls and host.is_dir(SYS_MODULE):
+        return ConntrackPresence(
+            "builtin",
+            True,
+            None,
+            hashsize,
+            holders,
+            f"{SYS_MODULE} has no initstate: compiled into the kernel",
+        )
+    if proc_sysctls and not isinstance(listed, Missing):
+        return ConntrackPresence(
+            "builtin",
+            True,
+            None,
+            hashsize,
+            holders,
+            f"conntrack sysctls exist but {PROC_MODULES} does not list nf_conntrack",
+        )
+    if proc_sysctls:
+        return ConntrackPresence(
+            "unknown",
+            True,
+            None,
+            hashsize,
+            holders,
+            f"{NETFILTER_DIR}/nf_conntrack_max exists; module or built-in not recorded",
+        )
+    return ConntrackPresence(
+        "absent", False, None, None, (), f"no {NETFILTER_DIR}/nf_conntrack_max: not loaded"
+    )

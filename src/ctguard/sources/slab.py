@@ -1,0 +1,27 @@
+"""Size of one conntrack entry from SLUB's sysfs (``/sys/kernel/slab/nf_conntrack``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+from ctguard.sources.sysctl_runtime import parse_sysctl_int
+
+SLAB_DIR = "/sys/kernel/slab/nf_conntrack"
+
+
+@dataclass(frozen=True)
+class SlabSizes:
+    object_size: int  # sizeof(struct nf_conn) as the cache sees it
+    slab_size: int  # what one object really takes, alignment and metadata included
+
+
+def read_slab(host: HostRoot) -> SlabSizes | Missing:
+    obj = host.try_read_text(f"{SLAB_DIR}/object_size")
+    size = host.try_read_text(f"{SLAB_DIR}/slab_size")
+    if isinstance(obj, Missing):
+        return obj
+    object_size = parse_sysctl_int(obj, f"{SLAB_DIR}/object_size")
+    slab_size = object_size if isinstance(size, Missing) else parse_sysctl_int(size, SLAB_DIR)
+    return SlabSizes(object_size, max(slab_size, object_size))

@@ -1,0 +1,76 @@
+"""Runtime conntrack sysctls: ``/proc/sys/net/netfilter/nf_conntrack_*``.
+
+These files exist only while nf_conntrack is loaded (or built in). Outside the initial
+network namespace ``nf_conntrack_max``/``_buckets``/``_expect_max`` are read-only views of
+the global values (kernel 5.12+), and ``/proc/sys/net/nf_conntrack_max`` is absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ctguard.errors import ParseError
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+
+NETFILTER_DIR = "/proc/sys/net/netfilter"
+LEGACY_MAX = "/proc/sys/net/nf_conntrack_max"  # init netns only
+GLOBAL_KEYS = ("nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_expect_max")
+
+
+def parse_sysctl_int(text: str, name: str = "value") -> int:
+    """One integer sysctl value.
+
+    >>> parse_sysctl_int("262144\\n")
+    262144
+    """
+    value = text.strip()
+    try:
+        return int(value)
+    except ValueError:
+        shown = value[:40] if value else "an empty file"
+        raise ParseError(f"{name}: expected an integer, got {shown!r}") from None
+
+
+@dataclass(frozen=True)
+class ConntrackSysctls:
+    """Integer values keyed by file name (``nf_conntrack_max`` ...)."""
+
+    values: Mapping[str, int] = field(default_factory=dict)
+
+    def get(self, name: str) -> int | None:
+        return self.values.get(name)
+
+    @property
+    def count(self) -> int | None:
+        return self.values.get("nf_conntrack_count")
+
+    @property
+    def max(self) -> int | None:
+        return self.values.get("nf_conntrack_max")
+
+    @property
+    def buckets(self) -> int | None:
+        return self.values.get("nf_conntrack_buckets")
+
+    def with_values(self, updates: Mapping[str, int]) -> ConntrackSysctls:
+        return ConntrackSysctls({**self.values, **updates})
+
+
+def read_conntrack_sysctls(host: HostRoot) -> ConntrackSysctls | Missing:
+    """All integer ``nf_conntrack_*`` files; Missing when conntrack exposes none."""
+    values: dict[str, int] = {}
+    for path in host.glob(NETFILTER_DIR, "nf_conntrack_*"):
+        name = path.rsplit("/", 1)[1]
+        text = host.try_read_text(path)
+        if isinstance(text, Missing):
+            continue  # write-only or vanished while listing
+        values[name] = parse_sysctl_int(text, path)
+    if "nf_conntrack_max" not in values and host.exists(LEGACY_MAX):
+        text = host.try_read_text(LEGACY_MAX)
+        if not isinstance(text, Missing):
+            values["nf_conntrack_max"] = parse_sysctl_int(text, LEGACY_MAX)
+    if not values:
+        return Missing(f"no nf_conntrack_* files under {NETFILTER_DIR}")
+    return ConntrackSysctls(dict(sorted(values.items())))
