@@ -71,9 +71,20 @@ class HostRoot:
         return "/" + str(resolved.relative_to(self.base)).lstrip(".")
 
     # -- reading ----------------------------------------------------------------------
+    def _open(self, path: str) -> BinaryIO:
+        """Open for reading; in a snapshot only regular files (a FIFO would block us)."""
+        real = self._resolve(path)
+        if not self.is_live:
+            mode = os.stat(real).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(21, "is a directory", path)
+            if not stat.S_ISREG(mode):
+                raise OSError(22, "not a regular file", path)
+        return open(real, "rb")
+
     def read_bytes(self, path: str, limit: int | None = None) -> bytes:
         """Whole file (or its first ``limit`` bytes). Raises OSError like open()."""
-        with open(self._resolve(path), "rb") as f:
+        with self._open(path) as f:
             return f.read() if limit is None else f.read(limit)
 
     def read_text(self, path: str) -> str:
@@ -81,7 +92,7 @@ class HostRoot:
 
     def read_tail(self, path: str, size: int) -> bytes:
         """The last ``size`` bytes of a regular file (logs can be gigabytes)."""
-        with open(self._resolve(path), "rb") as f:
+        with self._open(path) as f:
             f.seek(0, os.SEEK_END)
             end = f.tell()
             f.seek(max(0, end - size))
@@ -89,7 +100,7 @@ class HostRoot:
 
     @contextmanager
     def open_binary(self, path: str) -> Iterator[BinaryIO]:
-        with open(self._resolve(path), "rb") as f:
+        with self._open(path) as f:
             yield f
 
     def try_read_text(self, path: str) -> str | Missing:

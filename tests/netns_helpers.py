@@ -1,0 +1,73 @@
+"""Real-kernel fixtures: a fresh network namespace per test, always deleted.
+
+Traffic goes only to loopback addresses inside the namespace; every loop is bounded
+in count and time; only the namespace's own sysctls are written, never the initial
+namespace's, and nothing under the machine's /etc.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# Sends one UDP datagram to each of N ports of 127.0.0.1 (one conntrack entry per port),
+# bounded by count and by a deadline.
+UDP_FLOWS = """
+import socket, sys, time
+n, first = int(sys.argv[1]), int(sys.argv[2])
+deadline = time.monotonic() + 20
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for port in range(first, first + n):
+    if time.monotonic() > deadline:
+        sys.exit("deadline passed")
+    s.sendto(b"x", ("127.0.0.1", port))
+"""
+
+TRACK_RULESET = """table inet ctguard_test {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        ct state new counter
+    }
+}
+"""
+
+
+def why_no_kernel() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    for tool in ("ip", "nft", "conntrack"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install iproute2 nftables conntrack)"
+    if not Path("/proc/sys/net/netfilter/nf_conntrack_max").exists():
+        return "this kernel has no nf_conntrack"
+    return None
+
+
+@dataclass
+class Netns:
+    name: str
+
+    def run(
+        self, *argv: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+            input=input,
+        )
+
+    def count(self) -> int:
+        return int(self.run("conntrack", "-C").stdout.strip())
+
+    def udp_flows(self, n: int, first_port: int = 20000) -> None:
+        self.run("python3", "-c", UDP_FLOWS, str(n), str(first_port), timeout=60)
+
+    def set_sysctl(self, key: str, value: int) -> None:
+        """Per-namespace sysctl, written inside the namespace only."""
+        self.run("sysctl", "-q", "-w", f"{key}={value}")
