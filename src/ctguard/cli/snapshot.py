@@ -15,8 +15,6 @@ from ctguard.host.commands import LiveCommands
 from ctguard.host.netns import run_in_netns
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
-from ctguard.snapshot.capture import CaptureOptions, capture
-from ctguard.snapshot.writer import open_writer
 
 
 def default_name(host: HostRoot, now: datetime) -> str:
@@ -51,6 +49,10 @@ def snapshot_command(
       ctguard status --root web1.tar.gz
       sudo ctguard snapshot --netns web1 -o snap/
     """
+    # imported here, not at the top: keeps `ctguard status` start-up fast
+    from ctguard.snapshot.capture import CaptureOptions, capture
+    from ctguard.snapshot.writer import open_writer
+
     now = datetime.now(UTC)
     target = output or default_name(HostRoot("/"), now)
     opts = CaptureOptions(table=not no_table, redact=redact, netns=netns)
