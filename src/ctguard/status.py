@@ -19,7 +19,7 @@ from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modules import ConntrackPresence, read_conntrack_presence
 from ctguard.sources.slab import SlabSizes, read_slab
-from ctguard.sources.stats import ConntrackStats, read_stats
+from ctguard.sources.stats import STAT_FILE, ConntrackStats, read_stats
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, ConntrackSysctls, read_conntrack_sysctls
 
 # Counters shown as rates. "new" comes from ctnetlink NEW events where they could be
@@ -166,8 +166,8 @@ def _counters(inputs: StatusInputs, notes: list[str]) -> Counters | None:
         reason = first.reason if isinstance(first, Missing) else getattr(last, "reason", "")
         notes.append(f"counters unavailable: {reason}")
         return None
-    if first.source == "netlink":
-        notes.append("counters read over netlink: /proc/net/stat/nf_conntrack is absent")
+    if first.source != "procfs":
+        notes.append(f"counters read from {first.source}: {STAT_FILE} is absent")
     values: dict[str, float | None] = {"new": _new_value(inputs, notes)}
     for shown, counter in RATE_COUNTERS.items():
         a, b = first.get(counter), last.get(counter)

@@ -67,8 +67,8 @@ class HostRoot:
         """The host path that ``path`` names once links are followed."""
         if self.is_live:
             return os.path.realpath(path)
-        resolved = self._resolve(path)
-        return "/" + str(resolved.relative_to(self.base)).lstrip(".")
+        relative = str(self._resolve(path).relative_to(self.base))
+        return "/" if relative == "." else "/" + relative
 
     # -- reading ----------------------------------------------------------------------
     def _open(self, path: str) -> BinaryIO:

@@ -30,11 +30,12 @@ def render_status_text(report: StatusReport, color: bool = False, width: int = 8
     scope = f" (netns {report.netns})" if report.netns else ""
     console.print(f"[bold]ctguard status[/bold]{scope}  kernel {report.kernel or '?'}")
     p = report.presence
-    console.print(f"conntrack: {_PRESENCE.get(p.kind, p.kind)}  [dim]{p.evidence}[/dim]")
+    console.print(f"conntrack: {_PRESENCE.get(p.kind, p.kind)}")
+    console.print(f"  [dim]{p.evidence}[/dim]", overflow="fold")
     if not p.loaded:
         for note in report.notes:
             console.print(f"note: {note}")
-        return buf.getvalue()
+        return _strip(buf.getvalue())
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -59,11 +60,15 @@ def render_status_text(report: StatusReport, color: bool = False, width: int = 8
         )
     c = report.counters
     if c is not None:
-        unit = f"per second over {c.interval:g} s" if c.mode == "rate" else "totals"
-        cells = "  ".join(f"{k} {number(v)}" for k, v in c.values.items())
+        unit = f"per second over {c.interval:.1f} s" if c.mode == "rate" else "totals"
+        cells = "  ".join(f"{k} {number(v, 'n/a')}" for k, v in c.values.items())
         grid.add_row("counters", f"{cells}")
         grid.add_row("", f"[dim]{unit}, from {c.source}[/dim]")
     console.print(grid)
     for note in report.notes:
         console.print(f"note: {note}")
-    return buf.getvalue()
+    return _strip(buf.getvalue())
+
+
+def _strip(text: str) -> str:
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())

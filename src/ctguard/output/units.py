@@ -17,9 +17,9 @@ def human_bytes(value: int | None) -> str:
     return f"{value} B"
 
 
-def number(value: float | None) -> str:
+def number(value: float | None, unknown: str = "?") -> str:
     if value is None:
-        return "?"
+        return unknown
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}"
     return f"{int(value):,}"

@@ -198,11 +198,15 @@ class _Capture:
             self.config_dir(directory)
         for path in layout.LOG_FILES:
             self.log_file(path)
+        tracked = self.host.exists(layout.TRACKING_MARKER)
         for name in layout.COMMANDS:
+            if name in layout.CTNETLINK_COMMANDS and not tracked:
+                self.log.absent.append(f"{CAPTURE_DIR}/{name}")
+                continue
             self.command(name)
-        if not self.host.exists("/proc/net/stat/nf_conntrack"):
+        if tracked and not self.host.exists("/proc/net/stat/nf_conntrack"):
             self.command(NETLINK_STATS)
-        if self.opts.table:
+        if self.opts.table and tracked:
             self.table()
         hostname = self.host.try_read_text("/proc/sys/kernel/hostname")
         manifest = {

@@ -56,3 +56,7 @@ COMMANDS = (
     "uname-r",
 )
 REDACTED_COMMANDS = ("dmesg", "conntrack-L")
+# Any ctnetlink request makes the kernel load nf_conntrack_netlink and with it
+# nf_conntrack: on a host without conntrack a snapshot must not ask.
+CTNETLINK_COMMANDS = ("conntrack-S", "conntrack-L")
+TRACKING_MARKER = "/proc/sys/net/netfilter/nf_conntrack_max"

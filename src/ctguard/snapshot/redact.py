@@ -40,7 +40,12 @@ class Redactor:
             return raw  # not an address (a MAC, a time stamp): leave it
         if addr.is_loopback or addr.is_unspecified:
             return raw
+        # one token per address, however it is spelled (procfs prints IPv6 uncompressed)
         canon = addr.compressed.encode()
+        known = self._tokens.get(canon)
+        if known is not None:
+            self._tokens[raw] = known
+            return known
         attempt = 0
         while True:
             digest = self._digest(canon, attempt)
@@ -54,7 +59,7 @@ class Redactor:
                 break
             attempt += 1
         self._used.add(token)
-        self._tokens[raw] = token
+        self._tokens[raw] = self._tokens[canon] = token
         return token
 
     def redact(self, data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 OSRELEASE = "/proc/sys/kernel/osrelease"
-_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_RELEASE = re.compile(r"^(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?")
 
 
 @dataclass(frozen=True)

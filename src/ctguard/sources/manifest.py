@@ -24,6 +24,8 @@ def parse_manifest(text: str) -> ManifestInfo:
         data = json.loads(text)
     except ValueError as exc:
         raise ParseError(f"{MANIFEST}: not JSON ({exc})") from None
+    except RecursionError:
+        raise ParseError(f"{MANIFEST}: nested too deeply to be a manifest") from None
     if not isinstance(data, dict):
         raise ParseError(f"{MANIFEST}: not a JSON object")
 

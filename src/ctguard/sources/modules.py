@@ -41,12 +41,15 @@ def parse_proc_modules(text: str) -> dict[str, ModuleLine]:
         if not cells:
             continue
         if len(cells) < 5:
-            raise ParseError(f"{PROC_MODULES} line {number}: expected 6 fields, got {len(cells)}")
+            raise ParseError(
+                f"{PROC_MODULES} line {number}: expected at least 5 fields, got {len(cells)}"
+            )
         try:
             size, refcount = int(cells[1]), int(cells[2]) if cells[2] != "-" else 0
         except ValueError:
             raise ParseError(f"{PROC_MODULES} line {number}: size/refcount not numbers") from None
-        used = tuple(u for u in cells[3].split(",") if u and u != "-")
+        # "[permanent]" / "[unsafe]" mark the module itself, they are not users of it
+        used = tuple(u for u in cells[3].split(",") if u and u != "-" and not u.startswith("["))
         modules[cells[0]] = ModuleLine(cells[0], size, refcount, used, cells[4])
     return modules
 

@@ -23,5 +23,9 @@ def read_slab(host: HostRoot) -> SlabSizes | Missing:
     if isinstance(obj, Missing):
         return obj
     object_size = parse_sysctl_int(obj, f"{SLAB_DIR}/object_size")
-    slab_size = object_size if isinstance(size, Missing) else parse_sysctl_int(size, SLAB_DIR)
+    slab_size = (
+        object_size
+        if isinstance(size, Missing)
+        else parse_sysctl_int(size, f"{SLAB_DIR}/slab_size")
+    )
     return SlabSizes(object_size, max(slab_size, object_size))

@@ -6,6 +6,7 @@ per counter so rules and ``status`` never care where a number came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 STAT_FILE = "/proc/net/stat/nf_conntrack"
+_HEX = re.compile(r"[0-9a-fA-F]{1,16}")
+_DECIMAL = re.compile(r"[0-9]{1,20}")
 
 # Names differ between the procfs header, `conntrack -S` and netlink attributes.
 _CANONICAL = {
@@ -73,10 +76,9 @@ def parse_stat_file(text: str) -> ConntrackStats:
             raise ParseError(
                 f"{STAT_FILE} line {number}: {len(cells)} values for {len(header)} columns"
             )
-        try:
-            values = [int(c, 16) for c in cells]
-        except ValueError:
-            raise ParseError(f"{STAT_FILE} line {number}: not hexadecimal: {line[:60]!r}") from None
+        if not all(_HEX.fullmatch(c) for c in cells):
+            raise ParseError(f"{STAT_FILE} line {number}: not hexadecimal: {line[:60]!r}")
+        values = [int(c, 16) for c in cells]
         for name, value in zip(header, values, strict=True):
             totals[name] += value
         if "entries" in header and entries is None:
@@ -109,10 +111,9 @@ def parse_conntrack_s(text: str, source: str = "conntrack -S") -> ConntrackStats
             key, sep, raw = token.partition("=")
             if not sep or not key:
                 raise ParseError(f"{source} line {number}: expected name=value, got {token[:40]!r}")
-            try:
-                pairs[canonical(key)] = int(raw)
-            except ValueError:
-                raise ParseError(f"{source} line {number}: {key} is not a number") from None
+            if not _DECIMAL.fullmatch(raw):
+                raise ParseError(f"{source} line {number}: {key[:40]} is not a number")
+            pairs[canonical(key)] = int(raw)
         if "cpu" not in pairs:
             raise ParseError(f"{source} line {number}: no cpu= field")
         cpus += 1

@@ -7,6 +7,7 @@ the global values (kernel 5.12+), and ``/proc/sys/net/nf_conntrack_max`` is abse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from ctguard.missing import Missing
 
 NETFILTER_DIR = "/proc/sys/net/netfilter"
 LEGACY_MAX = "/proc/sys/net/nf_conntrack_max"  # init netns only
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 GLOBAL_KEYS = ("nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_expect_max")
 
 
@@ -26,11 +28,10 @@ def parse_sysctl_int(text: str, name: str = "value") -> int:
     262144
     """
     value = text.strip()
-    try:
-        return int(value)
-    except ValueError:
+    if not _INTEGER.fullmatch(value):
         shown = value[:40] if value else "an empty file"
-        raise ParseError(f"{name}: expected an integer, got {shown!r}") from None
+        raise ParseError(f"{name}: expected an integer, got {shown!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""Per-entry memory model: slab size plus kmalloc'd extensions plus 8 B per bucket."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctguard.missing import Missing
+from ctguard.sizing import EntryCost, entry_cost, table_bytes
+from ctguard.sources.kernel import KernelVersion
+from ctguard.sources.slab import SlabSizes
+from ctguard.sources.sysctl_runtime import ConntrackSysctls
+
+NO_SLAB = Missing("no slab")
+NO_KERNEL = Missing("no kernel")
+NO_SYSCTLS = Missing("no sysctls")
+K6 = KernelVersion("6.1.0-18-amd64", 6, 1, 0)
+K5 = KernelVersion("5.0.0", 5, 0, 0)
+K4 = KernelVersion("4.19.0-26-amd64", 4, 19, 0)
+K2 = KernelVersion("2.6.32-754.el6.x86_64", 2, 6, 32)
+
+
+def sysctls(**values: int) -> ConntrackSysctls:
+    return ConntrackSysctls({f"nf_conntrack_{k}": v for k, v in values.items()})
+
+
+def test_slab_present_wins_over_kernel():
+    cost = entry_cost(SlabSizes(248, 256), K2, sysctls(acct=0, timestamp=0, events=0))
+    assert cost == EntryCost(256, 256, 0, "slab")
+
+
+def test_slab_size_not_object_size_is_charged():
+    assert entry_cost(SlabSizes(304, 320), K4, NO_SYSCTLS).bytes == 320
+
+
+@pytest.mark.parametrize(
+    ("kernel", "base"),
+    [(K2, 320), (K4, 320), (K5, 256), (K6, 256), (NO_KERNEL, 256)],
+)
+def test_slab_missing_estimates_by_kernel(kernel, base):
+    cost = entry_cost(NO_SLAB, kernel, NO_SYSCTLS)
+    assert (cost.bytes, cost.slab_bytes, cost.extension_bytes) == (base, base, 0)
+    assert cost.source.startswith("estimate")
+
+
+def test_old_kernel_estimate_names_the_release():
+    assert "2.6.32-754.el6.x86_64" in entry_cost(NO_SLAB, K2, NO_SYSCTLS).source
+
+
+# Extension area = 16 B header + 32 (acct) + 16 (timestamp) + 24 (events=1), rounded up
+# to a kmalloc size class: 32, 64, 96, 128, 192, 256.
+@pytest.mark.parametrize(
+    ("values", "ext"),
+    [
+        ({}, 0),
+        ({"acct": 0, "timestamp": 0, "events": 0}, 0),
+        ({"events": 2}, 0),  # events only while someone listens: no ecache by default
+        ({"timestamp": 1}, 32),  # 16 + 16 = 32
+        ({"acct": 1}, 64),  # 16 + 32 = 48
+        ({"acct": 1, "timestamp": 1}, 64),  # 16 + 48 = 64
+        ({"events": 1}, 64),  # 16 + 24 = 40
+        ({"timestamp": 1, "events": 1}, 64),  # 16 + 40 = 56
+        ({"acct": 1, "events": 1}, 96),  # 16 + 56 = 72
+        ({"acct": 1, "timestamp": 1, "events": 1}, 96),  # 16 + 72 = 88
+    ],
+)
+def test_extensions_rounded_to_kmalloc_classes(values, ext):
+    cost = entry_cost(SlabSizes(248, 256), K6, sysctls(**values))
+    assert cost.extension_bytes == ext
+    assert cost.bytes == 256 + ext
+    assert cost.slab_bytes == 256
+
+
+def test_extensions_apply_to_estimates_too():
+    cost = entry_cost(NO_SLAB, K2, sysctls(acct=1))
+    assert (cost.bytes, cost.slab_bytes, cost.extension_bytes) == (384, 320, 64)
+
+
+def test_table_bytes():
+    cost = EntryCost(320, 256, 64, "slab")
+    assert table_bytes(0, 0, cost) == 0
+    assert table_bytes(0, 65536, cost) == 65536 * 8
+    assert table_bytes(1000, 0, cost) == 320_000
+    # 262144 entries of 256 B in 65536 buckets: 64 MiB + 512 KiB.
+    assert table_bytes(262144, 65536, entry_cost(SlabSizes(248, 256), K6, NO_SYSCTLS)) == (
+        64 * 2**20 + 512 * 2**10
+    )
+
+
+def test_ten_million_entries_take_gibibytes():
+    # Design §7: a max of 10 M on a small box can take several GiB.
+    cost = entry_cost(SlabSizes(248, 256), K6, sysctls(acct=1))
+    assert table_bytes(10_000_000, 2_500_000, cost) == 10_000_000 * 320 + 2_500_000 * 8
+    assert table_bytes(10_000_000, 2_500_000, cost) > 3 * 10**9
