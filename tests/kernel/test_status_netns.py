@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -73,3 +74,24 @@ def test_netns_needs_root(netns: Netns) -> None:
         check=False,
     )
     assert_one_line_error(done, "needs root")
+
+
+def test_netlink_counters_equal_procfs(netns: Netns) -> None:
+    """The pyroute2 path (used where procfs stats are compiled out) reads the same counters."""
+    from ctguard.host.commands import netlink_stats_text
+    from ctguard.host.netns import run_in_netns
+    from ctguard.missing import Missing
+    from ctguard.sources.stats import STAT_FILE, parse_conntrack_s, parse_stat_file
+
+    netns.udp_flows(500)
+
+    def both() -> tuple[str, str | Missing]:
+        return Path(STAT_FILE).read_text(), netlink_stats_text()
+
+    procfs_text, netlink_text = run_in_netns(netns.name, both)
+    assert not isinstance(netlink_text, Missing), netlink_text
+    procfs, netlink = parse_stat_file(procfs_text), parse_conntrack_s(netlink_text, "netlink")
+    assert netlink.cpus == procfs.cpus == os.cpu_count()
+    shared = set(procfs.totals) & set(netlink.totals)
+    assert {"found", "invalid", "insert_failed", "drop", "early_drop", "error"} <= shared
+    assert {k: netlink.totals[k] for k in shared} == {k: procfs.totals[k] for k in shared}

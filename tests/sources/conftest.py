@@ -8,21 +8,7 @@ from pathlib import Path
 import pytest
 
 from ctguard.host.root import HostRoot
-from ctguard.missing import Missing
-
-
-class FakeCommands:
-    """Program outputs by logical name; a name not given is Missing."""
-
-    def __init__(self, outputs: dict[str, str] | None = None) -> None:
-        self.outputs = outputs or {}
-        self.asked: list[str] = []
-
-    def output(self, name: str) -> str | Missing:
-        self.asked.append(name)
-        if name in self.outputs:
-            return self.outputs[name]
-        return Missing(f"{name} not captured")
+from fakes import FakeCommands
 
 
 @pytest.fixture

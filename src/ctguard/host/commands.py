@@ -49,6 +49,8 @@ class Commands(Protocol):
 
     def output(self, name: str) -> str | Missing: ...
 
+    def output_to(self, name: str, dest: BinaryIO) -> Missing | None: ...
+
 
 class LiveCommands:
     """Runs programs on this machine: argument lists, timeouts, no shell."""
@@ -56,44 +58,20 @@ class LiveCommands:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env = env if env is not None else {**os.environ, "LC_ALL": "C"}
 
-    def output(self, name: str) -> str | Missing:
-        if name == NETLINK_STATS:
-            return netlink_stats_text()
+    def _run(
+        self, name: str, stdout: int | BinaryIO
+    ) -> subprocess.CompletedProcess[bytes] | Missing:
         spec = SPECS.get(name)
         if spec is None:
             return Missing(f"unknown command {name!r}")
         prog = shutil.which(spec.argv[0])
         if prog is None:
             return Missing(f"{spec.argv[0]} is not installed")
+        shown = " ".join(spec.argv)
         try:
             done = subprocess.run(
                 [prog, *spec.argv[1:]],
-                capture_output=True,
-                timeout=spec.timeout,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return Missing(f"{' '.join(spec.argv)} timed out after {spec.timeout:g} s")
-        except OSError as exc:
-            return Missing(f"{' '.join(spec.argv)} could not run: {exc.strerror or exc}")
-        if done.returncode != 0:
-            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = err[0] if err else "no message"
-            return Missing(f"{' '.join(spec.argv)} exited {done.returncode}: {detail}")
-        return done.stdout.decode("utf-8", "replace")
-
-    def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
-        """Stream a (possibly huge) output straight into ``dest``."""
-        spec = SPECS.get(name)
-        if spec is None or shutil.which(spec.argv[0]) is None:
-            return Missing(f"{name}: program not available")
-        prog = shutil.which(spec.argv[0]) or spec.argv[0]
-        try:
-            done = subprocess.run(
-                [prog, *spec.argv[1:]],
-                stdout=dest,
+                stdout=stdout,
                 stderr=subprocess.PIPE,
                 timeout=spec.timeout,
                 env=self.env,
@@ -101,12 +79,25 @@ class LiveCommands:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return Missing(f"{' '.join(spec.argv)} timed out after {spec.timeout:g} s")
+            return Missing(f"{shown} timed out after {spec.timeout:g} s")
         except OSError as exc:
-            return Missing(f"{' '.join(spec.argv)} could not run: {exc.strerror or exc}")
+            return Missing(f"{shown} could not run: {exc.strerror or exc}")
         if done.returncode != 0:
-            return Missing(f"{' '.join(spec.argv)} exited {done.returncode}")
-        return None
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = err[0] if err else "no message"
+            return Missing(f"{shown} exited {done.returncode}: {detail}")
+        return done
+
+    def output(self, name: str) -> str | Missing:
+        if name == NETLINK_STATS:
+            return netlink_stats_text()
+        done = self._run(name, subprocess.PIPE)
+        return done if isinstance(done, Missing) else done.stdout.decode("utf-8", "replace")
+
+    def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
+        """Stream a (possibly huge) output, such as ``conntrack -L``, into ``dest``."""
+        done = self._run(name, dest)
+        return done if isinstance(done, Missing) else None
 
 
 class CapturedCommands:
@@ -121,9 +112,22 @@ class CapturedCommands:
             return Missing(f"the snapshot has no {name} output")
         return text
 
+    def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
+        try:
+            with self.root.open_binary(f"{CAPTURE_DIR}/{name}") as src:
+                shutil.copyfileobj(src, dest)
+        except OSError:
+            return Missing(f"the snapshot has no {name} output")
+        return None
+
 
 def netlink_stats_text() -> str | Missing:
-    """Per-CPU conntrack counters over ctnetlink, printed like ``conntrack -S``."""
+    """Per-CPU conntrack counters over ctnetlink, printed like ``conntrack -S``.
+
+    One line per CPU, names from the CTA_STATS_* attributes, e.g.
+    ``cpu=0\tfound=0 invalid=3 insert=0 insert_failed=0 drop=0 early_drop=0 error=0
+    search_restart=0 clash_resolve=0 chain_toolong=0``.
+    """
     try:
         from pyroute2.netlink.nfnetlink.nfctsocket import NFCTSocket
     except ImportError:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def human_bytes(value: int | None) -> str:
-    """>>> human_bytes(67108864)
+    """Binary units, one decimal.
+
+    >>> human_bytes(67108864)
     '64.0 MiB'
     """
     if value is None:

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ctguard import __version__
 from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
@@ -151,27 +151,42 @@ class _Capture:
         self.writer.add_bytes(path, self._filtered(data))
         self.log.captured.append(path)
 
+    def _spool(self, src: BinaryIO, dest: Path) -> None:
+        """Copy a table dump in chunks, redacting whole lines when asked."""
+        with open(dest, "wb") as out:
+            rest = b""
+            while chunk := src.read(_CHUNK):
+                lines, _, rest = (rest + chunk).rpartition(b"\n")
+                if lines:
+                    out.write(self._filtered(lines + b"\n"))
+            if rest:
+                out.write(self._filtered(rest))
+
     def table(self) -> None:
-        path = layout.TABLE_FILE
-        try:
-            with tempfile.TemporaryDirectory(prefix="ctguard-table-") as tmp:
-                spool = Path(tmp) / "table"
-                with self.host.open_binary(path) as src, open(spool, "wb") as dst:
-                    rest = b""
-                    while chunk := src.read(_CHUNK):
-                        lines, _, rest = (rest + chunk).rpartition(b"\n")
-                        if lines:
-                            dst.write(self._filtered(lines + b"\n"))
-                    if rest:
-                        dst.write(self._filtered(rest))
-                self.writer.add_file(path, spool)
-                self.log.captured.append(path)
-        except FileNotFoundError:
-            self.log.absent.append(path)
-            self.command("conntrack-L")
-        except OSError as exc:
-            self.log.fail(path, exc.strerror or str(exc))
-            self.command("conntrack-L")
+        """/proc/net/nf_conntrack, or `conntrack -L` where procfs lacks it."""
+        with tempfile.TemporaryDirectory(prefix="ctguard-table-") as tmp:
+            spool = Path(tmp) / "table"
+            try:
+                with self.host.open_binary(layout.TABLE_FILE) as src:
+                    self._spool(src, spool)
+                self.writer.add_file(layout.TABLE_FILE, spool)
+                self.log.captured.append(layout.TABLE_FILE)
+                return
+            except FileNotFoundError:
+                self.log.absent.append(layout.TABLE_FILE)
+            except OSError as exc:
+                self.log.fail(layout.TABLE_FILE, exc.strerror or str(exc))
+            raw = Path(tmp) / "conntrack-L"
+            with open(raw, "wb") as dest:
+                failed = self.commands.output_to("conntrack-L", dest)
+            where = f"{CAPTURE_DIR}/conntrack-L"
+            if failed is not None:
+                self.log.fail(where, failed.reason)
+                return
+            with open(raw, "rb") as src:
+                self._spool(src, spool)
+            self.writer.add_file(where, spool)
+            self.log.captured.append(where)
 
     def command(self, name: str) -> None:
         out = self.commands.output(name)

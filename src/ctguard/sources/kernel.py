@@ -26,7 +26,9 @@ class KernelVersion:
 
 
 def parse_kernel_release(text: str) -> KernelVersion:
-    """>>> parse_kernel_release("2.6.32-754.35.1.el6.x86_64\\n").at_least(5, 15)
+    """Major, minor and patch of a release string.
+
+    >>> parse_kernel_release("2.6.32-754.35.1.el6.x86_64").at_least(5, 15)
     False
     """
     release = text.strip()

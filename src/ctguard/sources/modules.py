@@ -90,24 +90,13 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
                 tuple(used),
                 f"{PROC_MODULES} lists nf_conntrack ({line.state})",
             )
-    if proc_sysctls and host.is_dir(SYS_MODULE):
-        return ConntrackPresence(
-            "builtin",
-            True,
-            None,
-            hashsize,
-            holders,
-            f"{SYS_MODULE} has no initstate: compiled into the kernel",
+    if proc_sysctls and (host.is_dir(SYS_MODULE) or not isinstance(listed, Missing)):
+        why = (
+            f"{SYS_MODULE} has no initstate: compiled into the kernel"
+            if host.is_dir(SYS_MODULE)
+            else f"conntrack sysctls exist but {PROC_MODULES} does not list nf_conntrack"
         )
-    if proc_sysctls and not isinstance(listed, Missing):
-        return ConntrackPresence(
-            "builtin",
-            True,
-            None,
-            hashsize,
-            holders,
-            f"conntrack sysctls exist but {PROC_MODULES} does not list nf_conntrack",
-        )
+        return ConntrackPresence("builtin", True, None, hashsize, holders, why)
     if proc_sysctls:
         return ConntrackPresence(
             "unknown",

@@ -18,6 +18,10 @@ class SlabSizes:
 
 
 def read_slab(host: HostRoot) -> SlabSizes | Missing:
+    """Two one-number files; on 6.x x86_64 ``object_size`` is ``248`` and ``slab_size`` ``256``.
+
+    Only SLUB has this directory; SLAB kernels (RHEL 6) fall back to an estimate.
+    """
     obj = host.try_read_text(f"{SLAB_DIR}/object_size")
     size = host.try_read_text(f"{SLAB_DIR}/slab_size")
     if isinstance(obj, Missing):

@@ -1,0 +1,127 @@
+"""capture() over a fixture host tree with fake programs: layout, links, redaction, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ctguard.host.root import HostRoot
+from ctguard.snapshot.capture import CaptureOptions, capture
+from ctguard.snapshot.writer import DirWriter, TarWriter
+from fakes import FakeCommands
+
+STAT = (
+    "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop "
+    "early_drop icmp_error  expect_new expect_create expect_delete search_restart\n"
+    + " ".join(["00000002"] + ["00000000"] * 16)
+    + "\n"
+)
+TABLE = (
+    "ipv4     2 tcp      6 431999 ESTABLISHED src=203.0.113.7 dst=198.51.100.20 sport=51234 "
+    "dport=443 src=198.51.100.20 dst=203.0.113.7 sport=443 dport=51234 [ASSURED] mark=0 zone=0 "
+    "use=2\n"
+    "ipv6     10 udp      17 28 src=2001:0db8:0000:0000:0000:0000:0000:0042 "
+    "dst=2001:0db8:0000:0000:0000:0000:0000:0053 sport=40000 dport=53 [UNREPLIED] "
+    "src=2001:0db8:0000:0000:0000:0000:0000:0053 dst=2001:0db8:0000:0000:0000:0000:0000:0042 "
+    "sport=53 dport=40000 mark=0 zone=0 use=2\n"
+)
+LOG = "Mar  4 20:14:02 web03 kernel: IN=eth0 SRC=203.0.113.7 DST=198.51.100.20 LEN=60\n"
+
+
+def make_host(root: Path, tracked: bool = True) -> HostRoot:
+    files = {
+        "proc/meminfo": "MemTotal:        8000000 kB\n",
+        "proc/sys/kernel/osrelease": "6.1.0-18-amd64\n",
+        "proc/sys/kernel/hostname": "web03\n",
+        "etc/sysctl.conf": "net.netfilter.nf_conntrack_max = 262144\n",
+        "usr/lib/sysctl.d/50-default.conf": "net.ipv4.ip_forward = 0\n",
+        "var/log/kern.log": LOG,
+    }
+    if tracked:
+        files |= {
+            "proc/sys/net/netfilter/nf_conntrack_max": "262144\n",
+            "proc/sys/net/netfilter/nf_conntrack_count": "2\n",
+            "proc/net/stat/nf_conntrack": STAT,
+        }
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / "etc/sysctl.d").mkdir(parents=True)
+    os.symlink("/etc/sysctl.conf", root / "etc/sysctl.d/99-sysctl.conf")  # absolute, as on RHEL
+    os.symlink("usr/lib", root / "lib")  # merged /usr
+    return HostRoot(root)
+
+
+def test_capture_layout_links_and_manifest(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host")
+    (tmp_path / "host/proc/net/nf_conntrack").write_text(TABLE)
+    commands = FakeCommands({"conntrack-S": "cpu=0 found=0 drop=0\n", "uname-r": "6.1.0\n"})
+    out = tmp_path / "snap"
+    manifest = capture(host, commands, DirWriter(out), CaptureOptions())
+    assert (out / "proc/net/nf_conntrack").read_text() == TABLE
+    assert (out / "proc/net/stat/nf_conntrack").read_text() == STAT
+    # an absolute link is stored relative, so it resolves inside the snapshot
+    assert os.readlink(out / "etc/sysctl.d/99-sysctl.conf") == "../sysctl.conf"
+    assert os.readlink(out / "lib") == "usr/lib"
+    assert (out / "usr/lib/sysctl.d/50-default.conf").is_file()
+    assert (out / "ctguard_commands/conntrack-S").read_text() == "cpu=0 found=0 drop=0\n"
+    on_disk = json.loads((out / "ctguard_manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["hostname"] == "web03"
+    assert manifest["format"] == "ctguard.snapshot/1"
+    failed = {f["what"] for f in manifest["failed"]}
+    assert "/ctguard_commands/iptables-save" in failed  # not given to the fake: recorded
+    assert "/proc/net/nf_conntrack" in manifest["captured"]
+
+
+def test_redact_table_and_logs_consistently(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host")
+    (tmp_path / "host/proc/net/nf_conntrack").write_text(TABLE)
+    out = tmp_path / "snap"
+    capture(host, FakeCommands(), DirWriter(out), CaptureOptions(redact=True))
+    table = (out / "proc/net/nf_conntrack").read_text()
+    log = (out / "var/log/kern.log").read_text()
+    for secret in ("203.0.113.7", "198.51.100.20", "2001:0db8:0000:0000:0000:0000:0000:0042"):
+        assert secret not in table and secret not in log
+    # the same address gets the same token in the table and in the log
+    token = table.split("src=")[1].split()[0]
+    assert f"SRC={token} " in log
+    assert table.count(token) == 2
+    assert "sport=51234 dport=443" in table  # ports and the rest are untouched
+
+
+def test_conntrack_L_when_procfs_table_absent(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host")
+    listing = "tcp      6 431999 ESTABLISHED src=203.0.113.7 dst=198.51.100.20 sport=1 dport=2\n"
+    out = tmp_path / "snap"
+    manifest = capture(
+        host, FakeCommands({"conntrack-L": listing}), DirWriter(out), CaptureOptions(redact=True)
+    )
+    captured = (out / "ctguard_commands/conntrack-L").read_text()
+    assert "203.0.113.7" not in captured and "sport=1 dport=2" in captured
+    assert "/proc/net/nf_conntrack" in manifest["absent"]
+
+
+def test_no_ctnetlink_request_on_untracked_host(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host", tracked=False)
+    commands = FakeCommands()
+    manifest = capture(host, commands, DirWriter(tmp_path / "snap"), CaptureOptions())
+    # asking ctnetlink would load nf_conntrack on the audited host
+    assert not {"conntrack-S", "conntrack-L", "netlink-stats"} & set(commands.asked)
+    assert "/ctguard_commands/conntrack-S" in manifest["absent"]
+
+
+def test_failed_capture_leaves_nothing(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host")
+
+    class Exploding(FakeCommands):
+        def output(self, name: str) -> str:
+            raise RuntimeError("disk gone")
+
+    target = tmp_path / "out.tar.gz"
+    with pytest.raises(RuntimeError):
+        capture(host, Exploding(), TarWriter(target), CaptureOptions())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host"]
