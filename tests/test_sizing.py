@@ -47,7 +47,7 @@ def test_old_kernel_estimate_names_the_release():
 
 
 # Extension area = 16 B header + 32 (acct) + 16 (timestamp) + 24 (events=1), rounded up
-# to a kmalloc size class: 32, 64, 96, 128, 192, 256.
+# to a kmalloc size class: 32, 64, 96, 128, 192, 256. On 2.6/3.x/4.x kernels that is all.
 @pytest.mark.parametrize(
     ("values", "ext"),
     [
@@ -63,11 +63,29 @@ def test_old_kernel_estimate_names_the_release():
         ({"acct": 1, "timestamp": 1, "events": 1}, 96),  # 16 + 72 = 88
     ],
 )
-def test_extensions_rounded_to_kmalloc_classes(values, ext):
+def test_extensions_rounded_to_kmalloc_classes_old_kernel(values, ext):
+    cost = entry_cost(SlabSizes(304, 320), K4, sysctls(**values))
+    assert cost.extension_bytes == ext
+    assert cost.bytes == 320 + ext
+    assert cost.slab_bytes == 320
+
+
+# 5.x/6.x kernels allocate at least NF_CT_EXT_PREALLOC = 128 B as soon as any extension
+# is on (measured on 6.18: acct=1 -> one kmalloc-128 object per entry).
+@pytest.mark.parametrize(
+    ("values", "ext"),
+    [
+        ({}, 0),
+        ({"events": 2}, 0),
+        ({"timestamp": 1}, 128),
+        ({"acct": 1}, 128),
+        ({"acct": 1, "timestamp": 1, "events": 1}, 128),
+    ],
+)
+def test_extensions_preallocate_128_on_modern_kernels(values, ext):
     cost = entry_cost(SlabSizes(248, 256), K6, sysctls(**values))
     assert cost.extension_bytes == ext
     assert cost.bytes == 256 + ext
-    assert cost.slab_bytes == 256
 
 
 def test_extensions_apply_to_estimates_too():
@@ -89,5 +107,5 @@ def test_table_bytes():
 def test_ten_million_entries_take_gibibytes():
     # Design §7: a max of 10 M on a small box can take several GiB.
     cost = entry_cost(SlabSizes(248, 256), K6, sysctls(acct=1))
-    assert table_bytes(10_000_000, 2_500_000, cost) == 10_000_000 * 320 + 2_500_000 * 8
+    assert table_bytes(10_000_000, 2_500_000, cost) == 10_000_000 * 384 + 2_500_000 * 8
     assert table_bytes(10_000_000, 2_500_000, cost) > 3 * 10**9
