@@ -17,9 +17,13 @@ from ctguard.missing import Missing
 from ctguard.sizing import entry_cost, table_bytes
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.meminfo import Meminfo, read_meminfo
-from ctguard.sources.modules import ConntrackPresence, read_conntrack_presence
+from ctguard.sources.modules import (
+    ConntrackPresence,
+    ctnetlink_absent_reason,
+    read_conntrack_presence,
+)
 from ctguard.sources.slab import SlabSizes, read_slab
-from ctguard.sources.stats import STAT_FILE, ConntrackStats, read_stats
+from ctguard.sources.stats import ConntrackStats, read_stats
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, ConntrackSysctls, read_conntrack_sysctls
 
 # Counters shown as rates. "new" comes from ctnetlink NEW events where they could be
@@ -54,9 +58,9 @@ class StatusInputs:
         return replace(self, sysctls=self.sysctls.with_values(picked))
 
 
-def _sleep_only(seconds: float) -> NewEvents | Missing:
+def _sleep_only(seconds: float, why: str = "not counted from a snapshot") -> NewEvents | Missing:
     time.sleep(seconds)
-    return Missing("new entries are not counted from a snapshot")
+    return Missing(why)
 
 
 def gather(
@@ -76,7 +80,8 @@ def gather(
     new_events: NewEvents | Missing = Missing("totals mode")
     if interval > 0 and not isinstance(first, Missing):
         start = time.monotonic()
-        new_events = wait(interval)
+        blocked = ctnetlink_absent_reason(host) if host.is_live else None
+        new_events = _sleep_only(interval, blocked) if blocked else wait(interval)
         last = read_stats(host, commands)
         elapsed = time.monotonic() - start
         if not isinstance(last, Missing):
@@ -144,6 +149,10 @@ class StatusReport:
 def _new_value(inputs: StatusInputs, notes: list[str]) -> float | None:
     """Entries created: events per second when counted, else the pre-5.10 counter."""
     events = inputs.new_events
+    sysctls = inputs.sysctls
+    events_off = isinstance(sysctls, ConntrackSysctls) and sysctls.get("nf_conntrack_events") == 0
+    if inputs.elapsed > 0 and events_off:
+        events = Missing("nf_conntrack_events is 0, the kernel announces no new entries")
     if inputs.elapsed > 0 and isinstance(events, NewEvents):
         if events.lower_bound:
             notes.append("new: ctnetlink dropped events, the rate is a lower bound")
@@ -166,8 +175,8 @@ def _counters(inputs: StatusInputs, notes: list[str]) -> Counters | None:
         reason = first.reason if isinstance(first, Missing) else getattr(last, "reason", "")
         notes.append(f"counters unavailable: {reason}")
         return None
-    if first.source != "procfs":
-        notes.append(f"counters read from {first.source}: {STAT_FILE} is absent")
+    if first.fallback_reason:
+        notes.append(f"counters read from {first.source}: {first.fallback_reason}")
     values: dict[str, float | None] = {"new": _new_value(inputs, notes)}
     for shown, counter in RATE_COUNTERS.items():
         a, b = first.get(counter), last.get(counter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from ctguard.snapshot import layout
 from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
 from ctguard.sources.manifest import MANIFEST
+from ctguard.sources.modules import ctnetlink_absent_reason
 
 MANIFEST_FORMAT = "ctguard.snapshot/1"
 _CHUNK = 1 << 20
@@ -162,9 +164,9 @@ class _Capture:
             if rest:
                 out.write(self._filtered(rest))
 
-    def table(self) -> None:
+    def table(self, ctnetlink_allowed: bool) -> None:
         """/proc/net/nf_conntrack, or `conntrack -L` where procfs lacks it."""
-        with tempfile.TemporaryDirectory(prefix="ctguard-table-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="table-", dir=self.writer.scratch) as tmp:
             spool = Path(tmp) / "table"
             try:
                 with self.host.open_binary(layout.TABLE_FILE) as src:
@@ -176,10 +178,13 @@ class _Capture:
                 self.log.absent.append(layout.TABLE_FILE)
             except OSError as exc:
                 self.log.fail(layout.TABLE_FILE, exc.strerror or str(exc))
+            where = f"{CAPTURE_DIR}/conntrack-L"
+            if not ctnetlink_allowed:
+                self.log.fail(where, "not asked: it would load nf_conntrack_netlink")
+                return
             raw = Path(tmp) / "conntrack-L"
             with open(raw, "wb") as dest:
                 failed = self.commands.output_to("conntrack-L", dest)
-            where = f"{CAPTURE_DIR}/conntrack-L"
             if failed is not None:
                 self.log.fail(where, failed.reason)
                 return
@@ -201,28 +206,38 @@ class _Capture:
         self.log.captured.append(where)
 
     # -- all of it --------------------------------------------------------------------
+    def _safely(self, what: str, step: Callable[[str], None]) -> None:
+        """One capture step; a host file that cannot be read is recorded, not fatal."""
+        try:
+            step(what)
+        except OSError as exc:  # SnapshotWriteError is not an OSError: it stops the capture
+            self.log.fail(what, exc.strerror or str(exc))
+
     def run(self, created: datetime) -> dict[str, Any]:
         for path in layout.KERNEL_FILES:
-            self.kernel_file(path)
+            self._safely(path, self.kernel_file)
         for directory in layout.KERNEL_DIRS:
-            self.kernel_dir(directory)
-        self.holders()
+            self._safely(directory, self.kernel_dir)
+        self._safely(layout.HOLDERS_DIR, lambda _: self.holders())
         for path in layout.CONFIG_FILES:
-            self.config_file(path)
+            self._safely(path, self.config_file)
         for directory in layout.CONFIG_DIRS:
-            self.config_dir(directory)
+            self._safely(directory, self.config_dir)
         for path in layout.LOG_FILES:
-            self.log_file(path)
+            self._safely(path, self.log_file)
         tracked = self.host.exists(layout.TRACKING_MARKER)
+        blocked = ctnetlink_absent_reason(self.host) if self.host.is_live else None
         for name in layout.COMMANDS:
             if name in layout.CTNETLINK_COMMANDS and not tracked:
                 self.log.absent.append(f"{CAPTURE_DIR}/{name}")
-                continue
-            self.command(name)
-        if tracked and not self.host.exists("/proc/net/stat/nf_conntrack"):
+            elif name in layout.CTNETLINK_COMMANDS and blocked:
+                self.log.fail(f"{CAPTURE_DIR}/{name}", f"not asked: {blocked}")
+            else:
+                self.command(name)
+        if tracked and not blocked and not self.host.exists("/proc/net/stat/nf_conntrack"):
             self.command(NETLINK_STATS)
         if self.opts.table and tracked:
-            self.table()
+            self.table(ctnetlink_allowed=not blocked)
         hostname = self.host.try_read_text("/proc/sys/kernel/hostname")
         manifest = {
             "format": MANIFEST_FORMAT,

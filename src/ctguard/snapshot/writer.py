@@ -1,7 +1,10 @@
 """Where a snapshot goes: a ``.tar.gz`` or a directory, both finished atomically.
 
 Everything is written under a temporary name beside the target and renamed into
-place at the end, so an interrupted capture never leaves a half-written snapshot.
+place at the end; ``scratch`` (for spooling a table dump) lives beside it too. ``abort``
+removes both, so an interrupted capture leaves neither a half-written snapshot nor a
+stray copy of the table. A failure to write is a SnapshotWriteError, which a capture
+never mistakes for an unreadable host file.
 """
 
 from __future__ import annotations
@@ -12,13 +15,21 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
 from ctguard.errors import CtguardError
 
 
+class SnapshotWriteError(CtguardError):
+    """The snapshot itself could not be written (disk full, read-only, permission)."""
+
+
 class SnapshotWriter(Protocol):
+    scratch: Path
+
     def add_bytes(self, path: str, data: bytes) -> None: ...
     def add_file(self, path: str, src: Path) -> None: ...
     def add_symlink(self, path: str, target: str) -> None: ...
@@ -30,60 +41,79 @@ def _member(path: str) -> str:
     return path.lstrip("/")
 
 
+@contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise SnapshotWriteError(f"writing {target}: {exc.strerror or exc}") from None
+
+
+def _scratch(target: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.scratch-", dir=target.parent))
+
+
 class TarWriter:
     def __init__(self, target: Path) -> None:
         if target.exists():
             raise CtguardError(f"{target} already exists; choose another -o")
         self.target = target
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.tar = tarfile.open(self.tmp, "w:gz")  # noqa: SIM115 - closed in commit/abort
+        with _writing(target):
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+            self.scratch = _scratch(target)
+            self.tar = tarfile.open(self.tmp, "w:gz")  # noqa: SIM115 - closed in commit/abort
         self.now = int(time.time())
         self._dirs: set[str] = set()
 
-    def _parents(self, name: str) -> None:
+    def _info(self, name: str, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             d = "/".join(parts[:i])
             if d not in self._dirs:
                 self._dirs.add(d)
-                info = tarfile.TarInfo(d)
-                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, self.now
-                self.tar.addfile(info)
+                self.tar.addfile(self._info_of(d, tarfile.DIRTYPE, 0o755))
+        return self._info_of(name, kind, 0o644)
+
+    def _info_of(self, name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, self.now
+        return info
 
     def add_bytes(self, path: str, data: bytes) -> None:
-        name = _member(path)
-        self._parents(name)
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(data), 0o644, self.now
-        self.tar.addfile(info, io.BytesIO(data))
+        with _writing(self.target):
+            info = self._info(_member(path))
+            info.size = len(data)
+            self.tar.addfile(info, io.BytesIO(data))
 
     def add_file(self, path: str, src: Path) -> None:
-        name = _member(path)
-        self._parents(name)
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = src.stat().st_size, 0o644, self.now
-        with open(src, "rb") as f:
-            self.tar.addfile(info, f)
+        with _writing(self.target):
+            info = self._info(_member(path))
+            info.size = src.stat().st_size
+            with open(src, "rb") as f:
+                self.tar.addfile(info, f)
 
     def add_symlink(self, path: str, target: str) -> None:
-        name = _member(path)
-        self._parents(name)
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, self.now
-        self.tar.addfile(info)
+        with _writing(self.target):
+            info = self._info(_member(path), tarfile.SYMTYPE)
+            info.linkname = target
+            self.tar.addfile(info)
 
     def commit(self) -> None:
-        self.tar.close()
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(self.tmp, 0o600)  # tables and logs can be sensitive
-        os.rename(self.tmp, self.target)
+        with _writing(self.target):
+            self.tar.close()
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(self.tmp, 0o600)  # tables and logs can be sensitive
+            os.rename(self.tmp, self.target)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def abort(self) -> None:
-        self.tar.close()
+        with suppress(OSError):
+            self.tar.close()
         self.tmp.unlink(missing_ok=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class DirWriter:
@@ -91,30 +121,36 @@ class DirWriter:
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise CtguardError(f"{target} exists and is not an empty directory")
         self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        with _writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+            self.scratch = _scratch(target)
 
-    def _dest(self, path: str) -> Path:
-        dest = self.tmp / _member(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        return dest
+    def _put(self, path: str, write: Callable[[Path], object]) -> None:
+        with _writing(self.target):
+            dest = self.tmp / _member(path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write(dest)
 
     def add_bytes(self, path: str, data: bytes) -> None:
-        self._dest(path).write_bytes(data)
+        self._put(path, lambda dest: dest.write_bytes(data))
 
     def add_file(self, path: str, src: Path) -> None:
-        shutil.copyfile(src, self._dest(path))
+        self._put(path, lambda dest: shutil.copyfile(src, dest))
 
     def add_symlink(self, path: str, target: str) -> None:
-        os.symlink(target, self._dest(path))
+        self._put(path, lambda dest: os.symlink(target, dest))
 
     def commit(self) -> None:
-        if self.target.exists():
-            self.target.rmdir()  # empty, checked above
-        os.rename(self.tmp, self.target)
+        with _writing(self.target):
+            if self.target.exists():
+                self.target.rmdir()  # empty, checked above
+            os.rename(self.tmp, self.target)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def open_writer(target: str) -> SnapshotWriter:

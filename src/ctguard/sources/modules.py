@@ -109,3 +109,27 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     return ConntrackPresence(
         "absent", False, None, None, (), f"no {NETFILTER_DIR}/nf_conntrack_max: not loaded"
     )
+
+
+CTNETLINK = "nf_conntrack_netlink"
+
+
+def ctnetlink_absent_reason(host: HostRoot) -> str | None:
+    """Why asking ctnetlink would change the host, or None when it is safe to ask.
+
+    Any ctnetlink request (``conntrack -S``, pyroute2, an event listener) makes the kernel
+    load nf_conntrack_netlink, which also pins nf_conntrack so that unloading it (the
+    RHEL iptables service's stop) fails. A read-only command must not do that, so ctguard
+    asks only where the module is loaded, built in, or cannot be loaded at all.
+    """
+    listed = host.try_read_text(PROC_MODULES)
+    if isinstance(listed, Missing):
+        return None  # no module support: nothing can be loaded
+    if CTNETLINK in parse_proc_modules(listed) or host.is_dir(f"/sys/module/{CTNETLINK}"):
+        return None
+    release = host.try_read_text("/proc/sys/kernel/osrelease")
+    if not isinstance(release, Missing):
+        builtin = host.try_read_text(f"/lib/modules/{release.strip()}/modules.builtin")
+        if not isinstance(builtin, Missing) and f"/{CTNETLINK}.ko" in builtin:
+            return None
+    return f"{CTNETLINK} is not loaded and ctguard does not load modules"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctguard.errors import ParseError
 from ctguard.host.commands import NETLINK_STATS, Commands
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
+from ctguard.sources.modules import ctnetlink_absent_reason
 
 STAT_FILE = "/proc/net/stat/nf_conntrack"
 _HEX = re.compile(r"[0-9a-fA-F]{1,16}")
@@ -40,6 +41,7 @@ class ConntrackStats:
     cpus: int
     totals: Mapping[str, int]
     entries: int | None = None
+    fallback_reason: str | None = None  # why procfs was not the source
 
     def get(self, name: str) -> int | None:
         return self.totals.get(canonical(name))
@@ -129,17 +131,24 @@ def parse_conntrack_s(text: str, source: str = "conntrack -S") -> ConntrackStats
 
 
 def read_stats(host: HostRoot, commands: Commands) -> ConntrackStats | Missing:
-    """Counters from the best source: procfs, then netlink, then ``conntrack -S``."""
+    """Counters from the best source: procfs, then netlink, then ``conntrack -S``.
+
+    A fallback says why procfs was not used (``fallback_reason``). On a live host the
+    netlink sources are asked only where that cannot load a module.
+    """
     text = host.try_read_text(STAT_FILE)
     if not isinstance(text, Missing):
         return parse_stat_file(text)
     reasons = [text.reason]
+    blocked = ctnetlink_absent_reason(host) if host.is_live else None
+    if blocked:
+        return Missing("no conntrack counters: " + "; ".join([*reasons, blocked]))
     netlink = commands.output(NETLINK_STATS)
     if not isinstance(netlink, Missing):
-        return parse_conntrack_s(netlink, source="netlink")
+        return replace(parse_conntrack_s(netlink, source="netlink"), fallback_reason=text.reason)
     reasons.append(netlink.reason)
     tool = commands.output("conntrack-S")
     if not isinstance(tool, Missing):
-        return parse_conntrack_s(tool)
+        return replace(parse_conntrack_s(tool), fallback_reason=text.reason)
     reasons.append(tool.reason)
     return Missing("no conntrack counters: " + "; ".join(reasons))
