@@ -155,7 +155,9 @@ def test_read_tail_and_limits(tree):
     host = HostRoot(tree)
     assert host.read_tail("/log", 4) == b"6789"
     assert host.read_tail("/log", 100) == b"0123456789"
-    assert host.read_bytes("/log", limit=3) == b"012"
+    assert host.read_bytes("/log", max_size=10) == b"0123456789"
+    with pytest.raises(OSError, match="larger than 3 bytes"):
+        host.read_bytes("/log", max_size=3)
     with host.open_binary("/log") as f:
         assert f.read(2) == b"01"
 

@@ -2,15 +2,19 @@
 
 A snapshot comes from another machine and may have been crafted. Before anything is
 written, every member is checked: no absolute names, no ``..``, only regular files,
-directories and relative symbolic links that stay inside the archive, nothing stored
-below a symbolic link. One bad member refuses the whole archive. Extraction then goes
-to a fresh temporary directory with tarfile's ``data`` filter as a second guard.
+directories and relative symbolic links, no member stored below a symbolic link, and
+every link, followed through the other links of the archive, must stay inside it.
+Sizes are bounded (a few MB of gzip can claim gigabytes). One bad member refuses the
+whole archive. Extraction then goes to a fresh temporary directory with tarfile's
+``data`` filter as a second guard.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -21,61 +25,106 @@ from ctguard.errors import HostAccessError, UnsafeArchiveError
 from ctguard.host.root import HostRoot
 
 MAX_MEMBERS = 200_000
-MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_MEMBER_BYTES = 64 * 1024**2  # config files, logs (captured as 16 MiB tails), sysctls
+MAX_TABLE_BYTES = 4 * 1024**3  # a 10 M entry table dump is about 1.7 GB
+TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
+MAX_TOTAL_BYTES = MAX_TABLE_BYTES + 512 * 1024**2
+_MAX_LINKS = 40
+# Any of these makes a directory a snapshot (a typo in --root must not read as "no conntrack").
+SNAPSHOT_MARKERS = (
+    "/ctguard_manifest.json",
+    "/proc/meminfo",
+    "/proc/sys/kernel/osrelease",
+    "/proc/sys/net/netfilter",
+)
 
 
 def is_archive(path: str) -> bool:
     return path.endswith((".tar.gz", ".tgz", ".tar"))
 
 
-def check_members(members: list[tarfile.TarInfo], archive: str) -> None:
-    """Raise UnsafeArchiveError naming the first member that could escape the target."""
-    if len(members) > MAX_MEMBERS:
-        raise UnsafeArchiveError(f"snapshot {archive}: more than {MAX_MEMBERS} members")
-    links: set[str] = set()
-    total = 0
-    for m in members:
-        name = m.name
-        why = _unsafe_reason(m, links)
-        if why:
-            raise UnsafeArchiveError(
-                f"snapshot {archive}: refusing the whole archive: member {name!r} {why}"
-            )
-        if m.issym():
-            links.add(posixpath.normpath(name))
-        total += m.size
-        if total > MAX_TOTAL_BYTES:
-            raise UnsafeArchiveError(f"snapshot {archive}: unpacks to more than 8 GiB")
+def _refuse(archive: str, name: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"snapshot {archive}: refusing the whole archive: member {name!r} {why}"
+    )
 
 
-def _unsafe_reason(m: tarfile.TarInfo, links: set[str]) -> str | None:
+def _member_reason(m: tarfile.TarInfo) -> str | None:
     name = m.name
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "has an absolute path"
-    parts = name.split("/")
-    if ".." in parts:
+    if ".." in name.split("/"):
         return "has '..' in its path"
-    norm = posixpath.normpath(name)
-    prefix = ""
-    for part in norm.split("/")[:-1]:
-        prefix = posixpath.join(prefix, part) if prefix else part
-        if prefix in links:
-            return f"is stored below the symbolic link {prefix!r}"
     if m.isdev() or m.isfifo() or m.ischr() or m.isblk():
         return "is a device or fifo"
     if m.islnk():
         return "is a hard link"
     if m.issym():
-        target = m.linkname
-        if target.startswith("/"):
-            return f"is a symbolic link to the absolute path {target!r}"
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname(norm), target))
-        if joined == ".." or joined.startswith("../"):
-            return f"is a symbolic link that points outside the snapshot ({target!r})"
+        if m.linkname.startswith("/"):
+            return f"is a symbolic link to the absolute path {m.linkname!r}"
         return None
     if not (m.isfile() or m.isdir()):
         return "is not a file, directory or symbolic link"
+    limit = MAX_TABLE_BYTES if posixpath.normpath(name) in TABLE_MEMBERS else MAX_MEMBER_BYTES
+    if m.size > limit:
+        return f"is larger than {limit} bytes"
     return None
+
+
+def _escapes(name: str, links: dict[str, str]) -> bool:
+    """Follow link ``name`` through the archive's links; True if it leaves the root."""
+    pending = posixpath.join(posixpath.dirname(name), links[name]).split("/")
+    done: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                return True
+            done.pop()
+            continue
+        here = "/".join([*done, part])
+        if here in links:
+            hops += 1
+            if hops > _MAX_LINKS:
+                return True  # a loop: refuse rather than guess
+            pending = links[here].split("/") + pending
+            continue
+        done.append(part)
+    return False
+
+
+def check_members(members: list[tarfile.TarInfo], archive: str) -> None:
+    """Raise UnsafeArchiveError naming the first member that could escape or overflow."""
+    if len(members) > MAX_MEMBERS:
+        raise UnsafeArchiveError(f"snapshot {archive}: more than {MAX_MEMBERS} members")
+    links: dict[str, str] = {}
+    total = 0
+    for m in members:
+        why = _member_reason(m)
+        if why:
+            raise _refuse(archive, m.name, why)
+        if m.issym():
+            links[posixpath.normpath(m.name)] = m.linkname
+        total += m.size
+    if total > MAX_TOTAL_BYTES:
+        raise UnsafeArchiveError(
+            f"snapshot {archive}: unpacks to more than {MAX_TOTAL_BYTES} bytes"
+        )
+    for m in members:  # with every link known, whatever the order of members
+        parts = posixpath.normpath(m.name).split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in links:
+                raise _refuse(archive, m.name, f"is stored below the symbolic link {prefix!r}")
+    for name in links:
+        if _escapes(name, links):
+            target = links[name]
+            raise _refuse(
+                archive, name, f"is a symbolic link that points outside the snapshot ({target!r})"
+            )
 
 
 @contextmanager
@@ -94,6 +143,13 @@ def extracted(archive: str) -> Iterator[HostRoot]:
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise HostAccessError(f"snapshot {archive} is damaged: {exc}") from None
         check_members(members, archive)
+        needed = sum(m.size for m in members)
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if needed > free:
+            raise HostAccessError(
+                f"snapshot {archive} needs {needed} bytes to unpack, "
+                f"{tempfile.gettempdir()} has {free} free (set TMPDIR)"
+            )
         tmp = Path(tempfile.mkdtemp(prefix="ctguard-snapshot-"))
         try:
             tar.extractall(tmp, members=members, filter="data")
@@ -106,16 +162,29 @@ def extracted(archive: str) -> Iterator[HostRoot]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _require_snapshot(root: HostRoot, spec: str) -> HostRoot:
+    if root.is_live or any(root.exists(marker) for marker in SNAPSHOT_MARKERS):
+        return root
+    raise HostAccessError(
+        f"root {spec!r} is not a ctguard snapshot "
+        "(none of ctguard_manifest.json, proc/meminfo, proc/sys/kernel/osrelease, "
+        "proc/sys/net/netfilter)"
+    )
+
+
 @contextmanager
 def open_root(spec: str) -> Iterator[HostRoot]:
     """``/``, a snapshot directory, or a snapshot archive, as a HostRoot."""
-    path = Path(spec)
-    if path.is_dir():
-        yield HostRoot(path)
-    elif is_archive(spec) or path.is_file():
+    try:
+        mode = os.stat(spec).st_mode
+    except FileNotFoundError:
+        raise HostAccessError(f"root {spec!r} does not exist") from None
+    except OSError as exc:
+        raise HostAccessError(f"root {spec!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        yield _require_snapshot(HostRoot(spec), spec)
+    elif stat.S_ISREG(mode):
         with extracted(spec) as root:
-            yield root
-    elif not path.exists():
-        raise HostAccessError(f"root {spec!r} does not exist")
+            yield _require_snapshot(root, spec)
     else:
-        raise HostAccessError(f"root {spec!r} is neither a directory nor a snapshot archive")
+        raise HostAccessError(f"root {spec!r} is neither a directory nor a regular file")

@@ -8,6 +8,7 @@ snapshot can never make ctguard read a file of the machine it runs on.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import stat
@@ -20,6 +21,10 @@ from ctguard.errors import HostAccessError
 from ctguard.missing import Missing
 
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
+# No file ctguard reads whole is anywhere near this; a crafted snapshot may be.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+SMALL_FILE_BYTES = 64 * 1024  # one sysctl or sysfs value
+_CHUNK = 64 * 1024
 
 
 class HostRoot:
@@ -82,13 +87,24 @@ class HostRoot:
                 raise OSError(22, "not a regular file", path)
         return open(real, "rb")
 
-    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
-        """Whole file (or its first ``limit`` bytes). Raises OSError like open()."""
-        with self._open(path) as f:
-            return f.read() if limit is None else f.read(limit)
+    def read_bytes(self, path: str, max_size: int = MAX_FILE_BYTES) -> bytes:
+        """The whole file; OSError like open(), or EFBIG past ``max_size`` bytes.
 
-    def read_text(self, path: str) -> str:
-        return self.read_bytes(path).decode("utf-8", errors="replace")
+        procfs/sysfs report size 0, so the bound is applied while reading, in chunks:
+        a /proc/sys read allocates a kernel buffer as large as the request (ENOMEM).
+        """
+        chunks: list[bytes] = []
+        size = 0
+        with self._open(path) as f:
+            while chunk := f.read(_CHUNK):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_size:
+                    raise OSError(errno.EFBIG, f"larger than {max_size} bytes", path)
+        return b"".join(chunks)
+
+    def read_text(self, path: str, max_size: int = MAX_FILE_BYTES) -> str:
+        return self.read_bytes(path, max_size).decode("utf-8", errors="replace")
 
     def read_tail(self, path: str, size: int) -> bytes:
         """The last ``size`` bytes of a regular file (logs can be gigabytes)."""
@@ -103,10 +119,10 @@ class HostRoot:
         with self._open(path) as f:
             yield f
 
-    def try_read_text(self, path: str) -> str | Missing:
+    def try_read_text(self, path: str, max_size: int = MAX_FILE_BYTES) -> str | Missing:
         """File text, or Missing with the reason an operator needs."""
         try:
-            return self.read_text(path)
+            return self.read_text(path, max_size)
         except FileNotFoundError:
             return Missing(f"{path} does not exist")
         except PermissionError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
-from ctguard.host.root import HostRoot
+from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import NETFILTER_DIR, parse_sysctl_int
 
@@ -66,12 +66,12 @@ class ConntrackPresence:
 
 def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     hashsize = None
-    text = host.try_read_text(f"{SYS_MODULE}/parameters/hashsize")
+    text = host.try_read_text(f"{SYS_MODULE}/parameters/hashsize", SMALL_FILE_BYTES)
     if not isinstance(text, Missing):
         hashsize = parse_sysctl_int(text, f"{SYS_MODULE}/parameters/hashsize")
     holders = tuple(host.listdir(f"{SYS_MODULE}/holders"))
     proc_sysctls = host.exists(f"{NETFILTER_DIR}/nf_conntrack_max")
-    initstate = host.try_read_text(f"{SYS_MODULE}/initstate")
+    initstate = host.try_read_text(f"{SYS_MODULE}/initstate", SMALL_FILE_BYTES)
     if not isinstance(initstate, Missing):
         state = initstate.strip()
         return ConntrackPresence(

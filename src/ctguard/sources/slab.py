@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.host.root import HostRoot
+from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import parse_sysctl_int
 
@@ -22,8 +22,8 @@ def read_slab(host: HostRoot) -> SlabSizes | Missing:
 
     Only SLUB has this directory; SLAB kernels (RHEL 6) fall back to an estimate.
     """
-    obj = host.try_read_text(f"{SLAB_DIR}/object_size")
-    size = host.try_read_text(f"{SLAB_DIR}/slab_size")
+    obj = host.try_read_text(f"{SLAB_DIR}/object_size", SMALL_FILE_BYTES)
+    size = host.try_read_text(f"{SLAB_DIR}/slab_size", SMALL_FILE_BYTES)
     if isinstance(obj, Missing):
         return obj
     object_size = parse_sysctl_int(obj, f"{SLAB_DIR}/object_size")

@@ -22,7 +22,7 @@ _DECIMAL = re.compile(r"[0-9]{1,20}")
 
 # Names differ between the procfs header, `conntrack -S` and netlink attributes.
 _CANONICAL = {
-    "clashres": "clash_resolve",  # procfs, 5.12+ (kernel commit bb89abe52bf4)
+    "clashres": "clash_resolve",  # procfs 5.10+, the column that was `searched` before
     "chainlength": "chaintoolong",  # procfs header keeps the old word, 5.15+
     "chain_toolong": "chaintoolong",  # netlink CTA_STATS_CHAIN_TOOLONG
     "icmp_error": "error",  # procfs calls `conntrack -S`'s error icmp_error

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ctguard.errors import ParseError
-from ctguard.host.root import HostRoot
+from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 
 NETFILTER_DIR = "/proc/sys/net/netfilter"
@@ -64,14 +64,17 @@ def read_conntrack_sysctls(host: HostRoot) -> ConntrackSysctls | Missing:
     values: dict[str, int] = {}
     for path in host.glob(NETFILTER_DIR, "nf_conntrack_*"):
         name = path.rsplit("/", 1)[1]
-        text = host.try_read_text(path)
-        if isinstance(text, Missing):
-            continue  # write-only or vanished while listing
+        try:
+            text = host.read_text(path, SMALL_FILE_BYTES)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            continue  # write-only, a directory, or vanished while listing
+        except OSError as exc:
+            raise ParseError(f"{path}: {exc.strerror or exc}") from None
         values[name] = parse_sysctl_int(text, path)
     if "nf_conntrack_max" not in values and host.exists(LEGACY_MAX):
-        text = host.try_read_text(LEGACY_MAX)
-        if not isinstance(text, Missing):
-            values["nf_conntrack_max"] = parse_sysctl_int(text, LEGACY_MAX)
+        legacy = host.try_read_text(LEGACY_MAX, SMALL_FILE_BYTES)
+        if not isinstance(legacy, Missing):
+            values["nf_conntrack_max"] = parse_sysctl_int(legacy, LEGACY_MAX)
     if not values:
         return Missing(f"no nf_conntrack_* files under {NETFILTER_DIR}")
     return ConntrackSysctls(dict(sorted(values.items())))
