@@ -40,7 +40,8 @@ def main() -> int:
         sys.exit("ctguard is not on PATH (bash scripts/install; export PATH=.venv/bin:$PATH)")
     status = [ctguard, "status", "--json", "--interval", "0"]
 
-    report = json.loads(subprocess.run(status, capture_output=True, check=True).stdout)
+    first = subprocess.run(status, capture_output=True, check=True, timeout=60)
+    report = json.loads(first.stdout)
     proc_max = Path("/proc/sys/net/netfilter/nf_conntrack_max")
     if proc_max.exists() and report["table"]["max"] != int(proc_max.read_text()):
         sys.exit("status reported a max different from /proc: benchmark void")

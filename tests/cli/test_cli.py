@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,108 @@ def test_non_root_live_status_still_reads(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["schema"] == "ctguard.status/1"
+
+
+def test_directory_that_is_not_a_snapshot(tmp_path: Path) -> None:
+    # a typo in --root must not read as "conntrack not loaded, OK"
+    done = run_ctguard("status", "--root", str(tmp_path))
+    assert_one_line_error(done, "is not a ctguard snapshot")
+
+
+def test_fifo_named_like_an_archive_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "snap.tar.gz"
+    os.mkfifo(fifo)
+    done = run_ctguard("status", "--root", str(fifo), timeout=20)
+    assert_one_line_error(done, "neither a directory nor a regular file")
+
+
+def test_nan_interval() -> None:
+    assert_one_line_error(run_ctguard("status", "--interval", "nan"), "--interval", "nan")
+
+
+def test_closed_stdout_is_not_an_error() -> None:
+    proc = subprocess.Popen(
+        [ctguard_bin(), "status", "--json", "--interval", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `ctguard status --json | true`
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
+
+
+def _minimal_root(root: Path, **sysctls: str) -> Path:
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    (root / "proc/meminfo").write_text("MemTotal:        8000000 kB\n")
+    netfilter = root / "proc/sys/net/netfilter"
+    netfilter.mkdir(parents=True, exist_ok=True)
+    for name, value in sysctls.items():
+        (netfilter / f"nf_conntrack_{name}").write_text(value)
+    return root
+
+
+def test_negative_max_is_read_as_unsigned(tmp_path: Path) -> None:
+    root = _minimal_root(tmp_path, max="-1\n", count="10\n", buckets="16384\n")
+    report = json.loads(run_ctguard("status", "--root", str(root), "--json").stdout)
+    assert report["table"]["max"] == 2**32 - 1
+    assert any("reads it as unsigned" in note for note in report["notes"])
+
+
+def test_negative_count_is_an_error(tmp_path: Path) -> None:
+    root = _minimal_root(tmp_path, max="65536\n", count="-3\n")
+    assert_one_line_error(run_ctguard("status", "--root", str(root)), "nf_conntrack_count", "-3")
+
+
+def test_huge_sysctl_file_is_refused_quickly(tmp_path: Path) -> None:
+    root = _minimal_root(tmp_path, max="65536\n")
+    with open(root / "proc/sys/net/netfilter/nf_conntrack_count", "wb") as f:
+        f.truncate(3 * 1024**3)  # sparse: 3 GiB of zeros
+    done = run_ctguard("status", "--root", str(root), timeout=30)
+    assert_one_line_error(done, "nf_conntrack_count", "larger than")
+
+
+def test_unreadable_files_as_non_root(tmp_path: Path) -> None:
+    """Non-root (user namespace): unreadable inputs are named, never a traceback."""
+    root = _minimal_root(tmp_path, max="65536\n", count="5\n")
+    stat = root / "proc/net/stat/nf_conntrack"
+    stat.parent.mkdir(parents=True)
+    stat.write_text("entries drop\n00000005 00000000\n")
+    stat.chmod(0)
+    (root / "proc/meminfo").chmod(0)
+    done = subprocess.run(
+        ["unshare", "--user", ctguard_bin(), "status", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    notes = " | ".join(json.loads(done.stdout)["notes"])
+    assert "/proc/meminfo: permission denied" in notes
+    assert "/proc/net/stat/nf_conntrack: permission denied" in notes
+
+
+def test_sigterm_during_snapshot_leaves_nothing(tmp_path: Path) -> None:
+    # a stand-in iptables-save that hangs, so the signal lands mid-capture
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    hang = fake_bin / "iptables-save"
+    hang.write_text("#!/bin/sh\nsleep 30\n")
+    hang.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [ctguard_bin(), "snapshot", "-o", str(out / "snap.tar.gz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    time.sleep(2.0)
+    assert proc.poll() is None, "snapshot finished before the signal: the test proves nothing"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert list(out.iterdir()) == []  # no partial archive, no scratch copy of the table

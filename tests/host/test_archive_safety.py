@@ -61,6 +61,25 @@ CRAFTED: dict[str, tuple[Callable[[tarfile.TarFile], None], str]] = {
         ),
         "below the symbolic link",
     ),
+    # each link alone looks harmless; followed through each other, esc is the parent dir
+    "chained-links": (
+        lambda t: (
+            _add_special(t, "esc", tarfile.SYMTYPE, "d/.."),
+            _add_special(t, "d", tarfile.SYMTYPE, "."),
+        ),
+        "outside",
+    ),
+    "link-loop": (
+        lambda t: (
+            _add_special(t, "a", tarfile.SYMTYPE, "b"),
+            _add_special(t, "b", tarfile.SYMTYPE, "a"),
+        ),
+        "outside",
+    ),
+    "oversized-member": (
+        lambda t: _add_file(t, "var/log/messages", bytes(65 * 1024 * 1024)),
+        "larger than",
+    ),
     "char-device": (lambda t: _add_special(t, "dev/null", tarfile.CHRTYPE), "device"),
     "block-device": (lambda t: _add_special(t, "dev/sda", tarfile.BLKTYPE), "device"),
     "fifo": (lambda t: _add_special(t, "proc/fifo", tarfile.FIFOTYPE), "fifo"),

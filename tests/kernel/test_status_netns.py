@@ -95,3 +95,14 @@ def test_netlink_counters_equal_procfs(netns: Netns) -> None:
     shared = set(procfs.totals) & set(netlink.totals)
     assert {"found", "invalid", "insert_failed", "drop", "early_drop", "error"} <= shared
     assert {k: netlink.totals[k] for k in shared} == {k: procfs.totals[k] for k in shared}
+
+
+def test_events_off_gives_no_new_rate(netns: Netns) -> None:
+    netns.set_sysctl("net.netfilter.nf_conntrack_events", 0)
+    sender = threading.Thread(target=lambda: (time.sleep(0.5), netns.udp_flows(1000, 40000)))
+    sender.start()
+    report = run_json("status", "--netns", netns.name, "--json", "--interval", "2")
+    sender.join(timeout=60)
+    assert netns.count() == 1000  # entries were created ...
+    assert report["counters"]["new"] is None  # ... but nothing announced them: no fake 0
+    assert any("nf_conntrack_events is 0" in note for note in report["notes"])

@@ -125,3 +125,35 @@ def test_failed_capture_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         capture(host, Exploding(), TarWriter(target), CaptureOptions())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["host"]
+
+
+def test_unreadable_directory_is_recorded_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    host = make_host(tmp_path / "host")
+    (tmp_path / "host/etc/modprobe.d").mkdir(parents=True)
+    real_listdir = host.listdir
+
+    def listdir(path: str) -> list[str]:
+        if path == "/etc/modprobe.d":
+            raise PermissionError(13, "Permission denied", path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(host, "listdir", listdir)
+    out = tmp_path / "snap"
+    manifest = capture(host, FakeCommands(), DirWriter(out), CaptureOptions())
+    assert {"what": "/etc/modprobe.d", "why": "Permission denied"} in manifest["failed"]
+    assert (out / "etc/sysctl.conf").is_file()  # the rest was captured
+
+
+def test_interrupted_capture_removes_scratch_and_partial_output(tmp_path: Path) -> None:
+    host = make_host(tmp_path / "host")
+    (tmp_path / "host/proc/net/nf_conntrack").write_text(TABLE)
+
+    class Interrupted(FakeCommands):
+        def output(self, name: str) -> str:
+            raise SystemExit(143)  # what SIGTERM becomes in the CLI
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SystemExit):
+        capture(host, Interrupted(), TarWriter(out / "s.tar.gz"), CaptureOptions())
+    assert list(out.iterdir()) == []

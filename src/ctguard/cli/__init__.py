@@ -7,6 +7,7 @@ Exit codes follow the monitoring-plugin convention (design §3): 0 OK, 1 WARNING
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -45,7 +46,15 @@ def _error(message: str) -> int:
     return EXIT_UNKNOWN
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # SystemExit unwinds through every `finally`, so a snapshot in progress removes its
+    # temporary files and a netns helper is stopped
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

@@ -61,7 +61,8 @@ def snapshot_command(
         return capture(HostRoot("/"), LiveCommands(), open_writer(target), opts, now)
 
     try:
-        manifest = run_in_netns(netns, job) if netns else job()
+        # every program has its own timeout; this only bounds a wedged helper process
+        manifest = run_in_netns(netns, job, timeout=3600) if netns else job()
     except OSError as exc:
         raise CtguardError(f"writing {target}: {exc.strerror or exc}") from None
     if as_json:

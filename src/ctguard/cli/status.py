@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 
+from ctguard.cli.emit import emit
 from ctguard.cli.options import netns_option, root_option
 from ctguard.errors import CtguardError
 from ctguard.host.archive import open_root
@@ -35,6 +37,12 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
     return build_status(gather(HostRoot("/"), LiveCommands(), interval, count_new_events))
 
 
+def _finite(value: float) -> float:
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
+    return value
+
+
 @click.command("status")
 @root_option
 @netns_option
@@ -42,6 +50,7 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
 @click.option(
     "--interval",
     type=click.FloatRange(0, 3600),
+    callback=lambda _ctx, _param, value: _finite(value),
     default=1.0,
     show_default=True,
     metavar="SECONDS",
@@ -69,9 +78,9 @@ def status_command(root: str | None, netns: str | None, as_json: bool, interval:
     if as_json:
         from ctguard.output.status_json import render_status_json
 
-        click.echo(render_status_json(report), nl=False)
+        emit(render_status_json(report))
     else:
         from ctguard.output.status_text import render_status_text
 
-        click.echo(render_status_text(report, color=sys.stdout.isatty()), nl=False)
+        emit(render_status_text(report, color=sys.stdout.isatty()))
     return 0

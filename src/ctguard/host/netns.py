@@ -49,40 +49,60 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def _reap(pid: int, grace: float = 10.0) -> None:
+    """Wait for the child; if it is still running, SIGTERM (it cleans up), then SIGKILL."""
+    if os.waitpid(pid, os.WNOHANG) != (0, 0):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
 def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
     """Return ``job()`` as computed inside network namespace ``name``."""
     path = netns_path(name)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_fd)
+    if pid == 0:  # child: whatever happens, it ends here with os._exit
+        status = 1
         try:
-            ns_fd = os.open(path, os.O_RDONLY)
-            _setns(ns_fd)
-            os.close(ns_fd)
-            payload = pickle.dumps(("ok", job()))
-        except CtguardError as exc:
-            payload = pickle.dumps(("error", str(exc)))
-        except BaseException as exc:
-            payload = pickle.dumps(("error", f"in netns {name}: {type(exc).__name__}: {exc}"))
-        with os.fdopen(write_fd, "wb") as out:
-            out.write(payload)
-        os._exit(0)
+            os.close(read_fd)
+            try:
+                ns_fd = os.open(path, os.O_RDONLY)
+                _setns(ns_fd)
+                os.close(ns_fd)
+                payload = pickle.dumps(("ok", job()))
+            except CtguardError as exc:
+                payload = pickle.dumps(("error", str(exc)))
+            except BaseException as exc:  # SIGTERM arrives as SystemExit: report it too
+                payload = pickle.dumps(("error", f"in netns {name}: {type(exc).__name__}: {exc}"))
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
     os.close(write_fd)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
-    with os.fdopen(read_fd, "rb", buffering=0) as src:
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([src], [], [], max(0.0, left))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise CtguardError(f"reading inside netns {name} took over {timeout:g} s")
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as src:
+            while True:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([src], [], [], max(0.0, left))
+                if not ready:
+                    raise CtguardError(f"reading inside netns {name} took over {timeout:g} s")
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except BaseException:
+        _reap(pid)  # timeout, or ctguard itself interrupted: stop the child cleanly
+        raise
     os.waitpid(pid, 0)
     if not chunks:
         raise CtguardError(f"reading inside netns {name} failed (the helper process died)")
