@@ -10,6 +10,7 @@ from ctguard.sources.modules import (
     SYS_MODULE,
     ConntrackPresence,
     ModuleLine,
+    ctnetlink_absent_reason,
     parse_proc_modules,
     read_conntrack_presence,
 )
@@ -193,3 +194,35 @@ def test_presence_bad_hashsize_is_a_parse_error(host, write):
     write(f"{SYS_MODULE}/parameters/hashsize", "lots\n")
     with pytest.raises(ParseError, match="hashsize"):
         read_conntrack_presence(host)
+
+
+# -- ctnetlink_absent_reason: may a read-only command ask ctnetlink? -------------------
+CT_LINE = "nf_conntrack 172032 1 nf_conntrack_netlink, Live 0xffffffffc0a2e000\n"
+NETLINK_LINE = "nf_conntrack_netlink 53248 0 - Live 0xffffffffc0a7f000\n"
+
+
+def test_ctnetlink_safe_without_module_support(host):
+    assert ctnetlink_absent_reason(host) is None  # no /proc/modules: nothing can load
+
+
+def test_ctnetlink_safe_when_loaded(host, write):
+    write("/proc/modules", NETLINK_LINE + CT_LINE)
+    assert ctnetlink_absent_reason(host) is None
+
+
+def test_ctnetlink_safe_when_built_in(host, write):
+    write("/proc/modules", "nf_conntrack 172032 0 - Live 0xffffffffc0a2e000\n")
+    write("/proc/sys/kernel/osrelease", "6.1.0-18-amd64\n")
+    write(
+        "/lib/modules/6.1.0-18-amd64/modules.builtin",
+        "kernel/net/netfilter/nf_conntrack.ko\nkernel/net/netfilter/nf_conntrack_netlink.ko\n",
+    )
+    assert ctnetlink_absent_reason(host) is None
+
+
+def test_ctnetlink_would_be_loaded(host, write):
+    write("/proc/modules", "nf_conntrack 172032 0 - Live 0xffffffffc0a2e000\n")
+    write("/proc/sys/kernel/osrelease", "6.1.0-18-amd64\n")
+    write("/lib/modules/6.1.0-18-amd64/modules.builtin", "kernel/net/netfilter/nf_tables.ko\n")
+    reason = ctnetlink_absent_reason(host)
+    assert reason is not None and "nf_conntrack_netlink is not loaded" in reason
