@@ -37,7 +37,7 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
     return build_status(gather(HostRoot("/"), LiveCommands(), interval, count_new_events))
 
 
-def _finite(value: float) -> float:
+def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     if math.isnan(value):
         raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
     return value
@@ -50,7 +50,7 @@ def _finite(value: float) -> float:
 @click.option(
     "--interval",
     type=click.FloatRange(0, 3600),
-    callback=lambda _ctx, _param, value: _finite(value),
+    callback=_finite,
     default=1.0,
     show_default=True,
     metavar="SECONDS",

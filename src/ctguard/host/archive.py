@@ -39,10 +39,6 @@ SNAPSHOT_MARKERS = (
 )
 
 
-def is_archive(path: str) -> bool:
-    return path.endswith((".tar.gz", ".tgz", ".tar"))
-
-
 def _refuse(archive: str, name: str, why: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(
         f"snapshot {archive}: refusing the whole archive: member {name!r} {why}"
@@ -96,8 +92,11 @@ def _escapes(name: str, links: dict[str, str]) -> bool:
     return False
 
 
-def check_members(members: list[tarfile.TarInfo], archive: str) -> None:
-    """Raise UnsafeArchiveError naming the first member that could escape or overflow."""
+def check_members(members: list[tarfile.TarInfo], archive: str) -> int:
+    """Raise UnsafeArchiveError naming the first member that could escape or overflow.
+
+    Returns the bytes the archive unpacks to.
+    """
     if len(members) > MAX_MEMBERS:
         raise UnsafeArchiveError(f"snapshot {archive}: more than {MAX_MEMBERS} members")
     links: dict[str, str] = {}
@@ -125,6 +124,7 @@ def check_members(members: list[tarfile.TarInfo], archive: str) -> None:
             raise _refuse(
                 archive, name, f"is a symbolic link that points outside the snapshot ({target!r})"
             )
+    return total
 
 
 @contextmanager
@@ -142,8 +142,7 @@ def extracted(archive: str) -> Iterator[HostRoot]:
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise HostAccessError(f"snapshot {archive} is damaged: {exc}") from None
-        check_members(members, archive)
-        needed = sum(m.size for m in members)
+        needed = check_members(members, archive)
         free = shutil.disk_usage(tempfile.gettempdir()).free
         if needed > free:
             raise HostAccessError(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from ctguard.output.units import human_bytes, number, percent
 from ctguard.status import StatusReport
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _PRESENCE = {
     "module": "loadable module",
@@ -23,7 +27,6 @@ def _usage_style(pct: float | None) -> str:
 
 def render_status_text(report: StatusReport, color: bool = False, width: int = 80) -> str:
     from rich.console import Console
-    from rich.table import Table
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width)
@@ -32,10 +35,15 @@ def render_status_text(report: StatusReport, color: bool = False, width: int = 8
     p = report.presence
     console.print(f"conntrack: {_PRESENCE.get(p.kind, p.kind)}")
     console.print(f"  [dim]{p.evidence}[/dim]", overflow="fold")
-    if not p.loaded:
-        for note in report.notes:
-            console.print(f"note: {note}")
-        return _strip(buf.getvalue())
+    if p.loaded:
+        console.print(_grid(report))
+    for note in report.notes:
+        console.print(f"note: {note}")
+    return _strip(buf.getvalue())
+
+
+def _grid(report: StatusReport) -> Table:
+    from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -64,10 +72,7 @@ def render_status_text(report: StatusReport, color: bool = False, width: int = 8
         cells = "  ".join(f"{k} {number(v, 'n/a')}" for k, v in c.values.items())
         grid.add_row("counters", f"{cells}")
         grid.add_row("", f"[dim]{unit}, from {c.source}[/dim]")
-    console.print(grid)
-    for note in report.notes:
-        console.print(f"note: {note}")
-    return _strip(buf.getvalue())
+    return grid
 
 
 def _strip(text: str) -> str:

@@ -24,6 +24,8 @@ from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
 from ctguard.sources.manifest import MANIFEST
 from ctguard.sources.modules import ctnetlink_absent_reason
+from ctguard.sources.stats import STAT_FILE
+from ctguard.sources.sysctl_runtime import MAX_FILE
 
 MANIFEST_FORMAT = "ctguard.snapshot/1"
 _CHUNK = 1 << 20
@@ -225,7 +227,7 @@ class _Capture:
             self._safely(directory, self.config_dir)
         for path in layout.LOG_FILES:
             self._safely(path, self.log_file)
-        tracked = self.host.exists(layout.TRACKING_MARKER)
+        tracked = self.host.exists(MAX_FILE)
         blocked = ctnetlink_absent_reason(self.host) if self.host.is_live else None
         for name in layout.COMMANDS:
             if name in layout.CTNETLINK_COMMANDS and not tracked:
@@ -234,7 +236,7 @@ class _Capture:
                 self.log.fail(f"{CAPTURE_DIR}/{name}", f"not asked: {blocked}")
             else:
                 self.command(name)
-        if tracked and not blocked and not self.host.exists("/proc/net/stat/nf_conntrack"):
+        if tracked and not blocked and not self.host.exists(STAT_FILE):
             self.command(NETLINK_STATS)
         if self.opts.table and tracked:
             self.table(ctnetlink_allowed=not blocked)

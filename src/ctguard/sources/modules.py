@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ctguard.errors import ParseError
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
-from ctguard.sources.sysctl_runtime import NETFILTER_DIR, parse_sysctl_int
+from ctguard.sources.sysctl_runtime import MAX_FILE, parse_sysctl_int
 
 PROC_MODULES = "/proc/modules"
 SYS_MODULE = "/sys/module/nf_conntrack"
@@ -70,7 +70,7 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     if not isinstance(text, Missing):
         hashsize = parse_sysctl_int(text, f"{SYS_MODULE}/parameters/hashsize")
     holders = tuple(host.listdir(f"{SYS_MODULE}/holders"))
-    proc_sysctls = host.exists(f"{NETFILTER_DIR}/nf_conntrack_max")
+    proc_sysctls = host.exists(MAX_FILE)
     initstate = host.try_read_text(f"{SYS_MODULE}/initstate", SMALL_FILE_BYTES)
     if not isinstance(initstate, Missing):
         state = initstate.strip()
@@ -90,10 +90,11 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
                 tuple(used),
                 f"{PROC_MODULES} lists nf_conntrack ({line.state})",
             )
-    if proc_sysctls and (host.is_dir(SYS_MODULE) or not isinstance(listed, Missing)):
+    sys_dir = host.is_dir(SYS_MODULE)
+    if proc_sysctls and (sys_dir or not isinstance(listed, Missing)):
         why = (
             f"{SYS_MODULE} has no initstate: compiled into the kernel"
-            if host.is_dir(SYS_MODULE)
+            if sys_dir
             else f"conntrack sysctls exist but {PROC_MODULES} does not list nf_conntrack"
         )
         return ConntrackPresence("builtin", True, None, hashsize, holders, why)
@@ -104,11 +105,9 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
             None,
             hashsize,
             holders,
-            f"{NETFILTER_DIR}/nf_conntrack_max exists; module or built-in not recorded",
+            f"{MAX_FILE} exists; module or built-in not recorded",
         )
-    return ConntrackPresence(
-        "absent", False, None, None, (), f"no {NETFILTER_DIR}/nf_conntrack_max: not loaded"
-    )
+    return ConntrackPresence("absent", False, None, None, (), f"no {MAX_FILE}: not loaded")
 
 
 CTNETLINK = "nf_conntrack_netlink"

@@ -16,6 +16,7 @@ from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 
 NETFILTER_DIR = "/proc/sys/net/netfilter"
+MAX_FILE = f"{NETFILTER_DIR}/nf_conntrack_max"  # exists while conntrack is loaded
 LEGACY_MAX = "/proc/sys/net/nf_conntrack_max"  # init netns only
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 GLOBAL_KEYS = ("nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_expect_max")
