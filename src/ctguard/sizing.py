@@ -70,3 +70,44 @@ def entry_cost(
 def table_bytes(entries: int, buckets: int, cost: EntryCost) -> int:
     """Kernel memory of a table holding ``entries`` entries in ``buckets`` buckets."""
     return entries * cost.bytes + buckets * BUCKET_BYTES
+
+
+GIB = 1 << 30
+
+
+def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int = 64) -> int:
+    """Buckets the kernel picks when no ``hashsize`` is given (nf_conntrack_init_start).
+
+    MemTotal is totalram_pages x PAGE_SIZE, the figure the kernel sizes from. 5.15
+    ("netfilter: conntrack: sanitize table size default settings") raised the steps to
+    65536/262144 and made max = buckets; before, max was 4 x buckets (design §7).
+    """
+    size = mem_total // 16384 // (bits // 8)
+    modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
+    if modern:
+        if bits >= 64 and mem_total > 4 * GIB:
+            size = 262144
+        elif mem_total > GIB:
+            size = 65536
+        return max(size, 1024)
+    if mem_total > 4 * GIB:
+        size = 65536
+    elif mem_total > GIB:
+        size = 16384
+    return max(size, 32)
+
+
+def default_max(mem_total: int, kernel: KernelVersion | Missing) -> int:
+    """nf_conntrack_max the kernel starts with when no ``hashsize`` is given."""
+    buckets = default_buckets(mem_total, kernel)
+    modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
+    return buckets if modern else 4 * buckets
+
+
+def largest_safe_max(mem_total: int, buckets: int, cost: EntryCost, budget_pct: float) -> int:
+    """The largest power of two whose table fits in ``budget_pct`` % of MemTotal."""
+    budget = mem_total * budget_pct / 100 - buckets * BUCKET_BYTES
+    if budget <= cost.bytes:
+        return 0
+    entries = int(budget // cost.bytes)
+    return 1 << (entries.bit_length() - 1)

@@ -13,6 +13,7 @@ import sys
 import click
 
 from ctguard import __version__
+from ctguard.cli.doctor import doctor_command, explain_command
 from ctguard.cli.snapshot import snapshot_command
 from ctguard.cli.status import status_command
 from ctguard.errors import CtguardError
@@ -28,6 +29,7 @@ def cli(debug: bool) -> None:
 
     \b
     Start with:
+      ctguard doctor                 what is wrong, why, and the exact fix
       ctguard status                 how full is the table, what does it cost
       ctguard status --root SNAP     the same for a snapshot taken elsewhere
       ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
@@ -36,6 +38,8 @@ def cli(debug: bool) -> None:
     """
 
 
+cli.add_command(doctor_command)
+cli.add_command(explain_command)
 cli.add_command(status_command)
 cli.add_command(snapshot_command)
 

@@ -13,8 +13,19 @@ from ctguard.cli.options import netns_option
 from ctguard.errors import CtguardError
 from ctguard.host.commands import LiveCommands
 from ctguard.host.netns import run_in_netns
-from ctguard.host.root import HostRoot
+from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
+from ctguard.sources.sysctl_runtime import NETFILTER_DIR
+
+
+def _init_values(host: HostRoot) -> tuple[tuple[str, str], ...]:
+    """The initial namespace's conntrack sysctls, kept beside a namespace's snapshot."""
+    values = []
+    for path in host.glob(NETFILTER_DIR, "nf_conntrack_*"):
+        text = host.try_read_text(path, SMALL_FILE_BYTES)
+        if not isinstance(text, Missing):
+            values.append((path.rsplit("/", 1)[1], text))
+    return tuple(values)
 
 
 def default_name(host: HostRoot, now: datetime) -> str:
@@ -55,7 +66,12 @@ def snapshot_command(
 
     now = datetime.now(UTC)
     target = output or default_name(HostRoot("/"), now)
-    opts = CaptureOptions(table=not no_table, redact=redact, netns=netns)
+    opts = CaptureOptions(
+        table=not no_table,
+        redact=redact,
+        netns=netns,
+        init_values=_init_values(HostRoot("/")) if netns else (),
+    )
 
     def job() -> dict[str, Any]:
         return capture(HostRoot("/"), LiveCommands(), open_writer(target), opts, now)

@@ -25,7 +25,7 @@ from ctguard.snapshot.writer import SnapshotWriter
 from ctguard.sources.manifest import MANIFEST
 from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
-from ctguard.sources.sysctl_runtime import MAX_FILE
+from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
 
 MANIFEST_FORMAT = "ctguard.snapshot/1"
 _CHUNK = 1 << 20
@@ -46,6 +46,9 @@ class CaptureOptions:
     table: bool = True
     redact: bool = False
     netns: str | None = None
+    # (file name, text) of the initial namespace's /proc/sys/net/netfilter, read by the
+    # parent before the capture enters ``netns``
+    init_values: tuple[tuple[str, str], ...] = ()
 
 
 class _Capture:
@@ -139,6 +142,25 @@ class _Capture:
         for name in self.host.listdir(real):
             self.config_file(f"{real}/{name}")
 
+    def marker(self, path: str) -> None:
+        real = posixpath.join(self._real_dir(posixpath.dirname(path)), posixpath.basename(path))
+        if not self.host.is_file(real):
+            self.log.absent.append(path)
+        elif real not in self.log.captured:  # /lib/systemd is /usr/lib/systemd on merged /usr
+            self.writer.add_bytes(real, b"")
+            self.log.captured.append(real)
+
+    def tuned_profiles(self) -> None:
+        """The active tuned profiles' tuned.conf files (their [sysctl] sections, CT306)."""
+        active = self.host.try_read_text("/etc/tuned/active_profile", 4096)
+        if isinstance(active, Missing):
+            return
+        for name in active.split()[:8]:
+            if "/" in name or name in (".", ".."):
+                continue
+            for directory in layout.TUNED_PROFILE_DIRS:
+                self._safely(f"{directory}/{name}/tuned.conf", self.config_file)
+
     # -- logs, table, commands --------------------------------------------------------
     def _filtered(self, data: bytes) -> bytes:
         return self.redactor.redact(data) if self.redactor else data
@@ -215,6 +237,14 @@ class _Capture:
         except OSError as exc:  # SnapshotWriteError is not an OSError: it stops the capture
             self.log.fail(what, exc.strerror or str(exc))
 
+    def _netns_inode(self) -> int | None:
+        try:
+            link = self.host.readlink("/proc/self/ns/net")  # "net:[4026531840]"
+        except OSError:
+            return None
+        digits = link.removeprefix("net:[").removesuffix("]")
+        return int(digits) if digits.isdigit() else None
+
     def run(self, created: datetime) -> dict[str, Any]:
         for path in layout.KERNEL_FILES:
             self._safely(path, self.kernel_file)
@@ -225,6 +255,14 @@ class _Capture:
             self._safely(path, self.config_file)
         for directory in layout.CONFIG_DIRS:
             self._safely(directory, self.config_dir)
+        for name, text in self.opts.init_values:
+            if "/" not in name and name.startswith("nf_conntrack_"):
+                path = f"{layout.INIT_NETNS_DIR}{NETFILTER_DIR}/{name}"
+                self.writer.add_bytes(path, text.encode())
+                self.log.captured.append(path)
+        for path in layout.PRESENCE_MARKERS:
+            self._safely(path, self.marker)
+        self._safely("/etc/tuned", lambda _: self.tuned_profiles())
         for path in layout.LOG_FILES:
             self._safely(path, self.log_file)
         tracked = self.host.exists(MAX_FILE)
@@ -247,6 +285,7 @@ class _Capture:
             "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "hostname": None if isinstance(hostname, Missing) else hostname.strip(),
             "netns": self.opts.netns,
+            "netns_inode": self._netns_inode(),
             "table": self.opts.table,
             "redacted": self.opts.redact,
             "captured": sorted(self.log.captured),

@@ -23,14 +23,26 @@ KERNEL_DIRS = (
 # Stored as empty files named after each entry (they are links into /sys/module).
 HOLDERS_DIR = "/sys/module/nf_conntrack/holders"
 TABLE_FILE = "/proc/net/nf_conntrack"
+# A snapshot taken inside a namespace also keeps the initial namespace's conntrack
+# sysctls here (CT307 compares them; a new namespace starts from compiled-in timeouts).
+INIT_NETNS_DIR = "/ctguard_init_netns"
 
 # Configuration: symbolic links are kept as (relative) links, so sysctl.d masking and
 # the 99-sysctl.conf -> ../sysctl.conf link read the same as on the host.
 CONFIG_FILES = (
     "/etc/sysctl.conf",
+    "/etc/modprobe.conf",
+    "/etc/modules",
     "/etc/sysconfig/iptables-config",
     "/etc/init.d/iptables",
+    "/etc/rc.d/init.d/iptables",
+    "/usr/libexec/iptables/iptables.init",
+    "/etc/tuned/active_profile",
 )
+# Programs whose presence matters (which systemd-sysctl a udev rule should run): stored as
+# empty files, like the holders.
+PRESENCE_MARKERS = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
+TUNED_PROFILE_DIRS = ("/etc/tuned", "/usr/lib/tuned")
 CONFIG_DIRS = (
     "/etc/sysctl.d",
     "/run/sysctl.d",
@@ -38,11 +50,22 @@ CONFIG_DIRS = (
     "/usr/lib/sysctl.d",
     "/lib/sysctl.d",
     "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+    "/lib/modprobe.d",
     "/etc/modules-load.d",
+    "/run/modules-load.d",
+    "/usr/local/lib/modules-load.d",
     "/usr/lib/modules-load.d",
+    "/lib/modules-load.d",
+    "/etc/sysconfig/modules",
     "/etc/udev/rules.d",
+    "/run/udev/rules.d",
+    "/usr/lib/udev/rules.d",
+    "/lib/udev/rules.d",
 )
-LOG_FILES = ("/var/log/kern.log", "/var/log/messages")
+LOG_FILES = ("/var/log/kern.log", "/var/log/messages", "/var/log/syslog")
 LOG_TAIL_BYTES = 16 * 1024 * 1024  # the recent end of a log is what doctor needs
 
 COMMANDS = (

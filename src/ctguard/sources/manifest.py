@@ -17,6 +17,7 @@ class ManifestInfo:
     ctguard_version: str | None
     hostname: str | None
     netns: str | None
+    netns_inode: int | None = None  # the namespace's inode: kernel log lines name it
 
 
 def parse_manifest(text: str) -> ManifestInfo:
@@ -38,6 +39,7 @@ def parse_manifest(text: str) -> ManifestInfo:
         text_field("ctguard_version"),
         text_field("hostname"),
         text_field("netns"),
+        inode if isinstance(inode := data.get("netns_inode"), int) else None,
     )
 
 

@@ -60,10 +60,15 @@ class ConntrackSysctls:
         return ConntrackSysctls({**self.values, **updates})
 
 
-def read_conntrack_sysctls(host: HostRoot) -> ConntrackSysctls | Missing:
-    """All integer ``nf_conntrack_*`` files; Missing when conntrack exposes none."""
+def read_conntrack_sysctls(
+    host: HostRoot, directory: str = NETFILTER_DIR
+) -> ConntrackSysctls | Missing:
+    """All integer ``nf_conntrack_*`` files; Missing when conntrack exposes none.
+
+    ``directory`` is another copy of the files, e.g. a snapshot's initial-namespace values.
+    """
     values: dict[str, int] = {}
-    for path in host.glob(NETFILTER_DIR, "nf_conntrack_*"):
+    for path in host.glob(directory, "nf_conntrack_*"):
         name = path.rsplit("/", 1)[1]
         try:
             text = host.read_text(path, SMALL_FILE_BYTES)
@@ -72,10 +77,10 @@ def read_conntrack_sysctls(host: HostRoot) -> ConntrackSysctls | Missing:
         except OSError as exc:
             raise ParseError(f"{path}: {exc.strerror or exc}") from None
         values[name] = parse_sysctl_int(text, path)
-    if "nf_conntrack_max" not in values and host.exists(LEGACY_MAX):
+    if "nf_conntrack_max" not in values and directory == NETFILTER_DIR and host.exists(LEGACY_MAX):
         legacy = host.try_read_text(LEGACY_MAX, SMALL_FILE_BYTES)
         if not isinstance(legacy, Missing):
             values["nf_conntrack_max"] = parse_sysctl_int(legacy, LEGACY_MAX)
     if not values:
-        return Missing(f"no nf_conntrack_* files under {NETFILTER_DIR}")
+        return Missing(f"no nf_conntrack_* files under {directory}")
     return ConntrackSysctls(dict(sorted(values.items())))

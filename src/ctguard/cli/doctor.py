@@ -1,0 +1,188 @@
+"""``ctguard doctor`` and ``ctguard explain``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import click
+
+from ctguard.cli.emit import emit
+from ctguard.cli.options import netns_option, root_option
+from ctguard.errors import CtguardError
+from ctguard.findings import Severity
+
+if TYPE_CHECKING:
+    from ctguard.facts import Facts
+    from ctguard.rules import Thresholds
+    from ctguard.sources.sysctl_runtime import ConntrackSysctls
+
+MAX_OTHER_NETNS = 64  # CT307 on a live host reads at most this many named namespaces
+
+
+def _other_namespaces() -> dict[str, ConntrackSysctls]:
+    """Runtime values of each named namespace (``ip netns``), for CT307; root only."""
+    from ctguard.host.netns import NETNS_DIR, run_in_netns
+    from ctguard.host.root import HostRoot
+    from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
+
+    if os.geteuid() != 0 or not os.path.isdir(NETNS_DIR):
+        return {}
+    values: dict[str, ConntrackSysctls] = {}
+    for name in sorted(os.listdir(NETNS_DIR))[:MAX_OTHER_NETNS]:
+        try:
+            read = run_in_netns(name, lambda: read_conntrack_sysctls(HostRoot("/")), timeout=10)
+        except (CtguardError, OSError):
+            continue  # vanished or not a namespace: CT307 covers those it could read
+        if isinstance(read, ConntrackSysctls):
+            values[name] = read
+    return values
+
+
+def collect_facts(root: str | None, netns: str | None) -> Facts:
+    from ctguard.facts import collect
+    from ctguard.host.commands import CapturedCommands, LiveCommands
+    from ctguard.host.root import HostRoot
+    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
+
+    if root is not None:
+        from ctguard.host.archive import open_root
+        from ctguard.sources.manifest import read_manifest
+
+        with open_root(root) as host:
+            manifest = read_manifest(host)
+            return collect(host, CapturedCommands(host), manifest.netns if manifest else None)
+    if netns is not None:
+        from ctguard.host.netns import run_in_netns
+
+        def job() -> Facts:
+            return collect(HostRoot("/"), LiveCommands(), netns)
+
+        inside = run_in_netns(netns, job, timeout=120)
+        return inside.with_init_namespace(read_conntrack_sysctls(HostRoot("/")))
+    return replace(collect(HostRoot("/"), LiveCommands()), other_netns=_other_namespaces())
+
+
+def _thresholds(values: tuple[str, ...]) -> Thresholds:
+    from ctguard.rules import Thresholds
+
+    limits = Thresholds()
+    changes: dict[str, float] = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in Thresholds.names():
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=VALUE, NAME one of {', '.join(Thresholds.names())}",
+                param_hint="--threshold",
+            )
+        try:
+            number = float(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {text!r} is not a number", param_hint="--threshold"
+            ) from None
+        if not number >= 0 or number == float("inf"):
+            raise click.BadParameter(
+                f"{item!r}: must be a finite number >= 0", param_hint="--threshold"
+            )
+        changes[name] = number
+    return replace(limits, **changes)
+
+
+@click.command("doctor")
+@root_option
+@netns_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="json: schema ctguard.doctor/1, one object per rule (found, passed or skipped).",
+)  # fmt: skip
+@click.option(
+    "--only", "only", multiple=True, metavar="PATTERN",
+    help="Run only these IDs; shell patterns, repeatable: --only CT3* --only CT101.",
+)  # fmt: skip
+@click.option(
+    "--fail-on", type=click.Choice(["warning", "critical"]), default="warning", show_default=True,
+    help="Least severity that makes the exit code non-zero.",
+)  # fmt: skip
+@click.option(
+    "--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
+    help="Change a default threshold, e.g. usage_warning=70 (see 'ctguard explain').",
+)  # fmt: skip
+@click.option("-v", "--verbose", is_flag=True, help="Text: also say why each passed rule passed.")
+def doctor_command(
+    root: str | None,
+    netns: str | None,
+    fmt: str,
+    only: tuple[str, ...],
+    fail_on: str,
+    thresholds: tuple[str, ...],
+    verbose: bool,
+) -> int:
+    """Check this host (or a snapshot) for every conntrack pitfall, with evidence and the fix.
+
+    Each finding quotes the file line or counter it saw and gives the exact fix. A check
+    whose input is missing says so ("skipped") instead of guessing.
+
+    \b
+    Exit codes (Nagios/Icinga convention):
+      0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nothing could be read, bad usage)
+
+    \b
+    Examples:
+      sudo ctguard doctor                          this host
+      ctguard doctor --root snap.tar.gz            a snapshot taken with 'ctguard snapshot'
+      sudo ctguard doctor --netns web1             inside a named network namespace
+      ctguard doctor --only 'CT3*' --format json   persistence checks, for scripts
+      ctguard doctor --fail-on critical            warnings print but exit 0
+    """
+    from ctguard.doctor import diagnose
+    from ctguard.rules import selected
+
+    if root is not None and netns is not None:
+        raise click.UsageError("--root and --netns cannot be combined (a snapshot is not live)")
+    if only and not selected(only):
+        raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
+    limits = _thresholds(thresholds)
+    try:
+        facts = collect_facts(root, netns)
+    except OSError as exc:
+        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
+    severity = Severity.CRITICAL if fail_on == "critical" else Severity.WARNING
+    report = diagnose(facts, limits, only, severity)
+    if fmt == "json":
+        from ctguard.output.doctor_json import render_doctor_json
+
+        emit(render_doctor_json(report))
+    else:
+        from ctguard.output.doctor_text import render_doctor_text
+
+        emit(render_doctor_text(report, color=sys.stdout.isatty(), verbose=verbose))
+    return report.exit_code
+
+
+@click.command("explain")
+@click.argument("finding_id", metavar="ID", required=False)
+def explain_command(finding_id: str | None) -> int:
+    """The long story of one finding: cause, how to prove it on your host, fix, references.
+
+    \b
+    Examples:
+      ctguard explain CT304      why 'service iptables restart' resets conntrack settings
+      ctguard explain            list every ID
+    """
+    from ctguard.catalogue import CATALOGUE
+    from ctguard.output.explain_text import render_explain, render_index
+
+    if finding_id is None:
+        emit(render_index(CATALOGUE.values()))
+        return 0
+    entry = CATALOGUE.get(finding_id.strip().upper())
+    if entry is None:
+        raise click.BadParameter(
+            f"unknown ID {finding_id!r} (run 'ctguard explain' for the list)", param_hint="ID"
+        )
+    emit(render_explain(entry))
+    return 0

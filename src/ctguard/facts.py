@@ -1,0 +1,176 @@
+"""``collect(host, commands) -> Facts``: every input the doctor rules need, read once.
+
+Nothing after this point touches the host: rules are pure functions of ``Facts``, so the
+same rules audit a live host, a namespace (collected inside it) or a snapshot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from ctguard.errors import CtguardError
+from ctguard.host.commands import Commands
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+from ctguard.snapshot.layout import INIT_NETNS_DIR
+from ctguard.sources.agents import (
+    KubeProxy,
+    Process,
+    TunedProfile,
+    find_kube_proxy,
+    parse_ps,
+    read_tuned,
+)
+from ctguard.sources.boot_modules import (
+    BootModule,
+    UdevReapply,
+    read_boot_modules,
+    read_udev_reapply,
+)
+from ctguard.sources.cmdline import KernelCmdline, read_cmdline
+from ctguard.sources.iptables_service import (
+    InitScript,
+    IptablesService,
+    expand_grep_files,
+    read_iptables_service,
+)
+from ctguard.sources.kernel import KernelVersion, read_kernel
+from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
+from ctguard.sources.manifest import read_manifest
+from ctguard.sources.meminfo import Meminfo, read_meminfo
+from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
+from ctguard.sources.modules import ConntrackPresence, read_conntrack_presence
+from ctguard.sources.ruleset import Ruleset, read_ruleset
+from ctguard.sources.slab import SlabSizes, read_slab
+from ctguard.sources.stats import ConntrackStats, read_stats
+from ctguard.sources.sysctl_conf import SysctlConfig, read_sysctl_config, systemd_sysctl_path
+from ctguard.sources.sysctl_runtime import (
+    GLOBAL_KEYS,
+    NETFILTER_DIR,
+    ConntrackSysctls,
+    read_conntrack_sysctls,
+)
+
+INIT_NETNS_INODE = 4026531840  # PROC_NET_INIT_INO: the initial namespace's inode, fixed since 3.8
+T = TypeVar("T")
+_NS_LINK = re.compile(r"net:\[(\d{1,20})\]")
+
+
+@dataclass(frozen=True)
+class Facts:
+    live: bool
+    netns: str | None  # the namespace examined, by name; None = the initial one
+    netns_inode: int | None
+    presence: ConntrackPresence
+    sysctls: ConntrackSysctls | Missing
+    stats: ConntrackStats | Missing
+    meminfo: Meminfo | Missing
+    slab: SlabSizes | Missing
+    kernel: KernelVersion | Missing
+    sysctl_config: SysctlConfig | Missing
+    modprobe: ModprobeConfig | Missing
+    boot_modules: tuple[BootModule, ...] | Missing
+    udev: tuple[UdevReapply, ...] | Missing
+    cmdline: KernelCmdline | Missing
+    iptables_service: IptablesService | Missing
+    grep_files: tuple[tuple[str, str], ...]  # files the iptables init script greps, read
+    ruleset: Ruleset | Missing
+    kernel_logs: tuple[TableFullLog | Missing, ...]
+    processes: tuple[Process, ...] | Missing
+    tuned: TunedProfile | Missing
+    systemd_sysctl: str | None
+    # runtime values of the initial namespace (when ``netns`` is set) and of other
+    # namespaces examined (CT307); filled in by the caller that can enter them
+    init_sysctls: ConntrackSysctls | Missing | None = None
+    other_netns: Mapping[str, ConntrackSysctls] = field(default_factory=dict)
+
+    @property
+    def ruleset_gaps(self) -> tuple[str, ...]:
+        """Rule sources (iptables-save, ip6tables-save, nft) that could not be read, and why."""
+        if isinstance(self.ruleset, Missing):
+            return tuple(self.ruleset.reason.split("; "))
+        return self.ruleset.missing
+
+    @property
+    def kube_proxy(self) -> KubeProxy | None:
+        return None if isinstance(self.processes, Missing) else find_kube_proxy(self.processes)
+
+    def with_init_namespace(self, init: ConntrackSysctls | Missing) -> Facts:
+        """Facts read inside a namespace, with the global values of the initial one."""
+        sysctls = self.sysctls
+        if isinstance(init, ConntrackSysctls) and isinstance(sysctls, ConntrackSysctls):
+            picked = {k: v for k in GLOBAL_KEYS if (v := init.get(k)) is not None}
+            sysctls = sysctls.with_values(picked)
+        return replace(self, sysctls=sysctls, init_sysctls=init)
+
+
+def _safe(read: Callable[..., T], *args: object) -> T | Missing:
+    """An input that cannot be parsed or read is Missing (with why), not a crash."""
+    try:
+        return read(*args)
+    except CtguardError as exc:
+        return Missing(str(exc))
+    except OSError as exc:
+        return Missing(f"{exc.filename or 'read'}: {exc.strerror or exc}")
+
+
+def _netns_inode(host: HostRoot) -> int | None:
+    if not host.is_live:
+        manifest = read_manifest(host)
+        if manifest is not None and manifest.netns_inode is not None:
+            return manifest.netns_inode
+        return INIT_NETNS_INODE if manifest is None or manifest.netns is None else None
+    try:
+        link = host.readlink("/proc/self/ns/net")
+    except OSError:
+        return None
+    m = _NS_LINK.fullmatch(link)
+    return int(m[1]) if m else None
+
+
+def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tuple[str, str], ...]:
+    if isinstance(service, Missing) or not isinstance(service.script, InitScript):
+        return ()
+    return expand_grep_files(host, service.script.grep_files)
+
+
+def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Facts:
+    """Read every input once. An input that cannot be read or parsed becomes Missing."""
+    presence = read_conntrack_presence(host)
+    stats: ConntrackStats | Missing = Missing("conntrack not loaded")
+    if presence.loaded:
+        stats = _safe(read_stats, host, commands)
+    processes_text = commands.output("ps")
+    processes = processes_text if isinstance(processes_text, Missing) else parse_ps(processes_text)
+    service = _safe(read_iptables_service, host)
+    ruleset = read_ruleset(commands)
+    init_sysctls: ConntrackSysctls | Missing | None = None
+    if not host.is_live and netns is not None:
+        init_sysctls = _safe(read_conntrack_sysctls, host, INIT_NETNS_DIR + NETFILTER_DIR)
+    return Facts(
+        live=host.is_live,
+        netns=netns,
+        netns_inode=_netns_inode(host),
+        presence=presence,
+        sysctls=_safe(read_conntrack_sysctls, host),
+        stats=stats,
+        meminfo=_safe(read_meminfo, host),
+        slab=_safe(read_slab, host),
+        kernel=_safe(read_kernel, host, commands),
+        sysctl_config=_safe(read_sysctl_config, host),
+        modprobe=_safe(read_modprobe_config, host),
+        boot_modules=_safe(read_boot_modules, host),
+        udev=_safe(read_udev_reapply, host),
+        cmdline=_safe(read_cmdline, host),
+        iptables_service=service,
+        grep_files=_grep_files(host, service),
+        ruleset=ruleset,
+        kernel_logs=read_kernel_logs(host, commands),
+        processes=processes,
+        tuned=_safe(read_tuned, host),
+        systemd_sysctl=systemd_sysctl_path(host),
+        init_sysctls=init_sysctls,
+    )

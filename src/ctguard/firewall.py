@@ -1,0 +1,439 @@
+"""Questions the conntrack rules ask of a firewall ruleset (pure: a Ruleset in, answers out).
+
+- Which rules NOTRACK packets, and which try to but run too late (``notrack_rules``,
+  ``ineffective_notrack_rules``)?
+- Does an untracked packet survive the filter chains, or does a drop policy that only
+  lets ``ESTABLISHED,RELATED`` through eat it (``untracked_fate``, doctor rule CT501)?
+- Would a notracked packet have needed NAT (``nat_overlap``, CT502)?
+- Does anything need conntrack at all (``conntrack_users``, CT504)?
+
+Kernel facts behind the answers (design §7): conntrack sees a packet at priority -200
+(NF_IP_PRI_CONNTRACK) on prerouting and output, so only a notrack before that has an effect;
+an untracked packet has ctstate UNTRACKED, never ESTABLISHED or RELATED; NAT needs a
+conntrack entry, so an untracked packet is never NATed; and in nftables every base chain on
+a hook must accept a packet: an accept in one table does not stop another table's drop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, RuleMatch, Ruleset, describe
+
+# net/netfilter: NF_IP_PRI_CONNTRACK (and NF_IP6_PRI_CONNTRACK) = -200.
+CONNTRACK_PRIORITY = -200
+NOTRACK_HOOKS = ("prerouting", "output")
+# The kernel limits nested jumps too (NFT_JUMP_STACK_SIZE is 16); a deeper walk is a loop.
+MAX_JUMP_DEPTH = 16
+_FILTERING_TYPES = (None, "filter", "route")  # nat chains never see untracked packets
+_IP_FAMILIES = ("ip", "ip6", "inet")
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A class of packets: what a notrack rule selects."""
+
+    family: str  # "ip" | "ip6" | "inet" (both)
+    protos: frozenset[str] | None
+    dports: PortSet | None
+    sports: PortSet | None
+    iif: str | None = None
+    oif: str | None = None
+
+
+def packet_of(rule: Rule) -> Packet:
+    """The packets a (notrack) rule selects.
+
+    Conditions the model does not hold (addresses, marks) are dropped, so the class can be
+    wider than what the rule selects; ``untracked_fate`` may then say "conditional" where a
+    full analysis would say "accepted".
+    """
+    m = rule.match
+    return Packet(rule.family, m.protos, m.dports, m.sports, m.iif, m.oif)
+
+
+def families_meet(a: str, b: str) -> bool:
+    """Can packets of family ``a`` meet a chain or rule of family ``b``? (inet is both)."""
+    if a in _IP_FAMILIES and b in _IP_FAMILIES:
+        return a == b or "inet" in (a, b)
+    return a == b
+
+
+# -- reachability ----------------------------------------------------------------------------
+def _jump_targets(rule: Rule) -> Iterator[str]:
+    if rule.verdict in ("jump", "goto") and rule.target:
+        yield rule.target
+    for _, verdict in rule.vmap:
+        kind, _, target = verdict.partition(" ")
+        if kind in ("jump", "goto") and target:
+            yield target
+
+
+def reachable_rules(rs: Ruleset, base: Chain) -> Iterator[Rule]:
+    """Every rule a packet entering ``base`` may meet, following jump and goto (each chain
+    once, so loops and shared chains cost nothing)."""
+    seen = {base.name}
+    queue: deque[tuple[Chain, int]] = deque([(base, 0)])
+    while queue:
+        chain, depth = queue.popleft()
+        for rule in chain.rules:
+            yield rule
+            for name in _jump_targets(rule):
+                target = rs.chain_of(rule, name)
+                if target is not None and name not in seen and depth < MAX_JUMP_DEPTH:
+                    seen.add(name)
+                    queue.append((target, depth + 1))
+
+
+def _rules_by_hook(rs: Ruleset, verdicts: frozenset[str]) -> Iterator[tuple[Rule, Chain]]:
+    for chain in rs.chains:
+        if chain.hook is not None:
+            for rule in reachable_rules(rs, chain):
+                if rule.verdict in verdicts:
+                    yield rule, chain
+
+
+def _unique(pairs: Iterator[tuple[Rule, str]]) -> tuple[tuple[Rule, str], ...]:
+    return tuple(dict.fromkeys(pairs))
+
+
+def _notracks_before_conntrack(chain: Chain) -> bool:
+    return (
+        chain.hook in NOTRACK_HOOKS
+        and chain.priority is not None
+        and chain.priority < CONNTRACK_PRIORITY
+    )
+
+
+def notrack_rules(rs: Ruleset) -> tuple[tuple[Rule, str], ...]:
+    """(rule, hook) for each notrack rule that runs before conntrack on prerouting or output.
+
+    Reached from a base chain on that hook with priority < -200, through jump/goto.
+    """
+    return _unique(
+        (rule, str(chain.hook))
+        for rule, chain in _rules_by_hook(rs, frozenset({"notrack"}))
+        if _notracks_before_conntrack(chain)
+    )
+
+
+def ineffective_notrack_rules(rs: Ruleset) -> tuple[Rule, ...]:
+    """Notrack rules reached only from chains where conntrack has already run (priority
+    >= -200, or a hook after prerouting/output): they change nothing."""
+    effective = {rule for rule, _ in notrack_rules(rs)}
+    late = (
+        rule
+        for rule, chain in _rules_by_hook(rs, frozenset({"notrack"}))
+        if not _notracks_before_conntrack(chain) and rule not in effective
+    )
+    return tuple(dict.fromkeys(late))
+
+
+def nat_rules(rs: Ruleset) -> tuple[tuple[Rule, str], ...]:
+    """(rule, hook) for DNAT/SNAT/MASQUERADE/REDIRECT rules reached from NAT base chains."""
+    return _unique(
+        (rule, str(chain.hook))
+        for rule, chain in _rules_by_hook(rs, NAT_VERDICTS)
+        if chain.type == "nat"
+    )
+
+
+# -- NAT versus notrack ----------------------------------------------------------------------
+# Which NAT hooks see the packets a notrack rule on a hook selects, and which NAT verdicts
+# act there. Locally delivered packets also pass the nat INPUT chain (source NAT).
+_NAT_MEETS: dict[str, dict[str, frozenset[str]]] = {
+    "prerouting": {
+        "prerouting": frozenset({"dnat", "redirect"}),
+        "input": frozenset({"snat", "masquerade"}),
+        "postrouting": frozenset({"snat", "masquerade"}),
+    },
+    "output": {
+        "output": frozenset({"dnat", "redirect"}),
+        "postrouting": frozenset({"snat", "masquerade"}),
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Selected:
+    """Protocols and ports the packets on one jump path can still have."""
+
+    protos: frozenset[str] | None
+    dports: PortSet | None
+    sports: PortSet | None
+
+    def narrowed(self, match: RuleMatch) -> _Selected | None:
+        """What is left after ``match`` too must hold; None when nothing is."""
+        protos = _narrow(self.protos, match.protos)
+        dports = _narrow_ports(self.dports, match.dports)
+        sports = _narrow_ports(self.sports, match.sports)
+        if (protos is not None and not protos) or any(
+            p is not None and not p.ranges for p in (dports, sports)
+        ):
+            return None
+        return _Selected(protos, dports, sports)
+
+
+def _narrow(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return b if a is None else a if b is None else a & b
+
+
+def _narrow_ports(a: PortSet | None, b: PortSet | None) -> PortSet | None:
+    return b if a is None else a if b is None else a.intersection(b)
+
+
+def _nat_on_paths(
+    rs: Ruleset, base: Chain, start: _Selected, verdicts: frozenset[str]
+) -> Iterator[Rule]:
+    """NAT rules of ``verdicts`` that packets of ``start`` can reach from ``base``.
+
+    The protocol and port conditions of every jump on the way count too: kube-proxy puts
+    the service port on the KUBE-SERVICES jump and a bare DNAT in each KUBE-SEP chain.
+    """
+    seen: set[tuple[str, _Selected]] = set()
+    stack: list[tuple[Chain, _Selected, int]] = [(base, start, 0)]
+    while stack:
+        chain, selected, depth = stack.pop()
+        if (chain.name, selected) in seen or depth > MAX_JUMP_DEPTH:
+            continue
+        seen.add((chain.name, selected))
+        for rule in chain.rules:
+            left = selected.narrowed(rule.match)
+            if left is None:
+                continue
+            if rule.verdict in verdicts:
+                yield rule
+            for name in _jump_targets(rule):
+                target = rs.chain_of(rule, name)
+                if target is not None:
+                    stack.append((target, left, depth + 1))
+
+
+def nat_overlap(rs: Ruleset, notrack: Rule, hook: str) -> tuple[Rule, ...]:
+    """NAT rules whose packets can be packets that ``notrack`` leaves untracked.
+
+    Untracked packets are never NATed (NAT lives in the conntrack entry), so such NAT
+    silently stops working. A prerouting notrack meets DNAT/REDIRECT on prerouting and
+    SNAT/MASQUERADE on input and postrouting; an output notrack meets DNAT/REDIRECT on
+    output and SNAT/MASQUERADE on postrouting. Overlap means: compatible families, and
+    protocol, destination and source port sets that intersect (no condition = any), also
+    with the conditions of the jumps that lead to the NAT rule. Interfaces, addresses and
+    other conditions are ignored, so this can over-report (a MASQUERADE on eth0 overlaps a
+    notrack on lo); it does not under-report.
+    """
+    meets = _NAT_MEETS.get(hook, {})
+    m = notrack.match
+    start = _Selected(m.protos, m.dports, m.sports)
+    found = {
+        rule
+        for chain in rs.chains
+        if chain.type == "nat"
+        and chain.hook in meets
+        and families_meet(notrack.family, chain.family)
+        for rule in _nat_on_paths(rs, chain, start, meets[str(chain.hook)])
+    }
+    return tuple(rule for rule in rs.rules() if rule in found)  # in ruleset order
+
+
+# -- conntrack users ---------------------------------------------------------------------
+def _nat_chain_entry(chain: Chain) -> Rule:
+    """A NAT base chain as evidence: even empty, it makes the kernel track every packet."""
+    if chain.backend == "nft":
+        text = f"type nat hook {chain.hook} priority {chain.priority}; policy {chain.policy};"
+    else:
+        text = f"-P {chain.name} {str(chain.policy).upper()}"  # iptables-save's ":NAME POLICY"
+    return Rule(chain.backend, chain.family, chain.table, chain.name,
+                RuleMatch(uses_conntrack=True), "other", None, text, None)  # fmt: skip
+
+
+def conntrack_users(rs: Ruleset) -> tuple[Rule, ...]:
+    """Everything that needs conntrack: state/ct matches, NAT and CT rules, and each NAT
+    base chain (as a pseudo-rule whose text is the chain's declaration)."""
+    users: list[Rule] = []
+    for chain in rs.chains:
+        if chain.type == "nat" and chain.hook is not None:
+            users.append(_nat_chain_entry(chain))
+        users.extend(
+            rule
+            for rule in chain.rules
+            if rule.match.uses_conntrack or rule.verdict in NAT_VERDICTS or rule.verdict == "ct"
+        )
+    return tuple(users)
+
+
+# -- the fate of an untracked packet ---------------------------------------------------------
+@dataclass(frozen=True)
+class Fate:
+    outcome: str  # "accepted" | "dropped" | "conditional" (accepted only if conditions hold)
+    chain: str  # "family table chain" of the base chain that decides
+    evidence: tuple[str, ...]  # rule texts / "policy drop of chain X" that decided, in order
+
+
+_SEVERITY = {"accepted": 0, "conditional": 1, "dropped": 2}
+
+
+def _iface_covers(pattern: str, name: str) -> bool:
+    """iptables ``eth+`` and nft ``eth*`` match by prefix; a pattern covers a narrower one."""
+    if pattern[-1:] in ("+", "*"):
+        return name.rstrip("+*").startswith(pattern[:-1])
+    return pattern == name
+
+
+def _disjoint(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
+    return a is not None and b is not None and not a & b
+
+
+def _ports_disjoint(rule: PortSet | None, packet: PortSet | None) -> bool:
+    return rule is not None and packet is not None and not rule.overlaps(packet)
+
+
+def _ifaces_disjoint(rule: str | None, packet: str | None) -> bool:
+    if rule is None or packet is None:
+        return False
+    return not (_iface_covers(rule, packet) or _iface_covers(packet, rule))
+
+
+def _cannot_apply(match: RuleMatch, packet: Packet) -> bool:
+    return (
+        _disjoint(match.protos, packet.protos)
+        or _ports_disjoint(match.dports, packet.dports)
+        or _ports_disjoint(match.sports, packet.sports)
+        or (match.ct_states is not None and "untracked" not in match.ct_states)
+        or _ifaces_disjoint(match.iif, packet.iif)
+        or _ifaces_disjoint(match.oif, packet.oif)
+    )
+
+
+def _covers(rule: frozenset[str] | None, packet: frozenset[str] | None) -> bool:
+    return rule is None or (packet is not None and packet <= rule)
+
+
+def _covers_ports(rule: PortSet | None, packet: PortSet | None) -> bool:
+    return rule is None or (packet is not None and rule.covers(packet))
+
+
+def _covers_iface(rule: str | None, packet: str | None) -> bool:
+    return rule is None or (packet is not None and _iface_covers(rule, packet))
+
+
+def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
+    return (
+        not match.other
+        and _covers(match.protos, packet.protos)
+        and _covers_ports(match.dports, packet.dports)
+        and _covers_ports(match.sports, packet.sports)
+        and _covers_iface(match.iif, packet.iif)
+        and _covers_iface(match.oif, packet.oif)
+    )
+
+
+@dataclass
+class _Walk:
+    """One base chain's walk: its decision, and the partial accepts met before it."""
+
+    rs: Ruleset
+    packet: Packet
+    partial: list[str] = field(default_factory=list)
+    memo: dict[tuple[str, bool], tuple[str, str] | None] = field(default_factory=dict)
+
+    def chain(self, chain: Chain, sure: bool, path: frozenset[str]) -> tuple[str, str] | None:
+        """("accept"|"drop", evidence) when the chain decides; None when it falls through or
+        returns. ``sure`` is False inside a jump that only part of the packets take."""
+        key = (chain.name, sure)
+        if key not in self.memo:
+            self.memo[key] = self._rules(chain, sure, path | {chain.name})
+        return self.memo[key]
+
+    def _rules(self, chain: Chain, sure: bool, path: frozenset[str]) -> tuple[str, str] | None:
+        for rule in chain.rules:
+            verdict = _untracked_verdict(rule)
+            if verdict is None or _cannot_apply(rule.match, self.packet):
+                continue
+            certain = sure and _surely_applies(rule.match, self.packet)
+            decided = self._verdict(rule, verdict, certain, path)
+            if decided is not None:
+                return None if decided[0] == "return" else decided
+        return None
+
+    def _verdict(
+        self, rule: Rule, verdict: str, certain: bool, path: frozenset[str]
+    ) -> tuple[str, str] | None:
+        kind, _, target = verdict.partition(" ")
+        if kind in ("accept", "drop", "reject", "return"):
+            if certain:
+                return ("drop" if kind == "reject" else kind, describe(rule))
+            if kind in ("accept", "return"):
+                self.partial.append(describe(rule))
+            return None
+        if kind in ("jump", "goto") and target:
+            return self._enter(rule, kind, target, certain, path)
+        if kind == "vmap":  # a vmap we cannot read may accept some of these packets
+            self.partial.append(describe(rule))
+        return None
+
+    def _enter(
+        self, rule: Rule, kind: str, target: str, certain: bool, path: frozenset[str]
+    ) -> tuple[str, str] | None:
+        chain = self.rs.chain_of(rule, target)
+        if chain is None or target in path or len(path) > MAX_JUMP_DEPTH:
+            return None
+        decided = self.chain(chain, certain, path)
+        if decided is not None:
+            return decided
+        # goto: the end of the target ends the calling chain too (for a base chain, its
+        # policy applies); a partial goto leaves the other packets where they were.
+        return ("return", describe(rule)) if kind == "goto" and certain else None
+
+
+def _untracked_verdict(rule: Rule) -> str | None:
+    """The verdict an untracked packet gets from ``rule``; None if the rule cannot decide."""
+    if rule.verdict == "vmap" and rule.vmap:
+        return next((v for states, v in rule.vmap if "untracked" in states), None)
+    if rule.verdict in ("accept", "drop", "reject", "return", "vmap"):
+        return rule.verdict
+    if rule.verdict in ("jump", "goto") and rule.target:
+        return f"{rule.verdict} {rule.target}"
+    return None  # notrack, log, mark, NAT (untracked packets are never NATed)...
+
+
+def _chain_fate(rs: Ruleset, chain: Chain, packet: Packet) -> Fate:
+    walk = _Walk(rs, packet)
+    decided = walk.chain(chain, True, frozenset())
+    if decided is None:
+        policy = chain.policy or "accept"
+        decided = (policy, f"policy {policy} of chain {chain.label}")
+    kind, evidence = decided
+    if kind == "accept":
+        return Fate("accepted", chain.label, (evidence,))
+    if walk.partial:
+        return Fate("conditional", chain.label, (*walk.partial, evidence))
+    return Fate("dropped", chain.label, (evidence,))
+
+
+def untracked_fate(rs: Ruleset, hook: str, packet: Packet) -> Fate:
+    """Would an UNTRACKED packet of this class survive every filtering base chain on ``hook``
+    ("input" after a prerouting notrack, "output" after an output notrack)?
+
+    Each base chain of type filter (or route) whose family meets the packet's is walked in
+    priority order: iptables' raw, mangle, filter and security chains alike, and every nft
+    table's chain on the hook, since an accept in one does not spare the packet another's
+    drop. Rules that cannot match an untracked packet of the class are skipped (other
+    protocol or ports, a ct state list without "untracked", another interface). A rule that
+    surely matches decides; a rule that matches only part of the class (an address, a mark,
+    some of its ports) and accepts is remembered, and a later drop gives "conditional"
+    listing those rules. The worst chain wins: dropped > conditional > accepted.
+    """
+    fates = [
+        _chain_fate(rs, chain, packet)
+        for chain in rs.base_chains(hook)
+        if chain.type in _FILTERING_TYPES and families_meet(packet.family, chain.family)
+    ]
+    if not fates:
+        return Fate("accepted", "", (f"no filtering base chain on hook {hook}",))
+    worst = max(fates, key=lambda f: _SEVERITY[f.outcome])
+    if worst.outcome != "accepted":
+        return worst
+    evidence = tuple(e for fate in fates for e in fate.evidence)
+    return Fate("accepted", fates[-1].chain, evidence)

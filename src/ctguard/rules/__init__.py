@@ -1,0 +1,115 @@
+"""The doctor's rules: one small function per catalogue ID, registered with ``@rule``.
+
+A rule takes ``Facts`` and ``Thresholds`` and returns an ``Outcome``: ``found`` (with
+evidence and the exact fix), ``passed`` or ``skipped`` (naming the input that was missing;
+a rule never guesses). ``run_rules`` wraps each in a ``Finding`` with its catalogue title.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+
+from ctguard.catalogue import CATALOGUE
+from ctguard.errors import CtguardError
+from ctguard.facts import Facts
+from ctguard.findings import Finding, Severity, Status
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Defaults of design §4; each can be changed with ``doctor --threshold NAME=VALUE``."""
+
+    usage_warning: float = 80.0  # CT101, % of nf_conntrack_max
+    usage_critical: float = 95.0
+    memory_warning: float = 10.0  # CT201, % of MemTotal
+    memory_critical: float = 25.0
+    entries_per_bucket: float = 4.0  # CT105
+    established_timeout: float = 86400  # CT401, seconds
+    established_usage: float = 50.0  # CT401 warns only when the table is this full
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    severity: Severity = Severity.OK
+    evidence: tuple[str, ...] = ()
+    fix: str = ""
+    reason: str = ""
+
+
+def found(severity: Severity, evidence: Iterable[str], fix: str) -> Outcome:
+    return Outcome(Status.FOUND, severity, tuple(evidence), fix)
+
+
+def passed(reason: str, evidence: Iterable[str] = ()) -> Outcome:
+    return Outcome(Status.PASSED, Severity.OK, tuple(evidence), reason=reason)
+
+
+def skipped(reason: str) -> Outcome:
+    return Outcome(Status.SKIPPED, Severity.OK, reason=reason)
+
+
+RuleFunc = Callable[[Facts, Thresholds], Outcome]
+RULES: dict[str, RuleFunc] = {}
+
+
+def rule(rule_id: str) -> Callable[[RuleFunc], RuleFunc]:
+    if rule_id not in CATALOGUE:
+        raise ValueError(f"{rule_id} is not in the catalogue")
+
+    def register(func: RuleFunc) -> RuleFunc:
+        RULES[rule_id] = func
+        return func
+
+    return register
+
+
+def _load_families() -> None:
+    # imported for their @rule registrations
+    from ctguard.rules import (  # noqa: F401
+        bypass,
+        memory,
+        observability,
+        persistence,
+        timeouts,
+        usage,
+    )
+
+
+def selected(patterns: Iterable[str]) -> list[str]:
+    """Rule IDs matching any ``--only`` pattern (shell style, ``CT3*``), in ID order."""
+    _load_families()
+    wanted = [p.upper() for p in patterns]
+    ids = sorted(RULES)
+    return [i for i in ids if not wanted or any(fnmatch.fnmatchcase(i, p) for p in wanted)]
+
+
+def run_rules(
+    facts: Facts, thresholds: Thresholds | None = None, only: Iterable[str] = ()
+) -> list[Finding]:
+    limits = thresholds or Thresholds()
+    results: list[Finding] = []
+    for rule_id in selected(only):
+        try:
+            outcome = RULES[rule_id](facts, limits)
+        except CtguardError as exc:
+            outcome = skipped(f"input unusable: {exc}")
+        title = CATALOGUE[rule_id].title
+        results.append(
+            Finding(
+                rule_id,
+                outcome.status,
+                outcome.severity,
+                title,
+                outcome.evidence,
+                outcome.fix,
+                outcome.reason,
+            )
+        )
+    return results

@@ -1,0 +1,190 @@
+"""CT501-CT504: bypassing conntrack (NOTRACK, blacklist, unused module) done wrong."""
+
+from __future__ import annotations
+
+from ctguard.facts import Facts
+from ctguard.findings import Severity
+from ctguard.firewall import (
+    Packet,
+    conntrack_users,
+    nat_overlap,
+    notrack_rules,
+    packet_of,
+    untracked_fate,
+)
+from ctguard.missing import Missing
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.sources.kernel import KernelVersion
+from ctguard.sources.modprobe_conf import ModprobeConfig
+from ctguard.sources.ruleset import PortSet, Rule, Ruleset, describe
+
+NF_CONNTRACK = "nf_conntrack"
+FILTER_HOOK = {"prerouting": "input", "output": "output"}
+# Holders that use conntrack without any firewall rule showing it.
+_SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
+_NOP_INSTALL = ("/bin/false", "/bin/true", "/usr/bin/false", "/usr/bin/true")
+
+
+def _rules(facts: Facts) -> Ruleset | Outcome:
+    if isinstance(facts.ruleset, Missing):
+        if facts.ruleset_gaps and all("root" in gap for gap in facts.ruleset_gaps):
+            return skipped("reading the rulesets (iptables-save, ip6tables-save, nft) needs root")
+        return skipped(f"no ruleset readable: {facts.ruleset.reason}")
+    return facts.ruleset
+
+
+def _ports(ports: PortSet | None) -> str:
+    if ports is None:
+        return ""
+    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in ports.ranges)
+
+
+def untracked_accept_command(rule_: Rule, hook: str, packet: Packet) -> list[str]:
+    """The accept for untracked packets of exactly this class, in the rule's own backend."""
+    chain = FILTER_HOOK[hook].upper()
+    protos = sorted(packet.protos) if packet.protos else [None]
+    commands: list[str] = []
+    for proto in protos:
+        if rule_.backend == "nft":
+            spec = f"meta l4proto {proto} " if proto else ""
+            if proto and packet.dports:
+                spec += f"th dport {{ {_ports(packet.dports).replace(':', '-')} }} "
+            if proto and packet.sports:
+                spec += f"th sport {{ {_ports(packet.sports).replace(':', '-')} }} "
+            commands.append(
+                f"nft insert rule <family> <table> <{FILTER_HOOK[hook]} chain> {spec}"
+                "ct state untracked accept   # in every base chain on that hook"
+            )
+            continue
+        spec = f"-p {proto} " if proto else ""
+        if proto and packet.dports:
+            spec += f"-m multiport --dports {_ports(packet.dports)} "
+        if proto and packet.sports:
+            spec += f"-m multiport --sports {_ports(packet.sports)} "
+        tool = "ip6tables" if rule_.backend == "ip6tables" else "iptables"
+        commands.append(f"{tool} -I {chain} {spec}-m conntrack --ctstate UNTRACKED -j ACCEPT")
+    return commands
+
+
+@rule("CT501")
+def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
+    rs = _rules(facts)
+    if isinstance(rs, Outcome):
+        return rs
+    notracks = notrack_rules(rs)
+    if not notracks:
+        return passed("no NOTRACK rules")
+    evidence: list[str] = []
+    fixes: list[str] = []
+    worst = Severity.OK
+    for notrack, hook in notracks:
+        packet = packet_of(notrack)
+        fate = untracked_fate(rs, FILTER_HOOK[hook], packet)
+        if fate.outcome == "accepted":
+            continue
+        evidence.append(f"NOTRACK {describe(notrack)}")
+        if fate.outcome == "dropped":
+            worst = Severity.CRITICAL
+            evidence += [f"  then {fate.chain} drops it: {line}" for line in fate.evidence]
+        else:  # accepted only by rules with conditions we do not model (interface, address)
+            worst = max(worst, Severity.WARNING, key=lambda s: s.rank)
+            evidence.append(f"  {fate.chain} accepts it only under conditions, else drops it:")
+            evidence += [f"    {line}" for line in fate.evidence]
+        fixes += untracked_accept_command(notrack, hook, packet)
+    if not evidence:
+        return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
+    fix = (
+        "Untracked packets never match ESTABLISHED,RELATED: accept them explicitly"
+        " (or let ctguard do it: ctguard notrack --port PORT):\n" + "\n".join(dict.fromkeys(fixes))
+    )
+    return found(worst, evidence, fix)
+
+
+def _delete_command(rule_: Rule) -> str:
+    if rule_.backend == "nft":
+        return f"nft delete rule {rule_.family} {rule_.table} {rule_.chain} handle {rule_.line}"
+    tool = "ip6tables" if rule_.backend == "ip6tables" else "iptables"
+    spec = rule_.text.replace("-A ", "-D ", 1)
+    return f"{tool} -t {rule_.table} {spec}"
+
+
+@rule("CT502")
+def notrack_on_nat(facts: Facts, _limits: Thresholds) -> Outcome:
+    rs = _rules(facts)
+    if isinstance(rs, Outcome):
+        return rs
+    notracks = notrack_rules(rs)
+    if not notracks:
+        return passed("no NOTRACK rules")
+    evidence: list[str] = []
+    fixes: list[str] = []
+    for notrack, hook in notracks:
+        clashes = nat_overlap(rs, notrack, hook)
+        if not clashes:
+            continue
+        evidence.append(f"NOTRACK {describe(notrack)}")
+        evidence += [f"  overlaps NAT {describe(nat)}" for nat in clashes]
+        fixes.append(_delete_command(notrack))
+    if not evidence:
+        return passed("no NOTRACK rule overlaps a NAT rule")
+    fix = (
+        "Untracked packets are never NATed: remove the NOTRACK rule, or narrow it to traffic no"
+        " NAT rule matches:\n" + "\n".join(fixes)
+    )
+    return found(Severity.CRITICAL, evidence, fix)
+
+
+@rule("CT503")
+def blacklist_ineffective(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not isinstance(facts.modprobe, ModprobeConfig):
+        return skipped(f"modprobe.d unreadable: {facts.modprobe.reason}")
+    blacklist = facts.modprobe.for_module(NF_CONNTRACK, "blacklist")
+    if not blacklist:
+        return passed("nf_conntrack is not blacklisted")
+    installs = [
+        d for d in facts.modprobe.for_module(NF_CONNTRACK, "install")
+        if d.args.split()[:1] and d.args.split()[0] in _NOP_INSTALL
+    ]  # fmt: skip
+    if installs:
+        return passed(f"{installs[0].path}:{installs[0].line} stops every load")
+    if not facts.presence.loaded:
+        return passed("blacklisted and not loaded (yet: a dependency can still load it)")
+    evidence = [f"{d.path}:{d.line}: {d.text.strip()}" for d in blacklist]
+    evidence.append(f"yet nf_conntrack is loaded ({facts.presence.evidence})")
+    if facts.presence.kind == "builtin":
+        evidence.append("it is built into this kernel: no modprobe.d line can keep it out")
+    fix = (
+        "blacklist only stops loading by alias; a module that depends on nf_conntrack still"
+        " loads it. To keep it out (after removing its users: ctguard disable):\n"
+        "/etc/modprobe.d/ctguard-disable-conntrack.conf:\ninstall nf_conntrack /bin/false"
+    )
+    return found(Severity.WARNING, evidence, fix)
+
+
+@rule("CT504")
+def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return passed("nf_conntrack is not loaded")
+    rs = _rules(facts)
+    if isinstance(rs, Outcome):
+        return rs
+    users = conntrack_users(rs)
+    if users:
+        return passed(f"{len(users)} rule(s) need conntrack, e.g. {describe(users[0])}")
+    silent = [h for h in facts.presence.holders if h.startswith(_SILENT_USERS)]
+    if silent:
+        return passed(f"used by {', '.join(silent)}")
+    evidence = ["no rule uses state/ctstate/ct, NAT or the CT target"]
+    evidence += [f"not read: {gap}" for gap in facts.ruleset_gaps]
+    if facts.presence.holders:
+        evidence.append(f"modules holding it: {', '.join(facts.presence.holders)}")
+    if facts.presence.kind == "builtin":
+        kernel = facts.kernel
+        if isinstance(kernel, KernelVersion) and kernel.at_least(4, 15):
+            # since 4.15 conntrack registers its hooks in a namespace only when a rule
+            # needs it (nf_ct_netns_get), so a built-in conntrack with no user costs nothing
+            return passed("built in, and with no rule needing it this kernel tracks nothing")
+        evidence.append("built in: it cannot be unloaded")
+        return found(Severity.INFO, evidence, "ctguard notrack --all    # stop tracking instead")
+    fix = "ctguard disable    # shows what holds it, unloads it and keeps it out"
+    return found(Severity.INFO, evidence, fix)

@@ -1,0 +1,68 @@
+"""CT201: a max whose table the machine's memory cannot hold (design §7, §8)."""
+
+from __future__ import annotations
+
+from ctguard.facts import Facts
+from ctguard.findings import Severity
+from ctguard.missing import Missing
+from ctguard.output.units import human_bytes
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.values import configured, runtime
+from ctguard.sizing import entry_cost, largest_safe_max, table_bytes
+from ctguard.sources.meminfo import Meminfo
+
+SAFE_BUDGET_PCT = 5.0  # design §8: the default memory budget of a plan
+
+
+@rule("CT201")
+def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
+    mem = facts.meminfo
+    if not isinstance(mem, Meminfo):
+        return skipped(f"memory unknown: {mem.reason}")
+    cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
+    buckets = runtime(facts, "nf_conntrack_buckets") or 0
+    candidates: list[tuple[str, int]] = []
+    live_max = runtime(facts, "nf_conntrack_max")
+    if live_max is not None:
+        candidates.append((f"runtime nf_conntrack_max = {live_max}", live_max))
+    setting = configured(facts.sysctl_config).get("nf_conntrack_max")
+    if setting is not None and setting.value is not None and setting.value != live_max:
+        candidates.append((f"configured for boot: {setting.quoted}", setting.value))
+    if not candidates:
+        why = facts.sysctls.reason if isinstance(facts.sysctls, Missing) else "not set"
+        return skipped(f"no nf_conntrack_max at runtime or in sysctl files ({why})")
+    evidence: list[str] = []
+    worst = Severity.OK
+    for label, value in candidates:
+        if value == 0:
+            evidence.append(f"{label}: unlimited (CT106)")
+            continue
+        need = table_bytes(value, buckets, cost)
+        pct = 100.0 * need / mem.mem_total
+        over_available = mem.mem_available is not None and need > mem.mem_available
+        evidence.append(
+            f"{label}: a full table takes {human_bytes(need)} ({pct:.1f} % of MemTotal"
+            f" {human_bytes(mem.mem_total)}) at {cost.bytes} B per entry ({cost.source})"
+            f" + {buckets} buckets x 8 B"
+        )
+        if over_available:
+            evidence.append(f"that is more than MemAvailable ({human_bytes(mem.mem_available)})")
+        if pct >= limits.memory_critical or over_available:
+            worst = Severity.CRITICAL
+        elif pct >= limits.memory_warning and worst is not Severity.CRITICAL:
+            worst = Severity.WARNING
+    if worst is Severity.OK:
+        return passed(f"below {limits.memory_warning:g} % of MemTotal", evidence)
+    safe = largest_safe_max(mem.mem_total, buckets, cost, SAFE_BUDGET_PCT)
+    evidence.append(
+        "entries are GFP_ATOMIC and not charged to any cgroup: a full table can OOM the"
+        " machine (and reboot it where panic_on_oom is set)"
+    )
+    where_set = setting.assignment.path if setting is not None else "/etc/sysctl.d/"
+    fix = (
+        f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds (or size it: ctguard plan):\n"
+        f"sysctl -w net.netfilter.nf_conntrack_max={safe}\n"
+        f"and in {where_set}: net.netfilter.nf_conntrack_max = {safe}\n"
+        "If the peak needs more, NOTRACK hot ports or shorten timeouts instead."
+    )
+    return found(worst, evidence, fix)

@@ -1,0 +1,394 @@
+"""CT301-CT306: settings that do not survive a reboot, a module reload or a service restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ctguard.facts import Facts
+from ctguard.findings import Severity
+from ctguard.missing import Missing
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.values import Configured, configured, quote, runtime
+from ctguard.sizing import default_buckets
+from ctguard.sources.iptables_service import (
+    STOCK_NF_MODULES_COMMON,
+    GrepHit,
+    InitScript,
+    IptablesConfig,
+    IptablesService,
+    simulate_fgrep,
+)
+from ctguard.sources.meminfo import Meminfo
+from ctguard.sources.modprobe_conf import ModprobeConfig
+from ctguard.sources.sysctl_conf import SysctlConfig, parse_sysctl_conf, runtime_name
+
+NF_CONNTRACK = "nf_conntrack"
+# Loading any of these loads nf_conntrack first (module dependencies).
+_PULLS_IN = {
+    "xt_conntrack", "xt_state", "xt_CT", "xt_connmark", "xt_CONNMARK", "xt_nat", "xt_MASQUERADE",
+    "xt_REDIRECT", "iptable_nat", "ip6table_nat", "nft_ct", "nft_nat", "nft_masq",
+    "nft_redir", "openvswitch", "ip_vs",
+}  # fmt: skip
+UDEV_RULE = "/etc/udev/rules.d/90-ctguard-conntrack.rules"
+LOAD_LIST_ITEMS = (".nf_conntrack", ".ip_conntrack")
+
+
+def pulls_in_conntrack(module: str) -> bool:
+    return (
+        module == NF_CONNTRACK
+        or module.startswith(("nf_conntrack_", "nf_nat"))
+        or module in _PULLS_IN
+    )
+
+
+def _unit_of(item: Configured) -> str:
+    return f"{item.assignment.key} ({item.quoted})"
+
+
+# --- CT301 ---------------------------------------------------------------------------
+
+
+@rule("CT301")
+def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
+    if isinstance(facts.sysctl_config, Missing):
+        return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
+    if facts.netns is not None:
+        return skipped("sysctl files configure the initial namespace, not this one (see CT307)")
+    if not facts.presence.loaded:
+        return skipped("nf_conntrack is not loaded: no runtime values to compare (see CT302)")
+    wanted = configured(facts.sysctl_config)
+    if not wanted:
+        return passed("no conntrack keys in sysctl files")
+    evidence: list[str] = []
+    fixes: list[str] = []
+    for name, item in sorted(wanted.items()):
+        now = runtime(facts, name)
+        if now is None:
+            evidence.append(f"{_unit_of(item)}: this kernel has no {name}: the line is skipped")
+            continue
+        if item.value is None:
+            evidence.append(f"{_unit_of(item)}: not a number, the kernel rejects it")
+            continue
+        if item.value != now:
+            evidence.append(f"{_unit_of(item)} but the running value is {now}")
+            fixes.append(f"sysctl -w net.netfilter.{name}={item.value}")
+    if not evidence:
+        return passed(f"{len(wanted)} configured conntrack values are in effect")
+    fix = "\n".join(
+        [
+            *fixes,
+            "then find out what reset them: CT302 (module load), CT304 (iptables"
+            " service), CT306 (kube-proxy, tuned)",
+        ]
+    )
+    return found(Severity.WARNING, evidence, fix)
+
+
+# --- CT302 ---------------------------------------------------------------------------
+
+
+def fgrep_reapplied(
+    items: Iterable[str], files: tuple[tuple[str, str], ...]
+) -> dict[str, tuple[GrepHit, str]]:
+    """Runtime name -> (line, value) the init script's ``fgrep | sysctl -p -`` re-applies."""
+    result: dict[str, tuple[GrepHit, str]] = {}
+    for hit in simulate_fgrep(tuple(items), files):
+        for assignment in parse_sysctl_conf(hit.text, hit.path).assignments:
+            name = runtime_name(assignment.key)
+            if name is not None:
+                result[name] = (hit, assignment.value.strip())
+    return result
+
+
+def _service_reapplies(facts: Facts) -> dict[str, str]:
+    service = facts.iptables_service
+    if not isinstance(service, IptablesService) or not isinstance(service.config, IptablesConfig):
+        return {}
+    hits = fgrep_reapplied(service.config.sysctl_load_list, facts.grep_files)
+    return {
+        name: f"IPTABLES_SYSCTL_LOAD_LIST matches {hit.path}:{hit.line}"
+        for name, (hit, _) in hits.items()
+    }
+
+
+def reapply_mechanisms(facts: Facts, keys: Iterable[Configured]) -> dict[str, str]:
+    """Runtime name -> what re-applies it when nf_conntrack loads after boot-time sysctl."""
+    covered: dict[str, str] = {}
+    items = list(keys)
+    if not isinstance(facts.boot_modules, Missing):
+        for module in facts.boot_modules:
+            if pulls_in_conntrack(module.module):
+                why = f"{module.path}:{module.line} loads {module.module} before sysctl runs"
+                covered.update({item.name: why for item in items})
+    if not isinstance(facts.udev, Missing):
+        for udev in facts.udev:
+            if udev.matches_module(NF_CONNTRACK):
+                for item in items:
+                    if udev.covers(item.assignment.key):
+                        covered.setdefault(item.name, f"{udev.path}:{udev.line} re-applies it")
+    if isinstance(facts.modprobe, ModprobeConfig):
+        for directive in facts.modprobe.for_module(NF_CONNTRACK, "install"):
+            if "sysctl" in directive.args:
+                why = f"{directive.path}:{directive.line} runs sysctl on load"
+                for item in items:
+                    covered.setdefault(item.name, why)
+    for name, why in _service_reapplies(facts).items():
+        covered.setdefault(name, why)
+    return covered
+
+
+def reapply_fix(facts: Facts) -> str:
+    if facts.systemd_sysctl:
+        return (
+            f"Re-apply them whenever nf_conntrack loads: write {UDEV_RULE}:\n"
+            f'ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack", '
+            f'RUN+="{facts.systemd_sysctl} --prefix=/net/netfilter"\n'
+            "or load it before sysctl runs: echo nf_conntrack > "
+            "/etc/modules-load.d/ctguard-conntrack.conf\n(ctguard apply writes this for you)"
+        )
+    return (
+        "No systemd here: have the module loaded before sysctl runs, with\n"
+        "/etc/sysconfig/modules/nf_conntrack.modules (mode 0755):\n"
+        "#!/bin/sh\n/sbin/modprobe nf_conntrack\n"
+        'and, for the iptables service, IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack" (CT304).'
+    )
+
+
+@rule("CT302")
+def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
+    kind = facts.presence.kind
+    if kind == "builtin":
+        return passed("nf_conntrack is built in: its keys exist when sysctl files are applied")
+    if kind == "unknown":
+        return skipped("cannot tell whether nf_conntrack is a module or built in")
+    if isinstance(facts.sysctl_config, Missing):
+        return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
+    wanted = configured(facts.sysctl_config)
+    if not wanted:
+        return passed("no conntrack keys in sysctl files")
+    covered = reapply_mechanisms(facts, wanted.values())
+    lost = [item for name, item in sorted(wanted.items()) if name not in covered]
+    if not lost:
+        return passed("every configured conntrack key is re-applied when the module loads")
+    evidence = [
+        f"nf_conntrack is a loadable module ({facts.presence.evidence})",
+        *(f"{_unit_of(item)}: nothing re-applies it when the module loads" for item in lost),
+    ]
+    return found(Severity.WARNING, evidence, reapply_fix(facts))
+
+
+# --- CT303 ---------------------------------------------------------------------------
+
+
+def _persisted_buckets(facts: Facts) -> list[tuple[int | None, str]]:
+    """(value, where) of every boot-time setting of the hash size."""
+    places: list[tuple[int | None, str]] = []
+    if isinstance(facts.modprobe, ModprobeConfig):
+        option = facts.modprobe.option(NF_CONNTRACK, "hashsize")
+        if option is not None:
+            value, directive = option
+            places.append(
+                (int(value) if value.isdigit() else None, f"{directive.path}:{directive.line}")
+            )
+    if not isinstance(facts.cmdline, Missing):
+        for name in ("nf_conntrack.hashsize", "nf-conntrack.hashsize"):
+            param = facts.cmdline.get(name)
+            if param is not None:
+                places.append((int(param) if param.isdigit() else None, f"kernel cmdline {name}"))
+    setting = configured(facts.sysctl_config).get("nf_conntrack_buckets")
+    if setting is not None:
+        places.append((setting.value, setting.quoted))
+    return places
+
+
+@rule("CT303")
+def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped("nf_conntrack is not loaded")
+    buckets = runtime(facts, "nf_conntrack_buckets")
+    if buckets is None:
+        return skipped("nf_conntrack_buckets not readable")
+    if not isinstance(facts.meminfo, Meminfo):
+        return skipped(f"memory unknown, so the kernel default is too: {facts.meminfo.reason}")
+    default = default_buckets(facts.meminfo.mem_total, facts.kernel)
+    places = _persisted_buckets(facts)
+    kube = facts.kube_proxy
+    if kube is not None and "net.netfilter.nf_conntrack_max" in kube.managed_keys():
+        return passed("kube-proxy sets the hash size when it sets the max (see CT306)")
+    matching = [where for value, where in places if value == buckets]
+    if matching:
+        return passed(f"{buckets} buckets, set at boot by {matching[0]}")
+    if buckets == default and not places:
+        return passed(f"{buckets} buckets: the kernel default for this memory")
+    evidence = [f"nf_conntrack_buckets = {buckets} (kernel default here: {default})"]
+    evidence += [f"{where} sets {value}, not {buckets}" for value, where in places]
+    if not places:
+        evidence.append(
+            "nothing sets it at boot: a reboot or module reload returns it to the default"
+        )
+    if facts.presence.kind == "builtin":
+        fix = (
+            f"Built-in conntrack: add nf_conntrack.hashsize={buckets} to the kernel command line"
+            " (GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub / grub2-mkconfig)"
+            f", or net.netfilter.nf_conntrack_buckets = {buckets} in /etc/sysctl.d/."
+        )
+    else:
+        fix = (
+            "Write /etc/modprobe.d/ctguard-conntrack.conf:\n"
+            f"options nf_conntrack hashsize={buckets}\n(ctguard apply writes this for you)"
+        )
+    return found(Severity.WARNING, evidence, fix)
+
+
+# --- CT304 / CT305 ---------------------------------------------------------------------
+
+
+def _service(facts: Facts) -> tuple[IptablesConfig, InitScript] | Outcome:
+    service = facts.iptables_service
+    if isinstance(service, Missing):
+        return passed(service.reason)
+    if isinstance(service.config, Missing):
+        return skipped(f"iptables-config unreadable: {service.config.reason}")
+    if isinstance(service.script, Missing):
+        return skipped(f"no iptables init script to simulate: {service.script.reason}")
+    return service.config, service.script
+
+
+def _unloads_conntrack(config: IptablesConfig, script: InitScript) -> tuple[bool, str]:
+    var = config.get("IPTABLES_MODULES_UNLOAD")
+    value = var.value if var is not None else (script.unload_default or "yes")
+    shown = (
+        f"{config.path}:{var.line}: {var.text.strip()}"
+        if var
+        else f"IPTABLES_MODULES_UNLOAD unset (default {value})"
+    )
+    return value.lower() == "yes", shown
+
+
+@rule("CT304")
+def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
+    got = _service(facts)
+    if isinstance(got, Outcome):
+        return got
+    config, script = got
+    if facts.presence.kind == "builtin":
+        return passed("nf_conntrack is built in: the service cannot unload it")
+    unload, unload_shown = _unloads_conntrack(config, script)
+    if not unload:
+        return passed(f"the service does not unload modules ({unload_shown})")
+    modules = script.nf_modules_common
+    if modules is not None and NF_CONNTRACK not in modules:
+        return passed("the init script no longer unloads nf_conntrack (see CT305)")
+    if isinstance(facts.sysctl_config, Missing):
+        return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
+    wanted = configured(facts.sysctl_config)
+    if not wanted:
+        return passed("no conntrack keys in sysctl files: the defaults are what is wanted")
+    items = config.sysctl_load_list
+    reapplied = fgrep_reapplied(items, facts.grep_files)
+    list_var = config.get("IPTABLES_SYSCTL_LOAD_LIST")
+    evidence = [
+        unload_shown,
+        f"{config.path}:{list_var.line}: {list_var.text.strip()}"
+        if list_var
+        else "IPTABLES_SYSCTL_LOAD_LIST is not set",
+        f"{script.path}:{script.grep_line}: {(script.grep_text or '').strip()}"
+        f" (greps {' '.join(script.grep_files) or 'nothing'})",
+    ]
+    lost = 0
+    for name, item in sorted(wanted.items()):
+        again = reapplied.get(name)
+        if again is None:
+            evidence.append(f"{_unit_of(item)}: not re-applied by 'service iptables restart'")
+            lost += 1
+        elif item.value is not None and again[1] != str(item.value):
+            hit = again[0]
+            evidence.append(
+                f"{_unit_of(item)}: restart re-applies {again[1]} from {hit.path}:{hit.line}"
+            )
+            lost += 1
+    if not lost:
+        return passed("the load list re-applies every configured conntrack key", evidence)
+    return found(Severity.WARNING, evidence, _load_list_fix(facts, config, wanted))
+
+
+def _load_list_fix(facts: Facts, config: IptablesConfig, wanted: dict[str, Configured]) -> str:
+    texts = [item.assignment.text for item in wanted.values()]
+    proposal = [item for item in LOAD_LIST_ITEMS if any(item in text for text in texts)]
+    after = fgrep_reapplied(proposal, facts.grep_files)
+    fix = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(proposal)}"'
+    missed = [item for name, item in sorted(wanted.items()) if name not in after]
+    if missed:
+        greps = sorted({path for path, _ in facts.grep_files}) or ["the files the script greps"]
+        fix += "\nand move these lines into " + " or ".join(greps) + ", which the script greps:\n"
+        fix += "\n".join(item.quoted for item in missed)
+    return fix
+
+
+@rule("CT305")
+def stop_cannot_relieve(facts: Facts, _limits: Thresholds) -> Outcome:
+    got = _service(facts)
+    if isinstance(got, Outcome):
+        return got
+    _config, script = got
+    modules = script.nf_modules_common
+    if modules is None:
+        return passed("the init script has no NF_MODULES_COMMON list")
+    if NF_CONNTRACK in modules:
+        return passed(
+            f"the init script unloads nf_conntrack on stop ({script.path}:{script.modules_line})"
+        )
+    evidence = [
+        f"{script.path}:{script.modules_line}: {(script.modules_text or '').strip()}",
+        "'service iptables stop' no longer unloads nf_conntrack: it cannot empty a full table,"
+        " and the script no longer matches the package (updates may overwrite it)",
+    ]
+    stock = " ".join(STOCK_NF_MODULES_COMMON)
+    fix = (
+        f"Restore the stock line in {script.path} (keep a backup):\n"
+        f"NF_MODULES_COMMON=({stock})\n"
+        "and keep settings across restarts with the load list instead (CT304's fix)."
+    )
+    return found(Severity.WARNING, evidence, fix)
+
+
+# --- CT306 ---------------------------------------------------------------------------
+
+
+def _file_settings(config: SysctlConfig | Missing, keys: Iterable[str]) -> list[str]:
+    if isinstance(config, Missing):
+        return []
+    names = {runtime_name(k) for k in keys}
+    return [quote(a) for a in config.assignments if runtime_name(a.key) in names]
+
+
+@rule("CT306")
+def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
+    if isinstance(facts.processes, Missing) and isinstance(facts.tuned, Missing):
+        return skipped(f"no process list ({facts.processes.reason}) and no tuned profile")
+    evidence: list[str] = []
+    fixes: list[str] = []
+    conflict = False
+    kube = facts.kube_proxy
+    if kube is not None:
+        keys = kube.managed_keys()
+        evidence.append(f"kube-proxy (pid {kube.pid}) sets {', '.join(keys)}: {kube.args[:160]}")
+        clashing = _file_settings(facts.sysctl_config, keys)
+        conflict = conflict or bool(clashing)
+        evidence += [f"also set by {line}: kube-proxy overwrites it" for line in clashing]
+        fixes += [f"{key}: set kube-proxy's {kube.flag_for(key)} instead" for key in keys]
+    if not isinstance(facts.tuned, Missing):
+        tuned_lines = [t for t in facts.tuned.sysctls if runtime_name(t.key) is not None]
+        if tuned_lines:
+            evidence += [
+                f"tuned profile {facts.tuned.name}: {t.path}:{t.line}: {t.text.strip()}"
+                for t in tuned_lines
+            ]
+            clashing = _file_settings(facts.sysctl_config, (t.key for t in tuned_lines))
+            conflict = conflict or bool(clashing)
+            evidence += [f"also set by {line}: tuned re-applies its value" for line in clashing]
+            fixes.append(f"edit the [sysctl] section of the {facts.tuned.name} tuned profile")
+    if not evidence:
+        return passed("no kube-proxy and no tuned profile setting conntrack keys")
+    severity = Severity.WARNING if conflict else Severity.INFO
+    return found(severity, evidence, "\n".join(fixes))

@@ -1,0 +1,98 @@
+"""CT307 and CT401: timeouts that differ between namespaces or keep idle entries for days."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ctguard.facts import Facts
+from ctguard.findings import Severity
+from ctguard.firewall import nat_rules
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.values import runtime, table_count
+from ctguard.sources.ruleset import Ruleset
+from ctguard.sources.sysctl_runtime import ConntrackSysctls
+
+# Per-namespace behaviour keys compared between namespaces (a new namespace starts from
+# the compiled-in defaults, not from the host's values: nf_conntrack_*_init_net()).
+_PER_NETNS_PREFIXES = ("nf_conntrack_tcp_", "nf_conntrack_udp_", "nf_conntrack_icmp")
+_PER_NETNS_KEYS = ("nf_conntrack_generic_timeout", "nf_conntrack_acct")
+NAT_MIN_ESTABLISHED = 7440  # RFC 5382 REQ-5: 2 h 4 min for NATed TCP
+
+
+def _behaviour(values: Mapping[str, int]) -> dict[str, int]:
+    return {
+        k: v for k, v in values.items() if k.startswith(_PER_NETNS_PREFIXES) or k in _PER_NETNS_KEYS
+    }
+
+
+def _differences(here: ConntrackSysctls, there: ConntrackSysctls) -> list[tuple[str, int, int]]:
+    mine, theirs = _behaviour(here.values), _behaviour(there.values)
+    return [(k, mine[k], theirs[k]) for k in sorted(mine) if k in theirs and mine[k] != theirs[k]]
+
+
+@rule("CT307")
+def namespaces_differ(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not isinstance(facts.sysctls, ConntrackSysctls):
+        return skipped(f"no runtime values: {facts.sysctls.reason}")
+    pairs: list[tuple[str, ConntrackSysctls, ConntrackSysctls]] = []
+    if facts.netns is not None:
+        if not isinstance(facts.init_sysctls, ConntrackSysctls):
+            return skipped("the initial namespace's values were not read")
+        pairs.append((f"namespace {facts.netns}", facts.sysctls, facts.init_sysctls))
+    else:
+        pairs += [
+            (f"namespace {n}", v, facts.sysctls) for n, v in sorted(facts.other_netns.items())
+        ]
+        if not pairs:
+            why = (
+                "no named namespace on this host"
+                if facts.live
+                else "a snapshot holds one namespace"
+            )
+            return skipped(f"{why}; examine one with --netns NAME")
+    evidence: list[str] = []
+    fixes: list[str] = []
+    for label, inside, init in pairs:
+        for key, mine, theirs in _differences(inside, init):
+            evidence.append(f"{label}: {key} = {mine}, initial namespace: {theirs}")
+            fixes.append(f"ip netns exec NAME sysctl -w net.netfilter.{key}={theirs}")
+    if not evidence:
+        return passed(f"{len(pairs)} namespace(s) use the initial namespace's timeouts")
+    fix = (
+        "A new namespace starts from compiled-in timeouts, not the host's. Set them inside"
+        " each namespace (container runtimes: the pod's sysctls), e.g.:\n"
+        + "\n".join(dict.fromkeys(fixes))
+    )
+    return found(Severity.INFO, evidence, fix)
+
+
+@rule("CT401")
+def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
+    timeout = runtime(facts, "nf_conntrack_tcp_timeout_established")
+    if timeout is None:
+        return skipped("nf_conntrack_tcp_timeout_established not readable")
+    evidence = [f"nf_conntrack_tcp_timeout_established = {timeout} s ({timeout / 3600:g} h)"]
+    if timeout <= limits.established_timeout:
+        return passed(f"{timeout} s", evidence)
+    count, maximum = table_count(facts), runtime(facts, "nf_conntrack_max")
+    if count is None or not maximum:
+        return skipped("table usage unknown: cannot tell whether idle entries crowd it")
+    pct = 100.0 * count / maximum
+    evidence.append(f"table {pct:.1f} % full")
+    if pct < limits.established_usage:
+        return passed(
+            f"long, but the table is only {pct:.1f} % full"
+            f" (warning from {limits.established_usage:g} %)",
+            evidence,
+        )
+    nat = isinstance(facts.ruleset, Ruleset) and bool(nat_rules(facts.ruleset))
+    floor = NAT_MIN_ESTABLISHED if nat else 3600
+    if nat:
+        evidence.append("NAT rules present: keep it >= 7440 s (RFC 5382)")
+    fix = (
+        "Idle established flows hold entries for days. Shorten it (check what the table holds"
+        " first: ctguard analyze):\n"
+        f"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={floor}\n"
+        "and persist it in /etc/sysctl.d/ (ctguard plan proposes a value)."
+    )
+    return found(Severity.WARNING, evidence, fix)

@@ -1,0 +1,192 @@
+"""CT101-CT106: how full the table is and what the kernel counted dropping."""
+
+from __future__ import annotations
+
+from ctguard.facts import INIT_NETNS_INODE, Facts
+from ctguard.findings import Severity
+from ctguard.missing import Missing
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.values import counter, runtime, table_count, where
+from ctguard.sources.kernel_log import LogHit, TableFullLog
+
+NOT_LOADED = "nf_conntrack is not loaded: there is no table"
+PLAN_FIX = "ctguard plan    # sizes a max this machine's memory can hold, then: ctguard apply"
+
+
+def _usage(facts: Facts) -> tuple[int, int] | str:
+    count, maximum = table_count(facts), runtime(facts, "nf_conntrack_max")
+    if count is None or maximum is None:
+        missing = facts.sysctls.reason if isinstance(facts.sysctls, Missing) else "no value"
+        return f"nf_conntrack_count/max not readable ({missing})"
+    return count, maximum
+
+
+@rule("CT101")
+def table_usage(facts: Facts, limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped(NOT_LOADED)
+    usage = _usage(facts)
+    if isinstance(usage, str):
+        return skipped(usage)
+    count, maximum = usage
+    if maximum == 0:
+        return passed("nf_conntrack_max is 0 (unlimited): see CT106")
+    pct = 100.0 * count / maximum
+    scope = f" in namespace {facts.netns} (the max is global)" if facts.netns else ""
+    evidence = [
+        f"nf_conntrack_count = {count}, nf_conntrack_max = {maximum}: {pct:.1f} % used{scope}"
+    ]
+    if pct < limits.usage_warning:
+        return passed(f"{pct:.1f} % used (warning at {limits.usage_warning:g} %)", evidence)
+    severity = Severity.CRITICAL if pct >= limits.usage_critical else Severity.WARNING
+    fix = (
+        "ctguard analyze    # what fills the table (ports, states, sources)\n"
+        f"{PLAN_FIX}\n"
+        "Raising the max at runtime alone is lost on reboot or module reload (see CT301-CT304)."
+    )
+    return found(severity, evidence, fix)
+
+
+def _our_log_keys(facts: Facts) -> tuple[int | None, ...]:
+    """Kernel-log namespace keys that are this namespace's lines."""
+    if facts.netns is None and facts.netns_inode in (None, INIT_NETNS_INODE):
+        # the initial namespace logs "table full" without a namespace (older kernels name
+        # none for any namespace, so those lines may be a container's)
+        return (None, INIT_NETNS_INODE)
+    return (facts.netns_inode,) if facts.netns_inode is not None else ()
+
+
+def _log_evidence(facts: Facts) -> tuple[list[str], int, bool, list[str]]:
+    """(evidence lines, our line count, seen in this boot's dmesg, unread sources)."""
+    keys = _our_log_keys(facts)
+    evidence: list[str] = []
+    unread: list[str] = []
+    total, in_dmesg = 0, False
+    for log in facts.kernel_logs:
+        if isinstance(log, Missing):
+            unread.append(log.reason)
+            continue
+        ours = sum(n for k, n in log.by_netns.items() if k in keys)
+        others = sum(n for k, n in log.by_netns.items() if k not in keys)
+        if ours:
+            last: LogHit = max((log.last[k] for k in keys if k in log.last), key=lambda h: h.line)
+            cut = " (tail of the file read)" if log.truncated else ""
+            evidence.append(f"{log.source}: {ours} 'table full' lines{cut}, last: {last.text}")
+            total += ours
+            in_dmesg = in_dmesg or log.source == "dmesg"
+        if others:
+            evidence.append(f"{log.source}: {others} more lines name other namespaces")
+    return evidence, total, in_dmesg, unread
+
+
+@rule("CT102")
+def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+    drop, failed = counter(facts, "drop"), counter(facts, "insert_failed")
+    log_evidence, log_lines, in_dmesg, unread = _log_evidence(facts)
+    read_logs = [log for log in facts.kernel_logs if isinstance(log, TableFullLog)]
+    if drop is None and not read_logs:
+        why = facts.stats.reason if isinstance(facts.stats, Missing) else "no drop counter"
+        return skipped(f"no drop counter ({why}) and no kernel log readable")
+    evidence: list[str] = []
+    full_drops = 0
+    if drop is not None:
+        # since 5.x an unresolved clash counts in both drop and insert_failed
+        # (nf_ct_resolve_clash): table-full drops are the difference
+        full_drops = max(0, drop - (failed or 0))
+        evidence.append(
+            f"stat drop = {drop}, insert_failed = {failed if failed is not None else '?'}: "
+            f"{full_drops} packets dropped for a full table {where(facts)}"
+        )
+    evidence += log_evidence
+    if full_drops == 0 and log_lines == 0:
+        return passed("no table-full drops counted or logged", evidence)
+    severity = Severity.CRITICAL if full_drops or in_dmesg else Severity.WARNING
+    if severity is Severity.WARNING:
+        evidence.append("only older log files show it: it happened before, not since boot")
+    evidence += [f"not read: {why}" for why in unread]
+    fix = (
+        "New connections fail while the table is full. Now: find what fills it and size it:\n"
+        "ctguard analyze\n"
+        f"{PLAN_FIX}\n"
+        "ctguard notrack --port PORT    # for a hot port that needs no state (no NAT on it)"
+    )
+    return found(severity, evidence, fix)
+
+
+@rule("CT103")
+def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped(NOT_LOADED)
+    early = counter(facts, "early_drop")
+    if early is None:
+        return skipped(f"no early_drop counter: {getattr(facts.stats, 'reason', 'not read')}")
+    evidence = [f"stat early_drop = {early} {where(facts)}"]
+    if early == 0:
+        return passed("no entry was early-dropped", evidence)
+    evidence.append(
+        "the table was full of unassured entries (e.g. unreplied UDP): the kernel evicted them"
+        " without logging"
+    )
+    fix = (
+        "Shorten the timeouts of unassured flows, e.g.:\n"
+        "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10\n"
+        f"{PLAN_FIX}"
+    )
+    return found(Severity.WARNING, evidence, fix)
+
+
+@rule("CT104")
+def insert_failures(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped(NOT_LOADED)
+    failed = counter(facts, "insert_failed")
+    if failed is None:
+        return skipped(f"no insert_failed counter: {getattr(facts.stats, 'reason', 'not read')}")
+    evidence = [f"stat insert_failed = {failed} {where(facts)}"]
+    if failed == 0:
+        return passed("no insert failures", evidence)
+    fix = (
+        "Clashes are races between packets of one new flow (often DNS over UDP from"
+        " containers: A and AAAA queries on one socket). See: ctguard explain CT104\n"
+        "Workarounds: resolver option 'single-request-reopen', or a node-local DNS cache."
+    )
+    return found(Severity.INFO, evidence, fix)
+
+
+@rule("CT105")
+def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped(NOT_LOADED)
+    maximum, buckets = runtime(facts, "nf_conntrack_max"), runtime(facts, "nf_conntrack_buckets")
+    toolong = counter(facts, "chaintoolong")
+    if not buckets or maximum is None:
+        return skipped("nf_conntrack_max/buckets not readable")
+    ratio = maximum / buckets
+    evidence = [f"nf_conntrack_max / nf_conntrack_buckets = {maximum} / {buckets} = {ratio:.2f}"]
+    if toolong:
+        evidence.append(f"stat chaintoolong = {toolong}: lookups hit chains too long to scan")
+    if ratio <= limits.entries_per_bucket and not toolong:
+        return passed(f"{ratio:.2f} entries per bucket at max", evidence)
+    target = 1 << max(0, (maximum - 1).bit_length()) if maximum else buckets
+    fix = (
+        f"Raise the buckets to match the max (1 entry per bucket at max):\n"
+        f"sysctl -w net.netfilter.nf_conntrack_buckets={target}\n"
+        "and make it persistent (CT303)."
+    )
+    return found(Severity.WARNING, evidence, fix)
+
+
+@rule("CT106")
+def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
+    if not facts.presence.loaded:
+        return skipped(NOT_LOADED)
+    maximum = runtime(facts, "nf_conntrack_max")
+    if maximum is None:
+        return skipped("nf_conntrack_max not readable")
+    if maximum != 0:
+        return passed(f"nf_conntrack_max = {maximum}")
+    evidence = [
+        "nf_conntrack_max = 0: entries are limited only by memory; they are allocated with"
+        " GFP_ATOMIC and charged to no cgroup"
+    ]
+    return found(Severity.CRITICAL, evidence, PLAN_FIX)

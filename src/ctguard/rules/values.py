@@ -1,0 +1,76 @@
+"""Values several rules read the same way: table size, counters, configured conntrack keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.facts import Facts
+from ctguard.missing import Missing
+from ctguard.sources.stats import ConntrackStats
+from ctguard.sources.sysctl_conf import SysctlAssignment, SysctlConfig, runtime_name
+from ctguard.sources.sysctl_runtime import ConntrackSysctls
+
+
+def runtime(facts: Facts, name: str) -> int | None:
+    sysctls = facts.sysctls
+    return sysctls.get(name) if isinstance(sysctls, ConntrackSysctls) else None
+
+
+def table_count(facts: Facts) -> int | None:
+    """Entries now: the sysctl, else the stat file's global ``entries``."""
+    count = runtime(facts, "nf_conntrack_count")
+    if count is None and isinstance(facts.stats, ConntrackStats):
+        count = facts.stats.entries
+    return count
+
+
+def counter(facts: Facts, name: str) -> int | None:
+    return facts.stats.get(name) if isinstance(facts.stats, ConntrackStats) else None
+
+
+def where(facts: Facts) -> str:
+    """How the counters' period reads in evidence: they start with the table."""
+    if facts.netns:
+        return f"since namespace {facts.netns} was created"
+    if facts.presence.kind == "module":
+        return "since nf_conntrack was loaded"
+    return "since boot"
+
+
+@dataclass(frozen=True)
+class Configured:
+    """The last assignment of one runtime setting across all its key aliases."""
+
+    name: str  # runtime file name, nf_conntrack_max
+    assignment: SysctlAssignment
+
+    @property
+    def quoted(self) -> str:
+        a = self.assignment
+        return f"{a.path}:{a.line}: {a.text.strip()}"
+
+    @property
+    def value(self) -> int | None:
+        text = self.assignment.value.strip()
+        return int(text) if text.isdigit() else None
+
+
+def conntrack_assignments(config: SysctlConfig) -> list[SysctlAssignment]:
+    """Every assignment of a conntrack key, in the order the files are applied."""
+    return [a for a in config.assignments if runtime_name(a.key) is not None]
+
+
+def configured(config: SysctlConfig | Missing) -> dict[str, Configured]:
+    """Runtime name -> the assignment that wins at boot (aliases are one setting)."""
+    if isinstance(config, Missing):
+        return {}
+    result: dict[str, Configured] = {}
+    for assignment in conntrack_assignments(config):
+        name = runtime_name(assignment.key)
+        if name is not None:
+            result[name] = Configured(name, assignment)
+    return result
+
+
+def quote(a: SysctlAssignment) -> str:
+    return f"{a.path}:{a.line}: {a.text.strip()}"

@@ -1,0 +1,395 @@
+"""Agents that write conntrack sysctls themselves: kube-proxy and tuned (design §4 CT306).
+
+A value such an agent owns comes back after every restart of the agent, whatever the
+sysctl files say, so the fix is the agent's own knob, not another sysctl.d file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from ctguard.host.root import HostRoot
+from ctguard.missing import Missing
+
+# -- ps -----------------------------------------------------------------------------------
+_PS_LINE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+(\S.*?)\s*")
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    args: str
+
+
+def parse_ps(text: str) -> tuple[Process, ...]:
+    """Parse ``ps -eo pid,args``; the header and any line without a pid are skipped.
+
+    >>> parse_ps("    PID COMMAND\\n"
+    ...          "   1402 /usr/local/bin/kube-proxy --config=/var/lib/kube-proxy/config.conf\\n")
+    (Process(pid=1402, args='/usr/local/bin/kube-proxy --config=/var/lib/kube-proxy/config.conf'),)
+    """
+    processes: list[Process] = []
+    for line in text.split("\n"):
+        match = _PS_LINE.fullmatch(line)
+        if match:
+            processes.append(Process(int(match[1]), match[2]))
+    return tuple(processes)
+
+
+# -- kube-proxy ---------------------------------------------------------------------------
+_MAX = "net.netfilter.nf_conntrack_max"
+_ESTABLISHED = "net.netfilter.nf_conntrack_tcp_timeout_established"
+_CLOSE_WAIT = "net.netfilter.nf_conntrack_tcp_timeout_close_wait"
+_UDP = "net.netfilter.nf_conntrack_udp_timeout"
+_UDP_STREAM = "net.netfilter.nf_conntrack_udp_timeout_stream"
+_BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+DEFAULT_MANAGED_KEYS = (_MAX, _ESTABLISHED, _CLOSE_WAIT)
+
+# sysctl file name -> (command-line flag, KubeProxyConfiguration field). Buckets follow
+# max: kube-proxy raises the hashsize module parameter to max / 4 when it is lower.
+_KNOBS: dict[str, tuple[str, str]] = {
+    "nf_conntrack_max": ("--conntrack-max-per-core", "conntrack.maxPerCore"),
+    "nf_conntrack_buckets": ("--conntrack-max-per-core", "conntrack.maxPerCore"),
+    "nf_conntrack_tcp_timeout_established": (
+        "--conntrack-tcp-timeout-established",
+        "conntrack.tcpEstablishedTimeout",
+    ),
+    "nf_conntrack_tcp_timeout_close_wait": (
+        "--conntrack-tcp-timeout-close-wait",
+        "conntrack.tcpCloseWaitTimeout",
+    ),
+    "nf_conntrack_udp_timeout": ("--conntrack-udp-timeout", "conntrack.udpTimeout"),
+    "nf_conntrack_udp_timeout_stream": (
+        "--conntrack-udp-timeout-stream",
+        "conntrack.udpStreamTimeout",
+    ),
+    "nf_conntrack_tcp_be_liberal": ("--conntrack-tcp-be-liberal", "conntrack.tcpBeLiberal"),
+}
+# pflag booleans take no separate value word ("--masquerade-all --v=2").
+_BOOL_FLAGS = frozenset({"conntrack-tcp-be-liberal", "masquerade-all", "cleanup",
+    "cleanup-ipvs", "profiling", "enable-profiling", "ipvs-strict-arp", "init-only",
+    "bind-address-hard-fail", "iptables-localhost-nodeports", "alsologtostderr",
+    "logtostderr", "add-dir-header", "skip-headers", "skip-log-headers", "one-output",
+    "version"})  # fmt: skip
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
+_GO_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+             "m": 60.0, "h": 3600.0}  # fmt: skip
+
+
+def _go_duration_seconds(text: str) -> float | None:
+    """Seconds in a Go ``time.ParseDuration`` string ("24h0m0s", "0", "-1s"), else None."""
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0.0
+    total = 0.0
+    pos = 0
+    while pos < len(body):
+        part = _GO_DURATION.match(body, pos)
+        if part is None or part[1] in ("", "."):
+            return None
+        total += float(part[1]) * _GO_UNITS[part[2]]
+        pos = part.end()
+    return sign * total if body else None
+
+
+def _is_positive_duration(value: str) -> bool:
+    """kube-proxy writes a timeout only when it is > 0; a value Go rejects counts as set."""
+    seconds = _go_duration_seconds(value)
+    return seconds is None or seconds > 0
+
+
+def _is_positive_int(value: str) -> bool:
+    try:
+        return int(value) > 0
+    except ValueError:
+        return True  # kube-proxy would not have started: do not claim the key is free
+
+
+def _normalise_key(key: str) -> str:
+    """``net/netfilter/nf_conntrack_max``, ``net.ipv4.netfilter.ip_conntrack_max`` -> file name."""
+    name = key.replace("/", ".").rsplit(".", 1)[-1]
+    if name.startswith("ip_conntrack"):  # CONFIG_NF_CONNTRACK_PROC_COMPAT aliases
+        name = "nf_conntrack" + name.removeprefix("ip_conntrack")
+    return name
+
+
+@dataclass(frozen=True)
+class KubeProxy:
+    pid: int
+    args: str
+    flags: Mapping[str, str]  # every --flag=value / --flag value, names without "--"
+    config_path: str | None  # --config value
+
+    def managed_keys(self) -> tuple[str, ...]:
+        """Dotted sysctl keys this kube-proxy writes at start (cmd/kube-proxy/app).
+
+        Defaults: ``--conntrack-max-per-core=32768`` (max = that x CPUs, at least
+        ``--conntrack-min=131072``), established 24h, close_wait 1h; each is skipped when
+        its value is 0. UDP timeouts and ``tcp_be_liberal`` are written only when set.
+
+        With ``--config`` the file decides (kube-proxy replaces its flag values with the
+        file's, so conntrack flags given beside it do not count). Its defaults are the
+        same as the flags', so the three default keys are returned: ctguard does not read
+        the file, which may live in a container.
+        """
+        if self.config_path is not None:
+            return DEFAULT_MANAGED_KEYS
+        flags = self.flags
+        keys: list[str] = []
+        per_core = flags.get("conntrack-max-per-core")
+        legacy_max = flags.get("conntrack-max")  # removed in 1.19; was absolute
+        if (per_core is None or _is_positive_int(per_core)) or (
+            legacy_max is not None and _is_positive_int(legacy_max)
+        ):
+            keys.append(_MAX)
+        for key, flag in ((_ESTABLISHED, "conntrack-tcp-timeout-established"),
+                          (_CLOSE_WAIT, "conntrack-tcp-timeout-close-wait")):  # fmt: skip
+            value = flags.get(flag)
+            if value is None or _is_positive_duration(value):
+                keys.append(key)
+        for key, flag in ((_UDP, "conntrack-udp-timeout"),
+                          (_UDP_STREAM, "conntrack-udp-timeout-stream")):  # fmt: skip
+            value = flags.get(flag)
+            if value is not None and _is_positive_duration(value):
+                keys.append(key)
+        if flags.get("conntrack-tcp-be-liberal") in _GO_TRUE:
+            keys.append(_BE_LIBERAL)
+        return tuple(keys)
+
+    def flag_for(self, key: str) -> str:
+        """The kube-proxy flag, or config field with ``--config``, to set instead of ``key``."""
+        knob = _KNOBS.get(_normalise_key(key))
+        if knob is None:
+            return "the kube-proxy configuration" if self.config_path else "kube-proxy flags"
+        return knob[1] if self.config_path is not None else knob[0]
+
+
+def _parse_flags(argv: Sequence[str]) -> dict[str, str]:
+    """pflag syntax: ``--name=value``, ``--name value``, a bare boolean ``--name``."""
+    flags: dict[str, str] = {}
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        index += 1
+        if not word.startswith("-") or word in ("-", "--"):
+            continue
+        name, has_value, value = word.lstrip("-").partition("=")
+        name = name.replace("_", "-")  # k8s flag sets normalise "_" to "-"
+        if not name:
+            continue
+        if not has_value and name not in _BOOL_FLAGS:
+            # pflag takes the next word as the value even when it starts with "-" (-999)
+            if index < len(argv) and not argv[index].startswith("--"):
+                value = argv[index]
+                index += 1
+            else:
+                value = "true"
+        elif not has_value:
+            value = "true"
+        flags[name] = value
+    return flags
+
+
+def _kube_proxy_argv(args: str) -> list[str] | None:
+    """The flag words when ``args`` runs kube-proxy (also ``hyperkube kube-proxy|proxy``)."""
+    argv = args.split()
+    if not argv:
+        return None
+    program = PurePosixPath(argv[0]).name
+    if program == "kube-proxy":
+        return argv[1:]
+    if program == "hyperkube" and len(argv) > 1 and argv[1] in ("kube-proxy", "proxy"):
+        return argv[2:]
+    return None
+
+
+def find_kube_proxy(processes: Sequence[Process]) -> KubeProxy | None:
+    """The first kube-proxy process, its flags parsed.
+
+    ``ps`` joins argv with spaces, so a value containing a space cannot be told apart;
+    kube-proxy's conntrack flags never contain one.
+
+    >>> kp = find_kube_proxy(parse_ps(
+    ...     "  PID COMMAND\\n 2211 /usr/local/bin/kube-proxy --conntrack-max-per-core=0 --v=2\\n"))
+    >>> kp.pid, kp.flags["conntrack-max-per-core"]
+    (2211, '0')
+    >>> kp.managed_keys()
+    ('net.netfilter.nf_conntrack_tcp_timeout_established', \
+'net.netfilter.nf_conntrack_tcp_timeout_close_wait')
+    >>> kp.flag_for("net.netfilter.nf_conntrack_max")
+    '--conntrack-max-per-core'
+    """
+    for process in processes:
+        argv = _kube_proxy_argv(process.args)
+        if argv is not None:
+            flags = _parse_flags(argv)
+            return KubeProxy(process.pid, process.args, flags, flags.get("config"))
+    return None
+
+
+# -- tuned --------------------------------------------------------------------------------
+TUNED_ACTIVE_PROFILE = "/etc/tuned/active_profile"
+# tuned's locator looks in profile_dirs from last to first; the defaults are
+# /usr/lib/tuned,/etc/tuned, and tuned 2.24 added the .../profiles directories.
+TUNED_PROFILE_DIRS = ("/etc/tuned/profiles", "/etc/tuned", "/usr/lib/tuned/profiles",
+                      "/usr/lib/tuned")  # fmt: skip
+TUNED_MAX_INCLUDE_DEPTH = 5
+TUNED_FILE_MAX_BYTES = 1 << 20
+_SAFE_PROFILE_NAME = re.compile(r"[a-zA-Z0-9_.-]+")  # tuned's loader.safe_name
+_SECTION = re.compile(r"\[([^\]]*)\]")
+# Options every tuned unit accepts; a sysctl unit's other options are sysctl keys.
+_UNIT_OPTIONS = frozenset({"type", "replace", "enabled", "devices", "devices_udev_regex",
+    "script_pre", "script_post", "drop", "priority", "uname_regex", "cpuinfo_regex"})  # fmt: skip
+_TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on"})
+
+
+@dataclass(frozen=True)
+class TunedSysctl:
+    key: str  # dotted, as written
+    value: str  # as written (tuned expands ${variables} itself; ctguard does not)
+    path: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TunedProfile:
+    name: str
+    sysctls: tuple[TunedSysctl, ...]  # includes first, then each profile's own lines
+
+
+@dataclass(frozen=True)
+class TunedConf:
+    """One ``tuned.conf``: its ``include=`` names and every option of every section
+    (each kept as a TunedSysctl record: key, value and where it was written)."""
+
+    path: str
+    includes: tuple[str, ...]
+    sections: Mapping[str, Mapping[str, TunedSysctl]] = field(default_factory=dict)
+
+
+def _ini_value(raw: str) -> str:
+    """A ConfigParser value: ``#`` after a blank starts a comment; one pair of quotes goes."""
+    comment = re.search(r"[ \t]#", raw)
+    value = (raw[: comment.start()] if comment else raw).strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return value
+
+
+def parse_tuned_conf(text: str, path: str) -> TunedConf:
+    """Parse a tuned profile (``tuned.conf``); lines tuned would reject are skipped.
+
+    >>> conf = parse_tuned_conf(
+    ...     "[main]\\nsummary=Kubernetes node\\ninclude=throughput-performance\\n\\n"
+    ...     "[sysctl]\\nnet.netfilter.nf_conntrack_max=1048576\\n",
+    ...     "/etc/tuned/k8s-node/tuned.conf")
+    >>> conf.includes, conf.sections["sysctl"]["net.netfilter.nf_conntrack_max"].value
+    (('throughput-performance',), '1048576')
+    """
+    sections: dict[str, dict[str, TunedSysctl]] = {}
+    current: dict[str, TunedSysctl] | None = None
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        header = _SECTION.fullmatch(line)
+        if header:
+            current = sections.setdefault(header[1].strip(), {})
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if sep and key and current is not None:
+            current[key] = TunedSysctl(key, _ini_value(value), path, number, line)
+    include = sections.get("main", {}).get("include")
+    # tuned's loader splits include on "," and ";" (tuned/profiles/loader.py)
+    names = re.split(r"\s*[,;]\s*", include.value) if include else []
+    return TunedConf(path, tuple(n for n in names if n), sections)
+
+
+def _locate_profile(host: HostRoot, name: str, skip: Sequence[str]) -> str | None:
+    """tuned's locator: the last profile directory wins; a file already loaded is skipped,
+    so /etc/tuned/X/tuned.conf may include the stock X it overrides."""
+    if not _SAFE_PROFILE_NAME.fullmatch(name):
+        return None
+    for directory in TUNED_PROFILE_DIRS:
+        path = f"{directory}/{name}/tuned.conf"
+        if path not in skip and host.is_file(path):
+            return path
+    return None
+
+
+def _load_profiles(
+    host: HostRoot, names: Sequence[str], loaded: list[TunedConf], seen: list[str], depth: int
+) -> list[str]:
+    """Append the profiles to ``loaded``, includes first, as tuned's loader does; return
+    the names not found. ``seen`` holds every file opened so far (tuned's processed_files).
+    """
+    not_found: list[str] = []
+    for name in names:
+        path = _locate_profile(host, name, seen)
+        text = host.try_read_text(path, TUNED_FILE_MAX_BYTES) if path else None
+        if path is None or text is None or isinstance(text, Missing):
+            not_found.append(name)
+            continue
+        seen.append(path)
+        conf = parse_tuned_conf(text, path)
+        if conf.includes and depth < TUNED_MAX_INCLUDE_DEPTH:
+            _load_profiles(host, conf.includes, loaded, seen, depth + 1)
+        loaded.append(conf)
+    return not_found
+
+
+def _is_true(option: TunedSysctl | None) -> bool:
+    return option is not None and option.value.strip().lower() in _TRUE_WORDS
+
+
+def merge_tuned_sysctls(confs: Sequence[TunedConf]) -> tuple[TunedSysctl, ...]:
+    """Merge units like tuned's Merger: same-named units update, ``replace=1`` starts over.
+
+    A unit is a sysctl unit by name (``[sysctl]``) or by ``type=sysctl``.
+    """
+    units: dict[str, dict[str, TunedSysctl]] = {}
+    for conf in confs:
+        for name, options in conf.sections.items():
+            if name in ("main", "variables"):  # not plugin units
+                continue
+            if _is_true(options.get("replace")) or name not in units:
+                units[name] = dict(options)
+            else:
+                units[name].update(options)
+    sysctls: list[TunedSysctl] = []
+    for name, options in units.items():
+        kind = options.get("type")
+        enabled = options.get("enabled")
+        if (kind.value if kind else name) != "sysctl":
+            continue
+        if enabled is not None and not _is_true(enabled):
+            continue
+        sysctls.extend(
+            option
+            for key, option in options.items()
+            if key not in _UNIT_OPTIONS and ("." in key or "/" in key)
+        )
+    return tuple(sysctls)
+
+
+def read_tuned(host: HostRoot) -> TunedProfile | Missing:
+    """The sysctls of the active tuned profile (several names: merged in order)."""
+    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
+    if isinstance(active, Missing):
+        return Missing("tuned not in use") if not host.exists(TUNED_ACTIVE_PROFILE) else active
+    names = active.split()
+    if not names:
+        return Missing(f"tuned not in use: {TUNED_ACTIVE_PROFILE} names no profile")
+    loaded: list[TunedConf] = []
+    not_found = _load_profiles(host, names, loaded, [], depth=0)
+    if not loaded:
+        where = ", ".join(TUNED_PROFILE_DIRS)
+        return Missing(f"tuned profile {' '.join(not_found)} not found in {where}")
+    return TunedProfile(" ".join(names), merge_tuned_sysctls(loaded))
