@@ -28,7 +28,7 @@ def _f(status: Status, severity: Severity = Severity.OK) -> Finding:
         ([_f(Status.FOUND, Severity.WARNING), _f(Status.PASSED)], Severity.WARNING, 1),
         ([_f(Status.FOUND, Severity.WARNING)], Severity.CRITICAL, 0),
         ([_f(Status.FOUND, Severity.CRITICAL), _f(Status.SKIPPED)], Severity.CRITICAL, 2),
-        ([_f(Status.FOUND, Severity.CRITICAL), _f(Status.FOUND, Severity.WARNING)], Severity.WARNING, 2),
+        ([_f(Status.FOUND, Severity.CRITICAL), _f(Status.FOUND)], Severity.WARNING, 2),
         ([_f(Status.SKIPPED), _f(Status.SKIPPED)], Severity.WARNING, 3),
         ([_f(Status.SKIPPED), _f(Status.PASSED)], Severity.WARNING, 0),
     ],
