@@ -14,6 +14,7 @@ from helpers import assert_one_line_error, ctguard_bin, run_ctguard
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rhel6-table-full"
 GOLDEN = Path(__file__).parent / "golden"
+CRIT = Severity.CRITICAL
 
 
 def _f(status: Status, severity: Severity = Severity.OK) -> Finding:
@@ -28,7 +29,7 @@ def _f(status: Status, severity: Severity = Severity.OK) -> Finding:
         ([_f(Status.FOUND, Severity.WARNING), _f(Status.PASSED)], Severity.WARNING, 1),
         ([_f(Status.FOUND, Severity.WARNING)], Severity.CRITICAL, 0),
         ([_f(Status.FOUND, Severity.CRITICAL), _f(Status.SKIPPED)], Severity.CRITICAL, 2),
-        ([_f(Status.FOUND, Severity.CRITICAL), _f(Status.FOUND)], Severity.WARNING, 2),
+        ([_f(Status.FOUND, CRIT), _f(Status.FOUND, Severity.WARNING)], Severity.WARNING, 2),
         ([_f(Status.SKIPPED), _f(Status.SKIPPED)], Severity.WARNING, 3),
         ([_f(Status.SKIPPED), _f(Status.PASSED)], Severity.WARNING, 0),
     ],
