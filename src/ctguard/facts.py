@@ -119,7 +119,9 @@ def _safe(read: Callable[..., T], *args: object) -> T | Missing:
 
 def _netns_inode(host: HostRoot) -> int | None:
     if not host.is_live:
-        manifest = read_manifest(host)
+        manifest = _safe(read_manifest, host)
+        if isinstance(manifest, Missing):
+            return None  # a damaged manifest: which namespace is unknown
         if manifest is not None and manifest.netns_inode is not None:
             return manifest.netns_inode
         return INIT_NETNS_INODE if manifest is None or manifest.netns is None else None

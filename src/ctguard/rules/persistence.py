@@ -191,10 +191,10 @@ def _persisted_buckets(facts: Facts) -> list[tuple[int | None, str]]:
                 (int(value) if value.isdigit() else None, f"{directive.path}:{directive.line}")
             )
     if not isinstance(facts.cmdline, Missing):
-        for name in ("nf_conntrack.hashsize", "nf-conntrack.hashsize"):
-            param = facts.cmdline.get(name)
-            if param is not None:
-                places.append((int(param) if param.isdigit() else None, f"kernel cmdline {name}"))
+        param = facts.cmdline.get("nf_conntrack.hashsize")  # "-" and "_" are the same here
+        if param is not None:
+            where = "kernel cmdline nf_conntrack.hashsize"
+            places.append((int(param) if param.isdigit() else None, where))
     setting = configured(facts.sysctl_config).get("nf_conntrack_buckets")
     if setting is not None:
         places.append((setting.value, setting.quoted))
