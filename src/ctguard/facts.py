@@ -49,6 +49,7 @@ from ctguard.sources.stats import ConntrackStats, read_stats
 from ctguard.sources.sysctl_conf import SysctlConfig, read_sysctl_config, systemd_sysctl_path
 from ctguard.sources.sysctl_runtime import (
     GLOBAL_KEYS,
+    MAX_FILE,
     NETFILTER_DIR,
     ConntrackSysctls,
     read_conntrack_sysctls,
@@ -139,9 +140,16 @@ def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tup
     return expand_grep_files(host, service.script.grep_files)
 
 
+def _presence(host: HostRoot) -> ConntrackPresence:
+    read = _safe(read_conntrack_presence, host)
+    if isinstance(read, Missing):  # e.g. a damaged /sys/module file in a snapshot
+        return ConntrackPresence("unknown", host.exists(MAX_FILE), evidence=read.reason)
+    return read
+
+
 def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Facts:
     """Read every input once. An input that cannot be read or parsed becomes Missing."""
-    presence = read_conntrack_presence(host)
+    presence = _presence(host)
     stats: ConntrackStats | Missing = Missing("conntrack not loaded")
     if presence.loaded:
         stats = _safe(read_stats, host, commands)
