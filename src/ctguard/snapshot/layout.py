@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ctguard.sources.kernel_log import KERNEL_LOG_FILES
+from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
+
 # Read literally (procfs/sysfs: their own links, such as /proc/net -> self/net, are
 # followed by the kernel, and the file is stored at the path asked for).
 KERNEL_FILES = (
@@ -65,8 +68,9 @@ CONFIG_DIRS = (
     "/usr/lib/udev/rules.d",
     "/lib/udev/rules.d",
 )
-LOG_FILES = ("/var/log/kern.log", "/var/log/messages", "/var/log/syslog")
-LOG_TAIL_BYTES = 16 * 1024 * 1024  # the recent end of a log is what doctor needs
+# The same files and the same tail that doctor reads live, so a snapshot counts the same.
+LOG_FILES = KERNEL_LOG_FILES
+LOG_TAIL_BYTES = KERNEL_LOG_TAIL_BYTES
 
 COMMANDS = (
     "iptables-save",
