@@ -33,6 +33,7 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         return skipped(f"no nf_conntrack_max at runtime or in sysctl files ({why})")
     evidence: list[str] = []
     worst = Severity.OK
+    unsafe_live = False
     for label, value in candidates:
         if value == 0:
             evidence.append(f"{label}: unlimited (CT106)")
@@ -41,17 +42,22 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         pct = 100.0 * need / mem.mem_total
         over_available = mem.mem_available is not None and need > mem.mem_available
         evidence.append(
-            f"{label}: a full table takes {human_bytes(need)} ({pct:.1f} % of MemTotal"
+            f"{label}: a full table takes {human_bytes(need)} ({pct:.2f} % of MemTotal"
             f" {human_bytes(mem.mem_total)}) at {cost.bytes} B per entry ({cost.source})"
             f" + {buckets} buckets x 8 B"
         )
         if over_available:
             evidence.append(f"that is more than MemAvailable ({human_bytes(mem.mem_available)})")
+        severity = Severity.OK
         if pct >= limits.memory_critical or over_available:
-            worst = Severity.CRITICAL
-        elif pct >= limits.memory_warning and worst is not Severity.CRITICAL:
-            worst = Severity.WARNING
+            severity = Severity.CRITICAL
+        elif pct >= limits.memory_warning:
+            severity = Severity.WARNING
+        unsafe_live = unsafe_live or (severity is not Severity.OK and value == live_max)
+        worst = max(worst, severity, key=lambda s: s.rank)
     if worst is Severity.OK:
+        if all(value == 0 for _, value in candidates):
+            return passed("nf_conntrack_max is 0 (unlimited): see CT106", evidence)
         return passed(f"below {limits.memory_warning:g} % of MemTotal", evidence)
     safe = largest_safe_max(mem.mem_total, buckets, cost, SAFE_BUDGET_PCT)
     evidence.append(
@@ -59,10 +65,11 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         " machine (and reboot it where panic_on_oom is set)"
     )
     where_set = setting.assignment.path if setting is not None else "/etc/sysctl.d/"
-    fix = (
-        f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds (or size it: ctguard plan):\n"
-        f"sysctl -w net.netfilter.nf_conntrack_max={safe}\n"
-        f"and in {where_set}: net.netfilter.nf_conntrack_max = {safe}\n"
-        "If the peak needs more, NOTRACK hot ports or shorten timeouts instead."
-    )
-    return found(worst, evidence, fix)
+    lines = [f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds (or: ctguard plan):"]
+    if unsafe_live:
+        lines.append(f"sysctl -w net.netfilter.nf_conntrack_max={safe}")
+    lines.append(f"in {where_set}: net.netfilter.nf_conntrack_max = {safe}")
+    if buckets and safe > 4 * buckets:
+        lines.append(f"and raise the buckets to at least {safe // 4} (CT105; persistent: CT303)")
+    lines.append("If the peak needs more, NOTRACK hot ports or shorten timeouts instead.")
+    return found(worst, evidence, "\n".join(lines))

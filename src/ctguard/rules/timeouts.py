@@ -38,11 +38,9 @@ def namespaces_differ(facts: Facts, _limits: Thresholds) -> Outcome:
     if facts.netns is not None:
         if not isinstance(facts.init_sysctls, ConntrackSysctls):
             return skipped("the initial namespace's values were not read")
-        pairs.append((f"namespace {facts.netns}", facts.sysctls, facts.init_sysctls))
+        pairs.append((facts.netns, facts.sysctls, facts.init_sysctls))
     else:
-        pairs += [
-            (f"namespace {n}", v, facts.sysctls) for n, v in sorted(facts.other_netns.items())
-        ]
+        pairs += [(n, v, facts.sysctls) for n, v in sorted(facts.other_netns.items())]
         if not pairs:
             why = (
                 "no named namespace on this host"
@@ -52,10 +50,10 @@ def namespaces_differ(facts: Facts, _limits: Thresholds) -> Outcome:
             return skipped(f"{why}; examine one with --netns NAME")
     evidence: list[str] = []
     fixes: list[str] = []
-    for label, inside, init in pairs:
+    for name, inside, init in pairs:
         for key, mine, theirs in _differences(inside, init):
-            evidence.append(f"{label}: {key} = {mine}, initial namespace: {theirs}")
-            fixes.append(f"ip netns exec NAME sysctl -w net.netfilter.{key}={theirs}")
+            evidence.append(f"namespace {name}: {key} = {mine}, initial namespace: {theirs}")
+            fixes.append(f"ip netns exec {name} sysctl -w net.netfilter.{key}={theirs}")
     if not evidence:
         return passed(f"{len(pairs)} namespace(s) use the initial namespace's timeouts")
     fix = (
@@ -75,7 +73,9 @@ def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
     if timeout <= limits.established_timeout:
         return passed(f"{timeout} s", evidence)
     count, maximum = table_count(facts), runtime(facts, "nf_conntrack_max")
-    if count is None or not maximum:
+    if maximum == 0:
+        return skipped("the table is unlimited (CT106): no usage to weigh the timeout against")
+    if count is None or maximum is None:
         return skipped("table usage unknown: cannot tell whether idle entries crowd it")
     pct = 100.0 * count / maximum
     evidence.append(f"table {pct:.1f} % full")
@@ -89,10 +89,14 @@ def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
     floor = NAT_MIN_ESTABLISHED if nat else 3600
     if nat:
         evidence.append("NAT rules present: keep it >= 7440 s (RFC 5382)")
+    command = f"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={floor}"
+    persist = "and persist it in /etc/sysctl.d/ (ctguard plan proposes a value)."
+    if facts.netns:
+        # sysctl files configure the initial namespace only: set it inside this one
+        command = f"ip netns exec {facts.netns} {command}"
+        persist = "and set it wherever this namespace is created (container runtime, pod sysctls)."
     fix = (
         "Idle established flows hold entries for days. Shorten it (check what the table holds"
-        " first: ctguard analyze):\n"
-        f"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={floor}\n"
-        "and persist it in /etc/sysctl.d/ (ctguard plan proposes a value)."
+        f" first: ctguard analyze):\n{command}\n{persist}"
     )
     return found(Severity.WARNING, evidence, fix)
