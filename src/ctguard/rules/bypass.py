@@ -39,6 +39,15 @@ def _ports(ports: PortSet | None) -> str:
     return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in ports.ranges)
 
 
+def _notracks(facts: Facts) -> tuple[Ruleset, tuple[tuple[Rule, str], ...]] | Outcome:
+    """The ruleset and its effective NOTRACK rules (with their hook), or the outcome."""
+    rs = _rules(facts)
+    if isinstance(rs, Outcome):
+        return rs
+    notracks = notrack_rules(rs)
+    return (rs, notracks) if notracks else passed("no NOTRACK rules")
+
+
 def untracked_accept_command(rule_: Rule, hook: str, packet: Packet) -> list[str]:
     """The accept for untracked packets of exactly this class, in the rule's own backend."""
     chain = FILTER_HOOK[hook].upper()
@@ -68,12 +77,10 @@ def untracked_accept_command(rule_: Rule, hook: str, packet: Packet) -> list[str
 
 @rule("CT501")
 def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
-    rs = _rules(facts)
-    if isinstance(rs, Outcome):
-        return rs
-    notracks = notrack_rules(rs)
-    if not notracks:
-        return passed("no NOTRACK rules")
+    got = _notracks(facts)
+    if isinstance(got, Outcome):
+        return got
+    rs, notracks = got
     evidence: list[str] = []
     fixes: list[str] = []
     worst = Severity.OK
@@ -110,12 +117,10 @@ def _delete_command(rule_: Rule) -> str:
 
 @rule("CT502")
 def notrack_on_nat(facts: Facts, _limits: Thresholds) -> Outcome:
-    rs = _rules(facts)
-    if isinstance(rs, Outcome):
-        return rs
-    notracks = notrack_rules(rs)
-    if not notracks:
-        return passed("no NOTRACK rules")
+    got = _notracks(facts)
+    if isinstance(got, Outcome):
+        return got
+    rs, notracks = got
     evidence: list[str] = []
     fixes: list[str] = []
     for notrack, hook in notracks:

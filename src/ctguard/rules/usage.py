@@ -128,13 +128,21 @@ def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
     return found(severity, evidence, fix)
 
 
-@rule("CT103")
-def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+def _loaded_counter(facts: Facts, name: str) -> int | Outcome:
+    """A counter a rule needs, or the skip that says why it is not there."""
     if not facts.presence.loaded:
         return skipped(NOT_LOADED)
-    early = counter(facts, "early_drop")
-    if early is None:
-        return skipped(f"no early_drop counter: {getattr(facts.stats, 'reason', 'not read')}")
+    value = counter(facts, name)
+    if value is None:
+        return skipped(f"no {name} counter: {getattr(facts.stats, 'reason', 'not read')}")
+    return value
+
+
+@rule("CT103")
+def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+    early = _loaded_counter(facts, "early_drop")
+    if isinstance(early, Outcome):
+        return early
     evidence = [f"stat early_drop = {early} {where(facts)}"]
     if early == 0:
         return passed("no entry was early-dropped", evidence)
@@ -152,11 +160,9 @@ def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
 
 @rule("CT104")
 def insert_failures(facts: Facts, _limits: Thresholds) -> Outcome:
-    if not facts.presence.loaded:
-        return skipped(NOT_LOADED)
-    failed = counter(facts, "insert_failed")
-    if failed is None:
-        return skipped(f"no insert_failed counter: {getattr(facts.stats, 'reason', 'not read')}")
+    failed = _loaded_counter(facts, "insert_failed")
+    if isinstance(failed, Outcome):
+        return failed
     toolong = counter(facts, "chaintoolong") or 0
     evidence = [f"stat insert_failed = {failed} {where(facts)}"]
     if toolong:
