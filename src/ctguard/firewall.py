@@ -364,7 +364,7 @@ class _Walk:
         if kind in ("accept", "drop", "reject", "return"):
             if certain:
                 return ("drop" if kind == "reject" else kind, describe(rule))
-            if kind in ("accept", "return"):
+            if kind in ("accept", "return") and not _loopback_only(rule.match, self.packet):
                 self.partial.append(describe(rule))
             return None
         if kind in ("jump", "goto") and target:
@@ -385,6 +385,16 @@ class _Walk:
         # goto: the end of the target ends the calling chain too (for a base chain, its
         # policy applies); a partial goto leaves the other packets where they were.
         return ("return", describe(rule)) if kind == "goto" and certain else None
+
+
+def _loopback_only(match: RuleMatch, packet: Packet) -> bool:
+    """An accept limited to ``lo`` does not rescue a class that arrives on any interface.
+
+    NOTRACK for a service is about its network traffic: every packet of it that comes in
+    (or goes out) on a real interface still meets the drop, so ``iif "lo" accept`` at the
+    top of a ruleset must not turn "dropped" into "conditional".
+    """
+    return (match.iif == "lo" and packet.iif is None) or (match.oif == "lo" and packet.oif is None)
 
 
 def _untracked_verdict(rule: Rule) -> str | None:

@@ -8,6 +8,7 @@ times out is a Missing value, never an exception.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 CAPTURE_DIR = "/ctguard_commands"
+MANIFEST = "/ctguard_manifest.json"  # also named in sources/manifest.py, which parses it
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,27 @@ class CapturedCommands:
 
     def __init__(self, root: HostRoot) -> None:
         self.root = root
+        self._failures: dict[str, str] | None = None
+
+    def _why_absent(self, name: str) -> str:
+        """What the snapshot's manifest says about a missing output (the capture's error)."""
+        if self._failures is None:
+            self._failures = {}
+            text = self.root.try_read_text(MANIFEST, 1 << 20)
+            try:
+                failed = json.loads(text).get("failed", []) if isinstance(text, str) else []
+            except (ValueError, AttributeError, RecursionError):
+                failed = []
+            for item in failed if isinstance(failed, list) else []:
+                if isinstance(item, dict) and isinstance(item.get("what"), str):
+                    self._failures[item["what"]] = str(item.get("why", ""))
+        why = self._failures.get(f"{CAPTURE_DIR}/{name}")
+        return f"not captured: {why}" if why else f"the snapshot has no {name} output"
 
     def output(self, name: str) -> str | Missing:
         text = self.root.try_read_text(f"{CAPTURE_DIR}/{name}")
         if isinstance(text, Missing):
-            return Missing(f"the snapshot has no {name} output")
+            return Missing(self._why_absent(name))
         return text
 
     def output_to(self, name: str, dest: BinaryIO) -> Missing | None:

@@ -14,15 +14,15 @@ from ctguard.firewall import (
 )
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.values import load_blocked
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import ModprobeConfig
-from ctguard.sources.ruleset import PortSet, Rule, Ruleset, describe
+from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
 
 NF_CONNTRACK = "nf_conntrack"
 FILTER_HOOK = {"prerouting": "input", "output": "output"}
 # Holders that use conntrack without any firewall rule showing it.
 _SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
-_NOP_INSTALL = ("/bin/false", "/bin/true", "/usr/bin/false", "/usr/bin/true")
 
 
 def _rules(facts: Facts) -> Ruleset | Outcome:
@@ -48,30 +48,29 @@ def _notracks(facts: Facts) -> tuple[Ruleset, tuple[tuple[Rule, str], ...]] | Ou
     return (rs, notracks) if notracks else passed("no NOTRACK rules")
 
 
-def untracked_accept_command(rule_: Rule, hook: str, packet: Packet) -> list[str]:
-    """The accept for untracked packets of exactly this class, in the rule's own backend."""
-    chain = FILTER_HOOK[hook].upper()
+def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
+    """The accept for untracked packets of exactly this class, first in the dropping chain."""
     protos = sorted(packet.protos) if packet.protos else [None]
     commands: list[str] = []
     for proto in protos:
-        if rule_.backend == "nft":
+        if chain.backend == "nft":
             spec = f"meta l4proto {proto} " if proto else ""
             if proto and packet.dports:
                 spec += f"th dport {{ {_ports(packet.dports).replace(':', '-')} }} "
             if proto and packet.sports:
                 spec += f"th sport {{ {_ports(packet.sports).replace(':', '-')} }} "
-            commands.append(
-                f"nft insert rule <family> <table> <{FILTER_HOOK[hook]} chain> {spec}"
-                "ct state untracked accept   # in every base chain on that hook"
-            )
+            where = f"{chain.family} {chain.table} {chain.name}"
+            commands.append(f"nft insert rule {where} {spec}ct state untracked accept")
             continue
         spec = f"-p {proto} " if proto else ""
         if proto and packet.dports:
             spec += f"-m multiport --dports {_ports(packet.dports)} "
         if proto and packet.sports:
             spec += f"-m multiport --sports {_ports(packet.sports)} "
-        tool = "ip6tables" if rule_.backend == "ip6tables" else "iptables"
-        commands.append(f"{tool} -I {chain} {spec}-m conntrack --ctstate UNTRACKED -j ACCEPT")
+        commands.append(
+            f"{chain.backend} -t {chain.table} -I {chain.name} {spec}"
+            "-m conntrack --ctstate UNTRACKED -j ACCEPT"
+        )
     return commands
 
 
@@ -97,7 +96,10 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             worst = max(worst, Severity.WARNING, key=lambda s: s.rank)
             evidence.append(f"  {fate.chain} accepts it only under conditions, else drops it:")
             evidence += [f"    {line}" for line in fate.evidence]
-        fixes += untracked_accept_command(notrack, hook, packet)
+        family, table, name = fate.chain.split(" ", 2)
+        chain = rs.chain(family, table, name)
+        if chain is not None:
+            fixes += untracked_accept_command(chain, packet)
     if not evidence:
         return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
     fix = (
@@ -146,12 +148,9 @@ def blacklist_ineffective(facts: Facts, _limits: Thresholds) -> Outcome:
     blacklist = facts.modprobe.for_module(NF_CONNTRACK, "blacklist")
     if not blacklist:
         return passed("nf_conntrack is not blacklisted")
-    installs = [
-        d for d in facts.modprobe.for_module(NF_CONNTRACK, "install")
-        if d.args.split()[:1] and d.args.split()[0] in _NOP_INSTALL
-    ]  # fmt: skip
-    if installs:
-        return passed(f"{installs[0].path}:{installs[0].line} stops every load")
+    blocked = load_blocked(facts)
+    if blocked is not None:
+        return passed(f"{blocked}: stops every load")
     if not facts.presence.loaded:
         return passed("blacklisted and not loaded (yet: a dependency can still load it)")
     evidence = [f"{d.path}:{d.line}: {d.text.strip()}" for d in blacklist]

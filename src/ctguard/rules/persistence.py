@@ -8,7 +8,7 @@ from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import Configured, configured, quote, runtime
+from ctguard.rules.values import Configured, configured, load_blocked, quote, runtime
 from ctguard.sizing import default_buckets
 from ctguard.sources.iptables_service import (
     STOCK_NF_MODULES_COMMON,
@@ -61,6 +61,7 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
         return passed("no conntrack keys in sysctl files")
     evidence: list[str] = []
     fixes: list[str] = []
+    owned = False
     for name, item in sorted(wanted.items()):
         now = runtime(facts, name)
         if now is None:
@@ -71,17 +72,38 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
             continue
         if item.value != now:
             evidence.append(f"{_unit_of(item)} but the running value is {now}")
-            fixes.append(f"sysctl -w net.netfilter.{name}={item.value}")
+            owner = _agent_owning(facts, item.assignment.key)
+            if owner:
+                owned = True
+                evidence.append(f"  {owner} sets {name} (CT306): set it there, not here")
+            else:
+                fixes.append(f"sysctl -w net.netfilter.{name}={item.value}")
     if not evidence:
         return passed(f"{len(wanted)} configured conntrack values are in effect")
-    fix = "\n".join(
-        [
-            *fixes,
-            "then find out what reset them: CT302 (module load), CT304 (iptables"
-            " service), CT306 (kube-proxy, tuned)",
-        ]
+    if owned:
+        fixes.append(
+            "for keys an agent owns: set them in its configuration (CT306), or remove the lines"
+            " from the sysctl files so the two stop disagreeing"
+        )
+    fixes.append(
+        "then find out what reset them: CT302 (module load), CT304 (iptables service),"
+        " CT306 (kube-proxy, tuned)"
     )
+    fix = "\n".join(fixes)
     return found(Severity.WARNING, evidence, fix)
+
+
+def _agent_owning(facts: Facts, key: str) -> str | None:
+    """The agent that writes this conntrack setting at runtime (kube-proxy, tuned), if any."""
+    name = runtime_name(key)
+    kube = facts.kube_proxy
+    if kube is not None and name in {runtime_name(k) for k in kube.managed_keys()}:
+        return "kube-proxy"
+    if not isinstance(facts.tuned, Missing) and any(
+        runtime_name(t.key) == name for t in facts.tuned.sysctls
+    ):
+        return f"tuned profile {facts.tuned.name}"
+    return None
 
 
 # --- CT302 ---------------------------------------------------------------------------
@@ -161,6 +183,9 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
         return passed("nf_conntrack is built in: its keys exist when sysctl files are applied")
     if kind == "unknown":
         return skipped("cannot tell whether nf_conntrack is a module or built in")
+    blocked = load_blocked(facts)
+    if blocked is not None and not facts.presence.loaded:
+        return passed(f"nf_conntrack cannot load: {blocked}")
     if isinstance(facts.sysctl_config, Missing):
         return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
     wanted = configured(facts.sysctl_config)
@@ -169,9 +194,16 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
     covered = reapply_mechanisms(facts, wanted.values())
     lost = [item for name, item in sorted(wanted.items()) if name not in covered]
     if not lost:
-        return passed("every configured conntrack key is re-applied when the module loads")
+        how = [f"{name}: {why}" for name, why in sorted(covered.items()) if name in wanted]
+        return passed("every configured conntrack key is re-applied when the module loads", how)
+    state = (
+        f"nf_conntrack is a loadable module ({facts.presence.evidence})"
+        if kind == "module"
+        else f"nf_conntrack is not loaded yet ({facts.presence.evidence}): when it loads,"
+        " sysctl has already run"
+    )
     evidence = [
-        f"nf_conntrack is a loadable module ({facts.presence.evidence})",
+        state,
         *(f"{_unit_of(item)}: nothing re-applies it when the module loads" for item in lost),
     ]
     return found(Severity.WARNING, evidence, reapply_fix(facts))
@@ -355,6 +387,10 @@ def stop_cannot_relieve(facts: Facts, _limits: Thresholds) -> Outcome:
 # --- CT306 ---------------------------------------------------------------------------
 
 
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _file_settings(config: SysctlConfig | Missing, keys: Iterable[str]) -> list[str]:
     if isinstance(config, Missing):
         return []
@@ -372,7 +408,7 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     kube = facts.kube_proxy
     if kube is not None:
         keys = kube.managed_keys()
-        evidence.append(f"kube-proxy (pid {kube.pid}) sets {', '.join(keys)}: {kube.args[:160]}")
+        evidence.append(f"kube-proxy (pid {kube.pid}) sets {', '.join(keys)}: {_clip(kube.args)}")
         clashing = _file_settings(facts.sysctl_config, keys)
         conflict = conflict or bool(clashing)
         evidence += [f"also set by {line}: kube-proxy overwrites it" for line in clashing]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
+from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.stats import ConntrackStats
 from ctguard.sources.sysctl_conf import SysctlAssignment, SysctlConfig, runtime_name
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
@@ -70,6 +71,21 @@ def configured(config: SysctlConfig | Missing) -> dict[str, Configured]:
         if name is not None:
             result[name] = Configured(name, assignment)
     return result
+
+
+def load_blocked(facts: Facts) -> str | None:
+    """The modprobe.d line that stops every load of nf_conntrack (``install ... /bin/false``).
+
+    ``blacklist`` only stops loading by alias; ``install`` replaces every load, including
+    one pulled in as a dependency (modprobe.d(5)).
+    """
+    if not isinstance(facts.modprobe, ModprobeConfig):
+        return None
+    for d in facts.modprobe.for_module("nf_conntrack", "install"):
+        words = d.args.split()
+        if words and words[0].rsplit("/", 1)[-1] in ("false", "true"):
+            return f"{d.path}:{d.line}: {d.text.strip()}"
+    return None
 
 
 def quote(a: SysctlAssignment) -> str:

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.host.commands import MANIFEST
 from ctguard.host.root import HostRoot
 
-MANIFEST = "/ctguard_manifest.json"
+__all__ = ["MANIFEST", "ManifestInfo", "parse_manifest", "read_manifest"]
 
 
 @dataclass(frozen=True)
