@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from ctguard.missing import Missing
-from ctguard.sizing import EntryCost, entry_cost, table_bytes
+from ctguard.sizing import (
+    GIB,
+    EntryCost,
+    default_buckets,
+    default_max,
+    entry_cost,
+    largest_safe_max,
+    table_bytes,
+)
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.slab import SlabSizes
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
@@ -109,3 +117,40 @@ def test_ten_million_entries_take_gibibytes():
     cost = entry_cost(SlabSizes(248, 256), K6, sysctls(acct=1))
     assert table_bytes(10_000_000, 2_500_000, cost) == 10_000_000 * 384 + 2_500_000 * 8
     assert table_bytes(10_000_000, 2_500_000, cost) > 3 * 10**9
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("mem_total", "kernel", "buckets", "maximum"),
+    [
+        # 5.15+ (nf_conntrack_init_start): 262144 above 4 GiB on 64-bit, 65536 above 1 GiB,
+        # else RAM/16384/8 with a floor of 1024; max = buckets
+        (int(23.5 * GIB), K6, 262144, 262144),
+        (4 * GIB + 4096, K6, 262144, 262144),
+        (4 * GIB, K6, 65536, 65536),  # "more than 4 GiB": exactly 4 is the lower step
+        (2 * GIB, K6, 65536, 65536),
+        (512 * MIB, K6, 4096, 4096),
+        (64 * MIB, K6, 1024, 1024),
+        # 3.x-5.14: 65536 above 4 GiB, 16384 above 1 GiB, floor 32; max = 4 x buckets
+        (8 * GIB, K4, 65536, 262144),
+        (2 * GIB, K4, 16384, 65536),
+        (256 * MIB, K4, 2048, 8192),
+        # 2.6.x (RHEL 6): 16384 above 1 GiB whatever the size (example: web03)
+        (8 * GIB, K2, 16384, 65536),
+        (3923608 * 1024, K2, 16384, 65536),
+        (8 * GIB, NO_KERNEL, 262144, 262144),  # unknown: today's rules
+    ],
+)
+def test_kernel_defaults(mem_total, kernel, buckets, maximum):
+    assert default_buckets(mem_total, kernel) == buckets
+    assert default_max(mem_total, kernel) == maximum
+
+
+def test_largest_safe_max_fits_the_budget():
+    cost = EntryCost(256, 256, 0, "slab")
+    safe = largest_safe_max(8 * GIB, 262144, cost, 5.0)
+    assert safe == 1 << 20  # 1048576 x 256 B + 2 MiB = 258 MiB <= 409.6 MiB < 2^21 x 256 B
+    assert table_bytes(safe, 262144, cost) <= 8 * GIB * 0.05 < table_bytes(2 * safe, 262144, cost)
+    assert largest_safe_max(64 * MIB, 262144, cost, 1.0) == 0  # buckets alone exceed it

@@ -79,8 +79,8 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
     """Buckets the kernel picks when no ``hashsize`` is given (nf_conntrack_init_start).
 
     MemTotal is totalram_pages x PAGE_SIZE, the figure the kernel sizes from. 5.15
-    ("netfilter: conntrack: sanitize table size default settings") raised the steps to
-    65536/262144 and made max = buckets; before, max was 4 x buckets (design §7).
+    (d532bcd0b269, "netfilter: conntrack: sanitize table size default settings") raised
+    the steps to 65536/262144 and made max = buckets; before, max was 4 x buckets.
     """
     size = mem_total // 16384 // (bits // 8)
     modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
@@ -90,7 +90,10 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
         elif mem_total > GIB:
             size = 65536
         return max(size, 1024)
-    if mem_total > 4 * GIB:
+    # 2.6.x kernels (RHEL 6: nf_conntrack_init_init_net) stop at 16384 above 1 GiB; the
+    # 65536 step for more than 4 GiB came with 3.x
+    big = isinstance(kernel, KernelVersion) and kernel.at_least(3, 0)
+    if big and mem_total > 4 * GIB:
         size = 65536
     elif mem_total > GIB:
         size = 16384
