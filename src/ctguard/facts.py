@@ -86,7 +86,7 @@ class Facts:
     # runtime values of the initial namespace (when ``netns`` is set) and of other
     # namespaces examined (CT307); filled in by the caller that can enter them
     init_sysctls: ConntrackSysctls | Missing | None = None
-    other_netns: Mapping[str, ConntrackSysctls] = field(default_factory=dict)
+    other_netns: Mapping[str, ConntrackSysctls] | Missing = field(default_factory=dict)
 
     @property
     def ruleset_gaps(self) -> tuple[str, ...]:

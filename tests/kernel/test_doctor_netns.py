@@ -134,3 +134,19 @@ def test_snapshot_of_a_namespace_gives_the_same_doctor(netns: Netns, tmp_path: P
     offline = json.loads(run_ctguard("doctor", "--root", str(out), "--format", "json").stdout)
     assert (live.pop("source"), offline.pop("source")) == ("live", "snapshot")
     assert offline == live
+
+
+def test_live_doctor_compares_named_namespaces(netns: Netns) -> None:
+    """On the host, CT307 enters each named namespace (ip netns) and compares timeouts."""
+    host_value = int(Path("/proc/sys/net/netfilter/nf_conntrack_udp_timeout").read_text())
+    done = run_ctguard("doctor", "--format", "json", "--only", "CT307")
+    ct307 = json.loads(done.stdout)["findings"][0]
+    assert (ct307["status"], ct307["severity"]) == ("found", "info")
+    line = (
+        f"namespace {netns.name}: nf_conntrack_udp_timeout = 600, initial namespace: {host_value}"
+    )
+    assert line in ct307["evidence"]
+    assert (
+        f"ip netns exec {netns.name} sysctl -w net.netfilter.nf_conntrack_udp_timeout="
+        in (ct307["fix"])
+    )

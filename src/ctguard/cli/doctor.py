@@ -16,20 +16,24 @@ from ctguard.findings import Severity
 
 if TYPE_CHECKING:
     from ctguard.facts import Facts
+    from ctguard.missing import Missing
     from ctguard.rules import Thresholds
     from ctguard.sources.sysctl_runtime import ConntrackSysctls
 
 MAX_OTHER_NETNS = 64  # CT307 on a live host reads at most this many named namespaces
 
 
-def _other_namespaces() -> dict[str, ConntrackSysctls]:
+def _other_namespaces() -> dict[str, ConntrackSysctls] | Missing:
     """Runtime values of each named namespace (``ip netns``), for CT307; root only."""
     from ctguard.host.netns import NETNS_DIR, run_in_netns
     from ctguard.host.root import HostRoot
+    from ctguard.missing import Missing
     from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
 
-    if os.geteuid() != 0 or not os.path.isdir(NETNS_DIR):
+    if not os.path.isdir(NETNS_DIR) or not os.listdir(NETNS_DIR):
         return {}
+    if os.geteuid() != 0:
+        return Missing(f"entering the namespaces under {NETNS_DIR} needs root")
     values: dict[str, ConntrackSysctls] = {}
     for name in sorted(os.listdir(NETNS_DIR))[:MAX_OTHER_NETNS]:
         try:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.firewall import nat_rules
+from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.values import runtime, table_count
 from ctguard.sources.ruleset import Ruleset
@@ -39,6 +40,8 @@ def namespaces_differ(facts: Facts, _limits: Thresholds) -> Outcome:
         if not isinstance(facts.init_sysctls, ConntrackSysctls):
             return skipped("the initial namespace's values were not read")
         pairs.append((facts.netns, facts.sysctls, facts.init_sysctls))
+    elif isinstance(facts.other_netns, Missing):
+        return skipped(facts.other_netns.reason)
     else:
         pairs += [(n, v, facts.sysctls) for n, v in sorted(facts.other_netns.items())]
         if not pairs:
