@@ -184,9 +184,10 @@ def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append(f"modules holding it: {', '.join(facts.presence.holders)}")
     if facts.presence.kind == "builtin":
         kernel = facts.kernel
-        if isinstance(kernel, KernelVersion) and kernel.at_least(4, 15):
-            # since 4.15 conntrack registers its hooks in a namespace only when a rule
-            # needs it (nf_ct_netns_get), so a built-in conntrack with no user costs nothing
+        if isinstance(kernel, KernelVersion) and kernel.at_least(4, 10):
+            # since 4.10 ("netfilter: conntrack: register hooks in netns when needed by
+            # ruleset", nf_ct_netns_get) a namespace without a rule needing conntrack is not
+            # tracked, so a built-in conntrack with no user costs nothing
             return passed("built in, and with no rule needing it this kernel tracks nothing")
         evidence.append("built in: it cannot be unloaded")
         return found(Severity.INFO, evidence, "ctguard notrack --all    # stop tracking instead")
