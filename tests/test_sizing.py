@@ -11,6 +11,7 @@ from ctguard.sizing import (
     default_buckets,
     default_max,
     entry_cost,
+    kernel_buckets,
     largest_safe_max,
     table_bytes,
 )
@@ -132,6 +133,8 @@ MIB = 1 << 20
         (4 * GIB, K6, 65536, 65536),  # "more than 4 GiB": exactly 4 is the lower step
         (2 * GIB, K6, 65536, 65536),
         (512 * MIB, K6, 4096, 4096),
+        # a "1 GiB" VM: 1002276 kB / 16384 / 8 = 7830, rounded up to whole pages (512)
+        (1002276 * 1024, K6, 8192, 8192),
         (64 * MIB, K6, 1024, 1024),
         # 3.x-5.14: 65536 above 4 GiB, 16384 above 1 GiB, floor 32; max = 4 x buckets
         (8 * GIB, K4, 65536, 262144),
@@ -146,6 +149,11 @@ MIB = 1 << 20
 def test_kernel_defaults(mem_total, kernel, buckets, maximum):
     assert default_buckets(mem_total, kernel) == buckets
     assert default_max(mem_total, kernel) == maximum
+
+
+@pytest.mark.parametrize(("asked", "got"), [(1, 512), (512, 512), (100000, 100352), (65536, 65536)])
+def test_kernel_rounds_buckets_to_pages(asked, got):
+    assert kernel_buckets(asked) == got
 
 
 def test_largest_safe_max_fits_the_budget():

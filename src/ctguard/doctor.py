@@ -61,8 +61,9 @@ def diagnose(
     thresholds: Thresholds | None = None,
     only: Iterable[str] = (),
     fail_on: Severity = Severity.WARNING,
+    debug: bool = False,
 ) -> DoctorReport:
-    findings = tuple(run_rules(facts, thresholds, only))
+    findings = tuple(run_rules(facts, thresholds, only, debug))
     kernel = facts.kernel.release if isinstance(facts.kernel, KernelVersion) else None
     return DoctorReport(
         source="live" if facts.live else "snapshot",

@@ -6,13 +6,13 @@ same rules audit a live host, a namespace (collected inside it) or a snapshot.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ctguard.errors import CtguardError
 from ctguard.host.commands import Commands
+from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 from ctguard.snapshot.layout import INIT_NETNS_DIR
@@ -57,7 +57,6 @@ from ctguard.sources.sysctl_runtime import (
 
 INIT_NETNS_INODE = 4026531840  # PROC_NET_INIT_INO: the initial namespace's inode, fixed since 3.8
 T = TypeVar("T")
-_NS_LINK = re.compile(r"net:\[(\d{1,20})\]")
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ class Facts:
         return replace(self, sysctls=sysctls, init_sysctls=init)
 
 
-def _safe(read: Callable[..., T], *args: object) -> T | Missing:
+def read_safely(read: Callable[..., T], *args: object) -> T | Missing:
     """An input that cannot be parsed or read is Missing (with why), not a crash."""
     try:
         return read(*args)
@@ -120,18 +119,16 @@ def _safe(read: Callable[..., T], *args: object) -> T | Missing:
 
 def _netns_inode(host: HostRoot) -> int | None:
     if not host.is_live:
-        manifest = _safe(read_manifest, host)
+        manifest = read_safely(read_manifest, host)
         if isinstance(manifest, Missing):
             return None  # a damaged manifest: which namespace is unknown
         if manifest is not None and manifest.netns_inode is not None:
             return manifest.netns_inode
         return INIT_NETNS_INODE if manifest is None or manifest.netns is None else None
     try:
-        link = host.readlink("/proc/self/ns/net")
+        return netns_inode(host.readlink("/proc/self/ns/net"))
     except OSError:
         return None
-    m = _NS_LINK.fullmatch(link)
-    return int(m[1]) if m else None
 
 
 def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tuple[str, str], ...]:
@@ -141,7 +138,7 @@ def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tup
 
 
 def _presence(host: HostRoot) -> ConntrackPresence:
-    read = _safe(read_conntrack_presence, host)
+    read = read_safely(read_conntrack_presence, host)
     if isinstance(read, Missing):  # e.g. a damaged /sys/module file in a snapshot
         return ConntrackPresence("unknown", host.exists(MAX_FILE), evidence=read.reason)
     return read
@@ -152,35 +149,35 @@ def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Fac
     presence = _presence(host)
     stats: ConntrackStats | Missing = Missing("conntrack not loaded")
     if presence.loaded:
-        stats = _safe(read_stats, host, commands)
+        stats = read_safely(read_stats, host, commands)
     processes_text = commands.output("ps")
     processes = processes_text if isinstance(processes_text, Missing) else parse_ps(processes_text)
-    service = _safe(read_iptables_service, host)
+    service = read_safely(read_iptables_service, host)
     ruleset = read_ruleset(commands)
     init_sysctls: ConntrackSysctls | Missing | None = None
     if not host.is_live and netns is not None:
-        init_sysctls = _safe(read_conntrack_sysctls, host, INIT_NETNS_DIR + NETFILTER_DIR)
+        init_sysctls = read_safely(read_conntrack_sysctls, host, INIT_NETNS_DIR + NETFILTER_DIR)
     return Facts(
         live=host.is_live,
         netns=netns,
         netns_inode=_netns_inode(host),
         presence=presence,
-        sysctls=_safe(read_conntrack_sysctls, host),
+        sysctls=read_safely(read_conntrack_sysctls, host),
         stats=stats,
-        meminfo=_safe(read_meminfo, host),
-        slab=_safe(read_slab, host),
-        kernel=_safe(read_kernel, host, commands),
-        sysctl_config=_safe(read_sysctl_config, host),
-        modprobe=_safe(read_modprobe_config, host),
-        boot_modules=_safe(read_boot_modules, host),
-        udev=_safe(read_udev_reapply, host),
-        cmdline=_safe(read_cmdline, host),
+        meminfo=read_safely(read_meminfo, host),
+        slab=read_safely(read_slab, host),
+        kernel=read_safely(read_kernel, host, commands),
+        sysctl_config=read_safely(read_sysctl_config, host),
+        modprobe=read_safely(read_modprobe_config, host),
+        boot_modules=read_safely(read_boot_modules, host),
+        udev=read_safely(read_udev_reapply, host),
+        cmdline=read_safely(read_cmdline, host),
         iptables_service=service,
         grep_files=_grep_files(host, service),
         ruleset=ruleset,
         kernel_logs=read_kernel_logs(host, commands),
         processes=processes,
-        tuned=_safe(read_tuned, host),
+        tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),
         init_sysctls=init_sysctls,
     )

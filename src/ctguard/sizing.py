@@ -75,6 +75,18 @@ def table_bytes(entries: int, buckets: int, cost: EntryCost) -> int:
 GIB = 1 << 30
 
 
+HASH_ROUNDING = 4096 // 8  # buckets per page of hlist_nulls_head pointers
+
+
+def kernel_buckets(requested: int) -> int:
+    """The bucket count the kernel really allocates for a requested size.
+
+    nf_ct_alloc_hashtable() rounds up to whole pages (PAGE_SIZE / sizeof(hlist_nulls_head)
+    = 512 on 4 KiB pages): ``hashsize=100000`` gives 100352 buckets.
+    """
+    return -(-requested // HASH_ROUNDING) * HASH_ROUNDING
+
+
 def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int = 64) -> int:
     """Buckets the kernel picks when no ``hashsize`` is given (nf_conntrack_init_start).
 
@@ -89,7 +101,7 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
             size = 262144
         elif mem_total > GIB:
             size = 65536
-        return max(size, 1024)
+        return kernel_buckets(max(size, 1024))
     # 2.6.x kernels (RHEL 6: nf_conntrack_init_init_net) stop at 16384 above 1 GiB; the
     # 65536 step for more than 4 GiB came with 3.x
     big = isinstance(kernel, KernelVersion) and kernel.at_least(3, 0)
@@ -97,7 +109,7 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
         size = 65536
     elif mem_total > GIB:
         size = 16384
-    return max(size, 32)
+    return kernel_buckets(max(size, 32))
 
 
 def default_max(mem_total: int, kernel: KernelVersion | Missing) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -20,44 +19,34 @@ if TYPE_CHECKING:
     from ctguard.rules import Thresholds
     from ctguard.sources.sysctl_runtime import ConntrackSysctls
 
-MAX_OTHER_NETNS = 64  # CT307 on a live host reads at most this many named namespaces
-
 
 def _other_namespaces() -> dict[str, ConntrackSysctls] | Missing:
     """Runtime values of each named namespace (``ip netns``), for CT307; root only."""
-    from ctguard.host.netns import NETNS_DIR, run_in_netns
+    from ctguard.host.netns import NETNS_DIR, in_each_named_netns
     from ctguard.host.root import HostRoot
     from ctguard.missing import Missing
     from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
 
-    if not os.path.isdir(NETNS_DIR) or not os.listdir(NETNS_DIR):
-        return {}
-    if os.geteuid() != 0:
+    read = in_each_named_netns(lambda: read_conntrack_sysctls(HostRoot("/")))
+    if read is None:
         return Missing(f"entering the namespaces under {NETNS_DIR} needs root")
-    values: dict[str, ConntrackSysctls] = {}
-    for name in sorted(os.listdir(NETNS_DIR))[:MAX_OTHER_NETNS]:
-        try:
-            read = run_in_netns(name, lambda: read_conntrack_sysctls(HostRoot("/")), timeout=10)
-        except (CtguardError, OSError):
-            continue  # vanished or not a namespace: CT307 covers those it could read
-        if isinstance(read, ConntrackSysctls):
-            values[name] = read
-    return values
+    return {name: v for name, v in read.items() if isinstance(v, ConntrackSysctls)}
 
 
 def collect_facts(root: str | None, netns: str | None) -> Facts:
-    from ctguard.facts import collect
+    from ctguard.facts import collect, read_safely
     from ctguard.host.commands import CapturedCommands, LiveCommands
     from ctguard.host.root import HostRoot
     from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
 
     if root is not None:
         from ctguard.host.archive import open_root
-        from ctguard.sources.manifest import read_manifest
+        from ctguard.sources.manifest import ManifestInfo, read_manifest
 
         with open_root(root) as host:
-            manifest = read_manifest(host)
-            return collect(host, CapturedCommands(host), manifest.netns if manifest else None)
+            manifest = read_safely(read_manifest, host)
+            netns_name = manifest.netns if isinstance(manifest, ManifestInfo) else None
+            return collect(host, CapturedCommands(host), netns_name)
     if netns is not None:
         from ctguard.host.netns import run_in_netns
 
@@ -65,7 +54,7 @@ def collect_facts(root: str | None, netns: str | None) -> Facts:
             return collect(HostRoot("/"), LiveCommands(), netns)
 
         inside = run_in_netns(netns, job, timeout=120)
-        return inside.with_init_namespace(read_conntrack_sysctls(HostRoot("/")))
+        return inside.with_init_namespace(read_safely(read_conntrack_sysctls, HostRoot("/")))
     return replace(collect(HostRoot("/"), LiveCommands()), other_netns=_other_namespaces())
 
 
@@ -155,7 +144,8 @@ def doctor_command(
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
     severity = Severity.CRITICAL if fail_on == "critical" else Severity.WARNING
-    report = diagnose(facts, limits, only, severity)
+    debug = bool(click.get_current_context().find_root().params.get("debug"))
+    report = diagnose(facts, limits, only, severity, debug)
     if fmt == "json":
         from ctguard.output.doctor_json import render_doctor_json
 

@@ -91,8 +91,13 @@ def selected(patterns: Iterable[str]) -> list[str]:
 
 
 def run_rules(
-    facts: Facts, thresholds: Thresholds | None = None, only: Iterable[str] = ()
+    facts: Facts,
+    thresholds: Thresholds | None = None,
+    only: Iterable[str] = (),
+    debug: bool = False,
 ) -> list[Finding]:
+    """Every selected rule, in ID order. One rule failing never hides the others' results:
+    it is reported as skipped with the error (``debug`` raises it instead)."""
     limits = thresholds or Thresholds()
     results: list[Finding] = []
     for rule_id in selected(only):
@@ -100,6 +105,10 @@ def run_rules(
             outcome = RULES[rule_id](facts, limits)
         except CtguardError as exc:
             outcome = skipped(f"input unusable: {exc}")
+        except Exception as exc:
+            if debug:
+                raise
+            outcome = skipped(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         title = CATALOGUE[rule_id].title
         results.append(
             Finding(

@@ -104,14 +104,17 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
         return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
     fix = (
         "Untracked packets never match ESTABLISHED,RELATED: accept them explicitly"
-        " (or let ctguard do it: ctguard notrack --port PORT):\n" + "\n".join(dict.fromkeys(fixes))
+        " (coming: ctguard notrack --port PORT):\n" + "\n".join(dict.fromkeys(fixes))
     )
     return found(worst, evidence, fix)
 
 
 def _delete_command(rule_: Rule) -> str:
     if rule_.backend == "nft":
-        return f"nft delete rule {rule_.family} {rule_.table} {rule_.chain} handle {rule_.line}"
+        where = f"{rule_.family} {rule_.table} {rule_.chain}"
+        if rule_.line is None:  # no handle in the capture: list the chain with -a to see it
+            return f"nft -a list chain {where}    # then: nft delete rule {where} handle N"
+        return f"nft delete rule {where} handle {rule_.line}"
     tool = "ip6tables" if rule_.backend == "ip6tables" else "iptables"
     spec = rule_.text.replace("-A ", "-D ", 1)
     return f"{tool} -t {rule_.table} {spec}"
@@ -159,7 +162,8 @@ def blacklist_ineffective(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append("it is built into this kernel: no modprobe.d line can keep it out")
     fix = (
         "blacklist only stops loading by alias; a module that depends on nf_conntrack still"
-        " loads it. To keep it out (after removing its users: ctguard disable):\n"
+        " loads it. To keep it out (after removing its users, see lsmod; coming: ctguard"
+        " disable):\n"
         "/etc/modprobe.d/ctguard-disable-conntrack.conf:\ninstall nf_conntrack /bin/false"
     )
     return found(Severity.WARNING, evidence, fix)
@@ -190,6 +194,15 @@ def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
             # tracked, so a built-in conntrack with no user costs nothing
             return passed("built in, and with no rule needing it this kernel tracks nothing")
         evidence.append("built in: it cannot be unloaded")
-        return found(Severity.INFO, evidence, "ctguard notrack --all    # stop tracking instead")
-    fix = "ctguard disable    # shows what holds it, unloads it and keeps it out"
+        fix = (
+            "It cannot be unloaded; stop tracking instead (coming: ctguard notrack --all):\n"
+            "iptables -t raw -A PREROUTING -j NOTRACK\niptables -t raw -A OUTPUT -j NOTRACK"
+        )
+        return found(Severity.INFO, evidence, fix)
+    fix = (
+        "Unload it (after the modules holding it, see lsmod) and keep it out"
+        " (coming: ctguard disable):\n"
+        "modprobe -r nf_conntrack\n"
+        "echo 'install nf_conntrack /bin/false' > /etc/modprobe.d/disable-conntrack.conf"
+    )
     return found(Severity.INFO, evidence, fix)

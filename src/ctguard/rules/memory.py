@@ -7,11 +7,10 @@ from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.output.units import human_bytes
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.remedies import SAFE_BUDGET_PCT, SYSCTL_DROPIN, safe_max
 from ctguard.rules.values import configured, runtime
-from ctguard.sizing import entry_cost, largest_safe_max, table_bytes
+from ctguard.sizing import entry_cost, table_bytes
 from ctguard.sources.meminfo import Meminfo
-
-SAFE_BUDGET_PCT = 5.0  # design §8: the default memory budget of a plan
 
 
 @rule("CT201")
@@ -44,7 +43,7 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         evidence.append(
             f"{label}: a full table takes {human_bytes(need)} ({pct:.2f} % of MemTotal"
             f" {human_bytes(mem.mem_total)}) at {cost.bytes} B per entry ({cost.source})"
-            f" + {buckets} buckets x 8 B"
+            + (f" + {buckets} buckets x 8 B" if buckets else "")
         )
         if over_available:
             evidence.append(f"that is more than MemAvailable ({human_bytes(mem.mem_available)})")
@@ -59,17 +58,26 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         if all(value == 0 for _, value in candidates):
             return passed("nf_conntrack_max is 0 (unlimited): see CT106", evidence)
         return passed(f"below {limits.memory_warning:g} % of MemTotal", evidence)
-    safe = largest_safe_max(mem.mem_total, buckets, cost, SAFE_BUDGET_PCT)
+    safe = safe_max(facts, buckets) or 0
     evidence.append(
         "entries are GFP_ATOMIC and not charged to any cgroup: a full table can OOM the"
         " machine (and reboot it where panic_on_oom is set)"
     )
-    where_set = setting.assignment.path if setting is not None else "/etc/sysctl.d/"
-    lines = [f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds (or: ctguard plan):"]
+    where_set = setting.assignment.path if setting is not None else SYSCTL_DROPIN
+    if safe == 0:  # 0 would mean "unlimited": the hash table alone is over the budget
+        return found(worst, evidence, (
+            f"The hash table alone ({buckets} buckets x 8 B) exceeds {SAFE_BUDGET_PCT:g} % of"
+            " memory: shrink it first (options nf_conntrack hashsize=N, or"
+            " nf_conntrack_buckets), then lower nf_conntrack_max to fit"
+        ))  # fmt: skip
+    lines = [f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds:"]
     if unsafe_live:
         lines.append(f"sysctl -w net.netfilter.nf_conntrack_max={safe}")
     lines.append(f"in {where_set}: net.netfilter.nf_conntrack_max = {safe}")
     if buckets and safe > 4 * buckets:
         lines.append(f"and raise the buckets to at least {safe // 4} (CT105; persistent: CT303)")
-    lines.append("If the peak needs more, NOTRACK hot ports or shorten timeouts instead.")
+    lines.append(
+        "If the peak needs more, NOTRACK hot ports or shorten timeouts instead"
+        " (coming: ctguard plan sizes this)."
+    )
     return found(worst, evidence, "\n".join(lines))

@@ -9,7 +9,8 @@ from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.values import Configured, configured, load_blocked, quote, runtime
-from ctguard.sizing import default_buckets
+from ctguard.sizing import default_buckets, kernel_buckets
+from ctguard.sources.boot_modules import command_reapplies
 from ctguard.sources.iptables_service import (
     STOCK_NF_MODULES_COMMON,
     GrepHit,
@@ -30,7 +31,6 @@ _PULLS_IN = {
     "nft_redir", "openvswitch", "ip_vs",
 }  # fmt: skip
 UDEV_RULE = "/etc/udev/rules.d/90-ctguard-conntrack.rules"
-LOAD_LIST_ITEMS = (".nf_conntrack", ".ip_conntrack")
 
 
 def pulls_in_conntrack(module: str) -> bool:
@@ -56,6 +56,8 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
         return skipped("sysctl files configure the initial namespace, not this one (see CT307)")
     if not facts.presence.loaded:
         return skipped("nf_conntrack is not loaded: no runtime values to compare (see CT302)")
+    if isinstance(facts.sysctls, Missing):
+        return skipped(f"runtime values unreadable: {facts.sysctls.reason}")
     wanted = configured(facts.sysctl_config)
     if not wanted:
         return passed("no conntrack keys in sysctl files")
@@ -109,11 +111,22 @@ def _agent_owning(facts: Facts, key: str) -> str | None:
 # --- CT302 ---------------------------------------------------------------------------
 
 
+def _prefixes_names(script: InitScript, files: tuple[tuple[str, str], ...]) -> bool:
+    """fgrep over several files without -h prints "file:line", which sysctl -p rejects."""
+    no_names = any(
+        o == "--no-filename" or (o.startswith("-") and not o.startswith("--") and "h" in o)
+        for o in script.grep_options
+    )
+    return len(files) > 1 and not no_names
+
+
 def fgrep_reapplied(
-    items: Iterable[str], files: tuple[tuple[str, str], ...]
+    script: InitScript, items: Iterable[str], files: tuple[tuple[str, str], ...]
 ) -> dict[str, tuple[GrepHit, str]]:
     """Runtime name -> (line, value) the init script's ``fgrep | sysctl -p -`` re-applies."""
     result: dict[str, tuple[GrepHit, str]] = {}
+    if script.grep_line is None or _prefixes_names(script, files):
+        return result
     for hit in simulate_fgrep(tuple(items), files):
         for assignment in parse_sysctl_conf(hit.text, hit.path).assignments:
             name = runtime_name(assignment.key)
@@ -124,9 +137,13 @@ def fgrep_reapplied(
 
 def _service_reapplies(facts: Facts) -> dict[str, str]:
     service = facts.iptables_service
-    if not isinstance(service, IptablesService) or not isinstance(service.config, IptablesConfig):
+    if (
+        not isinstance(service, IptablesService)
+        or not isinstance(service.config, IptablesConfig)
+        or not isinstance(service.script, InitScript)
+    ):
         return {}
-    hits = fgrep_reapplied(service.config.sysctl_load_list, facts.grep_files)
+    hits = fgrep_reapplied(service.script, service.config.sysctl_load_list, facts.grep_files)
     return {
         name: f"IPTABLES_SYSCTL_LOAD_LIST matches {hit.path}:{hit.line}"
         for name, (hit, _) in hits.items()
@@ -146,14 +163,15 @@ def reapply_mechanisms(facts: Facts, keys: Iterable[Configured]) -> dict[str, st
         for udev in facts.udev:
             if udev.matches_module(NF_CONNTRACK):
                 for item in items:
-                    if udev.covers(item.assignment.key):
+                    if udev.covers(item.assignment.key, item.assignment.path):
                         covered.setdefault(item.name, f"{udev.path}:{udev.line} re-applies it")
     if isinstance(facts.modprobe, ModprobeConfig):
-        for directive in facts.modprobe.for_module(NF_CONNTRACK, "install"):
-            if "sysctl" in directive.args:
-                why = f"{directive.path}:{directive.line} runs sysctl on load"
+        for d in facts.modprobe.for_module(NF_CONNTRACK, "install"):
+            why = f"{d.path}:{d.line} runs sysctl on load"
+            for hook in command_reapplies(d.args, d.path, d.line, d.text, NF_CONNTRACK):
                 for item in items:
-                    covered.setdefault(item.name, why)
+                    if hook.covers(item.assignment.key, item.assignment.path):
+                        covered.setdefault(item.name, why)
     for name, why in _service_reapplies(facts).items():
         covered.setdefault(name, why)
     return covered
@@ -166,7 +184,7 @@ def reapply_fix(facts: Facts) -> str:
             f'ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack", '
             f'RUN+="{facts.systemd_sysctl} --prefix=/net/netfilter"\n'
             "or load it before sysctl runs: echo nf_conntrack > "
-            "/etc/modules-load.d/ctguard-conntrack.conf\n(ctguard apply writes this for you)"
+            "/etc/modules-load.d/ctguard-conntrack.conf\n(coming: ctguard apply writes this)"
         )
     return (
         "No systemd here: have the module loaded before sysctl runs, with\n"
@@ -247,7 +265,7 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     kube = facts.kube_proxy
     if kube is not None and "net.netfilter.nf_conntrack_max" in kube.managed_keys():
         return passed("kube-proxy sets the hash size when it sets the max (see CT306)")
-    matching = [where for value, where in places if value == buckets]
+    matching = [where for value, where in places if value and kernel_buckets(value) == buckets]
     if matching:
         return passed(f"{buckets} buckets, set at boot by {matching[0]}")
     if buckets == default and not places:
@@ -267,7 +285,7 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     else:
         fix = (
             "Write /etc/modprobe.d/ctguard-conntrack.conf:\n"
-            f"options nf_conntrack hashsize={buckets}\n(ctguard apply writes this for you)"
+            f"options nf_conntrack hashsize={buckets}\n(coming: ctguard apply writes this)"
         )
     return found(Severity.WARNING, evidence, fix)
 
@@ -316,8 +334,9 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     wanted = configured(facts.sysctl_config)
     if not wanted:
         return passed("no conntrack keys in sysctl files: the defaults are what is wanted")
-    items = config.sysctl_load_list
-    reapplied = fgrep_reapplied(items, facts.grep_files)
+    if script.grep_line is None:
+        return skipped(f"{script.path}: no 'fgrep ... | sysctl -p -' line found to simulate")
+    reapplied = fgrep_reapplied(script, config.sysctl_load_list, facts.grep_files)
     list_var = config.get("IPTABLES_SYSCTL_LOAD_LIST")
     evidence = [
         unload_shown,
@@ -341,13 +360,31 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
             lost += 1
     if not lost:
         return passed("the load list re-applies every configured conntrack key", evidence)
-    return found(Severity.WARNING, evidence, _load_list_fix(facts, config, wanted))
+    if _prefixes_names(script, facts.grep_files):
+        evidence.append(
+            "fgrep reads several files without -h: every line it prints starts"
+            " with a file name, so sysctl -p rejects them all"
+        )
+    return found(Severity.WARNING, evidence, _load_list_fix(facts, config, script, wanted))
 
 
-def _load_list_fix(facts: Facts, config: IptablesConfig, wanted: dict[str, Configured]) -> str:
-    texts = [item.assignment.text for item in wanted.values()]
-    proposal = [item for item in LOAD_LIST_ITEMS if any(item in text for text in texts)]
-    after = fgrep_reapplied(proposal, facts.grep_files)
+def _load_list_items(texts: list[str]) -> list[str]:
+    """fgrep items that match every conntrack line: ".nf_conntrack" unless some line is
+    written with "/" separators ("net/netfilter/nf_conntrack_max"), then "nf_conntrack"."""
+    items = []
+    for base in ("nf_conntrack", "ip_conntrack"):
+        using = [text for text in texts if base in text]
+        if using:
+            dotted = all(f".{base}" in text for text in using)
+            items.append(f".{base}" if dotted else base)
+    return items
+
+
+def _load_list_fix(
+    facts: Facts, config: IptablesConfig, script: InitScript, wanted: dict[str, Configured]
+) -> str:
+    proposal = _load_list_items([item.assignment.text for item in wanted.values()])
+    after = fgrep_reapplied(script, proposal, facts.grep_files)
     fix = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(proposal)}"'
     missed = [item for name, item in sorted(wanted.items()) if name not in after]
     if missed:
@@ -425,6 +462,9 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
             evidence += [f"also set by {line}: tuned re-applies its value" for line in clashing]
             fixes.append(f"edit the [sysctl] section of the {facts.tuned.name} tuned profile")
     if not evidence:
+        if isinstance(facts.processes, Missing):
+            return passed(f"no tuned profile setting conntrack keys; processes not read:"
+                          f" {facts.processes.reason}")  # fmt: skip
         return passed("no kube-proxy and no tuned profile setting conntrack keys")
     severity = Severity.WARNING if conflict else Severity.INFO
     return found(severity, evidence, "\n".join(fixes))

@@ -9,6 +9,7 @@ from ctguard.findings import Severity
 from ctguard.firewall import nat_rules
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.remedies import WHAT_FILLS, persist_file
 from ctguard.rules.values import runtime, table_count
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
@@ -93,13 +94,13 @@ def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
     if nat:
         evidence.append("NAT rules present: keep it >= 7440 s (RFC 5382)")
     command = f"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={floor}"
-    persist = "and persist it in /etc/sysctl.d/ (ctguard plan proposes a value)."
+    persist = f"and persist it in {persist_file(facts)}."
     if facts.netns:
         # sysctl files configure the initial namespace only: set it inside this one
         command = f"ip netns exec {facts.netns} {command}"
         persist = "and set it wherever this namespace is created (container runtime, pod sysctls)."
     fix = (
-        "Idle established flows hold entries for days. Shorten it (check what the table holds"
-        f" first: ctguard analyze):\n{command}\n{persist}"
+        "Idle established flows hold entries for days. Shorten it (look at what the table"
+        f" holds first):\n{WHAT_FILLS}\n{command}\n{persist}"
     )
     return found(Severity.WARNING, evidence, fix)

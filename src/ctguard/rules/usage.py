@@ -6,11 +6,20 @@ from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.remedies import (
+    WHAT_FILLS,
+    buckets_command,
+    persist_file,
+    raise_max_lines,
+    safe_max,
+)
 from ctguard.rules.values import counter, runtime, table_count, where
+from ctguard.sizing import default_max, kernel_buckets
+from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.kernel_log import LogHit, TableFullLog
+from ctguard.sources.meminfo import Meminfo
 
 NOT_LOADED = "nf_conntrack is not loaded: there is no table"
-PLAN_FIX = "ctguard plan    # sizes a max this machine's memory can hold, then: ctguard apply"
 
 
 def _usage(facts: Facts) -> tuple[int, int] | str:
@@ -39,11 +48,7 @@ def table_usage(facts: Facts, limits: Thresholds) -> Outcome:
     if pct < limits.usage_warning:
         return passed(f"{pct:.1f} % used (warning at {limits.usage_warning:g} %)", evidence)
     severity = Severity.CRITICAL if pct >= limits.usage_critical else Severity.WARNING
-    fix = (
-        "ctguard analyze    # what fills the table (ports, states, sources)\n"
-        f"{PLAN_FIX}\n"
-        "Raising the max at runtime alone is lost on reboot or module reload (see CT301-CT304)."
-    )
+    fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts)])
     return found(severity, evidence, fix)
 
 
@@ -82,14 +87,18 @@ def _log_evidence(facts: Facts) -> tuple[list[str], int, bool, list[str]]:
 def _table_full_drops(facts: Facts, drop: int) -> tuple[int, str]:
     """Drops for a full table, and the counters the figure came from.
 
-    Kernels with the clash_resolve counter (5.10+) count an unresolved clash in both
-    ``drop`` and ``insert_failed`` (nf_ct_resolve_clash), and a chain-too-long insert
-    (5.15+) in ``insert_failed`` and ``chaintoolong`` but not ``drop``: so
-    table-full drops = drop - (insert_failed - chaintoolong). Older kernels counted clashes
-    differently; there ``drop`` is taken as it is (the kernel log line confirms it).
+    Since 4.6 (clash resolution, nf_ct_resolve_clash) an unresolved clash counts in both
+    ``drop`` and ``insert_failed``, and since 5.15 a chain-too-long insert counts in
+    ``insert_failed`` and ``chaintoolong`` but not ``drop``: so table-full drops =
+    drop - (insert_failed - chaintoolong). Before 4.6 a clash never counted ``drop``, so
+    ``drop`` is taken as it is (the kernel log line confirms it).
     """
     failed = counter(facts, "insert_failed")
-    if failed is None or counter(facts, "clash_resolve") is None:
+    kernel = facts.kernel
+    clashes_drop = counter(facts, "clash_resolve") is not None or (
+        isinstance(kernel, KernelVersion) and kernel.at_least(4, 6)
+    )
+    if failed is None or not clashes_drop:
         return drop, f"stat drop = {drop}"
     toolong = counter(facts, "chaintoolong") or 0
     clashes = max(0, failed - toolong)
@@ -119,11 +128,12 @@ def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
     if severity is Severity.WARNING:
         evidence.append("only older log files show it: it happened before, not since boot")
     evidence += [f"not read: {why}" for why in unread]
-    fix = (
-        "New connections fail while the table is full. Now: find what fills it and size it:\n"
-        "ctguard analyze\n"
-        f"{PLAN_FIX}\n"
-        "ctguard notrack --port PORT    # for a hot port that needs no state (no NAT on it)"
+    fix = "\n".join(
+        [
+            "New connections fail while the table is full. Find what fills it, then size it:",
+            WHAT_FILLS,
+            *raise_max_lines(facts),
+        ]
     )
     return found(severity, evidence, fix)
 
@@ -150,10 +160,13 @@ def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
         "the table was full of unassured entries (e.g. unreplied UDP): the kernel evicted them"
         " without logging"
     )
-    fix = (
-        "Shorten the timeouts of unassured flows, e.g.:\n"
-        "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10\n"
-        f"{PLAN_FIX}"
+    fix = "\n".join(
+        [
+            "Shorten the timeouts of unassured flows, e.g.:",
+            "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10",
+            f"(persist it in {persist_file(facts)}), or give the table room:",
+            *raise_max_lines(facts),
+        ]
     )
     return found(Severity.WARNING, evidence, fix)
 
@@ -196,10 +209,14 @@ def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
         )
     if ratio <= limits.entries_per_bucket and not toolong:
         return passed(f"{ratio:.2f} entries per bucket at max", evidence)
+    # one bucket per entry at max, but never for a max the memory cannot hold (CT201)
     target = 1 << max(0, (maximum - 1).bit_length()) if maximum else buckets
+    safe = safe_max(facts, buckets)
+    if safe:
+        target = min(target, safe)
     fix = (
-        f"Raise the buckets to match the max (1 entry per bucket at max):\n"
-        f"sysctl -w net.netfilter.nf_conntrack_buckets={target}\n"
+        "Raise the buckets to match the max (1 entry per bucket at max):\n"
+        f"{buckets_command(facts, kernel_buckets(target))}\n"
         "and make it persistent (CT303)."
     )
     return found(Severity.WARNING, evidence, fix)
@@ -218,4 +235,11 @@ def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
         "nf_conntrack_max = 0: entries are limited only by memory; they are allocated with"
         " GFP_ATOMIC and charged to no cgroup"
     ]
-    return found(Severity.CRITICAL, evidence, PLAN_FIX)
+    mem = facts.meminfo
+    limit = default_max(mem.mem_total, facts.kernel) if isinstance(mem, Meminfo) else 65536
+    fix = (
+        f"Bound it again (the kernel default for this memory is {limit}):\n"
+        f"sysctl -w net.netfilter.nf_conntrack_max={limit}\n"
+        f"and find the file that sets 0 (grep -r nf_conntrack_max /etc/sysctl*)"
+    )
+    return found(Severity.CRITICAL, evidence, fix)

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from ctguard import __version__
 from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
+from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 from ctguard.snapshot import layout
@@ -242,8 +243,7 @@ class _Capture:
             link = self.host.readlink("/proc/self/ns/net")  # "net:[4026531840]"
         except OSError:
             return None
-        digits = link.removeprefix("net:[").removesuffix("]")
-        return int(digits) if digits.isdigit() else None
+        return netns_inode(link)
 
     def run(self, created: datetime) -> dict[str, Any]:
         for path in layout.KERNEL_FILES:

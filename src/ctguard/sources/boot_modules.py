@@ -238,13 +238,16 @@ class UdevReapply:
     excluded: tuple[str, ...] = ()  # KERNEL!="..." patterns
     files: tuple[str, ...] = ()  # config files named on the command line, if any
 
-    def covers(self, key: str) -> bool:
-        """Does running this command set dotted ``key`` again?
+    def covers(self, key: str, path: str | None = None) -> bool:
+        """Does running this command set dotted ``key`` (set in file ``path``) again?
 
         systemd-sysctl compares --prefix component-wise (path_startswith()) after
         normalising it like a key; it still accepts the /proc/sys/... form that early
-        versions required, so that leading part is dropped.
+        versions required, so that leading part is dropped. A command that names its
+        files (``sysctl -p`` reads /etc/sysctl.conf only) re-applies only what they hold.
         """
+        if path is not None and self.files and path not in self.files:
+            return False
         wanted = normalize_key(key)
         if self.keys:
             return wanted in {normalize_key(k) for k in self.keys}
@@ -386,6 +389,17 @@ def _reapplies(
                     for result in _reapplies(command, nested=True)
                 ]
     return []
+
+
+def command_reapplies(
+    command: str, path: str, line: int, text: str, module: str
+) -> tuple[UdevReapply, ...]:
+    """The sysctl re-applications a shell command performs, e.g. a modprobe.d
+    ``install nf_conntrack /sbin/modprobe --ignore-install nf_conntrack && sysctl -p``."""
+    return tuple(
+        UdevReapply(path, line, text, module, command, prefixes, keys, (), files)
+        for prefixes, keys, files in _reapplies(shell_words(command) or [""])
+    )
 
 
 def parse_udev_rules(text: str, path: str) -> tuple[UdevReapply, ...]:
