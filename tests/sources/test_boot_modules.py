@@ -12,6 +12,7 @@ from ctguard.sources.boot_modules import (
     DEBIAN_MODULES,
     BootModule,
     UdevReapply,
+    command_reapplies,
     parse_module_script,
     parse_modules_load,
     parse_udev_rules,
@@ -374,3 +375,26 @@ def test_modules_load_parser_never_raises(text, arguments):
     for module in parse_modules_load(text, "/etc/modules-load.d/x.conf", arguments=arguments):
         assert module.module
         assert 1 <= module.line <= text.count("\n") + 1
+
+
+def test_a_hook_that_names_its_files_covers_only_their_keys():
+    # `sysctl -p` reads /etc/sysctl.conf only: a key set in sysctl.d is not re-applied
+    (rule,) = parse_udev_rules(
+        'ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack", RUN+="/sbin/sysctl -p"\n',
+        "/etc/udev/rules.d/90-ct.rules",
+    )
+    key = "net.netfilter.nf_conntrack_max"
+    assert rule.covers(key, "/etc/sysctl.conf")
+    assert not rule.covers(key, "/etc/sysctl.d/60-conntrack.conf")
+    assert rule.covers(key)  # no file given: only the key is checked
+
+
+def test_command_reapplies_reads_modprobe_install_commands():
+    install = "/sbin/modprobe --ignore-install nf_conntrack && /sbin/sysctl -p /etc/ct.conf"
+    (hook,) = command_reapplies(
+        install, "/etc/modprobe.d/ct.conf", 2, "install ...", "nf_conntrack"
+    )
+    assert hook.files == ("/etc/ct.conf",)
+    assert hook.covers("net.netfilter.nf_conntrack_max", "/etc/ct.conf")
+    assert not hook.covers("net.netfilter.nf_conntrack_max", "/etc/sysctl.conf")
+    assert command_reapplies("/bin/false", "/etc/modprobe.d/x.conf", 1, "", "nf_conntrack") == ()

@@ -14,12 +14,11 @@ from ctguard.firewall import (
 )
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import load_blocked
+from ctguard.rules.values import NF_CONNTRACK, load_blocked
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
 
-NF_CONNTRACK = "nf_conntrack"
 FILTER_HOOK = {"prerouting": "input", "output": "output"}
 # Holders that use conntrack without any firewall rule showing it.
 _SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")

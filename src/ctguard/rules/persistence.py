@@ -8,7 +8,14 @@ from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import Configured, configured, load_blocked, quote, runtime
+from ctguard.rules.values import (
+    NF_CONNTRACK,
+    Configured,
+    configured,
+    load_blocked,
+    quote,
+    runtime,
+)
 from ctguard.sizing import default_buckets, kernel_buckets
 from ctguard.sources.boot_modules import command_reapplies
 from ctguard.sources.iptables_service import (
@@ -23,7 +30,6 @@ from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.sysctl_conf import SysctlConfig, parse_sysctl_conf, runtime_name
 
-NF_CONNTRACK = "nf_conntrack"
 # Loading any of these loads nf_conntrack first (module dependencies).
 _PULLS_IN = {
     "xt_conntrack", "xt_state", "xt_CT", "xt_connmark", "xt_CONNMARK", "xt_nat", "xt_MASQUERADE",

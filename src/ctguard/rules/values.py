@@ -17,6 +17,9 @@ def runtime(facts: Facts, name: str) -> int | None:
     return sysctls.get(name) if isinstance(sysctls, ConntrackSysctls) else None
 
 
+NF_CONNTRACK = "nf_conntrack"
+
+
 def table_count(facts: Facts) -> int | None:
     """Entries now: the sysctl, else the stat file's global ``entries``."""
     count = runtime(facts, "nf_conntrack_count")
@@ -47,8 +50,7 @@ class Configured:
 
     @property
     def quoted(self) -> str:
-        a = self.assignment
-        return f"{a.path}:{a.line}: {a.text.strip()}"
+        return quote(self.assignment)
 
     @property
     def value(self) -> int | None:
@@ -81,7 +83,7 @@ def load_blocked(facts: Facts) -> str | None:
     """
     if not isinstance(facts.modprobe, ModprobeConfig):
         return None
-    for d in facts.modprobe.for_module("nf_conntrack", "install"):
+    for d in facts.modprobe.for_module(NF_CONNTRACK, "install"):
         words = d.args.split()
         if words and words[0].rsplit("/", 1)[-1] in ("false", "true"):
             return f"{d.path}:{d.line}: {d.text.strip()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ctguard.sources.agents import TUNED_PROFILE_DIRS as AGENT_TUNED_DIRS
 from ctguard.sources.kernel_log import KERNEL_LOG_FILES
 from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
 
@@ -45,7 +46,7 @@ CONFIG_FILES = (
 # Programs whose presence matters (which systemd-sysctl a udev rule should run): stored as
 # empty files, like the holders.
 PRESENCE_MARKERS = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
-TUNED_PROFILE_DIRS = ("/etc/tuned", "/usr/lib/tuned")
+TUNED_PROFILE_DIRS = AGENT_TUNED_DIRS  # where doctor looks for a profile, in its order
 CONFIG_DIRS = (
     "/etc/sysctl.d",
     "/run/sysctl.d",

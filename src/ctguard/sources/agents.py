@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
+from ctguard.sources.sysctl_conf import runtime_name
 
 # -- ps -----------------------------------------------------------------------------------
 _PS_LINE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+(\S.*?)\s*")
@@ -110,14 +111,6 @@ def _is_positive_int(value: str) -> bool:
         return True  # kube-proxy would not have started: do not claim the key is free
 
 
-def _normalise_key(key: str) -> str:
-    """``net/netfilter/nf_conntrack_max``, ``net.ipv4.netfilter.ip_conntrack_max`` -> file name."""
-    name = key.replace("/", ".").rsplit(".", 1)[-1]
-    if name.startswith("ip_conntrack"):  # CONFIG_NF_CONNTRACK_PROC_COMPAT aliases
-        name = "nf_conntrack" + name.removeprefix("ip_conntrack")
-    return name
-
-
 @dataclass(frozen=True)
 class KubeProxy:
     pid: int
@@ -163,7 +156,7 @@ class KubeProxy:
 
     def flag_for(self, key: str) -> str:
         """The kube-proxy flag, or config field with ``--config``, to set instead of ``key``."""
-        knob = _KNOBS.get(_normalise_key(key))
+        knob = _KNOBS.get(runtime_name(key) or key)
         if knob is None:
             return "the kube-proxy configuration" if self.config_path else "kube-proxy flags"
         return knob[1] if self.config_path is not None else knob[0]

@@ -394,11 +394,13 @@ def _reapplies(
 def command_reapplies(
     command: str, path: str, line: int, text: str, module: str
 ) -> tuple[UdevReapply, ...]:
-    """The sysctl re-applications a shell command performs, e.g. a modprobe.d
-    ``install nf_conntrack /sbin/modprobe --ignore-install nf_conntrack && sysctl -p``."""
+    """The sysctl re-applications a shell command line performs, e.g. a modprobe.d
+    ``install nf_conntrack /sbin/modprobe --ignore-install nf_conntrack && sysctl -p``
+    (modprobe runs install commands with /bin/sh -c, so each simple command counts)."""
     return tuple(
         UdevReapply(path, line, text, module, command, prefixes, keys, (), files)
-        for prefixes, keys, files in _reapplies(shell_words(command) or [""])
+        for argv in _commands(command)
+        for prefixes, keys, files in _reapplies(argv or [""])
     )
 
 
