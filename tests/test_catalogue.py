@@ -92,3 +92,28 @@ def test_cross_references_name_catalogue_ids() -> None:
         for text in (entry.cause, entry.fix):
             for ref in re.findall(r"CT\d{3}", text):
                 assert ref in CATALOGUE, f"{entry.id} mentions unknown {ref}"
+
+
+def _available_commands() -> set[str]:
+    from ctguard.cli import cli
+
+    return set(cli.commands)
+
+
+# `ctguard WORD`, also across a line break; "coming: " (and a backtick) may precede it.
+_MENTION = re.compile(r"\bctguard\s+([a-z][a-z0-9-]*)")
+_COMING = ("coming: ", "coming: `")
+
+
+def test_stories_name_only_commands_that_exist_or_say_coming() -> None:
+    available = _available_commands()
+    assert {"doctor", "explain", "status", "snapshot"} <= available
+    for entry in _entries():
+        for text in (entry.title, entry.cause, entry.proof, entry.fix, *entry.refs):
+            for match in _MENTION.finditer(text):
+                word = match.group(1)
+                before = text[: match.start()]
+                assert word in available or before.endswith(_COMING), (
+                    f"{entry.id}: `ctguard {word}` is not a command yet;"
+                    f" write it as (coming: `ctguard {word}` ...)"
+                )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,24 @@ def test_every_id_has_a_trigger_and_a_near_miss() -> None:
     ids = set(CATALOGUE) - LATER
     assert ids - set(fires) == set(), "IDs without a scenario that triggers them"
     assert ids - set(silent) == set(), "IDs without a near-miss scenario"
+
+
+_MENTION = re.compile(r"\bctguard\s+([a-z][a-z0-9-]*)")
+
+
+def test_fixes_name_only_commands_that_exist_or_say_coming() -> None:
+    """A fix an operator runs at 3 a.m. never sends them to a command that is not there."""
+    from ctguard.cli import cli
+
+    available = set(cli.commands)
+    for scenario in SCENARIOS:
+        for f in doctor_json(scenario)["findings"]:
+            text = f["fix"] or ""
+            for match in _MENTION.finditer(text):
+                before = text[: match.start()]
+                assert match[1] in available or before.endswith(("coming: ", "coming: `")), (
+                    f"{scenario} {f['id']}: ctguard {match[1]}"
+                )
 
 
 def test_cli_exit_code_matches_json(tmp_path: Path) -> None:

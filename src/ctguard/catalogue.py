@@ -2,8 +2,9 @@
 
 Each entry says what goes wrong (``cause``), how to prove it on the reader's host with
 read-only commands (``proof``, one command per line with ``# what to look for``), the exact
-fix and which ctguard command applies it (``fix``), and where the facts come from
-(``refs``). Kernel facts were checked against the kernel sources named in ``refs``.
+manual fix, complete on its own (``fix``), and where the facts come from (``refs``). A
+ctguard command that does not exist yet is named only as "(coming: `ctguard plan` ...)".
+Kernel facts were checked against the kernel sources named in ``refs``.
 """
 
 from __future__ import annotations
@@ -44,28 +45,28 @@ _ENTRIES = (
             unassured entries and TCP entries in closing states while usage stays >= 95 %, so
             trouble starts before 100 %. The limit is global, but each network namespace's
             count is checked against it on its own: a container's namespace can be full while
-            the host's count looks fine. ctguard warns at 80 % and is critical at 95 %.
+            the host's count looks fine. `ctguard doctor` warns at 80 %, critical at 95 %.
             """
         ),
         proof=_text(
             """
             cat /proc/sys/net/netfilter/nf_conntrack_count  # entries now (this namespace)
             cat /proc/sys/net/netfilter/nf_conntrack_max    # limit; count/max >= 0.80 is CT101
-            ctguard status --interval 5  # usage %, drop/early_drop per second, top states
+            ctguard status --interval 5  # usage %, drop/early_drop per second
             nsenter -t "$PID" -n cat /proc/sys/net/netfilter/nf_conntrack_count  # a container
             """
         ),
         fix=_text(
             """
-            First see what fills it: `ctguard analyze --by state` and `--by dport`. If one port
-            or state dominates, cut the source (CT505 NOTRACK, CT401/CT402 timeouts) before
-            buying a bigger table. Otherwise `ctguard plan` sizes max to 2 x the observed peak
-            (a power of two), never below the kernel default for this RAM and never above the
-            memory budget (5 % of MemTotal by default; it refuses more than 25 % of MemTotal
-            or more than MemAvailable); `ctguard apply` makes it persistent and verifies it.
-            Emergency relief by hand, only if RAM allows it (see CT201: roughly 300-500 B per
-            entry plus 8 B per bucket):
+            First see what fills it: states (CT402's proof) and ports (CT505's proof). If one
+            dominates, cut the source (CT505 NOTRACK, CT401/CT402 timeouts) before buying a
+            bigger table. Otherwise raise max to about 2 x the observed peak, a power of two,
+            only as far as RAM allows (CT201: roughly 300-500 B per entry plus 8 B per bucket),
+            and raise the buckets with it (CT105). Now and for every boot:
               sysctl -w net.netfilter.nf_conntrack_max=<N>
+              /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <N>
+            If it does not survive a reboot or a firewall restart, see CT301-CT304.
+            (coming: `ctguard plan` will size N from the observed peak and a memory budget.)
             """
         ),
         refs=(
@@ -103,10 +104,11 @@ _ENTRIES = (
             Now: make room without risking memory. Raise the limit only within RAM (CT201):
               sysctl -w net.netfilter.nf_conntrack_max=<N>
             or shed entries you can afford to lose: conntrack -D -p tcp --state TIME_WAIT.
-            Then fix it durably: `ctguard analyze` shows what fills the table; `ctguard plan`
-            and `ctguard apply` size max and buckets to 2 x the peak within the memory budget;
-            if one port dominates and is not NATed, `ctguard notrack --port P` takes it out
-            of the table; shorten the timeout of the dominating state (CT401/CT402).
+            Then fix it durably: persist the limit, and raise the buckets with it (CT105):
+              /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <N>
+            and cut what fills the table (see CT402's and CT505's proofs): take a busy port
+            that is not NATed out of conntrack (CT505), shorten the timeout of the dominating
+            state (CT401/CT402). (coming: `ctguard analyze` will show what fills the table.)
             """
         ),
         refs=(
@@ -141,14 +143,14 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Shorten the life of the half-open flows the table shows: `ctguard plan` proposes
-            only what the composition justifies, `ctguard apply` persists it. Typical values:
-              net.netfilter.nf_conntrack_udp_timeout = 10           (default 30)
-              net.netfilter.nf_conntrack_tcp_timeout_syn_sent = 30  (default 120)
+            Shorten the life of the half-open flows the table shows, and only those, e.g.:
+              sysctl -w net.netfilter.nf_conntrack_udp_timeout=10           (default 30)
+              sysctl -w net.netfilter.nf_conntrack_tcp_timeout_syn_sent=30  (default 120)
+            and persist the same `key = value` lines in /etc/sysctl.d/90-conntrack.conf.
             Keep nf_conntrack_udp_timeout_stream >= 120 s where the host NATs (RFC 4787).
-            If the flows belong to one service that needs no state (a DNS resolver on udp/53),
-            `ctguard notrack --port 53 --proto udp` removes them entirely. Then re-check max
-            with `ctguard plan`.
+            If the flows belong to one service that needs no state and is not NATed (a DNS
+            resolver on udp/53), take its port out of conntrack instead (CT505). Then re-check
+            max (CT101). (coming: `ctguard plan` will propose only what the table justifies.)
             """
         ),
         refs=(
@@ -184,7 +186,7 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            ctguard only explains this one: the fix is in the kernel and the resolver path.
+            The fix is in the kernel and the resolver path, not in conntrack settings:
             - Kernel: 4.19 merges identical clashing entries (ed07d9a021df), 5.0 stops NAT
               from re-mapping them (4e35c1cb9460), 5.6 keeps the loser when NAT chose another
               backend (6a757c07e51f); distribution kernels often carry backports.
@@ -213,8 +215,8 @@ _ENTRIES = (
             Raising nf_conntrack_max without the buckets gives long chains and more CPU per
             packet exactly when the table is busiest. Since 5.15 an insert is refused when a
             chain grows past a randomised limit of 50-80 entries: the packet is dropped and
-            counted in chaintoolong ("chainlength" in procfs) and insert_failed. ctguard flags
-            max/buckets > 4.
+            counted in chaintoolong ("chainlength" in procfs) and insert_failed.
+            `ctguard doctor` flags max/buckets > 4.
             """
         ),
         proof=_text(
@@ -232,8 +234,9 @@ _ENTRIES = (
             short stall) and costs 8 B per bucket:
               sysctl -w net.netfilter.nf_conntrack_buckets=<N>
             (where that key is read-only: echo <N> > /sys/module/nf_conntrack/parameters/hashsize)
-            Persist it with `options nf_conntrack hashsize=<N>` in /etc/modprobe.d (CT303).
-            `ctguard plan` computes N; `ctguard apply` does both steps.
+            Persist it for the next module load (CT303):
+              /etc/modprobe.d/ctguard-conntrack.conf:  options nf_conntrack hashsize=<N>
+            (coming: `ctguard apply` will do both steps.)
             """
         ),
         refs=(
@@ -268,14 +271,15 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Set a bounded max sized for this host: `ctguard plan` proposes 2 x the observed
-            peak, at least the kernel default for this RAM and at most the memory budget (5 %
-            of MemTotal by default, never above 25 % or MemAvailable); `ctguard apply` writes
-            its sysctl.d drop-in and sets the runtime value. A safe stopgap by hand is the
-            kernel default for a 64-bit host with more than 4 GiB (about 100 MiB at most):
+            Set a bounded max. A safe stopgap is the kernel default for a 64-bit host with
+            more than 4 GiB (about 100 MiB at most):
               sysctl -w net.netfilter.nf_conntrack_max=262144
             If nf_conntrack_count is already higher, new flows are dropped until it falls:
-            set the limit above the count first. Then delete the line that sets 0.
+            set the limit above the count first. Then delete the line that sets 0 (the proof's
+            grep finds it) and persist the limit:
+              /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = 262144
+            For good, size it to 2 x the observed peak, at least the kernel default for this
+            RAM and within the memory budget (CT201). (coming: `ctguard plan` will size it.)
             """
         ),
         refs=(
@@ -296,9 +300,9 @@ _ENTRIES = (
             nf_conntrack_max stops them, and each namespace may hold up to max on its own.
             A max copied from a tuning guide (10 M is common) promises about 3.6 GiB of
             unswappable kernel memory; on a small box a flood then ends in OOM kills, or in a
-            reboot with vm.panic_on_oom or kernel.panic. ctguard warns when max x entry cost +
-            buckets x 8 B reaches 10 % of MemTotal, and is critical at 25 % or above
-            MemAvailable.
+            reboot with vm.panic_on_oom or kernel.panic. `ctguard doctor` warns when max x
+            entry cost + buckets x 8 B reaches 10 % of MemTotal, and is critical at 25 % or
+            above MemAvailable.
             """
         ),
         proof=_text(
@@ -312,14 +316,16 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            `ctguard plan` lowers max to 2 x the observed peak rounded up to a power of two,
-            within the memory budget (default 5 % of MemTotal, --memory-budget); it refuses
-            any plan above 25 % of MemTotal or above MemAvailable unless --force, and prints
-            the cost in bytes. `ctguard apply` writes the drop-in and sets the runtime value.
+            Lower max to 2 x the observed peak rounded up to a power of two, so that a full
+            table (max x entry cost + buckets x 8 B) stays within about 5 % of MemTotal, and
+            never above 25 % or MemAvailable. Now, and in the file that sets it (CT301):
+              sysctl -w net.netfilter.nf_conntrack_max=<N>
+              /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <N>
             Lowering max evicts nothing: if the count is above the new max, new flows are
             dropped until it falls, so lower it at a quiet time or in steps. If the peak
             really needs more than the budget, cut the demand instead (CT505 NOTRACK,
-            CT401/CT402 timeouts) or add RAM.
+            CT401/CT402 timeouts) or add RAM. (coming: `ctguard plan` will compute N and its
+            cost in bytes.)
             """
         ),
         refs=(
@@ -351,19 +357,20 @@ _ENTRIES = (
             sysctl net.netfilter.nf_conntrack_max net.nf_conntrack_max  # the kernel, now
             systemd-analyze cat-config sysctl.d | grep -E '^# /|conntrack'  # in order; last wins
             grep -rn conntrack /etc/sysctl.conf /etc/sysctl.d /usr/lib/sysctl.d  # every setter
-            ctguard doctor --only CT301  # which file and line ctguard thinks wins
+            ctguard doctor --only CT301  # which file and line wins, and the runtime value
             """
         ),
         fix=_text(
             """
-            Keep each conntrack key in one place and make that place win. `ctguard apply`
-            writes its own drop-in in /etc/sysctl.d, named to sort after the other files, sets
-            the runtime value and re-reads it to verify; `ctguard rollback` undoes it. By hand:
-            delete or align the conflicting lines (both spellings of max), then apply only the
-            conntrack keys (Debian without merged /usr: /lib/systemd/systemd-sysctl):
+            Keep each conntrack key in one place and make that place win: one drop-in, e.g.
+            /etc/sysctl.d/90-conntrack.conf, and delete or align every other line that sets
+            the key (both spellings of max; /etc/sysctl.conf counts as 99-sysctl.conf, so it
+            wins over 90-). Then apply only the conntrack keys and re-read them (Debian
+            without merged /usr: /lib/systemd/systemd-sysctl):
               /usr/lib/systemd/systemd-sysctl --prefix=/net/netfilter --prefix=/net/nf_conntrack_max
+              sysctl net.netfilter.nf_conntrack_max
             If the value drifts again, find the writer: CT302 (module reload), CT304 (firewall
-            restart), CT306 (agents).
+            restart), CT306 (agents). (coming: `ctguard apply` will write and verify it.)
             """
         ),
         refs=(
@@ -400,15 +407,16 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Re-apply the keys whenever the module appears. `ctguard apply` writes the udev rule
-            sysctl.d(5) recommends, /etc/udev/rules.d/90-ctguard-conntrack.rules, one line,
+            Re-apply the keys whenever the module appears, with the udev rule sysctl.d(5)
+            recommends: /etc/udev/rules.d/90-ctguard-conntrack.rules, one line (shown on two),
             with the systemd-sysctl path of this distribution:
               ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack",
               RUN+="/usr/lib/systemd/systemd-sysctl --prefix=/net/netfilter"
             The alternative, loading it before systemd-sysctl runs, covers boot but not later
             reloads: echo nf_conntrack > /etc/modules-load.d/ctguard-conntrack.conf
-            Without systemd (RHEL 6): /etc/sysconfig/modules/nf_conntrack.modules loading it,
-            plus the iptables service load list (CT304).
+            Without systemd (RHEL 6): an executable /etc/sysconfig/modules/nf_conntrack.modules
+            running `modprobe nf_conntrack`, plus the iptables service load list (CT304).
+            (coming: `ctguard apply` will write the udev rule.)
             """
         ),
         refs=(
@@ -445,15 +453,15 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Persist the bucket count where the kernel reads it at load time. `ctguard apply`
-            writes /etc/modprobe.d/ctguard.conf with
-              options nf_conntrack hashsize=<N>
-            (N from `ctguard plan`: = max on 5.15+, a power of two), keeps max explicit in its
-            sysctl.d drop-in, and sets the runtime value now. If nf_conntrack is loaded from
-            the initramfs, rebuild it (dracut -f, or update-initramfs -u). Built-in conntrack:
-            add nf_conntrack.hashsize=<N> to the kernel command line (grubby
-            --update-kernel=ALL --args=..., or GRUB_CMDLINE_LINUX and regenerate grub.cfg);
-            it takes effect at the next boot.
+            Persist the bucket count where the kernel reads it at load time (N = max on 5.15+,
+            a power of two), keep max explicit, and set the runtime value now (CT105):
+              /etc/modprobe.d/ctguard-conntrack.conf:  options nf_conntrack hashsize=<N>
+              /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <max>
+            If nf_conntrack is loaded from the initramfs, rebuild it (dracut -f, or
+            update-initramfs -u). Built-in conntrack: add nf_conntrack.hashsize=<N> to the
+            kernel command line (grubby --update-kernel=ALL --args=..., or GRUB_CMDLINE_LINUX
+            and regenerate grub.cfg); it takes effect at the next boot.
+            (coming: `ctguard apply` will write both files and set the runtime values.)
             """
         ),
         refs=(
@@ -490,15 +498,16 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            `ctguard apply` sets, in /etc/sysconfig/iptables-config (backup kept):
+            In /etc/sysconfig/iptables-config (keep a copy) set:
               IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack"
             ".nf_conntrack" is a substring of net.nf_conntrack_max and of every
-            net.netfilter.nf_conntrack_* key; it adds ".ip_conntrack" if your files use the
-            old alias names. Keep the keys in a file your script version greps (RHEL 7 from
-            1.4.21-21: /etc/sysctl.d/*, not /etc/sysctl.conf). Do the same for
+            net.netfilter.nf_conntrack_* key; add ".ip_conntrack" (space-separated) if your
+            files use the old alias names. Keep the keys in a file your script version greps
+            (RHEL 7 from 1.4.21-21: /etc/sysctl.d/*, not /etc/sysctl.conf). Do the same for
             IP6TABLES_SYSCTL_LOAD_LIST in /etc/sysconfig/ip6tables-config: that script unloads
             the same module. IPTABLES_MODULES_UNLOAD="no" instead keeps settings and entries
             across restarts, but then a stop no longer empties a full table (CT305).
+            (coming: `ctguard apply` will set the load lists, with a backup.)
             """
         ),
         refs=(
@@ -535,7 +544,7 @@ _ENTRIES = (
             """
             Put the packaged script back (keep a copy of the edited one first):
               yum reinstall iptables            (RHEL 7: yum reinstall iptables-services)
-            then use CT304's fix (`ctguard apply`: IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack")
+            then use CT304's fix (IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack" in iptables-config)
             so restarts re-apply your conntrack keys. If restarts must not touch conntrack at
             all, set IPTABLES_MODULES_UNLOAD="no" in /etc/sysconfig/iptables-config: that file
             survives updates. To relieve a full table without unloading anything, delete what
@@ -557,14 +566,14 @@ _ENTRIES = (
         cause=_text(
             """
             Something other than sysctl.d re-asserts these values, so editing sysctl files
-            (or `ctguard apply`) loses at that agent's next start. kube-proxy sets
-            nf_conntrack_max to max(conntrack.maxPerCore x CPUs, conntrack.min) (defaults
-            32768 and 131072), raises /sys/module/nf_conntrack/parameters/hashsize to max/4,
-            and sets tcp_timeout_established (24 h) and tcp_timeout_close_wait (1 h) at every
-            start; newer versions can also set tcp_be_liberal and the UDP timeouts. tuned
-            applies its profile's [sysctl] section, then re-applies the system sysctl files
-            when reapply_sysctl=1 (the default). Configuration management (Ansible, Puppet,
-            Salt, Chef) rewrites whatever its role says on every run.
+            loses at that agent's next start. kube-proxy sets nf_conntrack_max to
+            max(conntrack.maxPerCore x CPUs, conntrack.min) (defaults 32768 and 131072),
+            raises /sys/module/nf_conntrack/parameters/hashsize to max/4, and sets
+            tcp_timeout_established (24 h) and tcp_timeout_close_wait (1 h) at every start;
+            newer versions can also set tcp_be_liberal and the UDP timeouts. tuned applies
+            its profile's [sysctl] section, then re-applies the system sysctl files when
+            reapply_sysctl=1 (the default). Configuration management (Ansible, Puppet, Salt,
+            Chef) rewrites whatever its role says on every run.
             """
         ),
         proof=_text(
@@ -582,7 +591,7 @@ _ENTRIES = (
             - kube-proxy: in KubeProxyConfiguration set conntrack.maxPerCore, conntrack.min,
               conntrack.tcpEstablishedTimeout, conntrack.tcpCloseWaitTimeout (flags
               --conntrack-max-per-core, --conntrack-min, --conntrack-tcp-timeout-*); 0 (or 0s)
-              leaves the kernel value alone, after which sysctl.d and `ctguard apply` own it.
+              leaves the kernel value alone, after which sysctl.d owns it (CT301).
             - tuned: override the [sysctl] section in a custom profile
               (/etc/tuned/<name>/tuned.conf with include=<parent>), then tuned-adm profile <name>.
             - configuration management: change the role's variable, not the host.
@@ -629,8 +638,9 @@ _ENTRIES = (
               (--allowed-unsafe-sysctls='net.netfilter.*') and set them in the pod's
               securityContext.sysctls, or from the sidecar's init container.
             - named namespaces: ip netns exec NAME sysctl -w net.netfilter.<key>=<value>
-            Better still, do not track inside a namespace where nothing needs it. ctguard only
-            explains this one: it cannot know when your namespaces are created.
+            Better still, do not track inside a namespace where nothing needs it.
+            `ctguard doctor` finds this but cannot fix it: only you know when your namespaces
+            are created.
             """
         ),
         refs=(
@@ -651,9 +661,8 @@ _ENTRIES = (
             or lost power, a load balancer or NAT in between forgot the flow, a mobile client
             roamed) stay for that long, holding a slot and memory for nothing. On busy hosts
             such idle ESTABLISHED entries can become most of the table. Every packet resets
-            an entry's timer to the full timeout, so idle time = timeout - remaining. ctguard
-            reports a timeout above 86400 s when the table shows ESTABLISHED entries idle for
-            long.
+            an entry's timer to the full timeout, so idle time = timeout - remaining.
+            `ctguard doctor` warns about a timeout above 86400 s once the table is 50 % full.
             """
         ),
         proof=_text(
@@ -662,20 +671,20 @@ _ENTRIES = (
             conntrack -L -p tcp --state ESTABLISHED | wc -l  # ESTABLISHED entries
             T=$(sysctl -n net.netfilter.nf_conntrack_tcp_timeout_established)  # used below
             conntrack -L -p tcp --state ESTABLISHED | awk -v t="$T" 't-$3>3600' | wc -l  # idle 1h+
-            ctguard analyze --by state  # timeout histogram per state
             """
         ),
         fix=_text(
             """
-            Lower it to what your connections need: `ctguard plan` (it proposes this only when
-            the table shows idle ESTABLISHED entries), then `ctguard apply`:
-              net.netfilter.nf_conntrack_tcp_timeout_established = 7440   (hosts that NAT)
-              net.netfilter.nf_conntrack_tcp_timeout_established = 3600   (no NAT: 1800-3600)
+            Lower it to what your connections need (7440 where this host NATs, else 1800-3600),
+            now and persistently in /etc/sysctl.d/90-conntrack.conf:
+              sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established=7440
+              net.netfilter.nf_conntrack_tcp_timeout_established = 7440
             Never below 7440 s where this host NATs: RFC 5382 REQ-5 requires 2 h 4 min, so
             connections kept alive by 2 h TCP keepalives keep their mapping. Without NAT an
             expired idle connection gets a new entry at its next packet (tcp_loose=1), but as
             ctstate NEW: rules that accept only ESTABLISHED for it (replies to connections this
             host opened) drop it. Existing entries take the new value at their next packet.
+            (coming: `ctguard plan` will propose this only when idle entries fill the table.)
             """
         ),
         refs=(
@@ -697,12 +706,11 @@ _ENTRIES = (
             request, a dead upstream or DNS server, outbound connects to unreachable hosts, a
             scan or SYN flood, an application that never closes its sockets. They compete
             with real flows for the same max, and when the table fills the unassured ones are
-            evicted first (CT103). ctguard flags one state holding more than 50 % of entries.
+            evicted first (CT103). One state holding more than 50 % of entries is CT402.
             """
         ),
         proof=_text(
             """
-            ctguard analyze --by state  # share of each state and timeout histogram
             conntrack -L -p tcp | awk '{print $4}' | sort | uniq -c | sort -rn  # TCP states
             conntrack -L -p udp | grep -c UNREPLIED  # unreplied UDP entries
             conntrack -C  # the total to compare with (conntrack -L: ~3 s per million)
@@ -710,16 +718,18 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Shorten only the state that dominates (`ctguard plan` runs the what-if on the
-            analyzed table and proposes just that; `ctguard apply` persists it), and fix its
-            source:
+            Shorten only the state that dominates, and fix its source:
               TIME_WAIT   tcp_timeout_time_wait 30-60 (default 120); reuse connections
               UDP         udp_timeout 10-15 (default 30); fix the dead peer, or NOTRACK it
               SYN_SENT    tcp_timeout_syn_sent 30-60 (default 120); find who connects where
               SYN_RECV    net.ipv4.tcp_syncookies=1 or SYNPROXY: handshakes not completed
               CLOSE_WAIT  60 s unless kube-proxy owns it (CT306); an app not closing sockets
-            (keys under net.netfilter.nf_conntrack_). Keep udp_timeout_stream >= 120 s where
-            the host NATs (RFC 4787 REQ-5).
+            Keys are under net.netfilter.nf_conntrack_: set one now and persist the same
+            `key = value` in /etc/sysctl.d/90-conntrack.conf, e.g.:
+              sysctl -w net.netfilter.nf_conntrack_tcp_timeout_time_wait=60
+            Keep udp_timeout_stream >= 120 s where the host NATs (RFC 4787 REQ-5).
+            (coming: `ctguard analyze` will show the state shares; coming: `ctguard plan`
+            will run the what-if and propose just that key.)
             """
         ),
         refs=(
@@ -757,14 +767,15 @@ _ENTRIES = (
         fix=_text(
             """
             Accept untracked packets explicitly, in every filter chain they cross, before the
-            stateful rules. `ctguard notrack --port P --proto tcp` prints the NOTRACK pair and
-            these accepts (--apply installs them tagged "ctguard", --verify checks them):
+            stateful rules:
               iptables -I INPUT  -p tcp --dport P -m conntrack --ctstate UNTRACKED -j ACCEPT
               iptables -I OUTPUT -p tcp --sport P -m conntrack --ctstate UNTRACKED -j ACCEPT
               nft: tcp dport P ct state untracked accept  (every input base chain, all tables)
                    tcp sport P ct state untracked accept  (output chains likewise)
             ip6tables likewise. Make the raw rules symmetric too: PREROUTING --dport P and
-            OUTPUT --sport P.
+            OUTPUT --sport P (CT505). Save the rules where this host keeps its ruleset, or
+            the next boot loses them. (coming: `ctguard notrack` will print, install and
+            verify the NOTRACK pair with these accepts.)
             """
         ),
         refs=(
@@ -804,8 +815,11 @@ _ENTRIES = (
               a range the nat table translates, or a NAT gateway's forwarded traffic;
             - if the port itself is DNATed (container publish, NodePort), do not notrack it:
               shrink its entries with timeouts instead (CT402).
-            If ctguard made the rule: ctguard notrack --port P --remove. `ctguard notrack`
-            refuses to add a rule that overlaps NAT.
+            To remove it, repeat the line iptables-save printed with -D instead of -A, e.g.
+              iptables -t raw -D PREROUTING -p udp --dport 53 -j CT --notrack
+              nft -a list ruleset  # the rule's handle H, then:
+              nft delete rule <family> <table> <chain> handle H
+            and its reply twin (raw OUTPUT, --sport) the same way; ip6tables likewise.
             """
         ),
         refs=(
@@ -841,14 +855,14 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            `ctguard disable` prints the chain that keeps conntrack loaded (rules, modules,
-            agents) and a plan that keeps it out; --apply runs it. The end state:
-              /etc/modprobe.d/ctguard.conf:  install nf_conntrack /bin/false
-            no rule that needs conntrack (state/ctstate, NAT, nft ct), its holders and
-            nf_conntrack unloaded (modprobe -r), and before 4.19 the same install line for
-            nf_conntrack_ipv4 and nf_conntrack_ipv6. Whatever still needs conntrack now fails
-            to load: that is the point, so check docker, kube-proxy and firewalld first. Do not
-            test with `conntrack -L` or `-S`: asking ctnetlink loads the module again.
+            Replace the blacklist line with an install line:
+              /etc/modprobe.d/ctguard-disable-conntrack.conf:  install nf_conntrack /bin/false
+            (before 4.19 the same line for nf_conntrack_ipv4 and nf_conntrack_ipv6). Then
+            remove every rule that needs conntrack (state/ctstate, NAT, nft ct) and unload its
+            holders and nf_conntrack: modprobe -r <holders> nf_conntrack. Whatever still needs
+            conntrack now fails to load: that is the point, so check docker, kube-proxy and
+            firewalld first. Do not test with `conntrack -L` or `-S`: asking ctnetlink loads
+            the module again. (coming: `ctguard disable` will show what keeps it loaded.)
             """
         ),
         refs=(
@@ -885,13 +899,13 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            `ctguard disable` shows why conntrack is loaded (rules, tables, holders) and the
-            plan that removes it and keeps it out (CT503); --apply runs it. By hand, when
-            nothing needs it: remove the empty nat table (legacy: modprobe -r iptable_nat;
-            nftables: delete the table whose nat chain is empty), unload the holders, then
-            modprobe -r nf_conntrack, and add `install nf_conntrack /bin/false` to
-            /etc/modprobe.d so it stays out. If the host does need stateful rules or NAT,
-            keep conntrack and size it instead (`ctguard plan`).
+            When nothing needs it: remove the empty nat table (legacy: modprobe -r iptable_nat;
+            nftables: nft delete table <family> <table> for the table whose nat chain is
+            empty), unload the holders, then modprobe -r nf_conntrack, and keep it out (CT503):
+              /etc/modprobe.d/ctguard-disable-conntrack.conf:  install nf_conntrack /bin/false
+            If the host does need stateful rules or NAT, keep conntrack and size it instead
+            (CT101, CT201). (coming: `ctguard disable` will show why conntrack is loaded and
+            run this plan.)
             """
         ),
         refs=(
@@ -918,7 +932,7 @@ _ENTRIES = (
         ),
         proof=_text(
             """
-            ctguard analyze --by dport --top 5  # share of the table per (proto, port)
+            conntrack -L | grep -o 'dport=[0-9]*' | sort | uniq -c | sort -rn | head  # top ports
             conntrack -C  # all entries
             conntrack -L -p tcp --dport 8983 | wc -l  # one port's entries (use your port)
             iptables-save -t nat | grep -E -- '--dport 8983|:8983'  # NATed to or from it?
@@ -927,15 +941,16 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Take the port out of conntrack: `ctguard notrack --port P --proto tcp` prints the
-            rules (nft or iptables, --backend), --verify checks them, --apply installs them
-            atomically, tagged "ctguard" so --remove finds exactly them. For iptables:
-              -t raw -A PREROUTING -p tcp --dport P -j CT --notrack
-              -t raw -A OUTPUT     -p tcp --sport P -j CT --notrack
-              -A INPUT  -p tcp --dport P -m conntrack --ctstate UNTRACKED -j ACCEPT
-              -A OUTPUT -p tcp --sport P -m conntrack --ctstate UNTRACKED -j ACCEPT
-            It refuses when the port is NATed (CT502). You lose state-based filtering and
-            conntrack accounting for that port; keep plain port/address rules for it.
+            Never for a NATed port (CT502). Take the port out of conntrack in both directions
+            and accept its untracked packets before the stateful rules (CT501), for iptables
+            (ip6tables likewise; nft: `notrack` in raw-priority chains, CT501's accepts):
+              iptables -t raw -A PREROUTING -p tcp --dport P -j CT --notrack
+              iptables -t raw -A OUTPUT     -p tcp --sport P -j CT --notrack
+              iptables -I INPUT  -p tcp --dport P -m conntrack --ctstate UNTRACKED -j ACCEPT
+              iptables -I OUTPUT -p tcp --sport P -m conntrack --ctstate UNTRACKED -j ACCEPT
+            Save them with the host's ruleset. You lose state-based filtering and conntrack
+            accounting for that port; keep plain port/address rules for it.
+            (coming: `ctguard notrack` will print, verify and install these, never for NAT.)
             """
         ),
         refs=(
@@ -969,11 +984,12 @@ _ENTRIES = (
         ),
         fix=_text(
             """
-            Nothing to repair on the host. ctguard reads the counters over ctnetlink instead
-            (only when nf_conntrack is already loaded, since asking ctnetlink loads it) and
-            says so in `ctguard status` and the exporter. For your own scripts use
-            `conntrack -S` or `ctguard exporter`. If you build your own kernels and want the
-            files back, set CONFIG_NF_CONNTRACK_PROCFS=y.
+            Nothing to repair on the host. In your own scripts and monitoring read the
+            counters with `conntrack -S` (netlink) instead of the stat file; count and max
+            stay in /proc/sys/net/netfilter. If you build your own kernels and want the files
+            back, set CONFIG_NF_CONNTRACK_PROCFS=y. `ctguard doctor` and `ctguard status` fall
+            back to netlink (only when nf_conntrack is already loaded, since asking ctnetlink
+            loads it) and say where the counters came from (coming: `ctguard exporter` too).
             """
         ),
         refs=(

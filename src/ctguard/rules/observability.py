@@ -25,7 +25,7 @@ def counters_not_in_procfs(facts: Facts, _limits: Thresholds) -> Outcome:
     evidence = [f"counters read from {stats.source}: {stats.fallback_reason or 'procfs absent'}"]
     fix = (
         f"Nothing to fix for ctguard (it falls back to netlink). Tools that read {STAT_FILE}"
-        " (node_exporter's conntrack stats, scripts) see nothing: use `conntrack -S` or"
-        " ctguard's exporter, or build the kernel with CONFIG_NF_CONNTRACK_PROCFS=y."
+        " (node_exporter's conntrack stats, scripts) see nothing: use `conntrack -S`"
+        " (coming: ctguard exporter), or build the kernel with CONFIG_NF_CONNTRACK_PROCFS=y."
     )
     return found(Severity.INFO, evidence, fix)
