@@ -37,3 +37,18 @@ def test_a_crashing_rule_is_reported_skipped(monkeypatch: pytest.MonkeyPatch):
     assert findings["CT102"].status is Status.FOUND  # the others still ran
     with pytest.raises(KeyError):
         run_rules(_facts(), debug=True)
+
+
+def test_a_pass_that_needs_every_sysctl_file_is_skipped_when_one_was_unreadable():
+    from dataclasses import replace
+
+    root = Path(__file__).parent / "roots" / "doctor" / "ct302-near-modules-load"
+    host = HostRoot(root)
+    facts = collect(host, CapturedCommands(host))
+    before = {f.id: f for f in run_rules(facts, only=["CT301", "CT302"])}
+    assert {f.status for f in before.values()} == {Status.PASSED}
+    config = replace(facts.sysctl_config, unreadable=(("/etc/sysctl.d", "Permission denied"),))
+    after = {f.id: f for f in run_rules(replace(facts, sysctl_config=config), only=["CT30[12]"])}
+    for finding in after.values():
+        assert finding.status is Status.SKIPPED
+        assert "/etc/sysctl.d: Permission denied" in finding.reason

@@ -51,6 +51,15 @@ def _unit_of(item: Configured) -> str:
     return f"{item.assignment.key} ({item.quoted})"
 
 
+def _pass_if_read(facts: Facts, reason: str, evidence: Iterable[str] = ()) -> Outcome:
+    """A pass that rests on every sysctl file: skipped when some could not be read."""
+    config = facts.sysctl_config
+    if isinstance(config, SysctlConfig) and config.unreadable:
+        gaps = "; ".join(f"{path}: {why}" for path, why in config.unreadable[:3])
+        return skipped(f"not every sysctl file could be read ({gaps})")
+    return passed(reason, evidence)
+
+
 # --- CT301 ---------------------------------------------------------------------------
 
 
@@ -66,7 +75,7 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
         return skipped(f"runtime values unreadable: {facts.sysctls.reason}")
     wanted = configured(facts.sysctl_config)
     if not wanted:
-        return passed("no conntrack keys in sysctl files")
+        return _pass_if_read(facts, "no conntrack keys in sysctl files")
     evidence: list[str] = []
     fixes: list[str] = []
     owned = False
@@ -87,7 +96,7 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
             else:
                 fixes.append(f"sysctl -w net.netfilter.{name}={item.value}")
     if not evidence:
-        return passed(f"{len(wanted)} configured conntrack values are in effect")
+        return _pass_if_read(facts, f"{len(wanted)} configured conntrack values are in effect")
     if owned:
         fixes.append(
             "for keys an agent owns: set them in its configuration (CT306), or remove the lines"
@@ -214,12 +223,14 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
         return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
     wanted = configured(facts.sysctl_config)
     if not wanted:
-        return passed("no conntrack keys in sysctl files")
+        return _pass_if_read(facts, "no conntrack keys in sysctl files")
     covered = reapply_mechanisms(facts, wanted.values())
     lost = [item for name, item in sorted(wanted.items()) if name not in covered]
     if not lost:
         how = [f"{name}: {why}" for name, why in sorted(covered.items()) if name in wanted]
-        return passed("every configured conntrack key is re-applied when the module loads", how)
+        return _pass_if_read(
+            facts, "every configured conntrack key is re-applied when the module loads", how
+        )
     state = (
         f"nf_conntrack is a loadable module ({facts.presence.evidence})"
         if kind == "module"
@@ -339,7 +350,9 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
     wanted = configured(facts.sysctl_config)
     if not wanted:
-        return passed("no conntrack keys in sysctl files: the defaults are what is wanted")
+        return _pass_if_read(
+            facts, "no conntrack keys in sysctl files: the defaults are what is wanted"
+        )
     if script.grep_line is None:
         return skipped(f"{script.path}: no 'fgrep ... | sysctl -p -' line found to simulate")
     reapplied = fgrep_reapplied(script, config.sysctl_load_list, facts.grep_files)
@@ -365,7 +378,9 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
             )
             lost += 1
     if not lost:
-        return passed("the load list re-applies every configured conntrack key", evidence)
+        return _pass_if_read(
+            facts, "the load list re-applies every configured conntrack key", evidence
+        )
     if _prefixes_names(script, facts.grep_files):
         evidence.append(
             "fgrep reads several files without -h: every line it prints starts"
