@@ -133,3 +133,12 @@ def test_explain_without_id_lists_the_catalogue() -> None:
 
 def test_explain_unknown_id_is_one_line() -> None:
     assert_one_line_error(run_ctguard("explain", "CT999"), "unknown ID")
+
+
+def test_help_lists_every_threshold_with_its_default() -> None:
+    from ctguard.rules import Thresholds
+
+    text = " ".join(run_ctguard("doctor", "--help").stdout.split())
+    for name in Thresholds.names():
+        default = getattr(Thresholds(), name)
+        assert f"{name}={default:g}" in text, name

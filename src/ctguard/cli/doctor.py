@@ -102,7 +102,9 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
 )  # fmt: skip
 @click.option(
     "--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
-    help="Change a default threshold, e.g. usage_warning=70 (see 'ctguard explain').",
+    help="Change a default, repeatable: usage_warning=80, usage_critical=95 (% of max),"
+    " memory_warning=10, memory_critical=25 (% of RAM), entries_per_bucket=4,"
+    " established_timeout=86400 (s), established_usage=50 (%).",
 )  # fmt: skip
 @click.option("-v", "--verbose", is_flag=True, help="Text: also say why each passed rule passed.")
 def doctor_command(
