@@ -53,6 +53,7 @@ from ctguard.sources.sysctl_runtime import (
     NETFILTER_DIR,
     ConntrackSysctls,
     read_conntrack_sysctls,
+    read_ip_forward,
 )
 
 INIT_NETNS_INODE = 4026531840  # PROC_NET_INIT_INO: the initial namespace's inode, fixed since 3.8
@@ -82,6 +83,7 @@ class Facts:
     processes: tuple[Process, ...] | Missing
     tuned: TunedProfile | Missing
     systemd_sysctl: str | None
+    ip_forward: int | Missing
     # runtime values of the initial namespace (when ``netns`` is set) and of other
     # namespaces examined (CT307); filled in by the caller that can enter them
     init_sysctls: ConntrackSysctls | Missing | None = None
@@ -179,5 +181,6 @@ def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Fac
         processes=processes,
         tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),
+        ip_forward=read_safely(read_ip_forward, host),
         init_sysctls=init_sysctls,
     )

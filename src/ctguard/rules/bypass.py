@@ -5,6 +5,7 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.firewall import (
+    Fate,
     Packet,
     conntrack_users,
     nat_overlap,
@@ -20,6 +21,16 @@ from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
 
 FILTER_HOOK = {"prerouting": "input", "output": "output"}
+
+
+def _filter_hooks(facts: Facts, hook: str) -> tuple[str, ...]:
+    """Where packets notracked on ``hook`` are filtered: a prerouting NOTRACK also meets
+    the forward hook when this namespace routes (ip_forward = 1)."""
+    if hook == "prerouting" and facts.ip_forward == 1:
+        return ("input", "forward")
+    return (FILTER_HOOK[hook],)
+
+
 # Holders that use conntrack without any firewall rule showing it.
 _SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
 
@@ -84,21 +95,15 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
     worst = Severity.OK
     for notrack, hook in notracks:
         packet = packet_of(notrack)
-        fate = untracked_fate(rs, FILTER_HOOK[hook], packet)
-        if fate.outcome == "accepted":
-            continue
-        evidence.append(f"NOTRACK {describe(notrack)}")
-        if fate.outcome == "dropped":
-            worst = Severity.CRITICAL
-            evidence += [f"  then {fate.chain} drops it: {line}" for line in fate.evidence]
-        else:  # accepted only by rules with conditions we do not model (interface, address)
-            worst = max(worst, Severity.WARNING, key=lambda s: s.rank)
-            evidence.append(f"  {fate.chain} accepts it only under conditions, else drops it:")
-            evidence += [f"    {line}" for line in fate.evidence]
-        family, table, name = fate.chain.split(" ", 2)
-        chain = rs.chain(family, table, name)
-        if chain is not None:
-            fixes += untracked_accept_command(chain, packet)
+        for filter_hook in _filter_hooks(facts, hook):
+            fate = untracked_fate(rs, filter_hook, packet)
+            if fate.outcome == "accepted":
+                continue
+            worst = max(worst, _note_fate(notrack, fate, evidence), key=lambda s: s.rank)
+            family, table, name = fate.chain.split(" ", 2)
+            chain = rs.chain(family, table, name)
+            if chain is not None:
+                fixes += untracked_accept_command(chain, packet)
     if not evidence:
         return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
     fix = (
@@ -106,6 +111,18 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
         " (coming: ctguard notrack --port PORT):\n" + "\n".join(dict.fromkeys(fixes))
     )
     return found(worst, evidence, fix)
+
+
+def _note_fate(notrack: Rule, fate: Fate, evidence: list[str]) -> Severity:
+    """Evidence for a NOTRACK rule whose packets a filter chain may drop; its severity."""
+    evidence.append(f"NOTRACK {describe(notrack)}")
+    if fate.outcome == "dropped":
+        evidence += [f"  then {fate.chain} drops it: {line}" for line in fate.evidence]
+        return Severity.CRITICAL
+    # accepted only by rules with conditions we do not model (interface, address)
+    evidence.append(f"  {fate.chain} accepts it only under conditions, else drops it:")
+    evidence += [f"    {line}" for line in fate.evidence]
+    return Severity.WARNING
 
 
 def _delete_command(rule_: Rule) -> str:

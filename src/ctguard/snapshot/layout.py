@@ -10,6 +10,7 @@ from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
 # followed by the kernel, and the file is stored at the path asked for).
 KERNEL_FILES = (
     "/proc/sys/net/nf_conntrack_max",
+    "/proc/sys/net/ipv4/ip_forward",
     "/proc/net/stat/nf_conntrack",
     "/proc/meminfo",
     "/proc/modules",

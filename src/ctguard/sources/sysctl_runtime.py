@@ -60,6 +60,15 @@ class ConntrackSysctls:
         return ConntrackSysctls({**self.values, **updates})
 
 
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"  # per namespace
+
+
+def read_ip_forward(host: HostRoot) -> int | Missing:
+    """1 when this namespace routes IPv4 (forwarded packets then meet the forward hook)."""
+    text = host.try_read_text(IP_FORWARD, SMALL_FILE_BYTES)
+    return text if isinstance(text, Missing) else parse_sysctl_int(text, IP_FORWARD)
+
+
 def read_conntrack_sysctls(
     host: HostRoot, directory: str = NETFILTER_DIR
 ) -> ConntrackSysctls | Missing:
