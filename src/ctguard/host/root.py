@@ -123,12 +123,15 @@ class HostRoot:
         """File text, or Missing with the reason an operator needs."""
         try:
             return self.read_text(path, max_size)
-        except FileNotFoundError:
-            return Missing(f"{path} does not exist")
-        except PermissionError:
-            return Missing(f"{path}: permission denied (run as root)")
         except OSError as exc:
-            return Missing(f"{path}: {exc.strerror or exc}")
+            return unreadable(path, exc)
+
+    def try_read_tail(self, path: str, size: int) -> bytes | Missing:
+        """The last ``size`` bytes, or Missing with the reason an operator needs."""
+        try:
+            return self.read_tail(path, size)
+        except OSError as exc:
+            return unreadable(path, exc)
 
     # -- listing ----------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -186,3 +189,12 @@ class HostRoot:
         if stat.S_ISREG(mode):
             return "file"
         return "other"
+
+
+def unreadable(path: str, exc: OSError) -> Missing:
+    """Why ``path`` could not be read, in the words an operator needs."""
+    if isinstance(exc, FileNotFoundError):
+        return Missing(f"{path} does not exist")
+    if isinstance(exc, PermissionError):
+        return Missing(f"{path}: permission denied (run as root)")
+    return Missing(f"{path}: {exc.strerror or exc}")

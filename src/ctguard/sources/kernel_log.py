@@ -152,14 +152,9 @@ def read_log_file(
     host: HostRoot, path: str, tail_bytes: int = LOG_TAIL_BYTES
 ) -> TableFullLog | Missing:
     """Scan the last ``tail_bytes`` of one log file."""
-    try:
-        data = host.read_tail(path, tail_bytes + 1)
-    except FileNotFoundError:
-        return Missing(f"{path} does not exist")
-    except PermissionError:
-        return Missing(f"{path}: permission denied (run as root)")
-    except OSError as exc:
-        return Missing(f"{path}: {exc.strerror or exc}")
+    data = host.try_read_tail(path, tail_bytes + 1)
+    if isinstance(data, Missing):
+        return data
     text, truncated = _tail_text(data, tail_bytes)
     log = parse_kernel_log(text, path)
     return TableFullLog(log.source, log.count, log.by_netns, log.first, log.last, truncated)
