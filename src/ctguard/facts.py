@@ -48,7 +48,6 @@ from ctguard.sources.slab import SlabSizes, read_slab
 from ctguard.sources.stats import ConntrackStats, read_stats
 from ctguard.sources.sysctl_conf import SysctlConfig, read_sysctl_config, systemd_sysctl_path
 from ctguard.sources.sysctl_runtime import (
-    GLOBAL_KEYS,
     MAX_FILE,
     NETFILTER_DIR,
     ConntrackSysctls,
@@ -104,8 +103,7 @@ class Facts:
         """Facts read inside a namespace, with the global values of the initial one."""
         sysctls = self.sysctls
         if isinstance(init, ConntrackSysctls) and isinstance(sysctls, ConntrackSysctls):
-            picked = {k: v for k in GLOBAL_KEYS if (v := init.get(k)) is not None}
-            sysctls = sysctls.with_values(picked)
+            sysctls = sysctls.with_globals_of(init)
         return replace(self, sysctls=sysctls, init_sysctls=init)
 
 

@@ -25,7 +25,7 @@ from ctguard.sources.modules import (
 )
 from ctguard.sources.slab import SlabSizes, read_slab
 from ctguard.sources.stats import ConntrackStats, read_stats
-from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, ConntrackSysctls, read_conntrack_sysctls
+from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
 
 # Counters shown as rates. "new" comes from ctnetlink NEW events where they could be
 # counted (host/ct_events.py); the procfs `new` column only counts before 5.10.
@@ -55,8 +55,7 @@ class StatusInputs:
         """Replace global keys (max, buckets) by the initial namespace's values."""
         if isinstance(globals_, Missing) or isinstance(self.sysctls, Missing):
             return self
-        picked = {k: v for k in GLOBAL_KEYS if (v := globals_.get(k)) is not None}
-        return replace(self, sysctls=self.sysctls.with_values(picked))
+        return replace(self, sysctls=self.sysctls.with_globals_of(globals_))
 
 
 def _sleep_only(seconds: float, why: str = "not counted from a snapshot") -> NewEvents | Missing:

@@ -59,6 +59,10 @@ class ConntrackSysctls:
     def with_values(self, updates: Mapping[str, int]) -> ConntrackSysctls:
         return ConntrackSysctls({**self.values, **updates})
 
+    def with_globals_of(self, init: ConntrackSysctls) -> ConntrackSysctls:
+        """A namespace's values with the global ones (max, buckets) of the initial one."""
+        return self.with_values({k: v for k in GLOBAL_KEYS if (v := init.get(k)) is not None})
+
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"  # per namespace
 
