@@ -1,0 +1,87 @@
+"""How one table entry is folded into integer keys, shared by both scanners.
+
+A scanner (the C one in ``_scan.c`` or the pure-Python ``scan_py``) never builds an
+object per entry: it packs the few fields a breakdown needs into one int and counts
+that int in a dict. This module is the single description of those packings; the C
+scanner mirrors it and ``tests/table`` checks that both agree.
+
+shape key (one per entry)::
+
+    bit  0      IPv6
+    bits 1-8    l4 protocol number
+    bits 9-14   state id (0: no state field, see STATES; OTHER_STATE: a word we do not know)
+    bits 15-31  original-direction dport + 1 (0: the protocol has no ports)
+    bit  32     [UNREPLIED]
+    bits 33-34  FLAG_* ([ASSURED], [OFFLOAD], [HW_OFFLOAD])
+    bit  35     NAT (the reply tuple is not the original one swapped)
+
+timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; remaining + 1
+= 0 when the entry shows no timeout (offloaded entries omit it). The flag is there because
+an assured UDP/GRE entry runs on the ``*_stream`` timeout, an unassured one on the short one.
+sport key: ``proto << 17 | (sport + 1)``. mark/zone key: ``mark << 16 | zone`` (an absent
+``zone=`` is zone 0: /proc prints ``zone=0``, ``conntrack -L`` omits it; an absent ``mark=``,
+CONFIG_NF_CONNTRACK_MARK off, is mark 0). Addresses are counted by their text.
+"""
+
+from __future__ import annotations
+
+# TCP (nf_conntrack_proto_tcp.c tcp_conntrack_names), SCTP and DCCP state words as
+# /proc/net/nf_conntrack and conntrack -L print them. The id is the index + 1; the C
+# scanner has the same list in the same order.
+STATES: tuple[str, ...] = (
+    "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+    "TIME_WAIT", "CLOSE", "SYN_SENT2",
+    "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "SHUTDOWN_SENT", "SHUTDOWN_RECD",
+    "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT", "HEARTBEAT_ACKED",
+    "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT", "IGNORE",
+    "INVALID", "RETRANS", "UNACK",
+)  # fmt: skip
+STATE_IDS: dict[bytes, int] = {name.encode(): i + 1 for i, name in enumerate(STATES)}
+NO_STATE = 0
+OTHER_STATE = 63
+
+FLAG_NONE, FLAG_ASSURED, FLAG_OFFLOAD, FLAG_HW_OFFLOAD = 0, 1, 2, 3
+FLAG_NAMES = {FLAG_NONE: "", FLAG_ASSURED: "ASSURED", FLAG_OFFLOAD: "OFFLOAD",
+              FLAG_HW_OFFLOAD: "HW_OFFLOAD"}  # fmt: skip
+FLAG_IDS: dict[bytes, int] = {b"[ASSURED]": 1, b"[OFFLOAD]": 2, b"[HW_OFFLOAD]": 3}
+
+# names the kernel's l4proto_name() prints; anything else is shown by number
+PROTOCOLS: dict[int, str] = {
+    1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 33: "dccp", 41: "ipv6", 47: "gre",
+    58: "icmpv6", 132: "sctp", 136: "udplite",
+}  # fmt: skip
+PORTED = frozenset({6, 17, 33, 132, 136})  # protocols whose tuples carry sport/dport
+
+
+def shape_key(
+    ipv6: bool, proto: int, state: int, dport: int | None, unreplied: bool, flag: int, nat: bool
+) -> int:
+    port = 0 if dport is None else dport + 1
+    return (
+        int(ipv6) | proto << 1 | state << 9 | port << 15 | int(unreplied) << 32
+        | flag << 33 | int(nat) << 35
+    )  # fmt: skip
+
+
+def timeout_key(proto: int, state: int, flag: int, remaining: int | None) -> int:
+    return ((proto << 6 | state) << 2 | flag) << 33 | (0 if remaining is None else remaining + 1)
+
+
+def sport_key(proto: int, sport: int | None) -> int:
+    return proto << 17 | (0 if sport is None else sport + 1)
+
+
+def markzone_key(mark: int, zone: int) -> int:
+    return mark << 16 | zone
+
+
+def protocol_name(number: int) -> str:
+    return PROTOCOLS.get(number, str(number))
+
+
+def state_name(state: int) -> str:
+    if state == NO_STATE:
+        return ""
+    if state == OTHER_STATE or state > len(STATES):
+        return "OTHER"
+    return STATES[state - 1]

@@ -1,0 +1,172 @@
+"""Feed a scanner from a stream, a file (in parallel), gzip, or stdin, in bounded chunks.
+
+Memory stays bounded: a chunk of at most CHUNK bytes plus the partial line carried to
+the next one. A "line" longer than MAX_LINE is counted as one bad line and skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import queue
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ctguard.table.scanner import scan_into
+from ctguard.table.tally import Tally
+
+CHUNK = 4 << 20
+MAX_LINE = 1 << 20
+PARALLEL_MIN_BYTES = 32 << 20  # below this a second process costs more than it saves
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _too_long(data: bytes) -> bytes:
+    """One always-bad line standing for a line longer than MAX_LINE (its start is shown)."""
+    return b"=" + data[:199].replace(b"\n", b" ") + b"\n"
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Whole-line chunks of ``stream``; the last one may lack its newline."""
+    rest = b""
+    skipping = False  # inside a line longer than MAX_LINE, already counted
+    while block := stream.read(CHUNK):
+        if skipping:
+            at = block.find(b"\n")
+            if at < 0:
+                continue
+            block, skipping = block[at + 1 :], False
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) > MAX_LINE:
+                yield _too_long(data)
+                rest, skipping = b"", True
+            else:
+                rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut] if rest else data
+    if rest:
+        yield rest
+
+
+def scan_stream(stream: BinaryIO, by_sport: bool = True, prefetch: bool = False) -> Tally:
+    """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
+    producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
+    with scanning."""
+    tally = Tally()
+    for data in _prefetched(stream) if prefetch else _chunks(stream):
+        scan_into(data, tally, by_sport)
+    return tally
+
+
+def _prefetched(stream: BinaryIO) -> Iterator[bytes]:
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            for data in _chunks(stream):
+                chunks.put(data)
+            chunks.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name="ctguard-read", daemon=True)
+    worker.start()
+    while (item := chunks.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
+
+
+def open_dump(path: str) -> BinaryIO:
+    """A file, transparently gunzipped when it starts with the gzip magic."""
+    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    if raw.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def scan_path(path: str, by_sport: bool = True, jobs: int | None = None) -> Tally:
+    """Scan a dump file; a large plain file is split across ``jobs`` processes."""
+    jobs = jobs or min(os.cpu_count() or 1, 8)
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        plain = raw.peek(2)[:2] != GZIP_MAGIC
+        if jobs < 2 or not plain or size < PARALLEL_MIN_BYTES or not os.path.isfile(path):
+            with open_dump(path) as stream:
+                return scan_stream(stream, by_sport)
+        return _scan_parallel(raw, size, by_sport, jobs)
+
+
+def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
+    cuts = [0]
+    for i in range(1, jobs):
+        raw.seek(max(size * i // jobs, cuts[-1]))
+        raw.readline()
+        cuts.append(min(raw.tell(), size))
+    cuts.append(size)
+    return cuts
+
+
+def _scan_range(fd: int, start: int, end: int, by_sport: bool) -> Tally:
+    tally = Tally()
+    position = start
+    while position < end:
+        data = os.pread(fd, min(CHUNK, end - position), position)
+        if not data:
+            break
+        cut = len(data) if position + len(data) >= end else data.rfind(b"\n") + 1
+        if cut == 0:  # a line longer than CHUNK: one bad line, resume after it
+            scan_into(_too_long(data), tally, by_sport)
+            cut = len(data)
+            while position + cut < end:
+                more = os.pread(fd, CHUNK, position + cut)
+                at = more.find(b"\n")
+                cut += len(more) if at < 0 else at + 1
+                if at >= 0 or not more:
+                    break
+        else:
+            scan_into(data[:cut] if cut < len(data) else data, tally, by_sport)
+        position += cut
+    return tally
+
+
+def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int) -> Tally:
+    """The parent scans the first range; each other range runs in a forked child that
+    sends its Tally back through a pipe."""
+    cuts = _boundaries(raw, size, jobs)
+    fd = raw.fileno()
+    children: list[tuple[int, int]] = []
+    for index in range(1, jobs):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: always leaves through os._exit
+            status = 1
+            try:
+                os.close(read_fd)
+                part = _scan_range(fd, cuts[index], cuts[index + 1], by_sport)
+                with os.fdopen(write_fd, "wb") as out:
+                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        children.append((pid, read_fd))
+    total = _scan_range(fd, cuts[0], cuts[1], by_sport)
+    failed = False
+    for pid, read_fd in children:
+        with os.fdopen(read_fd, "rb") as src:
+            payload = src.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not payload:
+            failed = True
+            continue
+        total.add(pickle.loads(payload))  # noqa: S301 - our own child's bytes
+    if failed:
+        raise OSError(f"a helper process scanning {getattr(raw, 'name', 'the dump')} failed")
+    return total

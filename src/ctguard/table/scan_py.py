@@ -1,0 +1,138 @@
+"""The pure-Python scanner: the same counts as the C one (``_scan.c``), 10-20x slower.
+
+It is used when the C extension was not built (no compiler at install time), and it is
+the readable statement of what a line means. Accepted lines, as the kernel's
+``ct_seq_show()`` (``/proc/net/nf_conntrack``) and conntrack-tools (``conntrack -L``,
+``-o extended``) print them::
+
+    ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=51234 dport=443 \
+src=10.0.0.2 dst=10.0.0.1 sport=443 dport=51234 [ASSURED] mark=0 zone=0 use=2
+    udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=55495 dport=53 [UNREPLIED] \
+src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55495 mark=0 use=1
+
+Grammar: an optional ``ipv4|ipv6|unknown N`` prefix; the l4 name and number; an optional
+remaining timeout (absent for offloaded entries); an optional state word; then tokens:
+the original tuple (from the first ``src=``), the reply tuple (from the second ``src=``),
+``[FLAG]`` words and ``key=value`` fields in any order. A line without a protocol number,
+or without ``src=``/``dst=`` in both tuples, is bad: counted, never fatal.
+"""
+
+from __future__ import annotations
+
+from ctguard.table.keys import (
+    FLAG_IDS,
+    OTHER_STATE,
+    STATE_IDS,
+    markzone_key,
+    shape_key,
+    sport_key,
+    timeout_key,
+)
+from ctguard.table.tally import Tally
+
+_L3 = (b"ipv4", b"ipv6", b"unknown")
+_MAX_U32 = 0xFFFFFFFF
+
+
+def _number(token: bytes, limit: int) -> int | None:
+    return int(token) if token.isdigit() and len(token) <= 10 and int(token) <= limit else None
+
+
+def scan(data: bytes, tally: Tally, by_sport: bool = True) -> None:
+    """Count every line of ``data``: whole lines; a last line without newline counts."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for line in lines:
+        tally.lines += 1
+        if not line.strip() or _scan_line(line, tally, by_sport):
+            continue
+        tally.bad += 1
+        if tally.first_bad is None:
+            tally.first_bad = tally.lines
+            tally.first_bad_text = line[:200]
+
+
+def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
+    tokens = line.split()
+    i = 0
+    family: bytes | None = None
+    if tokens[0] in _L3:
+        if len(tokens) < 2 or _number(tokens[1], 255) is None:
+            return False
+        family, i = tokens[0], 2
+    if len(tokens) < i + 2:
+        return False
+    proto = _number(tokens[i + 1], 255)
+    if proto is None or b"=" in tokens[i]:
+        return False
+    i += 2
+    remaining = None
+    if i < len(tokens) and tokens[i].isdigit():
+        remaining = _number(tokens[i], _MAX_U32 - 1)
+        if remaining is None:
+            return False
+        i += 1
+    state = 0
+    if i < len(tokens) and b"=" not in tokens[i] and not tokens[i].startswith(b"["):
+        state = STATE_IDS.get(tokens[i], OTHER_STATE)
+        i += 1
+    tuples: list[dict[bytes, bytes]] = []
+    unreplied = False
+    flag = 0
+    mark = 0
+    zone = 0
+    for token in tokens[i:]:
+        key, eq, value = token.partition(b"=")
+        if not eq:
+            if token == b"[UNREPLIED]":
+                unreplied = True
+            elif token in FLAG_IDS:
+                flag = FLAG_IDS[token]
+            continue
+        if key == b"src":
+            tuples.append({})
+        if key in (b"sport", b"dport") and _port(value) is None:
+            return False
+        if key in (b"src", b"dst", b"sport", b"dport"):
+            if tuples:
+                tuples[-1].setdefault(key, value)
+        elif key == b"mark":
+            found = _number(value, _MAX_U32)
+            if found is None:
+                return False
+            mark = found
+        elif key == b"zone":
+            found = _number(value, 0xFFFF)
+            if found is None:
+                return False
+            zone = found
+    if len(tuples) < 2 or any(b"dst" not in t for t in tuples[:2]):
+        return False
+    orig, reply = tuples[0], tuples[1]
+    ipv6 = family == b"ipv6" if family is not None else b":" in orig[b"src"]
+    sport = _port(orig.get(b"sport"))
+    dport = _port(orig.get(b"dport"))
+    nat = (
+        reply[b"src"] != orig[b"dst"]
+        or reply[b"dst"] != orig[b"src"]
+        or _port(reply.get(b"sport")) != dport
+        or _port(reply.get(b"dport")) != sport
+    )
+    _count(tally.shapes, shape_key(ipv6, proto, state, dport, unreplied, flag, nat))
+    _count(tally.timeouts, timeout_key(proto, state, flag, remaining))
+    if by_sport:
+        _count(tally.sports, sport_key(proto, sport))
+    _count(tally.markzones, markzone_key(mark, zone))
+    tally.sources[orig[b"src"]] = tally.sources.get(orig[b"src"], 0) + 1
+    tally.destinations[orig[b"dst"]] = tally.destinations.get(orig[b"dst"], 0) + 1
+    tally.entries += 1
+    return True
+
+
+def _port(token: bytes | None) -> int | None:
+    return None if token is None else _number(token, 0xFFFF)
+
+
+def _count(counts: dict[int, int], key: int) -> None:
+    counts[key] = counts.get(key, 0) + 1

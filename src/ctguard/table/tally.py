@@ -1,0 +1,50 @@
+"""The raw counts a scan produces: plain dicts of packed keys (see ``keys``), mergeable.
+
+A Tally is what crosses process boundaries (parallel scans, a scan inside a network
+namespace), so it holds only ints, bytes and dicts of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Tally:
+    lines: int = 0  # every line read, blank and bad ones included
+    entries: int = 0
+    bad: int = 0
+    first_bad: int | None = None  # 1-based line number in the whole input
+    first_bad_text: bytes = b""
+    shapes: dict[int, int] = field(default_factory=dict)
+    timeouts: dict[int, int] = field(default_factory=dict)
+    sports: dict[int, int] = field(default_factory=dict)
+    markzones: dict[int, int] = field(default_factory=dict)
+    sources: dict[bytes, int] = field(default_factory=dict)
+    destinations: dict[bytes, int] = field(default_factory=dict)
+
+    def add(self, other: Tally) -> None:
+        """Fold ``other``, which scanned the lines right after ours, into this tally."""
+        if self.first_bad is None and other.first_bad is not None:
+            self.first_bad = self.lines + other.first_bad
+            self.first_bad_text = other.first_bad_text
+        self.lines += other.lines
+        self.entries += other.entries
+        self.bad += other.bad
+        for mine, theirs in (
+            (self.shapes, other.shapes),
+            (self.timeouts, other.timeouts),
+            (self.sports, other.sports),
+            (self.markzones, other.markzones),
+            (self.sources, other.sources),
+            (self.destinations, other.destinations),
+        ):
+            _merge(mine, theirs)
+
+
+def _merge(
+    into: dict[int, int] | dict[bytes, int], more: dict[int, int] | dict[bytes, int]
+) -> None:
+    get = into.get
+    for key, count in more.items():
+        into[key] = get(key, 0) + count  # type: ignore[index, call-overload]
