@@ -13,6 +13,7 @@ import sys
 import click
 
 from ctguard import __version__
+from ctguard.cli.analyze import analyze_command
 from ctguard.cli.doctor import doctor_command, explain_command
 from ctguard.cli.snapshot import snapshot_command
 from ctguard.cli.status import status_command
@@ -32,6 +33,7 @@ def cli(debug: bool) -> None:
       ctguard doctor                 what is wrong, why, and the exact fix
       ctguard status                 how full is the table, what does it cost
       ctguard status --root SNAP     the same for a snapshot taken elsewhere
+      ctguard analyze                what fills the table (ports, states, sources)
       ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
@@ -42,6 +44,7 @@ cli.add_command(doctor_command)
 cli.add_command(explain_command)
 cli.add_command(status_command)
 cli.add_command(snapshot_command)
+cli.add_command(analyze_command)
 
 
 def _error(message: str) -> int:

@@ -12,9 +12,13 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
+from ctguard.errors import CtguardError
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
@@ -39,6 +43,8 @@ SPECS: dict[str, Spec] = {
     "conntrack-S": Spec(("conntrack", "-S")),
     "conntrack-C": Spec(("conntrack", "-C")),
     "conntrack-L": Spec(("conntrack", "-L"), timeout=600.0),
+    # the live netlink table source of `analyze --source netlink`: l3 prefix, as /proc prints
+    "conntrack-L-extended": Spec(("conntrack", "-L", "-o", "extended"), timeout=600.0),
     "uname-r": Spec(("uname", "-r")),
 }
 
@@ -52,6 +58,8 @@ class Commands(Protocol):
     def output(self, name: str) -> str | Missing: ...
 
     def output_to(self, name: str, dest: BinaryIO) -> Missing | None: ...
+
+    def stream(self, name: str) -> AbstractContextManager[BinaryIO | Missing]: ...
 
 
 class LiveCommands:
@@ -101,6 +109,44 @@ class LiveCommands:
         done = self._run(name, dest)
         return done if isinstance(done, Missing) else None
 
+    @contextmanager
+    def stream(self, name: str) -> Iterator[BinaryIO | Missing]:
+        """The output as a pipe, read while the program runs; killed at its timeout or
+        when the reader stops early. A non-zero exit after the reader finished raises
+        CommandFailed (the output was incomplete)."""
+        spec = SPECS.get(name)
+        prog = shutil.which(spec.argv[0]) if spec else None
+        if spec is None or prog is None:
+            yield Missing(f"{name}: unknown command or not installed")
+            return
+        shown = " ".join(spec.argv)
+        try:
+            child = subprocess.Popen(
+                [prog, *spec.argv[1:]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        except OSError as exc:
+            yield Missing(f"{shown} could not run: {exc.strerror or exc}")
+            return
+        timer = threading.Timer(spec.timeout, child.kill)
+        timer.start()
+        try:
+            assert child.stdout is not None
+            yield cast(BinaryIO, child.stdout)
+        finally:
+            timer.cancel()
+            if child.poll() is None:
+                child.kill()
+            _, err = child.communicate()
+        if child.returncode != 0:
+            detail = err.decode("utf-8", "replace").strip().splitlines()
+            raise CommandFailed(
+                f"{shown} exited {child.returncode}: {detail[0] if detail else 'no message'}"
+            )
+
 
 class CapturedCommands:
     """Reads outputs a snapshot captured under ``ctguard_commands/<name>``."""
@@ -137,6 +183,19 @@ class CapturedCommands:
         except OSError:
             return Missing(f"the snapshot has no {name} output")
         return None
+
+    @contextmanager
+    def stream(self, name: str) -> Iterator[BinaryIO | Missing]:
+        path = f"{CAPTURE_DIR}/{name}"
+        if not self.root.is_file(path):
+            yield Missing(self._why_absent(name))
+            return
+        with self.root.open_binary(path) as src:
+            yield src
+
+
+class CommandFailed(CtguardError):
+    """A streamed program failed after its output was read: the output is incomplete."""
 
 
 def netlink_stats_text() -> str | Missing:

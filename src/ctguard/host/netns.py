@@ -1,4 +1,5 @@
-"""Run a reading job inside a named network namespace (``ip netns add NAME``).
+"""Run a reading job inside a network namespace: a named one (``ip netns add NAME``) or
+any nsfs file, such as ``/proc/PID/ns/net`` of a process that holds an unnamed one.
 
 The job runs in a forked child that joins the namespace with setns(2); ctguard's own
 process never changes namespace, so global values keep coming from the initial one.
@@ -65,27 +66,55 @@ def _reap(pid: int, grace: float = 10.0) -> None:
 
 def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
     """Return ``job()`` as computed inside network namespace ``name``."""
-    path = netns_path(name)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    return run_in_netns_path(netns_path(name), job, timeout, label=f"netns {name}")
+
+
+def _open_netns(path: str, label: str) -> int:
+    """An fd on the namespace, opened here so it stays pinned even if its holder exits."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise HostAccessError(f"{label} vanished ({path}: {exc.strerror})") from exc
+    except OSError as exc:
+        raise HostAccessError(f"{label}: cannot open {path}: {exc.strerror or exc}") from exc
+
+
+def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: str) -> T:
+    """Return ``job()`` as computed inside the network namespace that the nsfs file
+    ``path`` stands for (``/run/netns/NAME`` or ``/proc/PID/ns/net``).
+
+    ``label`` names the namespace in error messages (``netns web1``, ``netns of pid 42``).
+    """
+    ns_fd = _open_netns(path, label)
+    try:
+        read_fd, write_fd = os.pipe()
+    except BaseException:
+        os.close(ns_fd)
+        raise
+    try:
+        pid = os.fork()
+    except BaseException:
+        for fd in (ns_fd, read_fd, write_fd):
+            os.close(fd)
+        raise
     if pid == 0:  # child: whatever happens, it ends here with os._exit
         status = 1
         try:
             os.close(read_fd)
             try:
-                ns_fd = os.open(path, os.O_RDONLY)
                 _setns(ns_fd)
                 os.close(ns_fd)
                 payload = pickle.dumps(("ok", job()))
             except CtguardError as exc:
                 payload = pickle.dumps(("error", str(exc)))
             except BaseException as exc:  # SIGTERM arrives as SystemExit: report it too
-                payload = pickle.dumps(("error", f"in netns {name}: {type(exc).__name__}: {exc}"))
+                payload = pickle.dumps(("error", f"in {label}: {type(exc).__name__}: {exc}"))
             with os.fdopen(write_fd, "wb") as out:
                 out.write(payload)
             status = 0
         finally:
             os._exit(status)
+    os.close(ns_fd)
     os.close(write_fd)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -95,7 +124,7 @@ def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
                 left = deadline - time.monotonic()
                 ready, _, _ = select.select([src], [], [], max(0.0, left))
                 if not ready:
-                    raise CtguardError(f"reading inside netns {name} took over {timeout:g} s")
+                    raise CtguardError(f"reading inside {label} took over {timeout:g} s")
                 chunk = src.read(1 << 20)
                 if not chunk:
                     break
@@ -105,7 +134,7 @@ def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
         raise
     os.waitpid(pid, 0)
     if not chunks:
-        raise CtguardError(f"reading inside netns {name} failed (the helper process died)")
+        raise CtguardError(f"reading inside {label} failed (the helper process died)")
     kind, value = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
     if kind == "error":
         raise CtguardError(str(value))

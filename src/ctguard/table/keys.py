@@ -75,6 +75,24 @@ def markzone_key(mark: int, zone: int) -> int:
     return mark << 16 | zone
 
 
+# upper bounds (seconds) of the remaining-timeout histogram; the last bucket is open.
+# The C scanner has the same list.
+HISTOGRAM_BOUNDS: tuple[int, ...] = (10, 60, 300, 3600, 86400)
+
+
+def bucketed(remaining: int) -> int:
+    """``remaining`` rounded up to its histogram bound (a scan that needs no what-if keeps
+    one timeout key per bucket instead of one per distinct second).
+
+    >>> [bucketed(r) for r in (0, 10, 11, 86400, 432000)]
+    [10, 10, 60, 86400, 86401]
+    """
+    for bound in HISTOGRAM_BOUNDS:
+        if remaining <= bound:
+            return bound
+    return HISTOGRAM_BOUNDS[-1] + 1
+
+
 def protocol_name(number: int) -> str:
     return PROTOCOLS.get(number, str(number))
 

@@ -7,6 +7,7 @@ the next one. A "line" longer than MAX_LINE is counted as one bad line and skipp
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import pickle
 import queue
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ctguard.table.scanner import scan_into
+from ctguard.table.scanner import Accumulator
 from ctguard.table.tally import Tally
 
 CHUNK = 4 << 20
@@ -53,14 +54,16 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def scan_stream(stream: BinaryIO, by_sport: bool = True, prefetch: bool = False) -> Tally:
+def scan_stream(
+    stream: BinaryIO, by_sport: bool = True, prefetch: bool = False, exact_timeouts: bool = True
+) -> Tally:
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
     with scanning."""
-    tally = Tally()
+    accumulator = Accumulator(by_sport, exact_timeouts=exact_timeouts)
     for data in _prefetched(stream) if prefetch else _chunks(stream):
-        scan_into(data, tally, by_sport)
-    return tally
+        accumulator.feed(data)
+    return accumulator.tally()
 
 
 def _prefetched(stream: BinaryIO) -> Iterator[bytes]:
@@ -91,7 +94,9 @@ def open_dump(path: str) -> BinaryIO:
     return raw
 
 
-def scan_path(path: str, by_sport: bool = True, jobs: int | None = None) -> Tally:
+def scan_path(
+    path: str, by_sport: bool = True, jobs: int | None = None, exact_timeouts: bool = True
+) -> Tally:
     """Scan a dump file; a large plain file is split across ``jobs`` processes."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
     with open(path, "rb") as raw:
@@ -99,8 +104,8 @@ def scan_path(path: str, by_sport: bool = True, jobs: int | None = None) -> Tall
         plain = raw.peek(2)[:2] != GZIP_MAGIC
         if jobs < 2 or not plain or size < PARALLEL_MIN_BYTES or not os.path.isfile(path):
             with open_dump(path) as stream:
-                return scan_stream(stream, by_sport)
-        return _scan_parallel(raw, size, by_sport, jobs)
+                return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts)
+        return _scan_parallel(raw, size, by_sport, jobs, exact_timeouts)
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
@@ -113,51 +118,49 @@ def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
     return cuts
 
 
-def _scan_range(fd: int, start: int, end: int, by_sport: bool) -> Tally:
-    tally = Tally()
-    position = start
-    while position < end:
-        data = os.pread(fd, min(CHUNK, end - position), position)
-        if not data:
-            break
-        cut = len(data) if position + len(data) >= end else data.rfind(b"\n") + 1
-        if cut == 0:  # a line longer than CHUNK: one bad line, resume after it
-            scan_into(_too_long(data), tally, by_sport)
-            cut = len(data)
-            while position + cut < end:
-                more = os.pread(fd, CHUNK, position + cut)
-                at = more.find(b"\n")
-                cut += len(more) if at < 0 else at + 1
-                if at >= 0 or not more:
-                    break
-        else:
-            scan_into(data[:cut] if cut < len(data) else data, tally, by_sport)
-        position += cut
-    return tally
+def _scan_range(mapped: mmap.mmap, start: int, end: int, by_sport: bool, exact: bool) -> Tally:
+    """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
+    accumulator = Accumulator(by_sport, exact_timeouts=exact)
+    with memoryview(mapped) as view:
+        position = start
+        while position < end:
+            stop = min(position + CHUNK, end)
+            if stop < end:
+                at = mapped.rfind(b"\n", position, stop)
+                if at < 0:  # a line longer than CHUNK: one bad line, resume after it
+                    accumulator.feed(_too_long(mapped[position : position + 200]))
+                    following = mapped.find(b"\n", stop, end)
+                    position = end if following < 0 else following + 1
+                    continue
+                stop = at + 1
+            accumulator.feed(view[position:stop])
+            position = stop
+    return accumulator.tally()
 
 
-def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int) -> Tally:
+def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int, exact: bool) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
-    sends its Tally back through a pipe."""
+    sends its Tally back through a pipe. The file is mapped, not copied."""
     cuts = _boundaries(raw, size, jobs)
-    fd = raw.fileno()
-    children: list[tuple[int, int]] = []
-    for index in range(1, jobs):
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: always leaves through os._exit
-            status = 1
-            try:
-                os.close(read_fd)
-                part = _scan_range(fd, cuts[index], cuts[index + 1], by_sport)
-                with os.fdopen(write_fd, "wb") as out:
-                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_fd)
-        children.append((pid, read_fd))
-    total = _scan_range(fd, cuts[0], cuts[1], by_sport)
+    name = getattr(raw, "name", "the dump")
+    with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        children: list[tuple[int, int]] = []
+        for index in range(1, len(cuts) - 1):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: always leaves through os._exit
+                status = 1
+                try:
+                    os.close(read_fd)
+                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact)
+                    with os.fdopen(write_fd, "wb") as out:
+                        pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact)
     failed = False
     for pid, read_fd in children:
         with os.fdopen(read_fd, "rb") as src:
@@ -168,5 +171,5 @@ def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int) -> Tally
             continue
         total.add(pickle.loads(payload))  # noqa: S301 - our own child's bytes
     if failed:
-        raise OSError(f"a helper process scanning {getattr(raw, 'name', 'the dump')} failed")
+        raise OSError(f"a helper process scanning {name} failed")
     return total

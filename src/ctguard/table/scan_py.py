@@ -23,6 +23,7 @@ from ctguard.table.keys import (
     FLAG_IDS,
     OTHER_STATE,
     STATE_IDS,
+    bucketed,
     markzone_key,
     shape_key,
     sport_key,
@@ -39,7 +40,9 @@ def _number(token: bytes, limit: int) -> int | None:
 
 
 def scan(data: bytes, tally: Tally, by_sport: bool = True) -> None:
-    """Count every line of ``data``: whole lines; a last line without newline counts."""
+    """Count every line of ``data``: whole lines; a last line without newline counts.
+
+    ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed)."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
@@ -120,6 +123,8 @@ def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
         or _port(reply.get(b"dport")) != sport
     )
     _count(tally.shapes, shape_key(ipv6, proto, state, dport, unreplied, flag, nat))
+    if remaining is not None and not tally.exact_timeouts:
+        remaining = bucketed(remaining)
     _count(tally.timeouts, timeout_key(proto, state, flag, remaining))
     if by_sport:
         _count(tally.sports, sport_key(proto, sport))

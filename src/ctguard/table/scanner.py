@@ -1,4 +1,8 @@
-"""Pick the scanner: the C extension when it was built, else the pure-Python one."""
+"""Pick the scanner: the C extension when it was built, else the pure-Python one.
+
+Both are used the same way: ``acc = Accumulator(by_sport)``, ``acc.feed(data)`` any number
+of times with whole lines, then ``acc.tally()``.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,54 @@ from ctguard.table.tally import Tally
 
 try:
     from ctguard.table import _scan  # type: ignore[attr-defined]
-except (
-    ImportError
-):  # built without a compiler: same answers, slower (bench/analyze.py says how much)
+except ImportError:  # installed without a compiler: same answers, slower
     _scan = None
 
 IMPLEMENTATION = "c" if _scan is not None else "python"
 
 
-def scan_into(data: bytes, tally: Tally, by_sport: bool = True, force_python: bool = False) -> None:
-    """Count the whole lines in ``data`` into ``tally``."""
-    if _scan is None or force_python:
-        part = Tally()
-        scan_py.scan(data, part, by_sport)
-    else:
-        part = Tally()
-        lines, entries, bad, first_bad, first_text = _scan.scan(
-            data,
-            part.shapes,
-            part.timeouts,
-            part.sports if by_sport else None,
-            part.markzones,
-            part.sources,
-            part.destinations,
+class Accumulator:
+    def __init__(
+        self, by_sport: bool = True, force_python: bool = False, exact_timeouts: bool = True
+    ) -> None:
+        self.by_sport = by_sport
+        self.exact_timeouts = exact_timeouts
+        c = None if _scan is None or force_python else _scan.Accumulator(by_sport, exact_timeouts)
+        self._c = c
+        self._py = Tally(exact_timeouts=exact_timeouts) if c is None else None
+
+    def feed(self, data: bytes) -> None:
+        if self._c is not None:
+            self._c.feed(data)
+        else:
+            assert self._py is not None
+            scan_py.scan(data, self._py, self.by_sport)
+
+    def tally(self) -> Tally:
+        if self._c is None:
+            assert self._py is not None
+            return self._py
+        lines, entries, bad, first_bad, text, shapes, timeouts, sports, markzones, src, dst = (
+            self._c.result()
         )
-        part.lines, part.entries, part.bad = lines, entries, bad
-        part.first_bad = first_bad or None
-        part.first_bad_text = first_text
-    tally.add(part)
+        return Tally(
+            exact_timeouts=self.exact_timeouts,
+            lines=lines,
+            entries=entries,
+            bad=bad,
+            first_bad=first_bad or None,
+            first_bad_text=text or b"",
+            shapes=shapes,
+            timeouts=timeouts,
+            sports=sports,
+            markzones=markzones,
+            sources=src,
+            destinations=dst,
+        )
+
+
+def scan_into(data: bytes, tally: Tally, by_sport: bool = True, force_python: bool = False) -> None:
+    """Count the whole lines in ``data`` into ``tally`` (a convenience for small inputs)."""
+    accumulator = Accumulator(by_sport, force_python, tally.exact_timeouts)
+    accumulator.feed(data)
+    tally.add(accumulator.tally())

@@ -7,20 +7,20 @@ costs the same for a 1,000-entry and a 10-million-entry table.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ctguard.table.keys import (
     FLAG_ASSURED,
     FLAG_HW_OFFLOAD,
     FLAG_OFFLOAD,
+    HISTOGRAM_BOUNDS,
     protocol_name,
     state_name,
 )
 from ctguard.table.tally import Tally
-
-# upper bounds (seconds) of the remaining-timeout histogram; the last bucket is open
-HISTOGRAM_BOUNDS: tuple[int, ...] = (10, 60, 300, 3600, 86400)
 
 BREAKDOWNS: tuple[str, ...] = (
     "protocol", "state", "dport", "sport", "src", "dst", "zone", "mark", "flags", "nat",
@@ -86,7 +86,7 @@ class TableSummary:
     states: dict[tuple[str, str], int]  # (protocol, state); stateless protocols absent
     dports: dict[tuple[str, int], int]  # (protocol, original-direction dport)
     dports_nat: dict[tuple[str, int], int]  # of which NATed
-    sports: dict[tuple[str, int], int]
+    sports: list[tuple[tuple[str, int], int]]  # top N ((protocol, port), count), most first
     sources: list[tuple[str, int]]  # top N, most first
     destinations: list[tuple[str, int]]
     distinct_sources: int
@@ -102,7 +102,8 @@ class TableSummary:
     no_timeout: int
 
 
-def summarize(tally: Tally, top: int = 10) -> TableSummary:
+def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
+    """``top``: how many sources/destinations to keep (None: all)."""
     families: dict[str, int] = {}
     protocols: dict[str, int] = {}
     states: dict[tuple[str, str], int] = {}
@@ -124,27 +125,13 @@ def summarize(tally: Tally, top: int = 10) -> TableSummary:
         hw_offloaded += count if shape.flag == FLAG_HW_OFFLOAD else 0
         unreplied += count if shape.unreplied else 0
         nated += count if shape.nat else 0
-    sports: dict[tuple[str, int], int] = {}
-    for key, count in tally.sports.items():
-        port = key & 0x1FFFF
-        if port:
-            _add(sports, (protocol_name(key >> 17), port - 1), count)
+    sports = _top_ports(tally.sports, top)
     zones: dict[int, int] = {}
     marks: dict[int, int] = {}
     for key, count in tally.markzones.items():
         _add(zones, key & 0xFFFF, count)
         _add(marks, key >> 16, count)
-    timeouts: dict[tuple[str, str], list[int]] = {}
-    no_timeout = 0
-    for key, count in tally.timeouts.items():
-        decoded = decode_timeout(key)
-        if decoded.remaining is None:
-            no_timeout += count
-            continue
-        histogram = timeouts.setdefault(
-            (decoded.protocol, decoded.state), [0] * (len(HISTOGRAM_BOUNDS) + 1)
-        )
-        histogram[_bucket(decoded.remaining)] += count
+    timeouts, no_timeout = _histograms(tally.timeouts)
     return TableSummary(
         entries=tally.entries,
         lines=tally.lines,
@@ -168,25 +155,63 @@ def summarize(tally: Tally, top: int = 10) -> TableSummary:
         offloaded=offloaded,
         hw_offloaded=hw_offloaded,
         nated=nated,
-        timeouts={k: tuple(v) for k, v in timeouts.items()},
+        timeouts=timeouts,
         no_timeout=no_timeout,
     )
 
 
-def _bucket(remaining: int) -> int:
-    for index, bound in enumerate(HISTOGRAM_BOUNDS):
-        if remaining <= bound:
-            return index
-    return len(HISTOGRAM_BOUNDS)
+def _histograms(
+    timeouts: Mapping[int, int],
+) -> tuple[dict[tuple[str, str], tuple[int, ...]], int]:
+    """Remaining-timeout histograms per (protocol, state), and the entries showing none.
+
+    Up to one key per distinct remaining second: kept to plain int work per key."""
+    by_head: dict[int, list[int]] = {}
+    width = len(HISTOGRAM_BOUNDS) + 1
+    no_timeout = 0
+    for key, count in timeouts.items():
+        stored = key & _REMAINING_MASK  # remaining + 1; 0: no timeout shown
+        if not stored:
+            no_timeout += count
+            continue
+        histogram = by_head.get(key >> 35)  # drop the flag: one histogram per state
+        if histogram is None:
+            histogram = by_head[key >> 35] = [0] * width
+        histogram[bisect_left(HISTOGRAM_BOUNDS, stored - 1)] += count
+    merged: dict[tuple[str, str], tuple[int, ...]] = {}
+    for head, histogram in by_head.items():
+        name = (protocol_name(head >> 6 & 0xFF), state_name(head & 0x3F))
+        previous = merged.get(name, (0,) * width)
+        merged[name] = tuple(a + b for a, b in zip(previous, histogram, strict=True))
+    return merged, no_timeout
+
+
+_REMAINING_MASK = (1 << 33) - 1
 
 
 def _add(counts: dict[object, int], key: object, count: int) -> None:  # type: ignore[misc]
     counts[key] = counts.get(key, 0) + count
 
 
-def _top(counts: Mapping[bytes, int], top: int) -> list[tuple[str, int]]:
+def _top_ports(counts: Mapping[int, int], top: int | None) -> list[tuple[tuple[str, int], int]]:
+    """Top source ports from packed sport keys: sorted as ints, decoded only when shown
+    (a busy host has one key per ephemeral port). Ties by protocol number, then port."""
+    items = [item for item in counts.items() if item[0] & 0x1FFFF]
+    if top is None:
+        ordered = sorted(items)
+        ordered.sort(key=itemgetter(1), reverse=True)
+    else:
+        ordered = heapq.nsmallest(top, items, key=lambda item: (-item[1], item[0]))
+    return [((protocol_name(key >> 17), (key & 0x1FFFF) - 1), count) for key, count in ordered]
+
+
+def _top(counts: Mapping[bytes, int], top: int | None) -> list[tuple[str, int]]:
     """The ``top`` largest counts; ties in address order, so the answer is stable."""
-    best = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
+    if top is None:
+        best = sorted(counts.items())
+        best.sort(key=itemgetter(1), reverse=True)  # stable: ties keep address order
+    else:
+        best = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
     return [(address.decode("ascii", "replace"), count) for address, count in best]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Tally:
+    exact_timeouts: bool = True  # False: remaining timeouts rounded up to histogram bounds
     lines: int = 0  # every line read, blank and bad ones included
     entries: int = 0
     bad: int = 0
@@ -28,6 +29,7 @@ class Tally:
         if self.first_bad is None and other.first_bad is not None:
             self.first_bad = self.lines + other.first_bad
             self.first_bad_text = other.first_bad_text
+        self.exact_timeouts = self.exact_timeouts and other.exact_timeouts
         self.lines += other.lines
         self.entries += other.entries
         self.bad += other.bad

@@ -1,0 +1,305 @@
+"""Every network namespace on the host, and how much of the conntrack table each one fills.
+
+Each namespace has its own table, but they all count against the one global
+``nf_conntrack_max`` (read in the initial namespace), so a crowded container can starve
+the host. A namespace is found either by name (``ip netns add`` bind-mounts it under
+/run/netns) or through a process inside it (``/proc/PID/ns/net``), which is how Docker,
+containerd, CRI-O and podman namespaces show up; both lead to the same nsfs inode, which
+is what identifies a namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ctguard.errors import CtguardError
+from ctguard.host.netns import netns_inode, run_in_netns_path
+from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
+
+MAX_PIDS = 64  # pids kept per namespace: enough to name holders, bounded on busy hosts
+COUNT_PATH = "/proc/sys/net/netfilter/nf_conntrack_count"
+
+StatFn = Callable[[str], os.stat_result]
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """One network namespace, found by name, by process, or both."""
+
+    inode: int
+    names: tuple[str, ...]  # under /run/netns, sorted
+    pids: tuple[int, ...]  # processes inside it, sorted, at most MAX_PIDS
+    holder: str  # who keeps it alive, for an operator: "netns web1", "pid 42 nginx"
+    path: str  # an nsfs path to setns(2) into
+    initial: bool
+
+
+@dataclass(frozen=True)
+class Process:
+    """What the holder text needs to know about one process."""
+
+    pid: int
+    comm: str
+    container: str | None  # first 12 hex chars of the container id
+
+
+# Container runtimes put the full 64-hex container id in the process's cgroup path:
+# cgroup v1 docker "/docker/<id>"; systemd cgroup driver "<runtime>-<id>.scope" with
+# docker, cri-containerd (containerd's CRI plugin), crio and libpod (podman). The
+# "crio-conmon-"/"libpod-conmon-" scopes hold the monitor, which stays on the host.
+_CONTAINER_ID = re.compile(
+    r"(?:/docker/|(?:docker|cri-containerd|crio|libpod)-)(?P<id>[0-9a-f]{64})(?:\.scope)?(?:/|$)"
+)
+
+
+def container_id(cgroup_text: str) -> str | None:
+    """The short container id in the text of ``/proc/PID/cgroup``, if any.
+
+    >>> container_id("0::/system.slice/docker-3f2a9c1b7d0e" + "a" * 52 + ".scope\\n")
+    '3f2a9c1b7d0e'
+    >>> container_id("12:memory:/docker/" + "b" * 64 + "\\n")
+    'bbbbbbbbbbbb'
+    >>> container_id("0::/kubepods.slice/cri-containerd-" + "c" * 64 + ".scope")
+    'cccccccccccc'
+    >>> container_id("0::/machine.slice/libpod-conmon-" + "d" * 64 + ".scope")
+    >>> container_id("0::/user.slice/user-1000.slice/session-3.scope\\n")
+    """
+    for line in cgroup_text.splitlines():
+        path = line.split(":", 2)[-1]
+        match = _CONTAINER_ID.search(path)
+        if match:
+            return match["id"][:12]
+    return None
+
+
+def holder_text(names: Sequence[str], process: Process | None, initial: bool) -> str:
+    """Who holds a namespace, in the words an operator searches for.
+
+    >>> holder_text((), None, initial=True)
+    'initial namespace'
+    >>> holder_text(("web1",), Process(7, "sleep", None), initial=False)
+    'netns web1'
+    >>> holder_text((), Process(1234, "nginx", "3f2a9c1b7d0e"), initial=False)
+    'pid 1234 nginx, container 3f2a9c1b7d0e'
+    >>> holder_text((), Process(1234, "nginx", None), initial=False)
+    'pid 1234 nginx'
+    """
+    if initial:
+        return "initial namespace"
+    if names:
+        return "netns " + ", ".join(names)
+    if process is None:
+        return "no process"
+    text = f"pid {process.pid} {process.comm}".rstrip()
+    return f"{text}, container {process.container}" if process.container else text
+
+
+def _pick_holder(pids: Sequence[int], describe: Callable[[int], Process | None]) -> Process | None:
+    """The lowest pid in a container, else the lowest pid still alive.
+
+    A container's init is the more useful answer than some ``nsenter`` or ``ip netns
+    exec`` that joined it later; pids come sorted, so the first of each kind is lowest.
+    """
+    first: Process | None = None
+    for pid in pids:
+        process = describe(pid)
+        if process is None:
+            continue  # exited since its link was read
+        if process.container:
+            return process
+        first = first or process
+    return first
+
+
+def build_namespaces(
+    pid_inodes: Mapping[int, int],
+    name_inodes: Mapping[str, int],
+    initial_inode: int | None,
+    describe: Callable[[int], Process | None],
+    proc: str = "/proc",
+    netns_dir: str = "/run/netns",
+) -> list[Namespace]:
+    """Merge processes and names into one record per inode: initial first, then by inode."""
+    pids_of: dict[int, list[int]] = {}
+    for pid in sorted(pid_inodes):
+        pids_of.setdefault(pid_inodes[pid], []).append(pid)
+    names_of: dict[int, list[str]] = {}
+    for name in sorted(name_inodes):
+        names_of.setdefault(name_inodes[name], []).append(name)
+    records = []
+    for inode in pids_of.keys() | names_of.keys():
+        pids = tuple(pids_of.get(inode, ())[:MAX_PIDS])
+        names = tuple(names_of.get(inode, ()))
+        initial = inode == initial_inode
+        process = None if initial or names else _pick_holder(pids, describe)
+        path = f"{netns_dir}/{names[0]}" if names else f"{proc}/{pids[0]}/ns/net"
+        holder = holder_text(names, process, initial)
+        records.append(Namespace(inode, names, pids, holder, path, initial))
+    return sorted(records, key=lambda ns: (not ns.initial, ns.inode))
+
+
+def _link_inode(root: HostRoot, path: str) -> int | None:
+    try:
+        return netns_inode(root.readlink(path))
+    except OSError:  # ENOENT/ESRCH: exited meanwhile; EACCES: not ptrace-readable
+        return None
+
+
+def _initial_inode(root: HostRoot, proc: str) -> int | None:
+    """The inode of pid 1's namespace, or of kthreadd's when pid 1's link is not readable
+    (some sandboxes deny it even to root); kernel threads always live in init_net."""
+    inode = _link_inode(root, f"{proc}/1/ns/net")
+    if inode is not None:
+        return inode
+    try:
+        comm = root.read_text(f"{proc}/2/comm", SMALL_FILE_BYTES).strip()
+    except OSError:
+        return None
+    return _link_inode(root, f"{proc}/2/ns/net") if comm == "kthreadd" else None
+
+
+def _describe(root: HostRoot, proc: str, pid: int) -> Process | None:
+    try:
+        comm = root.read_text(f"{proc}/{pid}/comm", SMALL_FILE_BYTES).strip()
+        cgroup = root.read_text(f"{proc}/{pid}/cgroup", SMALL_FILE_BYTES)
+    except OSError:
+        return None
+    return Process(pid, comm, container_id(cgroup))
+
+
+def _name_inodes(netns_dir: str, nsfs_dev: int | None, stat: StatFn) -> dict[str, int]:
+    """Names under ``netns_dir`` that are bind mounts of a namespace, with its inode.
+
+    A file left behind by a crashed ``ip netns add`` (or after a reboot, /run not being a
+    tmpfs) is not a mount: it lives on the directory's filesystem, not on nsfs.
+    """
+    try:
+        names = sorted(os.listdir(netns_dir))
+    except OSError:
+        return {}
+    found: dict[str, int] = {}
+    for name in names:
+        try:
+            st = stat(f"{netns_dir}/{name}")
+        except OSError:
+            continue
+        if nsfs_dev is not None and st.st_dev == nsfs_dev:
+            found[name] = st.st_ino
+    return found
+
+
+def list_namespaces(
+    proc: str = "/proc", netns_dir: str = "/run/netns", stat: StatFn = os.stat
+) -> list[Namespace]:
+    """Every network namespace held by a process or a name under ``netns_dir``.
+
+    Namespaces pinned only by an open fd or by a bind mount elsewhere (another mount
+    namespace, a runtime's own directory) are not seen.
+    """
+    root = HostRoot("/")
+    pid_inodes: dict[int, int] = {}
+    try:
+        entries = os.listdir(proc)
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.isdigit():
+            inode = _link_inode(root, f"{proc}/{entry}/ns/net")
+            if inode is not None:
+                pid_inodes[int(entry)] = inode
+    try:
+        nsfs_dev: int | None = stat(f"{proc}/self/ns/net").st_dev
+    except OSError:
+        nsfs_dev = None
+    names = _name_inodes(netns_dir, nsfs_dev, stat)
+    return build_namespaces(
+        pid_inodes,
+        names,
+        _initial_inode(root, proc),
+        lambda pid: _describe(root, proc, pid),
+        proc,
+        netns_dir,
+    )
+
+
+@dataclass(frozen=True)
+class NamespaceUsage:
+    """The number of entries in one namespace's table, or why it is unknown."""
+
+    namespace: Namespace
+    count: int | None
+    error: str = ""
+    max_entries: int = 0  # the global nf_conntrack_max the count is measured against
+
+    def share(self, max_entries: int | None = None) -> float | None:
+        """``count`` as a percentage of ``max_entries`` (default: the one stored)."""
+        limit = self.max_entries if max_entries is None else max_entries
+        if self.count is None or limit <= 0:
+            return None
+        return 100.0 * self.count / limit
+
+
+def read_count() -> int:
+    """nf_conntrack_count of the calling process's network namespace.
+
+    /proc/sys/net follows the reader's namespace, not the /proc mount's, so this is
+    correct after setns(2) without remounting /proc.
+    """
+    text = HostRoot("/").read_text(COUNT_PATH, SMALL_FILE_BYTES)
+    try:
+        return int(text.strip())
+    except ValueError as exc:
+        raise CtguardError(f"{COUNT_PATH}: not a number: {text.strip()[:40]!r}") from exc
+
+
+def _own_inode() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _label(namespace: Namespace) -> str:
+    if namespace.names:
+        return f"netns {namespace.names[0]}"
+    if namespace.initial:
+        return "the initial netns"
+    return f"netns of pid {namespace.pids[0]}" if namespace.pids else f"netns {namespace.inode}"
+
+
+def _usage(namespace: Namespace, own: int | None, timeout: float) -> tuple[int | None, str]:
+    try:
+        if namespace.inode == own:  # ctguard's own namespace: no need to fork
+            return read_count(), ""
+        if os.geteuid() != 0:
+            return None, "needs root (setns)"
+        label = _label(namespace)
+        return run_in_netns_path(namespace.path, read_count, timeout, label), ""
+    except (CtguardError, OSError) as exc:
+        return None, str(exc)
+
+
+def namespace_usage(
+    namespaces: Iterable[Namespace], max_entries: int, each: float = 5.0, total: float = 30.0
+) -> list[NamespaceUsage]:
+    """Entry count of each namespace, largest first (unknown last, ties by inode).
+
+    Each count is read inside its namespace by a forked child (setns needs root), at
+    most ``each`` seconds apiece and ``total`` seconds in all; a namespace that vanished,
+    timed out or was not reached gets ``count=None`` and the reason in ``error``.
+    """
+    own = _own_inode()
+    deadline = time.monotonic() + total
+    usages = []
+    for namespace in namespaces:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            count, error = None, f"skipped: time budget of {total:g} s spent"
+        else:
+            count, error = _usage(namespace, own, min(each, left))
+        usages.append(NamespaceUsage(namespace, count, error, max_entries))
+    return sorted(usages, key=lambda u: (u.count is None, -(u.count or 0), u.namespace.inode))

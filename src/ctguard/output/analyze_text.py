@@ -1,0 +1,120 @@
+"""``analyze`` for a terminal and ``--format csv``; both format the JSON document."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from ctguard.analyze import AnalyzeReport
+from ctguard.output.analyze_json import analyze_document
+from ctguard.output.units import number
+
+_TITLES = {
+    "family": "by address family",
+    "protocol": "by protocol",
+    "state": "by state",
+    "dport": "by destination port (original direction: the local service for inbound)",
+    "sport": "by source port",
+    "src": "top sources",
+    "dst": "top destinations",
+    "zone": "by zone",
+    "mark": "by mark",
+}
+
+
+def _key(row: dict[str, Any]) -> str:
+    return "/".join(str(v) for k, v in row.items() if k not in ("count", "nat") and v is not None)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:5.1f}%" if whole else "    -"
+
+
+def render_analyze_text(report: AnalyzeReport) -> str:
+    doc = analyze_document(report)
+    total = doc["entries"]
+    out: list[str] = []
+    scope = f" (netns {doc['netns']})" if doc["netns"] else ""
+    out.append(f"ctguard analyze{scope}: {number(total)} entries from {doc['source']}")
+    bad = doc["bad_lines"]
+    if bad["count"]:
+        out.append(
+            f"warning: {number(bad['count'])} unparseable lines skipped "
+            f"(first: line {bad['first_line']}: {bad['first_text'][:80]!r})"
+        )
+    for name, rows in doc["by"].items():
+        if isinstance(rows, dict) or name == "timeout":
+            continue
+        out.append("")
+        out.append(_TITLES.get(name, name))
+        for row in rows:
+            nat = f"  NAT {number(row['nat'])}" if row.get("nat") else ""
+            out.append(
+                f"  {_key(row):<40} {number(row['count']):>12} {_pct(row['count'], total)}{nat}"
+            )
+    by = doc["by"]
+    if "flags" in by or "nat" in by:
+        out.append("")
+        out.append("flags")
+        for name, count in {**by.get("flags", {}), **by.get("nat", {})}.items():
+            out.append(f"  {name:<40} {number(count):>12} {_pct(count, total)}")
+    if by.get("timeout"):
+        labels = list(by["timeout"][0]["histogram"])
+        out.append("")
+        out.append("remaining timeout by state")
+        out.append(f"  {'':<20}" + "".join(f"{label:>10}" for label in labels))
+        for row in by["timeout"]:
+            name = "/".join(v for v in (row["protocol"], row["state"]) if v)
+            out.append(
+                f"  {name:<20}" + "".join(f"{number(c):>10}" for c in row["histogram"].values())
+            )
+        if doc["no_timeout"]:
+            out.append(f"  offloaded (no timeout shown): {number(doc['no_timeout'])}")
+    if "what_if" in doc:
+        out.append("")
+        out.append("what if (entries that would already have expired)")
+        for row in doc["what_if"]:
+            out.append(
+                f"  {row['timeout']} {row['current']} -> {row['proposed']} s: "
+                f"{number(row['expired'])} of {number(row['affected'])} entries "
+                f"({row['expired_share']:.1f}% of the table)"
+            )
+    out.append("")
+    if doc["notrack_candidates"]:
+        out.append("NOTRACK candidates (no NAT seen on these ports)")
+        for c in doc["notrack_candidates"]:
+            out.append(
+                f"  {c['protocol']}/{c['port']}: {number(c['entries'])} entries "
+                f"({c['share']:.1f}%)  -> {c['command']}  (coming: `ctguard notrack`)"
+            )
+    else:
+        out.append("NOTRACK candidates: none (no NAT-free port holds 5% of the table)")
+    return "\n".join(out) + "\n"
+
+
+def render_analyze_csv(report: AnalyzeReport) -> str:
+    """``breakdown,key,count`` rows; keys as in the text view (``tcp/443``)."""
+    doc = analyze_document(report)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["breakdown", "key", "count"])
+    writer.writerow(["total", "entries", doc["entries"]])
+    writer.writerow(["total", "bad_lines", doc["bad_lines"]["count"]])
+    for name, rows in doc["by"].items():
+        if isinstance(rows, dict):
+            for key, count in rows.items():
+                writer.writerow([name, key, count])
+        elif name == "timeout":
+            for row in rows:
+                state = "/".join(v for v in (row["protocol"], row["state"]) if v)
+                for label, count in row["histogram"].items():
+                    writer.writerow([name, f"{state} {label}", count])
+        else:
+            for row in rows:
+                writer.writerow([name, _key(row), row["count"]])
+                if row.get("nat"):
+                    writer.writerow([f"{name}_nat", _key(row), row["nat"]])
+    for row in doc.get("what_if", []):
+        writer.writerow(["what_if", f"{row['timeout']}={row['proposed']}", row["expired"]])
+    return buf.getvalue()

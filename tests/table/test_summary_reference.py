@@ -1,0 +1,271 @@
+"""summarize(scan(dump)) against an independent, slow computation of every breakdown.
+
+The dump comes from tablegen (seeded, mixed: a hot HTTPS port, TIME_WAIT, DNS with
+[UNREPLIED], ICMP, IPv6, DNAT and SNAT, marks, zones, offloaded entries, the three formats,
+some bad and blank lines). The reference parses it with regular expressions, one field at a
+time, and counts with collections.Counter; it is itself checked against what the generator
+wrote.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+
+import pytest
+
+from ctguard.table.summary import HISTOGRAM_BOUNDS, TableSummary, summarize
+from ctguard.table.tally import Tally
+from tablegen import L4_NAMES, Conn, Line, dump, to_bytes
+
+STATEFUL = {"tcp", "sctp", "dccp"}
+WITH_PORTS = {"tcp", "udp", "udplite", "sctp", "dccp"}
+# what the summary calls a protocol number the kernel prints as "unknown"
+NUMBERED = {2: "igmp", 41: "ipv6"}
+
+
+@dataclass
+class Expected:
+    lines: int = 0
+    entries: int = 0
+    bad: int = 0
+    first_bad: int | None = None
+    first_bad_text: str = ""
+    families: Counter[str] = field(default_factory=Counter)
+    protocols: Counter[str] = field(default_factory=Counter)
+    states: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dports: Counter[tuple[str, int]] = field(default_factory=Counter)
+    dports_nat: Counter[tuple[str, int]] = field(default_factory=Counter)
+    sports: Counter[tuple[str, int]] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    destinations: Counter[str] = field(default_factory=Counter)
+    zones: Counter[int] = field(default_factory=Counter)
+    marks: Counter[int] = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)  # assured ... nated
+    timeouts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    no_timeout: int = 0
+
+    def bad_line(self, number: int, text: str) -> None:
+        self.bad += 1
+        if self.first_bad is None:
+            self.first_bad, self.first_bad_text = number, text[:200]
+
+    def entry(self, family: str, protocol: str, state: str, timeout: int | None,
+              orig: dict[str, str], nat: bool, flags: set[str], mark: int, zone: int) -> None:  # fmt: skip
+        self.entries += 1
+        self.families[family] += 1
+        self.protocols[protocol] += 1
+        if state:
+            self.states[protocol, state] += 1
+        if "dport" in orig:
+            self.dports[protocol, int(orig["dport"])] += 1
+            self.sports[protocol, int(orig["sport"])] += 1
+            if nat:
+                self.dports_nat[protocol, int(orig["dport"])] += 1
+        self.sources[orig["src"]] += 1
+        self.destinations[orig["dst"]] += 1
+        self.zones[zone] += 1
+        self.marks[mark] += 1
+        for name in ("ASSURED", "UNREPLIED", "OFFLOAD", "HW_OFFLOAD"):
+            self.flags[name.lower()] += name in flags
+        self.flags["offloaded"] += bool(flags & {"OFFLOAD", "HW_OFFLOAD"})
+        self.flags["nated"] += nat
+        if timeout is None:
+            self.no_timeout += 1
+        else:
+            bucket = bisect.bisect_left(HISTOGRAM_BOUNDS, timeout)  # t <= bound: that bucket
+            histogram = self.timeouts.setdefault((protocol, state), [0] * 6)
+            histogram[bucket] += 1
+
+    def normal(self) -> dict[str, object]:
+        """Plain dicts without zero counts, for == with a summary's."""
+        out = {}
+        for name, value in vars(self).items():
+            if isinstance(value, Counter):
+                value = {k: v for k, v in value.items() if v}
+            elif name == "timeouts":
+                value = {k: tuple(v) for k, v in value.items()}
+            out[name] = value
+        out["flags"].pop("offload", None)  # the summary's "offloaded" counts both kinds
+        return out
+
+
+# ---- the reference: regular expressions, one field at a time ------------------------
+
+HEAD = re.compile(
+    r"^\s*(?:(?P<l3>ipv4|ipv6)\s+(?P<l3num>\d+)\s+)?"
+    r"(?P<l4>[a-z0-9]+)\s+(?P<l4num>\d+)\s+"
+    r"(?:(?P<timeout>\d+)\s+)?"
+    r"(?:timeout=\d+,\s+stream_timeout=\d+\s+)?"
+    r"(?:(?P<state>[A-Z][A-Z0-9_]*)\s+)?"
+    r"(?P<rest>src=.*)$"
+)
+PAIR = re.compile(r"(?<!\S)([a-z-]+)=(\S*)")
+FLAG = re.compile(r"(?<!\S)\[([A-Z_]+)\](?!\S)")
+TUPLE_START = re.compile(r"(?<!\S)(?=src=)")
+NUMBER = re.compile(r"\d{1,10}")
+
+
+def reference(text: str) -> Expected:
+    expected = Expected()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        expected.lines += 1
+        if line.strip() == "":
+            continue
+        if not _reference_line(line, expected):
+            expected.bad_line(number, line)
+    return expected
+
+
+def _reference_line(line: str, expected: Expected) -> bool:
+    head = HEAD.match(line)
+    if not head or int(head["l4num"]) > 255:
+        return False
+    segments = TUPLE_START.split(head["rest"])[1:]
+    if len(segments) < 2:
+        return False
+    orig = dict(PAIR.findall(segments[0]))
+    reply_pairs = PAIR.findall(" ".join(segments[1:]))
+    reply = {k: v for k, v in reply_pairs if k in ("src", "dst", "sport", "dport")}
+    reply = dict(reversed([(k, v) for k, v in reply_pairs if k in reply]))  # first one wins
+    everything = dict(reversed(PAIR.findall(line)))
+    for side in (orig, reply):
+        if "dst" not in side:
+            return False
+        for port in ("sport", "dport"):
+            if port in side and not (NUMBER.fullmatch(side[port]) and int(side[port]) < 65536):
+                return False
+    mark = everything.get("mark", "0")
+    zone = everything.get("zone", "0")
+    if not NUMBER.fullmatch(mark) or not NUMBER.fullmatch(zone) or int(zone) > 0xFFFF:
+        return False
+    number = int(head["l4num"])
+    protocol = head["l4"] if head["l4"] != "unknown" else NUMBERED.get(number, str(number))
+    family = head["l3"] or ("ipv6" if ":" in orig["src"] else "ipv4")
+    nat = (reply["src"], reply["dst"], reply.get("sport"), reply.get("dport")) != (
+        orig["dst"],
+        orig["src"],
+        orig.get("dport"),
+        orig.get("sport"),
+    )
+    timeout = None if head["timeout"] is None else int(head["timeout"])
+    expected.entry(family, protocol, head["state"] or "", timeout, orig, nat,
+                   set(FLAG.findall(line)), int(mark), int(zone))  # fmt: skip
+    return True
+
+
+# ---- the truth: what the generator wrote --------------------------------------------
+
+
+def truth(lines: list[Line]) -> Expected:
+    expected = Expected()
+    for number, line in enumerate(lines, 1):
+        expected.lines += 1
+        if line.bad:
+            expected.bad_line(number, line.text)
+        elif line.conn is not None:
+            _truth_entry(line.conn, line.text, expected)
+    return expected
+
+
+def _truth_entry(conn: Conn, text: str, expected: Expected) -> None:
+    protocol = L4_NAMES.get(conn.proto) or NUMBERED.get(conn.proto, str(conn.proto))
+    # the text as printed: /proc expands IPv6 addresses, conntrack -L compresses them
+    src, dst = re.search(r"src=(\S+) dst=(\S+)", text).groups()  # type: ignore[union-attr]
+    orig = {"src": src, "dst": dst}
+    if conn.sport is not None:
+        orig |= {"sport": str(conn.sport), "dport": str(conn.dport)}
+    flags = {conn.flag} | ({"UNREPLIED"} if conn.unreplied else set())
+    expected.entry("ipv6" if conn.ipv6 else "ipv4", protocol, conn.state, conn.timeout, orig,
+                   conn.nat, flags, conn.mark, conn.zone)  # fmt: skip
+
+
+# ---- the summary, in the same shape --------------------------------------------------
+
+
+def from_summary(summary: TableSummary, tally: Tally) -> dict[str, object]:
+    return {
+        "lines": summary.lines,
+        "entries": summary.entries,
+        "bad": summary.bad_lines,
+        "first_bad": summary.first_bad_line,
+        "first_bad_text": summary.first_bad_text,
+        "families": summary.families,
+        "protocols": summary.protocols,
+        "states": summary.states,
+        "dports": summary.dports,
+        "dports_nat": summary.dports_nat,
+        "sports": summary.sports,
+        "sources": {k.decode(): v for k, v in tally.sources.items()},
+        "destinations": {k.decode(): v for k, v in tally.destinations.items()},
+        "zones": summary.zones,
+        "marks": summary.marks,
+        "flags": {
+            name: count
+            for name, count in (
+                ("assured", summary.assured),
+                ("unreplied", summary.unreplied),
+                ("hw_offload", summary.hw_offloaded),
+                ("offloaded", summary.offloaded),
+                ("nated", summary.nated),
+            )
+            if count
+        },
+        "timeouts": summary.timeouts,
+        "no_timeout": summary.no_timeout,
+    }
+
+
+@cache
+def generated(seed: int, size: int) -> tuple[bytes, dict[str, object]]:
+    lines = dump(seed, size)
+    data = to_bytes(lines, final_newline=seed % 2 == 0)
+    expected = reference(data.decode())
+    assert expected.normal() == truth(lines).normal()  # the reference reads what was written
+    return data, expected.normal()
+
+
+@pytest.mark.parametrize(("seed", "size"), [(1, 2000), (2, 2000), (3, 20000), (4, 20000)])
+def test_summary_matches_reference(scanner, seed: int, size: int) -> None:
+    data, expected = generated(seed, size)
+    assert expected["bad"] and expected["no_timeout"] and expected["dports_nat"]  # mixed enough
+    tally = scanner(data)
+    got = from_summary(summarize(tally, top=1_000_000), tally)
+    for name in expected:
+        assert got[name] == expected[name], name
+
+
+@pytest.mark.parametrize("top", [1, 5, 17])
+def test_top_sources_and_destinations(scanner, top: int) -> None:
+    data, expected = generated(2, 2000)
+    tally = scanner(data)
+    summary = summarize(tally, top=top)
+    for got, counts, distinct in (
+        (summary.sources, expected["sources"], summary.distinct_sources),
+        (summary.destinations, expected["destinations"], summary.distinct_destinations),
+    ):
+        assert isinstance(counts, dict)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        assert got == ranked[:top]
+        assert distinct == len(counts)
+    # the generated sources have ties, so the address order is really exercised
+    counts = Counter(expected["sources"].values())  # type: ignore[union-attr]
+    assert any(n > 1 for n in counts.values())
+
+
+def test_summary_of_nothing(scanner) -> None:
+    summary = summarize(scanner(b""), top=5)
+    assert (summary.entries, summary.lines, summary.bad_lines, summary.first_bad_line) == (
+        0,
+        0,
+        0,
+        None,
+    )
+    assert summary.sources == summary.destinations == []
+    assert summary.families == summary.timeouts == {}
