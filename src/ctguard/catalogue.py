@@ -108,7 +108,7 @@ _ENTRIES = (
               /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <N>
             and cut what fills the table (see CT402's and CT505's proofs): take a busy port
             that is not NATed out of conntrack (CT505), shorten the timeout of the dominating
-            state (CT401/CT402). (coming: `ctguard analyze` will show what fills the table.)
+            state (CT401/CT402). `ctguard analyze` shows what fills the table.
             """
         ),
         refs=(
@@ -711,6 +711,7 @@ _ENTRIES = (
         ),
         proof=_text(
             """
+            ctguard analyze --by state,flags,timeout  # state shares, unreplied, timeouts
             conntrack -L -p tcp | awk '{print $4}' | sort | uniq -c | sort -rn  # TCP states
             conntrack -L -p udp | grep -c UNREPLIED  # unreplied UDP entries
             conntrack -C  # the total to compare with (conntrack -L: ~3 s per million)
@@ -728,8 +729,8 @@ _ENTRIES = (
             `key = value` in /etc/sysctl.d/90-conntrack.conf, e.g.:
               sysctl -w net.netfilter.nf_conntrack_tcp_timeout_time_wait=60
             Keep udp_timeout_stream >= 120 s where the host NATs (RFC 4787 REQ-5).
-            (coming: `ctguard analyze` will show the state shares; coming: `ctguard plan`
-            will run the what-if and propose just that key.)
+            `ctguard analyze --what-if tcp_timeout_time_wait=30` shows the state shares and
+            how much a shorter timeout frees. (coming: `ctguard plan` will propose the key.)
             """
         ),
         refs=(
@@ -932,7 +933,8 @@ _ENTRIES = (
         ),
         proof=_text(
             """
-            conntrack -L | grep -o 'dport=[0-9]*' | sort | uniq -c | sort -rn | head  # top ports
+            ctguard analyze --by dport,nat  # top ports, NATed entries per port, candidates
+            conntrack -L | grep -o 'dport=[0-9]*' | sort | uniq -c | sort -rn | head  # by hand
             conntrack -C  # all entries
             conntrack -L -p tcp --dport 8983 | wc -l  # one port's entries (use your port)
             iptables-save -t nat | grep -E -- '--dport 8983|:8983'  # NATed to or from it?

@@ -54,9 +54,19 @@ from ctguard.sources.sysctl_runtime import (
     read_conntrack_sysctls,
     read_ip_forward,
 )
+from ctguard.table.source import read_table
+from ctguard.table.summary import TableSummary, summarize
+from ctguard.table.tally import Tally
 
 INIT_NETNS_INODE = 4026531840  # PROC_NET_INIT_INO: the initial namespace's inode, fixed since 3.8
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    source: str
+    summary: TableSummary
+    tally: Tally  # exact remaining timeouts, for what-if arithmetic
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,8 @@ class Facts:
     # namespaces examined (CT307); filled in by the caller that can enter them
     init_sysctls: ConntrackSysctls | Missing | None = None
     other_netns: Mapping[str, ConntrackSysctls] | Missing = field(default_factory=dict)
+    # what the table holds (CT401, CT402, CT505); Missing without a table or --no-table
+    table: TableFacts | Missing = field(default_factory=lambda: Missing("the table was not read"))
 
     @property
     def ruleset_gaps(self) -> tuple[str, ...]:
@@ -144,8 +156,13 @@ def _presence(host: HostRoot) -> ConntrackPresence:
     return read
 
 
-def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Facts:
-    """Read every input once. An input that cannot be read or parsed becomes Missing."""
+def collect(
+    host: HostRoot, commands: Commands, netns: str | None = None, table: bool = True
+) -> Facts:
+    """Read every input once. An input that cannot be read or parsed becomes Missing.
+
+    ``table``: also read the whole conntrack table (one pass; ``doctor --no-table`` skips
+    it on hosts where even that is too much)."""
     presence = _presence(host)
     stats: ConntrackStats | Missing = Missing("conntrack not loaded")
     if presence.loaded:
@@ -181,4 +198,14 @@ def collect(host: HostRoot, commands: Commands, netns: str | None = None) -> Fac
         systemd_sysctl=systemd_sysctl_path(host),
         ip_forward=read_safely(read_ip_forward, host),
         init_sysctls=init_sysctls,
+        table=_table(host, commands)
+        if table and presence.loaded
+        else Missing("conntrack not loaded" if table else "skipped (--no-table)"),
     )
+
+
+def _table(host: HostRoot, commands: Commands) -> TableFacts | Missing:
+    read = read_safely(read_table, host, commands, "auto", False, True)
+    if isinstance(read, Missing):
+        return read
+    return TableFacts(read.source, summarize(read.tally, top=10), read.tally)

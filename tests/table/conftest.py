@@ -7,7 +7,6 @@ is not built. Both must give the same Tally for the same bytes.
 from __future__ import annotations
 
 import pytest
-
 from tablescan import KINDS, Scan, make_scan
 
 

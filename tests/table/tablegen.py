@@ -69,8 +69,9 @@ def _address(text: str, fmt: str) -> str:
     return text
 
 
-def _tuple(conn: Conn, fmt: str, src: str, dst: str, sport: int | None, dport: int | None,
-           reply: bool) -> str:  # fmt: skip
+def _tuple(
+    conn: Conn, fmt: str, src: str, dst: str, sport: int | None, dport: int | None, reply: bool
+) -> str:
     out = f"src={_address(src, fmt)} dst={_address(dst, fmt)} "
     if conn.proto in PORTED:
         out += f"sport={sport} dport={dport} "
@@ -144,50 +145,147 @@ def random_conn(rng: random.Random) -> Conn:
     r = rng.random()
     conn: Conn
     if r < 0.30:
-        conn = Conn(6, client, server, sport, 443, "ESTABLISHED", _timeout(rng, 432000),
-                    flag="ASSURED")  # fmt: skip
+        conn = Conn(
+            6, client, server, sport, 443, "ESTABLISHED", _timeout(rng, 432000), flag="ASSURED"
+        )
     elif r < 0.42:
-        conn = Conn(6, client, rng.choice([server, "10.0.0.11"]) if not v6 else server,
-                    sport, rng.choice([80, 443, 8080]), "TIME_WAIT", _timeout(rng, 120),
-                    flag="ASSURED")  # fmt: skip
+        conn = Conn(
+            6,
+            client,
+            rng.choice([server, "10.0.0.11"]) if not v6 else server,
+            sport,
+            rng.choice([80, 443, 8080]),
+            "TIME_WAIT",
+            _timeout(rng, 120),
+            flag="ASSURED",
+        )
     elif r < 0.48:
-        state = rng.choice(["SYN_SENT", "SYN_RECV", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
-                            "CLOSE", "SYN_SENT2", "NONE"])  # fmt: skip
-        conn = Conn(6, client, server, sport, rng.choice([22, 443, 5432]), state,
-                    _timeout(rng, 300), unreplied=state == "SYN_SENT")  # fmt: skip
+        state = rng.choice(
+            [
+                "SYN_SENT",
+                "SYN_RECV",
+                "FIN_WAIT",
+                "CLOSE_WAIT",
+                "LAST_ACK",
+                "CLOSE",
+                "SYN_SENT2",
+                "NONE",
+            ]
+        )
+        conn = Conn(
+            6,
+            client,
+            server,
+            sport,
+            rng.choice([22, 443, 5432]),
+            state,
+            _timeout(rng, 300),
+            unreplied=state == "SYN_SENT",
+        )
     elif r < 0.68:
         resolver = "2001:db8::53" if v6 else "10.0.0.53"
         unreplied = rng.random() < 0.4
         flag = "" if unreplied or rng.random() < 0.5 else "ASSURED"
-        conn = Conn(17, client, resolver, sport, 53, "", _timeout(rng, 30 if unreplied else 180),
-                    unreplied=unreplied, flag=flag)  # fmt: skip
+        conn = Conn(
+            17,
+            client,
+            resolver,
+            sport,
+            53,
+            "",
+            _timeout(rng, 30 if unreplied else 180),
+            unreplied=unreplied,
+            flag=flag,
+        )
     elif r < 0.76:
-        conn = Conn(58 if v6 else 1, client, server, None, None, "", _timeout(rng, 30),
-                    unreplied=rng.random() < 0.2,
-                    icmp=(128 if v6 else 8, 0, rng.randrange(65536)))  # fmt: skip
+        conn = Conn(
+            58 if v6 else 1,
+            client,
+            server,
+            None,
+            None,
+            "",
+            _timeout(rng, 30),
+            unreplied=rng.random() < 0.2,
+            icmp=(128 if v6 else 8, 0, rng.randrange(65536)),
+        )
     elif r < 0.80:
-        conn = Conn(rng.choice([6, 17]), client, server, sport, rng.choice([443, 4789]),
-                    "", None, flag=rng.choice(["OFFLOAD", "HW_OFFLOAD"]))  # fmt: skip
+        conn = Conn(
+            rng.choice([6, 17]),
+            client,
+            server,
+            sport,
+            rng.choice([443, 4789]),
+            "",
+            None,
+            flag=rng.choice(["OFFLOAD", "HW_OFFLOAD"]),
+        )
         if conn.proto == 6:
             conn = _replace(conn, state="ESTABLISHED")
     elif r < 0.84:
-        conn = Conn(132, client, server, 36412, 36412,
-                    rng.choice(["ESTABLISHED", "COOKIE_WAIT", "COOKIE_ECHOED", "CLOSED",
-                                "SHUTDOWN_SENT", "HEARTBEAT_SENT"]),
-                    _timeout(rng, 432000), flag=rng.choice(["", "ASSURED"]))  # fmt: skip
+        conn = Conn(
+            132,
+            client,
+            server,
+            36412,
+            36412,
+            rng.choice(
+                [
+                    "ESTABLISHED",
+                    "COOKIE_WAIT",
+                    "COOKIE_ECHOED",
+                    "CLOSED",
+                    "SHUTDOWN_SENT",
+                    "HEARTBEAT_SENT",
+                ]
+            ),
+            _timeout(rng, 432000),
+            flag=rng.choice(["", "ASSURED"]),
+        )
     elif r < 0.87:
-        conn = Conn(33, client, server, sport, 5004,
-                    rng.choice(["OPEN", "REQUEST", "RESPOND", "PARTOPEN", "CLOSEREQ",
-                                "TIMEWAIT"]), _timeout(rng, 43200))  # fmt: skip
+        conn = Conn(
+            33,
+            client,
+            server,
+            sport,
+            5004,
+            rng.choice(["OPEN", "REQUEST", "RESPOND", "PARTOPEN", "CLOSEREQ", "TIMEWAIT"]),
+            _timeout(rng, 43200),
+        )
     elif r < 0.90:
-        conn = Conn(136, client, server, sport, rng.choice([5060, 1234]), "", _timeout(rng, 180),
-                    unreplied=rng.random() < 0.5)  # fmt: skip
+        conn = Conn(
+            136,
+            client,
+            server,
+            sport,
+            rng.choice([5060, 1234]),
+            "",
+            _timeout(rng, 180),
+            unreplied=rng.random() < 0.5,
+        )
     elif r < 0.94:
-        conn = Conn(47, client, server, None, None, "", _timeout(rng, 180),
-                    old_gre=rng.random() < 0.3, flag=rng.choice(["", "ASSURED"]))  # fmt: skip
+        conn = Conn(
+            47,
+            client,
+            server,
+            None,
+            None,
+            "",
+            _timeout(rng, 180),
+            old_gre=rng.random() < 0.3,
+            flag=rng.choice(["", "ASSURED"]),
+        )
     else:
-        conn = Conn(rng.choice([2, 4, 50, 112]), client, server, None, None, "",
-                    _timeout(rng, 600), unreplied=True)  # fmt: skip
+        conn = Conn(
+            rng.choice([2, 4, 50, 112]),
+            client,
+            server,
+            None,
+            None,
+            "",
+            _timeout(rng, 600),
+            unreplied=True,
+        )
     if not v6 and rng.random() < 0.2:
         if rng.random() < 0.5:  # DNAT: the reply comes from the real server, maybe another port
             conn = _replace(conn, reply_src=f"192.168.7.{rng.randrange(1, 5)}")
@@ -231,8 +329,13 @@ def bad_line(rng: random.Random) -> str:
     return text.replace(name, f"{name.split()[0]:<8} {rng.choice([256, 300, 4096])} ", 1)
 
 
-def dump(seed: int, count: int, formats: tuple[str, ...] = FORMATS, bad_rate: float = 0.005,
-         blank_rate: float = 0.002) -> list[Line]:  # fmt: skip
+def dump(
+    seed: int,
+    count: int,
+    formats: tuple[str, ...] = FORMATS,
+    bad_rate: float = 0.005,
+    blank_rate: float = 0.002,
+) -> list[Line]:
     """``count`` lines: mostly entries in ``formats``, some bad and some blank lines."""
     rng = random.Random(seed)
     lines: list[Line] = []

@@ -81,44 +81,82 @@ PROC = {
     "tcp-established": (
         "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=51234 "
         "dport=443 src=10.0.0.2 dst=10.0.0.1 sport=443 dport=51234 [ASSURED] mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=51234, dport=443,
-              remaining=431999, flag=FLAG_ASSURED),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=51234,
+            dport=443,
+            remaining=431999,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "tcp-syn-sent-unreplied": (
         "ipv4     2 tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.9 sport=40000 dport=22 "
         "[UNREPLIED] src=10.0.0.9 dst=10.0.0.1 sport=22 dport=40000 mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.1", "10.0.0.9", state="SYN_SENT", sport=40000, dport=22,
-              remaining=117, unreplied=True),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.9",
+            state="SYN_SENT",
+            sport=40000,
+            dport=22,
+            remaining=117,
+            unreplied=True,
+        ),
     ),
     "tcp-syn-recv": (
         "ipv4     2 tcp      6 57 SYN_RECV src=10.0.0.3 dst=10.0.0.2 sport=40001 dport=80 "
         "src=10.0.0.2 dst=10.0.0.3 sport=80 dport=40001 mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.3", "10.0.0.2", state="SYN_RECV", sport=40001, dport=80,
-              remaining=57),
+        Entry("tcp", "10.0.0.3", "10.0.0.2", state="SYN_RECV", sport=40001, dport=80, remaining=57),
     ),
     "tcp-time-wait": (
         "ipv4     2 tcp      6 118 TIME_WAIT src=10.0.0.4 dst=10.0.0.2 sport=40002 dport=80 "
         "src=10.0.0.2 dst=10.0.0.4 sport=80 dport=40002 [ASSURED] mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.4", "10.0.0.2", state="TIME_WAIT", sport=40002, dport=80,
-              remaining=118, flag=FLAG_ASSURED),
+        Entry(
+            "tcp",
+            "10.0.0.4",
+            "10.0.0.2",
+            state="TIME_WAIT",
+            sport=40002,
+            dport=80,
+            remaining=118,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "tcp-close-wait": (
         "ipv4     2 tcp      6 43190 CLOSE_WAIT src=10.0.0.5 dst=10.0.0.2 sport=1 dport=5432 "
         "src=10.0.0.2 dst=10.0.0.5 sport=5432 dport=1 [ASSURED] mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.5", "10.0.0.2", state="CLOSE_WAIT", sport=1, dport=5432,
-              remaining=43190, flag=FLAG_ASSURED),
+        Entry(
+            "tcp",
+            "10.0.0.5",
+            "10.0.0.2",
+            state="CLOSE_WAIT",
+            sport=1,
+            dport=5432,
+            remaining=43190,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "tcp-fin-wait-port-0-and-65535": (
         "ipv4     2 tcp      6 0 FIN_WAIT src=10.0.0.6 dst=10.0.0.2 sport=0 dport=65535 "
         "src=10.0.0.2 dst=10.0.0.6 sport=65535 dport=0 mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.6", "10.0.0.2", state="FIN_WAIT", sport=0, dport=65535,
-              remaining=0),
+        Entry("tcp", "10.0.0.6", "10.0.0.2", state="FIN_WAIT", sport=0, dport=65535, remaining=0),
     ),
     "tcp-last-ack": (
         "ipv4     2 tcp      6 29 LAST_ACK src=10.0.0.7 dst=10.0.0.2 sport=2 dport=25 "
         "src=10.0.0.2 dst=10.0.0.7 sport=25 dport=2 [ASSURED] mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.7", "10.0.0.2", state="LAST_ACK", sport=2, dport=25,
-              remaining=29, flag=FLAG_ASSURED),
+        Entry(
+            "tcp",
+            "10.0.0.7",
+            "10.0.0.2",
+            state="LAST_ACK",
+            sport=2,
+            dport=25,
+            remaining=29,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "tcp-close": (
         "ipv4     2 tcp      6 9 CLOSE src=10.0.0.8 dst=10.0.0.2 sport=3 dport=25 "
@@ -138,26 +176,28 @@ PROC = {
     "udp-unreplied-real": (
         "ipv4     2 udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=55416 dport=53 [UNREPLIED] "
         "src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55416 mark=0 zone=0 use=2",
-        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29,
-              unreplied=True),
+        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29, unreplied=True),
     ),
     "udp-assured": (
         "ipv4     2 udp      17 179 src=10.0.0.1 dst=10.0.0.53 sport=4000 dport=53 "
         "src=10.0.0.53 dst=10.0.0.1 sport=53 dport=4000 [ASSURED] mark=0 zone=0 use=2",
-        Entry("udp", "10.0.0.1", "10.0.0.53", sport=4000, dport=53, remaining=179,
-              flag=FLAG_ASSURED),
+        Entry(
+            "udp", "10.0.0.1", "10.0.0.53", sport=4000, dport=53, remaining=179, flag=FLAG_ASSURED
+        ),
     ),
     "udp-ipv6-real": (
         f"ipv6     10 udp      17 29 src={LOOP6} dst={LOOP6} sport=52714 dport=53 [UNREPLIED] "
         f"src={LOOP6} dst={LOOP6} sport=53 dport=52714 mark=0 zone=0 use=2",
-        Entry("udp", LOOP6, LOOP6, family="ipv6", sport=52714, dport=53, remaining=29,
-              unreplied=True),
+        Entry(
+            "udp", LOOP6, LOOP6, family="ipv6", sport=52714, dport=53, remaining=29, unreplied=True
+        ),
     ),
     "udplite": (
         "ipv4     2 udplite  136 29 src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=2000 [UNREPLIED] "
         "src=10.0.0.2 dst=10.0.0.1 sport=2000 dport=1000 mark=0 zone=0 use=2",
-        Entry("udplite", "10.0.0.1", "10.0.0.2", sport=1000, dport=2000, remaining=29,
-              unreplied=True),
+        Entry(
+            "udplite", "10.0.0.1", "10.0.0.2", sport=1000, dport=2000, remaining=29, unreplied=True
+        ),
     ),
     "icmp": (
         "ipv4     2 icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1234 "
@@ -178,32 +218,72 @@ PROC = {
         "ipv4     2 sctp     132 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=36412 "
         "dport=36412 src=10.0.0.2 dst=10.0.0.1 sport=36412 dport=36412 [ASSURED] mark=0 zone=0 "
         "use=2",
-        Entry("sctp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=36412, dport=36412,
-              remaining=431999, flag=FLAG_ASSURED),
+        Entry(
+            "sctp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=36412,
+            dport=36412,
+            remaining=431999,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "sctp-cookie-wait": (
         "ipv4     2 sctp     132 3 COOKIE_WAIT src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=2905 "
         "[UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=2905 dport=5000 mark=0 zone=0 use=2",
-        Entry("sctp", "10.0.0.1", "10.0.0.2", state="COOKIE_WAIT", sport=5000, dport=2905,
-              remaining=3, unreplied=True),
+        Entry(
+            "sctp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="COOKIE_WAIT",
+            sport=5000,
+            dport=2905,
+            remaining=3,
+            unreplied=True,
+        ),
     ),
     "sctp-heartbeat-sent": (
         "ipv4     2 sctp     132 30 HEARTBEAT_SENT src=10.0.0.1 dst=10.0.0.2 sport=5000 "
         "dport=2905 src=10.0.0.2 dst=10.0.0.1 sport=2905 dport=5000 [ASSURED] mark=0 zone=0 use=2",
-        Entry("sctp", "10.0.0.1", "10.0.0.2", state="HEARTBEAT_SENT", sport=5000, dport=2905,
-              remaining=30, flag=FLAG_ASSURED),
+        Entry(
+            "sctp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="HEARTBEAT_SENT",
+            sport=5000,
+            dport=2905,
+            remaining=30,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "dccp-open": (
         "ipv4     2 dccp     33 43199 OPEN src=10.0.0.1 dst=10.0.0.2 sport=5001 dport=5004 "
         "src=10.0.0.2 dst=10.0.0.1 sport=5004 dport=5001 [ASSURED] mark=0 zone=0 use=2",
-        Entry("dccp", "10.0.0.1", "10.0.0.2", state="OPEN", sport=5001, dport=5004,
-              remaining=43199, flag=FLAG_ASSURED),
+        Entry(
+            "dccp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="OPEN",
+            sport=5001,
+            dport=5004,
+            remaining=43199,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "dccp-request": (
         "ipv4     2 dccp     33 240 REQUEST src=10.0.0.1 dst=10.0.0.2 sport=5001 dport=5004 "
         "[UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=5004 dport=5001 mark=0 zone=0 use=2",
-        Entry("dccp", "10.0.0.1", "10.0.0.2", state="REQUEST", sport=5001, dport=5004,
-              remaining=240, unreplied=True),
+        Entry(
+            "dccp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="REQUEST",
+            sport=5001,
+            dport=5004,
+            remaining=240,
+            unreplied=True,
+        ),
     ),
     "gre": (
         "ipv4     2 gre      47 179 src=10.0.0.1 dst=10.0.0.2 srckey=0x0 dstkey=0x0 "
@@ -228,8 +308,15 @@ PROC = {
     "offload-tcp-no-timeout": (
         "ipv4     2 tcp      6 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=443 "
         "src=10.0.0.2 dst=10.0.0.1 sport=443 dport=40000 [OFFLOAD] mark=0 zone=0 use=3",
-        Entry("tcp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=40000, dport=443,
-              flag=FLAG_OFFLOAD),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=40000,
+            dport=443,
+            flag=FLAG_OFFLOAD,
+        ),
     ),
     "hw-offload-udp-no-timeout": (
         "ipv4     2 udp      17 src=10.0.0.1 dst=10.0.0.2 sport=4789 dport=4789 "
@@ -241,15 +328,34 @@ PROC = {
         "packets=10 bytes=820 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=1 packets=8 bytes=4000 "
         "[ASSURED] mark=4294967295 secctx=system_u:object_r:unlabeled_t:s0 zone=65535 "
         "delta-time=1234 use=2",
-        Entry("tcp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=1, dport=80,
-              remaining=299, flag=FLAG_ASSURED, mark=4294967295, zone=65535),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=1,
+            dport=80,
+            remaining=299,
+            flag=FLAG_ASSURED,
+            mark=4294967295,
+            zone=65535,
+        ),
     ),
     "acct-unreplied": (
         "ipv4     2 udp      17 25 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=161 packets=1 "
         "bytes=76 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=161 dport=1 packets=0 bytes=0 "
         "mark=16 zone=3 use=2",
-        Entry("udp", "10.0.0.1", "10.0.0.2", sport=1, dport=161, remaining=25, unreplied=True,
-              mark=16, zone=3),
+        Entry(
+            "udp",
+            "10.0.0.1",
+            "10.0.0.2",
+            sport=1,
+            dport=161,
+            remaining=25,
+            unreplied=True,
+            mark=16,
+            zone=3,
+        ),
     ),
     "no-mark-no-zone-old-config": (
         "ipv4     2 udp      17 25 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=161 "
@@ -260,33 +366,59 @@ PROC = {
         "ipv4     2 tcp      6 86399 ESTABLISHED src=198.51.100.7 dst=203.0.113.1 sport=50000 "
         "dport=80 src=192.168.1.10 dst=198.51.100.7 sport=8080 dport=50000 [ASSURED] mark=0 "
         "zone=0 use=2",
-        Entry("tcp", "198.51.100.7", "203.0.113.1", state="ESTABLISHED", sport=50000, dport=80,
-              remaining=86399, flag=FLAG_ASSURED, nat=True),
+        Entry(
+            "tcp",
+            "198.51.100.7",
+            "203.0.113.1",
+            state="ESTABLISHED",
+            sport=50000,
+            dport=80,
+            remaining=86399,
+            flag=FLAG_ASSURED,
+            nat=True,
+        ),
     ),
     "dnat-address-only": (
         "ipv4     2 udp      17 20 src=198.51.100.7 dst=203.0.113.1 sport=5000 dport=53 "
         "src=192.168.1.53 dst=198.51.100.7 sport=53 dport=5000 mark=0 zone=0 use=2",
-        Entry("udp", "198.51.100.7", "203.0.113.1", sport=5000, dport=53, remaining=20,
-              nat=True),
+        Entry("udp", "198.51.100.7", "203.0.113.1", sport=5000, dport=53, remaining=20, nat=True),
     ),
     "snat-masquerade": (
         "ipv4     2 tcp      6 300 ESTABLISHED src=192.168.1.10 dst=93.184.216.34 sport=40000 "
         "dport=443 src=93.184.216.34 dst=203.0.113.1 sport=443 dport=40000 [ASSURED] mark=0 "
         "zone=0 use=2",
-        Entry("tcp", "192.168.1.10", "93.184.216.34", state="ESTABLISHED", sport=40000,
-              dport=443, remaining=300, flag=FLAG_ASSURED, nat=True),
+        Entry(
+            "tcp",
+            "192.168.1.10",
+            "93.184.216.34",
+            state="ESTABLISHED",
+            sport=40000,
+            dport=443,
+            remaining=300,
+            flag=FLAG_ASSURED,
+            nat=True,
+        ),
     ),
     "snat-port-rewrite-only": (
         "ipv4     2 udp      17 30 src=192.168.1.10 dst=93.184.216.34 sport=40000 dport=443 "
         "src=93.184.216.34 dst=192.168.1.10 sport=443 dport=61000 mark=0 zone=0 use=2",
-        Entry("udp", "192.168.1.10", "93.184.216.34", sport=40000, dport=443, remaining=30,
-              nat=True),
+        Entry(
+            "udp", "192.168.1.10", "93.184.216.34", sport=40000, dport=443, remaining=30, nat=True
+        ),
     ),
     "redirect-port": (
         "ipv4     2 tcp      6 60 SYN_RECV src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 "
         "src=10.0.0.2 dst=10.0.0.1 sport=3128 dport=40000 mark=0 zone=0 use=2",
-        Entry("tcp", "10.0.0.1", "10.0.0.2", state="SYN_RECV", sport=40000, dport=80,
-              remaining=60, nat=True),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="SYN_RECV",
+            sport=40000,
+            dport=80,
+            remaining=60,
+            nat=True,
+        ),
     ),
     "icmp-snat": (
         "ipv4     2 icmp     1 29 src=192.168.1.10 dst=8.8.8.8 type=8 code=0 id=99 "
@@ -299,26 +431,44 @@ LIST = {  # conntrack -L
     "tcp": (
         "tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=51234 dport=443 "
         "src=10.0.0.2 dst=10.0.0.1 sport=443 dport=51234 [ASSURED] mark=0 use=1",
-        Entry("tcp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=51234, dport=443,
-              remaining=431999, flag=FLAG_ASSURED),
+        Entry(
+            "tcp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=51234,
+            dport=443,
+            remaining=431999,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "tcp-zone-real": (
         "tcp      6 3599 ESTABLISHED src=127.0.0.2 dst=127.0.0.1 sport=1000 dport=8983 "
         "src=127.0.0.1 dst=127.0.0.2 sport=8983 dport=1000 [ASSURED] mark=7 zone=3 use=1",
-        Entry("tcp", "127.0.0.2", "127.0.0.1", state="ESTABLISHED", sport=1000, dport=8983,
-              remaining=3599, flag=FLAG_ASSURED, mark=7, zone=3),
+        Entry(
+            "tcp",
+            "127.0.0.2",
+            "127.0.0.1",
+            state="ESTABLISHED",
+            sport=1000,
+            dport=8983,
+            remaining=3599,
+            flag=FLAG_ASSURED,
+            mark=7,
+            zone=3,
+        ),
     ),
     "udp-ipv6-no-prefix-real": (
         "udp      17 29 src=::1 dst=::1 sport=52714 dport=53 [UNREPLIED] src=::1 dst=::1 "
         "sport=53 dport=52714 mark=0 use=1",
-        Entry("udp", "::1", "::1", family="ipv6", sport=52714, dport=53, remaining=29,
-              unreplied=True),
+        Entry(
+            "udp", "::1", "::1", family="ipv6", sport=52714, dport=53, remaining=29, unreplied=True
+        ),
     ),
     "udp-v4-real": (
         "udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=55416 dport=53 [UNREPLIED] "
         "src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55416 mark=0 use=1",
-        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29,
-              unreplied=True),
+        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29, unreplied=True),
     ),
     "icmp": (
         "icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1234 src=10.0.0.2 "
@@ -333,14 +483,30 @@ LIST = {  # conntrack -L
     "sctp": (
         "sctp     132 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=36412 dport=36412 "
         "src=10.0.0.2 dst=10.0.0.1 sport=36412 dport=36412 [ASSURED] mark=0 use=1",
-        Entry("sctp", "10.0.0.1", "10.0.0.2", state="ESTABLISHED", sport=36412, dport=36412,
-              remaining=431999, flag=FLAG_ASSURED),
+        Entry(
+            "sctp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="ESTABLISHED",
+            sport=36412,
+            dport=36412,
+            remaining=431999,
+            flag=FLAG_ASSURED,
+        ),
     ),
     "dccp": (
         "dccp     33 240 REQUEST src=10.0.0.1 dst=10.0.0.2 sport=5001 dport=5004 [UNREPLIED] "
         "src=10.0.0.2 dst=10.0.0.1 sport=5004 dport=5001 mark=0 use=1",
-        Entry("dccp", "10.0.0.1", "10.0.0.2", state="REQUEST", sport=5001, dport=5004,
-              remaining=240, unreplied=True),
+        Entry(
+            "dccp",
+            "10.0.0.1",
+            "10.0.0.2",
+            state="REQUEST",
+            sport=5001,
+            dport=5004,
+            remaining=240,
+            unreplied=True,
+        ),
     ),
     "gre": (
         "gre      47 179 src=10.0.0.1 dst=10.0.0.2 srckey=0x0 dstkey=0x0 src=10.0.0.2 "
@@ -350,14 +516,24 @@ LIST = {  # conntrack -L
     "udplite": (
         "udplite  136 29 src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=2000 [UNREPLIED] "
         "src=10.0.0.2 dst=10.0.0.1 sport=2000 dport=1000 mark=0 use=1",
-        Entry("udplite", "10.0.0.1", "10.0.0.2", sport=1000, dport=2000, remaining=29,
-              unreplied=True),
+        Entry(
+            "udplite", "10.0.0.1", "10.0.0.2", sport=1000, dport=2000, remaining=29, unreplied=True
+        ),
     ),
     "snat": (
         "tcp      6 120 TIME_WAIT src=192.168.1.10 dst=93.184.216.34 sport=40000 dport=443 "
         "src=93.184.216.34 dst=203.0.113.1 sport=443 dport=1025 [ASSURED] mark=0 use=1",
-        Entry("tcp", "192.168.1.10", "93.184.216.34", state="TIME_WAIT", sport=40000,
-              dport=443, remaining=120, flag=FLAG_ASSURED, nat=True),
+        Entry(
+            "tcp",
+            "192.168.1.10",
+            "93.184.216.34",
+            state="TIME_WAIT",
+            sport=40000,
+            dport=443,
+            remaining=120,
+            flag=FLAG_ASSURED,
+            nat=True,
+        ),
     ),
 }
 
@@ -366,20 +542,30 @@ EXTENDED = {  # conntrack -L -o extended[,id]
         "ipv4     2 tcp      6 3599 ESTABLISHED src=127.0.0.2 dst=127.0.0.1 sport=1000 "
         "dport=8983 src=127.0.0.1 dst=127.0.0.2 sport=8983 dport=1000 [ASSURED] mark=7 zone=3 "
         "use=1 id=2036105301",
-        Entry("tcp", "127.0.0.2", "127.0.0.1", state="ESTABLISHED", sport=1000, dport=8983,
-              remaining=3599, flag=FLAG_ASSURED, mark=7, zone=3),
+        Entry(
+            "tcp",
+            "127.0.0.2",
+            "127.0.0.1",
+            state="ESTABLISHED",
+            sport=1000,
+            dport=8983,
+            remaining=3599,
+            flag=FLAG_ASSURED,
+            mark=7,
+            zone=3,
+        ),
     ),
     "udp-ipv6-real": (
         "ipv6     10 udp      17 29 src=::1 dst=::1 sport=52714 dport=53 [UNREPLIED] src=::1 "
         "dst=::1 sport=53 dport=52714 mark=0 use=1 id=3333366944",
-        Entry("udp", "::1", "::1", family="ipv6", sport=52714, dport=53, remaining=29,
-              unreplied=True),
+        Entry(
+            "udp", "::1", "::1", family="ipv6", sport=52714, dport=53, remaining=29, unreplied=True
+        ),
     ),
     "udp-without-id": (
         "ipv4     2 udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=55416 dport=53 "
         "[UNREPLIED] src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55416 mark=0 use=1",
-        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29,
-              unreplied=True),
+        Entry("udp", "127.0.0.1", "127.0.0.1", sport=55416, dport=53, remaining=29, unreplied=True),
     ),
     "unknown-real": (
         "ipv4     2 unknown  2 99 src=127.0.0.2 dst=127.0.0.1 [UNREPLIED] src=127.0.0.1 "
@@ -439,8 +625,16 @@ def test_by_sport_false_skips_only_sports(scanner) -> None:
     lean = scanner(data, by_sport=False)
     assert lean.sports == {}
     assert full.sports
-    for name in ("lines", "entries", "bad", "shapes", "timeouts", "markzones", "sources",
-                 "destinations"):  # fmt: skip
+    for name in (
+        "lines",
+        "entries",
+        "bad",
+        "shapes",
+        "timeouts",
+        "markzones",
+        "sources",
+        "destinations",
+    ):
         assert getattr(lean, name) == getattr(full, name), name
 
 
@@ -509,8 +703,18 @@ def test_bad_line(scanner, line: str) -> None:
 
 def test_bad_and_blank_lines_in_a_dump(scanner) -> None:
     good = PROC["tcp-established"][0]
-    lines = [good, "", BAD["garbage"], BAD["cut-in-original-dst"], "   ", good, "\t",
-             BAD["non-numeric-sport"], BAD["proto-above-255"], LIST["udp-v4-real"][0]]  # fmt: skip
+    lines = [
+        good,
+        "",
+        BAD["garbage"],
+        BAD["cut-in-original-dst"],
+        "   ",
+        good,
+        "\t",
+        BAD["non-numeric-sport"],
+        BAD["proto-above-255"],
+        LIST["udp-v4-real"][0],
+    ]
     tally = scanner("\n".join(lines).encode() + b"\n")
     assert (tally.lines, tally.entries, tally.bad) == (10, 3, 4)
     assert tally.first_bad == 3
@@ -549,5 +753,4 @@ def test_summary_of_the_line_cases(scanner) -> None:
     assert summary.no_timeout == 2
     assert summary.states[("tcp", "ESTABLISHED")] == 5
     assert summary.states[("sctp", "ESTABLISHED")] == 1
-    assert summary.dports_nat == {("tcp", 80): 2, ("udp", 53): 1, ("tcp", 443): 1,
-                                  ("udp", 443): 1}  # fmt: skip
+    assert summary.dports_nat == {("tcp", 80): 2, ("udp", 53): 1, ("tcp", 443): 1, ("udp", 443): 1}

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tablegen import FORMATS, L4_NAMES, Conn, dump, render
+from tablescan import FIELDS, c_built, make_scan
 
 from ctguard.table.keys import PORTED
 from ctguard.table.summary import decode_shape, decode_timeout
 from ctguard.table.tally import Tally
-from tablegen import FORMATS, L4_NAMES, Conn, dump, render
-from tablescan import FIELDS, c_built, make_scan
+
 SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -32,8 +33,13 @@ def check_invariants(tally: Tally, data: bytes, by_sport: bool = True) -> None:
     blank = sum(1 for line in lines if not line.strip())
     assert tally.lines == len(lines)
     assert tally.entries + tally.bad + blank == tally.lines
-    for counts in (tally.shapes, tally.timeouts, tally.markzones, tally.sources,
-                   tally.destinations) + ((tally.sports,) if by_sport else ()):  # fmt: skip
+    for counts in (
+        tally.shapes,
+        tally.timeouts,
+        tally.markzones,
+        tally.sources,
+        tally.destinations,
+    ) + ((tally.sports,) if by_sport else ()):
         assert sum(counts.values()) == tally.entries
         assert all(count > 0 for count in counts.values())
     if not by_sport:
@@ -71,8 +77,10 @@ def mangled(draw: st.DrawFn) -> bytes:
             junk = draw(st.binary(min_size=1, max_size=12))
             data = data[:at] + junk + data[at + len(junk) :]
         elif op == "insert":
-            data = data[:at] + draw(st.sampled_from([b"\n", b" ", b"=", b"src=", b"[", b"9"])) + (
-                data[at:]
+            data = (
+                data[:at]
+                + draw(st.sampled_from([b"\n", b" ", b"=", b"src=", b"[", b"9"]))
+                + (data[at:])
             )
         else:
             data = data[:at] + data[at + draw(st.integers(1, 20)) :]
@@ -116,8 +124,11 @@ def conns(draw: st.DrawFn) -> Conn:
     ported = proto in PORTED
     state = ""
     if proto in (6, 33, 132):
-        state = draw(st.sampled_from(["ESTABLISHED", "TIME_WAIT", "SYN_SENT", "OPEN",
-                                      "COOKIE_WAIT", "CLOSE"]))  # fmt: skip
+        state = draw(
+            st.sampled_from(
+                ["ESTABLISHED", "TIME_WAIT", "SYN_SENT", "OPEN", "COOKIE_WAIT", "CLOSE"]
+            )
+        )
     flag = draw(st.sampled_from(["", "ASSURED", "OFFLOAD", "HW_OFFLOAD"]))
     return Conn(
         proto=proto,

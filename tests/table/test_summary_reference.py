@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import pytest
+from tablegen import L4_NAMES, Conn, Line, dump, to_bytes
 
 from ctguard.table.summary import HISTOGRAM_BOUNDS, TableSummary, summarize
-from ctguard.table.tally import Tally
-from tablegen import L4_NAMES, Conn, Line, dump, to_bytes
 
 STATEFUL = {"tcp", "sctp", "dccp"}
 WITH_PORTS = {"tcp", "udp", "udplite", "sctp", "dccp"}
@@ -53,8 +52,18 @@ class Expected:
         if self.first_bad is None:
             self.first_bad, self.first_bad_text = number, text[:200]
 
-    def entry(self, family: str, protocol: str, state: str, timeout: int | None,
-              orig: dict[str, str], nat: bool, flags: set[str], mark: int, zone: int) -> None:  # fmt: skip
+    def entry(
+        self,
+        family: str,
+        protocol: str,
+        state: str,
+        timeout: int | None,
+        orig: dict[str, str],
+        nat: bool,
+        flags: set[str],
+        mark: int,
+        zone: int,
+    ) -> None:
         self.entries += 1
         self.families[family] += 1
         self.protocols[protocol] += 1
@@ -131,10 +140,11 @@ def _reference_line(line: str, expected: Expected) -> bool:
     if len(segments) < 2:
         return False
     orig = dict(PAIR.findall(segments[0]))
-    reply_pairs = PAIR.findall(" ".join(segments[1:]))
-    reply = {k: v for k, v in reply_pairs if k in ("src", "dst", "sport", "dport")}
-    reply = dict(reversed([(k, v) for k, v in reply_pairs if k in reply]))  # first one wins
-    everything = dict(reversed(PAIR.findall(line)))
+    reply: dict[str, str] = {}
+    for key, value in PAIR.findall(" ".join(segments[1:])):
+        if key in ("src", "dst", "sport", "dport"):
+            reply.setdefault(key, value)
+    everything = dict(reversed(PAIR.findall(line)))  # the first mark=/zone= wins
     for side in (orig, reply):
         if "dst" not in side:
             return False
@@ -155,8 +165,17 @@ def _reference_line(line: str, expected: Expected) -> bool:
         orig.get("sport"),
     )
     timeout = None if head["timeout"] is None else int(head["timeout"])
-    expected.entry(family, protocol, head["state"] or "", timeout, orig, nat,
-                   set(FLAG.findall(line)), int(mark), int(zone))  # fmt: skip
+    expected.entry(
+        family,
+        protocol,
+        head["state"] or "",
+        timeout,
+        orig,
+        nat,
+        set(FLAG.findall(line)),
+        int(mark),
+        int(zone),
+    )
     return True
 
 
@@ -182,14 +201,23 @@ def _truth_entry(conn: Conn, text: str, expected: Expected) -> None:
     if conn.sport is not None:
         orig |= {"sport": str(conn.sport), "dport": str(conn.dport)}
     flags = {conn.flag} | ({"UNREPLIED"} if conn.unreplied else set())
-    expected.entry("ipv6" if conn.ipv6 else "ipv4", protocol, conn.state, conn.timeout, orig,
-                   conn.nat, flags, conn.mark, conn.zone)  # fmt: skip
+    expected.entry(
+        "ipv6" if conn.ipv6 else "ipv4",
+        protocol,
+        conn.state,
+        conn.timeout,
+        orig,
+        conn.nat,
+        flags,
+        conn.mark,
+        conn.zone,
+    )
 
 
 # ---- the summary, in the same shape --------------------------------------------------
 
 
-def from_summary(summary: TableSummary, tally: Tally) -> dict[str, object]:
+def from_summary(summary: TableSummary) -> dict[str, object]:
     return {
         "lines": summary.lines,
         "entries": summary.entries,
@@ -201,9 +229,9 @@ def from_summary(summary: TableSummary, tally: Tally) -> dict[str, object]:
         "states": summary.states,
         "dports": summary.dports,
         "dports_nat": summary.dports_nat,
-        "sports": summary.sports,
-        "sources": {k.decode(): v for k, v in tally.sources.items()},
-        "destinations": {k.decode(): v for k, v in tally.destinations.items()},
+        "sports": dict(summary.sports),
+        "sources": dict(summary.sources),
+        "destinations": dict(summary.destinations),
         "zones": summary.zones,
         "marks": summary.marks,
         "flags": {
@@ -236,24 +264,40 @@ def test_summary_matches_reference(scanner, seed: int, size: int) -> None:
     data, expected = generated(seed, size)
     assert expected["bad"] and expected["no_timeout"] and expected["dports_nat"]  # mixed enough
     tally = scanner(data)
-    got = from_summary(summarize(tally, top=1_000_000), tally)
+    summary = summarize(tally, top=None)
+    got = from_summary(summary)
     for name in expected:
         assert got[name] == expected[name], name
+    assert summary.distinct_sources == len(summary.sources) == len(tally.sources)
+    assert summary.distinct_destinations == len(summary.destinations)
+    assert summary.sources == ranked_addresses(expected["sources"])  # top=None: all, ranked
+    assert summary.sports == ranked_ports(expected["sports"])
 
 
-@pytest.mark.parametrize("top", [1, 5, 17])
-def test_top_sources_and_destinations(scanner, top: int) -> None:
+def ranked_addresses(counts: object) -> list[tuple[str, int]]:
+    """Most first, ties by address (bytes order: these are ASCII)."""
+    assert isinstance(counts, dict)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0].encode()))
+
+
+PROTOCOL_NUMBERS = {name: number for number, name in (L4_NAMES | NUMBERED).items()}
+
+
+def ranked_ports(counts: object) -> list[tuple[tuple[str, int], int]]:
+    """Most first, ties by protocol number, then port."""
+    assert isinstance(counts, dict)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], PROTOCOL_NUMBERS[kv[0][0]], kv[0][1]))
+
+
+@pytest.mark.parametrize("top", [1, 5, 17, 10_000])
+def test_top_n(scanner, top: int) -> None:
     data, expected = generated(2, 2000)
-    tally = scanner(data)
-    summary = summarize(tally, top=top)
-    for got, counts, distinct in (
-        (summary.sources, expected["sources"], summary.distinct_sources),
-        (summary.destinations, expected["destinations"], summary.distinct_destinations),
-    ):
-        assert isinstance(counts, dict)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        assert got == ranked[:top]
-        assert distinct == len(counts)
+    summary = summarize(scanner(data), top=top)
+    assert summary.sources == ranked_addresses(expected["sources"])[:top]
+    assert summary.destinations == ranked_addresses(expected["destinations"])[:top]
+    assert summary.sports == ranked_ports(expected["sports"])[:top]
+    assert summary.distinct_sources == len(expected["sources"])  # type: ignore[arg-type]
+    assert summary.distinct_destinations == len(expected["destinations"])  # type: ignore[arg-type]
     # the generated sources have ties, so the address order is really exercised
     counts = Counter(expected["sources"].values())  # type: ignore[union-attr]
     assert any(n > 1 for n in counts.values())

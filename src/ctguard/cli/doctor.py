@@ -33,7 +33,7 @@ def _other_namespaces() -> dict[str, ConntrackSysctls] | Missing:
     return {name: v for name, v in read.items() if isinstance(v, ConntrackSysctls)}
 
 
-def collect_facts(root: str | None, netns: str | None) -> Facts:
+def collect_facts(root: str | None, netns: str | None, table: bool = True) -> Facts:
     from ctguard.facts import collect, read_safely
     from ctguard.host.commands import CapturedCommands, LiveCommands
     from ctguard.host.root import HostRoot
@@ -46,16 +46,17 @@ def collect_facts(root: str | None, netns: str | None) -> Facts:
         with open_root(root) as host:
             manifest = read_safely(read_manifest, host)
             netns_name = manifest.netns if isinstance(manifest, ManifestInfo) else None
-            return collect(host, CapturedCommands(host), netns_name)
+            return collect(host, CapturedCommands(host), netns_name, table)
     if netns is not None:
         from ctguard.host.netns import run_in_netns
 
         def job() -> Facts:
-            return collect(HostRoot("/"), LiveCommands(), netns)
+            return collect(HostRoot("/"), LiveCommands(), netns, table)
 
         inside = run_in_netns(netns, job, timeout=120)
         return inside.with_init_namespace(read_safely(read_conntrack_sysctls, HostRoot("/")))
-    return replace(collect(HostRoot("/"), LiveCommands()), other_netns=_other_namespaces())
+    facts = collect(HostRoot("/"), LiveCommands(), table=table)
+    return replace(facts, other_netns=_other_namespaces())
 
 
 def _thresholds(values: tuple[str, ...]) -> Thresholds:
@@ -104,7 +105,13 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
     "--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
     help="Change a default, repeatable: usage_warning=80, usage_critical=95 (% of max),"
     " memory_warning=10, memory_critical=25 (% of RAM), entries_per_bucket=4,"
-    " established_timeout=86400 (s), established_usage=50 (%).",
+    " established_timeout=86400 (s), established_usage=50 (%), composition_share=50 (%),"
+    " port_share=50 (%), table_min_entries=1000.",
+)  # fmt: skip
+@click.option(
+    "--no-table", is_flag=True,
+    help="Do not read the conntrack table (one pass, ~1 s per million entries):"
+    " CT402/CT505 are skipped and CT401 falls back to table usage.",
 )  # fmt: skip
 @click.option("-v", "--verbose", is_flag=True, help="Text: also say why each passed rule passed.")
 def doctor_command(
@@ -114,6 +121,7 @@ def doctor_command(
     only: tuple[str, ...],
     fail_on: str,
     thresholds: tuple[str, ...],
+    no_table: bool,
     verbose: bool,
 ) -> int:
     """Check this host (or a snapshot) for every conntrack pitfall, with evidence and the fix.
@@ -142,7 +150,7 @@ def doctor_command(
         raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
     limits = _thresholds(thresholds)
     try:
-        facts = collect_facts(root, netns)
+        facts = collect_facts(root, netns, table=not no_table)
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
     severity = Severity.CRITICAL if fail_on == "critical" else Severity.WARNING

@@ -9,7 +9,7 @@ from operator import itemgetter
 from typing import Any
 
 from ctguard.analyze import AnalyzeReport
-from ctguard.table.summary import HISTOGRAM_BOUNDS
+from ctguard.table.keys import HISTOGRAM_BOUNDS
 
 SCHEMA = "ctguard.analyze/1"
 

@@ -27,7 +27,10 @@ class Thresholds:
     memory_critical: float = 25.0
     entries_per_bucket: float = 4.0  # CT105
     established_timeout: float = 86400  # CT401, seconds
-    established_usage: float = 50.0  # CT401 warns only when the table is this full
+    established_usage: float = 50.0  # CT401: % of the table idle ESTABLISHED (or full)
+    composition_share: float = 50.0  # CT402: % of entries in one unhealthy kind
+    port_share: float = 50.0  # CT505: % of entries on one NAT-free (protocol, port)
+    table_min_entries: float = 1000  # CT402/CT505: below this the composition is noise
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -74,6 +77,7 @@ def _load_families() -> None:
     # imported for their @rule registrations
     from ctguard.rules import (  # noqa: F401
         bypass,
+        composition,
         memory,
         observability,
         persistence,

@@ -15,10 +15,7 @@ from ctguard.sources.meminfo import Meminfo
 
 SAFE_BUDGET_PCT = 5.0  # design §8: the default memory budget of a plan
 SYSCTL_DROPIN = "/etc/sysctl.d/90-conntrack.conf"
-WHAT_FILLS = (
-    "conntrack -L 2>/dev/null | grep -o 'dport=[0-9]*' | sort | uniq -c | sort -rn | head"
-    "   # busiest ports (coming: ctguard analyze)"
-)
+WHAT_FILLS = "ctguard analyze --by dport,state,timeout   # what fills the table, in one pass"
 
 
 def persist_file(facts: Facts) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ctguard.facts import Facts
+from ctguard.facts import Facts, TableFacts
 from ctguard.findings import Severity
 from ctguard.firewall import nat_rules
 from ctguard.missing import Missing
@@ -13,6 +13,7 @@ from ctguard.rules.remedies import WHAT_FILLS, persist_file
 from ctguard.rules.values import runtime, table_count
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
+from ctguard.table.whatif import what_if
 
 # Per-namespace behaviour keys compared between namespaces (a new namespace starts from
 # the compiled-in defaults, not from the host's values: nf_conntrack_*_init_net()).
@@ -68,6 +69,51 @@ def namespaces_differ(facts: Facts, _limits: Thresholds) -> Outcome:
     return found(Severity.INFO, evidence, fix)
 
 
+IDLE_LONG = 3600  # an ESTABLISHED flow silent for an hour is, for conntrack, idle
+
+
+def _idle_share(
+    table: TableFacts, timeout: int, limits: Thresholds, evidence: list[str]
+) -> Outcome | None:
+    """With the table: do ESTABLISHED entries idle for over an hour dominate it?"""
+    entries = table.summary.entries
+    if entries < limits.table_min_entries:
+        return passed(f"long, but the table holds only {entries} entries", evidence)
+    row = what_if(
+        table.tally, {"tcp_timeout_established": timeout}, {"tcp_timeout_established": IDLE_LONG}
+    )[0]
+    share = 100.0 * row.expired / entries
+    evidence.append(
+        f"{row.expired:,} of {entries:,} entries ({share:.1f} %) are ESTABLISHED flows idle"
+        f" for over {IDLE_LONG // 3600} h ({table.source})"
+    )
+    if share < limits.established_usage:
+        return passed(
+            f"long, but idle ESTABLISHED flows are {share:.1f} % of the table"
+            f" (warning from {limits.established_usage:g} %)",
+            evidence,
+        )
+    return None
+
+
+def _usage_proxy(facts: Facts, limits: Thresholds, evidence: list[str]) -> Outcome | None:
+    """Without the table: a long timeout matters once the table fills."""
+    count, maximum = table_count(facts), runtime(facts, "nf_conntrack_max")
+    if maximum == 0:
+        return skipped("the table is unlimited (CT106): no usage to weigh the timeout against")
+    if count is None or maximum is None:
+        return skipped("table usage unknown: cannot tell whether idle entries crowd it")
+    pct = 100.0 * count / maximum
+    evidence.append(f"table {pct:.1f} % full (no table read: usage stands in for idle flows)")
+    if pct < limits.established_usage:
+        return passed(
+            f"long, but the table is only {pct:.1f} % full"
+            f" (warning from {limits.established_usage:g} %)",
+            evidence,
+        )
+    return None
+
+
 @rule("CT401")
 def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
     timeout = runtime(facts, "nf_conntrack_tcp_timeout_established")
@@ -76,19 +122,12 @@ def long_established_timeout(facts: Facts, limits: Thresholds) -> Outcome:
     evidence = [f"nf_conntrack_tcp_timeout_established = {timeout} s ({timeout / 3600:g} h)"]
     if timeout <= limits.established_timeout:
         return passed(f"{timeout} s", evidence)
-    count, maximum = table_count(facts), runtime(facts, "nf_conntrack_max")
-    if maximum == 0:
-        return skipped("the table is unlimited (CT106): no usage to weigh the timeout against")
-    if count is None or maximum is None:
-        return skipped("table usage unknown: cannot tell whether idle entries crowd it")
-    pct = 100.0 * count / maximum
-    evidence.append(f"table {pct:.1f} % full")
-    if pct < limits.established_usage:
-        return passed(
-            f"long, but the table is only {pct:.1f} % full"
-            f" (warning from {limits.established_usage:g} %)",
-            evidence,
-        )
+    if isinstance(facts.table, TableFacts):
+        verdict = _idle_share(facts.table, timeout, limits, evidence)
+    else:
+        verdict = _usage_proxy(facts, limits, evidence)
+    if verdict is not None:
+        return verdict
     nat = isinstance(facts.ruleset, Ruleset) and bool(nat_rules(facts.ruleset))
     floor = NAT_MIN_ESTABLISHED if nat else 3600
     if nat:

@@ -27,12 +27,12 @@ class Accumulator:
         self._c = c
         self._py = Tally(exact_timeouts=exact_timeouts) if c is None else None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self._c is not None:
             self._c.feed(data)
         else:
             assert self._py is not None
-            scan_py.scan(data, self._py, self.by_sport)
+            scan_py.scan(bytes(data), self._py, self.by_sport)
 
     def tally(self) -> Tally:
         if self._c is None:

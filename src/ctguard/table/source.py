@@ -46,15 +46,22 @@ def read_table(
             else:
                 where = PROC_TABLE if host.is_live else f"snapshot {PROC_TABLE.lstrip('/')}"
                 return TableRead(tally, where)
-        else:
+        elif host.is_live:
             procfs_missing = Missing(
                 f"no {PROC_TABLE} (kernel built without CONFIG_NF_CONNTRACK_PROCFS)"
+            )
+        else:
+            procfs_missing = Missing(
+                "the snapshot holds no table (proc/net/nf_conntrack or"
+                " ctguard_commands/conntrack-L; was it taken with --no-table?)"
             )
         if source == "procfs":
             return procfs_missing
     name = "conntrack-L-extended" if host.is_live else "conntrack-L"
     with commands.stream(name) as stream:
         if isinstance(stream, Missing):
+            if procfs_missing is not None and not host.is_live:
+                return procfs_missing
             reasons = [m.reason for m in (procfs_missing, stream) if m is not None]
             return Missing("; ".join(reasons))
         tally = scan_stream(stream, by_sport, True, exact_timeouts)

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 from ctguard.table.keys import (
     FLAG_ASSURED,
@@ -98,6 +99,7 @@ class TableSummary:
     offloaded: int  # [OFFLOAD] and [HW_OFFLOAD]
     hw_offloaded: int
     nated: int
+    unreplied_udp: int
     timeouts: dict[tuple[str, str], tuple[int, ...]]  # (protocol, state) -> histogram
     no_timeout: int
 
@@ -109,7 +111,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
     states: dict[tuple[str, str], int] = {}
     dports: dict[tuple[str, int], int] = {}
     dports_nat: dict[tuple[str, int], int] = {}
-    assured = unreplied = offloaded = hw_offloaded = nated = 0
+    assured = unreplied = offloaded = hw_offloaded = nated = unreplied_udp = 0
     for key, count in tally.shapes.items():
         shape = decode_shape(key)
         _add(families, shape.family, count)
@@ -124,6 +126,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         offloaded += count if shape.flag in (FLAG_OFFLOAD, FLAG_HW_OFFLOAD) else 0
         hw_offloaded += count if shape.flag == FLAG_HW_OFFLOAD else 0
         unreplied += count if shape.unreplied else 0
+        unreplied_udp += count if shape.unreplied and shape.protocol == "udp" else 0
         nated += count if shape.nat else 0
     sports = _top_ports(tally.sports, top)
     zones: dict[int, int] = {}
@@ -155,6 +158,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         offloaded=offloaded,
         hw_offloaded=hw_offloaded,
         nated=nated,
+        unreplied_udp=unreplied_udp,
         timeouts=timeouts,
         no_timeout=no_timeout,
     )
@@ -189,7 +193,7 @@ def _histograms(
 _REMAINING_MASK = (1 << 33) - 1
 
 
-def _add(counts: dict[object, int], key: object, count: int) -> None:  # type: ignore[misc]
+def _add(counts: dict[Any, int], key: object, count: int) -> None:
     counts[key] = counts.get(key, 0) + count
 
 

@@ -7,6 +7,7 @@ namespace), so it holds only ints, bytes and dicts of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -44,9 +45,7 @@ class Tally:
             _merge(mine, theirs)
 
 
-def _merge(
-    into: dict[int, int] | dict[bytes, int], more: dict[int, int] | dict[bytes, int]
-) -> None:
+def _merge(into: dict[Any, int], more: dict[Any, int]) -> None:
     get = into.get
     for key, count in more.items():
-        into[key] = get(key, 0) + count  # type: ignore[index, call-overload]
+        into[key] = get(key, 0) + count

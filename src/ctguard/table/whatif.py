@@ -91,7 +91,7 @@ def what_if(tally: Tally, current: Mapping[str, int], proposed: Mapping[str, int
         if entry.remaining is None:
             continue  # offloaded: the flowtable, not this timeout, decides
         name = timeout_name(entry.protocol, entry.state, entry.flag, current)
-        if name not in proposed:
+        if name is None or name not in proposed:
             continue
         affected[name] += count
         if current[name] - entry.remaining >= proposed[name]:

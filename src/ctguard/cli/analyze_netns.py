@@ -1,0 +1,103 @@
+"""``ctguard analyze --netns all``: every namespace's share of the global table, busiest first,
+then the full analysis of the busiest one."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ctguard.cli.emit import emit
+from ctguard.errors import CtguardError
+from ctguard.missing import Missing
+
+COUNT_BUDGET = 30.0  # seconds for counting every namespace
+ANALYZE_TIMEOUT = 300.0
+
+
+def _global_max() -> int:
+    from ctguard.host.root import HostRoot
+    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
+
+    values = read_conntrack_sysctls(HostRoot("/"))
+    return 0 if isinstance(values, Missing) else values.max or 0
+
+
+def usage_rows(usages: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "inode": u.namespace.inode,
+            "names": list(u.namespace.names),
+            "holder": u.namespace.holder,
+            "pids": list(u.namespace.pids[:8]),
+            "initial": u.namespace.initial,
+            "entries": u.count,
+            "share_of_max": None if u.share() is None else round(u.share(), 2),
+            "error": u.error or None,
+        }
+        for u in usages
+    ]
+
+
+def analyze_all_namespaces(
+    source: str, breakdowns: tuple[str, ...], top: int | None, fmt: str
+) -> int:
+    from ctguard.analyze import build_report
+    from ctguard.cli.analyze import _Read, _read_host, _render
+    from ctguard.host.namespaces import list_namespaces, namespace_usage
+    from ctguard.host.netns import run_in_netns_path
+    from ctguard.output.analyze_json import analyze_document
+    from ctguard.table.source import TableRead
+
+    if os.geteuid() != 0:
+        raise CtguardError("--netns all needs root (setns into each namespace)")
+    maximum = _global_max()
+    usages = namespace_usage(list_namespaces(), maximum, total=COUNT_BUDGET)
+    rows = usage_rows(usages)
+    busiest = next((u for u in usages if u.count), None)
+    report = None
+    if busiest is not None:
+        ns = busiest.namespace
+        by_sport = "sport" in breakdowns
+
+        def job() -> _Read:
+            return _read_host("/", source, by_sport, True, False)
+
+        own = os.stat("/proc/self/ns/net").st_ino
+        read = (
+            job()
+            if ns.inode == own
+            else run_in_netns_path(ns.path, job, ANALYZE_TIMEOUT, ns.holder)
+        )
+        if isinstance(read.table, TableRead):
+            label = ns.names[0] if ns.names else ns.holder
+            report = build_report(read.table.tally, read.table.source, breakdowns, top, netns=label)
+    if fmt == "json":
+        document: dict[str, Any] = (
+            analyze_document(report) if report else {"schema": "ctguard.analyze/1"}
+        )
+        document["global_max"] = maximum
+        document["namespaces"] = rows
+        emit(json.dumps(document) + "\n")
+        return 0
+    if fmt == "csv":
+        lines = ["breakdown,key,count"]
+        for r in rows:
+            entries = "" if r["entries"] is None else r["entries"]
+            lines.append(f"namespace,{r['inode']} {r['holder']},{entries}")
+        text = "\n".join(lines) + "\n"
+        if report:
+            text += "".join(_render(report, "csv").splitlines(keepends=True)[1:])
+        emit(text)
+        return 0
+    out = [f"network namespaces (global nf_conntrack_max {maximum:,}), busiest first"]
+    out.append(f"  {'inode':<12} {'entries':>10} {'of max':>7}  holder")
+    for r in rows:
+        entries = f"{r['entries']:,}" if r["entries"] is not None else "?"
+        share = f"{r['share_of_max']:.1f}%" if r["share_of_max"] is not None else "-"
+        note = f"  ({r['error']})" if r["error"] else ""
+        out.append(f"  {r['inode']:<12} {entries:>10} {share:>7}  {r['holder']}{note}")
+    text = "\n".join(out) + "\n\n"
+    text += _render(report, "text") if report else "no namespace holds any entry\n"
+    emit(text)
+    return 0

@@ -1,0 +1,171 @@
+"""CT402 and CT505: what the table holds, when a table was read (live, or a snapshot's
+proc/net/nf_conntrack or conntrack -L)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.facts import Facts, TableFacts
+from ctguard.findings import Severity
+from ctguard.missing import Missing
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules.remedies import persist_file
+from ctguard.rules.values import runtime
+from ctguard.sources.sysctl_runtime import ConntrackSysctls
+from ctguard.table.candidates import notrack_candidates
+from ctguard.table.summary import TableSummary
+from ctguard.table.whatif import WhatIf, current_timeouts, what_if
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An unhealthy majority and the one timeout that governs it."""
+
+    label: str
+    timeout: str  # short sysctl name
+    proposed: int  # seconds; why each value is safe is in the comment beside it
+
+
+# TIME_WAIT entries only keep conntrack's view of a closed connection; 30 s still covers
+# late retransmissions on any sane RTT (the socket's own TIME_WAIT is not affected).
+# An unreplied UDP flow that waited 10 s for its first answer is a lost query: resolvers
+# retry on a new port. A SYN unanswered for 30 s has been retried by the client 3-4 times.
+WHO_OPENS = "ctguard analyze --by src,dport,state"
+
+KINDS = (
+    Kind("tcp TIME_WAIT", "tcp_timeout_time_wait", 30),
+    Kind("udp unreplied", "udp_timeout", 10),
+    Kind("tcp SYN_SENT", "tcp_timeout_syn_sent", 30),
+)
+
+
+def _count(summary: TableSummary, kind: Kind) -> int:
+    if kind.timeout == "udp_timeout":
+        return summary.unreplied_udp
+    protocol, state = kind.label.split()
+    return summary.states.get((protocol, state), 0)
+
+
+def _gate(facts: Facts, limits: Thresholds) -> TableFacts | Outcome:
+    if isinstance(facts.table, Missing):
+        return skipped(f"no table to look at: {facts.table.reason}")
+    entries = facts.table.summary.entries
+    if entries < limits.table_min_entries:
+        return passed(
+            f"{entries} entries in {facts.table.source}: too few for the composition to matter"
+            f" (from {limits.table_min_entries:g})"
+        )
+    return facts.table
+
+
+def _timeouts(facts: Facts) -> dict[str, int]:
+    return (
+        current_timeouts(facts.sysctls.values)
+        if isinstance(facts.sysctls, ConntrackSysctls)
+        else {}
+    )
+
+
+def _sysctl_command(facts: Facts, name: str, value: int) -> str:
+    command = f"sysctl -w net.netfilter.nf_conntrack_{name}={value}"
+    return f"ip netns exec {facts.netns} {command}" if facts.netns else command
+
+
+def _what_if_line(row: WhatIf, entries: int) -> str:
+    share = 100.0 * row.expired / entries if entries else 0.0
+    return (
+        f"what if {row.timeout} {row.current} -> {row.proposed} s: {row.expired:,} entries"
+        f" ({share:.1f} % of the table) would already have expired"
+    )
+
+
+@rule("CT402")
+def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
+    table = _gate(facts, limits)
+    if isinstance(table, Outcome):
+        return table
+    summary = table.summary
+    evidence: list[str] = []
+    commands: list[str] = []
+    current = _timeouts(facts)
+    for kind in KINDS:
+        count = _count(summary, kind)
+        share = 100.0 * count / summary.entries
+        if share < limits.composition_share:
+            continue
+        evidence.append(
+            f"{kind.label}: {count:,} of {summary.entries:,} entries ({share:.1f} %)"
+            f" in {table.source}"
+        )
+        now = current.get(kind.timeout)
+        if now is not None and now > kind.proposed:
+            row = what_if(table.tally, current, {kind.timeout: kind.proposed})[0]
+            evidence.append(_what_if_line(row, summary.entries))
+            commands.append(_sysctl_command(facts, kind.timeout, kind.proposed))
+        elif now is not None:
+            evidence.append(f"{kind.timeout} is already {now} s")
+    if not evidence:
+        kinds = ", ".join(kind.label for kind in KINDS)
+        return passed(f"no single kind ({kinds}) holds {limits.composition_share:g} % of the table")
+    if not commands:
+        fix = "The timeout is already short: find who opens these flows:\n" + WHO_OPENS
+    else:
+        persist = (
+            "and set it wherever this namespace is created (container runtime, pod sysctls)."
+            if facts.netns
+            else f"and persist it in {persist_file(facts)}."
+        )
+        fix = (
+            "Shorten the timeout that keeps this majority alive (the what-if line shows what"
+            " it frees):\n"
+            + "\n".join(commands)
+            + f"\n{persist}\nThen find who opens these flows:\n{WHO_OPENS}"
+        )
+    return found(Severity.WARNING, evidence, fix)
+
+
+@rule("CT505")
+def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
+    table = _gate(facts, limits)
+    if isinstance(table, Outcome):
+        return table
+    summary = table.summary
+    top = max(summary.dports.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+    if top is None:
+        return passed("no entry has ports")
+    (protocol, port), count = top
+    share = 100.0 * count / summary.entries
+    evidence = [f"{protocol}/{port}: {count:,} of {summary.entries:,} entries ({share:.1f} %)"]
+    if share < limits.port_share:
+        return passed(
+            f"the busiest port holds {share:.1f} % (from {limits.port_share:g} %)", evidence
+        )
+    nated = summary.dports_nat.get((protocol, port), 0)
+    if nated:
+        return passed(
+            f"{protocol}/{port} dominates but {nated:,} of its entries are NATed:"
+            " untracked packets are never NATed, so NOTRACK would break them",
+            evidence,
+        )
+    candidate = next(
+        (c for c in notrack_candidates(summary) if (c.protocol, c.port) == (protocol, port)), None
+    )
+    if candidate is None:  # not tcp/udp: no bypass we would propose
+        return passed(
+            f"{protocol}/{port} dominates; NOTRACK is offered for tcp and udp only", evidence
+        )
+    evidence.append(f"no NATed entry on {protocol}/{port}")
+    usage = runtime(facts, "nf_conntrack_count"), runtime(facts, "nf_conntrack_max")
+    full = bool(
+        usage[0] is not None and usage[1] and 100.0 * usage[0] / usage[1] >= limits.usage_warning
+    )
+    fix = (
+        f"Take {protocol}/{port} out of conntrack (raw-table NOTRACK) with an accept for"
+        f" UNTRACKED packets in the filter table, or they are dropped (CT501):\n"
+        f"(coming: `{candidate.command}` will install, verify and undo this safely.)\n"
+        f"By hand, iptables: -t raw -A PREROUTING -p {protocol} --dport {port} -j NOTRACK;"
+        f" -t raw -A OUTPUT -p {protocol} --sport {port} -j NOTRACK;"
+        f" -A INPUT -p {protocol} --dport {port} -m conntrack --ctstate UNTRACKED -j ACCEPT"
+        f" (and the same for ip6tables)."
+    )
+    return found(Severity.WARNING if full else Severity.INFO, evidence, fix)
