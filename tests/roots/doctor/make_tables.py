@@ -37,7 +37,9 @@ def udp(n: int, remaining: int) -> str:
     )
 
 
-def spread(count: int, state: str, first: int, remaining: range, ports: tuple[int, ...]) -> list[str]:
+def spread(
+    count: int, state: str, first: int, remaining: range, ports: tuple[int, ...]
+) -> list[str]:
     return [
         tcp(first + i, state, ports[i % len(ports)], remaining[i % len(remaining)])
         for i in range(count)
