@@ -149,13 +149,29 @@ def run_timed(
             os.unlink(report)
 
 
+class Wall(float):
+    """A median wall time in seconds that remembers the fastest and slowest sample."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Wall:
+        wall = cls(statistics.median(samples))
+        wall.low, wall.high = min(samples), max(samples)
+        return wall
+
+    def spread(self) -> str:
+        return f"({self.low:.3f}-{self.high:.3f})"
+
+
 def median_runs(
     argv: list[str],
     runs: int,
     stdout: int = subprocess.PIPE,
     env: dict[str, str] | None = None,
     rss: bool = False,
-) -> tuple[float, bytes, float | None]:
+) -> tuple[Wall, bytes, float | None]:
     """Median wall over ``runs`` fresh runs, the last stdout, the highest peak RSS."""
     walls, out, peaks = [], b"", []
     for _ in range(runs):
@@ -163,7 +179,7 @@ def median_runs(
         walls.append(wall)
         if peak is not None:
             peaks.append(peak)
-    return statistics.median(walls), out, max(peaks) if peaks else None
+    return Wall.of(walls), out, max(peaks) if peaks else None
 
 
 def _tree(pid: int) -> list[int]:
@@ -437,7 +453,7 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
         report = json.loads(out)
         pss = tree_peak_pss(argv)
         env = {**os.environ, "LC_ALL": "C"}
-        times: dict[str, float] = {}
+        times: dict[str, Wall] = {}
         outputs: dict[str, bytes] = {}
         for name, pipeline in PIPELINES.items():
             command = ["bash", "-o", "pipefail", "-c", pipeline, "baseline", path]
@@ -445,12 +461,14 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
         base_s = sum(times.values())
 
         print(f"scanner: {report.get('scanner')} (ctguard.table.scanner.IMPLEMENTATION)")
-        print(f"median wall of {args.runs} runs each")
-        print(f"  {'cat FILE > /dev/null':<44} {cat_s:8.3f} s")
-        print(f"  {label:<44} {ct_s:8.3f} s   {ct_s * 1e6 / args.entries:6.2f} us/entry")
+        print(f"median wall of {args.runs} runs each (fastest-slowest)")
+        print(f"  {'cat FILE > /dev/null':<44} {cat_s:8.3f} s {cat_s.spread()}")
+        print(
+            f"  {label:<44} {ct_s:8.3f} s {ct_s.spread()}  {ct_s * 1e6 / args.entries:.2f} us/entry"
+        )
         print(f"  {'awk/sort pipelines, sum of ' + str(len(times)):<44} {base_s:8.3f} s")
         for name, seconds in times.items():
-            print(f"      {name:<40} {seconds:8.3f} s")
+            print(f"      {name:<40} {seconds:8.3f} s {seconds.spread()}")
         ratio = base_s / ct_s
         print(
             f"peak memory: {rss or 0:.1f} MB RSS (largest process), "
@@ -468,7 +486,7 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
             f"({report['entries']:,} entries, {report['distinct']['src']:,} sources)"
         )
 
-        rows = [(args.entries, ct_s)]
+        rows: list[tuple[int, Wall]] = [(args.entries, ct_s)]
         if args.big:
             os.unlink(path)
             big, made = make_dump(directory, args.big, args.seed)
@@ -483,19 +501,24 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
                     f"big dump: {big_report['entries']} entries, "
                     f"{big_report['bad_lines']['count']} bad: benchmark void"
                 )
-            print(f"  peak RSS {big_rss or 0:.1f} MB (largest process)")
+            big_pss = tree_peak_pss(big_argv)
+            print(
+                f"  peak memory: {big_rss or 0:.1f} MB RSS (largest process), "
+                f"{big_pss:.1f} MB PSS summed over the process tree (sampled)"
+            )
             rows.append((args.big, big_s))
         print("growth:")
         for entries, seconds in rows:
             print(
-                f"  {entries:>10,} entries  {seconds:8.3f} s  "
+                f"  {entries:>10,} entries  {seconds:8.3f} s {seconds.spread()}  "
                 f"{seconds * 1e6 / entries:6.2f} us/entry"
             )
         if len(rows) == 2:
             growth = (rows[1][1] / rows[1][0]) / (rows[0][1] / rows[0][0])
             print(
                 f"  per-entry cost at {args.big:,} / at {args.entries:,}: {growth:.2f}x "
-                f"({'linear' if growth <= 1.25 else 'WORSE than linear'})"
+                f"({'linear' if growth <= 1.25 else 'WORSE than linear'}); marginal cost "
+                f"{(rows[1][1] - rows[0][1]) * 1e6 / (rows[1][0] - rows[0][0]):.2f} us/entry"
             )
 
     for text, met in (
@@ -580,18 +603,14 @@ def live(args: argparse.Namespace, cli: str | None) -> bool:
                 )
 
         print(f"  answers: every tool must report {count:,} entries, all tcp dport 8983")
-        base_s, _, _ = median_runs(
-            [*inside, "conntrack", "-L"], args.runs, stdout=subprocess.DEVNULL
-        )
-        rows = [("ip netns exec NAME conntrack -L > /dev/null", base_s, None)]
+        baseline = "ip netns exec NAME conntrack -L > /dev/null"
+        contenders: list[tuple[str, list[str], float | None]] = [
+            (baseline, [*inside, "conntrack", "-L"], None)
+        ]
         if cli is None:
             python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
             argv = [*inside, python, str(THIS), "--library-child", "/proc/net/nf_conntrack"]
-            seconds, out, _ = median_runs(argv, args.runs)
-            check(out, "library")
-            rows.append(
-                ("library on /proc/net/nf_conntrack (--library)", seconds, LIVE_PROCFS_TARGET)
-            )
+            contenders.append(("library on /proc/net/nf_conntrack", argv, LIVE_PROCFS_TARGET))
             print("  (no `ctguard analyze` yet: --source netlink not measured)")
         else:
             for label, extra, target in (
@@ -603,16 +622,28 @@ def live(args: argparse.Namespace, cli: str | None) -> bool:
                 ),
             ):
                 argv = [cli, "analyze", "--netns", name, *extra, "--format", "json"]
-                seconds, out, _ = median_runs(argv, args.runs)
-                check(out, label)
-                rows.append((label, seconds, target))
+                contenders.append((label, argv, target))
+        # interleaved rounds, so a burst of load elsewhere hits every contender alike
+        samples: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
+        for _ in range(args.runs):
+            for label, argv, _ in contenders:
+                quiet = label == baseline
+                wall, out, _ = run_timed(argv, subprocess.DEVNULL if quiet else subprocess.PIPE)
+                if not quiet:
+                    check(out, label)
+                samples[label].append(wall)
+        rows = [(label, Wall.of(samples[label]), target) for label, _, target in contenders]
+        base_s = rows[0][1]
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=60)
 
     ok = True
-    print(f"median wall of {args.runs} runs each")
+    print(f"median wall of {args.runs} interleaved runs each (fastest-slowest)")
     for label, seconds, target in rows:
-        line = f"  {label:<48} {seconds:8.3f} s   {seconds / base_s:5.2f}x conntrack -L"
+        line = (
+            f"  {label:<46} {seconds:6.3f} s {seconds.spread()}  "
+            f"{seconds / base_s:4.2f}x conntrack -L"
+        )
         if target is not None:
             met = seconds / base_s <= target
             ok = ok and met

@@ -34,13 +34,18 @@ import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctguard.errors import CtguardError, HostAccessError
 from ctguard.host.commands import Commands, LiveCommands
 from ctguard.host.ct_events import NETLINK_NETFILTER, NFNLGRP_CONNTRACK_NEW, count_messages
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
+
+if TYPE_CHECKING:
+    from ctguard.table.summary import TableSummary
+
+T = TypeVar("T")
 
 TABLE_DUTY = 0.15  # share of one core that table reads (and namespace scans) may take
 RATE_NAMES = ("new", "drop", "early_drop", "insert_failed")
@@ -153,11 +158,8 @@ def compute_rates(first: CounterSample, last: CounterSample, seconds: float) -> 
     return Rates(seconds, values, last.new_overflows > first.new_overflows)
 
 
-def table_view(summary: Any, source: str, top: int) -> TableView:
+def table_view(summary: TableSummary, source: str, top: int) -> TableView:
     """The rows ``top`` shows from a ``TableSummary`` (most first, ties by key)."""
-    from ctguard.table.summary import TableSummary
-
-    assert isinstance(summary, TableSummary)
     ports = sorted(summary.dports.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     states: dict[tuple[str, str], int] = dict(summary.states)
     stateful: dict[str, int] = {}
@@ -255,7 +257,7 @@ class TopSampler:
             notes=tuple(notes),
         )
 
-    def _timed(self, schedule: _Schedule, read: Callable[[], Any]) -> Any:
+    def _timed(self, schedule: _Schedule, read: Callable[[], T]) -> T:
         start = self.clock()
         try:
             return read()
@@ -367,9 +369,8 @@ class Probe:
         self.commands: Commands = LiveCommands()
         self.events = open_new_events(self.host)
         kernel = read_kernel(self.host, self.commands)
-        # the procfs `new` column counts created entries only before 5.10 (commit
-        # d7e7747ac5c2 "netfilter: refetch conntrack after nf_conntrack_update()" era
-        # rework); later it stays 0, so it is used only on older kernels
+        # the procfs `new` column counts created entries only before 5.10 and stays 0
+        # after (as status.py notes), so it stands in for events only on older kernels
         self.old_new_counter = isinstance(kernel, KernelVersion) and not kernel.at_least(5, 10)
 
     def fileno(self) -> int | None:
@@ -517,7 +518,7 @@ class ProbeProcess:
         self.conn = parent
         try:
             self._reply(30.0)  # started, in the namespace
-        except BaseException:
+        except CtguardError:
             self.close()
             raise
 
@@ -536,9 +537,15 @@ class ProbeProcess:
         return b"".join(chunks)
 
     def _reply(self, timeout: float) -> object:
+        """The next answer; a failed job raises its message, a failed helper is stopped
+        (its state is unknown, it is never reused) and raises why."""
         deadline = time.monotonic() + timeout
-        (size,) = _LENGTH.unpack(self._recv_exactly(_LENGTH.size, deadline))
-        kind, value = pickle.loads(self._recv_exactly(size, deadline))  # noqa: S301 - our child
+        try:
+            (size,) = _LENGTH.unpack(self._recv_exactly(_LENGTH.size, deadline))
+            kind, value = pickle.loads(self._recv_exactly(size, deadline))  # noqa: S301
+        except BaseException:
+            self.close()
+            raise
         if kind == "error":
             raise CtguardError(str(value))
         return value
@@ -548,11 +555,7 @@ class ProbeProcess:
             self.conn.sendall(request)
         except OSError as exc:
             raise CtguardError(f"reading inside {self.label} failed (the helper died)") from exc
-        try:
-            return self._reply(timeout)
-        except CtguardError:
-            self.close()  # its state is unknown now: never reuse it
-            raise
+        return self._reply(timeout)
 
     def counters(self) -> CounterSample:
         sample = self._call(b"c", 30.0)

@@ -1,7 +1,7 @@
 """The ``scanner`` fixture: every scanner test runs once per implementation.
 
-``python`` is the pure-Python scanner (forced); ``c`` is the C extension, skipped while it
-is not built. Both must give the same Tally for the same bytes.
+``python`` is the pure-Python scanner (forced); ``c`` is the C extension (a test fails if it
+is not built, see tablescan.make_scan). Both must give the same Tally for the same bytes.
 """
 
 from __future__ import annotations

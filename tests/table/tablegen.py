@@ -349,10 +349,6 @@ def dump(
             continue
         conn = random_conn(rng)
         fmt = rng.choice(formats)
-        if fmt == "list" and conn.proto not in L4_NAMES:
-            # conntrack -L prints "unknown  N TIMEOUT ..." without an l3 prefix; the
-            # scanner misreads it (xfail in test_scan_lines), so keep it out of here.
-            fmt = "extended"
         lines.append(Line(render(conn, fmt, ident=rng.randrange(1 << 32)), conn))
     return lines
 

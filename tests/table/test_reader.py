@@ -206,13 +206,6 @@ def test_over_long_line_in_a_file(
     check_long(reader.scan_path(str(path), jobs=jobs), whole(kind, stand_in), number)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reader.py: MAX_LINE is only enforced in _chunks when no newline is in the data "
-    "read so far, and _scan_range enforces CHUNK instead; a line longer than MAX_LINE is "
-    "counted bad or parsed as an entry depending on where the reads fall (module docstring: "
-    "'A line longer than MAX_LINE is counted as one bad line')",
-)
 @pytest.mark.parametrize("kind", KINDS)
 def test_line_longer_than_max_line_is_bad_however_it_is_read(
     tmp_path: Path, monkeypatch, kind: str

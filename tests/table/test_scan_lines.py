@@ -593,11 +593,6 @@ def test_one_line(scanner, line: str, expected: Entry) -> None:
     assert only_entry(scanner(line.encode() + b"\r\n")) == expected  # CRLF copy of a dump
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scan_py.py _scan_line: a leading 'unknown' is always taken for the l3 prefix, "
-    "so conntrack -L's 'unknown  2 99 src=...' (l4 name, no l3 prefix) is a bad line",
-)
 def test_conntrack_list_unknown_protocol(scanner) -> None:
     line = (
         b"unknown  2 99 src=127.0.0.2 dst=127.0.0.1 [UNREPLIED] src=127.0.0.1 dst=127.0.0.2 "

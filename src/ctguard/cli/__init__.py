@@ -17,6 +17,7 @@ from ctguard.cli.analyze import analyze_command
 from ctguard.cli.doctor import doctor_command, explain_command
 from ctguard.cli.snapshot import snapshot_command
 from ctguard.cli.status import status_command
+from ctguard.cli.top import top_command
 from ctguard.errors import CtguardError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -34,6 +35,7 @@ def cli(debug: bool) -> None:
       ctguard status                 how full is the table, what does it cost
       ctguard status --root SNAP     the same for a snapshot taken elsewhere
       ctguard analyze                what fills the table (ports, states, sources)
+      ctguard top                    live view: usage, drop rates, top ports
       ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
@@ -45,6 +47,7 @@ cli.add_command(explain_command)
 cli.add_command(status_command)
 cli.add_command(snapshot_command)
 cli.add_command(analyze_command)
+cli.add_command(top_command)
 
 
 def _error(message: str) -> int:

@@ -90,6 +90,34 @@ static int itab_add(IntTable *t, uint64_t key)
     return 0;
 }
 
+/* ---- per-protocol port counts: direct arrays, one per protocol seen (512 KiB each);
+ * a busy host has one source port per flow, too many keys for a hash table to be cheap */
+
+#define PORT_SLOTS 65537 /* port + 1; 0 = no port */
+
+typedef struct {
+    uint64_t *counts[256];
+} PortTable;
+
+static int ptab_add(PortTable *t, uint64_t proto, uint64_t slot)
+{
+    if (!t->counts[proto]) {
+        t->counts[proto] = PyMem_Calloc(PORT_SLOTS, sizeof(uint64_t));
+        if (!t->counts[proto])
+            return -1;
+    }
+    t->counts[proto][slot]++;
+    return 0;
+}
+
+static void ptab_free(PortTable *t)
+{
+    for (int i = 0; i < 256; i++) {
+        PyMem_Free(t->counts[i]);
+        t->counts[i] = NULL;
+    }
+}
+
 /* ---- byte-string-keyed counts (addresses); keys copied into an arena -------------- */
 
 typedef struct {
@@ -201,6 +229,7 @@ static const char *const STATES[] = {
     "INVALID", "RETRANS", "UNACK",
 };
 #define N_STATES (sizeof(STATES) / sizeof(STATES[0]))
+static size_t STATE_LEN[N_STATES]; /* filled in PyInit__scan */
 #define OTHER_STATE 63
 
 static int is_space(unsigned char c)
@@ -284,9 +313,11 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     int by_sport, exact_timeouts;
+    Py_ssize_t max_line;
     uint64_t lines, entries, bad, first_bad;
     PyObject *first_bad_text;
-    IntTable shapes, timeouts, sports, markzones;
+    IntTable shapes, timeouts, markzones;
+    PortTable sports;
     ByteTable sources, destinations;
 } Accumulator;
 
@@ -300,7 +331,15 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     int family = 0;     /* 0: unknown, infer; 4 / 6: from the prefix */
     int family_given = 0;
     uint64_t n;
-    if (tok_eq(t, "ipv4") || tok_eq(t, "ipv6") || tok_eq(t, "unknown")) {
+    int l3 = tok_eq(t, "ipv4") || tok_eq(t, "ipv6");
+    if (!l3 && tok_eq(t, "unknown")) {
+        /* conntrack -L prints an unknown l4 protocol as "unknown  2 99 src=...": a prefix
+         * only when a protocol name, not a number, follows the l3 number */
+        const char *q = p;
+        Span second, third;
+        l3 = !(next_token(&q, end, &second) && next_token(&q, end, &third) && all_digits(third));
+    }
+    if (l3) {
         family = tok_eq(t, "ipv6") ? 6 : (tok_eq(t, "ipv4") ? 4 : 0);
         family_given = 1;
         if (!next_token(&p, end, &t) || !parse_number(t, 255, &n))
@@ -328,7 +367,7 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     if (has_tok && !memchr(t.s, '=', t.n) && t.s[0] != '[') {
         state = OTHER_STATE;
         for (size_t i = 0; i < N_STATES; i++)
-            if (tok_eq(t, STATES[i])) {
+            if (t.n == STATE_LEN[i] && memcmp(t.s, STATES[i], t.n) == 0) {
                 state = i + 1;
                 break;
             }
@@ -343,6 +382,8 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     for (; has_tok; has_tok = next_token(&p, end, &t)) {
         const char *eq = memchr(t.s, '=', t.n);
         if (!eq) {
+            if (t.s[0] != '[')
+                continue;
             if (tok_eq(t, "[UNREPLIED]"))
                 unreplied = 1;
             else if (tok_eq(t, "[ASSURED]"))
@@ -353,39 +394,41 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
                 flag = 3;
             continue;
         }
-        Span key = {t.s, (size_t)(eq - t.s)};
+        size_t klen = (size_t)(eq - t.s);
         Span value = {eq + 1, (size_t)(t.s + t.n - (eq + 1))};
-        int is_sport = tok_eq(key, "sport"), is_dport = tok_eq(key, "dport");
-        uint64_t port = 0;
-        if ((is_sport || is_dport) && !parse_number(value, 0xFFFF, &port))
-            return LINE_BAD;
-        if (tok_eq(key, "src"))
-            ntuples++;
-        Tuple *cur = (ntuples >= 1 && ntuples <= 2) ? &tuples[ntuples - 1] : NULL;
-        if (tok_eq(key, "src")) {
-            if (cur && !cur->has_src) {
+        /* dispatch on the key's length first: most tokens are src/dst (3), sport/dport (5) */
+        if (klen == 3 && (memcmp(t.s, "src", 3) == 0 || memcmp(t.s, "dst", 3) == 0)) {
+            int is_src = t.s[0] == 's';
+            if (is_src)
+                ntuples++;
+            Tuple *cur = (ntuples >= 1 && ntuples <= 2) ? &tuples[ntuples - 1] : NULL;
+            if (!cur)
+                continue;
+            if (is_src && !cur->has_src) {
                 cur->has_src = 1;
                 cur->src = value;
-            }
-        } else if (tok_eq(key, "dst")) {
-            if (cur && !cur->has_dst) {
+            } else if (!is_src && !cur->has_dst) {
                 cur->has_dst = 1;
                 cur->dst = value;
             }
-        } else if (is_sport) {
-            if (cur && !cur->has_sport) {
+        } else if (klen == 5 && (memcmp(t.s, "sport", 5) == 0 || memcmp(t.s, "dport", 5) == 0)) {
+            uint64_t port = 0;
+            if (!parse_number(value, 0xFFFF, &port))
+                return LINE_BAD;
+            Tuple *cur = (ntuples >= 1 && ntuples <= 2) ? &tuples[ntuples - 1] : NULL;
+            if (!cur)
+                continue;
+            if (t.s[0] == 's' && !cur->has_sport) {
                 cur->has_sport = 1;
                 cur->sport = port;
-            }
-        } else if (is_dport) {
-            if (cur && !cur->has_dport) {
+            } else if (t.s[0] == 'd' && !cur->has_dport) {
                 cur->has_dport = 1;
                 cur->dport = port;
             }
-        } else if (tok_eq(key, "mark")) {
+        } else if (klen == 4 && memcmp(t.s, "mark", 4) == 0) {
             if (!parse_number(value, 0xFFFFFFFFULL, &mark))
                 return LINE_BAD;
-        } else if (tok_eq(key, "zone")) {
+        } else if (klen == 4 && memcmp(t.s, "zone", 4) == 0) {
             if (!parse_number(value, 0xFFFF, &zone))
                 return LINE_BAD;
         }
@@ -406,7 +449,7 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
         remaining = bucketed(remaining);
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);
     if (itab_add(&a->shapes, shape) < 0 || itab_add(&a->timeouts, timeout) < 0 ||
-        (a->by_sport && itab_add(&a->sports, proto << 17 | (o->has_sport ? o->sport + 1 : 0)) < 0) ||
+        (a->by_sport && ptab_add(&a->sports, proto, o->has_sport ? o->sport + 1 : 0) < 0) ||
         itab_add(&a->markzones, mark << 16 | zone) < 0 ||
         btab_add(&a->sources, o->src.s, o->src.n) < 0 ||
         btab_add(&a->destinations, o->dst.s, o->dst.n) < 0)
@@ -419,18 +462,25 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
 
 static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"by_sport", "exact_timeouts", NULL};
+    static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", NULL};
     int by_sport = 1, exact_timeouts = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pp", kwlist, &by_sport, &exact_timeouts))
+    Py_ssize_t max_line = 1 << 16; /* keys.MAX_LINE */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppn", kwlist, &by_sport, &exact_timeouts,
+                                     &max_line))
         return -1;
+    if (max_line < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_line must be >= 0");
+        return -1;
+    }
     if (self->shapes.slots) {
         PyErr_SetString(PyExc_RuntimeError, "Accumulator already initialised");
         return -1;
     }
     self->by_sport = by_sport;
     self->exact_timeouts = exact_timeouts;
+    self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
-        itab_init(&self->sports) < 0 || itab_init(&self->markzones) < 0 ||
+        itab_init(&self->markzones) < 0 ||
         btab_init(&self->sources) < 0 || btab_init(&self->destinations) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -442,7 +492,7 @@ static void free_tables(Accumulator *self)
 {
     PyMem_Free(self->shapes.slots);
     PyMem_Free(self->timeouts.slots);
-    PyMem_Free(self->sports.slots);
+    ptab_free(&self->sports);
     PyMem_Free(self->markzones.slots);
     PyMem_Free(self->sources.slots);
     PyMem_Free(self->sources.arena);
@@ -450,7 +500,6 @@ static void free_tables(Accumulator *self)
     PyMem_Free(self->destinations.arena);
     memset(&self->shapes, 0, sizeof(IntTable));
     memset(&self->timeouts, 0, sizeof(IntTable));
-    memset(&self->sports, 0, sizeof(IntTable));
     memset(&self->markzones, 0, sizeof(IntTable));
     memset(&self->sources, 0, sizeof(ByteTable));
     memset(&self->destinations, 0, sizeof(ByteTable));
@@ -477,7 +526,7 @@ static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = nl ? nl : end;
         self->lines++;
-        int status = scan_line(self, p, line_end);
+        int status = (line_end - p > self->max_line) ? LINE_BAD : scan_line(self, p, line_end);
         if (status == LINE_NOMEM) {
             PyBuffer_Release(&view);
             return PyErr_NoMemory();
@@ -500,6 +549,24 @@ static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *Accumulator_bad_line(Accumulator *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "bad_line() takes bytes");
+        return NULL;
+    }
+    self->lines++;
+    self->bad++;
+    if (!self->first_bad) {
+        self->first_bad = self->lines;
+        Py_ssize_t n = PyBytes_GET_SIZE(arg);
+        self->first_bad_text = PyBytes_FromStringAndSize(PyBytes_AS_STRING(arg), n > 200 ? 200 : n);
+        if (!self->first_bad_text)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *int_dict(const IntTable *t)
 {
     PyObject *d = PyDict_New();
@@ -518,6 +585,32 @@ static PyObject *int_dict(const IntTable *t)
         }
         Py_DECREF(k);
         Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyObject *port_dict(const PortTable *t)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    for (uint64_t proto = 0; proto < 256; proto++) {
+        if (!t->counts[proto])
+            continue;
+        for (uint64_t slot = 0; slot < PORT_SLOTS; slot++) {
+            if (!t->counts[proto][slot])
+                continue;
+            PyObject *k = PyLong_FromUnsignedLongLong(proto << 17 | slot);
+            PyObject *v = PyLong_FromUnsignedLongLong(t->counts[proto][slot]);
+            if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
+                Py_XDECREF(k);
+                Py_XDECREF(v);
+                Py_DECREF(d);
+                return NULL;
+            }
+            Py_DECREF(k);
+            Py_DECREF(v);
+        }
     }
     return d;
 }
@@ -553,7 +646,7 @@ static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignor
         return NULL;
     }
     PyObject *dicts[6] = {
-        int_dict(&self->shapes),  int_dict(&self->timeouts),  int_dict(&self->sports),
+        int_dict(&self->shapes),  int_dict(&self->timeouts),  port_dict(&self->sports),
         int_dict(&self->markzones), bytes_dict(&self->sources), bytes_dict(&self->destinations),
     };
     for (int i = 0; i < 6; i++) {
@@ -573,6 +666,8 @@ static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignor
 static PyMethodDef Accumulator_methods[] = {
     {"feed", (PyCFunction)Accumulator_feed, METH_O,
      "feed(data): count the lines of a bytes-like object (whole lines)."},
+    {"bad_line", (PyCFunction)Accumulator_bad_line, METH_O,
+     "bad_line(start): count one line too long to hold as bad (start: its first bytes)."},
     {"result", (PyCFunction)Accumulator_result, METH_NOARGS,
      "result() -> (lines, entries, bad, first_bad, first_bad_text, shapes, timeouts, sports, "
      "markzones, sources, destinations)"},
@@ -597,6 +692,8 @@ static struct PyModuleDef scan_module = {
 
 PyMODINIT_FUNC PyInit__scan(void)
 {
+    for (size_t i = 0; i < N_STATES; i++)
+        STATE_LEN[i] = strlen(STATES[i]);
     if (PyType_Ready(&AccumulatorType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&scan_module);

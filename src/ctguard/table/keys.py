@@ -75,6 +75,10 @@ def markzone_key(mark: int, zone: int) -> int:
     return mark << 16 | zone
 
 
+# a line longer than this is bad, whatever it holds (real ones are under 1 KiB; secctx and
+# labels included): keeps one garbage "line" from costing unbounded memory
+MAX_LINE = 1 << 16
+
 # upper bounds (seconds) of the remaining-timeout histogram; the last bucket is open.
 # The C scanner has the same list.
 HISTOGRAM_BOUNDS: tuple[int, ...] = (10, 60, 300, 3600, 86400)

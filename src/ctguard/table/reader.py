@@ -1,7 +1,8 @@
 """Feed a scanner from a stream, a file (in parallel), gzip, or stdin, in bounded chunks.
 
 Memory stays bounded: a chunk of at most CHUNK bytes plus the partial line carried to
-the next one. A "line" longer than MAX_LINE is counted as one bad line and skipped.
+the next one. A line longer than MAX_LINE is one bad line, however the reads fall: the
+scanner rejects it inside a chunk, and the reader skips one that outgrows its buffer.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ import pickle
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
+from ctguard.table import keys
 from ctguard.table.scanner import Accumulator
 from ctguard.table.tally import Tally
 
 CHUNK = 4 << 20
-MAX_LINE = 1 << 20
+MAX_LINE = keys.MAX_LINE
 PARALLEL_MIN_BYTES = 32 << 20  # below this a second process costs more than it saves
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _too_long(data: bytes) -> bytes:
-    """One always-bad line standing for a line longer than MAX_LINE (its start is shown)."""
-    return b"=" + data[:199].replace(b"\n", b" ") + b"\n"
+@dataclass(frozen=True)
+class TooLong:
+    """A line longer than MAX_LINE that the reader dropped; ``start`` is its beginning."""
+
+    start: bytes
 
 
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+def _chunks(stream: BinaryIO) -> Iterator[bytes | TooLong]:
     """Whole-line chunks of ``stream``; the last one may lack its newline."""
     rest = b""
     skipping = False  # inside a line longer than MAX_LINE, already counted
@@ -43,7 +48,7 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > MAX_LINE:
-                yield _too_long(data)
+                yield TooLong(data[:200])
                 rest, skipping = b"", True
             else:
                 rest = data
@@ -60,14 +65,17 @@ def scan_stream(
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
     with scanning."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact_timeouts)
+    accumulator = Accumulator(by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE)
     for data in _prefetched(stream) if prefetch else _chunks(stream):
-        accumulator.feed(data)
+        if isinstance(data, TooLong):
+            accumulator.bad_line(data.start)
+        else:
+            accumulator.feed(data)
     return accumulator.tally()
 
 
-def _prefetched(stream: BinaryIO) -> Iterator[bytes]:
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+def _prefetched(stream: BinaryIO) -> Iterator[bytes | TooLong]:
+    chunks: queue.Queue[bytes | TooLong | BaseException | None] = queue.Queue(maxsize=4)
 
     def produce() -> None:
         try:
@@ -120,7 +128,7 @@ def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
 
 def _scan_range(mapped: mmap.mmap, start: int, end: int, by_sport: bool, exact: bool) -> Tally:
     """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact)
+    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE)
     with memoryview(mapped) as view:
         position = start
         while position < end:
@@ -128,7 +136,7 @@ def _scan_range(mapped: mmap.mmap, start: int, end: int, by_sport: bool, exact: 
             if stop < end:
                 at = mapped.rfind(b"\n", position, stop)
                 if at < 0:  # a line longer than CHUNK: one bad line, resume after it
-                    accumulator.feed(_too_long(mapped[position : position + 200]))
+                    accumulator.bad_line(mapped[position : position + 200])
                     following = mapped.find(b"\n", stop, end)
                     position = end if following < 0 else following + 1
                     continue

@@ -10,8 +10,9 @@ src=10.0.0.2 dst=10.0.0.1 sport=443 dport=51234 [ASSURED] mark=0 zone=0 use=2
     udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=55495 dport=53 [UNREPLIED] \
 src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55495 mark=0 use=1
 
-Grammar: an optional ``ipv4|ipv6|unknown N`` prefix; the l4 name and number; an optional
-remaining timeout (absent for offloaded entries); an optional state word; then tokens:
+Grammar: an optional ``ipv4|ipv6|unknown N`` prefix (``unknown N`` only when a protocol
+name follows: conntrack -L prints an unknown *l4* protocol as ``unknown  2 99 src=...``);
+the l4 name and number; an optional remaining timeout (absent for offloaded entries); an optional state word; then tokens:
 the original tuple (from the first ``src=``), the reply tuple (from the second ``src=``),
 ``[FLAG]`` words and ``key=value`` fields in any order. A line without a protocol number,
 or without ``src=``/``dst=`` in both tuples, is bad: counted, never fatal.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from ctguard.table.keys import (
     FLAG_IDS,
+    MAX_LINE,
     OTHER_STATE,
     STATE_IDS,
     bucketed,
@@ -39,7 +41,7 @@ def _number(token: bytes, limit: int) -> int | None:
     return int(token) if token.isdigit() and len(token) <= 10 and int(token) <= limit else None
 
 
-def scan(data: bytes, tally: Tally, by_sport: bool = True) -> None:
+def scan(data: bytes, tally: Tally, by_sport: bool = True, max_line: int = MAX_LINE) -> None:
     """Count every line of ``data``: whole lines; a last line without newline counts.
 
     ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed)."""
@@ -48,7 +50,7 @@ def scan(data: bytes, tally: Tally, by_sport: bool = True) -> None:
         lines.pop()
     for line in lines:
         tally.lines += 1
-        if not line.strip() or _scan_line(line, tally, by_sport):
+        if len(line) <= max_line and (not line.strip() or _scan_line(line, tally, by_sport)):
             continue
         tally.bad += 1
         if tally.first_bad is None:
@@ -56,11 +58,22 @@ def scan(data: bytes, tally: Tally, by_sport: bool = True) -> None:
             tally.first_bad_text = line[:200]
 
 
+def bad_line(start: bytes, tally: Tally) -> None:
+    """Count one line the reader could not hold (longer than its buffer) as bad."""
+    tally.lines += 1
+    tally.bad += 1
+    if tally.first_bad is None:
+        tally.first_bad = tally.lines
+        tally.first_bad_text = start[:200]
+
+
 def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
     tokens = line.split()
     i = 0
     family: bytes | None = None
-    if tokens[0] in _L3:
+    if tokens[0] in _L3 and not (
+        tokens[0] == b"unknown" and len(tokens) > 2 and tokens[2].isdigit()
+    ):
         if len(tokens) < 2 or _number(tokens[1], 255) is None:
             return False
         family, i = tokens[0], 2

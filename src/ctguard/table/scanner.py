@@ -7,6 +7,7 @@ of times with whole lines, then ``acc.tally()``.
 from __future__ import annotations
 
 from ctguard.table import scan_py
+from ctguard.table.keys import MAX_LINE
 from ctguard.table.tally import Tally
 
 try:
@@ -19,11 +20,20 @@ IMPLEMENTATION = "c" if _scan is not None else "python"
 
 class Accumulator:
     def __init__(
-        self, by_sport: bool = True, force_python: bool = False, exact_timeouts: bool = True
+        self,
+        by_sport: bool = True,
+        force_python: bool = False,
+        exact_timeouts: bool = True,
+        max_line: int = MAX_LINE,
     ) -> None:
         self.by_sport = by_sport
         self.exact_timeouts = exact_timeouts
-        c = None if _scan is None or force_python else _scan.Accumulator(by_sport, exact_timeouts)
+        self.max_line = max_line
+        c = (
+            None
+            if _scan is None or force_python
+            else _scan.Accumulator(by_sport, exact_timeouts, max_line)
+        )
         self._c = c
         self._py = Tally(exact_timeouts=exact_timeouts) if c is None else None
 
@@ -32,7 +42,15 @@ class Accumulator:
             self._c.feed(data)
         else:
             assert self._py is not None
-            scan_py.scan(bytes(data), self._py, self.by_sport)
+            scan_py.scan(bytes(data), self._py, self.by_sport, self.max_line)
+
+    def bad_line(self, start: bytes) -> None:
+        """One line too long to hold: counted as bad, ``start`` kept as its text."""
+        if self._c is not None:
+            self._c.bad_line(start)
+        else:
+            assert self._py is not None
+            scan_py.bad_line(start, self._py)
 
     def tally(self) -> Tally:
         if self._c is None:
