@@ -196,24 +196,27 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def tree_peak_pss(argv: list[str]) -> float:
-    """Peak summed PSS (MB) of ``argv`` and its children, sampled every 10 ms: forked
-    scanners share their parent's pages, so PSS, not RSS, is what they add up to."""
-    peak = 0
+def tree_peak_pss(argv: list[str]) -> tuple[float, float]:
+    """Peak summed PSS of ``argv`` and its children, sampled every 10 ms, in MB: all of
+    it, and its anonymous part (file pages, e.g. an mmapped dump, are page cache the
+    kernel can drop). Forked scanners share pages, so PSS, not RSS, is what adds up."""
+    peak = peak_anon = 0
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
         while proc.poll() is None:
-            total = 0
+            total = anon = 0
             for pid in _tree(proc.pid):
                 try:
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1])
-                            break
+                    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
                 except OSError:
                     continue
-            peak = max(peak, total)
+                for line in rollup.splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                    elif line.startswith("Pss_Anon:"):
+                        anon += int(line.split()[1])
+            peak, peak_anon = max(peak, total), max(peak_anon, anon)
             time.sleep(0.01)
-    return peak / 1024
+    return peak / 1024, peak_anon / 1024
 
 
 # ---------------------------------------------------------------- answers
@@ -451,7 +454,7 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
         run_timed(argv)  # warm-up, not counted
         ct_s, out, rss = median_runs(argv, args.runs, rss=True)
         report = json.loads(out)
-        pss = tree_peak_pss(argv)
+        pss, anon = tree_peak_pss(argv)
         env = {**os.environ, "LC_ALL": "C"}
         times: dict[str, Wall] = {}
         outputs: dict[str, bytes] = {}
@@ -471,8 +474,8 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
             print(f"      {name:<40} {seconds:8.3f} s {seconds.spread()}")
         ratio = base_s / ct_s
         print(
-            f"peak memory: {rss or 0:.1f} MB RSS (largest process), "
-            f"{pss:.1f} MB PSS summed over the process tree (sampled)"
+            f"peak memory: {rss or 0:.1f} MB RSS (largest process); process tree, sampled: "
+            f"{pss:.1f} MB PSS, {anon:.1f} MB of it anonymous"
         )
 
         problems = first_differences(from_pipelines(outputs), from_json(report))
@@ -501,10 +504,10 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
                     f"big dump: {big_report['entries']} entries, "
                     f"{big_report['bad_lines']['count']} bad: benchmark void"
                 )
-            big_pss = tree_peak_pss(big_argv)
+            big_pss, big_anon = tree_peak_pss(big_argv)
             print(
-                f"  peak memory: {big_rss or 0:.1f} MB RSS (largest process), "
-                f"{big_pss:.1f} MB PSS summed over the process tree (sampled)"
+                f"  peak memory: {big_rss or 0:.1f} MB RSS (largest process); process tree, "
+                f"sampled: {big_pss:.1f} MB PSS, {big_anon:.1f} MB of it anonymous"
             )
             rows.append((args.big, big_s))
         print("growth:")

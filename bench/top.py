@@ -19,6 +19,7 @@ Root only; the namespace is always deleted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import pty
@@ -108,6 +109,19 @@ def run_top(ctguard: str, name: str, seconds: float) -> tuple[float, float, floa
     pid, master = pty.fork()
     if pid == 0:  # child: becomes ctguard on the pty
         os.execve(ctguard, [ctguard, "top", "--netns", name], env)  # noqa: S606 - an argv
+    try:
+        return _measure(pid, master, launched, seconds)
+    finally:
+        with contextlib.suppress(ChildProcessError):  # already reaped: the usual case
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):  # interrupted: never leave it running
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+        os.close(master)
+
+
+def _measure(
+    pid: int, master: int, launched: float, seconds: float
+) -> tuple[float, float, float, bytes, str]:
     winsize = struct.pack("HHHH", 45, 140, 0, 0)
     fcntl.ioctl(master, termios.TIOCSWINSZ, winsize)
     tail = b""
@@ -139,8 +153,6 @@ def run_top(ctguard: str, name: str, seconds: float) -> tuple[float, float, floa
             window_start = time.monotonic()
             cpu_start = tree_cpu_seconds(pid)
     if window_start is None:
-        os.kill(pid, signal.SIGTERM)
-        _, status, _ = os.wait4(pid, 0)
         sys.exit(f"ctguard top showed no table within a minute: {tail[-2000:]!r}")
     end = window_start + seconds
     while time.monotonic() < end and pump(end):
@@ -163,7 +175,6 @@ def run_top(ctguard: str, name: str, seconds: float) -> tuple[float, float, floa
         verdict = f"did NOT exit within {QUIT_WITHIN:.0f} s of q: sent SIGTERM"
         os.kill(pid, signal.SIGTERM)
         _, status, usage = os.wait4(pid, 0)
-    os.close(master)
     total = time.monotonic() - launched
     whole = 100.0 * (usage.ru_utime + usage.ru_stime) / total if usage else float("nan")
     code = os.waitstatus_to_exitcode(status)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import sys
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import click
 
@@ -45,11 +48,18 @@ def _live_sysctls() -> dict[str, int]:
 
 
 def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
-    from ctguard.table.reader import scan_path, scan_stream
+    from ctguard.table.reader import GZIP_MAGIC, scan_path, scan_stream
     from ctguard.table.source import TableRead
 
     if path == "-":
-        return TableRead(scan_stream(sys.stdin.buffer, by_sport, False, exact), "stdin"), "stdin"
+        stdin: BinaryIO = sys.stdin.buffer
+        if isinstance(stdin, io.BufferedReader) and stdin.peek(2)[:2] == GZIP_MAGIC:
+            stdin = cast(BinaryIO, gzip.GzipFile(fileobj=stdin, mode="rb"))
+        try:
+            tally = scan_stream(stdin, by_sport, False, exact)
+        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
+            raise CtguardError(f"stdin: {exc}") from None
+        return TableRead(tally, "stdin"), "stdin"
     try:
         tally = scan_path(path, by_sport, exact_timeouts=exact)
     except FileNotFoundError:
@@ -131,7 +141,8 @@ def analyze_command(
       conntrack -L | ctguard analyze - --format json
       ctguard analyze table.txt.gz --root host.tar.gz --what-if udp_timeout=10
 
-    Exit codes: 0 analyzed, 3 input unreadable or holding no conntrack entry.
+    Exit codes: 0 analyzed (an empty table too), 3 input unreadable, or only
+    unparseable lines.
     """
     from ctguard.analyze import build_report, parse_breakdowns
     from ctguard.table.whatif import parse_what_if

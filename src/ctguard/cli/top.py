@@ -20,6 +20,8 @@ from ctguard.errors import CtguardError
 if TYPE_CHECKING:
     from ctguard.top import TopFrame, TopSampler
 
+MIN_LIVE_INTERVAL = 0.1
+
 
 def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     if math.isnan(value):
@@ -76,8 +78,11 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
         with_global_max,
     )
 
-    if interval == 0 and not once:
-        raise click.UsageError("--interval 0 works only with --once (a live view needs a period)")
+    if interval < MIN_LIVE_INTERVAL and not once:
+        raise click.UsageError(
+            f"a live view refreshes at most every {MIN_LIVE_INTERVAL:g} s "
+            "(--interval 0 works only with --once)"
+        )
     if os.geteuid() != 0:
         raise CtguardError(
             "ctguard top needs root (/proc/net/nf_conntrack is 0440; events need CAP_NET_ADMIN)"

@@ -140,10 +140,12 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
         return passed(
             f"the busiest port holds {share:.1f} % (from {limits.port_share:g} %)", evidence
         )
-    nated = summary.dports_nat.get((protocol, port), 0)
+    nated = summary.dports_nat.get((protocol, port), 0) + summary.nat_targets.get(
+        (protocol, port), 0
+    )
     if nated:
         return passed(
-            f"{protocol}/{port} dominates but {nated:,} of its entries are NATed:"
+            f"{protocol}/{port} dominates but {nated:,} entries NAT to or from it:"
             " untracked packets are never NATed, so NOTRACK would break them",
             evidence,
         )

@@ -443,8 +443,10 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
               r->has_sport != o->has_dport || (r->has_sport && r->sport != o->dport) ||
               r->has_dport != o->has_sport || (r->has_dport && r->dport != o->sport);
     uint64_t dport_field = o->has_dport ? o->dport + 1 : 0;
+    uint64_t nat_port = (nat && r->has_sport) ? r->sport + 1 : 0;
     uint64_t shape = (uint64_t)ipv6 | proto << 1 | state << 9 | dport_field << 15 |
-                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35;
+                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35 |
+                     nat_port << 36;
     if (has_remaining && !a->exact_timeouts)
         remaining = bucketed(remaining);
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);

@@ -14,6 +14,8 @@ shape key (one per entry)::
     bit  32     [UNREPLIED]
     bits 33-34  FLAG_* ([ASSURED], [OFFLOAD], [HW_OFFLOAD])
     bit  35     NAT (the reply tuple is not the original one swapped)
+    bits 36-52  NATed entries only: the reply tuple's sport + 1, i.e. the port the flow was
+                translated to (DNAT 8080 -> 8983 gives 8983); 0 otherwise
 
 timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; remaining + 1
 = 0 when the entry shows no timeout (offloaded entries omit it). The flag is there because
@@ -54,12 +56,20 @@ PORTED = frozenset({6, 17, 33, 132, 136})  # protocols whose tuples carry sport/
 
 
 def shape_key(
-    ipv6: bool, proto: int, state: int, dport: int | None, unreplied: bool, flag: int, nat: bool
+    ipv6: bool,
+    proto: int,
+    state: int,
+    dport: int | None,
+    unreplied: bool,
+    flag: int,
+    nat: bool,
+    nat_port: int | None = None,
 ) -> int:
     port = 0 if dport is None else dport + 1
+    target = 0 if not nat or nat_port is None else nat_port + 1
     return (
         int(ipv6) | proto << 1 | state << 9 | port << 15 | int(unreplied) << 32
-        | flag << 33 | int(nat) << 35
+        | flag << 33 | int(nat) << 35 | target << 36
     )  # fmt: skip
 
 

@@ -142,8 +142,17 @@ def _scan_range(mapped: mmap.mmap, start: int, end: int, by_sport: bool, exact: 
                     continue
                 stop = at + 1
             accumulator.feed(view[position:stop])
+            _drop_pages(mapped, position, stop)
             position = stop
     return accumulator.tally()
+
+
+def _drop_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
+    """Unmap what was scanned from this process (the page cache keeps it), so RSS stays
+    one CHUNK, not the file's size."""
+    first = start - start % mmap.PAGESIZE
+    if stop > first:
+        mapped.madvise(mmap.MADV_DONTNEED, first, stop - first)
 
 
 def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int, exact: bool) -> Tally:

@@ -12,10 +12,11 @@ src=127.0.0.1 dst=127.0.0.1 sport=53 dport=55495 mark=0 use=1
 
 Grammar: an optional ``ipv4|ipv6|unknown N`` prefix (``unknown N`` only when a protocol
 name follows: conntrack -L prints an unknown *l4* protocol as ``unknown  2 99 src=...``);
-the l4 name and number; an optional remaining timeout (absent for offloaded entries); an optional state word; then tokens:
-the original tuple (from the first ``src=``), the reply tuple (from the second ``src=``),
-``[FLAG]`` words and ``key=value`` fields in any order. A line without a protocol number,
-or without ``src=``/``dst=`` in both tuples, is bad: counted, never fatal.
+the l4 name and number; an optional remaining timeout (absent for offloaded entries); an
+optional state word; then tokens: the original tuple (from the first ``src=``), the reply
+tuple (from the second ``src=``), ``[FLAG]`` words and ``key=value`` fields in any order.
+A line without a protocol number, or without ``src=``/``dst=`` in both tuples, is bad:
+counted, never fatal.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
         or _port(reply.get(b"sport")) != dport
         or _port(reply.get(b"dport")) != sport
     )
-    _count(tally.shapes, shape_key(ipv6, proto, state, dport, unreplied, flag, nat))
+    nat_port = _port(reply.get(b"sport"))
+    _count(tally.shapes, shape_key(ipv6, proto, state, dport, unreplied, flag, nat, nat_port))
     if remaining is not None and not tally.exact_timeouts:
         remaining = bucketed(remaining)
     _count(tally.timeouts, timeout_key(proto, state, flag, remaining))

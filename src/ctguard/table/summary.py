@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
+from socket import AF_INET6, inet_ntop, inet_pton
 from typing import Any
 
 from ctguard.table.keys import (
@@ -41,6 +42,7 @@ class Shape:
     unreplied: bool
     flag: int
     nat: bool
+    nat_port: int | None  # NATed: the port the reply comes from (the translated port)
 
 
 def decode_shape(key: int) -> Shape:
@@ -53,6 +55,7 @@ def decode_shape(key: int) -> Shape:
         unreplied=bool(key >> 32 & 1),
         flag=key >> 33 & 3,
         nat=bool(key >> 35 & 1),
+        nat_port=(key >> 36 & 0x1FFFF) - 1 if key >> 36 & 0x1FFFF else None,
     )
 
 
@@ -87,6 +90,7 @@ class TableSummary:
     states: dict[tuple[str, str], int]  # (protocol, state); stateless protocols absent
     dports: dict[tuple[str, int], int]  # (protocol, original-direction dport)
     dports_nat: dict[tuple[str, int], int]  # of which NATed
+    nat_targets: dict[tuple[str, int], int]  # NATed entries by the port translated to
     sports: list[tuple[tuple[str, int], int]]  # top N ((protocol, port), count), most first
     sources: list[tuple[str, int]]  # top N, most first
     destinations: list[tuple[str, int]]
@@ -111,6 +115,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
     states: dict[tuple[str, str], int] = {}
     dports: dict[tuple[str, int], int] = {}
     dports_nat: dict[tuple[str, int], int] = {}
+    nat_targets: dict[tuple[str, int], int] = {}
     assured = unreplied = offloaded = hw_offloaded = nated = unreplied_udp = 0
     for key, count in tally.shapes.items():
         shape = decode_shape(key)
@@ -122,6 +127,8 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
             _add(dports, (shape.protocol, shape.dport), count)
             if shape.nat:
                 _add(dports_nat, (shape.protocol, shape.dport), count)
+        if shape.nat and shape.nat_port is not None:
+            _add(nat_targets, (shape.protocol, shape.nat_port), count)
         assured += count if shape.flag == FLAG_ASSURED else 0
         offloaded += count if shape.flag in (FLAG_OFFLOAD, FLAG_HW_OFFLOAD) else 0
         hw_offloaded += count if shape.flag == FLAG_HW_OFFLOAD else 0
@@ -146,11 +153,12 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         states=states,
         dports=dports,
         dports_nat=dports_nat,
+        nat_targets=nat_targets,
         sports=sports,
         sources=_top(tally.sources, top),
         destinations=_top(tally.destinations, top),
-        distinct_sources=len(tally.sources),
-        distinct_destinations=len(tally.destinations),
+        distinct_sources=len(_compressed(tally.sources)),
+        distinct_destinations=len(_compressed(tally.destinations)),
         zones=zones,
         marks=marks,
         assured=assured,
@@ -209,8 +217,26 @@ def _top_ports(counts: Mapping[int, int], top: int | None) -> list[tuple[tuple[s
     return [((protocol_name(key >> 17), (key & 0x1FFFF) - 1), count) for key, count in ordered]
 
 
+def _compressed(counts: Mapping[bytes, int]) -> Mapping[bytes, int]:
+    """IPv6 addresses in one spelling: /proc/net/nf_conntrack prints them in full
+    (``0000:...:0001``), conntrack -L compressed (``::1``); RFC 5952 form for both."""
+    full = [address for address in counts if len(address) == 39 and address.count(b":") == 7]
+    if not full:
+        return counts
+    merged = dict(counts)
+    for address in full:
+        try:
+            short = inet_ntop(AF_INET6, inet_pton(AF_INET6, address.decode("ascii"))).encode()
+        except (OSError, UnicodeDecodeError):
+            continue  # not an address after all: keep its text
+        count = merged.pop(address)
+        merged[short] = merged.get(short, 0) + count
+    return merged
+
+
 def _top(counts: Mapping[bytes, int], top: int | None) -> list[tuple[str, int]]:
     """The ``top`` largest counts; ties in address order, so the answer is stable."""
+    counts = _compressed(counts)
     if top is None:
         best = sorted(counts.items())
         best.sort(key=itemgetter(1), reverse=True)  # stable: ties keep address order
