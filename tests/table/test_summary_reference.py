@@ -10,6 +10,7 @@ wrote.
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ STATEFUL = {"tcp", "sctp", "dccp"}
 WITH_PORTS = {"tcp", "udp", "udplite", "sctp", "dccp"}
 # what the summary calls a protocol number the kernel prints as "unknown"
 NUMBERED = {2: "igmp", 41: "ipv6"}
+
+
+def one_spelling(address: str) -> str:
+    """IPv6 in RFC 5952 form: /proc prints it in full, conntrack -L compressed."""
+    try:
+        return ipaddress.ip_address(address).compressed if ":" in address else address
+    except ValueError:
+        return address
 
 
 @dataclass
@@ -74,8 +83,8 @@ class Expected:
             self.sports[protocol, int(orig["sport"])] += 1
             if nat:
                 self.dports_nat[protocol, int(orig["dport"])] += 1
-        self.sources[orig["src"]] += 1
-        self.destinations[orig["dst"]] += 1
+        self.sources[one_spelling(orig["src"])] += 1
+        self.destinations[one_spelling(orig["dst"])] += 1
         self.zones[zone] += 1
         self.marks[mark] += 1
         for name in ("ASSURED", "UNREPLIED", "OFFLOAD", "HW_OFFLOAD"):
@@ -268,7 +277,7 @@ def test_summary_matches_reference(scanner, seed: int, size: int) -> None:
     got = from_summary(summary)
     for name in expected:
         assert got[name] == expected[name], name
-    assert summary.distinct_sources == len(summary.sources) == len(tally.sources)
+    assert summary.distinct_sources == len(summary.sources)
     assert summary.distinct_destinations == len(summary.destinations)
     assert summary.sources == ranked_addresses(expected["sources"])  # top=None: all, ranked
     assert summary.sports == ranked_ports(expected["sports"])
