@@ -128,7 +128,7 @@ def test_namespace_timeouts_differ_from_the_hosts_is_ct307(netns: Netns) -> None
 def test_snapshot_of_a_namespace_gives_the_same_doctor(netns: Netns, tmp_path: Path) -> None:
     netns.udp_flows(500)
     out = tmp_path / "snap.tar.gz"
-    done = run_ctguard("snapshot", "--netns", netns.name, "-o", str(out), "--no-table")
+    done = run_ctguard("snapshot", "--netns", netns.name, "-o", str(out))  # with the table
     assert done.returncode == 0, done.stderr
     live = json.loads(run_ctguard("doctor", "--netns", netns.name, "--format", "json").stdout)
     offline = json.loads(run_ctguard("doctor", "--root", str(out), "--format", "json").stdout)

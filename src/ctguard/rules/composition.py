@@ -52,7 +52,7 @@ def _gate(facts: Facts, limits: Thresholds) -> TableFacts | Outcome:
     entries = facts.table.summary.entries
     if entries < limits.table_min_entries:
         return passed(
-            f"{entries} entries in {facts.table.source}: too few for the composition to matter"
+            f"{entries} entries in the table: too few for the composition to matter"
             f" (from {limits.table_min_entries:g})"
         )
     return facts.table
@@ -93,10 +93,7 @@ def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
         share = 100.0 * count / summary.entries
         if share < limits.composition_share:
             continue
-        evidence.append(
-            f"{kind.label}: {count:,} of {summary.entries:,} entries ({share:.1f} %)"
-            f" in {table.source}"
-        )
+        evidence.append(f"{kind.label}: {count:,} of {summary.entries:,} entries ({share:.1f} %)")
         now = current.get(kind.timeout)
         if now is not None and now > kind.proposed:
             row = what_if(table.tally, current, {kind.timeout: kind.proposed})[0]

@@ -85,7 +85,7 @@ def _idle_share(
     share = 100.0 * row.expired / entries
     evidence.append(
         f"{row.expired:,} of {entries:,} entries ({share:.1f} %) are ESTABLISHED flows idle"
-        f" for over {IDLE_LONG // 3600} h ({table.source})"
+        f" for over {IDLE_LONG // 3600} h"
     )
     if share < limits.established_usage:
         return passed(
