@@ -137,13 +137,17 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
         return passed(
             f"the busiest port holds {share:.1f} % (from {limits.port_share:g} %)", evidence
         )
-    nated = summary.dports_nat.get((protocol, port), 0) + summary.nat_targets.get(
-        (protocol, port), 0
-    )
-    if nated:
+    nated = summary.dports_nat.get((protocol, port), 0)
+    translated = summary.nat_targets.get((protocol, port), 0)
+    if nated or translated:
+        how = (
+            f"{nated:,} of its entries are NATed"
+            if nated
+            else f"{translated:,} NATed entries are translated to it"
+        )
         return passed(
-            f"{protocol}/{port} dominates but {nated:,} entries NAT to or from it:"
-            " untracked packets are never NATed, so NOTRACK would break them",
+            f"{protocol}/{port} dominates but {how}: untracked packets are never NATed,"
+            " so NOTRACK would break them",
             evidence,
         )
     candidate = next(
