@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 
 from ctguard.catalogue import CATALOGUE, Entry
@@ -97,7 +98,7 @@ def test_cross_references_name_catalogue_ids() -> None:
 def _available_commands() -> set[str]:
     from ctguard.cli import cli
 
-    return set(cli.commands)
+    return set(cli.list_commands(click.Context(cli)))
 
 
 # `ctguard WORD`, also across a line break; "coming: " (and a backtick) may precede it.

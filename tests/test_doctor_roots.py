@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from ctguard.catalogue import CATALOGUE
@@ -82,7 +83,7 @@ def test_fixes_name_only_commands_that_exist_or_say_coming() -> None:
     """A fix an operator runs at 3 a.m. never sends them to a command that is not there."""
     from ctguard.cli import cli
 
-    available = set(cli.commands)
+    available = set(cli.list_commands(click.Context(cli)))
     for scenario in SCENARIOS:
         for f in doctor_json(scenario)["findings"]:
             text = f["fix"] or ""

@@ -7,23 +7,46 @@ Exit codes follow the monitoring-plugin convention (design §3): 0 OK, 1 WARNING
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 
 import click
 
 from ctguard import __version__
-from ctguard.cli.analyze import analyze_command
-from ctguard.cli.doctor import doctor_command, explain_command
-from ctguard.cli.snapshot import snapshot_command
-from ctguard.cli.status import status_command
-from ctguard.cli.top import top_command
 from ctguard.errors import CtguardError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 
+# name -> (module, attribute): a command's module is imported only when it runs (or for
+# --help), so `ctguard analyze` does not pay for status's or snapshot's imports
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("ctguard.cli.doctor", "doctor_command"),
+    "explain": ("ctguard.cli.doctor", "explain_command"),
+    "status": ("ctguard.cli.status", "status_command"),
+    "snapshot": ("ctguard.cli.snapshot", "snapshot_command"),
+    "analyze": ("ctguard.cli.analyze", "analyze_command"),
+    "top": ("ctguard.cli.top", "top_command"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ctguard")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def cli(debug: bool) -> None:
@@ -40,14 +63,6 @@ def cli(debug: bool) -> None:
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
     """
-
-
-cli.add_command(doctor_command)
-cli.add_command(explain_command)
-cli.add_command(status_command)
-cli.add_command(snapshot_command)
-cli.add_command(analyze_command)
-cli.add_command(top_command)
 
 
 def _error(message: str) -> int:
