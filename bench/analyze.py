@@ -24,6 +24,7 @@ process running summarize(scan_path(FILE)) and printing the same JSON shape.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -333,6 +334,16 @@ def _uniq(text: bytes) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def _one_spelling(counts: dict[str, int]) -> dict[str, int]:
+    """IPv6 as ctguard reports it (RFC 5952): /proc prints it in full, which is what awk
+    sees; the same address must be one row on both sides."""
+    merged: dict[str, int] = {}
+    for address, count in counts.items():
+        key = ipaddress.ip_address(address).compressed if ":" in address else address
+        merged[key] = merged.get(key, 0) + count
+    return merged
+
+
 def from_pipelines(out: dict[str, bytes]) -> Norm:
     """The pipelines' `uniq -c` outputs, as the same comparable dicts."""
 
@@ -355,7 +366,7 @@ def from_pipelines(out: dict[str, bytes]) -> Norm:
         row = histograms.setdefault((proto, None if state == "-" else state), [0] * 6)
         row[LABELS.index(bucket)] += count
     protocol = one("protocol", lambda f: f[0])
-    src, dst = one("src", lambda f: f[0]), one("dst", lambda f: f[0])
+    src, dst = _one_spelling(one("src", lambda f: f[0])), _one_spelling(one("dst", lambda f: f[0]))
     return {
         "entries": sum(protocol.values()),
         "bad_lines": 0,

@@ -8,6 +8,8 @@ times out is a Missing value, never an exception.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -43,8 +45,6 @@ SPECS: dict[str, Spec] = {
     "conntrack-S": Spec(("conntrack", "-S")),
     "conntrack-C": Spec(("conntrack", "-C")),
     "conntrack-L": Spec(("conntrack", "-L"), timeout=600.0),
-    # the live netlink table source of `analyze --source netlink`: l3 prefix, as /proc prints
-    "conntrack-L-extended": Spec(("conntrack", "-L", "-o", "extended"), timeout=600.0),
     "uname-r": Spec(("uname", "-r")),
 }
 
@@ -131,6 +131,7 @@ class LiveCommands:
         except OSError as exc:
             yield Missing(f"{shown} could not run: {exc.strerror or exc}")
             return
+        _widen_pipe(child.stdout)
         timer = threading.Timer(spec.timeout, child.kill)
         timer.start()
         try:
@@ -192,6 +193,19 @@ class CapturedCommands:
             return
         with self.root.open_binary(path) as src:
             yield src
+
+
+PIPE_BYTES = 1 << 20  # fs.pipe-max-size's default
+
+
+def _widen_pipe(stream: object) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a producer like conntrack -L then blocks 16 times
+    less often waiting for the reader (measured in bench/analyze.py, --source netlink)."""
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):  # above fs.pipe-max-size for non-root: keep 64 KiB
+        fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 class CommandFailed(CtguardError):
