@@ -36,7 +36,8 @@ def render_analyze_text(report: AnalyzeReport) -> str:
     total = doc["entries"]
     out: list[str] = []
     scope = f" (netns {doc['netns']})" if doc["netns"] else ""
-    out.append(f"ctguard analyze{scope}: {number(total)} entries from {doc['source']}")
+    noun = "entry" if total == 1 else "entries"
+    out.append(f"ctguard analyze{scope}: {number(total)} {noun} from {doc['source']}")
     bad = doc["bad_lines"]
     if bad["count"]:
         out.append(
