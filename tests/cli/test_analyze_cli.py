@@ -449,3 +449,27 @@ def test_live_read_as_non_root_is_one_line() -> None:
     if done.returncode in (126, 127) or "ctguard: error" not in done.stderr:
         pytest.skip(f"the console script does not run as nobody here: {done.stderr[-200:]}")
     assert_one_line_error(done, "root")
+
+
+def test_a_snapshot_with_only_conntrack_l_is_analyzed_and_doctored_alike(tmp_path: Path) -> None:
+    """A snapshot whose table came over netlink (ctguard_commands/conntrack-L, no procfs
+    table) gives the same breakdowns, and doctor's CT505 fires from it."""
+    root = tmp_path / "root"
+    shutil.copytree(HOT_PORT, root, symlinks=True)
+    proc = root / "proc/net/nf_conntrack"
+    listed = [
+        line.removeprefix("ipv4     2 ").replace(" zone=0 ", " ").replace("use=2", "use=1")
+        for line in proc.read_text().splitlines()
+    ]
+    proc.unlink()
+    (root / "ctguard_commands/conntrack-L").write_text("\n".join(listed) + "\n")
+
+    from_procfs = analyze_json("--root", str(HOT_PORT))
+    from_netlink = analyze_json("--root", str(root))
+    assert from_procfs.pop("source") == "snapshot proc/net/nf_conntrack"
+    assert from_netlink.pop("source") == "snapshot ctguard_commands/conntrack-L"
+    assert from_netlink == from_procfs
+
+    done = run_ctguard("doctor", "--root", str(root), "--only", "CT505", "--format", "json")
+    (finding,) = json.loads(done.stdout)["findings"]
+    assert (finding["status"], finding["severity"]) == ("found", "info")
