@@ -27,7 +27,6 @@ import argparse
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from full_netns import full_netns, why_not
 from gen_dump import write_dump
 
 REPO = Path(__file__).resolve().parent.parent
@@ -551,59 +551,14 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
 # ---------------------------------------------------------------- live
 
 
-def why_no_live() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create a network namespace"
-    for tool in ("ip", "conntrack"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if not Path("/proc/sys/net/netfilter/nf_conntrack_max").exists():
-        return "this kernel has no nf_conntrack"
-    return None
-
-
-def fill_lines(n: int) -> str:
-    """One `conntrack -I` per entry, distinct by (source, source port), 127/8 only."""
-    return "".join(
-        f"-I -p tcp -s 127.0.{i // 60000 + 1}.2 -d 127.0.0.1 --sport {1024 + i % 60000} "
-        "--dport 8983 --state ESTABLISHED --status ASSURED,SEEN_REPLY -t 3600\n"
-        for i in range(n)
-    )
-
-
 def live(args: argparse.Namespace, cli: str | None) -> bool:
-    why = why_no_live()
+    why = why_not()
     if why:
         print(f"live: skipped ({why})")
         return True
-    # read, never written: a namespace's table fills against the global max
-    limit = int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
-    want = min(LIVE_ENTRIES, limit)
-    name = f"ctg-bench-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-    try:
-        inside = ["ip", "netns", "exec", name]
-        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True, timeout=30)
-        with tempfile.NamedTemporaryFile("w", prefix="ctguard-bench-fill-") as fill:
-            fill.write(fill_lines(want))
-            fill.flush()
-            start = time.perf_counter()
-            subprocess.run(
-                [*inside, "conntrack", "-R", fill.name],
-                capture_output=True,
-                check=False,
-                timeout=600,
-            )
-            filled_in = time.perf_counter() - start
-        count = int(
-            subprocess.run(
-                [*inside, "conntrack", "-C"], capture_output=True, text=True, check=True, timeout=60
-            ).stdout
-        )
-        print(
-            f"live: namespace {name}, {count:,} entries (wanted {want:,}, max {limit:,}), "
-            f"filled in {filled_in:.1f} s"
-        )
+    with full_netns("ctg-bench", LIVE_ENTRIES) as ns:
+        name, inside, count, want = ns.name, ns.inside, ns.count, ns.wanted
+        print(f"live: {ns.describe()}")
         if count < want:
             print(f"  warning: only {count:,} of {want:,} entries made it in")
 
@@ -648,8 +603,6 @@ def live(args: argparse.Namespace, cli: str | None) -> bool:
                 samples[label].append(wall)
         rows = [(label, Wall.of(samples[label]), target) for label, _, target in contenders]
         base_s = rows[0][1]
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=60)
 
     ok = True
     print(f"median wall of {args.runs} interleaved runs each (fastest-slowest)")

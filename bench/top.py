@@ -25,43 +25,23 @@ import os
 import pty
 import re
 import resource
-import secrets
 import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 from pathlib import Path
+
+from full_netns import full_netns, why_not
 
 TARGET_PERCENT = 35.0
 QUIT_WITHIN = 5.0
 DEFAULT_INTERVAL = 2.0  # ctguard top's default refresh
 TICK = os.sysconf("SC_CLK_TCK")
 VENV_CTGUARD = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "ctguard"
-
-
-def why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to create a network namespace"
-    for tool in ("ip", "conntrack"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if not Path("/proc/sys/net/netfilter/nf_conntrack_max").exists():
-        return "this kernel has no nf_conntrack"
-    return None
-
-
-def fill_lines(n: int) -> str:
-    """One `conntrack -I` per entry, distinct by (source, source port), 127/8 only."""
-    return "".join(
-        f"-I -p tcp -s 127.0.{i // 60000 + 1}.2 -d 127.0.0.1 --sport {1024 + i % 60000} "
-        "--dport 8983 --state ESTABLISHED --status ASSURED,SEEN_REPLY -t 3600\n"
-        for i in range(n)
-    )
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -198,33 +178,9 @@ def main() -> int:
     ctguard = str(VENV_CTGUARD) if VENV_CTGUARD.exists() else shutil.which("ctguard")
     if ctguard is None:
         sys.exit("ctguard is not installed (pip install -e .)")
-    limit = int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
-    want = min(args.entries, limit)
-    name = f"ctg-bench-top-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-    try:
-        inside = ["ip", "netns", "exec", name]
-        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True, timeout=30)
-        with tempfile.NamedTemporaryFile("w", prefix="ctguard-bench-top-") as fill:
-            fill.write(fill_lines(want))
-            fill.flush()
-            start = time.perf_counter()
-            subprocess.run(
-                [*inside, "conntrack", "-R", fill.name],
-                capture_output=True,
-                check=False,
-                timeout=600,
-            )
-            filled_in = time.perf_counter() - start
-        count = int(
-            subprocess.run(
-                [*inside, "conntrack", "-C"], capture_output=True, text=True, check=True, timeout=60
-            ).stdout
-        )
-        print(
-            f"namespace {name}: {count:,} entries (wanted {want:,}, max {limit:,}), "
-            f"filled in {filled_in:.1f} s"
-        )
+    with full_netns("ctg-bench-top", args.entries) as ns:
+        name, inside, count, limit = ns.name, ns.inside, ns.count, ns.limit
+        print(ns.describe())
         read_cpu = baseline_read_cpu(inside)
         print(
             f"baseline: one `cat /proc/net/nf_conntrack` costs {read_cpu:.2f} s CPU; reading it "
@@ -248,8 +204,6 @@ def main() -> int:
         verdict = "meets" if window <= TARGET_PERCENT else "MISSES"
         print(f"target <= {TARGET_PERCENT:.0f} % of one core: {verdict} ({window:.1f} %)")
         return 0 if ok else 1
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 root_option = click.option(
@@ -14,3 +16,10 @@ netns_option = click.option(
     metavar="NAME",
     help="Read inside the named network namespace (see 'ip netns list'); needs root.",
 )
+
+
+def finite_seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """FloatRange lets nan through; an interval of nan seconds is a usage error."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
+    return value

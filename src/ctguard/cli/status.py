@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import netns_option, root_option
+from ctguard.cli.options import finite_seconds, netns_option, root_option
 from ctguard.errors import CtguardError
 from ctguard.host.archive import open_root
 from ctguard.host.commands import CapturedCommands, LiveCommands
@@ -37,12 +36,6 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
     return build_status(gather(HostRoot("/"), LiveCommands(), interval, count_new_events))
 
 
-def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    if math.isnan(value):
-        raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
-    return value
-
-
 @click.command("status")
 @root_option
 @netns_option
@@ -50,7 +43,7 @@ def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float
 @click.option(
     "--interval",
     type=click.FloatRange(0, 3600),
-    callback=_finite,
+    callback=finite_seconds,
     default=1.0,
     show_default=True,
     metavar="SECONDS",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import select
 import sys
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import netns_option
+from ctguard.cli.options import finite_seconds, netns_option
 from ctguard.errors import CtguardError
 
 if TYPE_CHECKING:
@@ -23,17 +22,11 @@ if TYPE_CHECKING:
 MIN_LIVE_INTERVAL = 0.1
 
 
-def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    if math.isnan(value):
-        raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
-    return value
-
-
 @click.command("top")
 @click.option(
     "--interval",
     type=click.FloatRange(0, 3600),
-    callback=_finite,
+    callback=finite_seconds,
     default=2.0,
     show_default=True,
     metavar="SECONDS",

@@ -569,24 +569,23 @@ static PyObject *Accumulator_bad_line(Accumulator *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* d[key] = count; steals the reference to key (which may be NULL after a failed call) */
+static int set_count(PyObject *d, PyObject *key, uint64_t count)
+{
+    PyObject *value = key ? PyLong_FromUnsignedLongLong(count) : NULL;
+    int status = (key && value) ? PyDict_SetItem(d, key, value) : -1;
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    return status;
+}
+
 static PyObject *int_dict(const IntTable *t)
 {
     PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slots[i].count)
-            continue;
-        PyObject *k = PyLong_FromUnsignedLongLong(t->slots[i].key);
-        PyObject *v = PyLong_FromUnsignedLongLong(t->slots[i].count);
-        if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
-            Py_XDECREF(k);
-            Py_XDECREF(v);
-            Py_DECREF(d);
-            return NULL;
-        }
-        Py_DECREF(k);
-        Py_DECREF(v);
+    for (size_t i = 0; d && i < t->cap; i++) {
+        if (t->slots[i].count &&
+            set_count(d, PyLong_FromUnsignedLongLong(t->slots[i].key), t->slots[i].count) < 0)
+            Py_CLEAR(d);
     }
     return d;
 }
@@ -594,24 +593,12 @@ static PyObject *int_dict(const IntTable *t)
 static PyObject *port_dict(const PortTable *t)
 {
     PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    for (uint64_t proto = 0; proto < 256; proto++) {
-        if (!t->counts[proto])
-            continue;
-        for (uint64_t slot = 0; slot < PORT_SLOTS; slot++) {
-            if (!t->counts[proto][slot])
-                continue;
-            PyObject *k = PyLong_FromUnsignedLongLong(proto << 17 | slot);
-            PyObject *v = PyLong_FromUnsignedLongLong(t->counts[proto][slot]);
-            if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
-                Py_XDECREF(k);
-                Py_XDECREF(v);
-                Py_DECREF(d);
-                return NULL;
-            }
-            Py_DECREF(k);
-            Py_DECREF(v);
+    for (uint64_t proto = 0; d && proto < 256; proto++) {
+        const uint64_t *counts = t->counts[proto];
+        for (uint64_t slot = 0; d && counts && slot < PORT_SLOTS; slot++) {
+            if (counts[slot] &&
+                set_count(d, PyLong_FromUnsignedLongLong(proto << 17 | slot), counts[slot]) < 0)
+                Py_CLEAR(d);
         }
     }
     return d;
@@ -620,21 +607,12 @@ static PyObject *port_dict(const PortTable *t)
 static PyObject *bytes_dict(const ByteTable *t)
 {
     PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slots[i].count)
-            continue;
-        PyObject *k = PyBytes_FromStringAndSize(t->arena + t->slots[i].off, (Py_ssize_t)t->slots[i].len);
-        PyObject *v = PyLong_FromUnsignedLongLong(t->slots[i].count);
-        if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
-            Py_XDECREF(k);
-            Py_XDECREF(v);
-            Py_DECREF(d);
-            return NULL;
-        }
-        Py_DECREF(k);
-        Py_DECREF(v);
+    for (size_t i = 0; d && i < t->cap; i++) {
+        const ByteSlot *slot = &t->slots[i];
+        if (slot->count &&
+            set_count(d, PyBytes_FromStringAndSize(t->arena + slot->off, (Py_ssize_t)slot->len),
+                      slot->count) < 0)
+            Py_CLEAR(d);
     }
     return d;
 }
