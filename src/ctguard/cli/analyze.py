@@ -12,7 +12,7 @@ from typing import BinaryIO, cast
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import root_option
+from ctguard.cli.options import root_option, source_option
 from ctguard.errors import CtguardError
 from ctguard.missing import Missing
 from ctguard.table.summary import BREAKDOWNS
@@ -80,13 +80,7 @@ def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
     help="Read inside a named network namespace; 'all' lists every namespace's entry "
     "count and analyzes the busiest. Needs root.",
 )
-@click.option(
-    "--source",
-    type=click.Choice(["auto", "procfs", "netlink"]),
-    default="auto",
-    show_default=True,
-    help="Live table source: /proc/net/nf_conntrack, or 'conntrack -L' over netlink.",
-)
+@source_option
 @click.option(
     "--by",
     "by_spec",

@@ -17,6 +17,15 @@ netns_option = click.option(
     help="Read inside the named network namespace (see 'ip netns list'); needs root.",
 )
 
+source_option = click.option(
+    "--source",
+    type=click.Choice(["auto", "procfs", "netlink"]),
+    default="auto",
+    show_default=True,
+    help="Live table source: /proc/net/nf_conntrack (auto, when the kernel has it), or"
+    " 'conntrack -L' over netlink.",
+)
+
 
 def finite_seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     """FloatRange lets nan through; an interval of nan seconds is a usage error."""

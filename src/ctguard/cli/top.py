@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import finite_seconds, netns_option
+from ctguard.cli.options import finite_seconds, netns_option, source_option
 from ctguard.errors import CtguardError
 
 if TYPE_CHECKING:
@@ -33,13 +33,7 @@ MIN_LIVE_INTERVAL = 0.1
     help="Refresh period; rates are per second over it. 0 only with --once (totals, no rates).",
 )
 @netns_option
-@click.option(
-    "--source",
-    type=click.Choice(["auto", "procfs", "netlink"]),
-    default="auto",
-    show_default=True,
-    help="Table source: /proc/net/nf_conntrack, or 'conntrack -L' over netlink.",
-)
+@source_option
 @click.option(
     "--top",
     type=click.IntRange(1, 1000),
