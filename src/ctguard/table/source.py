@@ -18,7 +18,6 @@ from ctguard.table.reader import scan_stream
 from ctguard.table.tally import Tally
 
 PROC_TABLE = "/proc/net/nf_conntrack"
-SOURCES = ("auto", "procfs", "netlink")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from socket import AF_INET6, inet_ntop, inet_pton
@@ -243,9 +243,3 @@ def _top(counts: Mapping[bytes, int], top: int | None) -> list[tuple[str, int]]:
     else:
         best = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
     return [(address.decode("ascii", "replace"), count) for address, count in best]
-
-
-def ranked(counts: Mapping[object, int], top: int | None = None) -> list[tuple[object, int]]:
-    """Most first, ties by key, for renderers that list a dict."""
-    rows: Iterable[tuple[object, int]] = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return list(rows)[:top] if top is not None else list(rows)
