@@ -210,6 +210,23 @@ def test_gzip_on_stdin(dumps: dict[str, Path]) -> None:
     assert counts(json.loads(done.stdout)) == EXPECTED
 
 
+@pytest.mark.parametrize("kind", ["proc", "gzip"])
+def test_a_pipe_given_as_file_loses_nothing(dumps: dict[str, Path], kind: str) -> None:
+    """`ctguard analyze <(conntrack -L)` names a pipe: it is read once, never reopened
+    (reopening it would lose what was peeked for the gzip magic)."""
+    done = subprocess.run(  # input= makes stdin a pipe, so /dev/stdin names a pipe
+        [ctguard_bin(), "analyze", "/dev/stdin", "--format", "json", "--top", "0"],
+        input=dumps[kind].read_bytes(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["bad_lines"]["count"] == 0
+    assert counts(doc) == EXPECTED
+
+
 def test_ipv6_addresses_are_named_alike_in_both_formats(dumps: dict[str, Path]) -> None:
     proc = analyze_json(str(dumps["proc"]), "--by", "src,dst", "--top", "0")
     listed = analyze_json(str(dumps["list"]), "--by", "src,dst", "--top", "0")

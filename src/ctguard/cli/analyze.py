@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import sys
 from dataclasses import dataclass
-from typing import BinaryIO, cast
 
 import click
 
@@ -48,15 +45,12 @@ def _live_sysctls() -> dict[str, int]:
 
 
 def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
-    from ctguard.table.reader import GZIP_MAGIC, scan_path, scan_stream
+    from ctguard.table.reader import gunzipped, scan_path, scan_stream
     from ctguard.table.source import TableRead
 
     if path == "-":
-        stdin: BinaryIO = sys.stdin.buffer
-        if isinstance(stdin, io.BufferedReader) and stdin.peek(2)[:2] == GZIP_MAGIC:
-            stdin = cast(BinaryIO, gzip.GzipFile(fileobj=stdin, mode="rb"))
         try:
-            tally = scan_stream(stdin, by_sport, False, exact)
+            tally = scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
         return TableRead(tally, "stdin"), "stdin"

@@ -15,7 +15,8 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from stat import S_ISREG
+from typing import BinaryIO, cast
 
 from ctguard.table import keys
 from ctguard.table.scanner import Accumulator
@@ -94,26 +95,36 @@ def _prefetched(stream: BinaryIO) -> Iterator[bytes | TooLong]:
     worker.join()
 
 
+def gunzipped(raw: BinaryIO) -> BinaryIO:
+    """``raw``, unpacked when it starts with the gzip magic. It peeks and never reopens,
+    so a pipe (stdin, ``<(conntrack -L)``) loses nothing."""
+    peek = getattr(raw, "peek", None)
+    if peek is not None and peek(2)[:2] == GZIP_MAGIC:
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
 def open_dump(path: str) -> BinaryIO:
     """A file, transparently gunzipped when it starts with the gzip magic."""
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    if raw.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    return gunzipped(open(path, "rb"))
 
 
 def scan_path(
     path: str, by_sport: bool = True, jobs: int | None = None, exact_timeouts: bool = True
 ) -> Tally:
-    """Scan a dump file; a large plain file is split across ``jobs`` processes."""
+    """Scan a dump file; a large plain regular file is split across ``jobs`` processes."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
     with open(path, "rb") as raw:
-        size = os.fstat(raw.fileno()).st_size
-        plain = raw.peek(2)[:2] != GZIP_MAGIC
-        if jobs < 2 or not plain or size < PARALLEL_MIN_BYTES or not os.path.isfile(path):
-            with open_dump(path) as stream:
-                return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts)
-        return _scan_parallel(raw, size, by_sport, jobs, exact_timeouts)
+        info = os.fstat(raw.fileno())
+        stream = gunzipped(raw)
+        if (
+            stream is raw
+            and jobs > 1
+            and S_ISREG(info.st_mode)
+            and info.st_size >= PARALLEL_MIN_BYTES
+        ):
+            return _scan_parallel(raw, info.st_size, by_sport, jobs, exact_timeouts)
+        return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts)
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
