@@ -41,6 +41,7 @@ from ctguard.host.commands import Commands, LiveCommands
 from ctguard.host.ct_events import NETLINK_NETFILTER, NFNLGRP_CONNTRACK_NEW, count_messages
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
+from ctguard.sources.sysctl_runtime import COUNT_FILE, read_global_max
 
 if TYPE_CHECKING:
     from ctguard.table.summary import TableSummary
@@ -49,8 +50,6 @@ T = TypeVar("T")
 
 TABLE_DUTY = 0.15  # share of one core that table reads (and namespace scans) may take
 RATE_NAMES = ("new", "drop", "early_drop", "insert_failed")
-COUNT_FILE = "/proc/sys/net/netfilter/nf_conntrack_count"
-MAX_FILES = ("/proc/sys/net/netfilter/nf_conntrack_max", "/proc/sys/net/nf_conntrack_max")
 EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events"
 _SO_RCVBUFFORCE = 33
 _EVENT_BUFFER = 16 << 20
@@ -343,18 +342,6 @@ def open_new_events(host: HostRoot) -> NewEventCounter | Missing:
         sock.close()
         return Missing(f"ctnetlink events: {exc.strerror or exc}")
     return NewEventCounter(sock)
-
-
-def read_global_max(host: HostRoot) -> int | None:
-    """nf_conntrack_max as the initial namespace sees it (the limit every table counts
-    against), or None when conntrack exposes it nowhere."""
-    from ctguard.sources.sysctl_runtime import parse_sysctl_int
-
-    for path in MAX_FILES:
-        text = host.try_read_text(path, SMALL_FILE_BYTES)
-        if not isinstance(text, Missing):
-            return parse_sysctl_int(text, path) & 0xFFFFFFFF  # the kernel reads it unsigned
-    return None
 
 
 class Probe:

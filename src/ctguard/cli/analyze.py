@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,37 +15,39 @@ from ctguard.errors import CtguardError
 from ctguard.missing import Missing
 from ctguard.table.summary import BREAKDOWNS
 
+if TYPE_CHECKING:  # imported when a command runs, to keep `ctguard --help` quick
+    from ctguard.analyze import AnalyzeReport
+    from ctguard.host.root import HostRoot
+    from ctguard.table.source import TableRead
+
 
 @dataclass(frozen=True)
 class _Read:
     """What one reading job brings back (picklable, so it crosses from a namespace)."""
 
-    table: object  # TableRead | Missing
+    table: TableRead | Missing
     sysctls: dict[str, int]
+
+
+def _sysctls(host: HostRoot) -> dict[str, int]:
+    """The namespace's (or snapshot's) nf_conntrack_* values; empty when unreadable."""
+    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
+
+    values = read_conntrack_sysctls(host)
+    return {} if isinstance(values, Missing) else dict(values.values)
 
 
 def _read_host(root_path: str, source: str, by_sport: bool, live: bool, exact: bool) -> _Read:
     from ctguard.host.commands import CapturedCommands, LiveCommands
     from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
     from ctguard.table.source import read_table
 
     host = HostRoot(root_path)
     commands = LiveCommands() if live else CapturedCommands(host)
-    table = read_table(host, commands, source, by_sport, exact)
-    sysctls = read_conntrack_sysctls(host)
-    return _Read(table, {} if isinstance(sysctls, Missing) else dict(sysctls.values))
+    return _Read(read_table(host, commands, source, by_sport, exact), _sysctls(host))
 
 
-def _live_sysctls() -> dict[str, int]:
-    from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-
-    values = read_conntrack_sysctls(HostRoot("/"))
-    return {} if isinstance(values, Missing) else dict(values.values)
-
-
-def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
+def _read_file(path: str, by_sport: bool, exact: bool) -> TableRead:
     from ctguard.table.reader import gunzipped, scan_path, scan_stream
     from ctguard.table.source import TableRead
 
@@ -53,7 +56,7 @@ def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
             tally = scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
-        return TableRead(tally, "stdin"), "stdin"
+        return TableRead(tally, "stdin")
     try:
         tally = scan_path(path, by_sport, exact_timeouts=exact)
     except FileNotFoundError:
@@ -62,7 +65,7 @@ def _read_file(path: str, by_sport: bool, exact: bool) -> tuple[object, str]:
         raise CtguardError(f"{path} is a directory (use --root DIR for a snapshot)") from None
     except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
         raise CtguardError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return TableRead(tally, path), path
+    return TableRead(tally, path)
 
 
 @click.command("analyze")
@@ -153,9 +156,6 @@ def analyze_command(
     table = read.table
     if isinstance(table, Missing):
         raise CtguardError(f"cannot read the conntrack table: {table.reason}")
-    from ctguard.table.source import TableRead
-
-    assert isinstance(table, TableRead)
     tally = table.tally
     if tally.entries == 0 and tally.bad > 0:
         raise CtguardError(
@@ -187,13 +187,15 @@ def _gather(
         from ctguard.host.archive import open_root
 
         with open_root(root) as host:
-            read = _read_host(str(host.base), source, by_sport, False, need_sysctls)
             if dump is None:
-                return read
-            return _Read(_read_file(dump, by_sport, need_sysctls)[0], read.sysctls)
+                return _read_host(str(host.base), source, by_sport, False, need_sysctls)
+            # the file is the table; the snapshot only lends its timeouts
+            return _Read(_read_file(dump, by_sport, need_sysctls), _sysctls(host))
     if dump is not None:
-        table, _ = _read_file(dump, by_sport, need_sysctls)
-        return _Read(table, _live_sysctls() if need_sysctls else {})
+        from ctguard.host.root import HostRoot
+
+        sysctls = _sysctls(HostRoot("/")) if need_sysctls else {}
+        return _Read(_read_file(dump, by_sport, need_sysctls), sysctls)
     if netns is not None:
         from ctguard.host.netns import run_in_netns
 
@@ -203,10 +205,7 @@ def _gather(
     return _read_host("/", source, by_sport, True, need_sysctls)
 
 
-def _render(report: object, fmt: str) -> str:
-    from ctguard.analyze import AnalyzeReport
-
-    assert isinstance(report, AnalyzeReport)
+def _render(report: AnalyzeReport, fmt: str) -> str:
     if fmt == "json":
         from ctguard.output.analyze_json import render_analyze_json
 

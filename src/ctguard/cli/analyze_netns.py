@@ -9,18 +9,9 @@ from typing import Any
 
 from ctguard.cli.emit import emit
 from ctguard.errors import CtguardError
-from ctguard.missing import Missing
 
 COUNT_BUDGET = 30.0  # seconds for counting every namespace
 ANALYZE_TIMEOUT = 300.0
-
-
-def _global_max() -> int:
-    from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-
-    values = read_conntrack_sysctls(HostRoot("/"))
-    return 0 if isinstance(values, Missing) else values.max or 0
 
 
 def usage_rows(usages: list[Any]) -> list[dict[str, Any]]:
@@ -51,7 +42,10 @@ def analyze_all_namespaces(
 
     if os.geteuid() != 0:
         raise CtguardError("--netns all needs root (setns into each namespace)")
-    maximum = _global_max()
+    from ctguard.host.root import HostRoot
+    from ctguard.sources.sysctl_runtime import read_global_max
+
+    maximum = read_global_max(HostRoot("/")) or 0
     usages = namespace_usage(list_namespaces(), maximum, total=COUNT_BUDGET)
     rows = usage_rows(usages)
     busiest = next((u for u in usages if u.count), None)

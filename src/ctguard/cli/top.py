@@ -57,13 +57,8 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
       ctguard top --once --interval 1      one frame, rates over 1 s, then exit
     """
     from ctguard.host.root import HostRoot
-    from ctguard.top import (
-        ProbeProcess,
-        TopSampler,
-        busiest_namespaces,
-        read_global_max,
-        with_global_max,
-    )
+    from ctguard.sources.sysctl_runtime import read_global_max
+    from ctguard.top import ProbeProcess, TopSampler, busiest_namespaces, with_global_max
 
     if interval < MIN_LIVE_INTERVAL and not once:
         raise click.UsageError(

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from ctguard.errors import CtguardError
 from ctguard.host.netns import netns_inode, run_in_netns_path
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
+from ctguard.sources.sysctl_runtime import COUNT_FILE
 
 MAX_PIDS = 64  # pids kept per namespace: enough to name holders, bounded on busy hosts
-COUNT_PATH = "/proc/sys/net/netfilter/nf_conntrack_count"
 
 StatFn = Callable[[str], os.stat_result]
 
@@ -249,11 +249,11 @@ def read_count() -> int:
     /proc/sys/net follows the reader's namespace, not the /proc mount's, so this is
     correct after setns(2) without remounting /proc.
     """
-    text = HostRoot("/").read_text(COUNT_PATH, SMALL_FILE_BYTES)
+    text = HostRoot("/").read_text(COUNT_FILE, SMALL_FILE_BYTES)
     try:
         return int(text.strip())
     except ValueError as exc:
-        raise CtguardError(f"{COUNT_PATH}: not a number: {text.strip()[:40]!r}") from exc
+        raise CtguardError(f"{COUNT_FILE}: not a number: {text.strip()[:40]!r}") from exc
 
 
 def _own_inode() -> int | None:

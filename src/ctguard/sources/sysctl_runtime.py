@@ -18,6 +18,7 @@ from ctguard.missing import Missing
 NETFILTER_DIR = "/proc/sys/net/netfilter"
 MAX_FILE = f"{NETFILTER_DIR}/nf_conntrack_max"  # exists while conntrack is loaded
 LEGACY_MAX = "/proc/sys/net/nf_conntrack_max"  # init netns only
+COUNT_FILE = f"{NETFILTER_DIR}/nf_conntrack_count"  # per namespace
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 GLOBAL_KEYS = ("nf_conntrack_max", "nf_conntrack_buckets", "nf_conntrack_expect_max")
 
@@ -71,6 +72,17 @@ def read_ip_forward(host: HostRoot) -> int | Missing:
     """1 when this namespace routes IPv4 (forwarded packets then meet the forward hook)."""
     text = host.try_read_text(IP_FORWARD, SMALL_FILE_BYTES)
     return text if isinstance(text, Missing) else parse_sysctl_int(text, IP_FORWARD)
+
+
+def read_global_max(host: HostRoot) -> int | None:
+    """nf_conntrack_max as the initial namespace sees it (the limit every namespace's table
+    counts against), or None when conntrack exposes it nowhere. One file, not all of them:
+    `top` and `analyze --netns all` read it on every refresh."""
+    for path in (MAX_FILE, LEGACY_MAX):
+        text = host.try_read_text(path, SMALL_FILE_BYTES)
+        if not isinstance(text, Missing):
+            return parse_sysctl_int(text, path) & 0xFFFFFFFF  # the kernel reads it unsigned
+    return None
 
 
 def read_conntrack_sysctls(
