@@ -142,6 +142,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         _add(zones, key & 0xFFFF, count)
         _add(marks, key >> 16, count)
     timeouts, no_timeout = _histograms(tally.timeouts)
+    sources, destinations = _compressed(tally.sources), _compressed(tally.destinations)
     return TableSummary(
         entries=tally.entries,
         lines=tally.lines,
@@ -155,10 +156,10 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         dports_nat=dports_nat,
         nat_targets=nat_targets,
         sports=sports,
-        sources=_top(tally.sources, top),
-        destinations=_top(tally.destinations, top),
-        distinct_sources=len(_compressed(tally.sources)),
-        distinct_destinations=len(_compressed(tally.destinations)),
+        sources=_top(sources, top),
+        destinations=_top(destinations, top),
+        distinct_sources=len(sources),
+        distinct_destinations=len(destinations),
         zones=zones,
         marks=marks,
         assured=assured,
@@ -236,7 +237,6 @@ def _compressed(counts: Mapping[bytes, int]) -> Mapping[bytes, int]:
 
 def _top(counts: Mapping[bytes, int], top: int | None) -> list[tuple[str, int]]:
     """The ``top`` largest counts; ties in address order, so the answer is stable."""
-    counts = _compressed(counts)
     if top is None:
         best = sorted(counts.items())
         best.sort(key=itemgetter(1), reverse=True)  # stable: ties keep address order
