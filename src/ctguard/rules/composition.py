@@ -22,28 +22,26 @@ class Kind:
     """An unhealthy majority and the one timeout that governs it."""
 
     label: str
+    state: tuple[str, str] | None  # (protocol, state) counted; None: unreplied UDP
     timeout: str  # short sysctl name
     proposed: int  # seconds; why each value is safe is in the comment beside it
 
+
+WHO_OPENS = "ctguard analyze --by src,dport,state"
 
 # TIME_WAIT entries only keep conntrack's view of a closed connection; 30 s still covers
 # late retransmissions on any sane RTT (the socket's own TIME_WAIT is not affected).
 # An unreplied UDP flow that waited 10 s for its first answer is a lost query: resolvers
 # retry on a new port. A SYN unanswered for 30 s has been retried by the client 3-4 times.
-WHO_OPENS = "ctguard analyze --by src,dport,state"
-
 KINDS = (
-    Kind("tcp TIME_WAIT", "tcp_timeout_time_wait", 30),
-    Kind("udp unreplied", "udp_timeout", 10),
-    Kind("tcp SYN_SENT", "tcp_timeout_syn_sent", 30),
+    Kind("tcp TIME_WAIT", ("tcp", "TIME_WAIT"), "tcp_timeout_time_wait", 30),
+    Kind("udp unreplied", None, "udp_timeout", 10),
+    Kind("tcp SYN_SENT", ("tcp", "SYN_SENT"), "tcp_timeout_syn_sent", 30),
 )
 
 
 def _count(summary: TableSummary, kind: Kind) -> int:
-    if kind.timeout == "udp_timeout":
-        return summary.unreplied_udp
-    protocol, state = kind.label.split()
-    return summary.states.get((protocol, state), 0)
+    return summary.unreplied_udp if kind.state is None else summary.states.get(kind.state, 0)
 
 
 def _gate(facts: Facts, limits: Thresholds) -> TableFacts | Outcome:

@@ -67,9 +67,13 @@ class TimeoutKey:
     remaining: int | None  # None: the entry shows no timeout (offloaded)
 
 
+REMAINING_BITS = 33  # keys.timeout_key: remaining + 1 in the low bits, the kind above
+REMAINING_MASK = (1 << REMAINING_BITS) - 1
+
+
 def decode_timeout(key: int) -> TimeoutKey:
-    remaining = key & ((1 << 33) - 1)
-    head = key >> 33
+    remaining = key & REMAINING_MASK
+    head = key >> REMAINING_BITS
     return TimeoutKey(
         protocol=protocol_name(head >> 8 & 0xFF),
         state=state_name(head >> 2 & 0x3F),
@@ -183,13 +187,14 @@ def _histograms(
     width = len(HISTOGRAM_BOUNDS) + 1
     no_timeout = 0
     for key, count in timeouts.items():
-        stored = key & _REMAINING_MASK  # remaining + 1; 0: no timeout shown
+        stored = key & REMAINING_MASK  # remaining + 1; 0: no timeout shown
         if not stored:
             no_timeout += count
             continue
-        histogram = by_head.get(key >> 35)  # drop the flag: one histogram per state
+        state = key >> (REMAINING_BITS + 2)  # (protocol, state) without the flag
+        histogram = by_head.get(state)
         if histogram is None:
-            histogram = by_head[key >> 35] = [0] * width
+            histogram = by_head[state] = [0] * width
         histogram[bisect_left(HISTOGRAM_BOUNDS, stored - 1)] += count
     merged: dict[tuple[str, str], tuple[int, ...]] = {}
     for head, histogram in by_head.items():
@@ -197,9 +202,6 @@ def _histograms(
         previous = merged.get(name, (0,) * width)
         merged[name] = tuple(a + b for a, b in zip(previous, histogram, strict=True))
     return merged, no_timeout
-
-
-_REMAINING_MASK = (1 << 33) - 1
 
 
 def _add(counts: dict[Any, int], key: object, count: int) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ctguard.errors import CtguardError
 from ctguard.table.keys import FLAG_ASSURED
-from ctguard.table.summary import decode_timeout
+from ctguard.table.summary import REMAINING_BITS, REMAINING_MASK, decode_timeout
 from ctguard.table.tally import Tally
 
 SYSCTL_PREFIX = "net.netfilter.nf_conntrack_"
@@ -86,15 +86,19 @@ def what_if(tally: Tally, current: Mapping[str, int], proposed: Mapping[str, int
         )
     affected = dict.fromkeys(proposed, 0)
     expired = dict.fromkeys(proposed, 0)
+    names: dict[int, str | None] = {}  # per (protocol, state, flag): one key per second
     for key, count in tally.timeouts.items():
-        entry = decode_timeout(key)
-        if entry.remaining is None:
-            continue  # offloaded: the flowtable, not this timeout, decides
-        name = timeout_name(entry.protocol, entry.state, entry.flag, current)
+        head, stored = key >> REMAINING_BITS, key & REMAINING_MASK
+        if not stored:
+            continue  # offloaded (no timeout shown): the flowtable, not this timeout, decides
+        if head not in names:
+            kind = decode_timeout(key)
+            names[head] = timeout_name(kind.protocol, kind.state, kind.flag, current)
+        name = names[head]
         if name is None or name not in proposed:
             continue
         affected[name] += count
-        if current[name] - entry.remaining >= proposed[name]:
+        if current[name] - (stored - 1) >= proposed[name]:
             expired[name] += count
     return [
         WhatIf(name, current[name], value, affected[name], expired[name])
