@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctguard.errors import CtguardError, HostAccessError
 from ctguard.host.commands import Commands, LiveCommands
-from ctguard.host.ct_events import NETLINK_NETFILTER, NFNLGRP_CONNTRACK_NEW, count_messages
+from ctguard.host.ct_events import count_messages, open_new_events_socket
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import COUNT_FILE, read_global_max
@@ -51,8 +51,6 @@ T = TypeVar("T")
 TABLE_DUTY = 0.15  # share of one core that table reads (and namespace scans) may take
 RATE_NAMES = ("new", "drop", "early_drop", "insert_failed")
 EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events"
-_SO_RCVBUFFORCE = 33
-_EVENT_BUFFER = 16 << 20
 
 
 # -- records ------------------------------------------------------------------------------
@@ -328,20 +326,8 @@ def open_new_events(host: HostRoot) -> NewEventCounter | Missing:
     setting = host.try_read_text(EVENTS_SYSCTL, SMALL_FILE_BYTES)
     if not isinstance(setting, Missing) and setting.strip() == "0":
         return Missing("nf_conntrack_events is 0, the kernel announces no new entries")
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-    except OSError as exc:
-        return Missing(f"ctnetlink events unavailable: {exc.strerror or exc}")
-    try:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _EVENT_BUFFER)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _EVENT_BUFFER)
-        sock.bind((0, 1 << (NFNLGRP_CONNTRACK_NEW - 1)))
-    except OSError as exc:
-        sock.close()
-        return Missing(f"ctnetlink events: {exc.strerror or exc}")
-    return NewEventCounter(sock)
+    sock = open_new_events_socket()
+    return sock if isinstance(sock, Missing) else NewEventCounter(sock)
 
 
 class Probe:

@@ -44,23 +44,34 @@ def count_messages(data: bytes) -> int:
     return count
 
 
-def count_new_events(seconds: float) -> NewEvents | Missing:
-    """Listen for ``seconds`` and count entries created meanwhile."""
+EVENT_BUFFER = 16 << 20  # room for a burst of events between two reads
+
+
+def open_new_events_socket() -> socket.socket | Missing:
+    """A netlink socket bound to NFNLGRP_CONNTRACK_NEW in the caller's namespace."""
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     except OSError as exc:
-        time.sleep(seconds)
         return Missing(f"ctnetlink events unavailable: {exc.strerror or exc}")
-    with sock:
+    try:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 16 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, EVENT_BUFFER)
         except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-        try:
-            sock.bind((0, 1 << (NFNLGRP_CONNTRACK_NEW - 1)))
-        except OSError as exc:
-            time.sleep(seconds)
-            return Missing(f"ctnetlink events: {exc.strerror or exc} (needs root)")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, EVENT_BUFFER)
+        sock.bind((0, 1 << (NFNLGRP_CONNTRACK_NEW - 1)))
+    except OSError as exc:
+        sock.close()
+        return Missing(f"ctnetlink events: {exc.strerror or exc} (needs root)")
+    return sock
+
+
+def count_new_events(seconds: float) -> NewEvents | Missing:
+    """Listen for ``seconds`` and count entries created meanwhile."""
+    sock = open_new_events_socket()
+    if isinstance(sock, Missing):
+        time.sleep(seconds)
+        return sock
+    with sock:
         count, overflow = 0, False
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
