@@ -443,10 +443,10 @@ class ProbeProcess:
     """
 
     def __init__(self, source: str, top: int, ns_path: str | None = None, label: str = "") -> None:
-        from ctguard.host.netns import _open_netns, _setns
+        from ctguard.host.netns import enter_netns, open_netns_fd
 
         self.label = label or "this namespace"
-        ns_fd = _open_netns(ns_path, self.label) if ns_path else None
+        ns_fd = open_netns_fd(ns_path, self.label) if ns_path else None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             pid = os.fork()
@@ -467,7 +467,7 @@ class ProbeProcess:
                 start_error = None
                 try:
                     if ns_fd is not None:
-                        _setns(ns_fd)
+                        enter_netns(ns_fd)
                         os.close(ns_fd)
                     probe = Probe(source, top)
                 except Exception as exc:

@@ -39,7 +39,7 @@ def netns_path(name: str) -> str:
     return path
 
 
-def _setns(fd: int) -> None:
+def enter_netns(fd: int) -> None:
     setns = getattr(os, "setns", None)  # Python 3.12+
     if setns is not None:
         setns(fd, CLONE_NEWNET)
@@ -69,7 +69,7 @@ def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
     return run_in_netns_path(netns_path(name), job, timeout, label=f"netns {name}")
 
 
-def _open_netns(path: str, label: str) -> int:
+def open_netns_fd(path: str, label: str) -> int:
     """An fd on the namespace, opened here so it stays pinned even if its holder exits."""
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -85,7 +85,7 @@ def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: st
 
     ``label`` names the namespace in error messages (``netns web1``, ``netns of pid 42``).
     """
-    ns_fd = _open_netns(path, label)
+    ns_fd = open_netns_fd(path, label)
     try:
         read_fd, write_fd = os.pipe()
     except BaseException:
@@ -102,7 +102,7 @@ def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: st
         try:
             os.close(read_fd)
             try:
-                _setns(ns_fd)
+                enter_netns(ns_fd)
                 os.close(ns_fd)
                 payload = pickle.dumps(("ok", job()))
             except CtguardError as exc:
