@@ -35,21 +35,20 @@ def analyze_all_namespaces(
 ) -> int:
     from ctguard.analyze import build_report
     from ctguard.cli.analyze import _Read, _read_host, _render
-    from ctguard.host.namespaces import list_namespaces, namespace_usage
-    from ctguard.host.netns import run_in_netns_path
+    from ctguard.host.namespaces import list_namespaces, namespace_usage, run_in_namespace
+    from ctguard.host.root import HostRoot
     from ctguard.output.analyze_json import analyze_document
+    from ctguard.sources.sysctl_runtime import read_global_max
     from ctguard.table.source import TableRead
 
     if os.geteuid() != 0:
         raise CtguardError("--netns all needs root (setns into each namespace)")
-    from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_global_max
-
     maximum = read_global_max(HostRoot("/")) or 0
     usages = namespace_usage(list_namespaces(), maximum, total=COUNT_BUDGET)
     rows = usage_rows(usages)
     busiest = next((u for u in usages if u.count), None)
     report = None
+    why = "no namespace holds any entry"
     if busiest is not None:
         ns = busiest.namespace
         by_sport = "sport" in breakdowns
@@ -57,20 +56,19 @@ def analyze_all_namespaces(
         def job() -> _Read:
             return _read_host("/", source, by_sport, True, False)
 
-        own = os.stat("/proc/self/ns/net").st_ino
-        read = (
-            job()
-            if ns.inode == own
-            else run_in_netns_path(ns.path, job, ANALYZE_TIMEOUT, ns.holder)
-        )
+        read = run_in_namespace(ns, job, ANALYZE_TIMEOUT)
         if isinstance(read.table, TableRead):
             label = ns.names[0] if ns.names else ns.holder
             report = build_report(read.table.tally, read.table.source, breakdowns, top, netns=label)
+        else:
+            why = f"cannot read the table of {ns.holder}: {read.table.reason}"
     if fmt == "json":
         document: dict[str, Any] = (
             analyze_document(report) if report else {"schema": "ctguard.analyze/1"}
         )
         document["global_max"] = maximum
+        if report is None:
+            document["note"] = why
         document["namespaces"] = rows
         emit(json.dumps(document) + "\n")
         return 0
@@ -92,6 +90,6 @@ def analyze_all_namespaces(
         note = f"  ({r['error']})" if r["error"] else ""
         out.append(f"  {r['inode']:<12} {entries:>10} {share:>7}  {r['holder']}{note}")
     text = "\n".join(out) + "\n\n"
-    text += _render(report, "text") if report else "no namespace holds any entry\n"
+    text += _render(report, "text") if report else f"{why}\n"
     emit(text)
     return 0

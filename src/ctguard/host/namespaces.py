@@ -15,11 +15,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ctguard.errors import CtguardError
 from ctguard.host.netns import netns_inode, run_in_netns_path
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.sources.sysctl_runtime import COUNT_FILE
+
+T = TypeVar("T")
 
 MAX_PIDS = 64  # pids kept per namespace: enough to name holders, bounded on busy hosts
 
@@ -271,14 +274,19 @@ def _label(namespace: Namespace) -> str:
     return f"netns of pid {namespace.pids[0]}" if namespace.pids else f"netns {namespace.inode}"
 
 
+def run_in_namespace(namespace: Namespace, job: Callable[[], T], timeout: float) -> T:
+    """``job()`` inside ``namespace``: directly in ctguard's own one, else in a forked
+    child that joins it (root)."""
+    if namespace.inode == _own_inode():
+        return job()
+    return run_in_netns_path(namespace.path, job, timeout, _label(namespace))
+
+
 def _usage(namespace: Namespace, own: int | None, timeout: float) -> tuple[int | None, str]:
+    if namespace.inode != own and os.geteuid() != 0:
+        return None, "needs root (setns)"
     try:
-        if namespace.inode == own:  # ctguard's own namespace: no need to fork
-            return read_count(), ""
-        if os.geteuid() != 0:
-            return None, "needs root (setns)"
-        label = _label(namespace)
-        return run_in_netns_path(namespace.path, read_count, timeout, label), ""
+        return run_in_namespace(namespace, read_count, timeout), ""
     except (CtguardError, OSError) as exc:
         return None, str(exc)
 
