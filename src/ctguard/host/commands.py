@@ -68,19 +68,28 @@ class LiveCommands:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         self.env = env if env is not None else {**os.environ, "LC_ALL": "C"}
 
-    def _run(
-        self, name: str, stdout: int | BinaryIO
-    ) -> subprocess.CompletedProcess[bytes] | Missing:
+    @staticmethod
+    def _argv(name: str) -> tuple[list[str], Spec] | Missing:
+        """The program's argument list, resolved on PATH, or why it cannot run."""
         spec = SPECS.get(name)
         if spec is None:
             return Missing(f"unknown command {name!r}")
         prog = shutil.which(spec.argv[0])
         if prog is None:
             return Missing(f"{spec.argv[0]} is not installed")
+        return [prog, *spec.argv[1:]], spec
+
+    def _run(
+        self, name: str, stdout: int | BinaryIO
+    ) -> subprocess.CompletedProcess[bytes] | Missing:
+        resolved = self._argv(name)
+        if isinstance(resolved, Missing):
+            return resolved
+        argv, spec = resolved
         shown = " ".join(spec.argv)
         try:
             done = subprocess.run(
-                [prog, *spec.argv[1:]],
+                argv,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
                 timeout=spec.timeout,
@@ -93,9 +102,7 @@ class LiveCommands:
         except OSError as exc:
             return Missing(f"{shown} could not run: {exc.strerror or exc}")
         if done.returncode != 0:
-            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = err[0] if err else "no message"
-            return Missing(f"{shown} exited {done.returncode}: {detail}")
+            return Missing(f"{shown} exited {done.returncode}: {_first_line(done.stderr)}")
         return done
 
     def output(self, name: str) -> str | Missing:
@@ -114,15 +121,15 @@ class LiveCommands:
         """The output as a pipe, read while the program runs; killed at its timeout or
         when the reader stops early. A non-zero exit after the reader finished raises
         CommandFailed (the output was incomplete)."""
-        spec = SPECS.get(name)
-        prog = shutil.which(spec.argv[0]) if spec else None
-        if spec is None or prog is None:
-            yield Missing(f"{name}: unknown command or not installed")
+        resolved = self._argv(name)
+        if isinstance(resolved, Missing):
+            yield resolved
             return
+        argv, spec = resolved
         shown = " ".join(spec.argv)
         try:
             child = subprocess.Popen(
-                [prog, *spec.argv[1:]],
+                argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
@@ -132,7 +139,13 @@ class LiveCommands:
             yield Missing(f"{shown} could not run: {exc.strerror or exc}")
             return
         _widen_pipe(child.stdout)
-        timer = threading.Timer(spec.timeout, child.kill)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            child.kill()
+
+        timer = threading.Timer(spec.timeout, expire)
         timer.start()
         try:
             assert child.stdout is not None
@@ -143,10 +156,12 @@ class LiveCommands:
                 child.kill()
             _, err = child.communicate()
         if child.returncode != 0:
-            detail = err.decode("utf-8", "replace").strip().splitlines()
-            raise CommandFailed(
-                f"{shown} exited {child.returncode}: {detail[0] if detail else 'no message'}"
+            why = (
+                f"timed out after {spec.timeout:g} s"
+                if expired.is_set()
+                else f"exited {child.returncode}: {_first_line(err)}"
             )
+            raise CommandFailed(f"{shown} {why} (its output was incomplete)")
 
 
 class CapturedCommands:
@@ -193,6 +208,11 @@ class CapturedCommands:
             return
         with self.root.open_binary(path) as src:
             yield src
+
+
+def _first_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 PIPE_BYTES = 1 << 20  # fs.pipe-max-size's default
