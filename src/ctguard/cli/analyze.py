@@ -210,6 +210,10 @@ def _render(report: AnalyzeReport, fmt: str) -> str:
         from ctguard.output.analyze_json import render_analyze_json
 
         return render_analyze_json(report)
-    from ctguard.output.analyze_text import render_analyze_csv, render_analyze_text
+    if fmt == "csv":
+        from ctguard.output.analyze_csv import render_analyze_csv
 
-    return render_analyze_csv(report) if fmt == "csv" else render_analyze_text(report)
+        return render_analyze_csv(report)
+    from ctguard.output.analyze_text import render_analyze_text
+
+    return render_analyze_text(report)

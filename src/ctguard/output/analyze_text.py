@@ -1,9 +1,7 @@
-"""``analyze`` for a terminal and ``--format csv``; both format the JSON document."""
+"""``analyze`` for a terminal: formats the JSON document (output/analyze_json.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from ctguard.analyze import AnalyzeReport
@@ -23,7 +21,7 @@ _TITLES = {
 }
 
 
-def _key(row: dict[str, Any]) -> str:
+def row_key(row: dict[str, Any]) -> str:
     return "/".join(str(v) for k, v in row.items() if k not in ("count", "nat") and v is not None)
 
 
@@ -52,7 +50,7 @@ def render_analyze_text(report: AnalyzeReport) -> str:
         for row in rows:
             nat = f"  NAT {number(row['nat'])}" if row.get("nat") else ""
             out.append(
-                f"  {_key(row):<40} {number(row['count']):>12} {_pct(row['count'], total)}{nat}"
+                f"  {row_key(row):<40} {number(row['count']):>12} {_pct(row['count'], total)}{nat}"
             )
     by = doc["by"]
     if "flags" in by or "nat" in by:
@@ -92,30 +90,3 @@ def render_analyze_text(report: AnalyzeReport) -> str:
     else:
         out.append("NOTRACK candidates: none (no NAT-free port holds 5% of the table)")
     return "\n".join(out) + "\n"
-
-
-def render_analyze_csv(report: AnalyzeReport) -> str:
-    """``breakdown,key,count`` rows; keys as in the text view (``tcp/443``)."""
-    doc = analyze_document(report)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["breakdown", "key", "count"])
-    writer.writerow(["total", "entries", doc["entries"]])
-    writer.writerow(["total", "bad_lines", doc["bad_lines"]["count"]])
-    for name, rows in doc["by"].items():
-        if isinstance(rows, dict):
-            for key, count in rows.items():
-                writer.writerow([name, key, count])
-        elif name == "timeout":
-            for row in rows:
-                state = "/".join(v for v in (row["protocol"], row["state"]) if v)
-                for label, count in row["histogram"].items():
-                    writer.writerow([name, f"{state} {label}", count])
-        else:
-            for row in rows:
-                writer.writerow([name, _key(row), row["count"]])
-                if row.get("nat"):
-                    writer.writerow([f"{name}_nat", _key(row), row["nat"]])
-    for row in doc.get("what_if", []):
-        writer.writerow(["what_if", f"{row['timeout']}={row['proposed']}", row["expired"]])
-    return buf.getvalue()
