@@ -15,3 +15,8 @@ class HostAccessError(CtguardError):
 
 class UnsafeArchiveError(HostAccessError):
     """A snapshot archive holds a member that would land outside its directory."""
+
+
+class RefusedError(CtguardError):
+    """A safety refusal (an unsafe size, a plan for another host or an outdated state):
+    exit 2, like a CRITICAL, so scripts can tell it from an error."""

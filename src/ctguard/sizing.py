@@ -126,3 +126,218 @@ def largest_safe_max(mem_total: int, buckets: int, cost: EntryCost, budget_pct: 
         return 0
     entries = int(budget // cost.bytes)
     return 1 << (entries.bit_length() - 1)
+
+
+# -- the policy of `ctguard plan` (design §8) ----------------------------------------------
+DEFAULT_BUDGET_PCT = 5.0  # of MemTotal: what a plan may give the table without being asked
+HARD_LIMIT_PCT = 25.0  # beyond this (or MemAvailable) a plan is refused unless --force
+
+
+def power_of_two_at_least(value: int) -> int:
+    return 1 << max(0, (max(value, 1) - 1).bit_length())
+
+
+def buckets_for(maximum: int, kernel: KernelVersion | Missing) -> int:
+    """Buckets for a max: one per entry on >= 5.15 (the kernel's own default ratio since
+    d532bcd0b269), a quarter before (the old default); whole pages of heads, >= 1024."""
+    modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
+    return kernel_buckets(max(1024, maximum if modern else maximum // 4))
+
+
+@dataclass(frozen=True)
+class SizingInput:
+    mem_total: int
+    mem_available: int | None
+    cost: EntryCost
+    kernel: KernelVersion | Missing
+    current_max: int | None  # None: not loaded or unreadable
+    current_buckets: int | None
+    peak: int  # the most entries seen (stat entries, count, or the table read)
+    peak_source: str
+    target_max: int | None = None  # --target-max
+    budget_pct: float = DEFAULT_BUDGET_PCT  # --memory-budget
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One value a plan sets, why, and the kernel memory it accounts for."""
+
+    name: str
+    current: int | None
+    value: int
+    reason: str
+    bytes: int = 0
+    pct: float = 0.0  # of MemTotal
+
+    @property
+    def changes(self) -> bool:
+        return self.current != self.value
+
+
+@dataclass(frozen=True)
+class Sizing:
+    max: Target
+    buckets: Target
+    table_bytes: int  # a full table at the target: max x entry cost + buckets x 8 B
+    table_pct: float
+    budget_bytes: int
+    refusal: str | None  # why this would be refused without --force (None: safe)
+    notes: tuple[str, ...] = ()
+
+
+def _pct(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
+def _budget(req: SizingInput) -> int:
+    """Bytes the table may take without --force: the budget, never over MemAvailable."""
+    budget = int(req.mem_total * req.budget_pct / 100)
+    return budget if req.mem_available is None else min(budget, req.mem_available)
+
+
+def _fits(req: SizingInput, maximum: int, buckets: int) -> bool:
+    return table_bytes(maximum, buckets, req.cost) <= _budget(req)
+
+
+def _auto_max(req: SizingInput, notes: list[str]) -> tuple[int, str]:
+    """Twice the peak, a power of two, never below the kernel default, within the budget."""
+    floor = default_max(req.mem_total, req.kernel)
+    want = max(power_of_two_at_least(2 * req.peak), floor)
+    why = (
+        f"2 x peak {req.peak:,} ({req.peak_source}), rounded up to a power of two"
+        if want > floor
+        else f"the kernel default for {req.mem_total / GIB:.1f} GiB already holds 2 x peak"
+        f" {req.peak:,} ({req.peak_source})"
+    )
+    current = req.current_max
+    if current and want <= current and _fits(req, current, buckets_for(current, req.kernel)):
+        return current, f"keeps room for 2 x peak {req.peak:,} ({req.peak_source}) within budget"
+    if _fits(req, want, buckets_for(want, req.kernel)):
+        return want, why
+    budget_pct = req.budget_pct
+    buckets = buckets_for(want, req.kernel)
+    capped = largest_safe_max(req.mem_total, buckets, req.cost, budget_pct)
+    while capped and not _fits(req, capped, buckets_for(capped, req.kernel)):
+        capped //= 2  # MemAvailable is below the budget
+    notes.append(
+        f"2 x peak {req.peak:,} needs {want:,} entries, more than the {budget_pct:g} % memory"
+        f" budget holds ({capped:,}): shorten timeouts or NOTRACK the busiest port"
+        " ('ctguard analyze' names candidates) instead of a bigger table"
+    )
+    if capped < req.peak:
+        notes.append(
+            f"the table has held {req.peak:,} entries: at {capped:,}, new flows are dropped"
+            " until it drains below that"
+        )
+    return max(capped, 1024), f"the largest power of two the {budget_pct:g} % budget holds"
+
+
+def size_table(req: SizingInput) -> Sizing:
+    """Target max and buckets for this host, each with its reason and memory cost.
+
+    Automatic targets never exceed the budget (``budget_pct`` of MemTotal, and never more
+    than MemAvailable). An explicit ``target_max``, or a budget over 25 %, is refused
+    (``refusal`` set) when the full table would exceed the budget, 25 % of MemTotal or
+    MemAvailable; ``force`` keeps the plan but the refusal text stays as a warning.
+    """
+    notes: list[str] = []
+    if req.target_max is not None:
+        maximum, why = req.target_max, "--target-max"
+    else:
+        maximum, why = _auto_max(req, notes)
+    buckets = buckets_for(maximum, req.kernel)
+    buckets_why = (
+        "one bucket per entry (the kernel's own ratio since 5.15)"
+        if buckets >= maximum
+        else "a quarter of the max (the ratio of kernels before 5.15)"
+    )
+    current_buckets = req.current_buckets
+    if current_buckets is not None and current_buckets >= buckets:
+        keep = table_bytes(maximum, current_buckets, req.cost) <= _budget(req)
+        if keep or req.target_max is not None:
+            buckets, buckets_why = current_buckets, "already enough for the max"
+    need = table_bytes(maximum, buckets, req.cost)
+    hard = int(req.mem_total * HARD_LIMIT_PCT / 100)
+    limits = [(hard, f"{HARD_LIMIT_PCT:g} % of MemTotal")]
+    if req.mem_available is not None:
+        limits.append((req.mem_available, "MemAvailable"))
+    limits.append((_budget(req), f"the {req.budget_pct:g} % memory budget (--memory-budget)"))
+    over = [(limit, label) for limit, label in limits if need > limit]
+    refusal = None
+    if over:
+        limit, label = over[0]
+        refusal = (
+            f"nf_conntrack_max {maximum:,} would let the table take {need:,} bytes"
+            f" ({_pct(need, req.mem_total):.1f} % of MemTotal {req.mem_total:,} B,"
+            f" {req.cost.bytes} B per entry + 8 B per bucket), more than {label}"
+            f" ({limit:,} bytes): entries are unswappable kernel memory and a full table can"
+            " OOM or reboot the machine"
+        )
+    if req.budget_pct > HARD_LIMIT_PCT and refusal is None:
+        refusal = f"--memory-budget {req.budget_pct:g} is over {HARD_LIMIT_PCT:g} % of MemTotal"
+    entry_bytes = maximum * req.cost.bytes
+    bucket_bytes = buckets * BUCKET_BYTES
+    return Sizing(
+        max=Target(
+            "nf_conntrack_max", req.current_max, maximum, why, entry_bytes,
+            _pct(entry_bytes, req.mem_total),
+        ),
+        buckets=Target(
+            "nf_conntrack_buckets", current_buckets, buckets, buckets_why, bucket_bytes,
+            _pct(bucket_bytes, req.mem_total),
+        ),
+        table_bytes=need,
+        table_pct=_pct(need, req.mem_total),
+        budget_bytes=_budget(req),
+        refusal=refusal,
+        notes=tuple(notes),
+    )  # fmt: skip
+
+
+# -- timeouts ---------------------------------------------------------------------------
+NAT_MIN_ESTABLISHED = 7440  # RFC 5382 REQ-5: 2 h 4 min for NATed TCP
+ESTABLISHED_NO_NAT = 3600
+
+
+@dataclass(frozen=True)
+class TimeoutNeed:
+    """A timeout the table shows keeping a majority alive, and the value that frees it."""
+
+    name: str  # short name: tcp_timeout_time_wait
+    proposed: int
+    reason: str
+    frees: int = 0  # entries that would already have expired (what-if)
+
+
+def size_timeouts(
+    current: dict[str, int],
+    needs: list[TimeoutNeed],
+    cost: EntryCost,
+    mem_total: int,
+    nat: bool,
+    established: int | None = None,  # --established-timeout
+) -> list[Target]:
+    """Shorten only what the table shows dominating (design §8); never below 7440 s for
+    established TCP where NAT is in use (RFC 5382), unless the operator said so."""
+    targets: list[Target] = []
+    for need in needs:
+        now = current.get(need.name)
+        if need.name == "tcp_timeout_established" and established is not None:
+            continue
+        value = need.proposed
+        if need.name == "tcp_timeout_established":
+            value = NAT_MIN_ESTABLISHED if nat else ESTABLISHED_NO_NAT
+        if now is not None and now <= value:
+            continue
+        freed = need.frees * cost.bytes
+        targets.append(Target(
+            f"nf_conntrack_{need.name}", now, value, need.reason, freed, _pct(freed, mem_total)
+        ))  # fmt: skip
+    if established is not None:
+        now = current.get("tcp_timeout_established")
+        why = "--established-timeout"
+        if nat and established < NAT_MIN_ESTABLISHED:
+            why += f" (below the {NAT_MIN_ESTABLISHED} s RFC 5382 asks for NATed TCP)"
+        targets.insert(0, Target("nf_conntrack_tcp_timeout_established", now, established, why))
+    return targets

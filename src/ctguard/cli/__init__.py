@@ -14,7 +14,7 @@ import sys
 import click
 
 from ctguard import __version__
-from ctguard.errors import CtguardError
+from ctguard.errors import CtguardError, RefusedError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 
@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snapshot": ("ctguard.cli.snapshot", "snapshot_command"),
     "analyze": ("ctguard.cli.analyze", "analyze_command"),
     "top": ("ctguard.cli.top", "top_command"),
+    "plan": ("ctguard.cli.plan", "plan_command"),
+    "apply": ("ctguard.cli.plan", "apply_command"),
+    "rollback": ("ctguard.cli.plan", "rollback_command"),
 }
 
 
@@ -60,6 +63,8 @@ def cli(debug: bool) -> None:
       ctguard analyze                what fills the table (ports, states, sources)
       ctguard top                    live view: usage, drop rates, top ports
       ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
+      ctguard plan                   safe sizes for this host, and the files that keep them
+      sudo ctguard apply             apply that plan (journalled); ctguard rollback undoes it
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
     """
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except CtguardError as exc:
         if debug:
             raise
-        return _error(str(exc))
+        code = _error(str(exc))
+        return EXIT_CRITICAL if isinstance(exc, RefusedError) else code
     except Exception as exc:
         if debug:
             raise

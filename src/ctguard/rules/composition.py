@@ -77,6 +77,17 @@ def _what_if_line(row: WhatIf, entries: int) -> str:
     )
 
 
+def dominant_kinds(summary: TableSummary, limits: Thresholds) -> list[tuple[Kind, int, float]]:
+    """(kind, entries, % of the table) of every kind holding ``composition_share`` or more."""
+    found = []
+    for kind in KINDS:
+        count = _count(summary, kind)
+        share = 100.0 * count / summary.entries if summary.entries else 0.0
+        if summary.entries and share >= limits.composition_share:
+            found.append((kind, count, share))
+    return found
+
+
 @rule("CT402")
 def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
     table = _gate(facts, limits)
@@ -86,11 +97,7 @@ def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
     evidence: list[str] = []
     commands: list[str] = []
     current = _timeouts(facts)
-    for kind in KINDS:
-        count = _count(summary, kind)
-        share = 100.0 * count / summary.entries
-        if share < limits.composition_share:
-            continue
+    for kind, count, share in dominant_kinds(summary, limits):
         evidence.append(f"{kind.label}: {count:,} of {summary.entries:,} entries ({share:.1f} %)")
         now = current.get(kind.timeout)
         if now is not None and now > kind.proposed:

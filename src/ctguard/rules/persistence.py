@@ -389,7 +389,7 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     return found(Severity.WARNING, evidence, _load_list_fix(facts, config, script, wanted))
 
 
-def _load_list_items(texts: list[str]) -> list[str]:
+def load_list_items(texts: list[str]) -> list[str]:
     """fgrep items that match every conntrack line: ".nf_conntrack" unless some line is
     written with "/" separators ("net/netfilter/nf_conntrack_max"), then "nf_conntrack"."""
     items = []
@@ -404,7 +404,7 @@ def _load_list_items(texts: list[str]) -> list[str]:
 def _load_list_fix(
     facts: Facts, config: IptablesConfig, script: InitScript, wanted: dict[str, Configured]
 ) -> str:
-    proposal = _load_list_items([item.assignment.text for item in wanted.values()])
+    proposal = load_list_items([item.assignment.text for item in wanted.values()])
     after = fgrep_reapplied(script, proposal, facts.grep_files)
     fix = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(proposal)}"'
     missed = [item for name, item in sorted(wanted.items()) if name not in after]

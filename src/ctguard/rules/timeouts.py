@@ -11,6 +11,7 @@ from ctguard.missing import Missing
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.remedies import WHAT_FILLS, persist_file
 from ctguard.rules.values import runtime, table_count
+from ctguard.sizing import NAT_MIN_ESTABLISHED
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
 from ctguard.table.whatif import what_if
@@ -19,7 +20,6 @@ from ctguard.table.whatif import what_if
 # the compiled-in defaults, not from the host's values: nf_conntrack_*_init_net()).
 _PER_NETNS_PREFIXES = ("nf_conntrack_tcp_", "nf_conntrack_udp_", "nf_conntrack_icmp")
 _PER_NETNS_KEYS = ("nf_conntrack_generic_timeout", "nf_conntrack_acct")
-NAT_MIN_ESTABLISHED = 7440  # RFC 5382 REQ-5: 2 h 4 min for NATed TCP
 
 
 def _behaviour(values: Mapping[str, int]) -> dict[str, int]:

@@ -1,0 +1,87 @@
+"""``ctguard plan`` as text: values before -> after with their memory cost, then the exact
+files (unified diffs) and runtime commands, then what was left alone and why."""
+
+from __future__ import annotations
+
+import difflib
+
+from ctguard.missing import Missing
+from ctguard.output.units import human_bytes
+from ctguard.remediation.changes import OURS, SetSysctl, WriteFile
+from ctguard.remediation.plan import Plan
+from ctguard.sizing import Sizing, Target
+
+
+def _value(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _target_line(t: Target) -> str:
+    arrow = (
+        f"{_value(t.current)} -> {_value(t.value)}" if t.changes else f"{_value(t.value)} (kept)"
+    )
+    cost = f"   [{human_bytes(t.bytes)}, {t.pct:.2f} % of RAM]" if t.bytes else ""
+    return f"  {t.name:<44} {arrow}{cost}\n      {t.reason}"
+
+
+def file_diff(change: WriteFile) -> str:
+    old = (change.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    new = change.after.decode("utf-8", "replace").splitlines(keepends=True)
+    before_name = change.path if change.before is not None else "/dev/null"
+    lines = difflib.unified_diff(old, new, before_name, change.path)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def runtime_command(change: SetSysctl, netns: str | None) -> str:
+    prefix = f"ip netns exec {netns} " if netns else ""
+    if change.path.startswith("/proc/sys/"):
+        key = change.path.removeprefix("/proc/sys/").replace("/", ".")
+        return f"{prefix}sysctl -w {key}={change.after}"
+    return f"{prefix}echo {change.after} > {change.path}"
+
+
+def _sizing(sizing: Sizing | Missing) -> list[str]:
+    if isinstance(sizing, Missing):
+        return [f"  table size not planned: {sizing.reason}"]
+    return [
+        _target_line(sizing.max),
+        _target_line(sizing.buckets),
+        f"  a full table at these values: {human_bytes(sizing.table_bytes)}"
+        f" ({sizing.table_pct:.2f} % of MemTotal); budget {human_bytes(sizing.budget_bytes)}",
+    ]
+
+
+def render_plan_text(plan: Plan, host: str) -> str:
+    out = [f"ctguard plan for {host}" + (f", namespace {plan.netns}" if plan.netns else "")]
+    if plan.refusal:
+        state = "FORCED (--force)" if plan.forced else "REFUSED (exit 2; --force overrides)"
+        out += ["", f"{state}: {plan.refusal}"]
+    out += ["", "Values", *_sizing(plan.sizing)]
+    out += [_target_line(t) for t in plan.timeouts]
+    if plan.addresses:
+        out += ["", f"Fixes: {', '.join(plan.addresses)}"]
+    if plan.empty:
+        out += ["", "Nothing to change: the files and the running values already match."]
+    for change in plan.files:
+        what = (
+            "new file" if change.before is None else "ctguard's file" if change.kind == OURS
+            else "edit, backed up first"
+        )  # fmt: skip
+        out += ["", f"File {change.path} ({what}, mode {change.mode:04o} if new): {change.why}"]
+        out.append(file_diff(change).rstrip("\n"))
+    if plan.sysctls:
+        out += ["", "Runtime values (set after the files, then read back):"]
+        out += [
+            f"  {runtime_command(c, plan.netns)}    # now {_value(c.before)}: {c.why}"
+            for c in plan.sysctls
+        ]
+    if plan.conflicts:
+        out += ["", "Left alone (other files' lines; they do not win):"]
+        out += [f"  {line}" for line in plan.conflicts]
+    if plan.notes:
+        out += ["", "Notes (steps ctguard does not take itself):"]
+        out += [f"  - {note.text}" for note in plan.notes]
+    if not plan.empty and not plan.refused:
+        out += ["", "Apply: ctguard apply (same options), or save with -o plan.json and run"
+                " 'ctguard apply --plan plan.json'; undo: ctguard rollback"]  # fmt: skip
+    return "\n".join(out) + "\n"
