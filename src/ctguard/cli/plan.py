@@ -323,7 +323,7 @@ def apply_command(
         files, sysctls = plan.files, plan.sysctls
         checksum = plan_document(plan, identity)["checksum"]
         if not plan.empty:
-            click.echo(render_plan_text(plan, _host_label(identity, target)), err=dry_run is False)
+            emit(render_plan_text(plan, _host_label(identity, target)) + "\n")
     if not files and not sysctls:
         emit("nothing to do: the files and the running values already match the plan\n")
         return 0

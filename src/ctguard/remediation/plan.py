@@ -323,6 +323,11 @@ class _Builder:
             facts.presence.kind == "absent" and not facts.presence.loaded
         )
         self.placement = sysctl_dropin.Placement(sysctl_dropin.SYSCTL_D, False, "")
+        self.our_dropins, self.our_span = self._find_ours()
+        self.others = sysctl_dropin.others_effective(self.config, self.our_dropins, self.our_span)
+        self.owners = owned_keys(facts)
+        if self.owners.get(MAX) == "kube-proxy":  # it sets hashsize = max / 4 too
+            self.owners.setdefault(BUCKETS, "kube-proxy")
         kernel = facts.kernel
         self.old_kernel = isinstance(kernel, KernelVersion) and not kernel.at_least(4, 7)
 
@@ -352,12 +357,14 @@ class _Builder:
         return True
 
     def _agents(self) -> None:
-        owners = owned_keys(self.facts)
+        owners = self.owners
         kube = self.facts.kube_proxy
         for name, agent in sorted(owners.items()):
             want = self.wants.pop(name, None)
             if want is None or self.runtime.get(name) == want.value:
                 continue
+            if name == BUCKETS and agent == "kube-proxy":
+                continue  # kube-proxy derives it from the max
             if agent == "kube-proxy" and kube is not None:
                 value = self._kube_value(name, want.value)
                 knob = kube.flag_for(f"net.netfilter.{name}")
@@ -383,12 +390,13 @@ class _Builder:
             value = a.value.strip()
             if name in self.wants or not value.isdigit() or name not in self.runtime:
                 continue
-            if name in owned_keys(self.facts):
+            if name in self.owners:
                 continue
             if int(value) != self.runtime[name]:
                 self.wants[name] = _Want(int(value), f"configured in {a.path}:{a.line}", {"CT301"})
 
-    def _ours(self) -> tuple[frozenset[str], tuple[int, int] | None]:
+    def _find_ours(self) -> tuple[frozenset[str], tuple[int, int] | None]:
+        """ctguard's own drop-ins, and the span of its block in sysctl.conf."""
         dropins = frozenset(
             f"{sysctl_dropin.SYSCTL_D}/{name}"
             for name in sysctl_dropin.DROPIN_NAMES
@@ -396,16 +404,19 @@ class _Builder:
         )
         return sysctl_dropin.ours_filter(dropins, _text(self.read(SYSCTL_CONF)))
 
+    def _ours(self) -> tuple[frozenset[str], tuple[int, int] | None]:
+        return self.our_dropins, self.our_span
+
     def _others(self) -> dict[str, SysctlAssignment]:
-        dropins, span = self._ours()
-        return sysctl_dropin.others_effective(self.config, dropins, span)
+        return self.others
 
     def _ours_now(self) -> dict[str, int]:
-        dropins, span = self._ours()
+        """Values ctguard's own lines set now (kept, so a second plan is the same)."""
         values: dict[str, int] = {}
         for a in self.config.assignments:
             name = runtime_name(a.key)
-            if name and sysctl_dropin.is_our_line(a, dropins, span) and a.value.strip().isdigit():
+            ours = name and sysctl_dropin.is_our_line(a, self.our_dropins, self.our_span)
+            if ours and name and a.value.strip().isdigit():
                 values[name] = int(a.value.strip())
         return values
 
