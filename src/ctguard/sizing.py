@@ -169,6 +169,7 @@ class Target:
     reason: str
     bytes: int = 0
     pct: float = 0.0  # of MemTotal
+    current_bytes: int | None = None  # what the current value costs, where it matters
 
     @property
     def changes(self) -> bool:
@@ -216,21 +217,21 @@ def _auto_max(req: SizingInput, notes: list[str]) -> tuple[int, str]:
     if _fits(req, want, buckets_for(want, req.kernel)):
         return want, why
     budget_pct = req.budget_pct
-    buckets = buckets_for(want, req.kernel)
-    capped = largest_safe_max(req.mem_total, buckets, req.cost, budget_pct)
-    while capped and not _fits(req, capped, buckets_for(capped, req.kernel)):
-        capped //= 2  # MemAvailable is below the budget
+    capped = want  # a power of two: halving keeps it one, with its own buckets each time
+    while capped > 1024 and not _fits(req, capped, buckets_for(capped, req.kernel)):
+        capped //= 2
     notes.append(
-        f"2 x peak {req.peak:,} needs {want:,} entries, more than the {budget_pct:g} % memory"
-        f" budget holds ({capped:,}): shorten timeouts or NOTRACK the busiest port"
-        " ('ctguard analyze' names candidates) instead of a bigger table"
+        f"2 x peak {req.peak:,} needs {want:,} entries, more than the memory budget holds"
+        f" ({capped:,}; {budget_pct:g} % of MemTotal, never over MemAvailable): shorten"
+        " timeouts or NOTRACK the busiest port ('ctguard analyze' names candidates) instead"
+        " of a bigger table"
     )
     if capped < req.peak:
         notes.append(
             f"the table has held {req.peak:,} entries: at {capped:,}, new flows are dropped"
             " until it drains below that"
         )
-    return max(capped, 1024), f"the largest power of two the {budget_pct:g} % budget holds"
+    return capped, "the largest power of two the memory budget holds"
 
 
 def size_table(req: SizingInput) -> Sizing:
@@ -253,7 +254,8 @@ def size_table(req: SizingInput) -> Sizing:
         else "a quarter of the max (the ratio of kernels before 5.15)"
     )
     current_buckets = req.current_buckets
-    if current_buckets is not None and current_buckets >= buckets:
+    # keep today's buckets when enough and not oversized (a lowered max gets fewer heads)
+    if current_buckets is not None and buckets <= current_buckets <= 2 * max(buckets, maximum):
         keep = table_bytes(maximum, current_buckets, req.cost) <= _budget(req)
         if keep or req.target_max is not None:
             buckets, buckets_why = current_buckets, "already enough for the max"
@@ -278,10 +280,11 @@ def size_table(req: SizingInput) -> Sizing:
         refusal = f"--memory-budget {req.budget_pct:g} is over {HARD_LIMIT_PCT:g} % of MemTotal"
     entry_bytes = maximum * req.cost.bytes
     bucket_bytes = buckets * BUCKET_BYTES
+    current_bytes = req.current_max * req.cost.bytes if req.current_max else None
     return Sizing(
         max=Target(
             "nf_conntrack_max", req.current_max, maximum, why, entry_bytes,
-            _pct(entry_bytes, req.mem_total),
+            _pct(entry_bytes, req.mem_total), current_bytes,
         ),
         buckets=Target(
             "nf_conntrack_buckets", current_buckets, buckets, buckets_why, bucket_bytes,

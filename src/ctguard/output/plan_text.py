@@ -16,12 +16,17 @@ def _value(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _target_line(t: Target) -> str:
+def _target_line(t: Target, mem_total: int | None = None) -> str:
     arrow = (
         f"{_value(t.current)} -> {_value(t.value)}" if t.changes else f"{_value(t.value)} (kept)"
     )
     cost = f"   [{human_bytes(t.bytes)}, {t.pct:.2f} % of RAM]" if t.bytes else ""
-    return f"  {t.name:<44} {arrow}{cost}\n      {t.reason}"
+    was = ""
+    if t.changes and t.current_bytes and mem_total:
+        share = 100.0 * t.current_bytes / mem_total
+        was = f"\n      today's value lets entries take {human_bytes(t.current_bytes)}"
+        was += f" ({share:.1f} % of RAM)"
+    return f"  {t.name:<44} {arrow}{cost}\n      {t.reason}{was}"
 
 
 def file_diff(change: WriteFile) -> str:
@@ -43,8 +48,9 @@ def runtime_command(change: SetSysctl, netns: str | None) -> str:
 def _sizing(sizing: Sizing | Missing) -> list[str]:
     if isinstance(sizing, Missing):
         return [f"  table size not planned: {sizing.reason}"]
+    mem_total = round(sizing.table_bytes * 100 / sizing.table_pct) if sizing.table_pct else None
     return [
-        _target_line(sizing.max),
+        _target_line(sizing.max, mem_total),
         _target_line(sizing.buckets),
         f"  a full table at these values: {human_bytes(sizing.table_bytes)}"
         f" ({sizing.table_pct:.2f} % of MemTotal); budget {human_bytes(sizing.budget_bytes)}",
@@ -64,10 +70,11 @@ def render_plan_text(plan: Plan, host: str) -> str:
         out += ["", "Nothing to change: the files and the running values already match."]
     for change in plan.files:
         what = (
-            "new file" if change.before is None else "ctguard's file" if change.kind == OURS
-            else "edit, backed up first"
+            f"new, mode {change.mode:04o}" if change.before is None
+            else "ctguard's own file" if change.kind == OURS
+            else "edited in place, backed up first"
         )  # fmt: skip
-        out += ["", f"File {change.path} ({what}, mode {change.mode:04o} if new): {change.why}"]
+        out += ["", f"File {change.path} ({what}): {change.why}"]
         out.append(file_diff(change).rstrip("\n"))
     if plan.sysctls:
         out += ["", "Runtime values (set after the files, then read back):"]

@@ -459,8 +459,9 @@ class _Builder:
             grepped = tuple(str(p) if p.startswith("/") else f"/{p}" for p in service[1].grep_files)
         placement = sysctl_dropin.choose_placement(self.config, values, dropins, span, grepped)
         self.placement = placement
+        winner = "the ctguard block below it" if placement.block else placement.path
         self.conflicts += [
-            f"{line}: left alone; {placement.path} wins ({placement.reason})"
+            f"{line}  ({winner} wins)"
             for line in sysctl_dropin.conflicts(self.config, values, dropins, span)
         ]
         if placement.block:
@@ -556,7 +557,7 @@ class _Builder:
         for name in MODPROBE_NAMES:
             if all(name > other for other, _ in others):
                 for _, line in others:
-                    self.conflicts.append(f"{line}: left alone; {MODPROBE_D}/{name} is read later")
+                    self.conflicts.append(f"{line}  ({MODPROBE_D}/{name} is read later)")
                 path = f"{MODPROBE_D}/{name}"
                 return path, self.read(path)
         path = f"{MODPROBE_D}/{MODPROBE_NAMES[-1]}"

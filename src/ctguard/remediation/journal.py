@@ -1,0 +1,284 @@
+"""The journal of host changes: what ``apply`` did, so ``rollback`` can undo it.
+
+Each ``apply`` that changes anything gets a directory ``<state_dir>/journal/<id>/`` holding
+``journal.json`` (schema ``ctguard.journal/1``) and the backups of the files it replaced,
+``files/<n>``. This module is pure apart from reading: it defines the records, turns them
+into JSON and back, and lists the entries of a state directory. Only
+``remediation/apply.py`` writes a journal.
+
+A journal.json looks like this (abridged)::
+
+    {"schema": "ctguard.journal/1", "id": "20261125T143357Z-3f2a",
+     "created": "2026-11-25T14:33:57.102934+00:00", "ctguard_version": "0.1.0",
+     "state": "applied", "meta": {"command": "apply", "netns": null},
+     "files": [{"path": "/etc/sysctl.d/90-ctguard-conntrack.conf",
+                "real_path": "/etc/sysctl.d/90-ctguard-conntrack.conf", "existed": false,
+                "mode": 420, "uid": null, "gid": null, "before_sha256": null,
+                "after_sha256": "9f86...", "backup": null, "kind": "ours",
+                "done": true, "undone": false}],
+     "sysctls": [{"name": "nf_conntrack_max", "path": "/proc/sys/net/netfilter/nf_conntrack_max",
+                  "before": 65536, "after": 262144, "reads_back": 262144, "scope": "global",
+                  "done": true, "undone": false}],
+     "created_dirs": [], "error": null, "rolled_back": null, "undo_failed": []}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctguard.errors import CtguardError
+
+SCHEMA = "ctguard.journal/1"
+JOURNAL_SUBDIR = "journal"
+JOURNAL_FILE = "journal.json"
+BACKUP_SUBDIR = "files"
+
+APPLYING = "applying"  # written before the first change; a crash leaves it so
+APPLIED = "applied"
+UNDONE = "undone"  # apply failed and put everything back
+UNDO_FAILED = "undo-failed"  # apply failed and could not put everything back
+ROLLED_BACK = "rolled-back"
+DAMAGED = "damaged"  # only in listings: journal.json is absent or unreadable
+
+STATES = (APPLYING, APPLIED, UNDONE, UNDO_FAILED, ROLLED_BACK)
+
+# 20261125T143357Z-3f2a: the UTC second the apply started, and 4 random hex digits.
+ENTRY_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
+# Journal files are ours and small; a huge one is damaged, not something to load.
+MAX_JOURNAL_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file apply writes; ``backup`` names its copy under ``<id>/files/``."""
+
+    path: str  # the host path the plan named
+    real_path: str  # the host path written, once links were followed inside the root
+    existed: bool
+    mode: int  # permission bits kept (existing file) or given (new file)
+    uid: int | None  # owner kept; None for a new file
+    gid: int | None
+    before_sha256: str | None  # None: the file did not exist
+    after_sha256: str
+    backup: str | None  # None for a new file
+    kind: str
+    done: bool = False  # written on the host
+    undone: bool = False  # put back by the undo of a failed apply, or by rollback
+
+
+@dataclass(frozen=True)
+class SysctlRecord:
+    """One runtime value apply sets; ``before`` is what it read just before."""
+
+    name: str
+    path: str
+    before: int
+    after: int
+    reads_back: int
+    scope: str
+    done: bool = False
+    undone: bool = False
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One apply, as recorded in ``<state_dir>/journal/<id>/journal.json``."""
+
+    id: str
+    created: str  # ISO 8601, UTC
+    ctguard_version: str
+    state: str  # one of STATES, or DAMAGED in a listing
+    meta: Mapping[str, str | None] = field(default_factory=dict)
+    files: tuple[FileRecord, ...] = ()
+    sysctls: tuple[SysctlRecord, ...] = ()
+    created_dirs: tuple[str, ...] = ()  # host paths of directories apply created, in order
+    error: str | None = None  # why apply failed, or why the entry is damaged
+    rolled_back: str | None = None  # ISO 8601 UTC time of the rollback
+    undo_failed: tuple[str, ...] = ()  # "what (why)" for each step that could not be undone
+
+
+def entry_dir(state_dir: Path, entry_id: str) -> Path:
+    return state_dir / JOURNAL_SUBDIR / entry_id
+
+
+def backup_file(state_dir: Path, entry_id: str, backup: str) -> Path:
+    return entry_dir(state_dir, entry_id) / BACKUP_SUBDIR / backup
+
+
+# -- JSON ------------------------------------------------------------------------------
+def entry_to_json(entry: JournalEntry) -> str:
+    data: dict[str, Any] = {"schema": SCHEMA, **asdict(entry)}
+    data["meta"] = dict(entry.meta)
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def entry_from_json(text: str) -> JournalEntry:
+    """The entry in ``text``; CtguardError saying what is wrong when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CtguardError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CtguardError("not a JSON object")
+    if data.get("schema") != SCHEMA:
+        raise CtguardError(f"schema is {data.get('schema')!r}, expected {SCHEMA!r}")
+    state = _str(data, "state")
+    if state not in STATES:
+        raise CtguardError(f"unknown state {state!r}")
+    return JournalEntry(
+        id=_str(data, "id"),
+        created=_str(data, "created"),
+        ctguard_version=_str(data, "ctguard_version"),
+        state=state,
+        meta=_meta(data.get("meta")),
+        files=tuple(_file_record(item) for item in _list(data, "files")),
+        sysctls=tuple(_sysctl_record(item) for item in _list(data, "sysctls")),
+        created_dirs=tuple(_str_item(item, "created_dirs") for item in _list(data, "created_dirs")),
+        error=_opt_str(data, "error"),
+        rolled_back=_opt_str(data, "rolled_back"),
+        undo_failed=tuple(_str_item(item, "undo_failed") for item in _list(data, "undo_failed")),
+    )
+
+
+def _file_record(item: object) -> FileRecord:
+    data = _object(item, "files")
+    return FileRecord(
+        path=_str(data, "path"),
+        real_path=_str(data, "real_path"),
+        existed=_bool(data, "existed"),
+        mode=_int(data, "mode"),
+        uid=_opt_int(data, "uid"),
+        gid=_opt_int(data, "gid"),
+        before_sha256=_opt_str(data, "before_sha256"),
+        after_sha256=_str(data, "after_sha256"),
+        backup=_opt_str(data, "backup"),
+        kind=_str(data, "kind"),
+        done=_bool(data, "done"),
+        undone=_bool(data, "undone"),
+    )
+
+
+def _sysctl_record(item: object) -> SysctlRecord:
+    data = _object(item, "sysctls")
+    return SysctlRecord(
+        name=_str(data, "name"),
+        path=_str(data, "path"),
+        before=_int(data, "before"),
+        after=_int(data, "after"),
+        reads_back=_int(data, "reads_back"),
+        scope=_str(data, "scope"),
+        done=_bool(data, "done"),
+        undone=_bool(data, "undone"),
+    )
+
+
+def _meta(value: object) -> dict[str, str | None]:
+    meta = _object(value, "meta")
+    for key, item in meta.items():
+        if item is not None and not isinstance(item, str):
+            raise CtguardError(f"meta.{key} is not a string")
+    return dict(meta)
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CtguardError(f"{what}: expected an object")
+    return value
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise CtguardError(f"{key}: expected a list")
+    return value
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise CtguardError(f"{key}: expected a string")
+    return value
+
+
+def _str_item(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise CtguardError(f"{key}: expected strings")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _str(data, key)
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    # bool is an int in Python; a journal saying "mode": true is damaged, not mode 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CtguardError(f"{key}: expected an integer")
+    return value
+
+
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    return None if data.get(key) is None else _int(data, key)
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if not isinstance(value, bool):
+        raise CtguardError(f"{key}: expected true or false")
+    return value
+
+
+# -- reading a state directory ---------------------------------------------------------
+def list_entries(state_dir: Path) -> list[JournalEntry]:
+    """Every entry, newest first; one that cannot be read is listed with state "damaged"."""
+    try:
+        names = [p.name for p in (state_dir / JOURNAL_SUBDIR).iterdir()]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CtguardError(
+            f"cannot list {state_dir / JOURNAL_SUBDIR}: {exc.strerror or exc}"
+        ) from None
+    entries = [_load_or_damaged(state_dir, name) for name in names if ENTRY_ID.fullmatch(name)]
+    # The id holds only the second; "created" orders two applies made within one.
+    entries.sort(key=lambda e: (e.id[:16], e.created, e.id), reverse=True)
+    return entries
+
+
+def read_entry(state_dir: Path, entry_id: str) -> JournalEntry:
+    """The entry ``entry_id``; CtguardError when there is no such entry or it is damaged."""
+    if not ENTRY_ID.fullmatch(entry_id) or not entry_dir(state_dir, entry_id).is_dir():
+        raise CtguardError(
+            f"no journal entry {entry_id!r} in {state_dir / JOURNAL_SUBDIR} "
+            "('ctguard rollback --list' shows the ids)"
+        )
+    entry = _load_or_damaged(state_dir, entry_id)
+    if entry.state == DAMAGED:
+        raise CtguardError(f"journal entry {entry_id} is damaged: {entry.error}")
+    return entry
+
+
+def _load_or_damaged(state_dir: Path, entry_id: str) -> JournalEntry:
+    path = entry_dir(state_dir, entry_id) / JOURNAL_FILE
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JOURNAL_BYTES + 1)
+        if len(raw) > MAX_JOURNAL_BYTES:
+            raise CtguardError(f"larger than {MAX_JOURNAL_BYTES} bytes")
+        entry = entry_from_json(raw.decode("utf-8"))
+        if entry.id != entry_id:
+            raise CtguardError(f"it names itself {entry.id!r}")
+        return entry
+    except OSError as exc:
+        reason = f"{path}: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        reason = f"{path}: not UTF-8"
+    except CtguardError as exc:
+        reason = f"{path}: {exc}"
+    return JournalEntry(id=entry_id, created="", ctguard_version="", state=DAMAGED, error=reason)
