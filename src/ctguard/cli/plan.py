@@ -113,8 +113,8 @@ class Target:
     def state_dir(self, given: str | None) -> Path:
         if given is not None:
             return Path(given)
-        if self.root is not None:
-            return Path(self.root) / DEFAULT_STATE_DIR.lstrip("/")
+        if self.root is not None:  # links resolved inside the tree, never out of it
+            return Path(self.root) / self.host().realpath(DEFAULT_STATE_DIR).lstrip("/")
         return Path(DEFAULT_STATE_DIR)
 
 

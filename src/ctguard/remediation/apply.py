@@ -376,6 +376,7 @@ def _replace_file(
         _write_all(fd, data)
         step(f"chmod {label}")
         _set_owner_and_mode(fd, mode, owner)
+        _copy_security_label(local, fd)
         step(f"fsync {label}")
         os.fsync(fd)  # the data must be on disk before the name points at it
         os.close(fd)
@@ -417,6 +418,20 @@ def _set_owner_and_mode(fd: int, mode: int, owner: tuple[int, int] | None) -> No
         if (st.st_uid, st.st_gid) != owner:
             os.fchown(fd, *owner)
     os.fchmod(fd, mode)  # after chown, which clears set-id bits
+
+
+_SELINUX = "security.selinux"
+
+
+def _copy_security_label(local: Path, fd: int) -> None:
+    """Keep the SELinux label of the file being replaced: a new inode would get its
+    directory's default (etc_t for /etc/sysconfig/iptables-config, not system_conf_t)."""
+    try:
+        label = os.getxattr(local, _SELINUX, follow_symlinks=False)
+    except OSError:
+        return  # no such file yet, no label, or no xattr support: nothing to keep
+    with suppress(OSError):
+        os.setxattr(fd, _SELINUX, label)
 
 
 def _fsync_dir(directory: Path) -> None:
