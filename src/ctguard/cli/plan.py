@@ -114,7 +114,13 @@ class Target:
         if given is not None:
             return Path(given)
         if self.root is not None:  # links resolved inside the tree, never out of it
-            return Path(self.root) / self.host().realpath(DEFAULT_STATE_DIR).lstrip("/")
+            try:
+                inside = self.host().realpath(DEFAULT_STATE_DIR)
+            except OSError as exc:
+                raise CtguardError(
+                    f"{self.root}{DEFAULT_STATE_DIR}: {exc.strerror or exc}; give --state-dir"
+                ) from None
+            return Path(self.root) / inside.lstrip("/")
         return Path(DEFAULT_STATE_DIR)
 
 
