@@ -66,7 +66,7 @@ _ENTRIES = (
               sysctl -w net.netfilter.nf_conntrack_max=<N>
               /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = <N>
             If it does not survive a reboot or a firewall restart, see CT301-CT304.
-            (coming: `ctguard plan` will size N from the observed peak and a memory budget.)
+            `ctguard plan` sizes N from the observed peak and a memory budget.
             """
         ),
         refs=(
@@ -150,7 +150,7 @@ _ENTRIES = (
             Keep nf_conntrack_udp_timeout_stream >= 120 s where the host NATs (RFC 4787).
             If the flows belong to one service that needs no state and is not NATed (a DNS
             resolver on udp/53), take its port out of conntrack instead (CT505). Then re-check
-            max (CT101). (coming: `ctguard plan` will propose only what the table justifies.)
+            max (CT101). `ctguard plan` proposes only what the table justifies.
             """
         ),
         refs=(
@@ -236,7 +236,7 @@ _ENTRIES = (
             (where that key is read-only: echo <N> > /sys/module/nf_conntrack/parameters/hashsize)
             Persist it for the next module load (CT303):
               /etc/modprobe.d/ctguard-conntrack.conf:  options nf_conntrack hashsize=<N>
-            (coming: `ctguard apply` will do both steps.)
+            `ctguard apply` does both steps.
             """
         ),
         refs=(
@@ -279,7 +279,7 @@ _ENTRIES = (
             grep finds it) and persist the limit:
               /etc/sysctl.d/90-conntrack.conf:  net.netfilter.nf_conntrack_max = 262144
             For good, size it to 2 x the observed peak, at least the kernel default for this
-            RAM and within the memory budget (CT201). (coming: `ctguard plan` will size it.)
+            RAM and within the memory budget (CT201): `ctguard plan` sizes it.
             """
         ),
         refs=(
@@ -324,8 +324,8 @@ _ENTRIES = (
             Lowering max evicts nothing: if the count is above the new max, new flows are
             dropped until it falls, so lower it at a quiet time or in steps. If the peak
             really needs more than the budget, cut the demand instead (CT505 NOTRACK,
-            CT401/CT402 timeouts) or add RAM. (coming: `ctguard plan` will compute N and its
-            cost in bytes.)
+            CT401/CT402 timeouts) or add RAM. `ctguard plan` computes N and its cost in
+            bytes.
             """
         ),
         refs=(
@@ -370,7 +370,7 @@ _ENTRIES = (
               /usr/lib/systemd/systemd-sysctl --prefix=/net/netfilter --prefix=/net/nf_conntrack_max
               sysctl net.netfilter.nf_conntrack_max
             If the value drifts again, find the writer: CT302 (module reload), CT304 (firewall
-            restart), CT306 (agents). (coming: `ctguard apply` will write and verify it.)
+            restart), CT306 (agents). `ctguard apply` writes and verifies it.
             """
         ),
         refs=(

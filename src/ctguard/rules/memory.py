@@ -78,6 +78,6 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         lines.append(f"and raise the buckets to at least {safe // 4} (CT105; persistent: CT303)")
     lines.append(
         "If the peak needs more, NOTRACK hot ports or shorten timeouts instead"
-        " (coming: ctguard plan sizes this)."
+        " (ctguard plan sizes it from the peak and a memory budget)."
     )
     return found(worst, evidence, "\n".join(lines))

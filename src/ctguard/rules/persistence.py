@@ -197,9 +197,11 @@ def reapply_fix(facts: Facts) -> str:
         return (
             f"Re-apply them whenever nf_conntrack loads: write {UDEV_RULE}:\n"
             f'ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack", '
-            f'RUN+="{facts.systemd_sysctl} --prefix=/net/netfilter"\n'
+            f'RUN+="{facts.systemd_sysctl} --prefix=/net/netfilter'
+            ' --prefix=/net/nf_conntrack_max"\n'
             "or load it before sysctl runs: echo nf_conntrack > "
-            "/etc/modules-load.d/ctguard-conntrack.conf\n(coming: ctguard apply writes this)"
+            "/etc/modules-load.d/ctguard-conntrack.conf\n"
+            "or have it written and checked: ctguard plan, then ctguard apply"
         )
     return (
         "No systemd here: have the module loaded before sysctl runs, with\n"
@@ -302,7 +304,8 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     else:
         fix = (
             "Write /etc/modprobe.d/ctguard-conntrack.conf:\n"
-            f"options nf_conntrack hashsize={buckets}\n(coming: ctguard apply writes this)"
+            f"options nf_conntrack hashsize={buckets}\n"
+            "or have it written and checked: ctguard plan, then ctguard apply"
         )
     return found(Severity.WARNING, evidence, fix)
 

@@ -68,6 +68,6 @@ def raise_max_lines(facts: Facts) -> list[str]:
         lines.append(buckets_command(facts, kernel_buckets(want // 4)))
     lines.append(
         f"persist: net.netfilter.nf_conntrack_max = {want} in {persist_file(facts)}"
-        " (and see CT302-CT304 so it survives module reloads; coming: ctguard plan/apply)"
+        " (and see CT302-CT304 so it survives module reloads; or: ctguard plan, ctguard apply)"
     )
     return lines
