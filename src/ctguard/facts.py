@@ -143,6 +143,14 @@ def _netns_inode(host: HostRoot) -> int | None:
         return None
 
 
+def _manifest_born(host: HostRoot) -> float | None:
+    """When a snapshot's namespace was made (kernel log lines before it are not its own)."""
+    if host.is_live:
+        return None
+    manifest = read_safely(read_manifest, host)
+    return None if isinstance(manifest, Missing) or manifest is None else manifest.netns_born
+
+
 def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tuple[str, str], ...]:
     if isinstance(service, Missing) or not isinstance(service.script, InitScript):
         return ()
@@ -157,7 +165,11 @@ def _presence(host: HostRoot) -> ConntrackPresence:
 
 
 def collect(
-    host: HostRoot, commands: Commands, netns: str | None = None, table: bool = True
+    host: HostRoot,
+    commands: Commands,
+    netns: str | None = None,
+    table: bool = True,
+    netns_born: float | None = None,
 ) -> Facts:
     """Read every input once. An input that cannot be read or parsed becomes Missing.
 
@@ -192,7 +204,7 @@ def collect(
         iptables_service=service,
         grep_files=_grep_files(host, service),
         ruleset=ruleset,
-        kernel_logs=read_kernel_logs(host, commands),
+        kernel_logs=read_kernel_logs(host, commands, netns_born or _manifest_born(host)),
         processes=processes,
         tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),

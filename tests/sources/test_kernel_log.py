@@ -318,3 +318,20 @@ def test_every_message_line_is_counted(lines, prefix):
         hits = list(log.first.values()) + list(log.last.values())
         assert min(h.line for h in hits) == expected[0]
         assert max(h.line for h in hits) == expected[-1]
+
+
+def test_lines_older_than_the_namespace_are_an_earlier_namespaces() -> None:
+    """Inode numbers of freed namespaces are reused: a dmesg line that names this inode
+    but predates this namespace belongs to the one before it."""
+    named = "nf_conntrack: nf_conntrack: table full in netns 4026532177, dropping packet"
+    text = (
+        f"[  100.000001] {named}\n"
+        "[  100.500000] nf_conntrack: nf_conntrack: table full, dropping packet\n"
+        f"[  250.000001] {named}\n"
+    )
+    everything = parse_kernel_log(text, "dmesg")
+    assert dict(everything.by_netns) == {4026532177: 2, None: 1}
+    born_at_200 = parse_kernel_log(text, "dmesg", netns_born=200.0)
+    assert dict(born_at_200.by_netns) == {4026532177: 1, None: 1}  # unnamed lines stay
+    assert born_at_200.first[4026532177].timestamp == "250.000001"
+    assert parse_kernel_log(text, "dmesg", netns_born=300.0).by_netns.get(4026532177) is None

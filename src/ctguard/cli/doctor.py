@@ -48,10 +48,12 @@ def collect_facts(root: str | None, netns: str | None, table: bool = True) -> Fa
             netns_name = manifest.netns if isinstance(manifest, ManifestInfo) else None
             return collect(host, CapturedCommands(host), netns_name, table)
     if netns is not None:
-        from ctguard.host.netns import run_in_netns
+        from ctguard.host.netns import netns_born, run_in_netns
+
+        born = netns_born(netns)
 
         def job() -> Facts:
-            return collect(HostRoot("/"), LiveCommands(), netns, table)
+            return collect(HostRoot("/"), LiveCommands(), netns, table, born)
 
         inside = run_in_netns(netns, job, timeout=120)
         return inside.with_init_namespace(read_safely(read_conntrack_sysctls, HostRoot("/")))

@@ -12,7 +12,7 @@ import click
 from ctguard.cli.options import netns_option
 from ctguard.errors import CtguardError
 from ctguard.host.commands import LiveCommands
-from ctguard.host.netns import run_in_netns
+from ctguard.host.netns import netns_born, run_in_netns
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import NETFILTER_DIR
@@ -71,6 +71,7 @@ def snapshot_command(
         redact=redact,
         netns=netns,
         init_values=_init_values(HostRoot("/")) if netns else (),
+        netns_born=netns_born(netns) if netns else None,
     )
 
     def job() -> dict[str, Any]:

@@ -142,6 +142,22 @@ def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: st
     return result
 
 
+def netns_born(name: str) -> float | None:
+    """When the named namespace was made, in seconds since boot (the clock of dmesg lines).
+
+    A namespace's inode number is reused once it is freed, so kernel log lines that name
+    it may belong to an earlier namespace; lines older than this one are not its own.
+    ``ip netns add`` creates /run/netns/NAME when it creates the namespace.
+    """
+    try:
+        made = os.stat(netns_path(name)).st_mtime
+        with open("/proc/uptime", "rb") as uptime:
+            since_boot = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError, CtguardError):
+        return None
+    return max(0.0, since_boot - (time.time() - made))
+
+
 def netns_inode(link: str) -> int | None:
     """The inode in a ``/proc/<pid>/ns/net`` link text, ``net:[4026531840]``."""
     digits = link.removeprefix("net:[").removesuffix("]")

@@ -50,6 +50,7 @@ class CaptureOptions:
     # (file name, text) of the initial namespace's /proc/sys/net/netfilter, read by the
     # parent before the capture enters ``netns``
     init_values: tuple[tuple[str, str], ...] = ()
+    netns_born: float | None = None  # host.netns.netns_born, read by the parent too
 
 
 class _Capture:
@@ -286,6 +287,7 @@ class _Capture:
             "hostname": None if isinstance(hostname, Missing) else hostname.strip(),
             "netns": self.opts.netns,
             "netns_inode": self._netns_inode(),
+            "netns_born": self.opts.netns_born,
             "table": self.opts.table,
             "redacted": self.opts.redact,
             "captured": sorted(self.log.captured),

@@ -72,7 +72,14 @@ def _timestamp(text: str, start: int, end: int) -> str | None:
     return prefix["mono"] or prefix["ctime"] or prefix["iso"] or prefix["bsd"]
 
 
-def parse_kernel_log(text: str, source: str) -> TableFullLog:
+def _older_than(text: str, at: int, line_end: int, since: float) -> bool:
+    """Does the line holding ``at`` carry a dmesg time (seconds since boot) before ``since``?"""
+    start = text.rfind("\n", 0, at) + 1
+    prefix = _PREFIX.match(text, start, min(line_end, start + _PREFIX_SPAN))
+    return prefix is not None and prefix["mono"] is not None and float(prefix["mono"]) < since
+
+
+def parse_kernel_log(text: str, source: str, netns_born: float | None = None) -> TableFullLog:
     """Count "table full" lines, per network namespace, with the first and last of each.
 
     Lines end with "\\n" (a "\\r" before it is stripped with the other blanks).
@@ -86,6 +93,9 @@ def parse_kernel_log(text: str, source: str) -> TableFullLog:
     (2, {None: 1, 4026532177: 1})
     >>> log.first[None].timestamp, log.last[4026532177].line, log.last[4026532177].timestamp
     ('Mar  4 20:14:37', 3, '8812.104361')
+
+    ``netns_born`` (seconds since boot): dmesg lines naming a namespace that are older
+    than that are left out (they were logged by an earlier namespace with its inode).
     """
     counts: dict[str | None, int] = {}
     first: dict[str | None, int] = {}  # offsets of the first and last matching line
@@ -98,6 +108,12 @@ def parse_kernel_log(text: str, source: str) -> TableFullLog:
         line_end = text.find("\n", found.end())
         line_end = len(text) if line_end < 0 else line_end
         netns = found["netns"]
+        if (
+            netns is not None
+            and netns_born is not None
+            and _older_than(text, at, line_end, netns_born)
+        ):
+            continue  # an earlier namespace that had the same inode number
         counts[netns] = counts.get(netns, 0) + 1
         first.setdefault(netns, at)
         last[netns] = at
@@ -160,7 +176,9 @@ def read_log_file(
     return TableFullLog(log.source, log.count, log.by_netns, log.first, log.last, truncated)
 
 
-def read_kernel_logs(host: HostRoot, commands: Commands) -> tuple[TableFullLog | Missing, ...]:
+def read_kernel_logs(
+    host: HostRoot, commands: Commands, netns_born: float | None = None
+) -> tuple[TableFullLog | Missing, ...]:
     """``dmesg`` first, then each syslog file that exists (absent ones are not listed).
 
     journald-only hosts have no syslog file; dmesg alone then covers the kernel ring
@@ -168,7 +186,7 @@ def read_kernel_logs(host: HostRoot, commands: Commands) -> tuple[TableFullLog |
     """
     dmesg = commands.output("dmesg")
     results: list[TableFullLog | Missing] = [
-        dmesg if isinstance(dmesg, Missing) else parse_kernel_log(dmesg, "dmesg")
+        dmesg if isinstance(dmesg, Missing) else parse_kernel_log(dmesg, "dmesg", netns_born)
     ]
     results.extend(read_log_file(host, path) for path in KERNEL_LOG_FILES if host.exists(path))
     return tuple(results)

@@ -19,6 +19,7 @@ class ManifestInfo:
     hostname: str | None
     netns: str | None
     netns_inode: int | None = None  # the namespace's inode: kernel log lines name it
+    netns_born: float | None = None  # when it was made, seconds since boot (dmesg's clock)
 
 
 def parse_manifest(text: str) -> ManifestInfo:
@@ -41,6 +42,7 @@ def parse_manifest(text: str) -> ManifestInfo:
         text_field("hostname"),
         text_field("netns"),
         inode if isinstance(inode := data.get("netns_inode"), int) else None,
+        float(born) if isinstance(born := data.get("netns_born"), int | float) else None,
     )
 
 
