@@ -408,7 +408,13 @@ def rollback_command(
     chosen = read_entry(journal, entry_id) if entry_id is not None else None
     netns = chosen.meta.get("netns") if chosen is not None else None
     if chosen is None:
-        applied = [e for e in list_entries(journal) if e.state == "applied"]
+        entries = list_entries(journal)
+        applied = [e for e in entries if e.state == "applied"]
+        if not applied and entries and entries[0].state in ("rolled-back", "undone"):
+            emit(
+                f"nothing to do: the latest entry, {entries[0].id}, is already {entries[0].state}\n"
+            )
+            return 0
         netns = applied[0].meta.get("netns") if applied else None
     runtime_target = Target(root, netns)
     _need_root(runtime_target, "rollback")

@@ -211,7 +211,10 @@ def build_plan(
         ids = {"CT401"} if target.name.endswith(ESTABLISHED) else {"CT402"}
         wants[target.name] = _Want(target.value, target.reason, ids)
     for name, value in options.timeouts.items():
-        wants[f"nf_conntrack_{name}"] = _Want(value, "--timeout")
+        full = f"nf_conntrack_{name}"
+        wants[full] = _Want(value, "--timeout")
+        timeouts = [t for t in timeouts if t.name != full]
+        timeouts.append(Target(full, short.get(name), value, "--timeout"))
     notes: list[Note] = []
     refusal = sizing.refusal if isinstance(sizing, Sizing) else None
     if facts.netns is not None:
@@ -269,11 +272,22 @@ def _namespace_plan(
         for name, want in sorted(wants.items())
         if name in runtime and runtime[name] != want.value and name not in GLOBAL_KEYS
     ]
-    notes = [
-        Note(f"{name} is global: set from the initial namespace ('ctguard plan' without --netns)")
+    changing = [
+        name
         for name in (MAX, BUCKETS)
         if isinstance(sizing, Sizing) and (sizing.max if name == MAX else sizing.buckets).changes
     ]
+    notes = [
+        Note(f"{name} is global: set from the initial namespace ('ctguard plan' without --netns)")
+        for name in changing
+    ]
+    if not changing:
+        notes.append(
+            Note(
+                "nf_conntrack_max and nf_conntrack_buckets are global: set from the initial"
+                " namespace ('ctguard plan' without --netns)"
+            )
+        )
     notes.append(
         Note(
             f"namespace {facts.netns}: values set now last until the namespace goes; set them"
