@@ -329,7 +329,7 @@ def apply_command(
         files, sysctls = plan.files, plan.sysctls
         checksum = plan_document(plan, identity)["checksum"]
         if not plan.empty:
-            emit(render_plan_text(plan, _host_label(identity, target)) + "\n")
+            emit(render_plan_text(plan, _host_label(identity, target), hint=False) + "\n")
     if not files and not sysctls:
         emit("nothing to do: the files and the running values already match the plan\n")
         return 0

@@ -57,7 +57,7 @@ def _sizing(sizing: Sizing | Missing) -> list[str]:
     ]
 
 
-def render_plan_text(plan: Plan, host: str) -> str:
+def render_plan_text(plan: Plan, host: str, hint: bool = True) -> str:
     out = [f"ctguard plan for {host}" + (f", namespace {plan.netns}" if plan.netns else "")]
     if plan.refusal:
         state = "FORCED (--force)" if plan.forced else "REFUSED (exit 2; --force overrides)"
@@ -88,7 +88,7 @@ def render_plan_text(plan: Plan, host: str) -> str:
     if plan.notes:
         out += ["", "Notes (steps ctguard does not take itself):"]
         out += [f"  - {note.text}" for note in plan.notes]
-    if not plan.empty and not plan.refused:
+    if hint and not plan.empty and not plan.refused:
         out += ["", "Apply: ctguard apply (same options), or save with -o plan.json and run"
                 " 'ctguard apply --plan plan.json'; undo: ctguard rollback"]  # fmt: skip
     return "\n".join(out) + "\n"
