@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ctguard.host.root import HostRoot
     from ctguard.remediation.apply import RuntimeFiles
     from ctguard.remediation.plan import Plan, PlanOptions
-    from ctguard.remediation.plan_file import HostIdentity
+    from ctguard.remediation.plan_file import HostIdentity, LoadedPlan
 
 EXIT_REFUSED = 2
 DEFAULT_STATE_DIR = "/var/lib/ctguard"
@@ -151,7 +151,12 @@ def _identity(target: Target) -> HostIdentity:
     )
 
 
-def _options(kwargs: dict[str, Any]) -> PlanOptions:
+PLAN_OPTION_NAMES = (
+    "target_max", "memory_budget", "established_timeout", "timeouts", "force", "no_table",
+)  # fmt: skip
+
+
+def _options(kwargs: Mapping[str, Any]) -> PlanOptions:
     from ctguard.remediation.plan import PlanOptions
 
     return PlanOptions(
@@ -222,7 +227,7 @@ def plan_command(as_json: bool, output: str | None, **kwargs: Any) -> int:  # no
     target = _target(kwargs["root"], kwargs["netns"])
     plan = make_plan(target, _options(kwargs), not kwargs["no_table"])
     identity = _identity(target)
-    document = plan_document(plan, identity)
+    document = plan_document(plan, identity, {k: kwargs[k] for k in PLAN_OPTION_NAMES})
     if output is not None:
         _save(output, document)
     if as_json:
@@ -304,6 +309,8 @@ def apply_command(
     from ctguard.remediation.plan_file import PlanFileError, load_plan
 
     target = _target(kwargs["root"], kwargs["netns"])
+    if not dry_run:
+        _need_root(target, "apply")  # first: a non-root run learns nothing and writes nothing
     identity = _identity(target)
     if plan_file is not None:
         try:
@@ -319,6 +326,7 @@ def apply_command(
         files, sysctls, checksum = loaded.files, loaded.sysctls, loaded.checksum
         if loaded.refusal and not loaded.forced:
             raise Refused(f"{plan_file}: the plan was refused when made: {loaded.refusal}")
+        _same_plan_now(target, loaded, plan_file)
     else:
         plan = make_plan(target, _options(kwargs), not kwargs["no_table"])
         if plan.refused:
@@ -340,7 +348,6 @@ def apply_command(
         emit("".join(f"would {line}\n" for line in change))
         emit("".join(f"already in place: {line}\n" for line in same))
         return 0
-    _need_root(target, "apply")
     _confirm(f"Apply {len(files)} file change(s) and {len(sysctls)} runtime value(s)?", yes)
     meta = {"command": "apply", "plan_checksum": checksum, "root": identity.root,
             "netns": target.netns, "hostname": identity.hostname}  # fmt: skip
@@ -350,7 +357,7 @@ def apply_command(
             meta=meta,
         )  # fmt: skip
     except writer.StalePlanError as exc:
-        raise Refused(f"{exc}; make a new plan") from None
+        raise Refused(str(exc)) from None
     if result.entry_id is None:
         emit("nothing to do: every change is already in place\n")
         return 0
@@ -361,6 +368,30 @@ def apply_command(
     emit(f"journal entry {result.entry_id}; undo with: ctguard rollback {result.entry_id}"
          + (f" --root {target.root}" if target.root else "") + "\n")  # fmt: skip
     return 0
+
+
+def _same_plan_now(target: Target, loaded: LoadedPlan, source: str) -> None:
+    """Refuse a saved plan that ctguard would no longer make: the host moved on since
+    (a file the plan read but does not write, a count, a rule), so it is outdated."""
+    from ctguard.remediation.plan_file import PlanFileError, signature
+
+    try:
+        options = {name: loaded.options[name] for name in PLAN_OPTION_NAMES}
+        options["timeouts"] = {str(k): int(v) for k, v in dict(options["timeouts"]).items()}
+        fresh = make_plan(target, _options(options), not options["no_table"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Refused(str(PlanFileError(f"{source}: damaged plan (options: {exc})"))) from None
+    if signature(fresh.files, fresh.sysctls) != loaded.signature():
+        was = {path for path, _ in loaded.signature()}
+        now = {path for path, _ in signature(fresh.files, fresh.sysctls)}
+        differ = sorted(was ^ now) or sorted(
+            path for path, value in signature(fresh.files, fresh.sysctls)
+            if (path, value) not in set(loaded.signature())
+        )  # fmt: skip
+        raise Refused(
+            f"{source}: outdated: the host changed since the plan was made (planning now"
+            f" changes {', '.join(differ[:3]) or 'other contents'} differently); make a new plan"
+        )
 
 
 # -- rollback -------------------------------------------------------------------------
@@ -378,6 +409,10 @@ def rollback_command(
 ) -> int:  # fmt: skip
     """Put back what an 'apply' changed: files byte for byte (files it created are removed)
     and runtime values. Without ID, the latest applied entry. Rolling back twice is harmless.
+
+    \b
+    Exit codes: 0 rolled back (or nothing to do), 3 error (not root, unknown ID, a file
+    changed since the apply: --force restores it anyway).
 
     \b
     Examples:

@@ -96,11 +96,16 @@ def checksum(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def plan_document(plan: Plan, identity: HostIdentity) -> dict[str, Any]:
+def plan_document(
+    plan: Plan, identity: HostIdentity, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``options``: what the plan was made with, so ``apply --plan`` can make it again and
+    refuse when the host has moved on (the plan would no longer be the same)."""
     body: dict[str, Any] = {
         "schema": SCHEMA,
         "ctguard": __version__,
         "host": identity.as_dict(),
+        "options": dict(options or {}),
         "refusal": plan.refusal,
         "forced": plan.forced,
         "sizing": _sizing(plan.sizing),
@@ -122,6 +127,19 @@ class LoadedPlan:
     checksum: str
     refusal: str | None
     forced: bool
+    options: Mapping[str, Any]
+
+    def signature(self) -> tuple[tuple[str, str], ...]:
+        return signature(self.files, self.sysctls)
+
+
+def signature(
+    files: tuple[WriteFile, ...], sysctls: tuple[SetSysctl, ...]
+) -> tuple[tuple[str, str], ...]:
+    """What a plan changes, for comparing two plans: paths and new contents or values."""
+    return tuple((c.path, c.after_sha256) for c in files) + tuple(
+        (c.path, str(c.after)) for c in sysctls
+    )
 
 
 def _bytes(value: object, what: str) -> bytes | None:
@@ -167,10 +185,13 @@ def load_plan(text: str, identity: HostIdentity, source: str) -> LoadedPlan:
     try:
         files = tuple(_load_file(item, source) for item in doc["files"])
         sysctls = tuple(_load_sysctl(item, source) for item in doc["sysctls"])
-    except (KeyError, TypeError) as exc:
-        raise PlanFileError(f"{source}: damaged plan (missing {exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanFileError(f"{source}: damaged plan ({type(exc).__name__}: {exc})") from None
+    options = doc.get("options")
+    if not isinstance(options, dict):
+        raise PlanFileError(f"{source}: damaged plan (no options)")
     return LoadedPlan(files, sysctls, str(doc["checksum"]), doc.get("refusal"),
-                      bool(doc.get("forced")))  # fmt: skip
+                      bool(doc.get("forced")), options)  # fmt: skip
 
 
 def _load_file(item: Mapping[str, Any], source: str) -> WriteFile:
