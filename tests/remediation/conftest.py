@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ctguard.remediation.apply import ApplyResult, apply_changes
 from ctguard.remediation.changes import EDIT, GLOBAL, OURS, SetSysctl, WriteFile
 
 MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
@@ -145,3 +146,14 @@ def new_host(
 @pytest.fixture
 def host(tmp_path: Path) -> Host:
     return new_host(tmp_path)
+
+
+META = {"command": "apply", "plan_sha256": "abc", "root": "test", "netns": None}
+
+
+def apply_host(host: Host, **kw: object) -> ApplyResult:
+    """apply_changes of the host's plan, into its own root, runtime and state dir."""
+    return apply_changes(
+        host.files, host.sysctls, root=host.root, runtime=host.runtime,
+        state_dir=host.state, meta=META, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip

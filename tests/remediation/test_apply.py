@@ -13,6 +13,7 @@ import pytest
 from ctguard.errors import CtguardError
 from ctguard.remediation.apply import (
     ApplyError,
+    ApplyResult,
     StalePlanError,
     TreeRuntime,
     apply_changes,
@@ -23,29 +24,21 @@ from ctguard.remediation.journal import list_entries, read_entry
 from remediation.conftest import (
     BUCKETS,
     MAX,
+    META,
     NEW_60,
     NEW_DROPIN,
     NEW_MODPROBE,
     NEW_RULES,
     OLD_60,
     Host,
+    apply_host,
     temp_files,
     tree_state,
 )
 
-META = {"command": "apply", "plan_sha256": "abc", "root": "test", "netns": None}
 
-
-def apply(host: Host, **kw):
-    return apply_changes(
-        host.files,
-        host.sysctls,
-        root=host.root,
-        runtime=host.runtime,
-        state_dir=host.state,
-        meta=META,
-        **kw,
-    )
+def apply(host: Host, **kw: object) -> ApplyResult:
+    return apply_host(host, **kw)
 
 
 def mode_of(path: Path) -> int:

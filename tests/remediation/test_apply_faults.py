@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.remediation.apply import ApplyError, apply_changes, rollback
+from ctguard.remediation.apply import ApplyError, ApplyResult, rollback
 from ctguard.remediation.journal import list_entries, read_entry
 from remediation.conftest import (
     BUCKETS,
@@ -24,6 +24,7 @@ from remediation.conftest import (
     NEW_60,
     RUNTIME_BEFORE,
     Host,
+    apply_host,
     new_host,
     temp_files,
 )
@@ -31,16 +32,8 @@ from remediation.conftest import (
 TESTS = Path(__file__).resolve().parent.parent
 
 
-def apply(host: Host, hook=None):
-    return apply_changes(
-        host.files,
-        host.sysctls,
-        root=host.root,
-        runtime=host.runtime,
-        state_dir=host.state,
-        meta={"command": "apply"},
-        hook=hook,
-    )
+def apply(host: Host, **kw: object) -> ApplyResult:
+    return apply_host(host, **kw)
 
 
 def assert_files_whole(host: Host) -> None:

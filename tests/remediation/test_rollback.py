@@ -10,27 +10,20 @@ from pathlib import Path
 import pytest
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply import ApplyError, apply_changes, rollback
+from ctguard.remediation.apply import ApplyError, ApplyResult, rollback
 from ctguard.remediation.journal import list_entries, read_entry
 from remediation.conftest import (
     BUCKETS,
     MAX,
     OLD_60,
     Host,
+    apply_host,
     temp_files,
 )
 
 
-def apply(host: Host, **kw):
-    return apply_changes(
-        host.files,
-        host.sysctls,
-        root=host.root,
-        runtime=host.runtime,
-        state_dir=host.state,
-        meta={"command": "apply"},
-        **kw,
-    )
+def apply(host: Host, **kw: object) -> ApplyResult:
+    return apply_host(host, **kw)
 
 
 def undo(host: Host, entry_id: str | None = None, **kw):
