@@ -391,7 +391,7 @@ def test_a_tree_shows_hashsize_and_buckets_as_one_rounded_value(tmp_path):
 
 def test_netns_runtime_keeps_oserror_an_oserror(monkeypatch):
     """The job runs in a forked child; only its result crosses back, so errors are values."""
-    from ctguard.remediation import apply as apply_module
+    from ctguard.remediation import runtime_files as apply_module
 
     asked: list[str] = []
 

@@ -30,12 +30,20 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal, Protocol
+from typing import Literal
 
 from ctguard import __version__
 from ctguard.errors import CtguardError
-from ctguard.host.netns import run_in_netns
-from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
+from ctguard.host.root import HostRoot
+from ctguard.remediation.atomic_files import (
+    PRIVATE_FILE_MODE,
+    StepHook,
+    fsync_dir,
+    make_dirs,
+    read_or_none,
+    replace_file,
+    resolve_in_root,
+)
 from ctguard.remediation.changes import SetSysctl, WriteFile, sha256
 from ctguard.remediation.journal import (
     APPLIED,
@@ -55,103 +63,15 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
-from ctguard.sizing import kernel_buckets
+from ctguard.remediation.runtime_files import NetnsRuntime, RuntimeFiles, TreeRuntime
 
-StepHook = Callable[[str], None]
+__all__ = [
+    "ApplyError", "ApplyResult", "NetnsRuntime", "RollbackResult", "RuntimeFiles",
+    "StalePlanError", "StepHook", "TreeRuntime", "apply_changes", "dry_run", "rollback",
+]  # fmt: skip
 
 NEW_DIR_MODE = 0o755  # a directory apply creates under /etc, like the distributions' own
 PRIVATE_DIR_MODE = 0o700  # the state directory holds copies of configuration files
-PRIVATE_FILE_MODE = 0o600
-_TEMP_MARK = ".ctguard-"  # temporary files are .<name>.ctguard-<random>
-_HASH_SIZE_FILES = (
-    "/proc/sys/net/netfilter/nf_conntrack_buckets",
-    "/sys/module/nf_conntrack/parameters/hashsize",
-)
-
-
-# -- runtime values ----------------------------------------------------------------------
-class RuntimeFiles(Protocol):
-    """Where runtime values (``/proc/sys/...``, module parameters) are read and written."""
-
-    def read(self, path: str) -> str:
-        """The text of a runtime file, stripped; OSError when it cannot be read."""
-        ...
-
-    def write(self, path: str, value: str) -> None:
-        """Write ``value``; OSError when the kernel (or the file system) refuses."""
-        ...
-
-
-class TreeRuntime:
-    """Runtime files under a directory: ``Path("/")`` is the live /proc/sys; any other
-    directory is a tree whose ``proc/sys/...`` files stand for them (tests, snapshots)."""
-
-    def __init__(self, root: Path) -> None:
-        self._host = HostRoot(root)
-
-    def read(self, path: str) -> str:
-        return self._host.read_text(path, SMALL_FILE_BYTES).strip()
-
-    def write(self, path: str, value: str) -> None:
-        if self._host.is_live or path not in _HASH_SIZE_FILES or not value.isdigit():
-            self._write_one(path, value)
-            return
-        # A tree shows what a kernel would: one variable, nf_conntrack_htable_size, behind
-        # both files, rounded up to whole pages by nf_ct_alloc_hashtable().
-        size = str(kernel_buckets(int(value)))
-        self._write_one(path, size)
-        for other in _HASH_SIZE_FILES:
-            if other != path and self._host.is_file(other):
-                self._write_one(other, size)
-
-    def _write_one(self, path: str, value: str) -> None:
-        _, local = _resolve(self._host, path)
-        data = (value + "\n").encode()
-        # No O_CREAT: a runtime value that does not exist is not ours to invent; and one
-        # write(2), since /proc/sys parses each write on its own (sysctl_writes_strict).
-        fd = os.open(local, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.EIO, "short write", path)
-        finally:
-            os.close(fd)
-
-
-class NetnsRuntime:
-    """Runtime files as seen from inside the named network namespace.
-
-    /proc/sys/net/* shows the namespace of the process that opens it, so each read and
-    write happens in a short-lived child that joined the namespace (host.netns).
-    """
-
-    def __init__(self, netns: str, timeout: float = 10.0) -> None:
-        self.netns = netns
-        self.timeout = timeout
-
-    def read(self, path: str) -> str:
-        return self._run(path, None)
-
-    def write(self, path: str, value: str) -> None:
-        self._run(path, value)
-
-    def _run(self, path: str, value: str | None) -> str:
-        code, text = run_in_netns(self.netns, lambda: _runtime_job(path, value), self.timeout)
-        if code:
-            raise OSError(code, text, path)
-        return text
-
-
-def _runtime_job(path: str, value: str | None) -> tuple[int, str]:
-    """Runs inside the namespace: (0, text) or (errno, strerror), since only a picklable
-    result crosses back and an OSError must stay an OSError for the caller."""
-    live = TreeRuntime(Path("/"))
-    try:
-        if value is None:
-            return 0, live.read(path)
-        live.write(path, value)
-        return 0, ""
-    except OSError as exc:
-        return exc.errno or errno.EIO, exc.strerror or str(exc)
 
 
 # -- results and errors ------------------------------------------------------------------
@@ -265,7 +185,7 @@ def _check(
 
 def _check_file(change: WriteFile, host: HostRoot) -> _FileStep:
     with _or_apply_error(f"cannot read {change.path}", "nothing had been changed"):
-        real, local = _resolve(host, change.path)
+        real, local = resolve_in_root(host, change.path)
         current, st = _read_current(local, change.path)
     if current != change.after and sha256(current) != change.before_sha256:
         raise StalePlanError(
@@ -303,14 +223,6 @@ def _read_value(runtime: RuntimeFiles, path: str, consequence: str) -> int:
         raise ApplyError(
             f"cannot read {path}: {text[:40]!r} is not an integer; {consequence}"
         ) from None
-
-
-def _resolve(host: HostRoot, path: str) -> tuple[str, Path]:
-    """(host path with links followed, path on this machine), never outside the root."""
-    if not path.startswith("/"):
-        raise CtguardError(f"{path!r} is not an absolute host path")
-    real = host.realpath(path)
-    return real, host.base / real.lstrip("/")
 
 
 # -- dry run -----------------------------------------------------------------------------
@@ -353,111 +265,8 @@ def _missing_dirs(real: str, host: HostRoot) -> list[str]:
     return [str(p) for p in reversed(parents) if not os.path.lexists(host.base / str(p)[1:])]
 
 
-# -- low-level writing -------------------------------------------------------------------
 def _no_hook(name: str) -> None:
     """The default StepHook: tests pass one that fails a chosen step."""
-
-
-def _replace_file(
-    local: Path,
-    data: bytes,
-    mode: int,
-    owner: tuple[int, int] | None,
-    step: StepHook,
-    label: str,
-) -> None:
-    """Give ``local`` the content ``data`` by rename(2), so that at every instant it holds
-    either its old bytes or all of the new ones, and the temporary file never survives."""
-    step(f"create-temp {label}")
-    temp, fd = _create_temp(local)
-    renamed = False
-    try:
-        step(f"write {label}")
-        _write_all(fd, data)
-        step(f"chmod {label}")
-        _set_owner_and_mode(fd, mode, owner)
-        _copy_security_label(local, fd)
-        step(f"fsync {label}")
-        os.fsync(fd)  # the data must be on disk before the name points at it
-        os.close(fd)
-        fd = -1
-        step(f"rename {label}")
-        os.rename(temp, local)
-        renamed = True
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if not renamed:
-            with suppress(OSError):
-                os.unlink(temp)
-    step(f"fsync-dir {label}")
-    _fsync_dir(local.parent)  # and the rename itself must survive a crash
-
-
-def _create_temp(local: Path) -> tuple[Path, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    for _ in range(8):
-        # Short enough to stay within NAME_MAX (255) whatever the target's name.
-        temp = local.parent / f".{local.name[:200]}{_TEMP_MARK}{secrets.token_hex(4)}"
-        try:
-            return temp, os.open(temp, flags, PRIVATE_FILE_MODE)
-        except FileExistsError:
-            continue
-    raise OSError(errno.EEXIST, "cannot pick a temporary file name", str(local.parent))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _set_owner_and_mode(fd: int, mode: int, owner: tuple[int, int] | None) -> None:
-    if owner is not None:
-        st = os.fstat(fd)
-        if (st.st_uid, st.st_gid) != owner:
-            os.fchown(fd, *owner)
-    os.fchmod(fd, mode)  # after chown, which clears set-id bits
-
-
-_SELINUX = "security.selinux"
-
-
-def _copy_security_label(local: Path, fd: int) -> None:
-    """Keep the SELinux label of the file being replaced: a new inode would get its
-    directory's default (etc_t for /etc/sysconfig/iptables-config, not system_conf_t)."""
-    try:
-        label = os.getxattr(local, _SELINUX, follow_symlinks=False)
-    except OSError:
-        return  # no such file yet, no label, or no xattr support: nothing to keep
-    with suppress(OSError):
-        os.setxattr(fd, _SELINUX, label)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_or_none(local: Path) -> bytes | None:
-    try:
-        with open(local, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def _make_dirs(directory: Path, mode: int) -> None:
-    """mkdir -p, each created directory getting ``mode`` whatever the umask."""
-    if directory.is_dir():
-        return
-    _make_dirs(directory.parent, mode)
-    with suppress(FileExistsError):
-        os.mkdir(directory, mode)
-        os.chmod(directory, mode)
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -520,12 +329,12 @@ class _Journal:
         made: Path | None = None
         try:
             step("journal create")
-            _make_dirs(top, PRIVATE_DIR_MODE)
+            make_dirs(top, PRIVATE_DIR_MODE)
             entry = _make_entry_dir(top, entry)
             made = top / entry.id
             os.chmod(made, PRIVATE_DIR_MODE)
             os.mkdir(made / BACKUP_SUBDIR, PRIVATE_DIR_MODE)
-            _fsync_dir(top)
+            fsync_dir(top)
             journal = cls(state_dir, entry, step)
             journal.save()
             return journal
@@ -541,7 +350,7 @@ class _Journal:
     def save(self) -> None:
         self.step("journal write")
         text = entry_to_json(self.entry).encode()
-        _replace_file(self.dir / JOURNAL_FILE, text, PRIVATE_FILE_MODE, None, _no_hook, "journal")
+        replace_file(self.dir / JOURNAL_FILE, text, PRIVATE_FILE_MODE, None, _no_hook, "journal")
 
     def update(self, entry: JournalEntry, save: bool = True) -> None:
         """Record ``entry``; ``save=False`` keeps it in memory until the next save."""
@@ -604,10 +413,10 @@ def _put_back(
         with suppress(FileNotFoundError):
             os.unlink(local)
         step(f"fsync-dir {label}")
-        _fsync_dir(local.parent)
+        fsync_dir(local.parent)
         return
     owner = None if record.uid is None or record.gid is None else (record.uid, record.gid)
-    _replace_file(local, old, record.mode, owner, step, label)
+    replace_file(local, old, record.mode, owner, step, label)
 
 
 def _remove_dir_if_empty(local: Path, step: StepHook, label: str) -> bool:
@@ -621,7 +430,7 @@ def _remove_dir_if_empty(local: Path, step: StepHook, label: str) -> bool:
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
             return False
         raise
-    _fsync_dir(local.parent)
+    fsync_dir(local.parent)
     return True
 
 
@@ -658,10 +467,10 @@ class _Apply:
         path = file_step.change.path
         with _failing_as(f"cannot back up {path}"):
             self.step(f"backup {path}")
-            if _read_or_none(file_step.local) != file_step.current:
+            if read_or_none(file_step.local) != file_step.current:
                 raise _Failed(f"cannot back up {path}: it changed while ctguard was applying")
             backup = self.journal.backup_path(str(index))
-            _replace_file(backup, file_step.current, PRIVATE_FILE_MODE, None, _no_hook, "backup")
+            replace_file(backup, file_step.current, PRIVATE_FILE_MODE, None, _no_hook, "backup")
 
     def write_file(self, index: int, file_step: _FileStep) -> None:
         change = file_step.change
@@ -677,11 +486,11 @@ class _Apply:
         )
         owner = None if record.uid is None or record.gid is None else (record.uid, record.gid)
         with _failing_as(f"cannot write {change.path}"):
-            _replace_file(file_step.local, change.after, record.mode, owner, self.step, change.path)
+            replace_file(file_step.local, change.after, record.mode, owner, self.step, change.path)
         self.journal.mark_file(index, "done")
 
     def unwrite(self, file_step: _FileStep, record: FileRecord) -> bool:
-        if _read_or_none(file_step.local) == file_step.current:
+        if read_or_none(file_step.local) == file_step.current:
             return False  # the failure came before the rename: the target never changed
         _put_back(file_step.local, record, file_step.current, _undo_step(self.step), record.path)
         return True
@@ -700,7 +509,7 @@ class _Apply:
             self.step(f"chmod {directory}")
             os.chmod(local, NEW_DIR_MODE)  # whatever the umask
             self.step(f"fsync-dir {directory}")
-            _fsync_dir(local.parent)
+            fsync_dir(local.parent)
         entry = self.journal.entry
         self.journal.update(replace(entry, created_dirs=(*entry.created_dirs, directory)))
 
@@ -732,7 +541,7 @@ class _Apply:
             path = file_step.change.path
             with _failing_as(f"cannot verify {path}"):
                 self.step(f"verify {path}")
-                if sha256(_read_or_none(file_step.local)) != file_step.change.after_sha256:
+                if sha256(read_or_none(file_step.local)) != file_step.change.after_sha256:
                     raise _Failed(f"cannot verify {path}: it does not read back what was written")
         for sysctl_step in checked.sysctls:
             change = sysctl_step.change
@@ -882,8 +691,8 @@ def _rollback_todo(
     changed: list[str] = []
     for index, record in enumerate(entry.files):
         with _or_apply_error(f"cannot read {record.real_path}", "nothing was rolled back"):
-            _, local = _resolve(host, record.real_path)
-            now = sha256(_read_or_none(local))
+            _, local = resolve_in_root(host, record.real_path)
+            now = sha256(read_or_none(local))
         if now == record.before_sha256:
             continue  # never written, or already put back
         if now != record.after_sha256 and not force:
@@ -977,7 +786,7 @@ class _Rollback:
 
     def remove_dir(self, directory: str) -> None:
         with _failing_as(f"cannot remove directory {directory}"):
-            _, local = _resolve(self.host, directory)
+            _, local = resolve_in_root(self.host, directory)
             if _remove_dir_if_empty(local, self.step, directory):
                 self.removed_dirs.append(directory)
 
