@@ -157,6 +157,7 @@ class SizingInput:
     target_max: int | None = None  # --target-max
     budget_pct: float = DEFAULT_BUDGET_PCT  # --memory-budget
     force: bool = False
+    configured_max: int | None = None  # what the sysctl files ask for (ctguard's own aside)
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,12 @@ def _auto_max(req: SizingInput, notes: list[str]) -> tuple[int, str]:
         else f"the kernel default for {req.mem_total / GIB:.1f} GiB already holds 2 x peak"
         f" {req.peak:,} ({req.peak_source})"
     )
-    current = req.current_max
-    if current and want <= current and _fits(req, current, buckets_for(current, req.kernel)):
-        return current, f"keeps room for 2 x peak {req.peak:,} ({req.peak_source}) within budget"
+    # an operator's value that is enough and safe stands: the files' first (a module loaded
+    # after boot-time sysctl runs with the default, CT302: the fix is to apply theirs)
+    for kept, whose in ((req.configured_max, "the configured value"), (req.current_max, "")):
+        if kept and want <= kept and _fits(req, kept, buckets_for(kept, req.kernel)):
+            room = f"room for 2 x peak {req.peak:,} ({req.peak_source}) within budget"
+            return kept, f"{whose} leaves {room}" if whose else f"keeps {room}"
     if _fits(req, want, buckets_for(want, req.kernel)):
         return want, why
     budget_pct = req.budget_pct

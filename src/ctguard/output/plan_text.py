@@ -67,7 +67,8 @@ def render_plan_text(plan: Plan, host: str, hint: bool = True) -> str:
     if plan.addresses:
         out += ["", f"Fixes: {', '.join(plan.addresses)}"]
     if plan.empty:
-        out += ["", "Nothing to change: the files and the running values already match."]
+        left = " (the notes below are steps left to you)" if plan.notes else ""
+        out += ["", f"Nothing for ctguard to change: files and running values match{left}."]
     for change in plan.files:
         what = (
             f"new, mode {change.mode:04o}" if change.before is None

@@ -22,6 +22,7 @@ from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
 from ctguard.remediation.host_changes import BUCKETS, MAX, FileReader, HostChanges, Want
 from ctguard.rules import Thresholds
 from ctguard.rules.composition import dominant_kinds
+from ctguard.rules.values import configured
 from ctguard.sizing import (
     DEFAULT_BUDGET_PCT,
     Sizing,
@@ -114,8 +115,14 @@ def _sizing(
             target_max=options.target_max,
             budget_pct=options.budget_pct,
             force=options.force,
+            configured_max=_configured_max(facts),
         )
     )
+
+
+def _configured_max(facts: Facts) -> int | None:
+    setting = configured(facts.sysctl_config).get(MAX)
+    return setting.value if setting is not None else None
 
 
 def _timeout_needs(facts: Facts, found: Collection[str], limits: Thresholds) -> list[TimeoutNeed]:
