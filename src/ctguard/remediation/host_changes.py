@@ -103,6 +103,7 @@ class HostChanges:
         )
         self.placement = sysctl_dropin.Placement(sysctl_dropin.SYSCTL_D, False, "")
         self.our_dropins, self.our_span = self._find_ours()
+        self.ours_now = self._our_values()
         self.others = sysctl_dropin.others_effective(self.config, self.our_dropins, self.our_span)
         self.owners = owned_keys(facts)
         if self.owners.get(MAX) == "kube-proxy":  # it sets hashsize = max / 4 too
@@ -112,7 +113,7 @@ class HostChanges:
 
     # -- steps ----------------------------------------------------------------------
     def run(self) -> None:
-        for name, value in self._ours_now().items():
+        for name, value in self.ours_now.items():
             self.wants.setdefault(name, Want(value, "kept: set by ctguard's earlier apply"))
         self._agents()
         self._configured()
@@ -181,9 +182,10 @@ class HostChanges:
             for name in sysctl_dropin.DROPIN_NAMES
             if sysctl_dropin.is_ours(_text(self.read(f"{sysctl_dropin.SYSCTL_D}/{name}")))
         )
-        return sysctl_dropin.ours_filter(dropins, _text(self.read(SYSCTL_CONF)))
+        conf = _text(self.read(SYSCTL_CONF))
+        return dropins, None if conf is None else sysctl_dropin.block_span(conf)
 
-    def _ours_now(self) -> dict[str, int]:
+    def _our_values(self) -> dict[str, int]:
         """Values ctguard's own lines set now (kept, so a second plan is the same)."""
         values: dict[str, int] = {}
         for a in self.config.assignments:
@@ -195,7 +197,7 @@ class HostChanges:
 
     def _persist(self, name: str, want: Want) -> bool:
         others = self.others.get(name)
-        if self._ours_now().get(name) == want.value:
+        if self.ours_now.get(name) == want.value:
             return True
         if others is not None:
             return others.value.strip() != str(want.value)
@@ -229,7 +231,7 @@ class HostChanges:
         service = self._service()
         grepped = None
         if service is not None and rhel_service.unloads_conntrack(*service, restored=True):
-            grepped = tuple(str(p) if p.startswith("/") else f"/{p}" for p in service[1].grep_files)
+            grepped = rhel_service.grep_patterns(service[1])
         placement = sysctl_dropin.choose_placement(self.config, values, dropins, span, grepped)
         self.placement = placement
         winner = "the ctguard block below it" if placement.block else placement.path
@@ -338,13 +340,7 @@ class HostChanges:
 
     def _service(self) -> tuple[IptablesConfig, InitScript] | None:
         service = self.facts.iptables_service
-        if not isinstance(service, IptablesService):
-            return None
-        if not isinstance(service.config, IptablesConfig) or not isinstance(
-            service.script, InitScript
-        ):
-            return None
-        return service.config, service.script
+        return service.complete if isinstance(service, IptablesService) else None
 
     def _iptables_service(self, persisted: Mapping[str, int]) -> bool:
         """CT305 then CT304; True when a service restart re-applies every configured key."""
@@ -356,9 +352,7 @@ class HostChanges:
         if restore:
             before = self.read(script.path)
             if before is not None:
-                after = rhel_service.restored_script(
-                    before.decode("utf-8", "surrogateescape"), script
-                )
+                after = rhel_service.restored_script(_text(before) or "", script)
                 self._write(
                     script.path,
                     before,
@@ -379,14 +373,13 @@ class HostChanges:
                 )
             )
             return False
-        writes = {c.path: c.after.decode("utf-8", "surrogateescape") for c in self.files}
+        writes = {c.path: _text(c.after) or "" for c in self.files}
         files = rhel_service.grep_files_after(script, self.facts.grep_files, writes)
         wanted = self._configured_after(persisted)
         fix = rhel_service.load_list_fix(config, script, files, wanted)
         if fix.items:
             before = self.read(config.path)
-            text = (before or b"").decode("utf-8", "surrogateescape")
-            after = rhel_service.with_load_list(text, config, fix.items)
+            after = rhel_service.with_load_list(_text(before) or "", config, fix.items)
             self._write(
                 config.path,
                 before,
@@ -450,9 +443,7 @@ class HostChanges:
                 OURS,
                 {"CT302"},
             )
-        elif self.facts.iptables_service is not None and not isinstance(
-            self.facts.iptables_service, Missing
-        ):
+        elif isinstance(self.facts.iptables_service, IptablesService):
             script = (
                 "#!/bin/sh\n# Written by ctguard: load nf_conntrack before rc.sysinit applies"
                 " sysctl settings,\n# so its keys exist when they are set.\n"

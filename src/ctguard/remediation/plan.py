@@ -37,7 +37,7 @@ from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.stats import ConntrackStats
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, NETFILTER_DIR, ConntrackSysctls
-from ctguard.table.whatif import what_if
+from ctguard.table.whatif import current_timeouts, what_if
 
 ESTABLISHED = "tcp_timeout_established"
 
@@ -133,7 +133,7 @@ def _timeout_needs(facts: Facts, found: Collection[str], limits: Thresholds) -> 
         needs.append(TimeoutNeed(ESTABLISHED, 0, "idle ESTABLISHED flows fill the table (CT401)"))
     if "CT402" in found and not isinstance(facts.table, Missing):
         table = facts.table
-        current = {k.removeprefix("nf_conntrack_"): v for k, v in _runtime(facts).items()}
+        current = current_timeouts(_runtime(facts))
         for kind, count, share in dominant_kinds(table.summary, limits):
             row = what_if(table.tally, current, {kind.timeout: kind.proposed})[0]
             why = f"{kind.label} is {share:.0f} % of the table, {count:,} entries (CT402)"
@@ -158,7 +158,7 @@ def build_plan(
     sizing = _sizing(facts, options, runtime, found)
     cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
     mem_total = facts.meminfo.mem_total if isinstance(facts.meminfo, Meminfo) else 0
-    short = {k.removeprefix("nf_conntrack_"): v for k, v in runtime.items()}
+    short = current_timeouts(runtime)
     timeouts = size_timeouts(
         short,
         _timeout_needs(facts, found, limits),

@@ -51,6 +51,11 @@ def restored_script(text: str, script: InitScript) -> str:
     return "\n".join(lines)
 
 
+def grep_patterns(script: InitScript) -> tuple[str, ...]:
+    """The script's grep operands as absolute paths (it runs in /)."""
+    return tuple(str(PurePosixPath("/", pattern)) for pattern in script.grep_files)
+
+
 def grep_files_after(
     script: InitScript,
     before: tuple[tuple[str, str], ...],
@@ -60,8 +65,7 @@ def grep_files_after(
     texts = dict(before)
     texts.update(writes)
     files: list[tuple[str, str]] = []
-    for pattern in script.grep_files:
-        absolute = str(PurePosixPath("/", pattern))
+    for absolute in grep_patterns(script):
         if not any(char in absolute for char in "*?["):
             if absolute in texts:
                 files.append((absolute, texts[absolute]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlAssignment, SysctlConfig, runtime_name
@@ -69,12 +70,6 @@ def block_span(text: str) -> tuple[int, int] | None:
         return None
     end = next((i for i in range(begin, len(lines)) if lines[i].startswith(BLOCK_END)), None)
     return (begin + 1, (end if end is not None else len(lines) - 1) + 1)
-
-
-def ours_filter(
-    dropins: Iterable[str], conf_text: str | None
-) -> tuple[frozenset[str], tuple[int, int] | None]:
-    return frozenset(dropins), (block_span(conf_text) if conf_text is not None else None)
 
 
 def is_our_line(a: SysctlAssignment, dropins: frozenset[str], span: tuple[int, int] | None) -> bool:
@@ -138,8 +133,6 @@ def choose_placement(
 
 
 def _grepped(path: str, patterns: tuple[str, ...]) -> bool:
-    from fnmatch import fnmatchcase
-
     return any(fnmatchcase(path, pattern) for pattern in patterns)
 
 

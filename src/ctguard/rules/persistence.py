@@ -152,13 +152,11 @@ def fgrep_reapplied(
 
 def _service_reapplies(facts: Facts) -> dict[str, str]:
     service = facts.iptables_service
-    if (
-        not isinstance(service, IptablesService)
-        or not isinstance(service.config, IptablesConfig)
-        or not isinstance(service.script, InitScript)
-    ):
+    parts = service.complete if isinstance(service, IptablesService) else None
+    if parts is None:
         return {}
-    hits = fgrep_reapplied(service.script, service.config.sysctl_load_list, facts.grep_files)
+    config, script = parts
+    hits = fgrep_reapplied(script, config.sysctl_load_list, facts.grep_files)
     return {
         name: f"IPTABLES_SYSCTL_LOAD_LIST matches {hit.path}:{hit.line}"
         for name, (hit, _) in hits.items()

@@ -611,6 +611,13 @@ class IptablesService:
     config: IptablesConfig | Missing
     script: InitScript | Missing
 
+    @property
+    def complete(self) -> tuple[IptablesConfig, InitScript] | None:
+        """Both files read: what simulating the service needs."""
+        if isinstance(self.config, IptablesConfig) and isinstance(self.script, InitScript):
+            return self.config, self.script
+        return None
+
 
 def _read_init_script(host: HostRoot) -> InitScript | Missing:
     for path in INIT_SCRIPTS:
