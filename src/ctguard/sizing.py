@@ -171,6 +171,7 @@ class Target:
     bytes: int = 0
     pct: float = 0.0  # of MemTotal
     current_bytes: int | None = None  # what the current value costs, where it matters
+    current_pct: float | None = None  # of MemTotal
 
     @property
     def changes(self) -> bool:
@@ -289,6 +290,7 @@ def size_table(req: SizingInput) -> Sizing:
         max=Target(
             "nf_conntrack_max", req.current_max, maximum, why, entry_bytes,
             _pct(entry_bytes, req.mem_total), current_bytes,
+            None if current_bytes is None else _pct(current_bytes, req.mem_total),
         ),
         buckets=Target(
             "nf_conntrack_buckets", current_buckets, buckets, buckets_why, bucket_bytes,

@@ -381,13 +381,9 @@ def _same_plan_now(target: Target, loaded: LoadedPlan, source: str) -> None:
         fresh = make_plan(target, _options(options), not options["no_table"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Refused(str(PlanFileError(f"{source}: damaged plan (options: {exc})"))) from None
-    if signature(fresh.files, fresh.sysctls) != loaded.signature():
-        was = {path for path, _ in loaded.signature()}
-        now = {path for path, _ in signature(fresh.files, fresh.sysctls)}
-        differ = sorted(was ^ now) or sorted(
-            path for path, value in signature(fresh.files, fresh.sysctls)
-            if (path, value) not in set(loaded.signature())
-        )  # fmt: skip
+    now, was = signature(fresh.files, fresh.sysctls), loaded.signature()
+    if now != was:
+        differ = sorted({path for path, _ in set(now) ^ set(was)})
         raise Refused(
             f"{source}: outdated: the host changed since the plan was made (planning now"
             f" changes {', '.join(differ[:3]) or 'other contents'} differently); make a new plan"

@@ -16,16 +16,15 @@ def _value(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _target_line(t: Target, mem_total: int | None = None) -> str:
+def _target_line(t: Target) -> str:
     arrow = (
         f"{_value(t.current)} -> {_value(t.value)}" if t.changes else f"{_value(t.value)} (kept)"
     )
     cost = f"   [{human_bytes(t.bytes)}, {t.pct:.2f} % of RAM]" if t.bytes else ""
     was = ""
-    if t.changes and t.current_bytes and mem_total:
-        share = 100.0 * t.current_bytes / mem_total
+    if t.changes and t.current_bytes and t.current_pct is not None:
         was = f"\n      today's value lets entries take {human_bytes(t.current_bytes)}"
-        was += f" ({share:.1f} % of RAM)"
+        was += f" ({t.current_pct:.1f} % of RAM)"
     return f"  {t.name:<44} {arrow}{cost}\n      {t.reason}{was}"
 
 
@@ -48,9 +47,8 @@ def runtime_command(change: SetSysctl, netns: str | None) -> str:
 def _sizing(sizing: Sizing | Missing) -> list[str]:
     if isinstance(sizing, Missing):
         return [f"  table size not planned: {sizing.reason}"]
-    mem_total = round(sizing.table_bytes * 100 / sizing.table_pct) if sizing.table_pct else None
     return [
-        _target_line(sizing.max, mem_total),
+        _target_line(sizing.max),
         _target_line(sizing.buckets),
         f"  a full table at these values: {human_bytes(sizing.table_bytes)}"
         f" ({sizing.table_pct:.2f} % of MemTotal); budget {human_bytes(sizing.budget_bytes)}",
