@@ -42,7 +42,13 @@ from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
 from ctguard.sources.manifest import read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
-from ctguard.sources.modules import ConntrackPresence, read_conntrack_presence
+from ctguard.sources.modules import (
+    PROC_MODULES,
+    ConntrackPresence,
+    ModuleLine,
+    parse_proc_modules,
+    read_conntrack_presence,
+)
 from ctguard.sources.ruleset import Ruleset, read_ruleset
 from ctguard.sources.slab import SlabSizes, read_slab
 from ctguard.sources.stats import ConntrackStats, read_stats
@@ -99,6 +105,10 @@ class Facts:
     other_netns: Mapping[str, ConntrackSysctls] | Missing = field(default_factory=dict)
     # what the table holds (CT401, CT402, CT505); Missing without a table or --no-table
     table: TableFacts | Missing = field(default_factory=lambda: Missing("the table was not read"))
+    # /proc/modules by name: who uses whom (``ctguard disable`` walks it)
+    modules: Mapping[str, ModuleLine] | Missing = field(
+        default_factory=lambda: Missing(f"{PROC_MODULES} was not read")
+    )
 
     @property
     def ruleset_gaps(self) -> tuple[str, ...]:
@@ -157,6 +167,11 @@ def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tup
     return expand_grep_files(host, service.script.grep_files)
 
 
+def _modules(host: HostRoot) -> Mapping[str, ModuleLine] | Missing:
+    text = host.try_read_text(PROC_MODULES)
+    return text if isinstance(text, Missing) else parse_proc_modules(text)
+
+
 def _presence(host: HostRoot) -> ConntrackPresence:
     read = read_safely(read_conntrack_presence, host)
     if isinstance(read, Missing):  # e.g. a damaged /sys/module file in a snapshot
@@ -210,6 +225,7 @@ def collect(
         systemd_sysctl=systemd_sysctl_path(host),
         ip_forward=read_safely(read_ip_forward, host),
         init_sysctls=init_sysctls,
+        modules=read_safely(_modules, host),
         table=_table(host, commands)
         if table and presence.loaded
         else Missing("conntrack not loaded" if table else "skipped (--no-table)"),

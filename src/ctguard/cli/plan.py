@@ -23,6 +23,7 @@ from ctguard.errors import CtguardError, RefusedError
 if TYPE_CHECKING:
     from ctguard.host.root import HostRoot
     from ctguard.remediation.apply import RuntimeFiles
+    from ctguard.remediation.command_runner import CommandRunner
     from ctguard.remediation.plan import Plan, PlanOptions
     from ctguard.remediation.plan_file import HostIdentity, LoadedPlan
 
@@ -259,6 +260,13 @@ def _need_root(target: Target, what: str) -> None:
         )
 
 
+def command_runner(netns: str | None) -> CommandRunner:
+    """Runs firewall and module commands here, or inside the named namespace."""
+    from ctguard.remediation.command_runner import LiveRunner, NetnsRunner
+
+    return NetnsRunner(netns) if netns is not None else LiveRunner()
+
+
 def _confirm(question: str, yes: bool) -> None:
     if yes:
         return
@@ -427,13 +435,15 @@ def rollback_command(
         if as_json:
             rows = [{"id": e.id, "created": e.created, "state": e.state, "meta": dict(e.meta),
                      "files": [f.path for f in e.files],
-                     "sysctls": [s.name for s in e.sysctls]} for e in entries]  # fmt: skip
+                     "sysctls": [s.name for s in e.sysctls],
+                     "commands": [c.what for c in e.commands]} for e in entries]  # fmt: skip
             emit(json.dumps({"schema": "ctguard.journal-list/1", "entries": rows}, indent=2) + "\n")
             return 0
         if not entries:
             emit(f"no journal entries in {journal}\n")
         for e in entries:
-            what = [f.path for f in e.files] + [s.name for s in e.sysctls]
+            what = [c.what for c in e.commands] + [f.path for f in e.files]
+            what += [s.name for s in e.sysctls]
             emit(f"{e.id}  {e.state:<12} {e.created}  {', '.join(what) or e.error or ''}\n")
         return 0
     chosen = read_entry(journal, entry_id) if entry_id is not None else None
@@ -452,11 +462,16 @@ def rollback_command(
     _confirm("Roll back " + (entry_id or "the latest apply") + "?", yes)
     result = writer.rollback(
         entry_id, root=Path(root or "/"), runtime=runtime_target.runtime(), state_dir=journal,
-        force=force,
+        force=force, runner=command_runner(netns),
     )  # fmt: skip
     if result.nothing_to_do:
         emit(f"nothing to do: {result.entry_id} is already rolled back\n")
         return 0
-    done = [*result.files, *result.removed, *result.sysctls]
+    done = [
+        *result.files,
+        *result.removed,
+        *result.sysctls,
+        *(f"undid: {c}" for c in result.commands),
+    ]
     emit(f"rolled back {result.entry_id}: {', '.join(done) or 'nothing had changed'}\n")
     return 0

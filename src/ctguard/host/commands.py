@@ -46,6 +46,7 @@ SPECS: dict[str, Spec] = {
     "conntrack-C": Spec(("conntrack", "-C")),
     "conntrack-L": Spec(("conntrack", "-L"), timeout=600.0),
     "uname-r": Spec(("uname", "-r")),
+    "iptables-version": Spec(("iptables", "-V")),  # "iptables v1.8.9 (nf_tables)"
 }
 
 # Not a program: counters read over netlink (pyroute2), written in `conntrack -S` form.

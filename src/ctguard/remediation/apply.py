@@ -44,7 +44,8 @@ from ctguard.remediation.atomic_files import (
     replace_file,
     resolve_in_root,
 )
-from ctguard.remediation.changes import SetSysctl, WriteFile, sha256
+from ctguard.remediation.changes import NFT_ECHO, RunCommand, SetSysctl, WriteFile, sha256
+from ctguard.remediation.command_runner import CommandRunner
 from ctguard.remediation.journal import (
     APPLIED,
     APPLYING,
@@ -54,6 +55,7 @@ from ctguard.remediation.journal import (
     ROLLED_BACK,
     UNDO_FAILED,
     UNDONE,
+    CommandRecord,
     FileRecord,
     JournalEntry,
     SysctlRecord,
@@ -63,6 +65,7 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
+from ctguard.remediation.nft_echo import undo_from_echo
 from ctguard.remediation.runtime_files import NetnsRuntime, RuntimeFiles, TreeRuntime
 
 __all__ = [
@@ -89,6 +92,7 @@ class ApplyResult:
     files: tuple[str, ...]  # host paths written
     sysctls: tuple[str, ...]  # runtime paths written
     skipped: tuple[str, ...]  # already in place
+    commands: tuple[str, ...] = ()  # what each command run did
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class RollbackResult:
     removed: tuple[str, ...]  # files apply had created, removed
     nothing_to_do: bool  # the entry was already rolled back or undone
     removed_dirs: tuple[str, ...] = ()  # directories apply had created, removed
+    commands: tuple[str, ...] = ()  # commands whose undo was run
 
 
 # -- checking a plan against the host -----------------------------------------------------
@@ -138,6 +143,7 @@ class _SysctlStep:
 
 @dataclass(frozen=True)
 class _Checked:
+    commands: tuple[RunCommand, ...]
     files: tuple[_FileStep, ...]
     sysctls: tuple[_SysctlStep, ...]
     skipped: tuple[str, ...]
@@ -180,7 +186,7 @@ def _check(
             )
         else:
             sysctl_steps.append(_SysctlStep(setting, current))
-    return _Checked(tuple(file_steps), tuple(sysctl_steps), tuple(skipped), tuple(lines))
+    return _Checked((), tuple(file_steps), tuple(sysctl_steps), tuple(skipped), tuple(lines))
 
 
 def _check_file(change: WriteFile, host: HostRoot) -> _FileStep:
@@ -365,6 +371,14 @@ class _Journal:
         records[index] = replace(old, done=True) if what == "done" else replace(old, undone=True)
         self.update(replace(self.entry, files=tuple(records)), save)
 
+    def mark_command(
+        self, index: int, what: Literal["done", "undone"], save: bool = True, **fields: str
+    ) -> None:
+        records = list(self.entry.commands)
+        old = replace(records[index], **fields)  # type: ignore[arg-type]
+        records[index] = replace(old, done=True) if what == "done" else replace(old, undone=True)
+        self.update(replace(self.entry, commands=tuple(records)), save)
+
     def mark_sysctl(self, index: int, what: Literal["done", "undone"], save: bool = True) -> None:
         records = list(self.entry.sysctls)
         old = records[index]
@@ -400,6 +414,10 @@ def _new_entry(checked: _Checked, meta: Mapping[str, str | None]) -> JournalEntr
             for index, step in enumerate(checked.files)
         ),
         sysctls=tuple(step.record() for step in checked.sysctls),
+        commands=tuple(
+            CommandRecord(c.what, c.argv, c.stdin, c.undo_argv, c.undo_stdin)
+            for c in checked.commands
+        ),
     )
 
 
@@ -448,11 +466,17 @@ class _Apply:
     runtime: RuntimeFiles
     journal: _Journal
     step: StepHook
+    runner: CommandRunner | None = None
     undos: list[_Undo] = field(default_factory=list)
 
     def run(self, checked: _Checked) -> None:
         for index, file_step in enumerate(checked.files):
             self.back_up(index, file_step)
+        # Commands first (firewall rules, module unloads), so that a rollback, which goes
+        # newest first, restores the files (say, a modprobe.d "install ... /bin/false")
+        # before it undoes the commands (loads the module again).
+        for index, command in enumerate(checked.commands):
+            self.run_command(index, command)
         for index, file_step in enumerate(checked.files):
             self.write_file(index, file_step)
         # Runtime values last: if a file cannot be written, the running kernel is untouched.
@@ -460,6 +484,27 @@ class _Apply:
             self.set_sysctl(index, sysctl_step)
         self.verify(checked)
         self.journal.update(replace(self.journal.entry, state=APPLIED))
+
+    def run_command(self, index: int, command: RunCommand) -> None:
+        runner = self.runner
+        if runner is None:
+            raise _Failed(f"cannot {command.what}: no command runner given")
+        undo: list[str] = [command.undo_stdin]
+        self.undos.append(
+            _Undo(
+                command.what,
+                lambda: _run_undo(
+                    runner, command.undo_argv, undo[0], self.step, command.what, bool(command.stdin)
+                ),
+                lambda: self.journal.mark_command(index, "undone", save=False),
+            )
+        )
+        with _failing_as(f"cannot {command.what}"):
+            self.step(f"run {command.what}")
+            output = runner.run(command.argv, command.stdin)
+        if command.undo_from == NFT_ECHO:
+            undo[0] = undo_from_echo(output)
+        self.journal.mark_command(index, "done", undo_stdin=undo[0], output=output[:4000])
 
     def back_up(self, index: int, file_step: _FileStep) -> None:
         if file_step.current is None:
@@ -588,6 +633,23 @@ class _Apply:
         return _one_line("; ".join(parts))
 
 
+def _run_undo(
+    runner: CommandRunner,
+    argv: Sequence[str],
+    stdin: str,
+    step: StepHook,
+    what: str,
+    scripted: bool,
+) -> bool:
+    """Undo one command; False when there is nothing to undo (no undo command, or an empty
+    script for a command that reads one, like ``nft -f -``)."""
+    if not argv or (scripted and not stdin.strip()):
+        return False
+    step(f"undo {what}")
+    runner.run(argv, stdin)
+    return True
+
+
 def _is_int(text: str, value: int) -> bool:
     try:
         return int(text) == value
@@ -608,18 +670,21 @@ def apply_changes(
     state_dir: Path,
     meta: Mapping[str, str | None],
     hook: StepHook | None = None,
+    commands: Sequence[RunCommand] = (),
+    runner: CommandRunner | None = None,
 ) -> ApplyResult:
     """Make the host match the plan, or leave it as it was and raise ApplyError.
 
     StalePlanError (before anything is written) when the host changed since the plan.
+    ``commands`` (checked against the live state by their planner) run through ``runner``.
     """
     step = hook or _no_hook
     host = HostRoot(root)
-    checked = _check(files, sysctls, host, runtime)
-    if not checked.files and not checked.sysctls:
+    checked = replace(_check(files, sysctls, host, runtime), commands=tuple(commands))
+    if not checked.files and not checked.sysctls and not checked.commands:
         return ApplyResult(None, (), (), checked.skipped)
     journal = _Journal.create(state_dir, _new_entry(checked, meta), step)
-    run = _Apply(host, runtime, journal, step)
+    run = _Apply(host, runtime, journal, step, runner)
     try:
         run.run(checked)
     except BaseException as exc:  # Ctrl-C too: the host must not stay half-changed
@@ -632,6 +697,7 @@ def apply_changes(
         files=tuple(s.change.path for s in checked.files),
         sysctls=tuple(s.change.path for s in checked.sysctls),
         skipped=checked.skipped,
+        commands=tuple(c.what for c in checked.commands),
     )
 
 
@@ -648,6 +714,7 @@ class _FileRestore:
 class _RollbackTodo:
     files: tuple[_FileRestore, ...]
     sysctls: tuple[tuple[int, SysctlRecord], ...]
+    commands: tuple[tuple[int, CommandRecord], ...] = ()
 
 
 def rollback(
@@ -658,6 +725,7 @@ def rollback(
     state_dir: Path,
     force: bool = False,
     hook: StepHook | None = None,
+    runner: CommandRunner | None = None,
 ) -> RollbackResult:
     """Put back what journal entry ``entry_id`` (None: the newest applied one) changed.
 
@@ -670,7 +738,9 @@ def rollback(
     if entry.state in (ROLLED_BACK, UNDONE):
         return RollbackResult(entry.id, (), (), (), nothing_to_do=True)
     todo = _rollback_todo(entry, host, runtime, state_dir, force)
-    return _Rollback(host, runtime, _Journal(state_dir, entry, step), step).run(todo)
+    if todo.commands and runner is None:
+        raise CtguardError(f"entry {entry.id} ran commands, and no command runner was given")
+    return _Rollback(host, runtime, _Journal(state_dir, entry, step), step, runner).run(todo)
 
 
 def _entry_to_roll_back(state_dir: Path, entry_id: str | None) -> JournalEntry:
@@ -713,7 +783,12 @@ def _rollback_todo(
             f"changed by someone else since entry {entry.id} was applied: {', '.join(changed)};"
             " nothing was rolled back (--force restores them anyway)"
         )
-    return _RollbackTodo(tuple(files), tuple(sysctls))
+    commands = tuple(
+        (index, record)
+        for index, record in enumerate(entry.commands)
+        if record.done and not record.undone
+    )
+    return _RollbackTodo(tuple(files), tuple(sysctls), commands)
 
 
 def _backup_bytes(entry: JournalEntry, record: FileRecord, state_dir: Path) -> bytes | None:
@@ -741,10 +816,12 @@ class _Rollback:
     runtime: RuntimeFiles
     journal: _Journal
     step: StepHook
+    runner: CommandRunner | None = None
     files: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     removed_dirs: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
 
     def run(self, todo: _RollbackTodo) -> RollbackResult:
         entry_id, state = self.journal.entry.id, self.journal.entry.state
@@ -756,6 +833,8 @@ class _Rollback:
                 self.restore_file(restore)
             for directory in reversed(self.journal.entry.created_dirs):
                 self.remove_dir(directory)
+            for index, record in reversed(todo.commands):
+                self.undo_command(index, record)
             when = _now().isoformat(timespec="seconds")
             done = replace(self.journal.entry, state=ROLLED_BACK, rolled_back=when)
             self.journal.update(done)
@@ -768,7 +847,16 @@ class _Rollback:
             removed=tuple(self.removed),
             nothing_to_do=False,  # True only for an entry rolled back or undone before
             removed_dirs=tuple(self.removed_dirs),
+            commands=tuple(self.commands),
         )
+
+    def undo_command(self, index: int, record: CommandRecord) -> None:
+        assert self.runner is not None  # rollback() checked
+        with _failing_as(f"cannot undo {record.what}"):
+            undo = (record.undo_argv, record.undo_stdin)
+            if _run_undo(self.runner, *undo, self.step, record.what, bool(record.stdin)):
+                self.commands.append(record.what)
+        self.journal.mark_command(index, "undone")
 
     def restore_sysctl(self, index: int, setting: SysctlRecord) -> None:
         with _failing_as(f"cannot restore {setting.name} to {setting.before}"):
@@ -793,7 +881,7 @@ class _Rollback:
     def failure(self, what: str, state: str) -> str:
         """One line for a rollback that stopped; the entry keeps its state so a rerun
         (which skips what is already back) can finish."""
-        done = self.sysctls + self.files + self.removed + self.removed_dirs
+        done = self.sysctls + self.files + self.removed + self.removed_dirs + self.commands
         entry = replace(self.journal.entry, state=state, rolled_back=None)
         with suppress(_Failed):
             self.journal.update(replace(entry, error=f"rollback failed: {what}"))

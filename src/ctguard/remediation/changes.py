@@ -66,3 +66,24 @@ class Note:
 
     text: str
     addresses: tuple[str, ...] = ()
+
+
+NFT_ECHO = "nft-echo"  # the undo is made from what `nft --echo --handle` printed
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run ``argv`` with ``stdin``; ``undo_argv`` with ``undo_stdin`` puts the host back.
+
+    Firewall transactions (``nft -f -``, ``iptables-restore --noflush``) and module unloads.
+    When ``undo_from`` is ``NFT_ECHO`` the undo script is only known once the command has
+    run: it deletes, by handle, what ``nft --echo --handle`` says was added.
+    """
+
+    what: str
+    argv: tuple[str, ...]
+    stdin: str
+    undo_argv: tuple[str, ...]
+    undo_stdin: str = ""
+    undo_from: str | None = None  # None: undo_stdin as given; NFT_ECHO: derived from output
+    addresses: tuple[str, ...] = ()

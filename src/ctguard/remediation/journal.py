@@ -86,6 +86,24 @@ class SysctlRecord:
 
 
 @dataclass(frozen=True)
+class CommandRecord:
+    """One command apply runs (a firewall transaction, a module unload) and its undo.
+
+    ``undo_stdin`` is filled in once the command has run when the undo depends on its
+    output (nft handles); ``output`` keeps the first lines of what the command printed.
+    """
+
+    what: str
+    argv: tuple[str, ...]
+    stdin: str
+    undo_argv: tuple[str, ...]
+    undo_stdin: str
+    output: str = ""
+    done: bool = False
+    undone: bool = False
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     """One apply, as recorded in ``<state_dir>/journal/<id>/journal.json``."""
 
@@ -97,6 +115,7 @@ class JournalEntry:
     files: tuple[FileRecord, ...] = ()
     sysctls: tuple[SysctlRecord, ...] = ()
     created_dirs: tuple[str, ...] = ()  # host paths of directories apply created, in order
+    commands: tuple[CommandRecord, ...] = ()  # run before the files are written
     error: str | None = None  # why apply failed, or why the entry is damaged
     rolled_back: str | None = None  # ISO 8601 UTC time of the rollback
     undo_failed: tuple[str, ...] = ()  # "what (why)" for each step that could not be undone
@@ -139,6 +158,7 @@ def entry_from_json(text: str) -> JournalEntry:
         files=tuple(_file_record(item) for item in _list(data, "files")),
         sysctls=tuple(_sysctl_record(item) for item in _list(data, "sysctls")),
         created_dirs=tuple(_str_item(item, "created_dirs") for item in _list(data, "created_dirs")),
+        commands=tuple(_command_record(item) for item in _optional_list(data, "commands")),
         error=_opt_str(data, "error"),
         rolled_back=_opt_str(data, "rolled_back"),
         undo_failed=tuple(_str_item(item, "undo_failed") for item in _list(data, "undo_failed")),
@@ -177,6 +197,20 @@ def _sysctl_record(item: object) -> SysctlRecord:
     )
 
 
+def _command_record(item: object) -> CommandRecord:
+    data = _object(item, "commands")
+    return CommandRecord(
+        what=_str(data, "what"),
+        argv=tuple(_str_item(arg, "argv") for arg in _list(data, "argv")),
+        stdin=_str(data, "stdin"),
+        undo_argv=tuple(_str_item(arg, "undo_argv") for arg in _list(data, "undo_argv")),
+        undo_stdin=_str(data, "undo_stdin"),
+        output=_str(data, "output"),
+        done=_bool(data, "done"),
+        undone=_bool(data, "undone"),
+    )
+
+
 def _meta(value: object) -> dict[str, str | None]:
     meta = _object(value, "meta")
     for key, item in meta.items():
@@ -196,6 +230,11 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list):
         raise CtguardError(f"{key}: expected a list")
     return value
+
+
+def _optional_list(data: dict[str, Any], key: str) -> list[Any]:
+    """A list added in a later version: absent from older journals."""
+    return _list(data, key) if key in data else []
 
 
 def _str(data: dict[str, Any], key: str) -> str:

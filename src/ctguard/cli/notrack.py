@@ -1,0 +1,313 @@
+"""``ctguard notrack``: untrack named ports (or everything) without blackholing them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ctguard.cli.emit import emit
+from ctguard.cli.plan import DEFAULT_STATE_DIR, Target, _confirm, command_runner
+from ctguard.errors import CtguardError, RefusedError
+
+if TYPE_CHECKING:
+    from ctguard.remediation.changes import RunCommand
+    from ctguard.remediation.notrack import NotrackPlan, NotrackRequest, Tools
+    from ctguard.sources.ruleset import PortSet, Ruleset
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL = 0, 1, 2
+
+
+def parse_ports(text: str) -> PortSet:
+    """``8983,9200-9300`` as a PortSet; BadParameter for anything else."""
+    from ctguard.sources.ruleset import MAX_PORT, PortSet
+
+    items: list[tuple[int, int]] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise click.BadParameter(f"{part.strip()!r} is not a port or a range like 9200-9300",
+                                     param_hint="--port") from None  # fmt: skip
+        if not (1 <= first <= last <= MAX_PORT):
+            raise click.BadParameter(f"{part.strip()!r}: ports are 1-{MAX_PORT}, low-high",
+                                     param_hint="--port")  # fmt: skip
+        items.append((first, last))
+    return PortSet.of(*items)
+
+
+def read_ruleset(root: str | None, netns: str | None) -> Ruleset:
+    """The merged ruleset of the snapshot, the namespace, or this host."""
+    from ctguard.host.commands import CapturedCommands, LiveCommands
+    from ctguard.missing import Missing
+    from ctguard.sources.ruleset import read_ruleset as read
+
+    if root is not None:
+        from ctguard.host.archive import open_root
+
+        with open_root(root) as host:
+            got = read(CapturedCommands(host))
+    elif netns is not None:
+        from ctguard.host.netns import run_in_netns
+
+        got = run_in_netns(netns, lambda: read(LiveCommands()), timeout=60)
+    else:
+        got = read(LiveCommands())
+    if isinstance(got, Missing):
+        raise CtguardError(f"cannot read the firewall ruleset: {got.reason}")
+    return got
+
+
+def live_tools() -> Tools:
+    from ctguard.host.commands import LiveCommands
+    from ctguard.missing import Missing
+    from ctguard.remediation.notrack import Tools
+
+    version = LiveCommands().output("iptables-version")
+    variant = None
+    if not isinstance(version, Missing):
+        variant = (
+            "nf_tables" if "nf_tables" in version else "legacy" if "legacy" in version else None
+        )
+    return Tools(
+        nft=shutil.which("nft") is not None,
+        iptables=shutil.which("iptables-restore") is not None,
+        ip6tables=shutil.which("ip6tables-restore") is not None,
+        iptables_variant=variant,
+    )
+
+
+def _request(ports: str | None, proto: str, direction: str, backend: str, every: bool,
+             force: bool) -> NotrackRequest:  # fmt: skip
+    from ctguard.remediation.notrack import NotrackRequest
+
+    if every and ports:
+        raise click.UsageError("--all and --port cannot be combined")
+    if not every and not ports:
+        raise click.UsageError("say which ports (--port 8983) or --all")
+    portset = parse_ports(ports) if ports else None
+    return NotrackRequest(portset, (proto,), direction, backend, every, force)
+
+
+@click.command("notrack")
+@click.option(
+    "--port", "ports", metavar="P[,P-Q...]", help="Ports to untrack: 8983 or 9200-9300,53."
+)
+@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
+@click.option(
+    "--direction",
+    type=click.Choice(["server", "client", "both"]),
+    default="server",
+    show_default=True,
+    help="server: this host serves the port; client: it connects to it; both.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "nft", "iptables"]),
+    default="auto",
+    show_default=True,
+    help="Where the notrack rules go; auto follows the ruleset.",
+)
+@click.option(
+    "--all",
+    "every_packet",
+    is_flag=True,
+    help="Untrack everything stateful rules do not need (built-in conntrack).",
+)
+@click.option("--apply", "do_apply", is_flag=True, help="Add the rules (journalled).")
+@click.option("--remove", is_flag=True, help="Delete every rule tagged ctguard (journalled).")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the live ruleset and watch new entries for --window seconds.",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(0.5, 60),
+    default=3.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --verify watches new conntrack entries.",
+)
+@click.option("--netns", metavar="NAME", help="Act inside the named network namespace.")
+@click.option("--root", metavar="DIR|FILE.tar.gz", help="Plan against a snapshot (no --apply).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Add accepts even where the chain admits these ports only conditionally.",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="The plan as JSON (ctguard.notrack/1).")
+@click.option("--state-dir", metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR}).")
+def notrack_command(
+    ports: str | None, proto: str, direction: str, backend: str, every_packet: bool,
+    do_apply: bool, remove: bool, verify: bool, window: float, netns: str | None,
+    root: str | None, force: bool, yes: bool, as_json: bool, state_dir: str | None,
+) -> int:  # fmt: skip
+    """Stop tracking named ports, with the filter changes that keep them reachable.
+
+    A NOTRACK rule alone blackholes a service behind a stateful firewall (untracked packets
+    are never ESTABLISHED: CT501) and breaks NAT (untracked packets are never NATed: CT502).
+    This adds, tagged 'ctguard': notrack rules at raw priority for the direction asked, and
+    an accept for untracked packets of exactly those ports first in every filter chain that
+    would drop them. It refuses when NAT could match them, or when a chain admits the port
+    only under conditions (addresses) a blanket accept would widen.
+
+    \b
+    Exit codes: 0 planned/applied/verified, 1 verify inconclusive (no other traffic seen),
+    2 refused or verify failed, 3 error (bad usage, not root, a command failed: undone).
+
+    \b
+    Examples:
+      ctguard notrack --port 8983                          show the plan
+      sudo ctguard notrack --port 8983 --apply --verify    add, then prove it
+      sudo ctguard notrack --port 53 --proto udp --direction both --apply --yes
+      sudo ctguard notrack --port 8983 --netns web1 --apply --yes
+      sudo ctguard notrack --remove --yes                  delete every ctguard rule
+      sudo ctguard notrack --all --apply                   built-in conntrack, no NAT
+    """
+    from ctguard.output.notrack_text import dumps, plan_json, render_plan
+    from ctguard.remediation.notrack import Tools, plan_notrack
+    from ctguard.remediation.notrack_script import add_commands
+
+    if root is not None and (do_apply or remove or verify):
+        raise click.UsageError(
+            "--root plans against a snapshot; --apply/--remove/--verify act live"
+        )
+    if root is not None and netns is not None:
+        raise click.UsageError("--root and --netns cannot be combined")
+    if do_apply and remove:
+        raise click.UsageError("--apply and --remove cannot be combined")
+    where = root if root is not None else f"netns {netns}" if netns else "this host"
+    if (do_apply or remove) and os.geteuid() != 0:
+        raise CtguardError("changing the firewall needs root (sudo ctguard notrack ...)")
+    if remove:
+        _remove(netns, yes, state_dir, where)
+        return EXIT_OK
+    request = _request(ports, proto, direction, backend, every_packet, force)
+    rs = read_ruleset(root, netns)
+    tools = Tools(True, True, True) if root is not None else live_tools()
+    plan = plan_notrack(rs, request, tools)
+    commands = add_commands(rs, plan.add) if not plan.refused else ()
+    if as_json:
+        emit(dumps(plan_json(plan, commands)))
+    elif not (verify and not do_apply):
+        emit(render_plan(plan, where, commands))
+    if plan.refused:
+        raise RefusedError(f"refused: {plan.refusals[0].reason}")
+    if do_apply and commands:
+        _apply(plan, commands, request, netns, yes, state_dir, tools)
+    if verify:
+        return _verify(plan, request, netns, window, as_json)
+    return EXIT_OK
+
+
+def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: NotrackRequest,
+           netns: str | None, yes: bool, state_dir: str | None, tools: Tools) -> None:  # fmt: skip
+    from ctguard.remediation.apply import apply_changes, rollback
+    from ctguard.remediation.notrack import plan_notrack
+
+    _confirm(f"Add {len(plan.add)} firewall rule(s)?", yes)
+    target = Target(None, netns)
+    runner = command_runner(netns)
+    journal = target.state_dir(state_dir)
+    meta = {"command": "notrack", "netns": netns}
+    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
+                           meta=meta, commands=commands, runner=runner)  # fmt: skip
+    again = plan_notrack(read_ruleset(None, netns), request, tools)
+    if again.add or again.refused:
+        assert result.entry_id is not None
+        rollback(result.entry_id, root=Path("/"), runtime=target.runtime(), state_dir=journal,
+                 runner=runner, force=True)  # fmt: skip
+        missing = [r.shown() for r in again.add] or [r.reason for r in again.refusals]
+        raise CtguardError(
+            f"the rules did not read back as planned ({missing[0]}); rolled back {result.entry_id}"
+        )
+    undo = f"ctguard rollback {result.entry_id} (or ctguard notrack --remove)"
+    emit(f"added {len(plan.add)} rule(s); journal entry {result.entry_id}; undo with: {undo}\n")
+
+
+def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> None:
+    from ctguard.remediation.apply import apply_changes
+    from ctguard.remediation.notrack_script import ours_in, remove_commands
+
+    rs = read_ruleset(None, netns)
+    commands, shown = remove_commands(rs)
+    if not commands:
+        emit(f"nothing to remove: no rule tagged ctguard in {where}\n")
+        return
+    emit("Rules to delete (tagged ctguard):\n" + "".join(f"  {line}\n" for line in shown))
+    _confirm(f"Delete {len(shown)} ctguard rule(s)?", yes)
+    target = Target(None, netns)
+    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(),
+                           state_dir=target.state_dir(state_dir),
+                           meta={"command": "notrack --remove", "netns": netns},
+                           commands=commands, runner=command_runner(netns))  # fmt: skip
+    left = ours_in(read_ruleset(None, netns))
+    if left:
+        raise CtguardError(f"{len(left)} ctguard rule(s) are still there after --remove")
+    emit(f"removed; journal entry {result.entry_id} (ctguard rollback {result.entry_id} puts"
+         " them back)\n")  # fmt: skip
+
+
+def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, window: float,
+            as_json: bool) -> int:  # fmt: skip
+    from ctguard.host.flow_watch import watch_new_flows
+    from ctguard.missing import Missing
+    from ctguard.output.notrack_text import dumps
+    from ctguard.remediation.notrack import check_flows, flows_for
+
+    flows = flows_for(request)
+    fates, dropped = check_flows(read_ruleset(None, netns), flows)
+    if netns is not None:
+        from ctguard.host.netns import run_in_netns
+
+        seen = run_in_netns(netns, lambda: watch_new_flows(window), timeout=window + 30)
+    else:
+        seen = watch_new_flows(window)
+    if isinstance(seen, Missing):
+        raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
+    on_ports = [f for f in seen if _untracked(f.proto, f.sport, f.dport, request)]
+    others = len(seen) - len(on_ports)
+    failed = bool(dropped or on_ports)
+    code = EXIT_CRITICAL if failed else EXIT_WARNING if others == 0 else EXIT_OK
+    if as_json:
+        emit(dumps({"schema": "ctguard.notrack-verify/1", "filter": list(fates),
+                    "filter_drops": list(dropped), "window_seconds": window,
+                    "new_entries_on_ports": len(on_ports), "new_entries_other": others,
+                    "exit_code": code}))  # fmt: skip
+        return code
+    lines = ["Verify:"]
+    lines += [f"  filter: {fate}" for fate in fates]
+    lines.append(f"  new conntrack entries in {window:g} s: {len(on_ports)} on the untracked"
+                 f" ports, {others} for other traffic")  # fmt: skip
+    lines += [f"    tracked: {f.proto} sport {f.sport} dport {f.dport}" for f in on_ports[:10]]
+    if failed:
+        lines.append("FAILED: " + ("the filter drops untracked packets" if dropped
+                                   else "these ports are still tracked"))  # fmt: skip
+    elif others == 0:
+        lines.append("INCONCLUSIVE: no other traffic created entries during the window"
+                     " (is conntrack in use here?)")  # fmt: skip
+    else:
+        lines.append("OK: the ports create no entries while other traffic still does")
+    emit("\n".join(lines) + "\n")
+    return code
+
+
+def _untracked(proto: str, sport: int, dport: int, request: NotrackRequest) -> bool:
+    from ctguard.remediation.notrack import flows_for
+
+    if request.every_packet:
+        return True
+    for flow in flows_for(request):
+        if flow.proto != proto:
+            continue
+        if flow.dports is not None and (flow.dports.contains(dport) or flow.dports.contains(sport)):
+            return True
+        if flow.sports is not None and (flow.sports.contains(sport) or flow.sports.contains(dport)):
+            return True
+    return False

@@ -1,0 +1,71 @@
+"""``ctguard notrack`` as text and JSON (formatting only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ctguard.remediation.changes import RunCommand
+from ctguard.remediation.notrack import NotrackPlan, describe_flow
+
+SCHEMA = "ctguard.notrack/1"
+
+
+def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -> str:
+    lines = [f"ctguard notrack for {where}", f"backend: {plan.backend} ({plan.backend_why})", ""]
+    lines.append("Untracked:")
+    lines += [f"  {describe_flow(flow)}" for flow in plan.flows]
+    if plan.refusals:
+        lines.append("")
+        for refusal in plan.refusals:
+            lines.append(f"REFUSED: {refusal.reason}")
+            lines += [f"    {rule}" for rule in refusal.rules]
+            lines += [f"  instead: {fix}" for fix in refusal.fix]
+    if plan.add:
+        lines += ["", "Rules to add (each tagged with the comment ctguard):"]
+        lines += [f"  {rule.shown()}" for rule in plan.add]
+    if plan.present:
+        lines += ["", "Already in place:"]
+        lines += [f"  {rule.shown()}" for rule in plan.present]
+    if commands and not plan.refusals:
+        lines += ["", "Transactions (each atomic):"]
+        for command in commands:
+            lines.append(f"  {' '.join(command.argv)} <<'EOF'")
+            lines += [f"    {line}" for line in command.stdin.splitlines()]
+            lines.append("  EOF")
+    if plan.fates:
+        lines += ["", "Check of the resulting ruleset (untracked packets):"]
+        lines += [f"  {fate}" for fate in plan.fates]
+    if plan.notes:
+        lines += ["", "Notes:"]
+        lines += [f"  - {note}" for note in plan.notes]
+    if not plan.refusals:
+        lines.append("")
+        if not plan.add:
+            lines.append("Nothing to add: every rule is already in place.")
+        else:
+            lines.append("Apply: add --apply (journalled; 'ctguard rollback' or --remove undoes)")
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(plan: NotrackPlan, commands: Sequence[RunCommand]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "backend": plan.backend,
+        "backend_why": plan.backend_why,
+        "untracked": [describe_flow(flow) for flow in plan.flows],
+        "refused": plan.refused,
+        "refusals": [
+            {"reason": r.reason, "rules": list(r.rules), "fix": list(r.fix)} for r in plan.refusals
+        ],
+        "add": [rule.shown() for rule in plan.add],
+        "present": [rule.shown() for rule in plan.present],
+        "transactions": [{"argv": list(c.argv), "script": c.stdin} for c in commands],
+        "check": list(plan.fates),
+        "notes": list(plan.notes),
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,470 @@
+"""``ctguard notrack``: plan a conntrack bypass that cannot blackhole or un-NAT (pure).
+
+A NOTRACK rule alone is a trap (design §4 CT501, CT502): an untracked packet is never
+ESTABLISHED, so a stateful firewall (policy drop, ``ct state established,related accept``)
+drops it, and an untracked packet is never NATed. The plan therefore holds, for each
+direction asked for:
+
+- the notrack rules, at raw priority on prerouting (packets coming in) and output (going
+  out): ``server`` untracks ``dport P`` coming in and ``sport P`` going out, ``client`` the
+  mirror image, ``both`` all four (on loopback both ends are local);
+- an accept for untracked packets of exactly those ports first in every filtering base
+  chain on the input (or output) hook that would otherwise drop them, in that chain's
+  own tool (an nft chain gets an nft rule, an iptables chain an iptables one);
+
+and it is refused, with the rule to show, when a NAT rule can match those packets, when a
+chain that drops them belongs to an agent that rewrites its table (firewalld, kube-proxy),
+or when the chain lets these ports in only under conditions ctguard would not copy (a
+source address, an interface): a blanket accept would open the port wider than the
+operator did. The ruleset the plan would make is checked again with the doctor's own
+logic (``firewall.untracked_fate``) before anything is proposed.
+
+``notrack --all`` untracks every packet except the protocol/port classes that stateful
+rules look at (those stay tracked); it is refused when NAT is in use or a stateful rule
+applies to all traffic (``ct state established,related accept``): untracking everything
+would drop every reply such a rule lets in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ctguard.firewall import (
+    Packet,
+    families_meet,
+    nat_overlap,
+    nat_rules,
+    reachable_rules,
+    untracked_fate,
+)
+from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.remediation.notrack_rules import (
+    ACCEPT,
+    IPTABLES_RAW_CHAINS,
+    NOTRACK,
+    RETURN,
+    OurRule,
+    is_ours,
+    same_rule,
+)
+from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
+
+DIRECTIONS = ("server", "client", "both")
+BACKENDS = ("auto", "nft", "iptables")
+FILTER_HOOK = {"prerouting": "input", "output": "output"}
+_FILTERING = (None, "filter", "route")
+# nft tables an agent owns and rewrites: a rule ctguard put there would vanish, or fight.
+AGENT_TABLES = {
+    "firewalld": "firewalld (add it with firewall-cmd, e.g. a rich rule or policy)",
+    "kube-proxy": "kube-proxy (it rewrites this table on every sync)",
+    "netavark": "podman/netavark (it rewrites this table)",
+    "libvirt_network": "libvirt (it rewrites this table)",
+}
+
+
+@dataclass(frozen=True)
+class NotrackRequest:
+    ports: PortSet | None  # None with every_packet
+    protos: tuple[str, ...] = ("tcp",)
+    direction: str = "server"
+    backend: str = "auto"
+    every_packet: bool = False  # notrack --all
+    force: bool = False  # add accepts even where the chain restricts these ports
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What this host can run: decides the backend when ``--backend auto``."""
+
+    nft: bool
+    iptables: bool
+    ip6tables: bool
+    iptables_variant: str | None = None  # "nf_tables" | "legacy" (from `iptables -V`)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Packets ctguard will untrack on one hook: a protocol and a port condition."""
+
+    hook: str  # prerouting | output
+    proto: str | None
+    dports: PortSet | None = None
+    sports: PortSet | None = None
+
+    def packet(self, family: str = "inet") -> Packet:
+        protos = None if self.proto is None else frozenset({self.proto})
+        return Packet(family, protos, self.dports, self.sports)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    rules: tuple[str, ...] = ()  # the rules that make it impossible, as evidence
+    fix: tuple[str, ...] = ()  # what the operator could do instead
+
+
+@dataclass(frozen=True)
+class NotrackPlan:
+    backend: str  # where the notrack rules go: "nft" | "iptables"
+    backend_why: str
+    flows: tuple[Flow, ...]
+    add: tuple[OurRule, ...]  # in the order they are added
+    present: tuple[OurRule, ...]  # already in place (a rerun adds nothing)
+    refusals: tuple[Refusal, ...] = ()
+    notes: tuple[str, ...] = ()
+    fates: tuple[str, ...] = field(default=())  # the check of the resulting ruleset
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.refusals)
+
+
+# -- which packets -------------------------------------------------------------------------
+def flows_for(request: NotrackRequest) -> tuple[Flow, ...]:
+    """The (hook, ports) classes a request untracks.
+
+    >>> [(f.hook, str(f.dports), str(f.sports)) for f in
+    ...  flows_for(NotrackRequest(PortSet.of(8983), ("tcp",), "server"))]
+    [('prerouting', '8983', 'None'), ('output', 'None', '8983')]
+    """
+    if request.every_packet:
+        return (Flow("prerouting", None), Flow("output", None))
+    ports = request.ports
+    out: list[Flow] = []
+    for proto in request.protos:
+        if request.direction in ("server", "both"):
+            out += [Flow("prerouting", proto, dports=ports), Flow("output", proto, sports=ports)]
+        if request.direction in ("client", "both"):
+            out += [Flow("output", proto, dports=ports), Flow("prerouting", proto, sports=ports)]
+    return tuple(out)
+
+
+# -- which backend -------------------------------------------------------------------------
+def _native_nft_chains(rs: Ruleset) -> list[Chain]:
+    return [c for c in rs.chains if c.backend == "nft" and c.hook and c.table != OWN_TABLE]
+
+
+def _iptables_rules(rs: Ruleset) -> list[Rule]:
+    return [r for c in rs.chains if c.backend in ("iptables", "ip6tables") for r in c.rules]
+
+
+def choose_backend(rs: Ruleset, wanted: str, tools: Tools) -> tuple[str, str]:
+    """("nft" | "iptables", why), or ValueError saying why the wanted one cannot be used."""
+    if wanted == "nft":
+        if not tools.nft:
+            raise ValueError("--backend nft: nft is not installed")
+        return "nft", "asked for (--backend nft)"
+    if wanted == "iptables":
+        if not tools.iptables:
+            raise ValueError("--backend iptables: iptables-restore is not installed")
+        return "iptables", f"asked for (--backend iptables{_variant(tools)})"
+    ours = [c for c in rs.chains if c.table == OWN_TABLE and c.backend == "nft"]
+    if ours and tools.nft:
+        return "nft", f"ctguard's table inet {OWN_TABLE} is already there"
+    native = _native_nft_chains(rs)
+    legacy_rules = _iptables_rules(rs)
+    if native and tools.nft:
+        return "nft", f"the ruleset is nft ({len(native)} native nft base chain(s))"
+    if legacy_rules and tools.iptables:
+        return "iptables", f"the ruleset is iptables ({len(legacy_rules)} rules{_variant(tools)})"
+    if tools.nft:
+        return "nft", "no firewall rules yet; nft is installed"
+    if tools.iptables:
+        return "iptables", f"no firewall rules yet; nft is not installed{_variant(tools)}"
+    raise ValueError("neither nft nor iptables-restore is installed")
+
+
+def _variant(tools: Tools) -> str:
+    return f", iptables-{tools.iptables_variant}" if tools.iptables_variant else ""
+
+
+# -- the plan ------------------------------------------------------------------------------
+def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackPlan:
+    """The rules to add (or why not), for the ruleset ``rs`` of the target namespace."""
+    try:
+        backend, why = choose_backend(rs, request.backend, tools)
+    except ValueError as exc:
+        return NotrackPlan("none", str(exc), (), (), (), (Refusal(str(exc)),))
+    flows = flows_for(request)
+    refusals = list(_nat_refusals(rs, flows, request))
+    notracks = list(_notrack_rules(backend, flows, request, tools))
+    if request.every_packet:
+        exemptions, general = _stateful_needs(rs)
+        if general:
+            refusals.append(
+                Refusal(
+                    "these rules look at the conntrack state of all traffic; with everything"
+                    " untracked they would never match (replies would be dropped)",
+                    tuple(describe(r) for r in general),
+                    ("make them stateless, or untrack only named ports:"
+                     " ctguard notrack --port PORT",),
+                )
+            )  # fmt: skip
+        notracks = list(_exempting(backend, exemptions, tools)) + notracks
+    accepts, more = _accepts(rs, flows, request)
+    refusals += more
+    wanted = notracks + accepts
+    present = [r for r in wanted if any(same_rule(r, got) for got in rs.rules())]
+    add = [r for r in wanted if r not in present]
+    after = with_rules(rs, add)
+    fates, unaccepted = check_flows(after, flows)
+    if unaccepted and not refusals:
+        refusals.append(
+            Refusal("the filter would still drop untracked packets of these ports", unaccepted)
+        )
+    notes = _notes(rs, backend, request)
+    return NotrackPlan(
+        backend, why, flows, tuple(add), tuple(present), tuple(refusals), notes, fates
+    )
+
+
+def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -> Iterator[Refusal]:
+    if request.every_packet:
+        shown = [describe(rule) for rule, _ in nat_rules(rs)]
+        shown += [
+            f"nat base chain {c.family} {c.table} {c.name} (hook {c.hook})"
+            for c in rs.chains
+            if c.type == "nat" and c.hook is not None
+        ]
+        if shown:
+            yield Refusal(
+                "NAT is in use: NAT lives in the conntrack entry, so untracked packets are"
+                " never NATed",
+                tuple(dict.fromkeys(shown)),
+                ("remove the NAT rules first, or untrack only ports no NAT rule matches",),
+            )
+        return
+    clashes: dict[str, None] = {}
+    for flow in flows:
+        for nat in nat_overlap(rs, _probe(flow).as_rule(), flow.hook):
+            clashes[describe(nat)] = None
+    if clashes:
+        yield Refusal(
+            "a NAT rule can match these packets; untracked packets are never NATed, so it"
+            " would silently stop working",
+            tuple(clashes),
+            ("untrack other ports, or narrow the NAT rule so it cannot match them",),
+        )
+
+
+def _probe(flow: Flow) -> OurRule:
+    return OurRule("nft", "inet", OWN_TABLE, flow.hook, flow.hook, NOTRACK, flow.proto,
+                   flow.dports, flow.sports)  # fmt: skip
+
+
+def _notrack_rules(
+    backend: str, flows: Sequence[Flow], request: NotrackRequest, tools: Tools
+) -> Iterator[OurRule]:
+    for flow in flows:
+        yield from _raw_rules(backend, flow.hook, NOTRACK, flow.proto, flow.dports, flow.sports,
+                              tools)  # fmt: skip
+
+
+def _raw_rules(
+    backend: str,
+    hook: str,
+    action: str,
+    proto: str | None,
+    dports: PortSet | None,
+    sports: PortSet | None,
+    tools: Tools,
+) -> Iterator[OurRule]:
+    if backend == "nft":
+        yield OurRule("nft", "inet", OWN_TABLE, hook, hook, action, proto, dports, sports)
+        return
+    chain = IPTABLES_RAW_CHAINS[hook]
+    yield OurRule("iptables", "ip", "raw", chain, hook, action, proto, dports, sports)
+    if tools.ip6tables:
+        yield OurRule("ip6tables", "ip6", "raw", chain, hook, action, proto, dports, sports)
+
+
+def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
+    """For ``--all``: the classes stateful rules need tracked, and the rules that need all.
+
+    A stateful rule with a protocol and ports met on the input side (``tcp dport 22 ct
+    state new accept``) keeps that service tracked both ways: ``dport 22`` coming in and
+    ``sport 22`` going out; met on the output side, the mirror image.
+    """
+    exempt: list[Flow] = []
+    general: list[Rule] = []
+    for chain in rs.chains:
+        if chain.hook is None or chain.table == OWN_TABLE:
+            continue
+        incoming = chain.hook in ("prerouting", "input", "forward")
+        for rule in reachable_rules(rs, chain):
+            if is_ours(rule) or rule.verdict == "notrack" or not _stateful(rule):
+                continue
+            m = rule.match
+            if not m.protos or (m.dports is None and m.sports is None):
+                general.append(rule)
+                continue
+            there, back = ("prerouting", "output") if incoming else ("output", "prerouting")
+            for proto in sorted(m.protos):
+                exempt.append(Flow(there, proto, m.dports, m.sports))
+                exempt.append(Flow(back, proto, m.sports, m.dports))
+    return list(dict.fromkeys(exempt)), list(dict.fromkeys(general))
+
+
+def _stateful(rule: Rule) -> bool:
+    return rule.match.uses_conntrack or rule.verdict == "ct" or rule.match.ct_states is not None
+
+
+def _exempting(backend: str, exemptions: Sequence[Flow], tools: Tools) -> Iterator[OurRule]:
+    for flow in exemptions:
+        yield from _raw_rules(backend, flow.hook, RETURN, flow.proto, flow.dports, flow.sports,
+                              tools)  # fmt: skip
+
+
+def _filtering_chains(rs: Ruleset, hook: str, family: str) -> list[Chain]:
+    return [
+        c
+        for c in rs.base_chains(hook)
+        if c.type in _FILTERING and families_meet(family, c.family) and c.table != OWN_TABLE
+    ]
+
+
+def _accepts(
+    rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest
+) -> tuple[list[OurRule], list[Refusal]]:
+    """An untracked accept first in every chain that would drop a flow's packets."""
+    if request.every_packet:
+        return [], []  # stateless rules decide untracked packets as they decided tracked ones
+    accepts: list[OurRule] = []
+    refusals: list[Refusal] = []
+    for flow in flows:
+        hook = FILTER_HOOK[flow.hook]
+        for chain in _filtering_chains(rs, hook, "inet"):
+            fate = untracked_fate(_only(rs, chain), hook, flow.packet(chain.family))
+            if fate.outcome == "accepted":
+                continue
+            owner = AGENT_TABLES.get(chain.table) if chain.backend == "nft" else None
+            rule = _accept_rule(chain, hook, flow)
+            if owner is not None:
+                refusals.append(
+                    Refusal(
+                        f"chain {chain.label} drops these untracked packets and belongs to"
+                        f" {owner}; ctguard does not edit it",
+                        fate.evidence,
+                        (f"add through that agent the equivalent of: {rule.shown()}",),
+                    )
+                )
+                continue
+            restricted = _restrictions(rs, chain, flow)
+            if (fate.outcome == "conditional" or restricted) and not request.force:
+                refusals.append(
+                    Refusal(
+                        f"chain {chain.label} lets these ports in only under conditions"
+                        " (addresses, interfaces...); an untracked accept for the whole port"
+                        " would open it wider",
+                        tuple(dict.fromkeys([*restricted, *fate.evidence])),
+                        (f"add it yourself with those conditions: {rule.shown()}",
+                         "or accept the wider rule: --force"),
+                    )
+                )  # fmt: skip
+                continue
+            accepts.append(rule)
+    return list(dict.fromkeys(accepts)), refusals
+
+
+def _only(rs: Ruleset, chain: Chain) -> Ruleset:
+    """The ruleset with ``chain`` as its only base chain (so one chain's fate is asked)."""
+    return Ruleset(rs.backend, tuple(c for c in rs.chains if c is chain or c.hook is None))
+
+
+def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
+    """Accepts for these ports (tracked or not) that carry conditions ctguard does not copy."""
+    found: list[str] = []
+    packet = flow.packet(chain.family)
+    for rule in reachable_rules(rs, chain):
+        m = rule.match
+        if rule.verdict != "accept" or is_ours(rule):
+            continue
+        if m.protos is not None and packet.protos is not None and not (m.protos & packet.protos):
+            continue
+        mentions = [
+            (m.dports, packet.dports),
+            (m.sports, packet.sports),
+        ]
+        if not any(a is not None and b is not None and a.overlaps(b) for a, b in mentions):
+            continue
+        if m.other or m.iif not in (None, "lo") or m.oif not in (None, "lo"):
+            found.append(describe(rule))
+    return found
+
+
+def _accept_rule(chain: Chain, hook: str, flow: Flow) -> OurRule:
+    return OurRule(chain.backend, chain.family, chain.table, chain.name, hook, ACCEPT,
+                   flow.proto, flow.dports, flow.sports)  # fmt: skip
+
+
+def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
+    """The ruleset once ``rules`` are added: accepts first in their chain, notracks in a
+    raw-priority chain of their own (created when absent)."""
+    chains = list(rs.chains)
+    for ours in rules:
+        index = next(
+            (i for i, c in enumerate(chains)
+             if (c.backend, c.family, c.table, c.name)
+             == (ours.backend, ours.family, ours.table, ours.chain)),
+            None,
+        )  # fmt: skip
+        if index is None:
+            chains.append(
+                Chain(
+                    ours.backend,
+                    ours.family,
+                    ours.table,
+                    ours.chain,
+                    ours.hook,
+                    -300,
+                    "filter",
+                    "accept",
+                    (ours.as_rule(),),
+                )
+            )
+            continue
+        chain = chains[index]
+        rules_now = (ours.as_rule(), *chain.rules)
+        chains[index] = Chain(chain.backend, chain.family, chain.table, chain.name, chain.hook,
+                              chain.priority, chain.type, chain.policy, rules_now)  # fmt: skip
+    return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)
+
+
+def check_flows(rs: Ruleset, flows: Sequence[Flow]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fate of each flow's untracked packets in ``rs``; the ones not accepted."""
+    lines: list[str] = []
+    bad: list[str] = []
+    for flow in flows:
+        if flow.proto is None:
+            continue  # --all: the stateless rules decide, as before
+        hook = FILTER_HOOK[flow.hook]
+        fate = untracked_fate(rs, hook, flow.packet())
+        line = f"{describe_flow(flow)}: {fate.outcome} on {hook}"
+        lines.append(line)
+        if fate.outcome != "accepted":
+            bad.append(f"{line}: {'; '.join(fate.evidence)}")
+    return tuple(lines), tuple(bad)
+
+
+def describe_flow(flow: Flow) -> str:
+    """``tcp dport 8983 coming in`` / ``tcp sport 8983 going out``."""
+    way = "coming in" if flow.hook == "prerouting" else "going out"
+    if flow.proto is None:
+        return f"every packet {way}"
+    ports = " ".join(
+        f"{name} {ports}" for name, ports in (("dport", flow.dports), ("sport", flow.sports))
+        if ports is not None
+    )  # fmt: skip
+    return f"{flow.proto} {ports} {way}".replace("  ", " ")
+
+
+def _notes(rs: Ruleset, backend: str, request: NotrackRequest) -> tuple[str, ...]:
+    notes: list[str] = []
+    if rs.missing:
+        notes.append("not read: " + "; ".join(rs.missing))
+    if rs.warnings:
+        notes.append("ruleset warnings: " + "; ".join(rs.warnings))
+    if backend == "iptables" and _native_nft_chains(rs):
+        notes.append("native nft chains exist too: their accepts are added with nft")
+    return tuple(notes)

@@ -1,0 +1,137 @@
+"""The firewall rules ``ctguard notrack`` adds, in nft and iptables syntax (pure).
+
+Every rule carries the comment ``ctguard``, so ``--remove`` finds exactly ours::
+
+    nft:      tcp dport 8983 notrack comment "ctguard"                  (table inet ctguard)
+              tcp dport 8983 ct state untracked accept comment "ctguard" (the user's chain)
+    iptables: -A PREROUTING -p tcp -m tcp --dport 8983 -m comment --comment ctguard -j CT --notrack
+              -A INPUT -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED
+                 -m comment --comment ctguard -j ACCEPT
+
+The notrack rules of the nft backend live in ctguard's own table ``inet ctguard`` (chains at
+priority raw, -300, before conntrack's -200); the accepts go first in each user chain that
+would otherwise drop the untracked packets, since in nftables an accept in one table does
+not spare a packet another table's drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
+
+TAG = "ctguard"
+NOTRACK = "notrack"
+ACCEPT = "accept"
+RETURN = "return"  # an exemption in front of `notrack --all`'s catch-all notrack
+RAW_PRIORITY = -300
+IPTABLES_RAW_CHAINS = {"prerouting": "PREROUTING", "output": "OUTPUT"}
+
+
+@dataclass(frozen=True)
+class OurRule:
+    """One rule ctguard adds (or found already added)."""
+
+    backend: str  # "nft" | "iptables" | "ip6tables"
+    family: str  # nft: inet/ip/ip6; iptables: ip, ip6tables: ip6
+    table: str
+    chain: str
+    hook: str  # prerouting | output (notrack) ; input | output (accept)
+    action: str  # NOTRACK | ACCEPT | RETURN
+    proto: str | None  # tcp | udp; None: every packet (notrack --all)
+    dports: PortSet | None = None
+    sports: PortSet | None = None
+
+    @property
+    def match(self) -> RuleMatch:
+        protos = None if self.proto is None else frozenset({self.proto})
+        states = frozenset({"untracked"}) if self.action == ACCEPT else None
+        return RuleMatch(protos, self.dports, self.sports, states)
+
+    def as_rule(self) -> Rule:
+        """The rule as the ruleset model holds it, to check the ruleset it would make."""
+        return Rule(self.backend, self.family, self.table, self.chain, self.match,
+                    self.action, None, self.text(), None)  # fmt: skip
+
+    def text(self) -> str:
+        """The rule as its tool lists it (nft statement, or iptables-save line)."""
+        return _nft_text(self) if self.backend == "nft" else _iptables_text(self)
+
+    def shown(self) -> str:
+        """The command an operator would type to add it."""
+        if self.backend == "nft":
+            verb = "add" if self.table == OWN_TABLE else "insert"
+            return f"nft {verb} rule {self.family} {self.table} {self.chain} {self.text()}"
+        spec = self.text().split(" ", 2)[2]
+        return f"{self.backend} -t {self.table} -I {self.chain} 1 {spec}"
+
+
+def _nft_ports(ports: PortSet) -> str:
+    text = str(ports)
+    return text if len(ports.ranges) == 1 else "{ " + text.replace(",", ", ") + " }"
+
+
+def _nft_text(rule: OurRule) -> str:
+    parts: list[str] = []
+    if rule.proto is not None:
+        if rule.dports is None and rule.sports is None:
+            parts.append(f"meta l4proto {rule.proto}")
+        if rule.dports is not None:
+            parts.append(f"{rule.proto} dport {_nft_ports(rule.dports)}")
+        if rule.sports is not None:
+            parts.append(f"{rule.proto} sport {_nft_ports(rule.sports)}")
+    if rule.action == ACCEPT:
+        parts.append("ct state untracked accept")
+    else:
+        parts.append(rule.action)
+    parts.append(f'comment "{TAG}"')
+    return " ".join(parts)
+
+
+def _iptables_ports(option: str, ports: PortSet, proto: str) -> str:
+    text = str(ports).replace("-", ":")
+    if "," in text:
+        return f"-m multiport --{option}s {text}"
+    return f"-m {proto} --{option} {text}"
+
+
+def _iptables_text(rule: OurRule) -> str:
+    parts = [f"-A {rule.chain}"]
+    if rule.proto is not None:
+        parts.append(f"-p {rule.proto}")
+        if rule.dports is not None:
+            parts.append(_iptables_ports("dport", rule.dports, rule.proto))
+        if rule.sports is not None:
+            parts.append(_iptables_ports("sport", rule.sports, rule.proto))
+    if rule.action == ACCEPT:
+        parts.append("-m conntrack --ctstate UNTRACKED")
+    parts.append(f"-m comment --comment {TAG}")
+    target = {ACCEPT: "ACCEPT", NOTRACK: "CT --notrack", RETURN: "RETURN"}[rule.action]
+    parts.append(f"-j {target}")
+    return " ".join(parts)
+
+
+def is_ours(rule: Rule) -> bool:
+    """A rule ctguard added: tagged with the comment ``ctguard``."""
+    if rule.backend == "nft":
+        return rule.text.endswith(f'comment "{TAG}"')
+    words = rule.text.split()
+    return any(
+        words[i] == "--comment" and words[i + 1].strip('"') == TAG for i in range(len(words) - 1)
+    )
+
+
+def same_rule(ours: OurRule, rule: Rule) -> bool:
+    """``rule`` (read back from the host) is ``ours``: same place, tag and selection."""
+    wanted = ours.match
+    return (
+        is_ours(rule)
+        and (rule.backend, rule.family, rule.table, rule.chain)
+        == (ours.backend, ours.family, ours.table, ours.chain)
+        and rule.verdict == ours.action
+        and rule.match.protos == wanted.protos
+        and rule.match.dports == wanted.dports
+        and rule.match.sports == wanted.sports
+        and rule.match.ct_states == wanted.ct_states
+    )

@@ -1,0 +1,181 @@
+"""The transactions that add or remove ctguard's notrack rules (pure: rules in, commands out).
+
+One transaction per tool, so each is atomic: ``nft -f -`` applies a whole script or
+nothing, and ``iptables-restore --noflush`` commits each table or nothing (a failure in
+one leaves the tables before it committed, which is why the undo of a failed apply runs).
+
+- nft: ``nft --echo --handle -f -`` so the undo can delete the new rules by handle::
+
+      add table inet ctguard
+      add chain inet ctguard prerouting { type filter hook prerouting priority raw; policy accept; }
+      add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"
+      insert rule inet filter input tcp dport 8983 ct state untracked accept comment "ctguard"
+
+- iptables: ``iptables-restore --noflush`` (and ``ip6tables-restore``), undone by ``-D``::
+
+      *raw
+      -I PREROUTING 1 -p tcp -m tcp --dport 8983 -m comment --comment ctguard -j CT --notrack
+      COMMIT
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ctguard.remediation.changes import NFT_ECHO, RunCommand
+from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.remediation.notrack_rules import ACCEPT, NOTRACK, RETURN, OurRule, is_ours
+from ctguard.sources.ruleset import Chain, Rule, Ruleset
+
+NFT_APPLY = ("nft", "--echo", "--handle", "-f", "-")
+NFT_RUN = ("nft", "-f", "-")
+RESTORE = {"iptables": "iptables-restore", "ip6tables": "ip6tables-restore"}
+
+
+def _own_chain_line(hook: str) -> str:
+    return (
+        f"add chain inet {OWN_TABLE} {hook} {{ type filter hook {hook} priority raw;"
+        " policy accept; }"
+    )
+
+
+def add_commands(rs: Ruleset, rules: Sequence[OurRule]) -> tuple[RunCommand, ...]:
+    """The commands that add ``rules`` to the ruleset ``rs``."""
+    commands: list[RunCommand] = []
+    nft = [r for r in rules if r.backend == "nft"]
+    if nft:
+        commands.append(_nft_add(rs, nft))
+    for tool in ("iptables", "ip6tables"):
+        mine = [r for r in rules if r.backend == tool]
+        if mine:
+            commands.append(_iptables_add(tool, mine))
+    return tuple(commands)
+
+
+def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
+    lines: list[str] = []
+    own = [r for r in rules if r.table == OWN_TABLE]
+    existing = {c.name for c in rs.chains if c.backend == "nft" and c.table == OWN_TABLE}
+    if own and not existing:
+        lines.append(f"add table inet {OWN_TABLE}")
+    for hook in dict.fromkeys(r.chain for r in own):
+        if hook not in existing:
+            lines.append(_own_chain_line(hook))
+    lines += [f"add rule inet {OWN_TABLE} {r.chain} {r.text()}" for r in own]
+    # "insert" puts a rule first: insert in reverse so the chain keeps the planned order
+    lines += [
+        f"insert rule {r.family} {r.table} {r.chain} {r.text()}"
+        for r in reversed([r for r in rules if r.table != OWN_TABLE])
+    ]
+    return RunCommand(
+        what=f"add {len(rules)} nft rule(s)",
+        argv=NFT_APPLY,
+        stdin=_script(lines),
+        undo_argv=NFT_RUN,
+        undo_from=NFT_ECHO,
+    )
+
+
+def _iptables_add(tool: str, rules: Sequence[OurRule]) -> RunCommand:
+    do: list[str] = []
+    undo: list[str] = []
+    for table in dict.fromkeys(r.table for r in rules):
+        mine = [r for r in rules if r.table == table]
+        do += [f"*{table}"]
+        do += [_spec(r.text(), "-I", r.chain, 1) for r in reversed(mine)]
+        do += ["COMMIT"]
+        undo += [f"*{table}", *(_spec(r.text(), "-D", r.chain) for r in mine), "COMMIT"]
+    return RunCommand(
+        what=f"add {len(rules)} {tool} rule(s)",
+        argv=(RESTORE[tool], "--noflush"),
+        stdin=_script(do),
+        undo_argv=(RESTORE[tool], "--noflush"),
+        undo_stdin=_script(undo),
+    )
+
+
+def _spec(saved: str, verb: str, chain: str, position: int | None = None) -> str:
+    """``-A CHAIN spec`` (an iptables-save line) as ``-I CHAIN N spec`` or ``-D CHAIN spec``."""
+    spec = saved.split(" ", 2)[2] if saved.startswith("-A ") else saved
+    where = f"{chain} {position}" if position is not None else chain
+    return f"{verb} {where} {spec}"
+
+
+def _script(lines: Iterable[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+# -- removal -------------------------------------------------------------------------------
+def ours_in(rs: Ruleset) -> list[tuple[Chain, int, Rule]]:
+    """Every rule tagged ``ctguard``, with its chain and position (0-based)."""
+    return [
+        (chain, index, rule)
+        for chain in rs.chains
+        for index, rule in enumerate(chain.rules)
+        if is_ours(rule)
+    ]
+
+
+def remove_commands(rs: Ruleset) -> tuple[tuple[RunCommand, ...], tuple[str, ...]]:
+    """The commands that delete every ctguard rule (and table ``inet ctguard``), each with
+    the undo that puts them back; and the rules removed, as shown to the operator."""
+    found = ours_in(rs)
+    own_chains = [c for c in rs.chains if c.backend == "nft" and c.table == OWN_TABLE]
+    commands: list[RunCommand] = []
+    shown: list[str] = []
+    nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and c.table != OWN_TABLE]
+    if nft or own_chains:
+        do = [f"delete rule {r.family} {r.table} {r.chain} handle {r.line}" for _, _, r in nft]
+        undo = [f"insert rule {r.family} {r.table} {r.chain} {_nft_readd(r)}" for _, _, r in nft]
+        if own_chains:
+            family = own_chains[0].family
+            do.append(f"delete table {family} {OWN_TABLE}")
+            undo = _own_table_lines(own_chains) + undo
+        shown += [r.text + f"  (table {r.family} {r.table}, chain {r.chain})" for _, _, r in nft]
+        shown += [f"table {c.family} {OWN_TABLE} chain {c.name}: {len(c.rules)} rule(s)"
+                  for c in own_chains]  # fmt: skip
+        count = len(nft) + sum(len(c.rules) for c in own_chains)
+        what = f"remove {count} nft rule(s)"
+        commands.append(RunCommand(what, NFT_RUN, _script(do), NFT_RUN, _script(undo)))
+    for tool in ("iptables", "ip6tables"):
+        mine = [(c, i, r) for c, i, r in found if r.backend == tool]
+        if mine:
+            commands.append(_iptables_remove(tool, mine))
+            shown += [f"{tool} -t {c.table} {r.text}" for c, _, r in mine]
+    return tuple(commands), tuple(shown)
+
+
+def _iptables_remove(tool: str, found: Sequence[tuple[Chain, int, Rule]]) -> RunCommand:
+    do: list[str] = []
+    undo: list[str] = []
+    for table in dict.fromkeys(c.table for c, _, _ in found):
+        mine = [(c, i, r) for c, i, r in found if c.table == table]
+        do += [f"*{table}", *(_spec(r.text, "-D", c.name) for c, _, r in mine), "COMMIT"]
+        # back in their places: ascending positions, each counted in the restored chain
+        undo += [f"*{table}", *(_spec(r.text, "-I", c.name, i + 1) for c, i, r in mine), "COMMIT"]
+    return RunCommand(f"remove {len(found)} {tool} rule(s)", (RESTORE[tool], "--noflush"),
+                      _script(do), (RESTORE[tool], "--noflush"), _script(undo))  # fmt: skip
+
+
+def _nft_readd(rule: Rule) -> str:
+    """nft syntax for a tagged rule read back: regenerated from what it selects when it is
+    one of the shapes ctguard writes, else the rendering nft's JSON gave."""
+    m = rule.match
+    if m.protos is not None and len(m.protos) == 1 and not m.other and rule.verdict in (
+        ACCEPT, NOTRACK, RETURN
+    ):  # fmt: skip
+        (proto,) = m.protos
+        ours = OurRule("nft", rule.family, rule.table, rule.chain, "", rule.verdict, proto,
+                       m.dports, m.sports)  # fmt: skip
+        return ours.text()
+    if m.protos is None and not m.other and m.dports is None and rule.verdict in (NOTRACK,):
+        return OurRule("nft", rule.family, rule.table, rule.chain, "", NOTRACK, None).text()
+    return rule.text
+
+
+def _own_table_lines(chains: Sequence[Chain]) -> list[str]:
+    lines = [f"add table inet {OWN_TABLE}"]
+    for chain in chains:
+        lines.append(_own_chain_line(chain.name))
+        lines += [f"add rule inet {OWN_TABLE} {chain.name} {_nft_readd(r)}" for r in chain.rules]
+    return lines
