@@ -70,9 +70,7 @@ def live_tools() -> Tools:
     version = LiveCommands().output("iptables-version")
     variant = None
     if not isinstance(version, Missing):
-        variant = (
-            "nf_tables" if "nf_tables" in version else "legacy" if "legacy" in version else None
-        )
+        variant = "nft" if "nf_tables" in version else "legacy" if "legacy" in version else None
     return Tools(
         nft=shutil.which("nft") is not None,
         iptables=shutil.which("iptables-restore") is not None,
@@ -192,7 +190,8 @@ def notrack_command(
     rs = read_ruleset(root, netns)
     tools = Tools(True, True, True) if root is not None else live_tools()
     plan = plan_notrack(rs, request, tools)
-    commands = add_commands(rs, plan.add) if not plan.refused else ()
+    iptables_nft = tools.iptables_variant == "nft"
+    commands = add_commands(rs, plan.add, iptables_nft) if not plan.refused else ()
     if as_json:
         emit(dumps(plan_json(plan, commands)))
     elif not (verify and not do_apply):
@@ -236,15 +235,15 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
     from ctguard.remediation.notrack_script import ours_in, remove_commands
 
     rs = read_ruleset(None, netns)
-    commands, shown = remove_commands(rs)
+    target = Target(None, netns)
+    journal = target.state_dir(state_dir)
+    commands, shown = remove_commands(rs, _tables_created(journal, netns))
     if not commands:
         emit(f"nothing to remove: no rule tagged ctguard in {where}\n")
         return
     emit("Rules to delete (tagged ctguard):\n" + "".join(f"  {line}\n" for line in shown))
     _confirm(f"Delete {len(shown)} ctguard rule(s)?", yes)
-    target = Target(None, netns)
-    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(),
-                           state_dir=target.state_dir(state_dir),
+    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
                            meta={"command": "notrack --remove", "netns": netns},
                            commands=commands, runner=command_runner(netns))  # fmt: skip
     left = ours_in(read_ruleset(None, netns))
@@ -252,6 +251,22 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
         raise CtguardError(f"{len(left)} ctguard rule(s) are still there after --remove")
     emit(f"removed; journal entry {result.entry_id} (ctguard rollback {result.entry_id} puts"
          " them back)\n")  # fmt: skip
+
+
+def _tables_created(journal: Path, netns: str | None) -> set[tuple[str, str]]:
+    """Tables an applied, not rolled back, ``notrack --apply`` here created (iptables-nft)."""
+    from ctguard.remediation.journal import APPLIED, list_entries
+    from ctguard.remediation.notrack_script import created_table
+
+    found: set[tuple[str, str]] = set()
+    for entry in list_entries(journal):
+        if entry.state != APPLIED or entry.meta.get("netns") != netns:
+            continue
+        for record in entry.commands:
+            made = created_table(record.what)
+            if made is not None and record.done and not record.undone:
+                found.add(made)
+    return found
 
 
 def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, window: float,

@@ -80,7 +80,7 @@ class Tools:
     nft: bool
     iptables: bool
     ip6tables: bool
-    iptables_variant: str | None = None  # "nf_tables" | "legacy" (from `iptables -V`)
+    iptables_variant: str | None = None  # "nft" | "legacy" (from `iptables -V`)
 
 
 @dataclass(frozen=True)

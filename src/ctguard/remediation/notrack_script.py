@@ -20,7 +20,8 @@ one leaves the tables before it committed, which is why the undo of a failed app
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
 from ctguard.remediation.nft_echo import OWN_TABLE
@@ -39,17 +40,46 @@ def _own_chain_line(hook: str) -> str:
     )
 
 
-def add_commands(rs: Ruleset, rules: Sequence[OurRule]) -> tuple[RunCommand, ...]:
-    """The commands that add ``rules`` to the ruleset ``rs``."""
+def add_commands(
+    rs: Ruleset, rules: Sequence[OurRule], iptables_nft: bool = False
+) -> tuple[RunCommand, ...]:
+    """The commands that add ``rules`` to the ruleset ``rs``.
+
+    With iptables-nft (``iptables_nft``) a table iptables-restore creates stays, empty,
+    after its rules are deleted; so a table that did not exist is created by a command of
+    its own, whose undo deletes it again (``nft delete table ip raw``) and leaves
+    ``iptables-save`` as it was.
+    """
     commands: list[RunCommand] = []
     nft = [r for r in rules if r.backend == "nft"]
     if nft:
         commands.append(_nft_add(rs, nft))
     for tool in ("iptables", "ip6tables"):
         mine = [r for r in rules if r.backend == tool]
-        if mine:
-            commands.append(_iptables_add(tool, mine))
+        if not mine:
+            continue
+        if iptables_nft:
+            have = {c.table for c in rs.chains if c.backend == tool}
+            for table in dict.fromkeys(r.table for r in mine if r.table not in have):
+                commands.append(_create_table(tool, table))
+        commands.append(_iptables_add(tool, mine))
     return tuple(commands)
+
+
+_NFT_FAMILY = {"iptables": "ip", "ip6tables": "ip6"}
+
+
+_CREATED = re.compile(r"create the (iptables|ip6tables) (\w+) table")
+
+
+def _create_table(tool: str, table: str) -> RunCommand:
+    return RunCommand(
+        what=f"create the {tool} {table} table",
+        argv=(RESTORE[tool], "--noflush"),
+        stdin=_script([f"*{table}", "COMMIT"]),
+        undo_argv=NFT_RUN,
+        undo_stdin=_script([f"delete table {_NFT_FAMILY[tool]} {table}"]),
+    )
 
 
 def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
@@ -116,9 +146,20 @@ def ours_in(rs: Ruleset) -> list[tuple[Chain, int, Rule]]:
     ]
 
 
-def remove_commands(rs: Ruleset) -> tuple[tuple[RunCommand, ...], tuple[str, ...]]:
+def created_table(what: str) -> tuple[str, str] | None:
+    """(tool, table) when a journalled command's ``what`` says it created that table."""
+    m = _CREATED.fullmatch(what)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def remove_commands(
+    rs: Ruleset, created: Collection[tuple[str, str]] = ()
+) -> tuple[tuple[RunCommand, ...], tuple[str, ...]]:
     """The commands that delete every ctguard rule (and table ``inet ctguard``), each with
-    the undo that puts them back; and the rules removed, as shown to the operator."""
+    the undo that puts them back; and the rules removed, as shown to the operator.
+
+    A table ctguard created (``created``: (tool, table) pairs from the journal) and that is
+    left with nothing but empty built-in chains with policy accept is deleted too."""
     found = ours_in(rs)
     own_chains = [c for c in rs.chains if c.backend == "nft" and c.table == OWN_TABLE]
     commands: list[RunCommand] = []
@@ -126,7 +167,11 @@ def remove_commands(rs: Ruleset) -> tuple[tuple[RunCommand, ...], tuple[str, ...
     nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and c.table != OWN_TABLE]
     if nft or own_chains:
         do = [f"delete rule {r.family} {r.table} {r.chain} handle {r.line}" for _, _, r in nft]
-        undo = [f"insert rule {r.family} {r.table} {r.chain} {_nft_readd(r)}" for _, _, r in nft]
+        # each insert goes first: reversed, they come back in their old order
+        undo = [
+            f"insert rule {r.family} {r.table} {r.chain} {_nft_readd(r)}"
+            for _, _, r in reversed(nft)
+        ]
         if own_chains:
             family = own_chains[0].family
             do.append(f"delete table {family} {OWN_TABLE}")
@@ -142,7 +187,35 @@ def remove_commands(rs: Ruleset) -> tuple[tuple[RunCommand, ...], tuple[str, ...
         if mine:
             commands.append(_iptables_remove(tool, mine))
             shown += [f"{tool} -t {c.table} {r.text}" for c, _, r in mine]
+            emptied = _emptied_tables(rs, tool, mine)
+            commands += [_drop_table(tool, t) for t in emptied if (tool, t) in created]
     return tuple(commands), tuple(shown)
+
+
+def _emptied_tables(
+    rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]
+) -> list[str]:
+    """Tables (only ``raw``, which ctguard alone may have created) left with no rules, no
+    user chain and accept policies once ``removed`` are gone."""
+    gone = {id(r) for _, _, r in removed}
+    chains = [c for c in rs.chains if c.backend == tool and c.table == "raw"]
+    if not chains or not any(id(r) in gone for c in chains for r in c.rules):
+        return []
+    empty = all(
+        c.hook is not None and c.policy in (None, "accept") and all(id(r) in gone for r in c.rules)
+        for c in chains
+    )
+    return ["raw"] if empty else []
+
+
+def _drop_table(tool: str, table: str) -> RunCommand:
+    return RunCommand(
+        what=f"delete the emptied {tool} {table} table",
+        argv=NFT_RUN,
+        stdin=_script([f"delete table {_NFT_FAMILY[tool]} {table}"]),
+        undo_argv=(RESTORE[tool], "--noflush"),
+        undo_stdin=_script([f"*{table}", "COMMIT"]),
+    )
 
 
 def _iptables_remove(tool: str, found: Sequence[tuple[Chain, int, Rule]]) -> RunCommand:
