@@ -27,6 +27,7 @@ would drop every reply such a rule lets in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -239,6 +240,12 @@ def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -
     for flow in flows:
         for nat in nat_overlap(rs, _probe(flow).as_rule(), flow.hook):
             clashes[describe(nat)] = None
+    # A DNAT/REDIRECT *to* one of these ports: the translated flow's packets carry the
+    # port (the replies come from it), though the rule matches the original port.
+    for nat, _ in nat_rules(rs):
+        to = translated_ports(nat.target)
+        if to is not None and request.ports is not None and to.overlaps(request.ports):
+            clashes[describe(nat)] = None
     if clashes:
         yield Refusal(
             "a NAT rule can match these packets; untracked packets are never NATed, so it"
@@ -246,6 +253,22 @@ def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -
             tuple(clashes),
             ("untrack other ports, or narrow the NAT rule so it cannot match them",),
         )
+
+
+_TO_PORTS = re.compile(r":(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+def translated_ports(target: str | None) -> PortSet | None:
+    """The ports a NAT rule translates to (``10.0.0.5:8983``, ``:8000-8010``), if any.
+
+    >>> str(translated_ports("127.0.0.1:8983")), translated_ports("10.0.0.1")
+    ('8983', None)
+    """
+    m = _TO_PORTS.search(target or "")
+    if m is None:
+        return None
+    lo = int(m.group(1))
+    return PortSet.of((lo, int(m.group(2) or lo)))
 
 
 def _probe(flow: Flow) -> OurRule:
