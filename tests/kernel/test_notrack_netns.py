@@ -2,9 +2,10 @@
 
 Each test makes its own namespace (fixture ``netns``) with a stateful filter: input policy
 drop, accept established,related, and new connections to the two service ports (the
-RHEL idiom ``-m conntrack --ctstate NEW ... -j ACCEPT``). A TCP server answers on 127.0.0.1:8983 (the port to
-untrack) and 127.0.0.1:8984 (traffic that must stay tracked). Every connection attempt
-has a 2 s timeout; the servers exit after 120 s at most. Only loopback addresses are used.
+RHEL idiom ``-m conntrack --ctstate NEW ... -j ACCEPT``). A TCP server answers on
+127.0.0.1:8983 (the port to untrack) and 127.0.0.1:8984 (traffic that must stay
+tracked). Every connection attempt has a 2 s timeout; the servers exit after 120 s at
+most. Only loopback addresses are used.
 """
 
 from __future__ import annotations
