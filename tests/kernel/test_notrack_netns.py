@@ -256,3 +256,51 @@ def test_notrack_all_refuses_nat(netns: Netns, tmp_path: Path) -> None:
     done = notrack(netns, tmp_path, "--all", "--apply", "--yes")
     assert done.returncode == 2
     assert "NAT is in use" in done.stdout
+
+
+TRAFFIC = """
+import socket, sys, time
+ports = [int(p) for p in sys.argv[1:]]
+deadline = time.monotonic() + 8
+for n in range(400):
+    if time.monotonic() > deadline:
+        break
+    for port in ports:
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=1)
+            c.sendall(b"x"); c.recv(1); c.close()
+        except OSError:
+            pass
+    time.sleep(0.05)
+"""
+
+
+def verify_with_traffic(netns: Netns, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`notrack --verify` for 3 s while both ports get new connections (bounded: 8 s)."""
+    traffic = subprocess.Popen(
+        ["ip", "netns", "exec", netns.name, "python3", "-c", TRAFFIC, str(PORT), str(OTHER)]
+    )
+    try:
+        return notrack(netns, tmp_path, "--port", str(PORT), "--direction", "both",
+                       "--verify", "--window", "3")  # fmt: skip
+    finally:
+        traffic.kill()
+        traffic.wait(timeout=10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_verify_proves_the_bypass(
+    netns: Netns, server: subprocess.Popen[str], backend: str, tmp_path: Path
+) -> None:
+    firewall(netns, backend)
+    # before: the port is tracked, so verify fails (exit 2) and says why
+    failed = verify_with_traffic(netns, tmp_path)
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "FAILED" in failed.stdout and "still tracked" in failed.stdout
+    done = notrack(netns, tmp_path, "--port", str(PORT), "--direction", "both", "--apply", "--yes")
+    assert done.returncode == 0, done.stderr
+    verified = verify_with_traffic(netns, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "0 on the untracked ports" in verified.stdout
+    assert "OK: the ports create no entries while other traffic still does" in verified.stdout
+    assert "accepted on input" in verified.stdout

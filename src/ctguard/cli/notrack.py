@@ -302,8 +302,9 @@ def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, windo
                  f" ports, {others} for other traffic")  # fmt: skip
     lines += [f"    tracked: {f.proto} sport {f.sport} dport {f.dport}" for f in on_ports[:10]]
     if failed:
-        lines.append("FAILED: " + ("the filter drops untracked packets" if dropped
-                                   else "these ports are still tracked"))  # fmt: skip
+        why = ["the filter drops untracked packets"] if dropped else []
+        why += ["these ports are still tracked"] if on_ports else []
+        lines.append("FAILED: " + "; ".join(why))
     elif others == 0:
         lines.append("INCONCLUSIVE: no other traffic created entries during the window"
                      " (is conntrack in use here?)")  # fmt: skip
