@@ -3,7 +3,7 @@
 Each entry says what goes wrong (``cause``), how to prove it on the reader's host with
 read-only commands (``proof``, one command per line with ``# what to look for``), the exact
 manual fix, complete on its own (``fix``), and where the facts come from (``refs``). A
-ctguard command that does not exist yet is named only as "(coming: `ctguard plan` ...)".
+ctguard command that does not exist yet is named only as "(coming: `ctguard exporter` ...)".
 Kernel facts were checked against the kernel sources named in ``refs``.
 """
 
@@ -416,7 +416,7 @@ _ENTRIES = (
             reloads: echo nf_conntrack > /etc/modules-load.d/ctguard-conntrack.conf
             Without systemd (RHEL 6): an executable /etc/sysconfig/modules/nf_conntrack.modules
             running `modprobe nf_conntrack`, plus the iptables service load list (CT304).
-            (coming: `ctguard apply` will write the udev rule.)
+            `ctguard plan` shows and `ctguard apply` writes the udev rule.
             """
         ),
         refs=(
@@ -461,7 +461,7 @@ _ENTRIES = (
             update-initramfs -u). Built-in conntrack: add nf_conntrack.hashsize=<N> to the
             kernel command line (grubby --update-kernel=ALL --args=..., or GRUB_CMDLINE_LINUX
             and regenerate grub.cfg); it takes effect at the next boot.
-            (coming: `ctguard apply` will write both files and set the runtime values.)
+            `ctguard plan` shows and `ctguard apply` writes both files and sets the runtime values.
             """
         ),
         refs=(
@@ -507,7 +507,7 @@ _ENTRIES = (
             IP6TABLES_SYSCTL_LOAD_LIST in /etc/sysconfig/ip6tables-config: that script unloads
             the same module. IPTABLES_MODULES_UNLOAD="no" instead keeps settings and entries
             across restarts, but then a stop no longer empties a full table (CT305).
-            (coming: `ctguard apply` will set the load lists, with a backup.)
+            `ctguard apply` sets the load lists, with a backup (`ctguard rollback` undoes).
             """
         ),
         refs=(
@@ -684,7 +684,7 @@ _ENTRIES = (
             expired idle connection gets a new entry at its next packet (tcp_loose=1), but as
             ctstate NEW: rules that accept only ESTABLISHED for it (replies to connections this
             host opened) drop it. Existing entries take the new value at their next packet.
-            (coming: `ctguard plan` will propose this only when idle entries fill the table.)
+            `ctguard plan` proposes this only when idle entries fill the table.
             """
         ),
         refs=(
@@ -730,7 +730,7 @@ _ENTRIES = (
               sysctl -w net.netfilter.nf_conntrack_tcp_timeout_time_wait=60
             Keep udp_timeout_stream >= 120 s where the host NATs (RFC 4787 REQ-5).
             `ctguard analyze --what-if tcp_timeout_time_wait=30` shows the state shares and
-            how much a shorter timeout frees. (coming: `ctguard plan` will propose the key.)
+            how much a shorter timeout frees; `ctguard plan` proposes the key.
             """
         ),
         refs=(
@@ -775,8 +775,8 @@ _ENTRIES = (
                    tcp sport P ct state untracked accept  (output chains likewise)
             ip6tables likewise. Make the raw rules symmetric too: PREROUTING --dport P and
             OUTPUT --sport P (CT505). Save the rules where this host keeps its ruleset, or
-            the next boot loses them. (coming: `ctguard notrack` will print, install and
-            verify the NOTRACK pair with these accepts.)
+            the next boot loses them. `ctguard notrack --port P` prints, installs (--apply) and
+            proves (--verify) the NOTRACK pair with these accepts.
             """
         ),
         refs=(
@@ -863,7 +863,7 @@ _ENTRIES = (
             holders and nf_conntrack: modprobe -r <holders> nf_conntrack. Whatever still needs
             conntrack now fails to load: that is the point, so check docker, kube-proxy and
             firewalld first. Do not test with `conntrack -L` or `-S`: asking ctnetlink loads
-            the module again. (coming: `ctguard disable` will show what keeps it loaded.)
+            the module again. (`ctguard disable` shows what keeps it loaded and plans this.)
             """
         ),
         refs=(
@@ -905,8 +905,8 @@ _ENTRIES = (
             empty), unload the holders, then modprobe -r nf_conntrack, and keep it out (CT503):
               /etc/modprobe.d/ctguard-disable-conntrack.conf:  install nf_conntrack /bin/false
             If the host does need stateful rules or NAT, keep conntrack and size it instead
-            (CT101, CT201). (coming: `ctguard disable` will show why conntrack is loaded and
-            run this plan.)
+            (CT101, CT201). (`ctguard disable` shows why conntrack is loaded and plans these
+            steps.)
             """
         ),
         refs=(
@@ -952,7 +952,7 @@ _ENTRIES = (
               iptables -I OUTPUT -p tcp --sport P -m conntrack --ctstate UNTRACKED -j ACCEPT
             Save them with the host's ruleset. You lose state-based filtering and conntrack
             accounting for that port; keep plain port/address rules for it.
-            (coming: `ctguard notrack` will print, verify and install these, never for NAT.)
+            `ctguard notrack --port P` prints, installs and verifies these, and refuses NAT.
             """
         ),
         refs=(

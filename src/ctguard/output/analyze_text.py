@@ -85,7 +85,7 @@ def render_analyze_text(report: AnalyzeReport) -> str:
         for c in doc["notrack_candidates"]:
             out.append(
                 f"  {c['protocol']}/{c['port']}: {number(c['entries'])} entries "
-                f"({c['share']:.1f}%)  (coming: `{c['command']}`)"
+                f"({c['share']:.1f}%)  {c['command']}"
             )
     else:
         out.append("NOTRACK candidates: none (no NAT-free port holds 5% of the table)")

@@ -170,7 +170,7 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
     fix = (
         f"Take {protocol}/{port} out of conntrack (raw-table NOTRACK) with an accept for"
         f" UNTRACKED packets in the filter table, or they are dropped (CT501):\n"
-        f"(coming: `{candidate.command}` will install, verify and undo this safely.)\n"
+        f"{candidate.command} --apply --verify  (installs, proves and journals it; refuses NAT)\n"
         f"By hand, iptables: -t raw -A PREROUTING -p {protocol} --dport {port} -j NOTRACK;"
         f" -t raw -A OUTPUT -p {protocol} --sport {port} -j NOTRACK;"
         f" -A INPUT -p {protocol} --dport {port} -m conntrack --ctstate UNTRACKED -j ACCEPT"

@@ -24,7 +24,6 @@ class Candidate:
 
     @property
     def command(self) -> str:
-        # `ctguard notrack` arrives with its own issue; until then the text says so
         return f"ctguard notrack --port {self.port} --proto {self.protocol}"
 
 
