@@ -358,11 +358,14 @@ def _accepts(
     for flow in flows:
         hook = FILTER_HOOK[flow.hook]
         for chain in _filtering_chains(rs, hook, "inet"):
+            rule = _accept_rule(chain, hook, flow)
+            if any(same_rule(rule, got) for got in chain.rules):
+                accepts.append(rule)  # ours, from an earlier run: listed as in place
+                continue
             fate = untracked_fate(_only(rs, chain), hook, flow.packet(chain.family))
             if fate.outcome == "accepted":
                 continue
             owner = AGENT_TABLES.get(chain.table) if chain.backend == "nft" else None
-            rule = _accept_rule(chain, hook, flow)
             if owner is not None:
                 refusals.append(
                     Refusal(
