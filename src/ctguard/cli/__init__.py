@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("ctguard.cli.plan", "plan_command"),
     "apply": ("ctguard.cli.plan", "apply_command"),
     "rollback": ("ctguard.cli.plan", "rollback_command"),
+    "disable": ("ctguard.cli.disable", "disable_command"),
     "notrack": ("ctguard.cli.notrack", "notrack_command"),
 }
 

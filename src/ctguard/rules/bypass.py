@@ -108,7 +108,8 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
         return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
     fix = (
         "Untracked packets never match ESTABLISHED,RELATED: accept them explicitly"
-        " (coming: ctguard notrack --port PORT):\n" + "\n".join(dict.fromkeys(fixes))
+        " (ctguard notrack --port PORT --apply adds the NOTRACK rules with these accepts,"
+        " journalled):\n" + "\n".join(dict.fromkeys(fixes))
     )
     return found(worst, evidence, fix)
 
@@ -178,9 +179,9 @@ def blacklist_ineffective(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append("it is built into this kernel: no modprobe.d line can keep it out")
     fix = (
         "blacklist only stops loading by alias; a module that depends on nf_conntrack still"
-        " loads it. To keep it out (after removing its users, see lsmod; coming: ctguard"
-        " disable):\n"
-        "/etc/modprobe.d/ctguard-disable-conntrack.conf:\ninstall nf_conntrack /bin/false"
+        " loads it. To keep it out (after removing its users: ctguard disable shows them and"
+        " plans it):\n"
+        "/etc/modprobe.d/00-ctguard-disable-conntrack.conf:\ninstall nf_conntrack /bin/false"
     )
     return found(Severity.WARNING, evidence, fix)
 
@@ -211,14 +212,14 @@ def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
             return passed("built in, and with no rule needing it this kernel tracks nothing")
         evidence.append("built in: it cannot be unloaded")
         fix = (
-            "It cannot be unloaded; stop tracking instead (coming: ctguard notrack --all):\n"
+            "It cannot be unloaded; stop tracking instead (ctguard notrack --all plans it):\n"
             "iptables -t raw -A PREROUTING -j NOTRACK\niptables -t raw -A OUTPUT -j NOTRACK"
         )
         return found(Severity.INFO, evidence, fix)
     fix = (
-        "Unload it (after the modules holding it, see lsmod) and keep it out"
-        " (coming: ctguard disable):\n"
+        "Unload it (after the modules holding it) and keep it out; ctguard disable shows"
+        " what holds it and plans both:\n"
         "modprobe -r nf_conntrack\n"
-        "echo 'install nf_conntrack /bin/false' > /etc/modprobe.d/disable-conntrack.conf"
+        "echo 'install nf_conntrack /bin/false' > /etc/modprobe.d/00-ctguard-disable-conntrack.conf"
     )
     return found(Severity.INFO, evidence, fix)

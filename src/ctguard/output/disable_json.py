@@ -1,0 +1,62 @@
+"""``ctguard disable --json``: schema ``ctguard.disable/1``; keys are stable, a change that
+breaks readers bumps the number."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ctguard.output.plan_text import file_diff
+from ctguard.remediation.disable import DisablePlan
+
+SCHEMA = "ctguard.disable/1"
+EXIT_REFUSED = 2
+
+
+def disable_dict(plan: DisablePlan) -> dict[str, Any]:
+    file = plan.modprobe_file
+    status = "refused" if plan.refused else "nothing-to-do" if plan.nothing_to_do else "plan"
+    return {
+        "schema": SCHEMA,
+        "source": "live" if plan.live else "snapshot",
+        "netns": plan.netns,
+        "kernel": plan.kernel,
+        "conntrack": plan.presence,
+        "evidence": plan.evidence,
+        "status": status,
+        "exit_code": EXIT_REFUSED if plan.refused else 0,
+        "holders": [
+            {
+                "module": h.module,
+                "chain": list(h.chain),
+                "refcount": h.refcount,
+                "used_by": list(h.used_by),
+            }
+            for h in plan.holders
+        ],
+        "rules": [
+            {"rule": r.rule, "verdict": r.verdict, "replacement": r.replacement, "reason": r.reason}
+            for r in plan.rules
+        ],
+        "agents": [
+            {"pid": a.pid, "program": a.program, "args": a.args, "why": a.why} for a in plan.agents
+        ],
+        "unload_order": list(plan.unload_order),
+        "modprobe_file": None
+        if file is None
+        else {
+            "path": file.path,
+            "mode": f"{file.mode:04o}",
+            "exists": file.before is not None,
+            "content": file.after.decode("utf-8", "replace"),
+            "diff": file_diff(file),
+            "why": file.why,
+        },
+        "existing": list(plan.existing),
+        "refusals": list(plan.refusals),
+        "notes": [note.text for note in plan.notes],
+    }
+
+
+def render_disable_json(plan: DisablePlan) -> str:
+    return json.dumps(disable_dict(plan), indent=2) + "\n"
