@@ -67,6 +67,8 @@ def cli(debug: bool) -> None:
       ctguard snapshot -o host.tgz   capture what ctguard reads, to audit elsewhere
       ctguard plan                   safe sizes for this host, and the files that keep them
       sudo ctguard apply             apply that plan (journalled); ctguard rollback undoes it
+      ctguard notrack --port 8983    untrack a hot port, with the accepts that keep it reachable
+      ctguard disable                what keeps conntrack loaded, and how to keep it out
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
     """
