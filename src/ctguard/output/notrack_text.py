@@ -22,7 +22,7 @@ def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -
             lines.append(f"REFUSED: {refusal.reason}")
             lines += [f"    {rule}" for rule in refusal.rules]
             lines += [f"  instead: {fix}" for fix in refusal.fix]
-    if plan.add:
+    if plan.add and not plan.refusals:
         lines += ["", "Rules to add (each tagged with the comment ctguard):"]
         lines += [f"  {rule.shown()}" for rule in plan.add]
     if plan.present:
@@ -34,7 +34,7 @@ def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -
             lines.append(f"  {' '.join(command.argv)} <<'EOF'")
             lines += [f"    {line}" for line in command.stdin.splitlines()]
             lines.append("  EOF")
-    if plan.fates:
+    if plan.fates and not plan.refusals:
         lines += ["", "Check of the resulting ruleset (untracked packets):"]
         lines += [f"  {fate}" for fate in plan.fates]
     if plan.notes:

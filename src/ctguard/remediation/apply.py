@@ -489,22 +489,22 @@ class _Apply:
         runner = self.runner
         if runner is None:
             raise _Failed(f"cannot {command.what}: no command runner given")
-        undo: list[str] = [command.undo_stdin]
+        # Each command is one transaction (nft -f, one iptables table, one rmmod): when it
+        # fails it has changed nothing, so its undo is registered only once it succeeded.
+        with _failing_as(f"cannot {command.what}"):
+            self.step(f"run {command.what}")
+            output = runner.run(command.argv, command.stdin)
+        undo = undo_from_echo(output) if command.undo_from == NFT_ECHO else command.undo_stdin
         self.undos.append(
             _Undo(
                 command.what,
                 lambda: _run_undo(
-                    runner, command.undo_argv, undo[0], self.step, command.what, bool(command.stdin)
+                    runner, command.undo_argv, undo, self.step, command.what, bool(command.stdin)
                 ),
                 lambda: self.journal.mark_command(index, "undone", save=False),
             )
         )
-        with _failing_as(f"cannot {command.what}"):
-            self.step(f"run {command.what}")
-            output = runner.run(command.argv, command.stdin)
-        if command.undo_from == NFT_ECHO:
-            undo[0] = undo_from_echo(output)
-        self.journal.mark_command(index, "done", undo_stdin=undo[0], output=output[:4000])
+        self.journal.mark_command(index, "done", undo_stdin=undo, output=output[:4000])
 
     def back_up(self, index: int, file_step: _FileStep) -> None:
         if file_step.current is None:

@@ -44,12 +44,13 @@ from ctguard.remediation.notrack_rules import (
     ACCEPT,
     IPTABLES_RAW_CHAINS,
     NOTRACK,
+    RAW_PRIORITY,
     RETURN,
     OurRule,
     is_ours,
     same_rule,
 )
-from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
+from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe
 
 DIRECTIONS = ("server", "client", "both")
 BACKENDS = ("auto", "nft", "iptables")
@@ -169,6 +170,8 @@ def choose_backend(rs: Ruleset, wanted: str, tools: Tools) -> tuple[str, str]:
         return "nft", f"the ruleset is nft ({len(native)} native nft base chain(s))"
     if legacy_rules and tools.iptables:
         return "iptables", f"the ruleset is iptables ({len(legacy_rules)} rules{_variant(tools)})"
+    if legacy_rules and tools.nft:
+        return "nft", "iptables rules exist but iptables-restore is not installed; nft is"
     if tools.nft:
         return "nft", "no firewall rules yet; nft is installed"
     if tools.iptables:
@@ -243,8 +246,12 @@ def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -
     # A DNAT/REDIRECT *to* one of these ports: the translated flow's packets carry the
     # port (the replies come from it), though the rule matches the original port.
     for nat, _ in nat_rules(rs):
+        if nat.verdict not in ("dnat", "redirect") or request.ports is None:
+            continue  # SNAT's ports are source ports it picks, not the service's
+        if nat.match.protos is not None and not nat.match.protos & set(request.protos):
+            continue
         to = translated_ports(nat.target)
-        if to is not None and request.ports is not None and to.overlaps(request.ports):
+        if to is not None and to.overlaps(request.ports):
             clashes[describe(nat)] = None
     if clashes:
         yield Refusal(
@@ -255,7 +262,8 @@ def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -
         )
 
 
-_TO_PORTS = re.compile(r":(\d{1,5})(?:-(\d{1,5}))?$")
+# "10.0.0.5:8983", ":8000-8010", "[fd00::5]:53"; a bare IPv6 address ("fd00::53") has none
+_TO_PORTS = re.compile(r"(?:^|[\d.]|\]):(\d{1,5})(?:-(\d{1,5}))?$")
 
 
 def translated_ports(target: str | None) -> PortSet | None:
@@ -263,9 +271,12 @@ def translated_ports(target: str | None) -> PortSet | None:
 
     >>> str(translated_ports("127.0.0.1:8983")), translated_ports("10.0.0.1")
     ('8983', None)
+    >>> translated_ports("fd00::53"), str(translated_ports("[fd00::5]:53"))
+    (None, '53')
     """
-    m = _TO_PORTS.search(target or "")
-    if m is None:
+    text = target or ""
+    m = _TO_PORTS.search(text)
+    if m is None or (text.count(":") > 1 and "]:" not in text and not text.startswith(":")):
         return None
     lo = int(m.group(1))
     return PortSet.of((lo, int(m.group(2) or lo)))
@@ -318,6 +329,8 @@ def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
         for rule in reachable_rules(rs, chain):
             if is_ours(rule) or rule.verdict == "notrack" or not _stateful(rule):
                 continue
+            if rule.verdict in NAT_VERDICTS or chain.type == "nat":
+                continue  # NAT refuses --all on its own
             m = rule.match
             if not m.protos or (m.dports is None and m.sports is None):
                 general.append(rule)
@@ -376,14 +389,16 @@ def _accepts(
                     )
                 )
                 continue
+            # Only accepts that name these ports with extra conditions count: a "conditional"
+            # fate from rules about other ports (tcp dport 22 accept) says nothing about them.
             restricted = _restrictions(rs, chain, flow)
-            if (fate.outcome == "conditional" or restricted) and not request.force:
+            if restricted and not request.force:
                 refusals.append(
                     Refusal(
                         f"chain {chain.label} lets these ports in only under conditions"
                         " (addresses, interfaces...); an untracked accept for the whole port"
                         " would open it wider",
-                        tuple(dict.fromkeys([*restricted, *fate.evidence])),
+                        tuple(restricted),
                         (f"add it yourself with those conditions: {rule.shown()}",
                          "or accept the wider rule: --force"),
                     )
@@ -425,35 +440,23 @@ def _accept_rule(chain: Chain, hook: str, flow: Flow) -> OurRule:
 
 
 def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
-    """The ruleset once ``rules`` are added: accepts first in their chain, notracks in a
-    raw-priority chain of their own (created when absent)."""
+    """The ruleset once ``rules`` are added as the scripts add them: in a user chain first
+    (in the given order), in ctguard's own chains after what is there, creating those."""
     chains = list(rs.chains)
-    for ours in rules:
-        index = next(
-            (i for i, c in enumerate(chains)
-             if (c.backend, c.family, c.table, c.name)
-             == (ours.backend, ours.family, ours.table, ours.chain)),
-            None,
-        )  # fmt: skip
-        if index is None:
-            chains.append(
-                Chain(
-                    ours.backend,
-                    ours.family,
-                    ours.table,
-                    ours.chain,
-                    ours.hook,
-                    -300,
-                    "filter",
-                    "accept",
-                    (ours.as_rule(),),
-                )
-            )
+    keys = [(c.backend, c.family, c.table, c.name) for c in chains]
+    for key in dict.fromkeys((r.backend, r.family, r.table, r.chain) for r in rules):
+        new = tuple(r.as_rule() for r in rules if (r.backend, r.family, r.table, r.chain) == key)
+        if key not in keys:
+            first = next(r for r in rules if (r.backend, r.family, r.table, r.chain) == key)
+            chains.append(Chain(*key, first.hook, RAW_PRIORITY, "filter", "accept", new))
+            keys.append(key)
             continue
+        index = keys.index(key)
         chain = chains[index]
-        rules_now = (ours.as_rule(), *chain.rules)
+        appended = chain.backend == "nft" and chain.table == OWN_TABLE  # "add rule"
+        now = (*chain.rules, *new) if appended else (*new, *chain.rules)  # "insert" / "-I 1"
         chains[index] = Chain(chain.backend, chain.family, chain.table, chain.name, chain.hook,
-                              chain.priority, chain.type, chain.policy, rules_now)  # fmt: skip
+                              chain.priority, chain.type, chain.policy, now)  # fmt: skip
     return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)
 
 

@@ -62,7 +62,8 @@ def add_commands(
             have = {c.table for c in rs.chains if c.backend == tool}
             for table in dict.fromkeys(r.table for r in mine if r.table not in have):
                 commands.append(_create_table(tool, table))
-        commands.append(_iptables_add(tool, mine))
+        for table in dict.fromkeys(r.table for r in mine):
+            commands.append(_iptables_add(tool, table, [r for r in mine if r.table == table]))
     return tuple(commands)
 
 
@@ -106,17 +107,13 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
     )
 
 
-def _iptables_add(tool: str, rules: Sequence[OurRule]) -> RunCommand:
-    do: list[str] = []
-    undo: list[str] = []
-    for table in dict.fromkeys(r.table for r in rules):
-        mine = [r for r in rules if r.table == table]
-        do += [f"*{table}"]
-        do += [_spec(r.text(), "-I", r.chain, 1) for r in reversed(mine)]
-        do += ["COMMIT"]
-        undo += [f"*{table}", *(_spec(r.text(), "-D", r.chain) for r in mine), "COMMIT"]
+def _iptables_add(tool: str, table: str, rules: Sequence[OurRule]) -> RunCommand:
+    """One table per transaction: iptables-restore commits table by table, so a failed
+    command has changed nothing and needs no undo."""
+    do = [f"*{table}", *(_spec(r.text(), "-I", r.chain, 1) for r in reversed(rules)), "COMMIT"]
+    undo = [f"*{table}", *(_spec(r.text(), "-D", r.chain) for r in rules), "COMMIT"]
     return RunCommand(
-        what=f"add {len(rules)} {tool} rule(s)",
+        what=f"add {len(rules)} {tool} {table} rule(s)",
         argv=(RESTORE[tool], "--noflush"),
         stdin=_script(do),
         undo_argv=(RESTORE[tool], "--noflush"),
@@ -185,7 +182,8 @@ def remove_commands(
     for tool in ("iptables", "ip6tables"):
         mine = [(c, i, r) for c, i, r in found if r.backend == tool]
         if mine:
-            commands.append(_iptables_remove(tool, mine))
+            for table in dict.fromkeys(c.table for c, _, _ in mine):
+                commands.append(_iptables_remove(tool, [f for f in mine if f[0].table == table]))
             shown += [f"{tool} -t {c.table} {r.text}" for c, _, r in mine]
             emptied = _emptied_tables(rs, tool, mine)
             commands += [_drop_table(tool, t) for t in emptied if (tool, t) in created]
@@ -219,14 +217,12 @@ def _drop_table(tool: str, table: str) -> RunCommand:
 
 
 def _iptables_remove(tool: str, found: Sequence[tuple[Chain, int, Rule]]) -> RunCommand:
-    do: list[str] = []
-    undo: list[str] = []
-    for table in dict.fromkeys(c.table for c, _, _ in found):
-        mine = [(c, i, r) for c, i, r in found if c.table == table]
-        do += [f"*{table}", *(_spec(r.text, "-D", c.name) for c, _, r in mine), "COMMIT"]
-        # back in their places: ascending positions, each counted in the restored chain
-        undo += [f"*{table}", *(_spec(r.text, "-I", c.name, i + 1) for c, i, r in mine), "COMMIT"]
-    return RunCommand(f"remove {len(found)} {tool} rule(s)", (RESTORE[tool], "--noflush"),
+    """The ctguard rules of one table; the undo puts each back at its old position
+    (ascending, so each position counts the rules restored before it)."""
+    table = found[0][0].table
+    do = [f"*{table}", *(_spec(r.text, "-D", c.name) for c, _, r in found), "COMMIT"]
+    undo = [f"*{table}", *(_spec(r.text, "-I", c.name, i + 1) for c, i, r in found), "COMMIT"]
+    return RunCommand(f"remove {len(found)} {tool} {table} rule(s)", (RESTORE[tool], "--noflush"),
                       _script(do), (RESTORE[tool], "--noflush"), _script(undo))  # fmt: skip
 
 
