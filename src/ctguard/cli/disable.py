@@ -86,15 +86,7 @@ def disable_command(
         facts = collect_facts(target.root, target.netns, table=False)
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
-    host = target.host()
-
-    def read(path: str) -> bytes | None:
-        if not host.is_file(path):
-            return None
-        try:
-            return host.read_bytes(path)
-        except OSError as exc:
-            raise CtguardError(f"cannot read {path}: {exc.strerror or exc}") from None
+    read = target.file_reader()
 
     plan = plan_disable(facts, read)
     if as_json:

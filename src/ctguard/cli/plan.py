@@ -111,6 +111,20 @@ class Target:
             return NetnsRuntime(self.netns)
         return TreeRuntime(Path(self.root or "/"))
 
+    def file_reader(self) -> Callable[[str], bytes | None]:
+        """A host file's bytes (None when it does not exist), for the planners."""
+        host = self.host()
+
+        def read(path: str) -> bytes | None:
+            if not host.is_file(path):
+                return None
+            try:
+                return host.read_bytes(path)
+            except OSError as exc:
+                raise CtguardError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+        return read
+
     def state_dir(self, given: str | None) -> Path:
         if given is not None:
             return Path(given)
@@ -180,15 +194,7 @@ def make_plan(target: Target, options: PlanOptions, table: bool) -> Plan:
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
     found = [f.id for f in diagnose(facts).findings if f.status is Status.FOUND]
-    host = target.host()
-
-    def read(path: str) -> bytes | None:
-        if not host.is_file(path):
-            return None
-        try:
-            return host.read_bytes(path)
-        except OSError as exc:
-            raise CtguardError(f"cannot read {path}: {exc.strerror or exc}") from None
+    read = target.file_reader()
 
     return build_plan(facts, options, read, found)
 
