@@ -1,8 +1,9 @@
 """The transactions that add or remove ctguard's notrack rules (pure: rules in, commands out).
 
-One transaction per tool, so each is atomic: ``nft -f -`` applies a whole script or
-nothing, and ``iptables-restore --noflush`` commits each table or nothing (a failure in
-one leaves the tables before it committed, which is why the undo of a failed apply runs).
+Each command is one atomic transaction: ``nft -f -`` applies a whole script or nothing,
+and ``iptables-restore --noflush`` commits table by table, so each iptables table gets a
+command of its own. A command that fails has changed nothing; ``apply`` then undoes only
+the commands before it.
 
 - nft: ``nft --echo --handle -f -`` so the undo can delete the new rules by handle::
 

@@ -1,0 +1,654 @@
+"""The exact transactions ``ctguard notrack`` runs, their undo, and how apply/rollback journal
+them (rulesets and ``nft --echo --handle`` outputs are real captures: tests/data/notrack).
+
+The order checks replay the scripts the way the tools do: nft ``add rule`` appends,
+``insert rule`` and iptables ``-I CHAIN 1`` put the rule first, ``-I CHAIN N`` at position N.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ctguard.errors import CtguardError
+from ctguard.remediation.apply import ApplyError, apply_changes, rollback
+from ctguard.remediation.changes import NFT_ECHO, RunCommand
+from ctguard.remediation.journal import (
+    JOURNAL_FILE,
+    ROLLED_BACK,
+    UNDONE,
+    entry_dir,
+    list_entries,
+    read_entry,
+)
+from ctguard.remediation.nft_echo import undo_from_echo
+from ctguard.remediation.notrack_script import (
+    NFT_APPLY,
+    NFT_RUN,
+    add_commands,
+    created_table,
+    ours_in,
+    remove_commands,
+)
+from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save
+from notrack_samples import PORT, ip6t, ipt, merged, nft, nft_objects, plan, sample, with_lines
+from remediation.conftest import FakeRuntime, Host, apply_host
+
+TAG = "-m comment --comment ctguard"
+ACCEPT_8983 = f"-p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED {TAG} -j ACCEPT"
+NOTRACK_IN = f"-p tcp -m tcp --dport 8983 {TAG} -j CT --notrack"
+NOTRACK_OUT = f"-p tcp -m tcp --sport 8983 {TAG} -j CT --notrack"
+NFT_ACCEPT = 'tcp dport 8983 ct state untracked accept comment "ctguard"'
+PREROUTING_CHAIN = (
+    "add chain inet ctguard prerouting { type filter hook prerouting priority raw; policy accept; }"
+)
+OUTPUT_CHAIN = (
+    "add chain inet ctguard output { type filter hook output priority raw; policy accept; }"
+)
+RESTORE = ("iptables-restore", "--noflush")
+RESTORE6 = ("ip6tables-restore", "--noflush")
+
+
+def script(*lines: str) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def nft_add_script(rs: Ruleset, ports: PortSet = PORT, **kw: object) -> str:
+    planned = plan(rs, ports, **kw)
+    assert planned.refusals == ()
+    (command,) = add_commands(rs, planned.add)
+    assert command.argv == NFT_APPLY
+    return command.stdin
+
+
+def prerouting_only() -> Ruleset:
+    """nft-stateful-applied as it was before: ctguard's table with only its prerouting chain
+    and no rule (the state nft-partial-add.echo starts from)."""
+
+    def keep(body: dict[str, object]) -> bool:
+        own_output = body.get("table") == "ctguard" and body.get("name") == "output"
+        return body.get("comment") != "ctguard" and not own_output
+
+    return nft_objects("stateful-applied", keep)
+
+
+def replay_nft(text: str) -> dict[str, list[str]]:
+    """Rule texts per "family table chain" after the script: add appends, insert prepends."""
+    chains: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        verb, kind, family, table, chain, rule = (line.split(" ", 5) + [""] * 6)[:6]
+        if kind == "rule":
+            rules = chains.setdefault(f"{family} {table} {chain}", [])
+            rules.insert(0 if verb == "insert" else len(rules), rule)
+    return chains
+
+
+def replay_iptables(text: str, start: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Rule specs per "table CHAIN" after an iptables-restore --noflush script."""
+    chains = {name: list(rules) for name, rules in (start or {}).items()}
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-I "):
+            _, chain, position, spec = line.split(" ", 3)
+            chains.setdefault(f"{table} {chain}", []).insert(int(position) - 1, spec)
+        elif line.startswith("-D "):
+            _, chain, spec = line.split(" ", 2)
+            chains[f"{table} {chain}"].remove(spec)
+    return chains
+
+
+def saved_chains(rs: Ruleset, backend: str) -> dict[str, list[str]]:
+    """The chains of an iptables-save capture as replay_iptables holds them."""
+    return {
+        f"{c.table} {c.name}": [r.text.split(" ", 2)[2] for r in c.rules]
+        for c in rs.chains
+        if c.backend == backend and c.rules
+    }
+
+
+# -- nft: adding ---------------------------------------------------------------------------
+def test_nft_add_creates_the_table_and_chains_when_absent():
+    assert nft_add_script(nft("stateful")) == script(
+        "add table inet ctguard",
+        PREROUTING_CHAIN,
+        OUTPUT_CHAIN,
+        'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
+        'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
+        f"insert rule inet filter input {NFT_ACCEPT}",
+    )
+
+
+def test_nft_add_command_echoes_handles_for_its_undo():
+    rs = nft("stateful")
+    (command,) = add_commands(rs, plan(rs).add)
+    assert (command.what, command.argv) == ("add 3 nft rule(s)", NFT_APPLY)
+    assert NFT_APPLY == ("nft", "--echo", "--handle", "-f", "-")
+    assert (command.undo_argv, command.undo_stdin, command.undo_from) == (NFT_RUN, "", NFT_ECHO)
+
+
+def test_nft_add_creates_only_the_missing_chain():
+    assert nft_add_script(prerouting_only()) == script(
+        OUTPUT_CHAIN,
+        'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
+        'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
+        f"insert rule inet filter input {NFT_ACCEPT}",
+    )
+
+
+def test_nft_add_to_an_existing_table_creates_nothing():
+    assert nft_add_script(nft("stateful-applied"), PortSet.of(9200)) == script(
+        'add rule inet ctguard prerouting tcp dport 9200 notrack comment "ctguard"',
+        'add rule inet ctguard output tcp sport 9200 notrack comment "ctguard"',
+        'insert rule inet filter input tcp dport 9200 ct state untracked accept comment "ctguard"',
+    )
+
+
+def test_nft_inserts_are_reversed_so_the_chain_keeps_the_planned_order():
+    rs = nft("stateful")
+    planned = plan(rs, direction="both")
+    text = nft_add_script(rs, direction="both")
+    inserts = [line for line in text.splitlines() if line.startswith("insert ")]
+    assert inserts == [
+        'insert rule inet filter input tcp sport 8983 ct state untracked accept comment "ctguard"',
+        f"insert rule inet filter input {NFT_ACCEPT}",
+    ]
+    accepts = [rule.text() for rule in planned.add if rule.table == "filter"]
+    assert replay_nft(text)["inet filter input"] == accepts
+    assert replay_nft(text)["inet ctguard prerouting"] == [
+        'tcp dport 8983 notrack comment "ctguard"',
+        'tcp sport 8983 notrack comment "ctguard"',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("echo", "make"),
+    [
+        ("nft-stateful-add.echo", lambda: nft("stateful")),
+        ("nft-partial-add.echo", prerouting_only),
+    ],
+)
+def test_nft_echoes_back_exactly_the_script_it_was_given(echo, make):
+    """The captures were made from these very scripts: nft echoes each line with a handle."""
+    echoed = [
+        line.rsplit(" # handle ", 1)[0]
+        for line in sample(echo).splitlines()
+        if not line.startswith("#")
+    ]
+    assert script(*echoed) == nft_add_script(make())
+
+
+# -- iptables: adding ----------------------------------------------------------------------
+RAW_ADD = script("*raw", f"-I OUTPUT 1 {NOTRACK_OUT}", f"-I PREROUTING 1 {NOTRACK_IN}", "COMMIT")
+RAW_UNDO = script("*raw", f"-D PREROUTING {NOTRACK_IN}", f"-D OUTPUT {NOTRACK_OUT}", "COMMIT")
+FILTER_ADD = script("*filter", f"-I INPUT 1 {ACCEPT_8983}", "COMMIT")
+FILTER_UNDO = script("*filter", f"-D INPUT {ACCEPT_8983}", "COMMIT")
+
+
+def test_iptables_add_inserts_first_and_deletes_for_undo_per_table():
+    """One transaction per (tool, table): iptables-restore commits table by table, so each
+    command either changed its one table or nothing."""
+    rs = merged(ipt("stateful"), ip6t("stateful"))
+    commands = add_commands(rs, plan(rs).add)
+    assert commands == (
+        RunCommand("add 2 iptables raw rule(s)", RESTORE, RAW_ADD, RESTORE, RAW_UNDO),
+        RunCommand("add 1 iptables filter rule(s)", RESTORE, FILTER_ADD, RESTORE, FILTER_UNDO),
+        RunCommand("add 2 ip6tables raw rule(s)", RESTORE6, RAW_ADD, RESTORE6, RAW_UNDO),
+        RunCommand("add 1 ip6tables filter rule(s)", RESTORE6, FILTER_ADD, RESTORE6, FILTER_UNDO),
+    )
+
+
+def test_iptables_add_then_its_undo_give_the_chains_back():
+    rs = merged(ipt("stateful"), ip6t("stateful"))
+    raw, filter_, *_ = add_commands(rs, plan(rs).add)
+    before = saved_chains(rs, "iptables")
+    added = replay_iptables(filter_.stdin, replay_iptables(raw.stdin, before))
+    # what iptables-save showed once these very scripts had run (captured)
+    assert added == saved_chains(ipt("stateful-applied"), "iptables")
+    undone = replay_iptables(raw.undo_stdin, replay_iptables(filter_.undo_stdin, added))
+    assert {name: rules for name, rules in undone.items() if rules} == before
+    # each undo alone takes back its own table only
+    raw_only = replay_iptables(raw.undo_stdin, added)
+    assert {name: rules for name, rules in raw_only.items() if rules} == replay_iptables(
+        filter_.stdin, before
+    )
+
+
+def test_iptables_inserts_are_reversed_so_the_chain_keeps_the_planned_order():
+    rs = parse_iptables_save(
+        "*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n"
+    )
+    planned = plan(rs, None, every_packet=True)
+    (command, _) = add_commands(rs, planned.add)
+    assert command.what.startswith("add ") and command.what.endswith(" iptables raw rule(s)")
+    assert command.stdin.splitlines()[:5] == [
+        "*raw",
+        f"-I OUTPUT 1 {TAG} -j CT --notrack",
+        f"-I PREROUTING 1 {TAG} -j CT --notrack",
+        f"-I OUTPUT 1 -p tcp -m tcp --sport 22 {TAG} -j RETURN",
+        f"-I PREROUTING 1 -p tcp -m tcp --dport 22 {TAG} -j RETURN",
+    ]
+    chains = replay_iptables(command.stdin)
+    assert chains["raw PREROUTING"] == [
+        f"-p tcp -m tcp --dport 22 {TAG} -j RETURN",
+        f"{TAG} -j CT --notrack",
+    ]  # the exemption before the catch-all
+
+
+def test_iptables_nft_gets_a_command_that_creates_the_raw_table():
+    rs = merged(ipt("stateful"), ip6t("stateful"))
+    commands = add_commands(rs, plan(rs).add, iptables_nft=True)
+    assert [c.what for c in commands] == [
+        "create the iptables raw table",
+        "add 2 iptables raw rule(s)",
+        "add 1 iptables filter rule(s)",
+        "create the ip6tables raw table",
+        "add 2 ip6tables raw rule(s)",
+        "add 1 ip6tables filter rule(s)",
+    ]
+    assert commands[0] == RunCommand(
+        "create the iptables raw table", RESTORE, "*raw\nCOMMIT\n", NFT_RUN, "delete table ip raw\n"
+    )
+    assert commands[3] == RunCommand(
+        "create the ip6tables raw table", RESTORE6, "*raw\nCOMMIT\n", NFT_RUN,
+        "delete table ip6 raw\n",
+    )  # fmt: skip
+    assert [created_table(c.what) for c in commands] == [
+        ("iptables", "raw"), None, None, ("ip6tables", "raw"), None, None,
+    ]  # fmt: skip
+
+
+def test_no_table_command_for_legacy_iptables_or_an_existing_raw_table():
+    rs = merged(ipt("stateful"), ip6t("stateful"))
+    per_table = [
+        "add 2 iptables raw rule(s)",
+        "add 1 iptables filter rule(s)",
+        "add 2 ip6tables raw rule(s)",
+        "add 1 ip6tables filter rule(s)",
+    ]
+    legacy = add_commands(rs, plan(rs).add, iptables_nft=False)
+    assert [c.what for c in legacy] == per_table
+    applied = merged(ipt("stateful-applied"), ip6t("stateful-applied"))
+    second = add_commands(applied, plan(applied, PortSet.of(9200)).add, iptables_nft=True)
+    assert [c.what for c in second] == per_table
+
+
+def test_nft_runs_before_iptables_in_a_mixed_ruleset():
+    rs = merged(ipt("stateful"), nft("stateful"))
+    commands = add_commands(rs, plan(rs).add)
+    assert [(c.what, c.argv) for c in commands] == [
+        ("add 3 nft rule(s)", NFT_APPLY),
+        ("add 1 iptables filter rule(s)", RESTORE),
+    ]
+    assert (commands[1].stdin, commands[1].undo_stdin) == (FILTER_ADD, FILTER_UNDO)
+
+
+# -- removing ------------------------------------------------------------------------------
+def test_nft_remove_deletes_by_handle_and_drops_our_table():
+    (command,), shown = remove_commands(nft("stateful-applied"))
+    assert command == RunCommand(
+        "remove 3 nft rule(s)",
+        NFT_RUN,
+        script("delete rule inet filter input handle 7", "delete table inet ctguard"),
+        NFT_RUN,
+        script(
+            "add table inet ctguard",
+            PREROUTING_CHAIN,
+            'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
+            OUTPUT_CHAIN,
+            'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
+            f"insert rule inet filter input {NFT_ACCEPT}",
+        ),
+    )
+    assert shown == (
+        f"{NFT_ACCEPT}  (table inet filter, chain input)",
+        "table inet ctguard chain prerouting: 1 rule(s)",
+        "table inet ctguard chain output: 1 rule(s)",
+    )
+
+
+def test_nft_remove_undo_reinserts_in_the_old_order():
+    rs = nft("second-applied")  # two tagged accepts first in inet filter input: 9200, 8983
+    (command,), _ = remove_commands(rs)
+    assert command.stdin == script(
+        "delete rule inet filter input handle 8",
+        "delete rule inet filter input handle 7",
+        "delete table inet ctguard",
+    )
+    chain = rs.chain("inet", "filter", "input")
+    assert chain is not None
+    old_order = [rule.text for rule in chain.rules if rule.text.endswith('"ctguard"')]
+    replayed = replay_nft(command.undo_stdin)
+    assert replayed["inet filter input"] == old_order
+    assert replayed["inet ctguard prerouting"] == [
+        'tcp dport 8983 notrack comment "ctguard"',
+        'tcp dport 9200 notrack comment "ctguard"',
+    ]
+
+
+def test_iptables_remove_deletes_and_its_undo_reinserts_at_the_old_positions():
+    save = (
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+        f"-A INPUT {ACCEPT_8983}\n"
+        "-A INPUT -i lo -j ACCEPT\n"
+        f"-A INPUT -p tcp -m tcp --sport 8983 -m conntrack --ctstate UNTRACKED {TAG} -j ACCEPT\n"
+        "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n"
+    )
+    rs = parse_iptables_save(save)
+    (command,), _ = remove_commands(rs)
+    sport = f"-p tcp -m tcp --sport 8983 -m conntrack --ctstate UNTRACKED {TAG} -j ACCEPT"
+    assert command == RunCommand(
+        "remove 2 iptables filter rule(s)",
+        RESTORE,
+        script("*filter", f"-D INPUT {ACCEPT_8983}", f"-D INPUT {sport}", "COMMIT"),
+        RESTORE,
+        script("*filter", f"-I INPUT 2 {ACCEPT_8983}", f"-I INPUT 4 {sport}", "COMMIT"),
+    )
+    before = saved_chains(rs, "iptables")
+    removed = replay_iptables(command.stdin, before)
+    assert removed["filter INPUT"] == [
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-i lo -j ACCEPT",
+        "-p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT",
+    ]
+    assert replay_iptables(command.undo_stdin, removed) == before
+
+
+def test_iptables_remove_is_one_command_per_table():
+    rs = merged(ipt("stateful-applied"), ip6t("stateful-applied"))
+    commands, shown = remove_commands(rs)
+    assert [(c.what, c.argv) for c in commands] == [
+        ("remove 2 iptables raw rule(s)", RESTORE),
+        ("remove 1 iptables filter rule(s)", RESTORE),
+        ("remove 2 ip6tables raw rule(s)", RESTORE6),
+        ("remove 1 ip6tables filter rule(s)", RESTORE6),
+    ]
+    raw_remove = script("*raw", f"-D PREROUTING {NOTRACK_IN}", f"-D OUTPUT {NOTRACK_OUT}", "COMMIT")
+    raw_back = script(
+        "*raw", f"-I PREROUTING 1 {NOTRACK_IN}", f"-I OUTPUT 1 {NOTRACK_OUT}", "COMMIT"
+    )
+    filter_back = script("*filter", f"-I INPUT 1 {ACCEPT_8983}", "COMMIT")
+    for index in (0, 2):
+        assert (commands[index].stdin, commands[index].undo_stdin) == (raw_remove, raw_back)
+        assert (commands[index + 1].stdin, commands[index + 1].undo_stdin) == (
+            FILTER_UNDO, filter_back,
+        )  # fmt: skip
+    before = saved_chains(rs, "iptables")
+    removed = replay_iptables(commands[1].stdin, replay_iptables(commands[0].stdin, before))
+    assert {name: rules for name, rules in removed.items() if rules} == saved_chains(
+        ipt("stateful"), "iptables"
+    )
+    back = replay_iptables(commands[0].undo_stdin, replay_iptables(commands[1].undo_stdin, removed))
+    assert back == before
+    assert shown[:3] == (
+        f"iptables -t raw -A PREROUTING {NOTRACK_IN}",
+        f"iptables -t raw -A OUTPUT {NOTRACK_OUT}",
+        f"iptables -t filter -A INPUT {ACCEPT_8983}",
+    )
+    assert len(ours_in(rs)) == 6
+
+
+def test_a_raw_table_ctguard_created_and_emptied_is_deleted():
+    rs = ipt("stateful-applied")
+    commands, _ = remove_commands(rs, {("iptables", "raw")})
+    assert [c.what for c in commands] == [
+        "remove 2 iptables raw rule(s)",
+        "remove 1 iptables filter rule(s)",
+        "delete the emptied iptables raw table",
+    ]
+    assert commands[2] == RunCommand(
+        "delete the emptied iptables raw table", NFT_RUN, "delete table ip raw\n", RESTORE,
+        "*raw\nCOMMIT\n",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "created"),
+    [
+        ((), set()),  # not created by ctguard: somebody else's empty table stays
+        (("-A PREROUTING -p udp -m udp --dport 53 -j CT --notrack",), {("iptables", "raw")}),
+        ((":LOGDROP - [0:0]",), {("iptables", "raw")}),  # a user chain
+        ((), {("ip6tables", "raw")}),  # the other family's table
+    ],
+    ids=["not-created", "user-rule-left", "user-chain-left", "other-family"],
+)
+def test_a_raw_table_is_kept_otherwise(extra, created):
+    save = sample("ipt-stateful-applied.iptables-save")
+    rs = parse_iptables_save(with_lines(save, "raw", *extra) if extra else save)
+    commands, _ = remove_commands(rs, created)
+    assert [c.what for c in commands] == [
+        "remove 2 iptables raw rule(s)",
+        "remove 1 iptables filter rule(s)",
+    ]
+
+
+def test_nothing_to_remove():
+    assert remove_commands(nft("stateful")) == ((), ())
+    assert remove_commands(ipt("stateful")) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("create the iptables raw table", ("iptables", "raw")),
+        ("create the ip6tables raw table", ("ip6tables", "raw")),
+        ("add 2 iptables raw rule(s)", None),
+        ("delete the emptied iptables raw table", None),
+        ("create the nft raw table", None),
+        ("create the iptables raw table!", None),
+    ],
+)
+def test_created_table(what, expected):
+    assert created_table(what) == expected
+
+
+# -- the undo of an nft transaction, from what nft echoed ----------------------------------
+def test_undo_of_a_new_table_deletes_our_table_last_and_not_its_rules():
+    assert undo_from_echo(sample("nft-stateful-add.echo")) == script(
+        "delete rule inet filter input handle 7",
+        "delete table inet ctguard",
+    )
+
+
+def test_undo_never_deletes_another_tables_chain_and_goes_newest_first():
+    # the echo holds "add chain inet filter input { ... } # handle 1": never deleted
+    assert undo_from_echo(sample("nft-second-add.echo")) == script(
+        "delete rule inet ctguard prerouting handle 5",
+        "delete rule inet filter input handle 8",
+    )
+
+
+def test_undo_of_a_new_chain_in_our_existing_table():
+    assert undo_from_echo(sample("nft-partial-add.echo")) == script(
+        "delete rule inet filter input handle 7",
+        "delete rule inet ctguard output handle 4",
+        "delete rule inet ctguard prerouting handle 3",
+        "delete chain inet ctguard output",
+    )
+
+
+def test_undo_of_nothing_echoed_is_empty():
+    assert undo_from_echo("") == ""
+    assert undo_from_echo("# new generation 3 by process 77 (nft)\n") == ""
+
+
+# -- journalled through apply_changes / rollback --------------------------------------------
+@dataclass
+class FakeRunner:
+    """Records each (argv, stdin); answers ``nft --echo`` with a capture; fails the n-th call
+    (1-based) listed in ``fail`` with the message a tool prints."""
+
+    echo: str = ""
+    fail: dict[int, str] = field(default_factory=dict)
+    calls: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], stdin: str) -> str:
+        self.calls.append((tuple(argv), stdin))
+        if len(self.calls) in self.fail:
+            raise CtguardError(f"{' '.join(argv)} exited 1: {self.fail[len(self.calls)]}")
+        return self.echo if tuple(argv) == NFT_APPLY else ""
+
+
+META = {"command": "notrack", "netns": None}
+
+
+def mixed_commands() -> tuple[RunCommand, ...]:
+    """nft notracks and accept, and an iptables accept for an iptables INPUT chain."""
+    rs = merged(ipt("stateful"), nft("stateful"))
+    commands = add_commands(rs, plan(rs).add)
+    assert [c.what for c in commands] == ["add 3 nft rule(s)", "add 1 iptables filter rule(s)"]
+    return commands
+
+
+def apply_commands(tmp_path: Path, commands: Sequence[RunCommand], runner: FakeRunner):
+    return apply_changes(
+        (), (), root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
+        meta=META, commands=commands, runner=runner,
+    )  # fmt: skip
+
+
+NFT_UNDO = script("delete rule inet filter input handle 7", "delete table inet ctguard")
+
+
+def test_the_journal_records_the_undo_derived_from_the_echo(tmp_path):
+    commands = mixed_commands()
+    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+    result = apply_commands(tmp_path, commands, runner)
+    assert result.commands == ("add 3 nft rule(s)", "add 1 iptables filter rule(s)")
+    assert runner.calls == [(c.argv, c.stdin) for c in commands]
+    assert result.entry_id is not None
+    nft_record, ipt_record = read_entry(tmp_path / "state", result.entry_id).commands
+    assert (nft_record.undo_argv, nft_record.undo_stdin) == (NFT_RUN, NFT_UNDO)
+    assert nft_record.output == sample("nft-stateful-add.echo")
+    assert (nft_record.done, nft_record.undone) == (True, False)
+    assert ipt_record.undo_stdin == commands[1].undo_stdin
+    assert ipt_record.output == ""
+
+
+def test_rollback_runs_the_recorded_undos_newest_first(tmp_path):
+    commands = mixed_commands()
+    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+    entry_id = apply_commands(tmp_path, commands, runner).entry_id
+    assert entry_id is not None
+    result = rollback(
+        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
+        runner=runner,
+    )  # fmt: skip
+    assert runner.calls[2:] == [(RESTORE, commands[1].undo_stdin), (NFT_RUN, NFT_UNDO)]
+    assert result.commands == ("add 1 iptables filter rule(s)", "add 3 nft rule(s)")
+    entry = read_entry(tmp_path / "state", entry_id)
+    assert entry.state == ROLLED_BACK
+    assert [record.undone for record in entry.commands] == [True, True]
+
+
+def test_rollback_needs_a_runner_for_an_entry_with_commands(tmp_path):
+    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+    entry_id = apply_commands(tmp_path, mixed_commands(), runner).entry_id
+    assert entry_id is not None
+    with pytest.raises(CtguardError, match="ran commands, and no command runner was given"):
+        rollback(entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state")
+
+
+def test_a_failing_second_command_undoes_the_first(tmp_path):
+    commands = mixed_commands()
+    runner = FakeRunner(
+        echo=sample("nft-stateful-add.echo"),
+        fail={2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"},
+    )
+    with pytest.raises(ApplyError) as failed:
+        apply_commands(tmp_path, commands, runner)
+    assert str(failed.value) == (
+        "cannot add 1 iptables filter rule(s): iptables-restore --noflush exited 1:"
+        " iptables-restore: line 2 failed: Chain 'INPUT' does not exist;"
+        " undone: add 3 nft rule(s)"
+    )
+    # the failed transaction changed nothing (one table, committed or not): only the nft
+    # transaction is undone, deleted by the handles it echoed
+    assert runner.calls == [
+        (NFT_APPLY, commands[0].stdin),
+        (RESTORE, commands[1].stdin),
+        (NFT_RUN, NFT_UNDO),
+    ]
+    (entry,) = list_entries(tmp_path / "state")
+    assert entry.state == UNDONE
+    assert (entry.commands[0].done, entry.commands[0].undone) == (True, True)
+    assert (entry.commands[1].done, entry.commands[1].undone) == (False, False)
+
+
+def test_a_failing_second_table_undoes_the_first_table_only(tmp_path):
+    rs = ipt("stateful")
+    commands = add_commands(rs, plan(rs).add)
+    assert [c.what for c in commands] == [
+        "add 2 iptables raw rule(s)",
+        "add 1 iptables filter rule(s)",
+        "add 2 ip6tables raw rule(s)",  # no ip6tables rules: nothing to accept for IPv6
+    ]
+    runner = FakeRunner(fail={2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"})
+    with pytest.raises(ApplyError) as failed:
+        apply_commands(tmp_path, commands, runner)
+    assert str(failed.value).endswith("; undone: add 2 iptables raw rule(s)")
+    assert runner.calls == [
+        (RESTORE, RAW_ADD),
+        (RESTORE, FILTER_ADD),
+        (RESTORE, RAW_UNDO),  # never FILTER_UNDO: its -D would find no rule and fail
+    ]
+    before = saved_chains(rs, "iptables")
+    after = replay_iptables(RAW_UNDO, replay_iptables(RAW_ADD, before))
+    assert {name: rules for name, rules in after.items() if rules} == before
+    (entry,) = list_entries(tmp_path / "state")
+    assert entry.state == UNDONE
+    assert [(c.done, c.undone) for c in entry.commands] == [
+        (True, True), (False, False), (False, False),
+    ]  # fmt: skip
+
+
+def test_a_failing_nft_transaction_has_nothing_to_undo(tmp_path):
+    rs = nft("stateful")
+    commands = add_commands(rs, plan(rs).add)
+    runner = FakeRunner(fail={1: "Error: Could not process rule: No such file or directory"})
+    with pytest.raises(ApplyError, match=r"; nothing had been changed$"):
+        apply_commands(tmp_path, commands, runner)
+    assert runner.calls == [(NFT_APPLY, commands[0].stdin)]  # nft -f is all or nothing
+
+
+def test_a_failing_first_iptables_transaction_runs_no_undo(tmp_path):
+    rs = ipt("stateful")
+    commands = add_commands(rs, plan(rs).add)
+    # were its undo run, "-D" of rules never added would fail: "Bad rule (does a matching
+    # rule exist in that chain?)", and the entry would end "undo-failed"
+    runner = FakeRunner(
+        fail={1: "iptables-restore: line 2 failed: Chain 'PREROUTING' does not exist"}
+    )
+    with pytest.raises(ApplyError) as failed:
+        apply_commands(tmp_path, commands, runner)
+    assert str(failed.value) == (
+        "cannot add 2 iptables raw rule(s): iptables-restore --noflush exited 1:"
+        " iptables-restore: line 2 failed: Chain 'PREROUTING' does not exist;"
+        " nothing had been changed"
+    )
+    assert runner.calls == [(RESTORE, RAW_ADD)]  # neither the filter table nor any undo
+    (entry,) = list_entries(tmp_path / "state")
+    assert entry.state == UNDONE
+    assert [(c.done, c.undone) for c in entry.commands] == [(False, False)] * 3
+
+
+def test_an_old_journal_without_commands_still_loads(host: Host):
+    applied = apply_host(host)
+    assert applied.entry_id is not None
+    path = entry_dir(host.state, applied.entry_id) / JOURNAL_FILE
+    data = json.loads(path.read_text())
+    del data["commands"]  # as ctguard wrote journals before commands existed
+    path.write_text(json.dumps(data))
+    entry = read_entry(host.state, applied.entry_id)
+    assert entry.commands == ()
+    assert len(entry.files) == 4
+    undone = rollback(applied.entry_id, root=host.root, runtime=host.runtime, state_dir=host.state)
+    assert undone.commands == ()
+    assert read_entry(host.state, applied.entry_id).state == ROLLED_BACK
