@@ -66,17 +66,30 @@ def live_tools() -> Tools:
     from ctguard.host.commands import LiveCommands
     from ctguard.missing import Missing
     from ctguard.remediation.notrack import Tools
+    from ctguard.sources.ruleset import iptables_variant
 
     version = LiveCommands().output("iptables-version")
-    variant = None
-    if not isinstance(version, Missing):
-        variant = "nft" if "nf_tables" in version else "legacy" if "legacy" in version else None
     return Tools(
         nft=shutil.which("nft") is not None,
         iptables=shutil.which("iptables-restore") is not None,
         ip6tables=shutil.which("ip6tables-restore") is not None,
-        iptables_variant=variant,
+        iptables_variant=None if isinstance(version, Missing) else iptables_variant(version),
     )
+
+
+def snapshot_tools(root: str) -> Tools:
+    """A snapshot's host is assumed to have both tools; its iptables-save header names the
+    variant."""
+    from ctguard.host.archive import open_root
+    from ctguard.host.commands import CapturedCommands
+    from ctguard.missing import Missing
+    from ctguard.remediation.notrack import Tools
+    from ctguard.sources.ruleset import iptables_variant
+
+    with open_root(root) as host:
+        saved = CapturedCommands(host).output("iptables-save")
+    variant = None if isinstance(saved, Missing) else iptables_variant(saved)
+    return Tools(nft=True, iptables=True, ip6tables=True, iptables_variant=variant)
 
 
 def _request(ports: str | None, proto: str, direction: str, backend: str, every: bool,
@@ -169,7 +182,7 @@ def notrack_command(
       sudo ctguard notrack --all --apply                   built-in conntrack, no NAT
     """
     from ctguard.output.notrack_text import dumps, plan_json, render_plan
-    from ctguard.remediation.notrack import Tools, plan_notrack
+    from ctguard.remediation.notrack import plan_notrack
     from ctguard.remediation.notrack_script import add_commands
 
     if root is not None and (do_apply or remove or verify):
@@ -188,7 +201,7 @@ def notrack_command(
         return EXIT_OK
     request = _request(ports, proto, direction, backend, every_packet, force)
     rs = read_ruleset(root, netns)
-    tools = Tools(True, True, True) if root is not None else live_tools()
+    tools = snapshot_tools(root) if root is not None else live_tools()
     plan = plan_notrack(rs, request, tools)
     iptables_nft = tools.iptables_variant == "nft"
     commands = add_commands(rs, plan.add, iptables_nft) if not plan.refused else ()

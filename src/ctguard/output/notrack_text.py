@@ -31,6 +31,7 @@ def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -
     if commands and not plan.refusals:
         lines += ["", "Transactions (each atomic):"]
         for command in commands:
+            lines.append(f"  # {command.what}")
             lines.append(f"  {' '.join(command.argv)} <<'EOF'")
             lines += [f"    {line}" for line in command.stdin.splitlines()]
             lines.append("  EOF")
