@@ -511,8 +511,8 @@ def test_all_keeps_port_specific_stateful_services_tracked():
     planned = plan(nft("all-port"), None, every_packet=True)
     assert planned.refusals == ()
     assert shown(planned.add) == [
-        'nft add rule inet ctguard prerouting tcp dport 22 return comment "ctguard"',
-        'nft add rule inet ctguard output tcp sport 22 return comment "ctguard"',
+        'nft insert rule inet ctguard prerouting tcp dport 22 return comment "ctguard"',
+        'nft insert rule inet ctguard output tcp sport 22 return comment "ctguard"',
         'nft add rule inet ctguard prerouting notrack comment "ctguard"',
         'nft add rule inet ctguard output notrack comment "ctguard"',
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,34 @@ def _request(ports: str | None, proto: str, direction: str, backend: str, every:
     return NotrackRequest(portset, (proto,), direction, backend, every, force)
 
 
+LOCAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+DEFAULT_LOCAL_PORTS = (32768, 60999)  # the kernel's default ip_local_port_range
+
+
+def local_ports(root: str | None, netns: str | None) -> PortSet:
+    """The namespace's ephemeral port range, where a client's replies arrive."""
+    from ctguard.host.root import HostRoot
+    from ctguard.missing import Missing
+    from ctguard.sources.ruleset import PortSet
+
+    def read() -> str | Missing:
+        return HostRoot(root or "/").try_read_text(LOCAL_PORT_RANGE, 256)
+
+    if netns is not None:
+        from ctguard.host.netns import run_in_netns
+
+        text = run_in_netns(netns, read, timeout=30)
+    else:
+        text = read()
+    try:
+        lo, hi = (int(v) for v in str(text).split()) if not isinstance(text, Missing) else (0, 0)
+    except ValueError:
+        lo, hi = 0, 0
+    if not (0 < lo <= hi <= 65535):
+        lo, hi = DEFAULT_LOCAL_PORTS
+    return PortSet.of((lo, hi))
+
+
 @click.command("notrack")
 @click.option(
     "--port", "ports", metavar="P[,P-Q...]", help="Ports to untrack: 8983 or 9200-9300,53."
@@ -200,11 +229,12 @@ def notrack_command(
         _remove(netns, yes, state_dir, where)
         return EXIT_OK
     request = _request(ports, proto, direction, backend, every_packet, force)
+    if direction != "server" and not every_packet:
+        request = replace(request, local_ports=local_ports(root, netns))
     rs = read_ruleset(root, netns)
     tools = snapshot_tools(root) if root is not None else live_tools()
     plan = plan_notrack(rs, request, tools)
-    iptables_nft = tools.iptables_variant == "nft"
-    commands = add_commands(rs, plan.add, iptables_nft) if not plan.refused else ()
+    commands = add_commands(rs, plan.add) if not plan.refused else ()
     if as_json:
         emit(dumps(plan_json(plan, commands)))
     elif not (verify and not do_apply):
@@ -230,7 +260,13 @@ def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: Notrack
     meta = {"command": "notrack", "netns": netns}
     result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
                            meta=meta, commands=commands, runner=runner)  # fmt: skip
-    again = plan_notrack(read_ruleset(None, netns), request, tools)
+    try:
+        again = plan_notrack(read_ruleset(None, netns), request, tools)
+    except CtguardError as exc:
+        raise CtguardError(
+            f"the rules were added (journal entry {result.entry_id}) but could not be read"
+            f" back: {exc}; check them, and undo with: ctguard rollback {result.entry_id}"
+        ) from None
     if again.add or again.refused:
         assert result.entry_id is not None
         rollback(result.entry_id, root=Path("/"), runtime=target.runtime(), state_dir=journal,
@@ -250,7 +286,7 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
     rs = read_ruleset(None, netns)
     target = Target(None, netns)
     journal = target.state_dir(state_dir)
-    commands, shown = remove_commands(rs, _tables_created(journal, netns))
+    commands, shown = remove_commands(rs, live_tools().iptables_variant == "nft")
     if not commands:
         emit(f"nothing to remove: no rule tagged ctguard in {where}\n")
         return
@@ -264,22 +300,6 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
         raise CtguardError(f"{len(left)} ctguard rule(s) are still there after --remove")
     emit(f"removed; journal entry {result.entry_id} (ctguard rollback {result.entry_id} puts"
          " them back)\n")  # fmt: skip
-
-
-def _tables_created(journal: Path, netns: str | None) -> set[tuple[str, str]]:
-    """Tables an applied, not rolled back, ``notrack --apply`` here created (iptables-nft)."""
-    from ctguard.remediation.journal import APPLIED, list_entries
-    from ctguard.remediation.notrack_script import created_table
-
-    found: set[tuple[str, str]] = set()
-    for entry in list_entries(journal):
-        if entry.state != APPLIED or entry.meta.get("netns") != netns:
-            continue
-        for record in entry.commands:
-            made = created_table(record.what)
-            if made is not None and record.done and not record.undone:
-                found.add(made)
-    return found
 
 
 def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, window: float,
@@ -328,15 +348,9 @@ def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, windo
 
 
 def _untracked(proto: str, sport: int, dport: int, request: NotrackRequest) -> bool:
-    from ctguard.remediation.notrack import flows_for
-
+    """An entry whose original direction goes to one of the ports: a connection to the
+    service (server) or from this host to it (client); ``sport`` is ignored, since an
+    ephemeral source port may equal the service port by chance."""
     if request.every_packet:
         return True
-    for flow in flows_for(request):
-        if flow.proto != proto:
-            continue
-        if flow.dports is not None and (flow.dports.contains(dport) or flow.dports.contains(sport)):
-            return True
-        if flow.sports is not None and (flow.sports.contains(sport) or flow.sports.contains(dport)):
-            return True
-    return False
+    return proto in request.protos and request.ports is not None and request.ports.contains(dport)

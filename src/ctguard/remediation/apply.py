@@ -65,8 +65,9 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
-from ctguard.remediation.nft_echo import undo_from_echo
+from ctguard.remediation.nft_echo import count_added_rules, undo_from_echo
 from ctguard.remediation.runtime_files import NetnsRuntime, RuntimeFiles, TreeRuntime
+from ctguard.remediation.undo_check import LISTING, cleanup, reconcile
 
 __all__ = [
     "ApplyError", "ApplyResult", "NetnsRuntime", "RollbackResult", "RuntimeFiles",
@@ -415,7 +416,7 @@ def _new_entry(checked: _Checked, meta: Mapping[str, str | None]) -> JournalEntr
         ),
         sysctls=tuple(step.record() for step in checked.sysctls),
         commands=tuple(
-            CommandRecord(c.what, c.argv, c.stdin, c.undo_argv, c.undo_stdin)
+            CommandRecord(c.what, c.argv, c.stdin, c.undo_argv, c.undo_stdin, "", c.undo_check)
             for c in checked.commands
         ),
     )
@@ -489,22 +490,29 @@ class _Apply:
         runner = self.runner
         if runner is None:
             raise _Failed(f"cannot {command.what}: no command runner given")
-        # Each command is one transaction (nft -f, one iptables table, one rmmod): when it
-        # fails it has changed nothing, so its undo is registered only once it succeeded.
+        undo = _CommandUndo(runner, command.undo_argv, command.undo_stdin, command.undo_check,
+                            bool(command.stdin), self.step, command.what)  # fmt: skip
+        mark = lambda: self.journal.mark_command(index, "undone", save=False)  # noqa: E731
+        if command.undo_check is not None and command.undo_from is None:
+            # checked against the live ruleset, this undo is safe even if the command did
+            # nothing (or was killed after it committed): register it first
+            self.undos.append(_Undo(command.what, undo.run, mark))
         with _failing_as(f"cannot {command.what}"):
             self.step(f"run {command.what}")
             output = runner.run(command.argv, command.stdin)
-        undo = undo_from_echo(output) if command.undo_from == NFT_ECHO else command.undo_stdin
-        self.undos.append(
-            _Undo(
-                command.what,
-                lambda: _run_undo(
-                    runner, command.undo_argv, undo, self.step, command.what, bool(command.stdin)
-                ),
-                lambda: self.journal.mark_command(index, "undone", save=False),
-            )
-        )
-        self.journal.mark_command(index, "done", undo_stdin=undo, output=output[:4000])
+        if command.undo_from == NFT_ECHO:
+            undo.stdin = undo_from_echo(output)
+            self.undos.append(_Undo(command.what, undo.run, mark))
+            added = count_added_rules(command.stdin)
+            deleted = undo.stdin.count("delete rule ")
+            if deleted != added:
+                raise _Failed(
+                    f"cannot {command.what}: nft echoed {deleted} of the {added} rule handles,"
+                    " so the rules could not all be undone later"
+                )
+        elif command.undo_check is None:
+            self.undos.append(_Undo(command.what, undo.run, mark))
+        self.journal.mark_command(index, "done", undo_stdin=undo.stdin, output=output[:4000])
 
     def back_up(self, index: int, file_step: _FileStep) -> None:
         if file_step.current is None:
@@ -633,21 +641,33 @@ class _Apply:
         return _one_line("; ".join(parts))
 
 
-def _run_undo(
-    runner: CommandRunner,
-    argv: Sequence[str],
-    stdin: str,
-    step: StepHook,
-    what: str,
-    scripted: bool,
-) -> bool:
-    """Undo one command; False when there is nothing to undo (no undo command, or an empty
-    script for a command that reads one, like ``nft -f -``)."""
-    if not argv or (scripted and not stdin.strip()):
-        return False
-    step(f"undo {what}")
-    runner.run(argv, stdin)
-    return True
+@dataclass
+class _CommandUndo:
+    """The undo of one command: run as recorded, or first fitted to the live ruleset."""
+
+    runner: CommandRunner
+    argv: Sequence[str]
+    stdin: str
+    check: str | None
+    scripted: bool  # the command reads a script (nft -f -, iptables-restore)
+    step: StepHook
+    what: str
+
+    def run(self) -> bool:
+        """False when there is nothing to undo (no command, or nothing left to delete)."""
+        script = self.stdin
+        if self.check is not None and script.strip():
+            listing = self.runner.run(LISTING[self.check], "")
+            script = reconcile(self.check, script, listing)
+        if not self.argv or (self.scripted and not script.strip()):
+            return False
+        self.step(f"undo {self.what}")
+        self.runner.run(self.argv, script)
+        if self.check is not None:
+            follow = cleanup(self.check, self.runner.run(LISTING[self.check], ""))
+            if follow is not None:
+                self.runner.run(*follow)
+        return True
 
 
 def _is_int(text: str, value: int) -> bool:
@@ -853,8 +873,16 @@ class _Rollback:
     def undo_command(self, index: int, record: CommandRecord) -> None:
         assert self.runner is not None  # rollback() checked
         with _failing_as(f"cannot undo {record.what}"):
-            undo = (record.undo_argv, record.undo_stdin)
-            if _run_undo(self.runner, *undo, self.step, record.what, bool(record.stdin)):
+            undo = _CommandUndo(
+                self.runner,
+                record.undo_argv,
+                record.undo_stdin,
+                record.undo_check,
+                bool(record.stdin),
+                self.step,
+                record.what,
+            )
+            if undo.run():
                 self.commands.append(record.what)
         self.journal.mark_command(index, "undone")
 

@@ -86,4 +86,7 @@ class RunCommand:
     undo_argv: tuple[str, ...]
     undo_stdin: str = ""
     undo_from: str | None = None  # None: undo_stdin as given; NFT_ECHO: derived from output
+    # "nft" | "iptables" | "ip6tables": fit the undo to the live ruleset before it runs
+    # (remediation/undo_check.py); None: run it as recorded (modprobe)
+    undo_check: str | None = None
     addresses: tuple[str, ...] = ()

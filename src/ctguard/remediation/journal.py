@@ -99,6 +99,7 @@ class CommandRecord:
     undo_argv: tuple[str, ...]
     undo_stdin: str
     output: str = ""
+    undo_check: str | None = None  # see RunCommand.undo_check
     done: bool = False
     undone: bool = False
 
@@ -206,6 +207,7 @@ def _command_record(item: object) -> CommandRecord:
         undo_argv=tuple(_str_item(arg, "undo_argv") for arg in _list(data, "undo_argv")),
         undo_stdin=_str(data, "undo_stdin"),
         output=_str(data, "output"),
+        undo_check=_opt_str(data, "undo_check"),
         done=_bool(data, "done"),
         undone=_bool(data, "undone"),
     )

@@ -7,20 +7,27 @@ nft deletes a rule only by handle, and a handle is known only once the rule exis
     add table inet ctguard # handle 2
     add chain inet ctguard prerouting { type filter hook prerouting priority raw; } # handle 1
 
-The undo deletes those rules by handle, newest first, then ctguard's own chains and table.
-nft echoes ``add chain`` even for a chain that already existed (it does not echo an existing
-table), so chains and tables are deleted only when they are ctguard's own (``OWN_TABLE``).
+The undo deletes those rules by handle, newest first, then ctguard's own chains and table
+(``inet ctguard``). nft echoes ``add chain`` even for a chain that already existed (not an
+existing table), so only ctguard's own chains and table are ever named. A handle can be
+reused once its rule is gone, so ``undo_check.reconcile`` checks every line against the
+live ruleset before the undo runs.
 """
 
 from __future__ import annotations
 
 import re
 
+OWN_FAMILY = "inet"
 OWN_TABLE = "ctguard"
 
 _RULE = re.compile(r"^(?:add|insert) rule (\S+) (\S+) (\S+) .*# handle (\d+)$")
 _CHAIN = re.compile(r"^add chain (\S+) (\S+) (\S+) ")
 _TABLE = re.compile(r"^add table (\S+) (\S+)")
+
+
+def is_own(family: str, table: str) -> bool:
+    return (family, table) == (OWN_FAMILY, OWN_TABLE)
 
 
 def undo_from_echo(output: str) -> str:
@@ -39,12 +46,14 @@ def undo_from_echo(output: str) -> str:
         if m := _RULE.match(line):
             family, table, chain, handle = m.groups()
             rules.append(f"delete rule {family} {table} {chain} handle {handle}")
-        elif (m := _CHAIN.match(line)) and m.group(2) == OWN_TABLE:
+        elif (m := _CHAIN.match(line)) and is_own(m.group(1), m.group(2)):
             chains.append(f"delete chain {m.group(1)} {m.group(2)} {m.group(3)}")
-        elif (m := _TABLE.match(line)) and m.group(2) == OWN_TABLE:
+        elif (m := _TABLE.match(line)) and is_own(m.group(1), m.group(2)):
             tables.append(f"delete table {m.group(1)} {m.group(2)}")
-    if tables:  # deleting the table deletes its chains and rules with it
-        rules = [r for r in rules if r.split()[3] != OWN_TABLE]
-        chains = []
     lines = [*reversed(rules), *reversed(chains), *reversed(tables)]
     return "".join(f"{line}\n" for line in lines)
+
+
+def count_added_rules(script: str) -> int:
+    """Rules an nft script adds (``add rule`` / ``insert rule`` lines)."""
+    return sum(1 for line in script.splitlines() if re.match(r"\s*(add|insert) rule ", line))

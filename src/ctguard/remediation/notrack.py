@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ctguard.firewall import (
+    MAX_JUMP_DEPTH,
     Packet,
     families_meet,
     nat_overlap,
@@ -39,7 +40,7 @@ from ctguard.firewall import (
     reachable_rules,
     untracked_fate,
 )
-from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.remediation.nft_echo import OWN_TABLE, is_own
 from ctguard.remediation.notrack_rules import (
     ACCEPT,
     IPTABLES_RAW_CHAINS,
@@ -73,6 +74,9 @@ class NotrackRequest:
     backend: str = "auto"
     every_packet: bool = False  # notrack --all
     force: bool = False  # add accepts even where the chain restricts these ports
+    # ip_local_port_range: a client's replies come back to these, and only these are
+    # untracked and accepted (else "udp sport 53 accept" lets any packet from port 53 in)
+    local_ports: PortSet | None = None
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,14 @@ def flows_for(request: NotrackRequest) -> tuple[Flow, ...]:
         if request.direction in ("server", "both"):
             out += [Flow("prerouting", proto, dports=ports), Flow("output", proto, sports=ports)]
         if request.direction in ("client", "both"):
-            out += [Flow("output", proto, dports=ports), Flow("prerouting", proto, sports=ports)]
+            back = Flow("prerouting", proto, dports=request.local_ports, sports=ports)
+            out += [Flow("output", proto, dports=ports), back]
     return tuple(out)
 
 
 # -- which backend -------------------------------------------------------------------------
 def _native_nft_chains(rs: Ruleset) -> list[Chain]:
-    return [c for c in rs.chains if c.backend == "nft" and c.hook and c.table != OWN_TABLE]
+    return [c for c in rs.chains if c.backend == "nft" and c.hook and not is_own(c.family, c.table)]
 
 
 def _iptables_rules(rs: Ruleset) -> list[Rule]:
@@ -161,7 +166,7 @@ def choose_backend(rs: Ruleset, wanted: str, tools: Tools) -> tuple[str, str]:
         if not tools.iptables:
             raise ValueError("--backend iptables: iptables-restore is not installed")
         return "iptables", f"asked for (--backend iptables{_variant(tools)})"
-    ours = [c for c in rs.chains if c.table == OWN_TABLE and c.backend == "nft"]
+    ours = [c for c in rs.chains if c.backend == "nft" and is_own(c.family, c.table)]
     if ours and tools.nft:
         return "nft", f"ctguard's table inet {OWN_TABLE} is already there"
     native = _native_nft_chains(rs)
@@ -209,6 +214,8 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
     accepts, more = _accepts(rs, flows, request)
     refusals += more
     wanted = notracks + accepts
+    if any(r.backend != "nft" for r in wanted):
+        refusals += _multiport_limit(request)
     present = [r for r in wanted if any(same_rule(r, got) for got in rs.rules())]
     add = [r for r in wanted if r not in present]
     after = with_rules(rs, add)
@@ -282,6 +289,28 @@ def translated_ports(target: str | None) -> PortSet | None:
     return PortSet.of((lo, int(m.group(2) or lo)))
 
 
+MULTIPORT_MAX = 15  # xt_multiport: 15 ports, a range counting as two
+
+
+def _multiport_limit(request: NotrackRequest) -> list[Refusal]:
+    """An iptables rule takes at most 15 ports (a range counts as two); nft sets do not
+    care. Refused here rather than failing at apply."""
+    ports = request.ports
+    if ports is None:
+        return []
+    weight = sum(1 if lo == hi else 2 for lo, hi in ports.ranges)
+    if weight <= MULTIPORT_MAX:
+        return []
+    return [
+        Refusal(
+            f"iptables' multiport match takes at most {MULTIPORT_MAX} ports, a range counting"
+            f" as two; {ports} counts {weight}",
+            (),
+            ("merge the ports into ranges, or run notrack once per group of ports",),
+        )
+    ]
+
+
 def _probe(flow: Flow) -> OurRule:
     return OurRule("nft", "inet", OWN_TABLE, flow.hook, flow.hook, NOTRACK, flow.proto,
                    flow.dports, flow.sports)  # fmt: skip
@@ -323,7 +352,7 @@ def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
     exempt: list[Flow] = []
     general: list[Rule] = []
     for chain in rs.chains:
-        if chain.hook is None or chain.table == OWN_TABLE:
+        if chain.hook is None or is_own(chain.family, chain.table):
             continue
         incoming = chain.hook in ("prerouting", "input", "forward")
         for rule in reachable_rules(rs, chain):
@@ -356,7 +385,9 @@ def _filtering_chains(rs: Ruleset, hook: str, family: str) -> list[Chain]:
     return [
         c
         for c in rs.base_chains(hook)
-        if c.type in _FILTERING and families_meet(family, c.family) and c.table != OWN_TABLE
+        if c.type in _FILTERING
+        and families_meet(family, c.family)
+        and not is_own(c.family, c.table)
     ]
 
 
@@ -414,24 +445,50 @@ def _only(rs: Ruleset, chain: Chain) -> Ruleset:
 
 
 def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
-    """Accepts for these ports (tracked or not) that carry conditions ctguard does not copy."""
+    """Accepts for these ports (tracked or not) that carry conditions ctguard does not copy
+    (an address, a mark, an interface), on the rule itself or on a jump that leads to it:
+    ``ip saddr 10.0.0.0/8 jump svc`` restricts every accept in ``svc``."""
     found: list[str] = []
     packet = flow.packet(chain.family)
-    for rule in reachable_rules(rs, chain):
-        m = rule.match
-        if rule.verdict != "accept" or is_ours(rule):
+    seen: set[tuple[str, str]] = set()
+    stack: list[tuple[Chain, str | None, int]] = [(chain, None, 0)]  # chain, restricting jump
+    while stack:
+        current, via, depth = stack.pop()
+        if (current.name, via or "") in seen or depth > MAX_JUMP_DEPTH:
             continue
-        if m.protos is not None and packet.protos is not None and not (m.protos & packet.protos):
-            continue
-        mentions = [
-            (m.dports, packet.dports),
-            (m.sports, packet.sports),
-        ]
-        if not any(a is not None and b is not None and a.overlaps(b) for a, b in mentions):
-            continue
-        if m.other or m.iif not in (None, "lo") or m.oif not in (None, "lo"):
-            found.append(describe(rule))
-    return found
+        seen.add((current.name, via or ""))
+        for rule in current.rules:
+            if is_ours(rule) or not _may_carry(rule, packet):
+                continue
+            if rule.verdict in ("jump", "goto") and rule.target:
+                target = rs.chain_of(rule, rule.target)
+                if target is not None:
+                    stack.append((target, via or _conditioned(rule), depth + 1))
+            elif rule.verdict == "accept" and _names_ports(rule, packet):
+                if _conditioned(rule) is not None:
+                    found.append(describe(rule))
+                elif via is not None:
+                    found.append(f"{describe(rule)} (reached through {via})")
+    return list(dict.fromkeys(found))
+
+
+def _may_carry(rule: Rule, packet: Packet) -> bool:
+    m = rule.match
+    return m.protos is None or packet.protos is None or bool(m.protos & packet.protos)
+
+
+def _names_ports(rule: Rule, packet: Packet) -> bool:
+    m = rule.match
+    pairs = ((m.dports, packet.dports), (m.sports, packet.sports))
+    return any(a is not None and b is not None and a.overlaps(b) for a, b in pairs)
+
+
+def _conditioned(rule: Rule) -> str | None:
+    """The rule, as evidence, when it has conditions ctguard would not copy."""
+    m = rule.match
+    if m.other or m.iif not in (None, "lo") or m.oif not in (None, "lo"):
+        return describe(rule)
+    return None
 
 
 def _accept_rule(chain: Chain, hook: str, flow: Flow) -> OurRule:
@@ -453,8 +510,12 @@ def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
             continue
         index = keys.index(key)
         chain = chains[index]
-        appended = chain.backend == "nft" and chain.table == OWN_TABLE  # "add rule"
-        now = (*chain.rules, *new) if appended else (*new, *chain.rules)  # "insert" / "-I 1"
+        if chain.backend == "nft" and is_own(chain.family, chain.table):
+            # as _nft_add: exemptions inserted first, notracks appended
+            returns = tuple(r for r in new if r.verdict == RETURN)
+            now = (*returns, *chain.rules, *(r for r in new if r.verdict != RETURN))
+        else:
+            now = (*new, *chain.rules)  # "insert" / "-I CHAIN 1", in the planned order
         chains[index] = Chain(chain.backend, chain.family, chain.table, chain.name, chain.hook,
                               chain.priority, chain.type, chain.policy, now)  # fmt: skip
     return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)

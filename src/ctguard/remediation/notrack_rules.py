@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.remediation.nft_echo import is_own
 from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
 
 TAG = "ctguard"
@@ -61,7 +61,8 @@ class OurRule:
     def shown(self) -> str:
         """The command an operator would type to add it."""
         if self.backend == "nft":
-            verb = "add" if self.table == OWN_TABLE else "insert"
+            own = is_own(self.family, self.table) and self.action != RETURN
+            verb = "add" if own else "insert"
             return f"nft {verb} rule {self.family} {self.table} {self.chain} {self.text()}"
         spec = self.text().split(" ", 2)[2]
         return f"{self.backend} -t {self.table} -I {self.chain} 1 {spec}"
@@ -89,21 +90,35 @@ def _nft_text(rule: OurRule) -> str:
     return " ".join(parts)
 
 
-def _iptables_ports(option: str, ports: PortSet, proto: str) -> str:
-    text = str(ports).replace("-", ":")
-    if "," in text:
-        return f"-m multiport --{option}s {text}"
-    return f"-m {proto} --{option} {text}"
+def _iptables_port_matches(proto: str, dports: PortSet | None, sports: PortSet | None) -> str:
+    """Port conditions as iptables-save prints them, so a ``-D`` of this text and a
+    comparison with ``iptables-save`` both find the rule: single ports or ranges in one
+    ``-m tcp --sport S --dport D``, lists in ``-m multiport --dports``/``--sports``.
+
+    >>> _iptables_port_matches("udp", PortSet.of((32768, 60999)), PortSet.of(53))
+    '-m udp --sport 53 --dport 32768:60999'
+    >>> _iptables_port_matches("tcp", PortSet.of(5, 7), PortSet.of(8983))
+    '-m tcp --sport 8983 -m multiport --dports 5,7'
+    """
+    single: list[str] = []
+    multi: list[str] = []
+    for name, ports in (("sport", sports), ("dport", dports)):
+        if ports is not None:
+            text = str(ports).replace("-", ":")
+            (multi if "," in text else single).append(f"--{name} {text}")
+    parts = [f"-m {proto} " + " ".join(single)] if single else []
+    multi.sort(key=lambda option: not option.startswith("--dport"))  # dports, then sports
+    parts += [f"-m multiport {option.replace('port ', 'ports ', 1)}" for option in multi]
+    return " ".join(parts)
 
 
 def _iptables_text(rule: OurRule) -> str:
     parts = [f"-A {rule.chain}"]
     if rule.proto is not None:
         parts.append(f"-p {rule.proto}")
-        if rule.dports is not None:
-            parts.append(_iptables_ports("dport", rule.dports, rule.proto))
-        if rule.sports is not None:
-            parts.append(_iptables_ports("sport", rule.sports, rule.proto))
+        ports = _iptables_port_matches(rule.proto, rule.dports, rule.sports)
+        if ports:
+            parts.append(ports)
     if rule.action == ACCEPT:
         parts.append("-m conntrack --ctstate UNTRACKED")
     parts.append(f"-m comment --comment {TAG}")

@@ -21,11 +21,10 @@ the commands before it.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
-from ctguard.remediation.nft_echo import OWN_TABLE
+from ctguard.remediation.nft_echo import OWN_TABLE, is_own
 from ctguard.remediation.notrack_rules import ACCEPT, NOTRACK, RETURN, OurRule, is_ours
 from ctguard.sources.ruleset import Chain, Rule, Ruleset
 
@@ -41,28 +40,15 @@ def _own_chain_line(hook: str) -> str:
     )
 
 
-def add_commands(
-    rs: Ruleset, rules: Sequence[OurRule], iptables_nft: bool = False
-) -> tuple[RunCommand, ...]:
-    """The commands that add ``rules`` to the ruleset ``rs``.
-
-    With iptables-nft (``iptables_nft``) a table iptables-restore creates stays, empty,
-    after its rules are deleted; so a table that did not exist is created by a command of
-    its own, whose undo deletes it again (``nft delete table ip raw``) and leaves
-    ``iptables-save`` as it was.
-    """
+def add_commands(rs: Ruleset, rules: Sequence[OurRule]) -> tuple[RunCommand, ...]:
+    """The commands that add ``rules`` to the ruleset ``rs``: nft first, then one
+    iptables-restore per (tool, table)."""
     commands: list[RunCommand] = []
     nft = [r for r in rules if r.backend == "nft"]
     if nft:
         commands.append(_nft_add(rs, nft))
     for tool in ("iptables", "ip6tables"):
         mine = [r for r in rules if r.backend == tool]
-        if not mine:
-            continue
-        if iptables_nft:
-            have = {c.table for c in rs.chains if c.backend == tool}
-            for table in dict.fromkeys(r.table for r in mine if r.table not in have):
-                commands.append(_create_table(tool, table))
         for table in dict.fromkeys(r.table for r in mine):
             commands.append(_iptables_add(tool, table, [r for r in mine if r.table == table]))
     return tuple(commands)
@@ -71,33 +57,26 @@ def add_commands(
 _NFT_FAMILY = {"iptables": "ip", "ip6tables": "ip6"}
 
 
-_CREATED = re.compile(r"create the (iptables|ip6tables) (\w+) table")
-
-
-def _create_table(tool: str, table: str) -> RunCommand:
-    return RunCommand(
-        what=f"create the {tool} {table} table",
-        argv=(RESTORE[tool], "--noflush"),
-        stdin=_script([f"*{table}", "COMMIT"]),
-        undo_argv=NFT_RUN,
-        undo_stdin=_script([f"delete table {_NFT_FAMILY[tool]} {table}"]),
-    )
-
-
 def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
     lines: list[str] = []
-    own = [r for r in rules if r.table == OWN_TABLE]
-    existing = {c.name for c in rs.chains if c.backend == "nft" and c.table == OWN_TABLE}
+    own = [r for r in rules if is_own(r.family, r.table)]
+    existing = {c.name for c in rs.chains if c.backend == "nft" and is_own(c.family, c.table)}
     if own and not existing:
         lines.append(f"add table inet {OWN_TABLE}")
     for hook in dict.fromkeys(r.chain for r in own):
         if hook not in existing:
             lines.append(_own_chain_line(hook))
-    lines += [f"add rule inet {OWN_TABLE} {r.chain} {r.text()}" for r in own]
+    # exemptions (RETURN) go first in ctguard's chain, ahead of a catch-all notrack that an
+    # earlier `notrack --all` left there; notracks are appended
+    lines += [
+        f"insert rule inet {OWN_TABLE} {r.chain} {r.text()}"
+        for r in reversed([r for r in own if r.action == RETURN])
+    ]
+    lines += [f"add rule inet {OWN_TABLE} {r.chain} {r.text()}" for r in own if r.action != RETURN]
     # "insert" puts a rule first: insert in reverse so the chain keeps the planned order
     lines += [
         f"insert rule {r.family} {r.table} {r.chain} {r.text()}"
-        for r in reversed([r for r in rules if r.table != OWN_TABLE])
+        for r in reversed([r for r in rules if not is_own(r.family, r.table)])
     ]
     return RunCommand(
         what=f"add {len(rules)} nft rule(s)",
@@ -105,6 +84,7 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
         stdin=_script(lines),
         undo_argv=NFT_RUN,
         undo_from=NFT_ECHO,
+        undo_check="nft",
     )
 
 
@@ -119,6 +99,7 @@ def _iptables_add(tool: str, table: str, rules: Sequence[OurRule]) -> RunCommand
         stdin=_script(do),
         undo_argv=(RESTORE[tool], "--noflush"),
         undo_stdin=_script(undo),
+        undo_check=tool,
     )
 
 
@@ -144,25 +125,20 @@ def ours_in(rs: Ruleset) -> list[tuple[Chain, int, Rule]]:
     ]
 
 
-def created_table(what: str) -> tuple[str, str] | None:
-    """(tool, table) when a journalled command's ``what`` says it created that table."""
-    m = _CREATED.fullmatch(what)
-    return (m.group(1), m.group(2)) if m else None
-
-
 def remove_commands(
-    rs: Ruleset, created: Collection[tuple[str, str]] = ()
+    rs: Ruleset, iptables_nft: bool = False
 ) -> tuple[tuple[RunCommand, ...], tuple[str, ...]]:
     """The commands that delete every ctguard rule (and table ``inet ctguard``), each with
     the undo that puts them back; and the rules removed, as shown to the operator.
 
-    A table ctguard created (``created``: (tool, table) pairs from the journal) and that is
-    left with nothing but empty built-in chains with policy accept is deleted too."""
+    With iptables-nft (``iptables_nft``), a ``raw`` table left with nothing but empty
+    built-in chains with policy accept is deleted too: iptables-restore creates it when
+    ctguard adds its first rule, and keeps it, empty, when the rules are deleted."""
     found = ours_in(rs)
-    own_chains = [c for c in rs.chains if c.backend == "nft" and c.table == OWN_TABLE]
+    own_chains = [c for c in rs.chains if c.backend == "nft" and is_own(c.family, c.table)]
     commands: list[RunCommand] = []
     shown: list[str] = []
-    nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and c.table != OWN_TABLE]
+    nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and not is_own(c.family, c.table)]
     if nft or own_chains:
         do = [f"delete rule {r.family} {r.table} {r.chain} handle {r.line}" for _, _, r in nft]
         # each insert goes first: reversed, they come back in their old order
@@ -186,16 +162,16 @@ def remove_commands(
             for table in dict.fromkeys(c.table for c, _, _ in mine):
                 commands.append(_iptables_remove(tool, [f for f in mine if f[0].table == table]))
             shown += [f"{tool} -t {c.table} {r.text}" for c, _, r in mine]
-            emptied = _emptied_tables(rs, tool, mine)
-            commands += [_drop_table(tool, t) for t in emptied if (tool, t) in created]
+            if iptables_nft:
+                commands += [_drop_table(tool, t) for t in _emptied_tables(rs, tool, mine)]
     return tuple(commands), tuple(shown)
 
 
 def _emptied_tables(
     rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]
 ) -> list[str]:
-    """Tables (only ``raw``, which ctguard alone may have created) left with no rules, no
-    user chain and accept policies once ``removed`` are gone."""
+    """``raw``, when it is left with no rule, no user chain and accept policies once
+    ``removed`` are gone (an empty raw table does nothing)."""
     gone = {id(r) for _, _, r in removed}
     chains = [c for c in rs.chains if c.backend == tool and c.table == "raw"]
     if not chains or not any(id(r) in gone for c in chains for r in c.rules):
@@ -212,8 +188,7 @@ def _drop_table(tool: str, table: str) -> RunCommand:
         what=f"delete the emptied {tool} {table} table",
         argv=NFT_RUN,
         stdin=_script([f"delete table {_NFT_FAMILY[tool]} {table}"]),
-        undo_argv=(RESTORE[tool], "--noflush"),
-        undo_stdin=_script([f"*{table}", "COMMIT"]),
+        undo_argv=(),  # putting the rules back (the next undo) creates the table again
     )
 
 

@@ -1078,6 +1078,8 @@ def _nat_to(body: object) -> str | None:
     addr, port = body.get("addr"), body.get("port")
     shown_addr = "" if addr is None else _render(addr)
     shown_port = "" if port is None else f":{_render(port)}"
+    if ":" in shown_addr and shown_port:
+        shown_addr = f"[{shown_addr}]"  # an IPv6 address before a port, as nft writes it
     return (shown_addr + shown_port) or None
 
 

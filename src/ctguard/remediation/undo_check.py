@@ -1,0 +1,132 @@
+"""Fit an undo script to the live ruleset just before it runs (pure).
+
+An undo recorded at apply time can be stale by the time it runs: someone deleted one of
+ctguard's rules by hand, recreated a table (nft handles are then reused by *their* rules),
+or a later ``notrack --apply`` added rules to ctguard's own table. Run as recorded, the
+transaction would fail as a whole, or worse, delete a rule that is not ctguard's. So:
+
+- ``nft``: ``delete rule F T C handle H`` is kept only if handle H in that chain holds a
+  rule tagged ``ctguard``; ctguard's own chains and table are deleted only when no rule is
+  left in them afterwards;
+- ``iptables`` / ``ip6tables``: ``-D CHAIN spec`` is kept only if ``-A CHAIN spec`` is in
+  that table of ``iptables-save`` (the spec carries the ``ctguard`` comment, so it can only
+  delete one of ours).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ctguard.errors import ParseError
+from ctguard.remediation.nft_echo import is_own
+from ctguard.sources.ruleset import parse_nft_json
+
+# What each check reads, through the same command runner (so inside the same namespace).
+LISTING = {
+    "nft": ("nft", "-j", "list", "ruleset"),
+    "iptables": ("iptables-save",),
+    "ip6tables": ("ip6tables-save",),
+}
+_DELETE_RULE = re.compile(r"^delete rule (\S+) (\S+) (\S+) handle (\d+)$")
+_DELETE_CHAIN = re.compile(r"^delete chain (\S+) (\S+) (\S+)$")
+_DELETE_TABLE = re.compile(r"^delete table (\S+) (\S+)$")
+
+
+def reconcile(kind: str, script: str, listing: str) -> str:
+    """``script`` without the lines that no longer apply to ``listing``."""
+    if kind == "nft":
+        return _nft(script, listing)
+    return _iptables(script, listing)
+
+
+def _nft(script: str, listing: str) -> str:
+    try:
+        rs = parse_nft_json(listing)
+    except ParseError:
+        return ""  # nothing readable: deleting blind could hit someone else's rule
+    ours = {(r.family, r.table, r.chain, r.line) for r in rs.rules() if _tagged(r.text)}
+    rules_in: dict[tuple[str, str, str], set[int | None]] = {}
+    for c in rs.chains:
+        rules_in[(c.family, c.table, c.name)] = {r.line for r in c.rules}
+    kept: list[str] = []
+    gone: dict[tuple[str, str, str], set[int | None]] = {}
+    for line in script.splitlines():
+        if m := _DELETE_RULE.match(line):
+            family, table, chain, handle = m.groups()
+            if (family, table, chain, int(handle)) in ours:
+                kept.append(line)
+                gone.setdefault((family, table, chain), set()).add(int(handle))
+        elif (m := _DELETE_CHAIN.match(line)) and is_own(m.group(1), m.group(2)):
+            key = (m.group(1), m.group(2), m.group(3))
+            if key in rules_in and rules_in[key] <= gone.get(key, set()):
+                kept.append(line)
+        elif (m := _DELETE_TABLE.match(line)) and is_own(m.group(1), m.group(2)):
+            chains = [k for k in rules_in if k[:2] == (m.group(1), m.group(2))]
+            if chains and all(rules_in[k] <= gone.get(k, set()) for k in chains):
+                kept = [k for k in kept if not _in_table(k, m.group(1), m.group(2))]
+                kept.append(line)
+    return "".join(f"{line}\n" for line in kept)
+
+
+def _tagged(text: str) -> bool:
+    return text.endswith('comment "ctguard"')
+
+
+def _in_table(line: str, family: str, table: str) -> bool:
+    words = line.split()
+    return len(words) > 3 and words[0] == "delete" and (words[2], words[3]) == (family, table)
+
+
+def _iptables(script: str, listing: str) -> str:
+    tables: dict[str, set[str]] = {}
+    table = None
+    for line in listing.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            tables[table] = set()
+        elif table is not None and line.startswith("-A "):
+            tables[table].add(line.strip())
+    kept: list[str] = []
+    block: list[str] = []
+    current = None
+    for line in script.splitlines():
+        if line.startswith("*"):
+            current, block = line[1:].strip(), []
+        elif line == "COMMIT":
+            if block:
+                kept += [f"*{current}", *block, "COMMIT"]
+        elif line.startswith("-D ") and current is not None:
+            if "-A " + line[3:] in tables.get(current, set()):
+                block.append(line)
+        else:
+            block.append(line)
+    return "".join(f"{line}\n" for line in kept)
+
+
+_BUILTIN_RAW = {":PREROUTING ACCEPT", ":OUTPUT ACCEPT"}
+
+
+def cleanup(kind: str, listing: str) -> tuple[tuple[str, ...], str] | None:
+    """A command to run after an undo: with iptables-nft, deleting ctguard's rules leaves
+    an empty ``raw`` table (iptables-restore created it, and never deletes a table); delete
+    it when nothing is left in it, so ``iptables-save`` reads as before the apply.
+
+    >>> saved = "# iptables-save v1.8.9 (nf_tables)\\n*raw\\n:PREROUTING ACCEPT [0:0]\\n"
+    >>> cleanup("iptables", saved + ":OUTPUT ACCEPT [0:0]\\nCOMMIT\\n*filter\\nCOMMIT\\n")
+    (('nft', '-f', '-'), 'delete table ip raw\\n')
+    """
+    if kind not in ("iptables", "ip6tables") or "(nf_tables)" not in listing.split("\n", 1)[0]:
+        return None
+    raw: list[str] | None = None
+    inside = False
+    for line in listing.splitlines():
+        if line.startswith("*"):
+            inside = line.strip() == "*raw"
+            raw = [] if inside else raw
+        elif inside and line.strip() not in ("COMMIT", "") and not line.startswith("#"):
+            assert raw is not None
+            raw.append(re.sub(r"\s*\[\d+:\d+\]$", "", line.strip()))
+    if raw is None or not set(raw) <= _BUILTIN_RAW:
+        return None
+    family = "ip" if kind == "iptables" else "ip6"
+    return ("nft", "-f", "-"), f"delete table {family} raw\n"
