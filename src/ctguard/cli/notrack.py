@@ -235,21 +235,22 @@ def notrack_command(
     tools = snapshot_tools(root) if root is not None else live_tools()
     plan = plan_notrack(rs, request, tools)
     commands = add_commands(rs, plan.add) if not plan.refused else ()
-    if as_json:
+    if as_json and not verify:  # with --verify, its own document is the output
         emit(dumps(plan_json(plan, commands)))
-    elif not (verify and not do_apply):
+    elif not as_json and not (verify and not do_apply):
         emit(render_plan(plan, where, commands))
     if plan.refused:
         raise RefusedError(f"refused: {plan.refusals[0].reason}")
     if do_apply and commands:
-        _apply(plan, commands, request, netns, yes, state_dir, tools)
+        _apply(plan, commands, request, netns, yes, state_dir, tools, as_json)
     if verify:
         return _verify(plan, request, netns, window, as_json)
     return EXIT_OK
 
 
 def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: NotrackRequest,
-           netns: str | None, yes: bool, state_dir: str | None, tools: Tools) -> None:  # fmt: skip
+           netns: str | None, yes: bool, state_dir: str | None, tools: Tools,
+           as_json: bool) -> None:  # fmt: skip
     from ctguard.remediation.apply import apply_changes, rollback
     from ctguard.remediation.notrack import plan_notrack
 
@@ -276,7 +277,9 @@ def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: Notrack
             f"the rules did not read back as planned ({missing[0]}); rolled back {result.entry_id}"
         )
     undo = f"ctguard rollback {result.entry_id} (or ctguard notrack --remove)"
-    emit(f"added {len(plan.add)} rule(s); journal entry {result.entry_id}; undo with: {undo}\n")
+    # stdout stays one JSON document with --json: the status goes to stderr then
+    click.echo(f"added {len(plan.add)} rule(s); journal entry {result.entry_id}; undo with: {undo}",
+               err=as_json)  # fmt: skip
 
 
 def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> None:

@@ -14,11 +14,12 @@ from ctguard.firewall import (
     untracked_fate,
 )
 from ctguard.missing import Missing
+from ctguard.remediation.notrack_rules import ACCEPT, OurRule
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.values import NF_CONNTRACK, load_blocked
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import ModprobeConfig
-from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
+from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
 
 FILTER_HOOK = {"prerouting": "input", "output": "output"}
 
@@ -43,12 +44,6 @@ def _rules(facts: Facts) -> Ruleset | Outcome:
     return facts.ruleset
 
 
-def _ports(ports: PortSet | None) -> str:
-    if ports is None:
-        return ""
-    return ",".join(str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in ports.ranges)
-
-
 def _notracks(facts: Facts) -> tuple[Ruleset, tuple[tuple[Rule, str], ...]] | Outcome:
     """The ruleset and its effective NOTRACK rules (with their hook), or the outcome."""
     rs = _rules(facts)
@@ -59,29 +54,23 @@ def _notracks(facts: Facts) -> tuple[Ruleset, tuple[tuple[Rule, str], ...]] | Ou
 
 
 def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
-    """The accept for untracked packets of exactly this class, first in the dropping chain."""
+    """The accept for untracked packets of exactly this class, first in the dropping chain:
+    the rule `ctguard notrack` adds (one renderer for both)."""
     protos = sorted(packet.protos) if packet.protos else [None]
-    commands: list[str] = []
-    for proto in protos:
-        if chain.backend == "nft":
-            spec = f"meta l4proto {proto} " if proto else ""
-            if proto and packet.dports:
-                spec += f"th dport {{ {_ports(packet.dports).replace(':', '-')} }} "
-            if proto and packet.sports:
-                spec += f"th sport {{ {_ports(packet.sports).replace(':', '-')} }} "
-            where = f"{chain.family} {chain.table} {chain.name}"
-            commands.append(f"nft insert rule {where} {spec}ct state untracked accept")
-            continue
-        spec = f"-p {proto} " if proto else ""
-        if proto and packet.dports:
-            spec += f"-m multiport --dports {_ports(packet.dports)} "
-        if proto and packet.sports:
-            spec += f"-m multiport --sports {_ports(packet.sports)} "
-        commands.append(
-            f"{chain.backend} -t {chain.table} -I {chain.name} {spec}"
-            "-m conntrack --ctstate UNTRACKED -j ACCEPT"
-        )
-    return commands
+    return [
+        OurRule(
+            chain.backend,
+            chain.family,
+            chain.table,
+            chain.name,
+            str(chain.hook),
+            ACCEPT,
+            proto,
+            packet.dports,
+            packet.sports,
+        ).shown()
+        for proto in protos
+    ]
 
 
 @rule("CT501")
