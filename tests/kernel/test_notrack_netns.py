@@ -304,3 +304,26 @@ def test_verify_proves_the_bypass(
     assert "0 on the untracked ports" in verified.stdout
     assert "OK: the ports create no entries while other traffic still does" in verified.stdout
     assert "accepted on input" in verified.stdout
+
+
+def test_rollback_never_deletes_a_rule_that_reused_a_handle(netns: Netns, tmp_path: Path) -> None:
+    """nft handles are reused once freed: after the admin recreates the filter table, the
+    handle ctguard's accept had belongs to their rule, and rollback must leave it alone."""
+    firewall(netns, "nft")
+    done = notrack(netns, tmp_path, "--port", str(PORT), "--apply", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert 'ct state untracked accept comment "ctguard"' in ruleset(netns, "nft")
+    netns.run("nft", "delete", "table", "inet", "filter")
+    netns.run("nft", "-f", "-", input=(
+        "table inet filter { chain input { type filter hook input priority 0; policy accept;\n"
+        "tcp dport 22 accept\ntcp dport 2222 accept\ntcp dport 443 accept\n}\n}\n"
+    ))  # fmt: skip
+    before = ruleset(netns, "nft")
+    rolled = run_ctguard("rollback", "--state-dir", str(tmp_path), "--yes", timeout=60)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    after = ruleset(netns, "nft")
+    for port in (22, 2222, 443):
+        assert f"tcp dport {port} accept" in after
+    assert "table inet ctguard {" in before
+    # ctguard's own table went, and nothing else changed
+    assert after == re.sub(r"table inet ctguard \{\n.*?\n\}\n", "", before, flags=re.S)
