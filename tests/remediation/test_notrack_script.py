@@ -25,16 +25,16 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
-from ctguard.remediation.nft_echo import undo_from_echo
+from ctguard.remediation.nft_echo import is_own, undo_from_echo
 from ctguard.remediation.notrack_script import (
     NFT_APPLY,
     NFT_RUN,
     add_commands,
-    created_table,
     ours_in,
     remove_commands,
 )
-from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save
+from ctguard.remediation.undo_check import LISTING
+from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save, parse_nft_json
 from notrack_samples import PORT, ip6t, ipt, merged, nft, nft_objects, plan, sample, with_lines
 from remediation.conftest import FakeRuntime, Host, apply_host
 
@@ -130,6 +130,7 @@ def test_nft_add_command_echoes_handles_for_its_undo():
     assert (command.what, command.argv) == ("add 3 nft rule(s)", NFT_APPLY)
     assert NFT_APPLY == ("nft", "--echo", "--handle", "-f", "-")
     assert (command.undo_argv, command.undo_stdin, command.undo_from) == (NFT_RUN, "", NFT_ECHO)
+    assert command.undo_check == "nft"  # the echoed undo is fitted to `nft -j list ruleset`
 
 
 def test_nft_add_creates_only_the_missing_chain():
@@ -166,6 +167,77 @@ def test_nft_inserts_are_reversed_so_the_chain_keeps_the_planned_order():
     ]
 
 
+def match(field: str, port: int) -> dict[str, object]:
+    return {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": field}},
+                      "right": port}}  # fmt: skip
+
+
+OURS = {"comment": "ctguard"}
+NEW_STATE = {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}
+
+
+def nft_rule(table: str, chain: str, handle: int, *expr: object, **body: object) -> object:
+    """A ``{"rule": ...}`` object of ``nft -j list ruleset`` in family inet."""
+    rule = {"family": "inet", "table": table, "chain": chain, "handle": handle, **body}
+    return {"rule": {**rule, "expr": list(expr)}}
+
+
+def all_port_after_notrack_all() -> Ruleset:
+    """nft-all-port once ``notrack --all`` ran (port 22 exempt, everything else untracked),
+    then the admin opened 443 with a state rule."""
+    chain = {"family": "inet", "table": "ctguard", "type": "filter", "prio": -300,
+             "policy": "accept"}  # fmt: skip
+    own = [
+        {"table": {"family": "inet", "name": "ctguard", "handle": 9}},
+        {"chain": {**chain, "name": "prerouting", "handle": 1, "hook": "prerouting"}},
+        {"chain": {**chain, "name": "output", "handle": 2, "hook": "output"}},
+        nft_rule("ctguard", "prerouting", 5, match("dport", 22), {"return": None}, **OURS),
+        nft_rule("ctguard", "prerouting", 3, {"notrack": None}, **OURS),
+        nft_rule("ctguard", "output", 6, match("sport", 22), {"return": None}, **OURS),
+        nft_rule("ctguard", "output", 4, {"notrack": None}, **OURS),
+    ]
+    https = nft_rule("filter", "input", 9, match("dport", 443), NEW_STATE, {"accept": None})
+    items = json.loads(sample("nft-all-port.json"))["nftables"]
+    return parse_nft_json(json.dumps({"nftables": [*items, https, *own]}))
+
+
+def test_nft_notrack_all_inserts_the_exemptions_ahead_of_the_catch_all():
+    text = nft_add_script(nft("all-port"), None, every_packet=True)
+    assert text == script(
+        "add table inet ctguard",
+        PREROUTING_CHAIN,
+        OUTPUT_CHAIN,
+        'insert rule inet ctguard output tcp sport 22 return comment "ctguard"',
+        'insert rule inet ctguard prerouting tcp dport 22 return comment "ctguard"',
+        'add rule inet ctguard prerouting notrack comment "ctguard"',
+        'add rule inet ctguard output notrack comment "ctguard"',
+    )
+    catch_all = 'notrack comment "ctguard"'
+    assert replay_nft(text) == {
+        "inet ctguard prerouting": ['tcp dport 22 return comment "ctguard"', catch_all],
+        "inet ctguard output": ['tcp sport 22 return comment "ctguard"', catch_all],
+    }
+
+
+def test_a_later_exemption_goes_before_the_catch_all_already_there():
+    """`notrack --all` again, after 443 was opened: its RETURN must come first in ctguard's
+    chain, where an appended one would never be reached (the catch-all notrack is before)."""
+    rs = all_port_after_notrack_all()
+    text = nft_add_script(rs, None, every_packet=True)
+    assert text == script(
+        'insert rule inet ctguard output tcp sport 443 return comment "ctguard"',
+        'insert rule inet ctguard prerouting tcp dport 443 return comment "ctguard"',
+    )
+    chain = rs.chain("inet", "ctguard", "prerouting")
+    assert chain is not None
+    before = [rule.text for rule in chain.rules]
+    assert replay_nft(text)["inet ctguard prerouting"] + before == [  # inserts only: prepended
+        'tcp dport 443 return comment "ctguard"',
+        'tcp dport 22 return comment "ctguard"',
+        'notrack comment "ctguard"',
+    ]
+
+
 @pytest.mark.parametrize(
     ("echo", "make"),
     [
@@ -195,12 +267,15 @@ def test_iptables_add_inserts_first_and_deletes_for_undo_per_table():
     command either changed its one table or nothing."""
     rs = merged(ipt("stateful"), ip6t("stateful"))
     commands = add_commands(rs, plan(rs).add)
+    v4, v6 = {"undo_check": "iptables"}, {"undo_check": "ip6tables"}
     assert commands == (
-        RunCommand("add 2 iptables raw rule(s)", RESTORE, RAW_ADD, RESTORE, RAW_UNDO),
-        RunCommand("add 1 iptables filter rule(s)", RESTORE, FILTER_ADD, RESTORE, FILTER_UNDO),
-        RunCommand("add 2 ip6tables raw rule(s)", RESTORE6, RAW_ADD, RESTORE6, RAW_UNDO),
-        RunCommand("add 1 ip6tables filter rule(s)", RESTORE6, FILTER_ADD, RESTORE6, FILTER_UNDO),
-    )
+        RunCommand("add 2 iptables raw rule(s)", RESTORE, RAW_ADD, RESTORE, RAW_UNDO, **v4),
+        RunCommand("add 1 iptables filter rule(s)", RESTORE, FILTER_ADD, RESTORE, FILTER_UNDO,
+                   **v4),
+        RunCommand("add 2 ip6tables raw rule(s)", RESTORE6, RAW_ADD, RESTORE6, RAW_UNDO, **v6),
+        RunCommand("add 1 ip6tables filter rule(s)", RESTORE6, FILTER_ADD, RESTORE6, FILTER_UNDO,
+                   **v6),
+    )  # fmt: skip
 
 
 def test_iptables_add_then_its_undo_give_the_chains_back():
@@ -241,42 +316,15 @@ def test_iptables_inserts_are_reversed_so_the_chain_keeps_the_planned_order():
     ]  # the exemption before the catch-all
 
 
-def test_iptables_nft_gets_a_command_that_creates_the_raw_table():
+def test_no_command_creates_the_raw_table():
+    """iptables-restore creates a missing raw table itself (legacy or nf_tables alike)."""
     rs = merged(ipt("stateful"), ip6t("stateful"))
-    commands = add_commands(rs, plan(rs).add, iptables_nft=True)
-    assert [c.what for c in commands] == [
-        "create the iptables raw table",
-        "add 2 iptables raw rule(s)",
-        "add 1 iptables filter rule(s)",
-        "create the ip6tables raw table",
-        "add 2 ip6tables raw rule(s)",
-        "add 1 ip6tables filter rule(s)",
-    ]
-    assert commands[0] == RunCommand(
-        "create the iptables raw table", RESTORE, "*raw\nCOMMIT\n", NFT_RUN, "delete table ip raw\n"
-    )
-    assert commands[3] == RunCommand(
-        "create the ip6tables raw table", RESTORE6, "*raw\nCOMMIT\n", NFT_RUN,
-        "delete table ip6 raw\n",
-    )  # fmt: skip
-    assert [created_table(c.what) for c in commands] == [
-        ("iptables", "raw"), None, None, ("ip6tables", "raw"), None, None,
-    ]  # fmt: skip
-
-
-def test_no_table_command_for_legacy_iptables_or_an_existing_raw_table():
-    rs = merged(ipt("stateful"), ip6t("stateful"))
-    per_table = [
+    assert [c.what for c in add_commands(rs, plan(rs).add)] == [
         "add 2 iptables raw rule(s)",
         "add 1 iptables filter rule(s)",
         "add 2 ip6tables raw rule(s)",
         "add 1 ip6tables filter rule(s)",
     ]
-    legacy = add_commands(rs, plan(rs).add, iptables_nft=False)
-    assert [c.what for c in legacy] == per_table
-    applied = merged(ipt("stateful-applied"), ip6t("stateful-applied"))
-    second = add_commands(applied, plan(applied, PortSet.of(9200)).add, iptables_nft=True)
-    assert [c.what for c in second] == per_table
 
 
 def test_nft_runs_before_iptables_in_a_mixed_ruleset():
@@ -395,66 +443,100 @@ def test_iptables_remove_is_one_command_per_table():
     assert len(ours_in(rs)) == 6
 
 
-def test_a_raw_table_ctguard_created_and_emptied_is_deleted():
-    rs = ipt("stateful-applied")
-    commands, _ = remove_commands(rs, {("iptables", "raw")})
-    assert [c.what for c in commands] == [
-        "remove 2 iptables raw rule(s)",
-        "remove 1 iptables filter rule(s)",
-        "delete the emptied iptables raw table",
-    ]
+REMOVE_IPTABLES = ["remove 2 iptables raw rule(s)", "remove 1 iptables filter rule(s)"]
+
+
+def test_with_iptables_nft_a_raw_table_left_empty_is_deleted():
+    """iptables-restore created raw for ctguard's rules and never deletes a table: once they
+    are gone it is deleted, and putting the rules back (the undo before) creates it again."""
+    commands, _ = remove_commands(ipt("stateful-applied"), iptables_nft=True)
+    assert [c.what for c in commands] == [*REMOVE_IPTABLES, "delete the emptied iptables raw table"]
     assert commands[2] == RunCommand(
-        "delete the emptied iptables raw table", NFT_RUN, "delete table ip raw\n", RESTORE,
-        "*raw\nCOMMIT\n",
-    )  # fmt: skip
+        "delete the emptied iptables raw table", NFT_RUN, "delete table ip raw\n", ()
+    )
+    assert [c.undo_check for c in commands] == [None, None, None]  # undone as recorded
+
+
+def test_with_ip6tables_nft_the_ip6_raw_table_is_deleted():
+    commands, _ = remove_commands(ip6t("stateful-applied"), iptables_nft=True)
+    assert [(c.what, c.argv, c.stdin, c.undo_argv) for c in commands[2:]] == [
+        ("delete the emptied ip6tables raw table", NFT_RUN, "delete table ip6 raw\n", ()),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("extra", "created"),
+    ("extra", "iptables_nft"),
     [
-        ((), set()),  # not created by ctguard: somebody else's empty table stays
-        (("-A PREROUTING -p udp -m udp --dport 53 -j CT --notrack",), {("iptables", "raw")}),
-        ((":LOGDROP - [0:0]",), {("iptables", "raw")}),  # a user chain
-        ((), {("ip6tables", "raw")}),  # the other family's table
+        ((), False),  # legacy iptables: no nft table to delete
+        (("-A PREROUTING -p udp -m udp --dport 53 -j CT --notrack",), True),
+        ((":LOGDROP - [0:0]",), True),  # a user chain, even empty
     ],
-    ids=["not-created", "user-rule-left", "user-chain-left", "other-family"],
+    ids=["legacy", "user-rule-left", "user-chain-left"],
 )
-def test_a_raw_table_is_kept_otherwise(extra, created):
+def test_a_raw_table_is_kept_otherwise(extra, iptables_nft):
     save = sample("ipt-stateful-applied.iptables-save")
     rs = parse_iptables_save(with_lines(save, "raw", *extra) if extra else save)
-    commands, _ = remove_commands(rs, created)
-    assert [c.what for c in commands] == [
-        "remove 2 iptables raw rule(s)",
-        "remove 1 iptables filter rule(s)",
-    ]
+    commands, _ = remove_commands(rs, iptables_nft=iptables_nft)
+    assert [c.what for c in commands] == REMOVE_IPTABLES
+
+
+def test_a_raw_table_with_a_drop_policy_is_kept():
+    save = sample("ipt-stateful-applied.iptables-save").replace(
+        ":OUTPUT ACCEPT [0:0]\n-A PREROUTING", ":OUTPUT DROP [0:0]\n-A PREROUTING"
+    )
+    rs = parse_iptables_save(save)
+    commands, _ = remove_commands(rs, iptables_nft=True)
+    assert [c.what for c in commands] == REMOVE_IPTABLES
+
+
+def test_a_raw_table_ctguard_has_no_rule_in_is_left_alone():
+    """Only the filter accept was ctguard's: the (empty) raw table is not its business."""
+    save = with_lines(sample("ipt-stateful.iptables-save"), "raw")  # raw: builtin chains only
+    rs = parse_iptables_save(
+        save.replace("-A INPUT -m conntrack", f"-A INPUT {ACCEPT_8983}\n-A INPUT -m conntrack")
+    )
+    commands, _ = remove_commands(rs, iptables_nft=True)
+    assert [c.what for c in commands] == ["remove 1 iptables filter rule(s)"]
 
 
 def test_nothing_to_remove():
     assert remove_commands(nft("stateful")) == ((), ())
-    assert remove_commands(ipt("stateful")) == ((), ())
+    assert remove_commands(ipt("stateful"), iptables_nft=True) == ((), ())
 
 
-@pytest.mark.parametrize(
-    ("what", "expected"),
-    [
-        ("create the iptables raw table", ("iptables", "raw")),
-        ("create the ip6tables raw table", ("ip6tables", "raw")),
-        ("add 2 iptables raw rule(s)", None),
-        ("delete the emptied iptables raw table", None),
-        ("create the nft raw table", None),
-        ("create the iptables raw table!", None),
-    ],
-)
-def test_created_table(what, expected):
-    assert created_table(what) == expected
+def test_a_table_named_ctguard_outside_family_inet_is_not_ours():
+    assert is_own("inet", "ctguard")
+    assert not is_own("ip", "ctguard")
+    assert not is_own("ip6", "ctguard")
+    assert not is_own("inet", "filter")
+    theirs = [
+        {"table": {"family": "ip", "name": "ctguard", "handle": 20}},
+        {"chain": {"family": "ip", "table": "ctguard", "name": "prerouting", "handle": 1,
+                   "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept"}},
+        {"rule": {"family": "ip", "table": "ctguard", "chain": "prerouting", "handle": 2,
+                  "expr": [match("dport", 53), {"notrack": None}]}},
+    ]  # fmt: skip
+    items = json.loads(sample("nft-stateful.json"))["nftables"]
+    assert remove_commands(parse_nft_json(json.dumps({"nftables": items + theirs}))) == ((), ())
+    echoed = "add table ip ctguard # handle 20\nadd chain ip ctguard prerouting { } # handle 1\n"
+    assert undo_from_echo(echoed) == ""  # never deleted by ctguard's undo either
 
 
 # -- the undo of an nft transaction, from what nft echoed ----------------------------------
-def test_undo_of_a_new_table_deletes_our_table_last_and_not_its_rules():
-    assert undo_from_echo(sample("nft-stateful-add.echo")) == script(
-        "delete rule inet filter input handle 7",
-        "delete table inet ctguard",
-    )
+NFT_ECHO_UNDO = script(
+    "delete rule inet filter input handle 7",
+    "delete rule inet ctguard output handle 4",
+    "delete rule inet ctguard prerouting handle 3",
+    "delete chain inet ctguard output",
+    "delete chain inet ctguard prerouting",
+    "delete table inet ctguard",
+)
+
+
+def test_undo_of_a_new_table_deletes_every_rule_newest_first_then_chains_then_table():
+    """Rules inside inet ctguard are named too: a later apply may have added rules to the
+    table, and then only these rules may go (undo_check keeps the table in that case)."""
+    assert undo_from_echo(sample("nft-stateful-add.echo")) == NFT_ECHO_UNDO
 
 
 def test_undo_never_deletes_another_tables_chain_and_goes_newest_first():
@@ -480,23 +562,51 @@ def test_undo_of_nothing_echoed_is_empty():
 
 
 # -- journalled through apply_changes / rollback --------------------------------------------
+NFT_LIST, IPT_SAVE = LISTING["nft"], LISTING["iptables"]
+LISTINGS = {NFT_LIST, IPT_SAVE, LISTING["ip6tables"]}
+
+
 @dataclass
 class FakeRunner:
-    """Records each (argv, stdin); answers ``nft --echo`` with a capture; fails the n-th call
-    (1-based) listed in ``fail`` with the message a tool prints."""
+    """Records each (argv, stdin). A listing (``nft -j list ruleset``, ``iptables-save``)
+    answers ``listings[argv]``; ``nft --echo`` answers ``echo``. The n-th change (1-based;
+    listings do not count) sets the listings in ``then[n]`` (what the tools read once it
+    committed), then fails if n is in ``fail``, with the message a tool prints."""
 
     echo: str = ""
+    listings: dict[tuple[str, ...], str] = field(default_factory=dict)
+    then: dict[int, dict[tuple[str, ...], str]] = field(default_factory=dict)
     fail: dict[int, str] = field(default_factory=dict)
     calls: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    changes: int = 0
 
     def run(self, argv: Sequence[str], stdin: str) -> str:
-        self.calls.append((tuple(argv), stdin))
-        if len(self.calls) in self.fail:
-            raise CtguardError(f"{' '.join(argv)} exited 1: {self.fail[len(self.calls)]}")
-        return self.echo if tuple(argv) == NFT_APPLY else ""
+        argv = tuple(argv)
+        self.calls.append((argv, stdin))
+        if argv in LISTINGS:
+            if argv not in self.listings:
+                raise CtguardError(f"{' '.join(argv)}: not given to this FakeRunner")
+            return self.listings[argv]
+        self.changes += 1
+        self.listings.update(self.then.get(self.changes, {}))
+        if self.changes in self.fail:
+            raise CtguardError(f"{' '.join(argv)} exited 1: {self.fail[self.changes]}")
+        return self.echo if argv == NFT_APPLY else ""
+
+    def changed(self) -> list[tuple[tuple[str, ...], str]]:
+        """The calls that were not listings."""
+        return [(argv, stdin) for argv, stdin in self.calls if argv not in LISTINGS]
 
 
 META = {"command": "notrack", "netns": None}
+
+NFT_BEFORE = sample("nft-stateful.json")
+NFT_AFTER = sample("nft-stateful-applied.json")  # once the nft add of mixed_commands() ran
+IPT_BEFORE = sample("ipt-stateful.iptables-save")
+# iptables-save once "add 1 iptables filter rule(s)" ran (position does not matter here)
+IPT_AFTER = with_lines(IPT_BEFORE, "filter", f"-A INPUT {ACCEPT_8983}")
+# the echoed undo fitted to NFT_AFTER: ctguard's whole table goes, with the rules in it
+NFT_UNDO = script("delete rule inet filter input handle 7", "delete table inet ctguard")
 
 
 def mixed_commands() -> tuple[RunCommand, ...]:
@@ -514,43 +624,73 @@ def apply_commands(tmp_path: Path, commands: Sequence[RunCommand], runner: FakeR
     )  # fmt: skip
 
 
-NFT_UNDO = script("delete rule inet filter input handle 7", "delete table inet ctguard")
+def roll_back(tmp_path: Path, entry_id: str, runner: FakeRunner):
+    return rollback(
+        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
+        runner=runner,
+    )  # fmt: skip
+
+
+def mixed_runner() -> FakeRunner:
+    return FakeRunner(
+        echo=sample("nft-stateful-add.echo"),
+        listings={NFT_LIST: NFT_BEFORE, IPT_SAVE: IPT_BEFORE},
+        then={1: {NFT_LIST: NFT_AFTER}, 2: {IPT_SAVE: IPT_AFTER}},
+    )
 
 
 def test_the_journal_records_the_undo_derived_from_the_echo(tmp_path):
     commands = mixed_commands()
-    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+    runner = mixed_runner()
     result = apply_commands(tmp_path, commands, runner)
     assert result.commands == ("add 3 nft rule(s)", "add 1 iptables filter rule(s)")
-    assert runner.calls == [(c.argv, c.stdin) for c in commands]
+    assert runner.calls == [(c.argv, c.stdin) for c in commands]  # no listing: nothing undone
     assert result.entry_id is not None
     nft_record, ipt_record = read_entry(tmp_path / "state", result.entry_id).commands
-    assert (nft_record.undo_argv, nft_record.undo_stdin) == (NFT_RUN, NFT_UNDO)
+    assert (nft_record.undo_argv, nft_record.undo_stdin) == (NFT_RUN, NFT_ECHO_UNDO)
     assert nft_record.output == sample("nft-stateful-add.echo")
     assert (nft_record.done, nft_record.undone) == (True, False)
-    assert ipt_record.undo_stdin == commands[1].undo_stdin
+    assert (nft_record.undo_check, ipt_record.undo_check) == ("nft", "iptables")
+    assert ipt_record.undo_stdin == commands[1].undo_stdin == FILTER_UNDO
     assert ipt_record.output == ""
 
 
-def test_rollback_runs_the_recorded_undos_newest_first(tmp_path):
+def test_rollback_fits_each_recorded_undo_to_the_live_ruleset_newest_first(tmp_path):
     commands = mixed_commands()
-    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+    runner = mixed_runner()
     entry_id = apply_commands(tmp_path, commands, runner).entry_id
     assert entry_id is not None
-    result = rollback(
-        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
-        runner=runner,
-    )  # fmt: skip
-    assert runner.calls[2:] == [(RESTORE, commands[1].undo_stdin), (NFT_RUN, NFT_UNDO)]
+    runner.then = {3: {IPT_SAVE: IPT_BEFORE}, 4: {NFT_LIST: NFT_BEFORE}}
+    result = roll_back(tmp_path, entry_id, runner)
+    assert runner.calls[2:5] == [
+        (IPT_SAVE, ""),  # read just before the undo
+        (RESTORE, FILTER_UNDO),
+        (IPT_SAVE, ""),  # raw is absent: no table to clean up
+    ]
+    assert runner.calls[5] == (NFT_LIST, "")
+    # the rules inside ctguard's table go with it: one delete instead of five
+    assert runner.changed()[2:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_UNDO)]
     assert result.commands == ("add 1 iptables filter rule(s)", "add 3 nft rule(s)")
     entry = read_entry(tmp_path / "state", entry_id)
     assert entry.state == ROLLED_BACK
     assert [record.undone for record in entry.commands] == [True, True]
 
 
-def test_rollback_needs_a_runner_for_an_entry_with_commands(tmp_path):
-    runner = FakeRunner(echo=sample("nft-stateful-add.echo"))
+def test_rollback_of_rules_someone_already_deleted_runs_nothing(tmp_path):
+    runner = mixed_runner()
     entry_id = apply_commands(tmp_path, mixed_commands(), runner).entry_id
+    assert entry_id is not None
+    runner.listings = {NFT_LIST: NFT_BEFORE, IPT_SAVE: IPT_BEFORE}  # e.g. `notrack --remove`
+    result = roll_back(tmp_path, entry_id, runner)
+    assert runner.calls[2:] == [(IPT_SAVE, ""), (NFT_LIST, "")]  # where the -D would fail
+    assert result.commands == ()
+    entry = read_entry(tmp_path / "state", entry_id)
+    assert entry.state == ROLLED_BACK
+    assert [record.undone for record in entry.commands] == [True, True]
+
+
+def test_rollback_needs_a_runner_for_an_entry_with_commands(tmp_path):
+    entry_id = apply_commands(tmp_path, mixed_commands(), mixed_runner()).entry_id
     assert entry_id is not None
     with pytest.raises(CtguardError, match="ran commands, and no command runner was given"):
         rollback(entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state")
@@ -558,10 +698,9 @@ def test_rollback_needs_a_runner_for_an_entry_with_commands(tmp_path):
 
 def test_a_failing_second_command_undoes_the_first(tmp_path):
     commands = mixed_commands()
-    runner = FakeRunner(
-        echo=sample("nft-stateful-add.echo"),
-        fail={2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"},
-    )
+    runner = mixed_runner()
+    runner.then = {1: {NFT_LIST: NFT_AFTER}}  # the iptables transaction commits nothing
+    runner.fail = {2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"}
     with pytest.raises(ApplyError) as failed:
         apply_commands(tmp_path, commands, runner)
     assert str(failed.value) == (
@@ -569,9 +708,15 @@ def test_a_failing_second_command_undoes_the_first(tmp_path):
         " iptables-restore: line 2 failed: Chain 'INPUT' does not exist;"
         " undone: add 3 nft rule(s)"
     )
-    # the failed transaction changed nothing (one table, committed or not): only the nft
-    # transaction is undone, deleted by the handles it echoed
-    assert runner.calls == [
+    # the failed transaction's undo was registered before it ran, and finds nothing of it
+    # in iptables-save; the nft transaction is undone by the handles it echoed
+    assert runner.calls[:4] == [
+        (NFT_APPLY, commands[0].stdin),
+        (RESTORE, commands[1].stdin),
+        (IPT_SAVE, ""),
+        (NFT_LIST, ""),
+    ]
+    assert runner.changed() == [
         (NFT_APPLY, commands[0].stdin),
         (RESTORE, commands[1].stdin),
         (NFT_RUN, NFT_UNDO),
@@ -582,6 +727,12 @@ def test_a_failing_second_command_undoes_the_first(tmp_path):
     assert (entry.commands[1].done, entry.commands[1].undone) == (False, False)
 
 
+IPT_RAW_AFTER = with_lines(
+    IPT_BEFORE, "raw", f"-A PREROUTING {NOTRACK_IN}", f"-A OUTPUT {NOTRACK_OUT}"
+)
+IPT_RAW_EMPTY = with_lines(IPT_BEFORE, "raw")  # what iptables-nft keeps once the -D ran
+
+
 def test_a_failing_second_table_undoes_the_first_table_only(tmp_path):
     rs = ipt("stateful")
     commands = add_commands(rs, plan(rs).add)
@@ -590,14 +741,22 @@ def test_a_failing_second_table_undoes_the_first_table_only(tmp_path):
         "add 1 iptables filter rule(s)",
         "add 2 ip6tables raw rule(s)",  # no ip6tables rules: nothing to accept for IPv6
     ]
-    runner = FakeRunner(fail={2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"})
+    runner = FakeRunner(
+        listings={IPT_SAVE: IPT_BEFORE},
+        then={1: {IPT_SAVE: IPT_RAW_AFTER}, 3: {IPT_SAVE: IPT_RAW_EMPTY}},
+        fail={2: "iptables-restore: line 2 failed: Chain 'INPUT' does not exist"},
+    )
     with pytest.raises(ApplyError) as failed:
         apply_commands(tmp_path, commands, runner)
     assert str(failed.value).endswith("; undone: add 2 iptables raw rule(s)")
     assert runner.calls == [
         (RESTORE, RAW_ADD),
         (RESTORE, FILTER_ADD),
-        (RESTORE, RAW_UNDO),  # never FILTER_UNDO: its -D would find no rule and fail
+        (IPT_SAVE, ""),  # FILTER_UNDO reconciled to nothing: its -D would find no rule
+        (IPT_SAVE, ""),
+        (RESTORE, RAW_UNDO),
+        (IPT_SAVE, ""),  # iptables-nft (the header says nf_tables), raw left empty
+        (NFT_RUN, "delete table ip raw\n"),
     ]
     before = saved_chains(rs, "iptables")
     after = replay_iptables(RAW_UNDO, replay_iptables(RAW_ADD, before))
@@ -621,10 +780,11 @@ def test_a_failing_nft_transaction_has_nothing_to_undo(tmp_path):
 def test_a_failing_first_iptables_transaction_runs_no_undo(tmp_path):
     rs = ipt("stateful")
     commands = add_commands(rs, plan(rs).add)
-    # were its undo run, "-D" of rules never added would fail: "Bad rule (does a matching
-    # rule exist in that chain?)", and the entry would end "undo-failed"
+    # were its undo run as recorded, "-D" of rules never added would fail: "Bad rule (does a
+    # matching rule exist in that chain?)", and the entry would end "undo-failed"
     runner = FakeRunner(
-        fail={1: "iptables-restore: line 2 failed: Chain 'PREROUTING' does not exist"}
+        listings={IPT_SAVE: IPT_BEFORE},
+        fail={1: "iptables-restore: line 2 failed: Chain 'PREROUTING' does not exist"},
     )
     with pytest.raises(ApplyError) as failed:
         apply_commands(tmp_path, commands, runner)
@@ -633,10 +793,66 @@ def test_a_failing_first_iptables_transaction_runs_no_undo(tmp_path):
         " iptables-restore: line 2 failed: Chain 'PREROUTING' does not exist;"
         " nothing had been changed"
     )
-    assert runner.calls == [(RESTORE, RAW_ADD)]  # neither the filter table nor any undo
+    # neither the filter table nor any undo: iptables-save showed none of the rules
+    assert runner.calls == [(RESTORE, RAW_ADD), (IPT_SAVE, "")]
     (entry,) = list_entries(tmp_path / "state")
     assert entry.state == UNDONE
     assert [(c.done, c.undone) for c in entry.commands] == [(False, False)] * 3
+
+
+def test_an_echo_short_of_handles_fails_the_apply_and_undoes_what_it_can(tmp_path):
+    """An echo without the accept's handle (say, an nft that does not echo inserts): the
+    rule could never be deleted by a rollback, so apply stops at once."""
+    commands = mixed_commands()
+    echo = sample("nft-stateful-add.echo").replace(
+        f"insert rule inet filter input {NFT_ACCEPT} # handle 7\n", ""
+    )
+    runner = FakeRunner(echo=echo, listings={NFT_LIST: NFT_BEFORE}, then={1: {NFT_LIST: NFT_AFTER}})
+    with pytest.raises(ApplyError) as failed:
+        apply_commands(tmp_path, commands, runner)
+    assert str(failed.value) == (
+        "cannot add 3 nft rule(s): nft echoed 2 of the 3 rule handles, so the rules could not"
+        " all be undone later; undone: add 3 nft rule(s)"
+    )
+    # ctguard's table goes; the accept in inet filter input, whose handle is unknown, stays
+    assert runner.changed() == [
+        (NFT_APPLY, commands[0].stdin),
+        (NFT_RUN, "delete table inet ctguard\n"),
+    ]
+    (entry,) = list_entries(tmp_path / "state")
+    assert entry.state == UNDONE
+    assert [(c.done, c.undone) for c in entry.commands] == [(False, True), (False, False)]
+
+
+def test_the_undo_of_a_removal_runs_as_recorded(tmp_path):
+    """A removal's undo puts back rules read from the ruleset: not checked, and the raw table
+    delete has no undo of its own (re-adding the raw rules creates the table)."""
+    commands, _ = remove_commands(ipt("stateful-applied"), iptables_nft=True)
+    runner = FakeRunner(fail={3: "Error: Could not process rule: Device or resource busy"})
+    with pytest.raises(ApplyError) as failed:
+        apply_commands(tmp_path, commands, runner)
+    assert str(failed.value).endswith(
+        "; undone: remove 1 iptables filter rule(s), remove 2 iptables raw rule(s)"
+    )
+    assert runner.calls == [
+        *[(c.argv, c.stdin) for c in commands],
+        (RESTORE, commands[1].undo_stdin),
+        (RESTORE, commands[0].undo_stdin),
+    ]  # no listing: a removal's undo has no undo_check
+
+
+def test_a_journal_from_before_undo_check_runs_its_undo_as_recorded(tmp_path):
+    runner = mixed_runner()
+    entry_id = apply_commands(tmp_path, mixed_commands(), runner).entry_id
+    assert entry_id is not None
+    path = entry_dir(tmp_path / "state", entry_id) / JOURNAL_FILE
+    data = json.loads(path.read_text())
+    for record in data["commands"]:
+        del record["undo_check"]
+    path.write_text(json.dumps(data))
+    assert [c.undo_check for c in read_entry(tmp_path / "state", entry_id).commands] == [None] * 2
+    roll_back(tmp_path, entry_id, runner)
+    assert runner.calls[2:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_ECHO_UNDO)]
 
 
 def test_an_old_journal_without_commands_still_loads(host: Host):

@@ -663,7 +663,7 @@ class _CommandUndo:
             return False
         self.step(f"undo {self.what}")
         self.runner.run(self.argv, script)
-        if self.check is not None:
+        if self.check in ("iptables", "ip6tables"):  # the only ones with a cleanup
             follow = cleanup(self.check, self.runner.run(LISTING[self.check], ""))
             if follow is not None:
                 self.runner.run(*follow)
@@ -803,10 +803,12 @@ def _rollback_todo(
             f"changed by someone else since entry {entry.id} was applied: {', '.join(changed)};"
             " nothing was rolled back (--force restores them anyway)"
         )
+    # A command not marked done may still have run (ctguard died between its commit and the
+    # journal update): its undo is run too when it is checked against the live ruleset.
     commands = tuple(
         (index, record)
         for index, record in enumerate(entry.commands)
-        if record.done and not record.undone
+        if not record.undone and (record.done or record.undo_check is not None)
     )
     return _RollbackTodo(tuple(files), tuple(sysctls), commands)
 
