@@ -5,13 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from ctguard.remediation.apply import ApplyResult, apply_changes
-from ctguard.remediation.changes import EDIT, GLOBAL, OURS, SetSysctl, WriteFile
+from ctguard.remediation.apply import ApplyResult, RollbackResult, apply_changes, rollback
+from ctguard.remediation.changes import EDIT, GLOBAL, OURS, RunCommand, SetSysctl, WriteFile
+from ctguard.remediation.command_runner import CommandRunner
 
 MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
 BUCKETS = "/proc/sys/net/netfilter/nf_conntrack_buckets"
@@ -156,4 +158,24 @@ def apply_host(host: Host, **kw: object) -> ApplyResult:
     return apply_changes(
         host.files, host.sysctls, root=host.root, runtime=host.runtime,
         state_dir=host.state, meta=META, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+NOTRACK_META = {"command": "notrack", "netns": None}
+
+
+def apply_commands(
+    tmp_path: Path, commands: Sequence[RunCommand], runner: CommandRunner
+) -> ApplyResult:
+    """Firewall commands journalled under ``tmp_path/state``, run by a fake runner."""
+    return apply_changes(
+        (), (), root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
+        meta=NOTRACK_META, commands=commands, runner=runner,
+    )  # fmt: skip
+
+
+def roll_back_commands(tmp_path: Path, entry_id: str, runner: CommandRunner) -> RollbackResult:
+    return rollback(
+        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
+        runner=runner,
     )  # fmt: skip

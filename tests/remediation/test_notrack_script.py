@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply import ApplyError, apply_changes, rollback
+from ctguard.remediation.apply import ApplyError, rollback
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
 from ctguard.remediation.journal import (
     JOURNAL_FILE,
@@ -36,7 +35,7 @@ from ctguard.remediation.notrack_script import (
 from ctguard.remediation.undo_check import LISTING
 from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save, parse_nft_json
 from notrack_samples import PORT, ip6t, ipt, merged, nft, nft_objects, plan, sample, with_lines
-from remediation.conftest import FakeRuntime, Host, apply_host
+from remediation.conftest import FakeRuntime, Host, apply_commands, apply_host, roll_back_commands
 
 TAG = "-m comment --comment ctguard"
 ACCEPT_8983 = f"-p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED {TAG} -j ACCEPT"
@@ -598,8 +597,6 @@ class FakeRunner:
         return [(argv, stdin) for argv, stdin in self.calls if argv not in LISTINGS]
 
 
-META = {"command": "notrack", "netns": None}
-
 NFT_BEFORE = sample("nft-stateful.json")
 NFT_AFTER = sample("nft-stateful-applied.json")  # once the nft add of mixed_commands() ran
 IPT_BEFORE = sample("ipt-stateful.iptables-save")
@@ -615,20 +612,6 @@ def mixed_commands() -> tuple[RunCommand, ...]:
     commands = add_commands(rs, plan(rs).add)
     assert [c.what for c in commands] == ["add 3 nft rule(s)", "add 1 iptables filter rule(s)"]
     return commands
-
-
-def apply_commands(tmp_path: Path, commands: Sequence[RunCommand], runner: FakeRunner):
-    return apply_changes(
-        (), (), root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
-        meta=META, commands=commands, runner=runner,
-    )  # fmt: skip
-
-
-def roll_back(tmp_path: Path, entry_id: str, runner: FakeRunner):
-    return rollback(
-        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
-        runner=runner,
-    )  # fmt: skip
 
 
 def mixed_runner() -> FakeRunner:
@@ -661,7 +644,7 @@ def test_rollback_fits_each_recorded_undo_to_the_live_ruleset_newest_first(tmp_p
     entry_id = apply_commands(tmp_path, commands, runner).entry_id
     assert entry_id is not None
     runner.then = {3: {IPT_SAVE: IPT_BEFORE}, 4: {NFT_LIST: NFT_BEFORE}}
-    result = roll_back(tmp_path, entry_id, runner)
+    result = roll_back_commands(tmp_path, entry_id, runner)
     assert runner.calls[2:5] == [
         (IPT_SAVE, ""),  # read just before the undo
         (RESTORE, FILTER_UNDO),
@@ -681,7 +664,7 @@ def test_rollback_of_rules_someone_already_deleted_runs_nothing(tmp_path):
     entry_id = apply_commands(tmp_path, mixed_commands(), runner).entry_id
     assert entry_id is not None
     runner.listings = {NFT_LIST: NFT_BEFORE, IPT_SAVE: IPT_BEFORE}  # e.g. `notrack --remove`
-    result = roll_back(tmp_path, entry_id, runner)
+    result = roll_back_commands(tmp_path, entry_id, runner)
     assert runner.calls[2:] == [(IPT_SAVE, ""), (NFT_LIST, "")]  # where the -D would fail
     assert result.commands == ()
     entry = read_entry(tmp_path / "state", entry_id)
@@ -851,7 +834,7 @@ def test_a_journal_from_before_undo_check_runs_its_undo_as_recorded(tmp_path):
         del record["undo_check"]
     path.write_text(json.dumps(data))
     assert [c.undo_check for c in read_entry(tmp_path / "state", entry_id).commands] == [None] * 2
-    roll_back(tmp_path, entry_id, runner)
+    roll_back_commands(tmp_path, entry_id, runner)
     assert runner.calls[2:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_ECHO_UNDO)]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply import ApplyError, apply_changes, rollback
+from ctguard.remediation.apply import ApplyError
 from ctguard.remediation.journal import (
     APPLYING,
     JOURNAL_FILE,
@@ -31,7 +31,7 @@ from ctguard.remediation.nft_echo import undo_from_echo
 from ctguard.remediation.notrack_script import NFT_APPLY, NFT_RUN, add_commands
 from ctguard.remediation.undo_check import LISTING, cleanup, reconcile
 from notrack_samples import ip6t, ipt, merged, nft, plan, sample, with_lines
-from remediation.conftest import FakeRuntime
+from remediation.conftest import apply_commands, roll_back_commands
 
 TAG = "-m comment --comment ctguard"
 NOTRACK_IN = f"-p tcp -m tcp --dport 8983 {TAG} -j CT --notrack"
@@ -363,23 +363,6 @@ def test_the_simulation_prints_what_the_tools_print():
     assert fw.ip6tables.save() == sample("ip6t-stateful-applied.ip6tables-save")
 
 
-META = {"command": "notrack", "netns": None}
-
-
-def apply(tmp_path: Path, runner: Netfilter, commands):
-    return apply_changes(
-        (), (), root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
-        meta=META, commands=commands, runner=runner,
-    )  # fmt: skip
-
-
-def roll_back(tmp_path: Path, runner: Netfilter, entry_id: str):
-    return rollback(
-        entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
-        runner=runner,
-    )  # fmt: skip
-
-
 def nft_applied(tmp_path: Path) -> tuple[Netfilter, str]:
     fw = netfilter(
         nft_list=sample("nft-stateful.json"),
@@ -387,7 +370,7 @@ def nft_applied(tmp_path: Path) -> tuple[Netfilter, str]:
         echo=sample("nft-stateful-add.echo"),
     )
     rs = nft("stateful")
-    entry_id = apply(tmp_path, fw, add_commands(rs, plan(rs).add)).entry_id
+    entry_id = apply_commands(tmp_path, add_commands(rs, plan(rs).add), fw).entry_id
     assert entry_id is not None
     assert fw.calls[-1][0] == NFT_APPLY
     return fw, entry_id
@@ -397,7 +380,7 @@ def test_rollback_after_the_admin_reloaded_their_table_deletes_none_of_their_rul
     fw, entry_id = nft_applied(tmp_path)
     # `nft -f` of a file that deletes and re-creates inet filter: their SSH rule is handle 7
     fw.nft_list = nft_listing("stateful-applied", handle("filter", "input", 7), SSH)
-    result = roll_back(tmp_path, fw, entry_id)
+    result = roll_back_commands(tmp_path, entry_id, fw)
     assert fw.changed()[1:] == [(NFT_RUN, "delete table inet ctguard\n")]  # not handle 7
     assert result.commands == ("add 3 nft rule(s)",)
     assert read_entry(tmp_path / "state", entry_id).state == ROLLED_BACK
@@ -406,7 +389,7 @@ def test_rollback_after_the_admin_reloaded_their_table_deletes_none_of_their_rul
 def test_rollback_after_a_flushed_ruleset_runs_nothing(tmp_path):
     fw, entry_id = nft_applied(tmp_path)
     fw.nft_list = nft_listing("stateful", lambda body: False, SSH)  # flush ruleset, reload
-    result = roll_back(tmp_path, fw, entry_id)
+    result = roll_back_commands(tmp_path, entry_id, fw)
     assert fw.calls[1:] == [(NFT_LIST, "")]
     assert result.commands == ()
     entry = read_entry(tmp_path / "state", entry_id)
@@ -417,7 +400,7 @@ def test_rollback_after_a_flushed_ruleset_runs_nothing(tmp_path):
 def test_rollback_after_a_second_apply_keeps_its_rules(tmp_path):
     fw, entry_id = nft_applied(tmp_path)
     fw.nft_list = sample("nft-second-applied.json")  # `notrack --port 9200` applied since
-    roll_back(tmp_path, fw, entry_id)
+    roll_back_commands(tmp_path, entry_id, fw)
     assert fw.changed()[1:] == [(NFT_RUN, reconcile("nft", ECHO_UNDO, fw.nft_list))]
     assert "delete table" not in fw.changed()[1][1]
     assert "handle 5" not in fw.changed()[1][1]  # 9200's notrack
@@ -439,10 +422,10 @@ def test_iptables_apply_and_rollback_give_back_exactly_what_iptables_save_showed
     """Deleting the rules leaves an empty raw table (iptables-restore created it): the
     cleanup deletes it too, so iptables-save reads as before."""
     fw = netfilter()
-    entry_id = apply(tmp_path, fw, iptables_commands()).entry_id
+    entry_id = apply_commands(tmp_path, iptables_commands(), fw).entry_id
     assert entry_id is not None
     assert fw.iptables.save() == IPT_APPLIED
-    roll_back(tmp_path, fw, entry_id)
+    roll_back_commands(tmp_path, entry_id, fw)
     assert (fw.iptables.save(), fw.ip6tables.save()) == (IPT_BEFORE, IP6T_BEFORE)
     assert [c for c in fw.changed()[4:] if c[0] == NFT_RUN] == [
         (NFT_RUN, "delete table ip6 raw\n"),
@@ -456,7 +439,7 @@ def test_an_iptables_add_killed_after_its_commit_is_undone(tmp_path):
     commands = iptables_commands()
     fw = netfilter(killed=2)
     with pytest.raises(ApplyError) as failed:
-        apply(tmp_path, fw, commands)
+        apply_commands(tmp_path, commands, fw)
     assert str(failed.value) == (
         "cannot add 1 iptables filter rule(s): iptables-restore --noflush did not finish within"
         " 30 s; undone: add 1 iptables filter rule(s), add 2 iptables raw rule(s)"
@@ -481,12 +464,12 @@ def test_rollback_of_an_interrupted_apply_undoes_a_committed_iptables_add(tmp_pa
     and before the journal said so: ``ctguard rollback ID`` of the "applying" entry."""
     commands = iptables_commands()
     fw = netfilter()
-    entry_id = apply(tmp_path, fw, commands[:2]).entry_id  # both tables committed
+    entry_id = apply_commands(tmp_path, commands[:2], fw).entry_id  # both tables committed
     assert entry_id is not None
     path = entry_dir(tmp_path / "state", entry_id) / JOURNAL_FILE
     data = json.loads(path.read_text())
     data["state"] = APPLYING
     data["commands"][1]["done"] = False  # the journal as the crash left it
     path.write_text(json.dumps(data))
-    roll_back(tmp_path, fw, entry_id)
+    roll_back_commands(tmp_path, entry_id, fw)
     assert fw.iptables.save() == IPT_BEFORE
