@@ -25,6 +25,8 @@ from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, RuleMatc
 # net/netfilter: NF_IP_PRI_CONNTRACK (and NF_IP6_PRI_CONNTRACK) = -200.
 CONNTRACK_PRIORITY = -200
 NOTRACK_HOOKS = ("prerouting", "output")
+# Where packets untracked on a hook are filtered next.
+FILTER_HOOK = {"prerouting": "input", "output": "output"}
 # The kernel limits nested jumps too (NFT_JUMP_STACK_SIZE is 16); a deeper walk is a loop.
 MAX_JUMP_DEPTH = 16
 _FILTERING_TYPES = (None, "filter", "route")  # nat chains never see untracked packets
@@ -255,12 +257,14 @@ def conntrack_users(rs: Ruleset) -> tuple[Rule, ...]:
     for chain in rs.chains:
         if chain.type == "nat" and chain.hook is not None:
             users.append(_nat_chain_entry(chain))
-        users.extend(
-            rule
-            for rule in chain.rules
-            if rule.match.uses_conntrack or rule.verdict in NAT_VERDICTS or rule.verdict == "ct"
-        )
+        users.extend(rule for rule in chain.rules if needs_conntrack(rule))
     return tuple(users)
+
+
+def needs_conntrack(rule: Rule) -> bool:
+    """A state/ct match, a NAT verdict or a CT target (helper, zone): nothing without a
+    conntrack entry. A ct state match implies ``uses_conntrack``; notrack does not count."""
+    return rule.match.uses_conntrack or rule.verdict in NAT_VERDICTS or rule.verdict == "ct"
 
 
 # -- the fate of an untracked packet ---------------------------------------------------------

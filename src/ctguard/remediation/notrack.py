@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ctguard.firewall import (
+    FILTER_HOOK,
     MAX_JUMP_DEPTH,
     Packet,
     families_meet,
     nat_overlap,
     nat_rules,
+    needs_conntrack,
     reachable_rules,
     untracked_fate,
 )
@@ -55,7 +57,6 @@ from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset,
 
 DIRECTIONS = ("server", "client", "both")
 BACKENDS = ("auto", "nft", "iptables")
-FILTER_HOOK = {"prerouting": "input", "output": "output"}
 _FILTERING = (None, "filter", "route")
 # nft tables an agent owns and rewrites: a rule ctguard put there would vanish, or fight.
 AGENT_TABLES = {
@@ -119,7 +120,7 @@ class NotrackPlan:
     present: tuple[OurRule, ...]  # already in place (a rerun adds nothing)
     refusals: tuple[Refusal, ...] = ()
     notes: tuple[str, ...] = ()
-    fates: tuple[str, ...] = field(default=())  # the check of the resulting ruleset
+    fates: tuple[str, ...] = ()  # the check of the resulting ruleset
 
     @property
     def refused(self) -> bool:
@@ -197,7 +198,7 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
         return NotrackPlan("none", str(exc), (), (), (), (Refusal(str(exc)),))
     flows = flows_for(request)
     refusals = list(_nat_refusals(rs, flows, request))
-    notracks = list(_notrack_rules(backend, flows, request, tools))
+    notracks = list(_raw_rules(backend, flows, NOTRACK, tools))
     if request.every_packet:
         exemptions, general = _stateful_needs(rs)
         if general:
@@ -210,7 +211,7 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
                      " ctguard notrack --port PORT",),
                 )
             )  # fmt: skip
-        notracks = list(_exempting(backend, exemptions, tools)) + notracks
+        notracks = list(_raw_rules(backend, exemptions, RETURN, tools)) + notracks
     accepts, more = _accepts(rs, flows, request)
     refusals += more
     wanted = notracks + accepts
@@ -224,7 +225,7 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
         refusals.append(
             Refusal("the filter would still drop untracked packets of these ports", unaccepted)
         )
-    notes = _notes(rs, backend, request)
+    notes = _notes(rs, backend)
     return NotrackPlan(
         backend, why, flows, tuple(add), tuple(present), tuple(refusals), notes, fates
     )
@@ -316,30 +317,20 @@ def _probe(flow: Flow) -> OurRule:
                    flow.dports, flow.sports)  # fmt: skip
 
 
-def _notrack_rules(
-    backend: str, flows: Sequence[Flow], request: NotrackRequest, tools: Tools
-) -> Iterator[OurRule]:
+def _raw_rules(backend: str, flows: Sequence[Flow], action: str, tools: Tools) -> Iterator[OurRule]:
+    """A raw-priority rule per flow (NOTRACK, or a RETURN exemption): in ctguard's own nft
+    table, or in iptables' (and ip6tables') raw table."""
     for flow in flows:
-        yield from _raw_rules(backend, flow.hook, NOTRACK, flow.proto, flow.dports, flow.sports,
-                              tools)  # fmt: skip
-
-
-def _raw_rules(
-    backend: str,
-    hook: str,
-    action: str,
-    proto: str | None,
-    dports: PortSet | None,
-    sports: PortSet | None,
-    tools: Tools,
-) -> Iterator[OurRule]:
-    if backend == "nft":
-        yield OurRule("nft", "inet", OWN_TABLE, hook, hook, action, proto, dports, sports)
-        return
-    chain = IPTABLES_RAW_CHAINS[hook]
-    yield OurRule("iptables", "ip", "raw", chain, hook, action, proto, dports, sports)
-    if tools.ip6tables:
-        yield OurRule("ip6tables", "ip6", "raw", chain, hook, action, proto, dports, sports)
+        f = flow
+        if backend == "nft":
+            yield OurRule("nft", "inet", OWN_TABLE, f.hook, f.hook, action, f.proto, f.dports,
+                          f.sports)  # fmt: skip
+            continue
+        chain = IPTABLES_RAW_CHAINS[f.hook]
+        yield OurRule("iptables", "ip", "raw", chain, f.hook, action, f.proto, f.dports, f.sports)
+        if tools.ip6tables:
+            yield OurRule("ip6tables", "ip6", "raw", chain, f.hook, action, f.proto, f.dports,
+                          f.sports)  # fmt: skip
 
 
 def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
@@ -356,7 +347,7 @@ def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
             continue
         incoming = chain.hook in ("prerouting", "input", "forward")
         for rule in reachable_rules(rs, chain):
-            if is_ours(rule) or rule.verdict == "notrack" or not _stateful(rule):
+            if is_ours(rule) or rule.verdict == "notrack" or not needs_conntrack(rule):
                 continue
             if rule.verdict in NAT_VERDICTS or chain.type == "nat":
                 continue  # NAT refuses --all on its own
@@ -369,16 +360,6 @@ def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
                 exempt.append(Flow(there, proto, m.dports, m.sports))
                 exempt.append(Flow(back, proto, m.sports, m.dports))
     return list(dict.fromkeys(exempt)), list(dict.fromkeys(general))
-
-
-def _stateful(rule: Rule) -> bool:
-    return rule.match.uses_conntrack or rule.verdict == "ct" or rule.match.ct_states is not None
-
-
-def _exempting(backend: str, exemptions: Sequence[Flow], tools: Tools) -> Iterator[OurRule]:
-    for flow in exemptions:
-        yield from _raw_rules(backend, flow.hook, RETURN, flow.proto, flow.dports, flow.sports,
-                              tools)  # fmt: skip
 
 
 def _filtering_chains(rs: Ruleset, hook: str, family: str) -> list[Chain]:
@@ -549,7 +530,7 @@ def describe_flow(flow: Flow) -> str:
     return f"{flow.proto} {ports} {way}".replace("  ", " ")
 
 
-def _notes(rs: Ruleset, backend: str, request: NotrackRequest) -> tuple[str, ...]:
+def _notes(rs: Ruleset, backend: str) -> tuple[str, ...]:
     notes: list[str] = []
     if rs.missing:
         notes.append("not read: " + "; ".join(rs.missing))

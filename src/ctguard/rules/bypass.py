@@ -5,6 +5,7 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.firewall import (
+    FILTER_HOOK,
     Fate,
     Packet,
     conntrack_users,
@@ -20,8 +21,6 @@ from ctguard.rules.values import NF_CONNTRACK, load_blocked
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
-
-FILTER_HOOK = {"prerouting": "input", "output": "output"}
 
 
 def _filter_hooks(facts: Facts, hook: str) -> tuple[str, ...]:
