@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
 from ctguard.remediation.nft_echo import OWN_TABLE, is_own
 from ctguard.remediation.notrack_rules import ACCEPT, NOTRACK, RETURN, OurRule, is_ours
+from ctguard.remediation.undo_check import drop_raw_script, raw_left_empty
 from ctguard.sources.ruleset import Chain, Rule, Ruleset
 
 NFT_APPLY = ("nft", "--echo", "--handle", "-f", "-")
@@ -52,9 +53,6 @@ def add_commands(rs: Ruleset, rules: Sequence[OurRule]) -> tuple[RunCommand, ...
         for table in dict.fromkeys(r.table for r in mine):
             commands.append(_iptables_add(tool, table, [r for r in mine if r.table == table]))
     return tuple(commands)
-
-
-_NFT_FAMILY = {"iptables": "ip", "ip6tables": "ip6"}
 
 
 def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
@@ -162,32 +160,22 @@ def remove_commands(
             for table in dict.fromkeys(c.table for c, _, _ in mine):
                 commands.append(_iptables_remove(tool, [f for f in mine if f[0].table == table]))
             shown += [f"{tool} -t {c.table} {r.text}" for c, _, r in mine]
-            if iptables_nft:
-                commands += [_drop_table(tool, t) for t in _emptied_tables(rs, tool, mine)]
+            if iptables_nft and _raw_emptied(rs, tool, mine):
+                commands.append(_drop_raw(tool))
     return tuple(commands), tuple(shown)
 
 
-def _emptied_tables(
-    rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]
-) -> list[str]:
-    """``raw``, when it is left with no rule, no user chain and accept policies once
-    ``removed`` are gone (an empty raw table does nothing)."""
+def _raw_emptied(rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]) -> bool:
+    """ctguard's rules were in the raw table, and it is left empty once they are gone."""
     gone = {id(r) for _, _, r in removed}
-    chains = [c for c in rs.chains if c.backend == tool and c.table == "raw"]
-    if not chains or not any(id(r) in gone for c in chains for r in c.rules):
-        return []
-    empty = all(
-        c.hook is not None and c.policy in (None, "accept") and all(id(r) in gone for r in c.rules)
-        for c in chains
-    )
-    return ["raw"] if empty else []
+    return any(c.table == "raw" for c, _, _ in removed) and raw_left_empty(rs, tool, gone)
 
 
-def _drop_table(tool: str, table: str) -> RunCommand:
+def _drop_raw(tool: str) -> RunCommand:
     return RunCommand(
-        what=f"delete the emptied {tool} {table} table",
+        what=f"delete the emptied {tool} raw table",
         argv=NFT_RUN,
-        stdin=_script([f"delete table {_NFT_FAMILY[tool]} {table}"]),
+        stdin=drop_raw_script(tool),
         undo_argv=(),  # putting the rules back (the next undo) creates the table again
     )
 

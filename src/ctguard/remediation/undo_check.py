@@ -16,10 +16,11 @@ transaction would fail as a whole, or worse, delete a rule that is not ctguard's
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from ctguard.errors import ParseError
 from ctguard.remediation.nft_echo import is_own
-from ctguard.sources.ruleset import parse_nft_json
+from ctguard.sources.ruleset import Ruleset, iptables_variant, parse_iptables_save, parse_nft_json
 
 # What each check reads, through the same command runner (so inside the same namespace).
 LISTING = {
@@ -36,7 +37,7 @@ def reconcile(kind: str, script: str, listing: str) -> str:
     """``script`` without the lines that no longer apply to ``listing``."""
     if kind == "nft":
         return _nft(script, listing)
-    return _iptables(script, listing)
+    return _iptables(kind, script, listing)
 
 
 def _nft(script: str, listing: str) -> str:
@@ -77,15 +78,8 @@ def _in_table(line: str, family: str, table: str) -> bool:
     return len(words) > 3 and words[0] == "delete" and (words[2], words[3]) == (family, table)
 
 
-def _iptables(script: str, listing: str) -> str:
-    tables: dict[str, set[str]] = {}
-    table = None
-    for line in listing.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-            tables[table] = set()
-        elif table is not None and line.startswith("-A "):
-            tables[table].add(line.strip())
+def _iptables(kind: str, script: str, listing: str) -> str:
+    present = {(r.table, r.text) for r in parse_iptables_save(listing, kind).rules()}
     kept: list[str] = []
     block: list[str] = []
     current = None
@@ -96,14 +90,31 @@ def _iptables(script: str, listing: str) -> str:
             if block:
                 kept += [f"*{current}", *block, "COMMIT"]
         elif line.startswith("-D ") and current is not None:
-            if "-A " + line[3:] in tables.get(current, set()):
+            if (current, "-A " + line[3:]) in present:
                 block.append(line)
         else:
             block.append(line)
     return "".join(f"{line}\n" for line in kept)
 
 
-_BUILTIN_RAW = {":PREROUTING ACCEPT", ":OUTPUT ACCEPT"}
+NFT_FAMILY = {"iptables": "ip", "ip6tables": "ip6"}  # the nft family of iptables-nft's tables
+
+
+def raw_left_empty(rs: Ruleset, tool: str, gone: Collection[int] = ()) -> bool:
+    """``tool``'s raw table exists and holds nothing once the rules whose ``id`` is in
+    ``gone`` are deleted: built-in chains only, policy accept (an empty raw table does
+    nothing, and iptables-nft keeps it after its last rule is deleted)."""
+    chains = [c for c in rs.chains if c.backend == tool and c.table == "raw"]
+    return bool(chains) and all(
+        c.hook is not None
+        and c.policy in (None, "accept")
+        and all(id(rule) in gone for rule in c.rules)
+        for c in chains
+    )
+
+
+def drop_raw_script(tool: str) -> str:
+    return f"delete table {NFT_FAMILY[tool]} raw\n"
 
 
 def cleanup(kind: str, listing: str) -> tuple[tuple[str, ...], str] | None:
@@ -115,18 +126,8 @@ def cleanup(kind: str, listing: str) -> tuple[tuple[str, ...], str] | None:
     >>> cleanup("iptables", saved + ":OUTPUT ACCEPT [0:0]\\nCOMMIT\\n*filter\\nCOMMIT\\n")
     (('nft', '-f', '-'), 'delete table ip raw\\n')
     """
-    if kind not in ("iptables", "ip6tables") or "(nf_tables)" not in listing.split("\n", 1)[0]:
+    if kind not in NFT_FAMILY or iptables_variant(listing) != "nft":
         return None
-    raw: list[str] | None = None
-    inside = False
-    for line in listing.splitlines():
-        if line.startswith("*"):
-            inside = line.strip() == "*raw"
-            raw = [] if inside else raw
-        elif inside and line.strip() not in ("COMMIT", "") and not line.startswith("#"):
-            assert raw is not None
-            raw.append(re.sub(r"\s*\[\d+:\d+\]$", "", line.strip()))
-    if raw is None or not set(raw) <= _BUILTIN_RAW:
+    if not raw_left_empty(parse_iptables_save(listing, kind), kind):
         return None
-    family = "ip" if kind == "iptables" else "ip6"
-    return ("nft", "-f", "-"), f"delete table {family} raw\n"
+    return ("nft", "-f", "-"), drop_raw_script(kind)
