@@ -13,6 +13,7 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.plan import DEFAULT_STATE_DIR, Target, _confirm, command_runner
 from ctguard.errors import CtguardError, RefusedError
+from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
 
 if TYPE_CHECKING:
     from ctguard.remediation.changes import RunCommand
@@ -124,30 +125,29 @@ def local_ports(root: str | None, netns: str | None) -> PortSet:
         text = run_in_netns(netns, read, timeout=30)
     else:
         text = read()
-    try:
-        lo, hi = (int(v) for v in str(text).split()) if not isinstance(text, Missing) else (0, 0)
-    except ValueError:
-        lo, hi = 0, 0
-    if not (0 < lo <= hi <= 65535):
-        lo, hi = DEFAULT_LOCAL_PORTS
-    return PortSet.of((lo, hi))
+    words = [] if isinstance(text, Missing) else text.split()
+    if len(words) == 2 and all(w.isdigit() for w in words):
+        lo, hi = int(words[0]), int(words[1])
+        if 0 < lo <= hi <= 65535:
+            return PortSet.of((lo, hi))
+    return PortSet.of(DEFAULT_LOCAL_PORTS)
 
 
 @click.command("notrack")
 @click.option(
     "--port", "ports", metavar="P[,P-Q...]", help="Ports to untrack: 8983 or 9200-9300,53."
 )
-@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
+@click.option("--proto", type=click.Choice(PROTOS), default="tcp", show_default=True)
 @click.option(
     "--direction",
-    type=click.Choice(["server", "client", "both"]),
+    type=click.Choice(DIRECTIONS),
     default="server",
     show_default=True,
     help="server: this host serves the port; client: it connects to it; both.",
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "nft", "iptables"]),
+    type=click.Choice(BACKENDS),
     default="auto",
     show_default=True,
     help="Where the notrack rules go; auto follows the ruleset.",
@@ -244,7 +244,7 @@ def notrack_command(
     if do_apply and commands:
         _apply(plan, commands, request, netns, yes, state_dir, tools, as_json)
     if verify:
-        return _verify(plan, request, netns, window, as_json)
+        return _verify(request, netns, window, as_json)
     return EXIT_OK
 
 
@@ -305,15 +305,13 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
          " them back)\n")  # fmt: skip
 
 
-def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, window: float,
-            as_json: bool) -> int:  # fmt: skip
+def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: bool) -> int:
     from ctguard.host.flow_watch import watch_new_flows
     from ctguard.missing import Missing
-    from ctguard.output.notrack_text import dumps
+    from ctguard.output.notrack_text import Verification, dumps, render_verify, verify_json
     from ctguard.remediation.notrack import check_flows, flows_for
 
-    flows = flows_for(request)
-    fates, dropped = check_flows(read_ruleset(None, netns), flows)
+    fates, dropped = check_flows(read_ruleset(None, netns), flows_for(request))
     if netns is not None:
         from ctguard.host.netns import run_in_netns
 
@@ -324,29 +322,9 @@ def _verify(plan: NotrackPlan, request: NotrackRequest, netns: str | None, windo
         raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
     on_ports = [f for f in seen if _untracked(f.proto, f.sport, f.dport, request)]
     others = len(seen) - len(on_ports)
-    failed = bool(dropped or on_ports)
-    code = EXIT_CRITICAL if failed else EXIT_WARNING if others == 0 else EXIT_OK
-    if as_json:
-        emit(dumps({"schema": "ctguard.notrack-verify/1", "filter": list(fates),
-                    "filter_drops": list(dropped), "window_seconds": window,
-                    "new_entries_on_ports": len(on_ports), "new_entries_other": others,
-                    "exit_code": code}))  # fmt: skip
-        return code
-    lines = ["Verify:"]
-    lines += [f"  filter: {fate}" for fate in fates]
-    lines.append(f"  new conntrack entries in {window:g} s: {len(on_ports)} on the untracked"
-                 f" ports, {others} for other traffic")  # fmt: skip
-    lines += [f"    tracked: {f.proto} sport {f.sport} dport {f.dport}" for f in on_ports[:10]]
-    if failed:
-        why = ["the filter drops untracked packets"] if dropped else []
-        why += ["these ports are still tracked"] if on_ports else []
-        lines.append("FAILED: " + "; ".join(why))
-    elif others == 0:
-        lines.append("INCONCLUSIVE: no other traffic created entries during the window"
-                     " (is conntrack in use here?)")  # fmt: skip
-    else:
-        lines.append("OK: the ports create no entries while other traffic still does")
-    emit("\n".join(lines) + "\n")
+    code = EXIT_CRITICAL if dropped or on_ports else EXIT_WARNING if others == 0 else EXIT_OK
+    result = Verification(fates, dropped, window, tuple(on_ports), others, code)
+    emit(dumps(verify_json(result)) if as_json else render_verify(result))
     return code
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ctguard.host.flow_watch import NewFlow
 from ctguard.remediation.changes import RunCommand
 from ctguard.remediation.notrack import NotrackPlan, describe_flow
 
 SCHEMA = "ctguard.notrack/1"
+VERIFY_SCHEMA = "ctguard.notrack-verify/1"
 
 
 def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -> str:
@@ -70,3 +73,45 @@ def plan_json(plan: NotrackPlan, commands: Sequence[RunCommand]) -> dict[str, An
 
 def dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``notrack --verify`` saw: the filter check and the new entries of the window."""
+
+    fates: tuple[str, ...]  # one line per untracked flow
+    dropped: tuple[str, ...]  # the flows the filter would drop
+    window: float
+    on_ports: tuple[NewFlow, ...]  # new entries on the untracked ports (should be none)
+    others: int  # new entries for other traffic (some: conntrack is in use)
+    exit_code: int
+
+
+def render_verify(v: Verification) -> str:
+    lines = ["Verify:"]
+    lines += [f"  filter: {fate}" for fate in v.fates]
+    lines.append(f"  new conntrack entries in {v.window:g} s: {len(v.on_ports)} on the untracked"
+                 f" ports, {v.others} for other traffic")  # fmt: skip
+    lines += [f"    tracked: {f.proto} sport {f.sport} dport {f.dport}" for f in v.on_ports[:10]]
+    if v.dropped or v.on_ports:
+        why = ["the filter drops untracked packets"] if v.dropped else []
+        why += ["these ports are still tracked"] if v.on_ports else []
+        lines.append("FAILED: " + "; ".join(why))
+    elif v.others == 0:
+        lines.append("INCONCLUSIVE: no other traffic created entries during the window"
+                     " (is conntrack in use here?)")  # fmt: skip
+    else:
+        lines.append("OK: the ports create no entries while other traffic still does")
+    return "\n".join(lines) + "\n"
+
+
+def verify_json(v: Verification) -> dict[str, Any]:
+    return {
+        "schema": VERIFY_SCHEMA,
+        "filter": list(v.fates),
+        "filter_drops": list(v.dropped),
+        "window_seconds": v.window,
+        "new_entries_on_ports": len(v.on_ports),
+        "new_entries_other": v.others,
+        "exit_code": v.exit_code,
+    }

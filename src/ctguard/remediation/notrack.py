@@ -55,6 +55,7 @@ from ctguard.remediation.notrack_rules import (
 )
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe
 
+PROTOS = ("tcp", "udp")
 DIRECTIONS = ("server", "client", "both")
 BACKENDS = ("auto", "nft", "iptables")
 _FILTERING = (None, "filter", "route")
