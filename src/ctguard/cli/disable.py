@@ -13,13 +13,12 @@ import click
 
 from ctguard.cli.emit import emit
 from ctguard.cli.options import netns_option
+from ctguard.cli.plan import DEFAULT_STATE_DIR
 from ctguard.errors import CtguardError, RefusedError
 
 if TYPE_CHECKING:
     from ctguard.cli.plan import Target
     from ctguard.remediation.disable import DisablePlan
-
-DEFAULT_STATE_DIR = "/var/lib/ctguard"
 
 
 @click.command("disable")

@@ -34,13 +34,20 @@ from ctguard.facts import Facts
 from ctguard.firewall import conntrack_users
 from ctguard.missing import Missing
 from ctguard.remediation.changes import OURS, Note, WriteFile
+from ctguard.rules.values import NF_CONNTRACK, hooks_on_demand
 from ctguard.sources.agents import Process
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import LEGACY_MODPROBE_CONF, ModprobeConfig, ModprobeDirective
-from ctguard.sources.modules import ModuleLine
-from ctguard.sources.ruleset import NAT_VERDICTS, Rule, Ruleset, describe, parse_iptables_save
+from ctguard.sources.modules import SILENT_USERS, ModuleLine
+from ctguard.sources.ruleset import (
+    CONNTRACK_MATCHES,
+    NAT_VERDICTS,
+    Rule,
+    Ruleset,
+    describe,
+    parse_iptables_save,
+)
 
-NF_CONNTRACK = "nf_conntrack"
 MODPROBE_D = "/etc/modprobe.d"
 # kmod reads modprobe.d files sorted by name and runs the first install command whose
 # pattern matches (libkmod-module.c kmod_module_get_install_commands: "find only the first
@@ -63,10 +70,8 @@ AGENTS = {
     "virtnetworkd": "libvirt's NAT networks (virbr0) masquerade through conntrack",
     "ovs-vswitchd": "Open vSwitch's ct() action (OVN, Neutron security groups) needs conntrack",
 }
-# Holders that use conntrack without a firewall rule showing it.
-SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
-_CT_MODULES = "state|conntrack|connmark|connlimit|connbytes|connlabel|helper"
-_CT_XT = "state|conntrack|connmark|connlimit|connbytes|connlabel|helper|CT|CONNMARK|SYNPROXY"
+_CT_MODULES = "|".join(sorted(CONNTRACK_MATCHES))
+_CT_XT = f"{_CT_MODULES}|CT|CONNMARK|SYNPROXY"
 _CT_TERM = re.compile(
     rf"(?:^|\s)(?:ct|-m (?:{_CT_MODULES})|xt (?:match|target) (?:{_CT_XT}))(?:\s|$)"
 )
@@ -523,7 +528,7 @@ def plan_disable(facts: Facts, read: FileReader = _absent) -> DisablePlan:
         notes=(),
     )
     if presence.kind == "builtin":
-        if not (rules or agents or refusals) and _hooks_on_demand(facts):
+        if not (rules or agents or refusals) and hooks_on_demand(facts):
             notes.insert(0, "nf_conntrack is built into this kernel and cannot be unloaded, but"
                          " no rule needs it: this kernel registers conntrack hooks only for a"
                          " ruleset that needs them, so nothing is tracked and there is nothing"
@@ -560,13 +565,6 @@ def plan_disable(facts: Facts, read: FileReader = _absent) -> DisablePlan:
         modprobe_file=file,
         notes=_notes(notes),
     )
-
-
-def _hooks_on_demand(facts: Facts) -> bool:
-    """Since 4.10 ("netfilter: conntrack: register hooks in netns when needed by ruleset",
-    nf_ct_netns_get) a namespace without a rule needing conntrack tracks nothing (CT504)."""
-    kernel = facts.kernel
-    return isinstance(kernel, KernelVersion) and kernel.at_least(4, 10)
 
 
 def _notes(texts: Sequence[str]) -> tuple[Note, ...]:

@@ -17,9 +17,9 @@ from ctguard.firewall import (
 from ctguard.missing import Missing
 from ctguard.remediation.notrack_rules import ACCEPT, OurRule
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import NF_CONNTRACK, load_blocked
-from ctguard.sources.kernel import KernelVersion
+from ctguard.rules.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.sources.modprobe_conf import ModprobeConfig
+from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
 
 
@@ -29,10 +29,6 @@ def _filter_hooks(facts: Facts, hook: str) -> tuple[str, ...]:
     if hook == "prerouting" and facts.ip_forward == 1:
         return ("input", "forward")
     return (FILTER_HOOK[hook],)
-
-
-# Holders that use conntrack without any firewall rule showing it.
-_SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
 
 
 def _rules(facts: Facts) -> Ruleset | Outcome:
@@ -184,7 +180,7 @@ def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
     users = conntrack_users(rs)
     if users:
         return passed(f"{len(users)} rule(s) need conntrack, e.g. {describe(users[0])}")
-    silent = [h for h in facts.presence.holders if h.startswith(_SILENT_USERS)]
+    silent = [h for h in facts.presence.holders if h.startswith(SILENT_USERS)]
     if silent:
         return passed(f"used by {', '.join(silent)}")
     evidence = ["no rule uses state/ctstate/ct, NAT or the CT target"]
@@ -192,11 +188,7 @@ def loaded_for_nothing(facts: Facts, _limits: Thresholds) -> Outcome:
     if facts.presence.holders:
         evidence.append(f"modules holding it: {', '.join(facts.presence.holders)}")
     if facts.presence.kind == "builtin":
-        kernel = facts.kernel
-        if isinstance(kernel, KernelVersion) and kernel.at_least(4, 10):
-            # since 4.10 ("netfilter: conntrack: register hooks in netns when needed by
-            # ruleset", nf_ct_netns_get) a namespace without a rule needing conntrack is not
-            # tracked, so a built-in conntrack with no user costs nothing
+        if hooks_on_demand(facts):
             return passed("built in, and with no rule needing it this kernel tracks nothing")
         evidence.append("built in: it cannot be unloaded")
         fix = (

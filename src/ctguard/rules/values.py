@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
+from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.stats import ConntrackStats
 from ctguard.sources.sysctl_conf import SysctlAssignment, SysctlConfig, runtime_name
@@ -18,6 +19,14 @@ def runtime(facts: Facts, name: str) -> int | None:
 
 
 NF_CONNTRACK = "nf_conntrack"
+
+
+def hooks_on_demand(facts: Facts) -> bool:
+    """Since 4.10 ("netfilter: conntrack: register hooks in netns when needed by ruleset",
+    nf_ct_netns_get) a namespace without a rule needing conntrack tracks nothing, so an
+    idle (even built-in) conntrack costs nothing there."""
+    kernel = facts.kernel
+    return isinstance(kernel, KernelVersion) and kernel.at_least(4, 10)
 
 
 def table_count(facts: Facts) -> int | None:

@@ -15,6 +15,9 @@ from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import MAX_FILE, parse_sysctl_int
 
 PROC_MODULES = "/proc/modules"
+# Holders that use conntrack without any firewall rule showing it (OVS ct(), IPVS, flow
+# offload, tc act_ct, bridge conntrack).
+SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
 SYS_MODULE = "/sys/module/nf_conntrack"
 
 

@@ -293,7 +293,7 @@ _BUILTIN_CHAINS: dict[str, dict[str, tuple[str, int]]] = {
     "security": {name: (name.lower(), 50) for name in ("INPUT", "FORWARD", "OUTPUT")},
 }
 # Matches and targets that look at or create conntrack entries (iptables-extensions(8)).
-_CONNTRACK_MATCHES = frozenset(
+CONNTRACK_MATCHES = frozenset(
     {"state", "conntrack", "connmark", "connlimit", "connbytes", "connlabel", "helper"}
 )
 _CONNTRACK_TARGETS = frozenset(
@@ -567,7 +567,7 @@ def _apply_iptables_option(builder: _MatchBuilder, option: _Option) -> None:
     value = args[0] if args else ""
     shown = ("! " if negated else "") + " ".join((name, *args)).strip()
     if name in ("-m", "--match"):
-        if value in _CONNTRACK_MATCHES:
+        if value in CONNTRACK_MATCHES:
             builder.uses_conntrack = True
     elif name in ("-p", "--protocol") and value and not negated:
         proto = _proto_name(value)
@@ -587,7 +587,7 @@ def _apply_iptables_option(builder: _MatchBuilder, option: _Option) -> None:
         pass  # not a condition
     else:
         builder.other.append(f"-m {option.module} {shown}" if option.module else shown)
-        if option.module in _CONNTRACK_MATCHES:
+        if option.module in CONNTRACK_MATCHES:
             builder.uses_conntrack = True
 
 
@@ -985,7 +985,7 @@ class _NftRuleReader:
             return
         if name != "comment":  # a comment is not a condition
             self.match.other.append(f"xt {kind or 'match'} {name}")
-        if name in _CONNTRACK_MATCHES:
+        if name in CONNTRACK_MATCHES:
             self.match.uses_conntrack = True
 
     def _read_xt_target(self, name: str) -> None:
