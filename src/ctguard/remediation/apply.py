@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from ctguard import __version__
 from ctguard.errors import CtguardError
@@ -144,11 +144,11 @@ class _SysctlStep:
 
 @dataclass(frozen=True)
 class _Checked:
-    commands: tuple[RunCommand, ...]
     files: tuple[_FileStep, ...]
     sysctls: tuple[_SysctlStep, ...]
     skipped: tuple[str, ...]
     skipped_lines: tuple[str, ...]
+    commands: tuple[RunCommand, ...] = ()  # not checked here: their planner read the host
 
 
 def _check(
@@ -187,7 +187,7 @@ def _check(
             )
         else:
             sysctl_steps.append(_SysctlStep(setting, current))
-    return _Checked((), tuple(file_steps), tuple(sysctl_steps), tuple(skipped), tuple(lines))
+    return _Checked(tuple(file_steps), tuple(sysctl_steps), tuple(skipped), tuple(lines))
 
 
 def _check_file(change: WriteFile, host: HostRoot) -> _FileStep:
@@ -366,25 +366,21 @@ class _Journal:
             with _failing_as(f"cannot update the journal {self.dir / JOURNAL_FILE}"):
                 self.save()
 
-    def mark_file(self, index: int, what: Literal["done", "undone"], save: bool = True) -> None:
-        records = list(self.entry.files)
-        old = records[index]
-        records[index] = replace(old, done=True) if what == "done" else replace(old, undone=True)
-        self.update(replace(self.entry, files=tuple(records)), save)
-
-    def mark_command(
-        self, index: int, what: Literal["done", "undone"], save: bool = True, **fields: str
+    def mark(
+        self,
+        records: Literal["files", "sysctls", "commands"],
+        index: int,
+        what: Literal["done", "undone"],
+        save: bool = True,
+        **changes: str,
     ) -> None:
-        records = list(self.entry.commands)
-        old = replace(records[index], **fields)  # type: ignore[arg-type]
-        records[index] = replace(old, done=True) if what == "done" else replace(old, undone=True)
-        self.update(replace(self.entry, commands=tuple(records)), save)
-
-    def mark_sysctl(self, index: int, what: Literal["done", "undone"], save: bool = True) -> None:
-        records = list(self.entry.sysctls)
-        old = records[index]
-        records[index] = replace(old, done=True) if what == "done" else replace(old, undone=True)
-        self.update(replace(self.entry, sysctls=tuple(records)), save)
+        """Record step ``index`` of ``records`` as done or undone (with ``changes`` to it:
+        a command's undo script and output, known once it ran)."""
+        updated = list(getattr(self.entry, records))
+        step: dict[str, Any] = {**changes, what: True}
+        updated[index] = replace(updated[index], **step)
+        entry: dict[str, Any] = {records: tuple(updated)}
+        self.update(replace(self.entry, **entry), save)
 
     def backup_path(self, backup: str) -> Path:
         return backup_file(self.state_dir, self.entry.id, backup)
@@ -492,7 +488,7 @@ class _Apply:
             raise _Failed(f"cannot {command.what}: no command runner given")
         undo = _CommandUndo(runner, command.undo_argv, command.undo_stdin, command.undo_check,
                             bool(command.stdin), self.step, command.what)  # fmt: skip
-        mark = lambda: self.journal.mark_command(index, "undone", save=False)  # noqa: E731
+        mark = lambda: self.journal.mark("commands", index, "undone", save=False)  # noqa: E731
         if command.undo_check is not None and command.undo_from is None:
             # checked against the live ruleset, this undo is safe even if the command did
             # nothing (or was killed after it committed): register it first
@@ -512,7 +508,7 @@ class _Apply:
                 )
         elif command.undo_check is None:
             self.undos.append(_Undo(command.what, undo.run, mark))
-        self.journal.mark_command(index, "done", undo_stdin=undo.stdin, output=output[:4000])
+        self.journal.mark("commands", index, "done", undo_stdin=undo.stdin, output=output[:4000])
 
     def back_up(self, index: int, file_step: _FileStep) -> None:
         if file_step.current is None:
@@ -534,13 +530,13 @@ class _Apply:
             _Undo(
                 change.path,
                 lambda: self.unwrite(file_step, record),
-                lambda: self.journal.mark_file(index, "undone", save=False),
+                lambda: self.journal.mark("files", index, "undone", save=False),
             )
         )
         owner = None if record.uid is None or record.gid is None else (record.uid, record.gid)
         with _failing_as(f"cannot write {change.path}"):
             replace_file(file_step.local, change.after, record.mode, owner, self.step, change.path)
-        self.journal.mark_file(index, "done")
+        self.journal.mark("files", index, "done")
 
     def unwrite(self, file_step: _FileStep, record: FileRecord) -> bool:
         if read_or_none(file_step.local) == file_step.current:
@@ -572,13 +568,13 @@ class _Apply:
             _Undo(
                 change.name,
                 lambda: self.unset(sysctl_step),
-                lambda: self.journal.mark_sysctl(index, "undone", save=False),
+                lambda: self.journal.mark("sysctls", index, "undone", save=False),
             )
         )
         with _failing_as(f"cannot set {change.name} to {change.after}"):
             self.step(f"set {change.path}")
             self.runtime.write(change.path, str(change.after))
-        self.journal.mark_sysctl(index, "done")
+        self.journal.mark("sysctls", index, "done")
 
     def unset(self, sysctl_step: _SysctlStep) -> bool:
         path = sysctl_step.change.path
@@ -886,21 +882,21 @@ class _Rollback:
             )
             if undo.run():
                 self.commands.append(record.what)
-        self.journal.mark_command(index, "undone")
+        self.journal.mark("commands", index, "undone")
 
     def restore_sysctl(self, index: int, setting: SysctlRecord) -> None:
         with _failing_as(f"cannot restore {setting.name} to {setting.before}"):
             self.step(f"restore {setting.path}")
             self.runtime.write(setting.path, str(setting.before))
         self.sysctls.append(setting.path)
-        self.journal.mark_sysctl(index, "undone")
+        self.journal.mark("sysctls", index, "undone")
 
     def restore_file(self, restore: _FileRestore) -> None:
         record = restore.record
         with _failing_as(f"cannot restore {record.path}"):
             _put_back(restore.local, record, restore.old, self.step, record.path)
         (self.removed if restore.old is None else self.files).append(record.path)
-        self.journal.mark_file(restore.index, "undone")
+        self.journal.mark("files", restore.index, "undone")
 
     def remove_dir(self, directory: str) -> None:
         with _failing_as(f"cannot remove directory {directory}"):
