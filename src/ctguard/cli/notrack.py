@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -16,6 +17,7 @@ from ctguard.errors import CtguardError, RefusedError
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
 
 if TYPE_CHECKING:
+    from ctguard.missing import Missing
     from ctguard.remediation.changes import RunCommand
     from ctguard.remediation.notrack import NotrackPlan, NotrackRequest, Tools
     from ctguard.sources.ruleset import PortSet, Ruleset
@@ -42,26 +44,70 @@ def parse_ports(text: str) -> PortSet:
     return PortSet.of(*items)
 
 
-def read_ruleset(root: str | None, netns: str | None) -> Ruleset:
-    """The merged ruleset of the snapshot, the namespace, or this host."""
-    from ctguard.host.commands import CapturedCommands, LiveCommands
+T = TypeVar("T")
+
+
+def _inside(netns: str | None, job: Callable[[], T]) -> T:
+    """``job()`` computed in the named namespace, or here."""
+    if netns is None:
+        return job()
+    from ctguard.host.netns import run_in_netns
+
+    return run_in_netns(netns, job, timeout=60)
+
+
+def _ruleset(got: Ruleset | Missing) -> Ruleset:
     from ctguard.missing import Missing
-    from ctguard.sources.ruleset import read_ruleset as read
 
-    if root is not None:
-        from ctguard.host.archive import open_root
-
-        with open_root(root) as host:
-            got = read(CapturedCommands(host))
-    elif netns is not None:
-        from ctguard.host.netns import run_in_netns
-
-        got = run_in_netns(netns, lambda: read(LiveCommands()), timeout=60)
-    else:
-        got = read(LiveCommands())
     if isinstance(got, Missing):
         raise CtguardError(f"cannot read the firewall ruleset: {got.reason}")
     return got
+
+
+def read_ruleset(netns: str | None) -> Ruleset:
+    """The live merged ruleset of the namespace, or of this host (to re-read after a change)."""
+    from ctguard.host.commands import LiveCommands
+    from ctguard.sources.ruleset import read_ruleset as read
+
+    return _ruleset(_inside(netns, lambda: read(LiveCommands())))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the planner reads from the target: in one pass (one archive extraction, one
+    namespace entry)."""
+
+    ruleset: Ruleset
+    tools: Tools
+    local_ports: PortSet  # ip_local_port_range, where a client's replies arrive
+
+
+def read_inputs(root: str | None, netns: str | None) -> Inputs:
+    from ctguard.host.commands import CapturedCommands, LiveCommands
+    from ctguard.host.root import HostRoot
+    from ctguard.missing import Missing
+    from ctguard.remediation.notrack import Tools
+    from ctguard.sources.ruleset import iptables_variant
+    from ctguard.sources.ruleset import read_ruleset as read
+
+    if root is None:
+
+        def job() -> tuple[Ruleset | Missing, PortSet]:
+            text = HostRoot("/").try_read_text(LOCAL_PORT_RANGE, 256)
+            return read(LiveCommands()), port_range(text)
+
+        got, ports = _inside(netns, job)
+        return Inputs(_ruleset(got), live_tools(), ports)
+    from ctguard.host.archive import open_root
+
+    with open_root(root) as host:
+        commands = CapturedCommands(host)
+        got = read(commands)
+        saved = commands.output("iptables-save")
+        ports = port_range(host.try_read_text(LOCAL_PORT_RANGE, 256))
+    # a snapshot's host is assumed to have both tools; its iptables-save names the variant
+    variant = None if isinstance(saved, Missing) else iptables_variant(saved)
+    return Inputs(_ruleset(got), Tools(True, True, True, variant), ports)
 
 
 def live_tools() -> Tools:
@@ -77,21 +123,6 @@ def live_tools() -> Tools:
         ip6tables=shutil.which("ip6tables-restore") is not None,
         iptables_variant=None if isinstance(version, Missing) else iptables_variant(version),
     )
-
-
-def snapshot_tools(root: str) -> Tools:
-    """A snapshot's host is assumed to have both tools; its iptables-save header names the
-    variant."""
-    from ctguard.host.archive import open_root
-    from ctguard.host.commands import CapturedCommands
-    from ctguard.missing import Missing
-    from ctguard.remediation.notrack import Tools
-    from ctguard.sources.ruleset import iptables_variant
-
-    with open_root(root) as host:
-        saved = CapturedCommands(host).output("iptables-save")
-    variant = None if isinstance(saved, Missing) else iptables_variant(saved)
-    return Tools(nft=True, iptables=True, ip6tables=True, iptables_variant=variant)
 
 
 def _request(ports: str | None, proto: str, direction: str, backend: str, every: bool,
@@ -110,21 +141,11 @@ LOCAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 DEFAULT_LOCAL_PORTS = (32768, 60999)  # the kernel's default ip_local_port_range
 
 
-def local_ports(root: str | None, netns: str | None) -> PortSet:
-    """The namespace's ephemeral port range, where a client's replies arrive."""
-    from ctguard.host.root import HostRoot
+def port_range(text: str | Missing) -> PortSet:
+    """``ip_local_port_range`` ("32768\t60999"); the kernel default when unreadable."""
     from ctguard.missing import Missing
     from ctguard.sources.ruleset import PortSet
 
-    def read() -> str | Missing:
-        return HostRoot(root or "/").try_read_text(LOCAL_PORT_RANGE, 256)
-
-    if netns is not None:
-        from ctguard.host.netns import run_in_netns
-
-        text = run_in_netns(netns, read, timeout=30)
-    else:
-        text = read()
     words = [] if isinstance(text, Missing) else text.split()
     if len(words) == 2 and all(w.isdigit() for w in words):
         lo, hi = int(words[0]), int(words[1])
@@ -229,10 +250,10 @@ def notrack_command(
         _remove(netns, yes, state_dir, where)
         return EXIT_OK
     request = _request(ports, proto, direction, backend, every_packet, force)
+    inputs = read_inputs(root, netns)
+    rs, tools = inputs.ruleset, inputs.tools
     if direction != "server" and not every_packet:
-        request = replace(request, local_ports=local_ports(root, netns))
-    rs = read_ruleset(root, netns)
-    tools = snapshot_tools(root) if root is not None else live_tools()
+        request = replace(request, local_ports=inputs.local_ports)
     plan = plan_notrack(rs, request, tools)
     commands = add_commands(rs, plan.add) if not plan.refused else ()
     if as_json and not verify:  # with --verify, its own document is the output
@@ -262,7 +283,7 @@ def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: Notrack
     result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
                            meta=meta, commands=commands, runner=runner)  # fmt: skip
     try:
-        again = plan_notrack(read_ruleset(None, netns), request, tools)
+        again = plan_notrack(read_ruleset(netns), request, tools)
     except CtguardError as exc:
         raise CtguardError(
             f"the rules were added (journal entry {result.entry_id}) but could not be read"
@@ -286,7 +307,7 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
     from ctguard.remediation.apply import apply_changes
     from ctguard.remediation.notrack_script import ours_in, remove_commands
 
-    rs = read_ruleset(None, netns)
+    rs = read_ruleset(netns)
     target = Target(None, netns)
     journal = target.state_dir(state_dir)
     commands, shown = remove_commands(rs, live_tools().iptables_variant == "nft")
@@ -298,7 +319,7 @@ def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> 
     result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
                            meta={"command": "notrack --remove", "netns": netns},
                            commands=commands, runner=command_runner(netns))  # fmt: skip
-    left = ours_in(read_ruleset(None, netns))
+    left = ours_in(read_ruleset(netns))
     if left:
         raise CtguardError(f"{len(left)} ctguard rule(s) are still there after --remove")
     emit(f"removed; journal entry {result.entry_id} (ctguard rollback {result.entry_id} puts"
@@ -311,7 +332,7 @@ def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: 
     from ctguard.output.notrack_text import Verification, dumps, render_verify, verify_json
     from ctguard.remediation.notrack import check_flows, flows_for
 
-    fates, dropped = check_flows(read_ruleset(None, netns), flows_for(request))
+    fates, dropped = check_flows(read_ruleset(netns), flows_for(request))
     if netns is not None:
         from ctguard.host.netns import run_in_netns
 
