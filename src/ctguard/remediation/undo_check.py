@@ -20,6 +20,7 @@ from collections.abc import Collection
 
 from ctguard.errors import ParseError
 from ctguard.remediation.nft_echo import is_own
+from ctguard.remediation.notrack_rules import is_ours
 from ctguard.sources.ruleset import Ruleset, iptables_variant, parse_iptables_save, parse_nft_json
 
 # What each check reads, through the same command runner (so inside the same namespace).
@@ -45,7 +46,7 @@ def _nft(script: str, listing: str) -> str:
         rs = parse_nft_json(listing)
     except ParseError:
         return ""  # nothing readable: deleting blind could hit someone else's rule
-    ours = {(r.family, r.table, r.chain, r.line) for r in rs.rules() if _tagged(r.text)}
+    ours = {(r.family, r.table, r.chain, r.line) for r in rs.rules() if is_ours(r)}
     rules_in: dict[tuple[str, str, str], set[int | None]] = {}
     for c in rs.chains:
         rules_in[(c.family, c.table, c.name)] = {r.line for r in c.rules}
@@ -67,10 +68,6 @@ def _nft(script: str, listing: str) -> str:
                 kept = [k for k in kept if not _in_table(k, m.group(1), m.group(2))]
                 kept.append(line)
     return "".join(f"{line}\n" for line in kept)
-
-
-def _tagged(text: str) -> bool:
-    return text.endswith('comment "ctguard"')
 
 
 def _in_table(line: str, family: str, table: str) -> bool:
