@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 ROOTS = Path(__file__).parent / "roots"
+GOLDEN = Path(__file__).parent / "cli" / "golden"
+ERROR = "ctguard: error: "
 
 
 def ctguard_bin() -> str:
@@ -40,3 +43,24 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
     assert "Traceback" not in done.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """The run failed with ``code`` and said why in exactly one stderr line."""
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip("\n").splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(ERROR), lines[0]
+    assert "internal error" not in lines[0], lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def check_golden(name: str, text: str) -> None:
+    """``text`` equals tests/cli/golden/NAME; CTGUARD_UPDATE_GOLDEN=1 rewrites the file."""
+    golden = GOLDEN / name
+    if os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()

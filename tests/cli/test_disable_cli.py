@@ -8,7 +8,6 @@ diff before committing it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,12 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOTS, ctguard_bin
+from helpers import ROOTS, check_golden, ctguard_bin, one_error_line
 
 DISABLE = ROOTS / "disable"
-GOLDEN = Path(__file__).parent / "golden"
-ERROR = "ctguard: error: "
-UPDATE = os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1"
 JSON_KEYS = {
     "schema", "source", "netns", "kernel", "conntrack", "evidence", "status", "exit_code",
     "holders", "rules", "agents", "unload_order", "modprobe_file", "existing", "refusals",
@@ -39,24 +35,6 @@ def run(*args: object) -> subprocess.CompletedProcess[str]:
         [_script(), *map(str, args)],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = done.stderr.strip("\n").splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(ERROR), lines[0]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def check_golden(name: str, text: str) -> None:
-    golden = GOLDEN / name
-    if UPDATE:
-        golden.write_text(text)
-    assert text == golden.read_text()
 
 
 # -- text -------------------------------------------------------------------------------

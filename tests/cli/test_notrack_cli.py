@@ -20,14 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOTS, assert_one_line_error, ctguard_bin
+from helpers import ROOTS, assert_one_line_error, check_golden, ctguard_bin, one_error_line
 
 REPO = Path(__file__).parents[2]
 DOCTOR = ROOTS / "doctor"
 NFT_ROOT = "tests/roots/doctor/ct501-notrack-nft"  # relative to REPO: shown in the plan text
 IPT_ROOT = "tests/roots/doctor/ct501-notrack-iptables"
-GOLDEN = Path(__file__).parent / "golden"
-ERROR = "ctguard: error: "
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 JSON_KEYS = {
     "schema", "backend", "backend_why", "untracked", "refused", "refusals", "add", "present",
@@ -66,23 +64,6 @@ def run(*args: object, user: list[str] | None = None) -> subprocess.CompletedPro
     )  # fmt: skip
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
-
-
-def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.strip("\n").splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(ERROR), lines[0]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def check_golden(name: str, text: str) -> None:
-    golden = GOLDEN / name
-    if os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert text == golden.read_text()
 
 
 # -- the plan as text ----------------------------------------------------------------------

@@ -28,17 +28,15 @@ from typing import Any
 import pytest
 
 from ctguard.remediation.plan_file import checksum
-from helpers import ROOTS, ctguard_bin
+from helpers import ROOTS, check_golden, ctguard_bin, one_error_line
 
 REPO = Path(__file__).parents[2]
 CT201 = ROOTS / "doctor" / "ct201-max-10m"  # 8 GiB, built-in conntrack, max 10,485,760
 CT106 = ROOTS / "doctor" / "ct106-max-zero"  # max 0: unlimited
 RHEL6 = REPO / "examples" / "rhel6-table-full"  # RHEL 6, 4 GiB, max 10,485,760 in sysctl.conf
-GOLDEN = Path(__file__).parent / "golden"
 
 DROPIN = "/etc/sysctl.d/90-ctguard-conntrack.conf"
 MAX_PROC = "proc/sys/net/netfilter/nf_conntrack_max"
-ERROR = "ctguard: error: "
 
 
 # -- running the console script ---------------------------------------------------------
@@ -64,19 +62,6 @@ def run(
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
-
-
-def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    """The run failed with ``code`` and said why in exactly one stderr line."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = done.stderr.strip("\n").splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(ERROR), lines[0]
-    assert "internal error" not in lines[0], lines[0]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 # -- trees --------------------------------------------------------------------------------
@@ -718,7 +703,4 @@ def test_plan_for_the_rhel6_example_is_golden(tmp_path: Path) -> None:
     assert "CT304" in text
     assert tree_state(tree) == before
 
-    golden = GOLDEN / "plan-rhel6-table-full.txt"
-    if os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert text == golden.read_text()
+    check_golden("plan-rhel6-table-full.txt", text)
