@@ -47,6 +47,9 @@ class FakeRuntime:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
         return self.values[path]
 
+    def mirrors(self, path: str) -> tuple[str, ...]:
+        return ()
+
     def write(self, path: str, value: str) -> None:
         self.writes.append((path, value))
         if self.fail_on_write == len(self.writes):
@@ -179,3 +182,8 @@ def roll_back_commands(tmp_path: Path, entry_id: str, runner: CommandRunner) -> 
         entry_id, root=tmp_path, runtime=FakeRuntime({}), state_dir=tmp_path / "state",
         runner=runner,
     )  # fmt: skip
+
+
+def journal_json(state: Path, entry_id: str) -> Path:
+    """Where an entry's journal.json is, to damage or edit it as a crash or a person would."""
+    return state / "journal" / entry_id / "journal.json"

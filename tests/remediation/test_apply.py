@@ -18,6 +18,7 @@ from ctguard.remediation.apply import (
     TreeRuntime,
     apply_changes,
     dry_run,
+    rollback,
 )
 from ctguard.remediation.changes import GLOBAL, OURS, SetSysctl, WriteFile
 from ctguard.remediation.journal import list_entries, read_entry
@@ -271,7 +272,7 @@ def test_unwritable_state_dir_changes_nothing(host):
     with pytest.raises(ApplyError) as err:
         apply(host)
     assert str(err.value) == (
-        f"cannot create the journal in {host.state}/journal: Not a directory;"
+        f"cannot use the state directory {host.state}: {host.state}: not a directory;"
         " nothing had been changed"
     )
     assert host.snapshot() == before
@@ -374,18 +375,28 @@ def test_apply_with_a_tree_runtime(host):
 
 def test_a_tree_shows_hashsize_and_buckets_as_one_rounded_value(tmp_path):
     """On a host both files show nf_conntrack_htable_size, rounded to whole pages; a tree
-    mirrors that so a plan applied to a snapshot reads back as it would on the host."""
-    netfilter = tmp_path / "proc/sys/net/netfilter"
-    params = tmp_path / "sys/module/nf_conntrack/parameters"
+    mirrors that so a plan applied to a snapshot reads back as it would on the host. The
+    second file is a journalled step of its own, so a rollback puts both back."""
+    root = tmp_path / "root"
+    netfilter = root / "proc/sys/net/netfilter"
+    params = root / "sys/module/nf_conntrack/parameters"
     netfilter.mkdir(parents=True)
     params.mkdir(parents=True)
     (netfilter / "nf_conntrack_buckets").write_text("16384\n")
     (params / "hashsize").write_text("16384\n")
-    runtime = TreeRuntime(tmp_path)
-    runtime.write("/sys/module/nf_conntrack/parameters/hashsize", "100000")
-    assert runtime.read(BUCKETS) == runtime.read(str(params / "hashsize")[len(str(tmp_path)) :])
-    assert runtime.read(BUCKETS) == "100352"
-    runtime.write(BUCKETS, "16384")
+    hashsize = "/sys/module/nf_conntrack/parameters/hashsize"
+    runtime = TreeRuntime(root)
+    change = SetSysctl("hashsize", hashsize, 16384, 100000, GLOBAL, "buckets", 100352)
+    result = apply_changes((), [change], root=root, runtime=runtime, state_dir=tmp_path / "s",
+                           meta={})  # fmt: skip
+    assert result.sysctls == (hashsize, BUCKETS)
+    assert runtime.read(BUCKETS) == runtime.read(hashsize) == "100352"
+    (entry,) = list_entries(tmp_path / "s")
+    assert [(s.path, s.before, s.reads_back) for s in entry.sysctls] == [
+        (hashsize, 16384, 100352), (BUCKETS, 16384, 100352),
+    ]  # fmt: skip
+    rollback(None, root=root, runtime=runtime, state_dir=tmp_path / "s")
+    assert (params / "hashsize").read_text() == (netfilter / "nf_conntrack_buckets").read_text()
     assert (params / "hashsize").read_text() == "16384\n"
 
 

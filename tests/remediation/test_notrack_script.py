@@ -17,10 +17,8 @@ from ctguard.errors import CtguardError
 from ctguard.remediation.apply import ApplyError, rollback
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
 from ctguard.remediation.journal import (
-    JOURNAL_FILE,
     ROLLED_BACK,
     UNDONE,
-    entry_dir,
     list_entries,
     read_entry,
 )
@@ -35,7 +33,14 @@ from ctguard.remediation.notrack_script import (
 from ctguard.remediation.undo_check import LISTING
 from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save, parse_nft_json
 from notrack_samples import PORT, ip6t, ipt, merged, nft, nft_objects, plan, sample, with_lines
-from remediation.conftest import FakeRuntime, Host, apply_commands, apply_host, roll_back_commands
+from remediation.conftest import (
+    FakeRuntime,
+    Host,
+    apply_commands,
+    apply_host,
+    journal_json,
+    roll_back_commands,
+)
 
 TAG = "-m comment --comment ctguard"
 ACCEPT_8983 = f"-p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED {TAG} -j ACCEPT"
@@ -627,7 +632,9 @@ def test_the_journal_records_the_undo_derived_from_the_echo(tmp_path):
     runner = mixed_runner()
     result = apply_commands(tmp_path, commands, runner)
     assert result.commands == ("add 3 nft rule(s)", "add 1 iptables filter rule(s)")
-    assert runner.calls == [(c.argv, c.stdin) for c in commands]  # no listing: nothing undone
+    # one listing, before nft: the rules tagged ctguard then (if ctguard died before it
+    # recorded nft's echo, the new ones are what rollback deletes); no other: nothing undone
+    assert runner.calls == [(NFT_LIST, ""), *((c.argv, c.stdin) for c in commands)]
     assert result.entry_id is not None
     nft_record, ipt_record = read_entry(tmp_path / "state", result.entry_id).commands
     assert (nft_record.undo_argv, nft_record.undo_stdin) == (NFT_RUN, NFT_ECHO_UNDO)
@@ -645,12 +652,12 @@ def test_rollback_fits_each_recorded_undo_to_the_live_ruleset_newest_first(tmp_p
     assert entry_id is not None
     runner.then = {3: {IPT_SAVE: IPT_BEFORE}, 4: {NFT_LIST: NFT_BEFORE}}
     result = roll_back_commands(tmp_path, entry_id, runner)
-    assert runner.calls[2:5] == [
+    assert runner.calls[3:6] == [
         (IPT_SAVE, ""),  # read just before the undo
         (RESTORE, FILTER_UNDO),
         (IPT_SAVE, ""),  # raw is absent: no table to clean up
     ]
-    assert runner.calls[5] == (NFT_LIST, "")
+    assert runner.calls[6] == (NFT_LIST, "")
     # the rules inside ctguard's table go with it: one delete instead of five
     assert runner.changed()[2:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_UNDO)]
     assert result.commands == ("add 1 iptables filter rule(s)", "add 3 nft rule(s)")
@@ -665,7 +672,7 @@ def test_rollback_of_rules_someone_already_deleted_runs_nothing(tmp_path):
     assert entry_id is not None
     runner.listings = {NFT_LIST: NFT_BEFORE, IPT_SAVE: IPT_BEFORE}  # e.g. `notrack --remove`
     result = roll_back_commands(tmp_path, entry_id, runner)
-    assert runner.calls[2:] == [(IPT_SAVE, ""), (NFT_LIST, "")]  # where the -D would fail
+    assert runner.calls[3:] == [(IPT_SAVE, ""), (NFT_LIST, "")]  # where the -D would fail
     assert result.commands == ()
     entry = read_entry(tmp_path / "state", entry_id)
     assert entry.state == ROLLED_BACK
@@ -693,7 +700,8 @@ def test_a_failing_second_command_undoes_the_first(tmp_path):
     )
     # the failed transaction's undo was registered before it ran, and finds nothing of it
     # in iptables-save; the nft transaction is undone by the handles it echoed
-    assert runner.calls[:4] == [
+    assert runner.calls[:5] == [
+        (NFT_LIST, ""),
         (NFT_APPLY, commands[0].stdin),
         (RESTORE, commands[1].stdin),
         (IPT_SAVE, ""),
@@ -754,10 +762,15 @@ def test_a_failing_second_table_undoes_the_first_table_only(tmp_path):
 def test_a_failing_nft_transaction_has_nothing_to_undo(tmp_path):
     rs = nft("stateful")
     commands = add_commands(rs, plan(rs).add)
-    runner = FakeRunner(fail={1: "Error: Could not process rule: No such file or directory"})
+    runner = FakeRunner(
+        listings={NFT_LIST: NFT_BEFORE},
+        fail={1: "Error: Could not process rule: No such file or directory"},
+    )
     with pytest.raises(ApplyError, match=r"; nothing had been changed$"):
         apply_commands(tmp_path, commands, runner)
-    assert runner.calls == [(NFT_APPLY, commands[0].stdin)]  # nft -f is all or nothing
+    # nft -f is all or nothing: the listing after it finds no new rule tagged ctguard
+    assert runner.calls == [(NFT_LIST, ""), (NFT_APPLY, commands[0].stdin), (NFT_LIST, "")]
+    assert runner.changed() == [(NFT_APPLY, commands[0].stdin)]
 
 
 def test_a_failing_first_iptables_transaction_runs_no_undo(tmp_path):
@@ -828,20 +841,20 @@ def test_a_journal_from_before_undo_check_runs_its_undo_as_recorded(tmp_path):
     runner = mixed_runner()
     entry_id = apply_commands(tmp_path, mixed_commands(), runner).entry_id
     assert entry_id is not None
-    path = entry_dir(tmp_path / "state", entry_id) / JOURNAL_FILE
+    path = journal_json(tmp_path / "state", entry_id)
     data = json.loads(path.read_text())
     for record in data["commands"]:
         del record["undo_check"]
     path.write_text(json.dumps(data))
     assert [c.undo_check for c in read_entry(tmp_path / "state", entry_id).commands] == [None] * 2
     roll_back_commands(tmp_path, entry_id, runner)
-    assert runner.calls[2:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_ECHO_UNDO)]
+    assert runner.calls[3:] == [(RESTORE, FILTER_UNDO), (NFT_RUN, NFT_ECHO_UNDO)]
 
 
 def test_an_old_journal_without_commands_still_loads(host: Host):
     applied = apply_host(host)
     assert applied.entry_id is not None
-    path = entry_dir(host.state, applied.entry_id) / JOURNAL_FILE
+    path = journal_json(host.state, applied.entry_id)
     data = json.loads(path.read_text())
     del data["commands"]  # as ctguard wrote journals before commands existed
     path.write_text(json.dumps(data))

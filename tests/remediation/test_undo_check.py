@@ -20,10 +20,8 @@ from ctguard.errors import CtguardError
 from ctguard.remediation.apply import ApplyError
 from ctguard.remediation.journal import (
     APPLYING,
-    JOURNAL_FILE,
     ROLLED_BACK,
     UNDONE,
-    entry_dir,
     list_entries,
     read_entry,
 )
@@ -31,7 +29,7 @@ from ctguard.remediation.nft_echo import undo_from_echo
 from ctguard.remediation.notrack_script import NFT_APPLY, NFT_RUN, add_commands
 from ctguard.remediation.undo_check import LISTING, cleanup, reconcile
 from notrack_samples import ip6t, ipt, merged, nft, plan, sample, with_lines
-from remediation.conftest import apply_commands, roll_back_commands
+from remediation.conftest import apply_commands, journal_json, roll_back_commands
 
 TAG = "-m comment --comment ctguard"
 NOTRACK_IN = f"-p tcp -m tcp --dport 8983 {TAG} -j CT --notrack"
@@ -390,7 +388,7 @@ def test_rollback_after_a_flushed_ruleset_runs_nothing(tmp_path):
     fw, entry_id = nft_applied(tmp_path)
     fw.nft_list = nft_listing("stateful", lambda body: False, SSH)  # flush ruleset, reload
     result = roll_back_commands(tmp_path, entry_id, fw)
-    assert fw.calls[1:] == [(NFT_LIST, "")]
+    assert fw.calls[2:] == [(NFT_LIST, "")]
     assert result.commands == ()
     entry = read_entry(tmp_path / "state", entry_id)
     assert entry.state == ROLLED_BACK
@@ -466,7 +464,7 @@ def test_rollback_of_an_interrupted_apply_undoes_a_committed_iptables_add(tmp_pa
     fw = netfilter()
     entry_id = apply_commands(tmp_path, commands[:2], fw).entry_id  # both tables committed
     assert entry_id is not None
-    path = entry_dir(tmp_path / "state", entry_id) / JOURNAL_FILE
+    path = journal_json(tmp_path / "state", entry_id)
     data = json.loads(path.read_text())
     data["state"] = APPLYING
     data["commands"][1]["done"] = False  # the journal as the crash left it

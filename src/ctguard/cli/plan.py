@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctguard.remediation.command_runner import CommandRunner
     from ctguard.remediation.plan import Plan, PlanOptions
     from ctguard.remediation.plan_file import HostIdentity, LoadedPlan
+    from ctguard.remediation.state_dir import StateDir
 
 EXIT_REFUSED = 2
 DEFAULT_STATE_DIR = "/var/lib/ctguard"
@@ -125,30 +126,47 @@ class Target:
 
         return read
 
-    def state_dir(self, given: str | None) -> Path:
-        if given is not None:
-            return Path(given)
-        if self.root is not None:  # links resolved inside the tree, never out of it
-            try:
-                inside = self.host().realpath(DEFAULT_STATE_DIR)
-            except OSError as exc:
-                raise CtguardError(
-                    f"{self.root}{DEFAULT_STATE_DIR}: {exc.strerror or exc}; give --state-dir"
-                ) from None
-            return Path(self.root) / inside.lstrip("/")
-        return Path(DEFAULT_STATE_DIR)
+    def state_dir(self, given: str | None) -> StateDir:
+        """The journal's home: ``--state-dir DIR`` or the default on this machine (checked:
+        only root may have written it), or, for a tree, the tree's own (data, resolved
+        inside the tree and never trusted to run a command)."""
+        from ctguard.remediation.state_dir import StateDir
+
+        try:
+            if given is not None:
+                return StateDir.on_machine(given)
+            if self.root is not None:
+                return StateDir.in_tree(self.root, DEFAULT_STATE_DIR)
+            return StateDir.on_machine(DEFAULT_STATE_DIR)
+        except OSError as exc:
+            where = given or f"{self.root or ''}{DEFAULT_STATE_DIR}"
+            raise CtguardError(f"{where}: {exc.strerror or exc}; give --state-dir") from None
 
 
 def _target(root: str | None, netns: str | None) -> Target:
     if root is not None and netns is not None:
         raise click.UsageError("--root and --netns cannot be combined")
-    if root is not None and not Path(root).is_dir():
+    if root is not None:
+        check_tree_root(root)
+    return Target(root, netns)
+
+
+def check_tree_root(root: str) -> None:
+    """A ``--root`` to write into: a directory that is not this host's ``/``."""
+    if not root.strip():
+        raise click.BadParameter("is empty (leave --root out to work on this host)",
+                                 param_hint="--root")  # fmt: skip
+    if not Path(root).is_dir():
         raise click.BadParameter(
             f"{root!r} is not a directory (plans are made for and applied to a directory tree;"
             " extract a snapshot archive first)",
             param_hint="--root",
         )
-    return Target(root, netns)
+    if Path(root).resolve() == Path("/"):
+        raise click.BadParameter(
+            f"{root!r} is this host's / (leave --root out to work on this host, as root)",
+            param_hint="--root",
+        )
 
 
 def _identity(target: Target) -> HostIdentity:
@@ -327,12 +345,7 @@ def apply_command(
         _need_root(target, "apply")  # first: a non-root run learns nothing and writes nothing
     identity = _identity(target)
     if plan_file is not None:
-        try:
-            text = Path(plan_file).read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CtguardError(
-                f"cannot read {plan_file}: {getattr(exc, 'strerror', exc)}"
-            ) from None
+        text = read_plan_file(plan_file)
         try:
             loaded = load_plan(text, identity, plan_file)
         except PlanFileError as exc:
@@ -384,6 +397,21 @@ def apply_command(
     return 0
 
 
+MAX_PLAN_BYTES = 64 * 1024 * 1024  # a plan carries the bytes of a few config files
+
+
+def read_plan_file(path: str) -> str:
+    """A saved plan's text: a regular file (not a FIFO or /dev/zero), bounded, UTF-8."""
+    from ctguard.host.root import read_regular_file
+
+    try:
+        return read_regular_file(path, MAX_PLAN_BYTES).decode("utf-8")
+    except OSError as exc:
+        raise CtguardError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CtguardError(f"cannot read {path}: not UTF-8 (not a saved plan)") from None
+
+
 def _same_plan_now(target: Target, loaded: LoadedPlan, source: str) -> None:
     """Refuse a saved plan that ctguard would no longer make: the host moved on since
     (a file the plan read but does not write, a count, a rule), so it is outdated."""
@@ -432,7 +460,8 @@ def rollback_command(
       ctguard rollback --root /srv/image --yes
     """
     from ctguard.remediation import apply as writer
-    from ctguard.remediation.journal import list_entries, read_entry
+    from ctguard.remediation.journal import list_entries
+    from ctguard.remediation.rollback import entry_to_roll_back
 
     target = _target(root, None)
     journal = target.state_dir(state_dir)
@@ -446,29 +475,36 @@ def rollback_command(
             emit(json.dumps({"schema": "ctguard.journal-list/1", "entries": rows}, indent=2) + "\n")
             return 0
         if not entries:
-            emit(f"no journal entries in {journal}\n")
+            emit(f"no journal entries in {journal.shown()}\n")
         for e in entries:
             what = [c.what for c in e.commands] + [f.path for f in e.files]
             what += [s.name for s in e.sysctls]
             emit(f"{e.id}  {e.state:<12} {e.created}  {', '.join(what) or e.error or ''}\n")
         return 0
-    chosen = read_entry(journal, entry_id) if entry_id is not None else None
-    netns = chosen.meta.get("netns") if chosen is not None else None
-    if chosen is None:
+    if not journal.exists() and entry_id is None:
+        emit(f"nothing to do: no journal in {journal.shown()}\n")
+        return 0
+    if entry_id is None:
         entries = list_entries(journal)
-        applied = [e for e in entries if e.state == "applied"]
-        if not applied and entries and entries[0].state in ("rolled-back", "undone"):
+        if (
+            entries
+            and entries[0].state in ("rolled-back", "undone")
+            and not any(e.state in ("applied", "applying", "undo-failed") for e in entries)
+        ):
             emit(
                 f"nothing to do: the latest entry, {entries[0].id}, is already {entries[0].state}\n"
             )
             return 0
-        netns = applied[0].meta.get("netns") if applied else None
+    chosen = entry_to_roll_back(journal, entry_id)
+    # A tree's journal is data: its files are put back inside the tree, its runtime values
+    # are the tree's files, and no namespace or command it names is ever used.
+    netns = chosen.meta.get("netns") if root is None else None
     runtime_target = Target(root, netns)
     _need_root(runtime_target, "rollback")
-    _confirm("Roll back " + (entry_id or "the latest apply") + "?", yes)
+    _confirm(f"Roll back {chosen.id}?", yes)
     result = writer.rollback(
-        entry_id, root=Path(root or "/"), runtime=runtime_target.runtime(), state_dir=journal,
-        force=force, runner=command_runner(netns),
+        chosen.id, root=Path(root or "/"), runtime=runtime_target.runtime(), state_dir=journal,
+        force=force, runner=command_runner(netns) if journal.trusted else None,
     )  # fmt: skip
     if result.nothing_to_do:
         emit(f"nothing to do: {result.entry_id} is already rolled back\n")

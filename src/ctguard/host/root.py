@@ -198,3 +198,18 @@ def unreadable(path: str, exc: OSError) -> Missing:
     if isinstance(exc, PermissionError):
         return Missing(f"{path}: permission denied (run as root)")
     return Missing(f"{path}: {exc.strerror or exc}")
+
+
+def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
+    """A file named on the command line (a saved plan): regular files only, looked at before
+    opening (a FIFO would block, /dev/zero never ends), and at most ``max_size`` bytes."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = f.read(max_size + 1)
+    if len(data) > max_size:
+        raise OSError(errno.EFBIG, f"larger than {max_size} bytes", str(path))
+    return data

@@ -25,18 +25,17 @@ A journal.json looks like this (abridged)::
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ctguard.errors import CtguardError
+from ctguard.remediation.state_dir import StateDir, UntrustedStateError
 
 SCHEMA = "ctguard.journal/1"
-JOURNAL_SUBDIR = "journal"
-JOURNAL_FILE = "journal.json"
-BACKUP_SUBDIR = "files"
 
 APPLYING = "applying"  # written before the first change; a crash leaves it so
 APPLIED = "applied"
@@ -102,6 +101,11 @@ class CommandRecord:
     undo_check: str | None = None  # see RunCommand.undo_check
     done: bool = False
     undone: bool = False
+    undo_from: str | None = None  # see RunCommand.undo_from
+    # nft handles ("family table chain handle") of the rules tagged ctguard just before the
+    # command ran: if ctguard dies before recording what nft echoed, the rules it added are
+    # the tagged ones not in this list (undo.recovery_script)
+    tagged_before: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,14 +126,6 @@ class JournalEntry:
     undo_failed: tuple[str, ...] = ()  # "what (why)" for each step that could not be undone
 
 
-def entry_dir(state_dir: Path, entry_id: str) -> Path:
-    return state_dir / JOURNAL_SUBDIR / entry_id
-
-
-def backup_file(state_dir: Path, entry_id: str, backup: str) -> Path:
-    return entry_dir(state_dir, entry_id) / BACKUP_SUBDIR / backup
-
-
 # -- JSON ------------------------------------------------------------------------------
 def entry_to_json(entry: JournalEntry) -> str:
     data: dict[str, Any] = {"schema": SCHEMA, **asdict(entry)}
@@ -143,6 +139,8 @@ def entry_from_json(text: str) -> JournalEntry:
         data = json.loads(text)
     except ValueError as exc:
         raise CtguardError(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise CtguardError("nested too deeply to be a journal") from None
     if not isinstance(data, dict):
         raise CtguardError("not a JSON object")
     if data.get("schema") != SCHEMA:
@@ -210,6 +208,12 @@ def _command_record(item: object) -> CommandRecord:
         undo_check=_opt_str(data, "undo_check"),
         done=_bool(data, "done"),
         undone=_bool(data, "undone"),
+        undo_from=_opt_str(data, "undo_from"),
+        tagged_before=(
+            None
+            if data.get("tagged_before") is None
+            else tuple(_str_item(h, "tagged_before") for h in _list(data, "tagged_before"))
+        ),
     )
 
 
@@ -276,50 +280,54 @@ def _bool(data: dict[str, Any], key: str) -> bool:
 
 
 # -- reading a state directory ---------------------------------------------------------
-def list_entries(state_dir: Path) -> list[JournalEntry]:
+def list_entries(state: StateDir | str | os.PathLike[str]) -> list[JournalEntry]:
     """Every entry, newest first; one that cannot be read is listed with state "damaged"."""
+    state = StateDir.of(state)
     try:
-        names = [p.name for p in (state_dir / JOURNAL_SUBDIR).iterdir()]
+        names = state.tree.listdir(state.journal_dir())
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise CtguardError(
-            f"cannot list {state_dir / JOURNAL_SUBDIR}: {exc.strerror or exc}"
+            f"cannot list {state.shown(state.journal_dir())}: {exc.strerror or exc}"
         ) from None
-    entries = [_load_or_damaged(state_dir, name) for name in names if ENTRY_ID.fullmatch(name)]
+    entries = [_load_or_damaged(state, name) for name in names if ENTRY_ID.fullmatch(name)]
     # The id holds only the second; "created" orders two applies made within one.
     entries.sort(key=lambda e: (e.id[:16], e.created, e.id), reverse=True)
     return entries
 
 
-def read_entry(state_dir: Path, entry_id: str) -> JournalEntry:
+def read_entry(state: StateDir | str | os.PathLike[str], entry_id: str) -> JournalEntry:
     """The entry ``entry_id``; CtguardError when there is no such entry or it is damaged."""
-    if not ENTRY_ID.fullmatch(entry_id) or not entry_dir(state_dir, entry_id).is_dir():
+    state = StateDir.of(state)
+    st = state.tree.lstat(state.entry_dir(entry_id)) if ENTRY_ID.fullmatch(entry_id) else None
+    if st is None or not stat.S_ISDIR(st.st_mode):
         raise CtguardError(
-            f"no journal entry {entry_id!r} in {state_dir / JOURNAL_SUBDIR} "
+            f"no journal entry {entry_id!r} in {state.shown(state.journal_dir())} "
             "('ctguard rollback --list' shows the ids)"
         )
-    entry = _load_or_damaged(state_dir, entry_id)
+    entry = _load_or_damaged(state, entry_id)
     if entry.state == DAMAGED:
         raise CtguardError(f"journal entry {entry_id} is damaged: {entry.error}")
     return entry
 
 
-def _load_or_damaged(state_dir: Path, entry_id: str) -> JournalEntry:
-    path = entry_dir(state_dir, entry_id) / JOURNAL_FILE
+def _load_or_damaged(state: StateDir, entry_id: str) -> JournalEntry:
+    path = state.journal_file(entry_id)
+    shown = state.shown(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_JOURNAL_BYTES + 1)
-        if len(raw) > MAX_JOURNAL_BYTES:
-            raise CtguardError(f"larger than {MAX_JOURNAL_BYTES} bytes")
+        state.check_own(state.entry_dir(entry_id))
+        raw = state.read(path, MAX_JOURNAL_BYTES)
         entry = entry_from_json(raw.decode("utf-8"))
         if entry.id != entry_id:
             raise CtguardError(f"it names itself {entry.id!r}")
         return entry
+    except UntrustedStateError:
+        raise
     except OSError as exc:
-        reason = f"{path}: {exc.strerror or exc}"
+        reason = f"{shown}: {exc.strerror or exc}"
     except UnicodeDecodeError:
-        reason = f"{path}: not UTF-8"
+        reason = f"{shown}: not UTF-8"
     except CtguardError as exc:
-        reason = f"{path}: {exc}"
+        reason = f"{shown}: {exc}"
     return JournalEntry(id=entry_id, created="", ctguard_version="", state=DAMAGED, error=reason)

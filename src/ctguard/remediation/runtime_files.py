@@ -1,19 +1,21 @@
-"""Runtime values (``/proc/sys/...``, module parameters): where apply.py reads and sets them.
+"""Runtime values (``/proc/sys/...``, module parameters): where apply and rollback read and
+set them.
 
-Only ``remediation/apply.py`` imports this module (tests/test_writers.py checks it); the
-CLI gets ``TreeRuntime`` and ``NetnsRuntime`` through it.
+Only the writers (``remediation/apply*.py``, ``rollback.py``) import this module
+(tests/test_writers.py checks it); the CLI gets ``TreeRuntime`` and ``NetnsRuntime``
+through apply.py.
 """
 
 from __future__ import annotations
 
 import errno
-import os
+import stat
 from pathlib import Path
 from typing import Protocol
 
 from ctguard.host.netns import run_in_netns
-from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
-from ctguard.remediation.atomic_files import resolve_in_root
+from ctguard.host.root import SMALL_FILE_BYTES
+from ctguard.remediation.tree_fs import Tree
 from ctguard.sizing import kernel_buckets
 
 _HASH_SIZE_FILES = (
@@ -33,40 +35,70 @@ class RuntimeFiles(Protocol):
         """Write ``value``; OSError when the kernel (or the file system) refuses."""
         ...
 
+    def mirrors(self, path: str) -> tuple[str, ...]:
+        """Other files that change with ``path`` and must be written and journalled
+        with it (a tree's second hash-size file); () on a kernel, which keeps one
+        variable behind both."""
+        ...
+
+
+def read_int(runtime: RuntimeFiles, path: str) -> int:
+    """The integer in a runtime file; OSError when it cannot be read, or is no integer."""
+    text = runtime.read(path)
+    try:
+        return int(text)
+    except ValueError:
+        raise OSError(errno.EINVAL, f"{text[:40]!r} is not an integer", path) from None
+
 
 class TreeRuntime:
     """Runtime files under a directory: ``Path("/")`` is the live /proc/sys; any other
-    directory is a tree whose ``proc/sys/...`` files stand for them (tests, snapshots)."""
+    directory is a tree whose ``proc/sys/...`` files stand for them (tests, snapshots).
+
+    In a tree a value is replaced like any file (temporary file, fsync, rename), so a crash
+    never leaves it empty and a hard link never carries the write out of the tree."""
 
     def __init__(self, root: Path) -> None:
-        self._host = HostRoot(root)
+        self._tree = Tree(root)
 
     def read(self, path: str) -> str:
-        return self._host.read_text(path, SMALL_FILE_BYTES).strip()
+        data = self._tree.read(self._tree.realpath(path), SMALL_FILE_BYTES)
+        if data is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        return data.decode("utf-8", "replace").strip()
+
+    def mirrors(self, path: str) -> tuple[str, ...]:
+        if self._tree.is_live or path not in _HASH_SIZE_FILES:
+            return ()
+        # A tree shows what a kernel would: one variable, nf_conntrack_htable_size, behind
+        # both files.
+        return tuple(
+            other
+            for other in _HASH_SIZE_FILES
+            if other != path and _is_regular(self._tree.lstat(self._tree.realpath(other)))
+        )
 
     def write(self, path: str, value: str) -> None:
-        if self._host.is_live or path not in _HASH_SIZE_FILES or not value.isdigit():
-            self._write_one(path, value)
-            return
-        # A tree shows what a kernel would: one variable, nf_conntrack_htable_size, behind
-        # both files, rounded up to whole pages by nf_ct_alloc_hashtable().
-        size = str(kernel_buckets(int(value)))
-        self._write_one(path, size)
-        for other in _HASH_SIZE_FILES:
-            if other != path and self._host.is_file(other):
-                self._write_one(other, size)
-
-    def _write_one(self, path: str, value: str) -> None:
-        _, local = resolve_in_root(self._host, path)
+        if not self._tree.is_live and path in _HASH_SIZE_FILES and value.isdigit():
+            # rounded up to whole pages, as nf_ct_alloc_hashtable() does
+            value = str(kernel_buckets(int(value)))
+        real = self._tree.realpath(path)
         data = (value + "\n").encode()
-        # No O_CREAT: a runtime value that does not exist is not ours to invent; and one
-        # write(2), since /proc/sys parses each write on its own (sysctl_writes_strict).
-        fd = os.open(local, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.EIO, "short write", path)
-        finally:
-            os.close(fd)
+        if self._tree.is_live:
+            # No O_CREAT: a runtime value that does not exist is not ours to invent; and
+            # one write(2), since /proc/sys parses each write on its own.
+            self._tree.write_in_place(real, data)
+            return
+        st = self._tree.lstat(real)
+        if st is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        self._tree.replace(real, data, stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
+
+
+def _is_regular(st: object) -> bool:
+    return st is not None and stat.S_ISREG(getattr(st, "st_mode", 0))
 
 
 class NetnsRuntime:
@@ -85,6 +117,9 @@ class NetnsRuntime:
 
     def write(self, path: str, value: str) -> None:
         self._run(path, value)
+
+    def mirrors(self, path: str) -> tuple[str, ...]:
+        return ()
 
     def _run(self, path: str, value: str | None) -> str:
         code, text = run_in_netns(self.netns, lambda: _runtime_job(path, value), self.timeout)
