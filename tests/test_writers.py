@@ -17,7 +17,6 @@ WRITERS = {
 # module -> why it may write
 OWN_OUTPUTS = {
     "remediation/tree_fs.py": "the writers' file primitives (through directory descriptors)",
-    "remediation/state_dir.py": "the state directory's lock file",
     "remediation/apply_steps.py": "apply's steps, through tree_fs",
     "remediation/journal_writer.py": "the journal, through tree_fs",
     "remediation/rollback.py": "rollback's steps, through tree_fs",

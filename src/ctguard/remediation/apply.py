@@ -41,6 +41,8 @@ from ctguard.remediation.failures import (
     ApplyError,
     Failed,
     StalePlanError,
+    describe,
+    one_line,
     or_apply_error,
     reason,
 )
@@ -273,8 +275,24 @@ def apply_changes(
     StalePlanError (before anything is written) when the host changed since the plan.
     ``commands`` (checked against the live state by their planner) run through ``runner``.
     """
-    step = hook or _no_hook
-    state = StateDir.of(state_dir)
+    try:
+        return _apply_changes(files, sysctls, root, runtime, StateDir.of(state_dir), meta,
+                              hook or _no_hook, commands, runner)  # fmt: skip
+    except OSError as exc:  # before the journal exists: after, every failure is undone
+        raise ApplyError(one_line(f"{describe(exc)}; nothing had been changed")) from None
+
+
+def _apply_changes(
+    files: Sequence[WriteFile],
+    sysctls: Sequence[SetSysctl],
+    root: Path,
+    runtime: RuntimeFiles,
+    state: StateDir,
+    meta: Mapping[str, str | None],
+    step: StepHook,
+    commands: Sequence[RunCommand],
+    runner: CommandRunner | None,
+) -> ApplyResult:
     if commands and not state.trusted:
         raise CtguardError("commands are run only with a state directory on this machine")
     with Tree(root) as tree:

@@ -37,6 +37,12 @@ def reason(exc: BaseException) -> str:
 _NAMED = {errno.ELOOP, errno.ENOTDIR}
 
 
+def describe(exc: OSError) -> str:
+    """An OSError as "path: why" (or "why" when it names no file)."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {why}" if exc.filename else why
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.state_dir import StateDir, UntrustedStateError
+from ctguard.remediation.state_dir import StateDir
 
 SCHEMA = "ctguard.journal/1"
 
@@ -322,8 +322,6 @@ def _load_or_damaged(state: StateDir, entry_id: str) -> JournalEntry:
         if entry.id != entry_id:
             raise CtguardError(f"it names itself {entry.id!r}")
         return entry
-    except UntrustedStateError:
-        raise
     except OSError as exc:
         reason = f"{shown}: {exc.strerror or exc}"
     except UnicodeDecodeError:

@@ -14,7 +14,7 @@ command only from a trusted state directory and only in a shape ctguard writes
 
 from __future__ import annotations
 
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +26,11 @@ from ctguard.remediation.command_runner import CommandRunner
 from ctguard.remediation.failures import (
     ApplyError,
     Failed,
+    describe,
     failing_as,
     one_line,
     or_apply_error,
+    reason,
 )
 from ctguard.remediation.journal import (
     APPLIED,
@@ -109,12 +111,35 @@ def rollback(
     A file or value changed by someone else since the apply is not overwritten unless
     ``force``; in that case nothing at all is rolled back and CtguardError names them.
     """
-    step = hook or _no_hook
-    state = StateDir.of(state_dir)
-    if not state.exists():
-        raise CtguardError(f"no applied change to roll back (no journal in {state.shown()})")
-    with Tree(root) as tree, state.lock(create=False):
-        entry = entry_to_roll_back(state, entry_id)
+    try:
+        return _rollback(entry_id, root, runtime, StateDir.of(state_dir), force,
+                         hook or _no_hook, runner)  # fmt: skip
+    except OSError as exc:  # before the first write: after, every failure is one line
+        raise CtguardError(one_line(f"{describe(exc)}; nothing was rolled back")) from None
+
+
+def _rollback(
+    entry_id: str | None,
+    root: Path,
+    runtime: RuntimeFiles,
+    state: StateDir,
+    force: bool,
+    step: StepHook,
+    runner: CommandRunner | None,
+) -> RollbackResult:
+    with Tree(root) as tree, ExitStack() as held:
+        try:
+            if not state.exists():
+                raise CtguardError(
+                    f"no applied change to roll back (no journal in {state.shown()})"
+                )
+            held.enter_context(state.lock(create=False))
+            entry = entry_to_roll_back(state, entry_id)
+        except OSError as exc:
+            raise CtguardError(
+                f"cannot use the state directory {state.shown()}: {reason(exc)};"
+                " nothing was rolled back"
+            ) from None
         if entry.state in (ROLLED_BACK, UNDONE):
             return RollbackResult(entry.id, (), (), (), nothing_to_do=True)
         _check_entry(entry, state, runner)

@@ -27,13 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ctguard.errors import CtguardError
+from ctguard.remediation.failures import describe
 from ctguard.remediation.tree_fs import Tree, host_parts
 
 DEFAULT_STATE_DIR = "/var/lib/ctguard"
 JOURNAL_SUBDIR = "journal"
 JOURNAL_FILE = "journal.json"
 BACKUP_SUBDIR = "files"
-LOCK_FILE = "lock"
 PRIVATE_DIR_MODE = 0o700  # the state directory holds copies of configuration files
 PARENT_DIR_MODE = 0o755  # /var, /var/lib made in an image tree stay usable by everyone
 # ctguard backs up configuration files; anything larger is not one of its backups.
@@ -62,7 +62,7 @@ class StateDir:
         """``--state-dir DIR`` or the default on this machine; UntrustedStateError when
         someone other than root could have written it."""
         tree = Tree("/")
-        state = cls(tree, tree.realpath(os.path.abspath(given)), trusted=True)
+        state = cls(tree, _resolved(tree, os.path.abspath(given)), trusted=True)
         state.check_trust()
         return state
 
@@ -70,7 +70,7 @@ class StateDir:
     def in_tree(cls, root: str | os.PathLike[str], path: str = DEFAULT_STATE_DIR) -> StateDir:
         """The state directory of a ``--root`` tree: data, never trusted."""
         tree = Tree(root)
-        return cls(tree, tree.realpath(path), trusted=False)
+        return cls(tree, _resolved(tree, path), trusted=False)
 
     @classmethod
     def of(cls, given: StateDir | str | os.PathLike[str]) -> StateDir:
@@ -153,21 +153,16 @@ class StateDir:
 
     # -- the lock -------------------------------------------------------------------------
     @contextmanager
-    def lock(self, create: bool, wait: float = LOCK_WAIT) -> Iterator[None]:
-        """Hold ``<state dir>/lock`` (flock) while one apply or rollback runs; a second
-        waits up to ``wait`` seconds, then BusyError. ``create``: make the state
-        directory first (apply); a rollback has nothing to do without one."""
+    def lock(self, create: bool, wait: float | None = None) -> Iterator[None]:
+        """Hold an flock on the state directory itself while one apply or rollback runs
+        (no lock file to leave behind); a second waits up to ``wait`` seconds (LOCK_WAIT),
+        then BusyError. ``create``: make the state directory first (apply); a rollback
+        has nothing to do without one."""
         if create:
             self.tree.make_dirs(self.path, PRIVATE_DIR_MODE, PARENT_DIR_MODE)
         self.check_trust()
-        name = self.sub(LOCK_FILE)
-        with self.tree.parent(name) as (dirfd, base):
-            fd = os.open(
-                base, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd
-            )
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file", self.shown(name))
+        with self.tree.dir_fd(self.path) as fd:
+            wait = LOCK_WAIT if wait is None else wait
             deadline = time.monotonic() + wait
             while True:
                 try:
@@ -176,11 +171,16 @@ class StateDir:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise BusyError(
-                            f"another ctguard apply or rollback is using {self.shown()} (lock"
-                            f" {self.shown(name)} held for {wait:g} s); run it again once that"
-                            " one has finished"
+                            f"another ctguard apply or rollback is using {self.shown()} (waited"
+                            f" {wait:g} s for its lock); run this again once that one has finished"
                         ) from None
                     time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+            yield  # closing the descriptor releases the lock
+
+
+def _resolved(tree: Tree, path: str) -> str:
+    try:
+        return tree.realpath(path)
+    except OSError as exc:
+        where = tree.local(path) if path.startswith("/") else path
+        raise CtguardError(f"cannot resolve the state directory {where}: {describe(exc)}") from None

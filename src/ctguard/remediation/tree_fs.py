@@ -104,7 +104,7 @@ class Tree:
                 try:
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
-                    raise _on_the_way(exc, parts[: depth + 1]) from None
+                    raise _on_the_way(exc, fd, parts[: depth + 1]) from None
                 os.close(fd)
                 fd = child
             yield fd
@@ -296,13 +296,16 @@ class Tree:
             return []
 
 
-def _on_the_way(exc: OSError, parts: list[str]) -> OSError:
+def _on_the_way(exc: OSError, dirfd: int, parts: list[str]) -> OSError:
+    """The error of a walk that met something else than a directory, naming it."""
     where = "/" + "/".join(parts)
-    if exc.errno == errno.ELOOP:
-        return OSError(
-            errno.ELOOP, "a symbolic link where a directory was (the tree changed?)", where
-        )
-    if exc.errno == errno.ENOTDIR:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        with suppress(OSError):
+            if stat.S_ISLNK(os.stat(parts[-1], dir_fd=dirfd, follow_symlinks=False).st_mode):
+                why = "a symbolic link where ctguard expects a directory"
+                return OSError(
+                    errno.ELOOP, f"{why} (links are followed once, before writing)", where
+                )
         return OSError(errno.ENOTDIR, "not a directory", where)
     return OSError(exc.errno, exc.strerror or str(exc), where)
 
