@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,9 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.remediation.apply import ApplyResult, RollbackResult, apply_changes, rollback
+from ctguard.remediation.apply import (
+    ApplyResult,
+    RollbackResult,
+    TreeRuntime,
+    apply_changes,
+    rollback,
+)
 from ctguard.remediation.changes import EDIT, GLOBAL, OURS, RunCommand, SetSysctl, WriteFile
 from ctguard.remediation.command_runner import CommandRunner
+from ctguard.remediation.state_dir import StateDir
 
 MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
 BUCKETS = "/proc/sys/net/netfilter/nf_conntrack_buckets"
@@ -187,3 +195,43 @@ def roll_back_commands(tmp_path: Path, entry_id: str, runner: CommandRunner) -> 
 def journal_json(state: Path, entry_id: str) -> Path:
     """Where an entry's journal.json is, to damage or edit it as a crash or a person would."""
     return state / "journal" / entry_id / "journal.json"
+
+
+# -- a tree as `apply --root` sees it: runtime files and the state directory inside it ------
+HASHSIZE = "/sys/module/nf_conntrack/parameters/hashsize"
+
+
+def make_tree(base: Path) -> tuple[Path, Path]:
+    """(the tree, the outside directory holding a copy of it)."""
+    root = make_root(base / "T")
+    netfilter = root / "proc/sys/net/netfilter"
+    netfilter.mkdir(parents=True)
+    (netfilter / "nf_conntrack_max").write_text("65536\n")
+    (netfilter / "nf_conntrack_buckets").write_text("16384\n")
+    params = root / "sys/module/nf_conntrack/parameters"
+    params.mkdir(parents=True)
+    (params / "hashsize").write_text("16384\n")
+    (root / "var/lib").mkdir(parents=True)
+    outside = base / "outside"
+    shutil.copytree(root, outside, symlinks=True)
+    for name in ("etc/udev/rules.d", "var/lib/ctguard/journal"):
+        (outside / name).mkdir(parents=True)
+    return root, outside
+
+
+def tree_sysctls() -> list[SetSysctl]:
+    return [
+        SetSysctl("nf_conntrack_max", MAX, 65536, 262144, GLOBAL, "max"),
+        SetSysctl("hashsize", HASHSIZE, 16384, 65536, GLOBAL, "buckets", 65536),
+    ]
+
+
+def apply_tree(root: Path, hook: object = None) -> object:
+    return apply_changes(
+        plan_files(), tree_sysctls(), root=root, runtime=TreeRuntime(root),
+        state_dir=StateDir.in_tree(root), meta={"command": "apply"}, hook=hook,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def roll_back_tree(root: Path) -> object:
+    return rollback(None, root=root, runtime=TreeRuntime(root), state_dir=StateDir.in_tree(root))

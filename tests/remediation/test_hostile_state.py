@@ -327,6 +327,8 @@ def _apply_one(root: str, state: str, content: bytes, results: object) -> None:
         results.put("stale")  # type: ignore[attr-defined]
     except BusyError:
         results.put("busy")  # type: ignore[attr-defined]
+    except Exception as exc:  # reported, so the assertion shows it
+        results.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
 
 
 def test_concurrent_applies_never_both_write(tmp_path):

@@ -19,13 +19,10 @@ from pathlib import Path
 import pytest
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply import TreeRuntime, apply_changes, rollback
-from ctguard.remediation.changes import GLOBAL, SetSysctl
 from ctguard.remediation.journal import list_entries
 from ctguard.remediation.state_dir import StateDir
-from remediation.conftest import MAX, make_root, plan_files, tree_state
+from remediation.conftest import apply_tree, make_tree, roll_back_tree, tree_state
 
-HASHSIZE = "/sys/module/nf_conntrack/parameters/hashsize"
 # What an attacker swaps for a link: every directory an apply or its rollback walks.
 TARGETS = (
     "etc",
@@ -37,42 +34,6 @@ TARGETS = (
     "proc/sys/net/netfilter",
     "sys/module/nf_conntrack",
 )
-
-
-def make_tree(base: Path) -> tuple[Path, Path]:
-    """(the tree, the outside directory holding a copy of it)."""
-    root = make_root(base / "T")
-    netfilter = root / "proc/sys/net/netfilter"
-    netfilter.mkdir(parents=True)
-    (netfilter / "nf_conntrack_max").write_text("65536\n")
-    (netfilter / "nf_conntrack_buckets").write_text("16384\n")
-    params = root / "sys/module/nf_conntrack/parameters"
-    params.mkdir(parents=True)
-    (params / "hashsize").write_text("16384\n")
-    (root / "var/lib").mkdir(parents=True)
-    outside = base / "outside"
-    shutil.copytree(root, outside, symlinks=True)
-    for name in ("etc/udev/rules.d", "var/lib/ctguard/journal"):
-        (outside / name).mkdir(parents=True)
-    return root, outside
-
-
-def sysctls() -> list[SetSysctl]:
-    return [
-        SetSysctl("nf_conntrack_max", MAX, 65536, 262144, GLOBAL, "max"),
-        SetSysctl("hashsize", HASHSIZE, 16384, 65536, GLOBAL, "buckets", 65536),
-    ]
-
-
-def apply_tree(root: Path, hook: object = None) -> object:
-    return apply_changes(
-        plan_files(), sysctls(), root=root, runtime=TreeRuntime(root),
-        state_dir=StateDir.in_tree(root), meta={"command": "apply"}, hook=hook,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
-def roll_back_tree(root: Path) -> object:
-    return rollback(None, root=root, runtime=TreeRuntime(root), state_dir=StateDir.in_tree(root))
 
 
 def swap_for_link(root: Path, rel: str, outside: Path) -> None:

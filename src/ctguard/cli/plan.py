@@ -461,7 +461,7 @@ def rollback_command(
     """
     from ctguard.remediation import apply as writer
     from ctguard.remediation.journal import list_entries
-    from ctguard.remediation.rollback import entry_to_roll_back
+    from ctguard.remediation.rollback import UNFINISHED, entry_to_roll_back, tidy
 
     target = _target(root, None)
     journal = target.state_dir(state_dir)
@@ -486,14 +486,17 @@ def rollback_command(
         return 0
     if entry_id is None:
         entries = list_entries(journal)
-        if (
-            entries
-            and entries[0].state in ("rolled-back", "undone")
-            and not any(e.state in ("applied", "applying", "undo-failed") for e in entries)
-        ):
-            emit(
-                f"nothing to do: the latest entry, {entries[0].id}, is already {entries[0].state}\n"
+        if not any(e.state in UNFINISHED for e in entries):
+            finished = [e for e in entries if e.state in ("rolled-back", "undone")]
+            latest = (
+                f"the latest entry, {finished[0].id}, is already {finished[0].state}"
+                if finished
+                else f"no applied change in {journal.shown()}"
             )
+            _need_root(Target(root, None), "rollback")
+            swept = tidy(journal)  # what an apply killed while creating its journal left
+            emit(f"nothing to do: {latest}" + (f" (removed the empty entry {', '.join(swept)}"
+                 " an interrupted apply had left)" if swept else "") + "\n")  # fmt: skip
             return 0
     chosen = entry_to_roll_back(journal, entry_id)
     # A tree's journal is data: its files are put back inside the tree, its runtime values

@@ -53,7 +53,7 @@ from ctguard.remediation.journal import (
     JournalEntry,
     list_entries,
 )
-from ctguard.remediation.journal_writer import JournalWriter
+from ctguard.remediation.journal_writer import JournalWriter, sweep_unborn
 from ctguard.remediation.rollback import RollbackResult, rollback
 from ctguard.remediation.runtime_files import NetnsRuntime, RuntimeFiles, TreeRuntime, read_int
 from ctguard.remediation.state_dir import MAX_BACKUP_BYTES, StateDir
@@ -131,7 +131,7 @@ def _mirrors(setting: SetSysctl, runtime: RuntimeFiles) -> list[SysctlStep]:
     for path in runtime.mirrors(setting.path):
         current = _read_value(runtime, path, "nothing had been changed")
         if current != setting.reads_back:
-            name = PurePosixPath(path).name
+            name = f"{PurePosixPath(path).name} (mirror)"
             why = f"the same kernel variable as {setting.name}"
             mirror = SetSysctl(name, path, current, setting.reads_back, setting.scope, why)
             steps.append(SysctlStep(mirror, current))
@@ -300,6 +300,9 @@ def _apply_changes(
         # already in place writes nothing at all), and again under the lock.
         checked = _check(files, sysctls, tree, runtime)
         if not checked.files and not checked.sysctls and not commands:
+            if state.exists():  # in place, maybe by an apply that was killed: say so
+                with state.lock(create=False):
+                    refuse_unfinished(state)
             return ApplyResult(None, (), (), checked.skipped)
         with ExitStack() as held:
             try:
@@ -309,6 +312,7 @@ def _apply_changes(
                     f"cannot use the state directory {state.shown()}: {reason(exc)};"
                     " nothing had been changed"
                 ) from None
+            sweep_unborn(state)
             refuse_unfinished(state)
             checked = replace(_check(files, sysctls, tree, runtime), commands=tuple(commands))
             if not checked.files and not checked.sysctls and not checked.commands:

@@ -155,7 +155,9 @@ class Apply:
             if self.tree.read(file_step.real, MAX_BACKUP_BYTES) != file_step.current:
                 raise Failed(f"cannot back up {path}: it changed while ctguard was applying")
             backup = self.journal.backup_path(str(index))
-            self.journal.state.tree.replace(backup, file_step.current, PRIVATE_FILE_MODE, None)
+            self.journal.state.tree.replace(
+                backup, file_step.current, PRIVATE_FILE_MODE, None, self.step, f"backup {path}"
+            )
 
     def write_file(self, index: int, file_step: FileStep) -> None:
         change = file_step.change

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import errno
 import secrets
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any, Literal
 
 from ctguard.remediation.failures import ApplyError, failing_as, one_line, reason
-from ctguard.remediation.journal import JournalEntry, entry_to_json
+from ctguard.remediation.journal import ENTRY_ID, JournalEntry, entry_to_json
 from ctguard.remediation.state_dir import (
     BACKUP_SUBDIR,
     PARENT_DIR_MODE,
@@ -51,11 +52,11 @@ class JournalWriter:
             return journal
         except Exception as exc:
             if made is not None:
-                for path in (f"{made}/{BACKUP_SUBDIR}", made):
-                    try:
-                        tree.rmdir(path)
-                    except OSError:
-                        break
+                with suppress(OSError):
+                    tree.unlink(state.journal_file(entry.id))
+                    tree.remove_temps(state.journal_file(entry.id))
+                    tree.rmdir(f"{made}/{BACKUP_SUBDIR}")
+                    tree.rmdir(made)
             raise ApplyError(
                 one_line(
                     f"cannot create the journal in {state.shown(state.journal_dir())}:"
@@ -67,7 +68,7 @@ class JournalWriter:
         self.step("journal write")
         text = entry_to_json(self.entry).encode()
         path = self.state.journal_file(self.entry.id)
-        self.state.tree.replace(path, text, PRIVATE_FILE_MODE, None, label="journal")
+        self.state.tree.replace(path, text, PRIVATE_FILE_MODE, None, self.step, "journal")
 
     def update(self, entry: JournalEntry, save: bool = True) -> None:
         """Record ``entry``; ``save=False`` keeps it in memory until the next save."""
@@ -107,3 +108,30 @@ def _make_entry_dir(state: StateDir, entry: JournalEntry) -> JournalEntry:
         except FileExistsError:
             entry = replace(entry, id=entry.id[:-4] + secrets.token_hex(2))
     raise OSError(errno.EEXIST, "cannot pick an unused entry id", state.shown())
+
+
+def sweep_unborn(state: StateDir) -> list[str]:
+    """Remove the entry directories an apply killed while creating its journal left: no
+    journal.json, an empty ``files/``, at most a temporary journal. Nothing had been
+    changed by then (the journal is written before the first change). Their ids."""
+    swept: list[str] = []
+    try:
+        names = state.tree.listdir(state.journal_dir())
+    except OSError:
+        return swept
+    for name in names:
+        if not ENTRY_ID.fullmatch(name):
+            continue
+        entry = state.entry_dir(name)
+        try:
+            if state.tree.lstat(state.journal_file(name)) is not None:
+                continue
+            state.tree.remove_temps(state.journal_file(name))
+            backups = f"{entry}/{BACKUP_SUBDIR}"
+            if state.tree.lstat(backups) is not None and not state.tree.rmdir(backups):
+                continue  # not empty: not ours to judge
+            if state.tree.rmdir(entry):
+                swept.append(name)
+        except OSError:
+            continue
+    return swept

@@ -45,7 +45,7 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
-from ctguard.remediation.journal_writer import JournalWriter
+from ctguard.remediation.journal_writer import JournalWriter, sweep_unborn
 from ctguard.remediation.runtime_files import RuntimeFiles, read_int
 from ctguard.remediation.state_dir import MAX_BACKUP_BYTES, StateDir
 from ctguard.remediation.tree_fs import StepHook, Tree
@@ -95,6 +95,18 @@ def entry_to_roll_back(state: StateDir, entry_id: str | None) -> JournalEntry:
     raise CtguardError(f"no applied change to roll back (journal: {state.shown()})")
 
 
+def tidy(state: StateDir) -> list[str]:
+    """Remove, under the lock, the entries an apply killed while creating its journal
+    left (nothing had been changed by then); their ids."""
+    try:
+        with state.lock(create=False):
+            return sweep_unborn(state)
+    except OSError as exc:
+        raise CtguardError(
+            f"cannot use the state directory {state.shown()}: {describe(exc)}"
+        ) from None
+
+
 def rollback(
     entry_id: str | None,
     *,
@@ -134,6 +146,7 @@ def _rollback(
                     f"no applied change to roll back (no journal in {state.shown()})"
                 )
             held.enter_context(state.lock(create=False))
+            sweep_unborn(state)
             entry = entry_to_roll_back(state, entry_id)
         except OSError as exc:
             raise CtguardError(

@@ -1,0 +1,137 @@
+"""Issue 14, item 4, at the level of system calls: ``ctguard apply --root`` and
+``ctguard rollback --root`` killed by strace (``-e inject=SYSCALL:signal=KILL:when=N``)
+at the N-th call of each system call that writes, for every N the run makes; then
+recovered with ``ctguard rollback``. The tree must hold its exact original bytes (and a
+new apply the complete plan), with no temporary file left.
+
+The tree is a copy of examples/rhel6-table-full: a real RHEL 6 sysctl.conf, modprobe.d,
+iptables-config and the /proc and /sys values of that host (see examples/README.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from helpers import ctguard_bin
+from remediation.conftest import temp_files, tree_state
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rhel6-table-full"
+STATE = "var/lib/ctguard"
+# The system calls by which ctguard changes a file system (os.rename with dir_fd is
+# renameat; os.unlink and os.rmdir with dir_fd are unlinkat; os.mkdir is mkdirat).
+WRITES = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdirat", "unlinkat")
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
+
+pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+
+
+def host_state(root: Path) -> dict[str, tuple[object, ...]]:
+    """The tree as its host sees it: everything but ctguard's own journal, which stays
+    after a rollback (with the directory above it, made 0755 like the distributions')."""
+    state = tree_state(root)
+    assert state.get("var/lib", ("dir", 0o755))[:2] == ("dir", 0o755)
+    return {k: v for k, v in state.items() if not k.startswith(STATE) and k != "var/lib"}
+
+
+def ctguard(*args: str, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [ctguard_bin(), *args]
+    if kill is not None:
+        syscall, n = kill
+        argv = ["strace", "-o", "/dev/null", "-e", f"trace={syscall}",
+                "-e", f"inject={syscall}:signal=KILL:when={n}", "--", *argv]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=ENV, check=False)
+
+
+def killed(done: subprocess.CompletedProcess[str]) -> bool:
+    return done.returncode in (-9, 137)
+
+
+def fresh(base: Path) -> Path:
+    tree = base / "T"
+    shutil.copytree(EXAMPLE, tree, symlinks=True)
+    return tree
+
+
+def strace_works(tmp_path: Path) -> None:
+    done = subprocess.run(["strace", "-o", "/dev/null", "true"], capture_output=True, timeout=30,
+                          check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {done.stderr.decode().strip()[:80]}")
+
+
+def kill_points(tmp_path: Path, *args: str, setup: bool) -> list[tuple[str, int]]:
+    """(syscall, N) for every write system call the command makes."""
+    tree = fresh(tmp_path / "count")
+    if setup:
+        assert ctguard("apply", "--root", str(tree), "--yes").returncode == 0
+    log = tmp_path / "count.strace"
+    argv = ["strace", "-o", str(log), "-e", f"trace={','.join(WRITES)}", "--", ctguard_bin(),
+            *args, "--root", str(tree), "--yes"]  # fmt: skip
+    assert (
+        subprocess.run(argv, capture_output=True, timeout=60, env=ENV, check=False).returncode == 0
+    )
+    counts: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        name = line.split("(", 1)[0]
+        if name in WRITES:
+            counts[name] = counts.get(name, 0) + 1
+    return [(name, n) for name, count in sorted(counts.items()) for n in range(1, count + 1)]
+
+
+def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path):
+    strace_works(tmp_path)
+    points = kill_points(tmp_path, "apply", setup=False)
+    assert len(points) > 60 and {name for name, _ in points} >= {"write", "fsync", "renameat"}
+    reference = fresh(tmp_path / "reference")
+    before = host_state(reference)
+    assert ctguard("apply", "--root", str(reference), "--yes").returncode == 0
+    applied = host_state(reference)
+    assert applied != before
+
+    def one(index: int, point: tuple[str, int]) -> str:
+        tree = fresh(tmp_path / str(index))
+        done = ctguard("apply", "--root", str(tree), "--yes", kill=point)
+        assert killed(done) or done.returncode == 0, (point, done.stderr)
+        back = ctguard("rollback", "--root", str(tree), "--yes")
+        assert back.returncode == 0, (point, back.stderr)
+        assert host_state(tree) == before, point
+        assert temp_files(tree) == [], point
+        again = ctguard("apply", "--root", str(tree), "--yes")
+        assert again.returncode == 0, (point, again.stderr)
+        assert host_state(tree) == applied, point
+        shutil.rmtree(tree.parent)
+        return "killed" if killed(done) else "finished"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(one, range(len(points)), points))
+    assert outcomes.count("killed") == len(points)  # each point is reached, and kills
+
+
+def test_rollback_killed_at_every_write_syscall_is_finished_by_a_rerun(tmp_path):
+    strace_works(tmp_path)
+    points = kill_points(tmp_path, "rollback", setup=True)
+    assert len(points) > 30
+    before = host_state(fresh(tmp_path / "reference"))
+
+    def one(index: int, point: tuple[str, int]) -> str:
+        tree = fresh(tmp_path / str(index))
+        assert ctguard("apply", "--root", str(tree), "--yes").returncode == 0
+        done = ctguard("rollback", "--root", str(tree), "--yes", kill=point)
+        assert killed(done) or done.returncode == 0, (point, done.stderr)
+        again = ctguard("rollback", "--root", str(tree), "--yes")
+        assert again.returncode == 0, (point, again.stderr)
+        assert host_state(tree) == before, point
+        assert temp_files(tree) == [], point
+        listed = ctguard("rollback", "--root", str(tree), "--list")
+        assert listed.stdout.split()[1] == "rolled-back", (point, listed.stdout)
+        shutil.rmtree(tree.parent)
+        return "killed" if killed(done) else "finished"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(one, range(len(points)), points))
+    assert outcomes.count("killed") == len(points)
