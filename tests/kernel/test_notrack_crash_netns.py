@@ -1,0 +1,74 @@
+"""Issue 14, item 4, for firewall commands: ``ctguard notrack --apply`` killed by strace at
+each write system call it makes itself (its journal, its output; nft and iptables-restore
+run in children, which are not traced, so each transaction either commits or not), then
+``ctguard rollback``: the namespace's ruleset is exactly what it was before, including
+when ctguard died right after nft committed and before it recorded nft's echo.
+
+Each backend gets its own namespace (fixture ``netns``); nothing is sent anywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ctguard.remediation.journal import list_entries
+from helpers import ctguard_bin, run_ctguard
+from kernel.test_notrack_netns import BACKENDS, firewall, ruleset
+from netns_helpers import Netns
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed"),
+]
+WRITES = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdirat", "unlinkat")
+ENV_KEEP = {"PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
+
+
+def notrack_argv(netns: Netns, state: Path) -> list[str]:
+    return [ctguard_bin(), "notrack", "--port", "8983", "--direction", "both", "--apply",
+            "--yes", "--netns", netns.name, "--state-dir", str(state)]  # fmt: skip
+
+
+def strace(*args: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["strace", *args, "--", *argv], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **ENV_KEEP}, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_notrack_apply_killed_at_every_write_syscall_is_rolled_back(netns, tmp_path, backend):
+    firewall(netns, backend)
+    before = ruleset(netns, backend)
+    log = tmp_path / "count.strace"
+    done = strace("-o", str(log), "-e", f"trace={','.join(WRITES)}",
+                  argv=notrack_argv(netns, tmp_path / "count"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    applied = ruleset(netns, backend)
+    assert applied != before
+    counts: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        name = line.split("(", 1)[0]
+        if name in WRITES:
+            counts[name] = counts.get(name, 0) + 1
+    points = [(name, n) for name, count in sorted(counts.items()) for n in range(1, count + 1)]
+    assert len(points) > 15
+    back = run_ctguard("rollback", "--state-dir", str(tmp_path / "count"), "--yes")
+    assert back.returncode == 0 and ruleset(netns, backend) == before, back.stderr
+    committed_then_killed = 0
+    for index, (name, n) in enumerate(points):
+        state = tmp_path / str(index)
+        killed = strace("-o", "/dev/null", "-e", f"trace={name}",
+                        "-e", f"inject={name}:signal=KILL:when={n}",
+                        argv=notrack_argv(netns, state))  # fmt: skip
+        assert killed.returncode in (-9, 137), ((name, n), killed.returncode, killed.stderr)
+        committed_then_killed += ruleset(netns, backend) == applied
+        back = run_ctguard("rollback", "--state-dir", str(state), "--yes")
+        assert back.returncode == 0, ((name, n), back.stderr)
+        assert ruleset(netns, backend) == before, ((name, n), back.stdout)
+        states = {e.state for e in list_entries(state)} if state.exists() else set()
+        assert states <= {"rolled-back", "undone"}, ((name, n), states)
+    # some kills came after the transaction had committed: those are the ones that matter
+    assert committed_then_killed > 0
