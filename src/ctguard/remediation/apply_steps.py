@@ -83,12 +83,18 @@ def _undo_step(step: StepHook) -> StepHook:
 
 
 @dataclass
-class Apply:
+class Writer:
+    """What apply and rollback write with: the tree, its runtime values, the journal."""
+
     tree: Tree
     runtime: RuntimeFiles
     journal: JournalWriter
     step: StepHook
     runner: CommandRunner | None = None
+
+
+@dataclass
+class Apply(Writer):
     undos: list[Undo] = field(default_factory=list)
 
     def run(

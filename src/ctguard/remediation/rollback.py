@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply_steps import put_back
+from ctguard.remediation.apply_steps import Writer, put_back
 from ctguard.remediation.changes import sha256
 from ctguard.remediation.command_runner import CommandRunner
 from ctguard.remediation.failures import (
@@ -265,12 +265,7 @@ def _backup_bytes(entry: JournalEntry, record: FileRecord, state: StateDir) -> b
 
 
 @dataclass
-class _Rollback:
-    tree: Tree
-    runtime: RuntimeFiles
-    journal: JournalWriter
-    step: StepHook
-    runner: CommandRunner | None = None
+class _Rollback(Writer):
     files: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
