@@ -17,7 +17,7 @@ import pytest
 
 from ctguard.remediation.journal import list_entries
 from helpers import ctguard_bin, run_ctguard
-from kernel.test_notrack_netns import BACKENDS, firewall, ruleset
+from kernel.test_notrack_netns import firewall, ruleset
 from netns_helpers import Netns
 
 pytestmark = [
@@ -28,9 +28,11 @@ WRITES = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdira
 ENV_KEEP = {"PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
 
 
-def notrack_argv(netns: Netns, state: Path) -> list[str]:
-    return [ctguard_bin(), "notrack", "--port", "8983", "--direction", "both", "--apply",
-            "--yes", "--netns", netns.name, "--state-dir", str(state)]  # fmt: skip
+def notrack_argv(netns: Netns, state: Path, action: str) -> list[str]:
+    what = ["--remove"] if action == "remove" else ["--port", "8983", "--direction", "both",
+                                                    "--apply"]  # fmt: skip
+    return [ctguard_bin(), "notrack", *what, "--yes", "--netns", netns.name,
+            "--state-dir", str(state)]  # fmt: skip
 
 
 def strace(*args: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -38,16 +40,23 @@ def strace(*args: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
                           timeout=120, env={**os.environ, **ENV_KEEP}, check=False)  # fmt: skip
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_notrack_apply_killed_at_every_write_syscall_is_rolled_back(netns, tmp_path, backend):
+@pytest.mark.parametrize(
+    ("backend", "action"), [("nft", "apply"), ("iptables", "apply"), ("nft", "remove")]
+)
+def test_notrack_killed_at_every_write_syscall_is_rolled_back(netns, tmp_path, backend, action):
+    """``apply``: add the rules; ``remove``: delete them again (``--remove``), whose undo
+    re-adds them only if the deletion committed."""
     firewall(netns, backend)
+    if action == "remove":
+        done = run_ctguard(*notrack_argv(netns, tmp_path / "setup", "apply")[1:])
+        assert done.returncode == 0, done.stderr
     before = ruleset(netns, backend)
     log = tmp_path / "count.strace"
     done = strace("-o", str(log), "-e", f"trace={','.join(WRITES)}",
-                  argv=notrack_argv(netns, tmp_path / "count"))  # fmt: skip
+                  argv=notrack_argv(netns, tmp_path / "count", action))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    applied = ruleset(netns, backend)
-    assert applied != before
+    changed = ruleset(netns, backend)
+    assert changed != before
     counts: dict[str, int] = {}
     for line in log.read_text().splitlines():
         name = line.split("(", 1)[0]
@@ -62,9 +71,9 @@ def test_notrack_apply_killed_at_every_write_syscall_is_rolled_back(netns, tmp_p
         state = tmp_path / str(index)
         killed = strace("-o", "/dev/null", "-e", f"trace={name}",
                         "-e", f"inject={name}:signal=KILL:when={n}",
-                        argv=notrack_argv(netns, state))  # fmt: skip
+                        argv=notrack_argv(netns, state, action))  # fmt: skip
         assert killed.returncode in (-9, 137), ((name, n), killed.returncode, killed.stderr)
-        committed_then_killed += ruleset(netns, backend) == applied
+        committed_then_killed += ruleset(netns, backend) == changed
         back = run_ctguard("rollback", "--state-dir", str(state), "--yes")
         assert back.returncode == 0, ((name, n), back.stderr)
         assert ruleset(netns, backend) == before, ((name, n), back.stdout)

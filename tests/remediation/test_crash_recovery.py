@@ -144,3 +144,19 @@ def test_killed_twice_apply_then_its_recovery_still_recovers(tmp_path):
             assert "no applied change" in str(exc) or "already" in str(exc), k
         assert host_state(root) == before, k
         assert temp_files(root) == [], k
+
+
+def test_a_runtime_value_left_empty_is_named_and_force_restores_it(tmp_path):
+    """A tree value emptied by something else (ctguard itself replaces it whole): the
+    rollback names it, and --force puts the recorded value back."""
+    from ctguard.remediation.apply import TreeRuntime, rollback
+
+    root, _ = make_tree(tmp_path)
+    max_file = root / "proc/sys/net/netfilter/nf_conntrack_max"
+    apply_tree(root)
+    max_file.write_text("")
+    with pytest.raises(CtguardError, match=r"nf_conntrack_max \(now '', ctguard set 262144\)"):
+        roll_back_tree(root)
+    rollback(None, root=root, runtime=TreeRuntime(root), state_dir=StateDir.in_tree(root),
+             force=True)  # fmt: skip
+    assert max_file.read_text() == "65536\n"

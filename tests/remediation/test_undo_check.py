@@ -26,7 +26,7 @@ from ctguard.remediation.journal import (
     read_entry,
 )
 from ctguard.remediation.nft_echo import undo_from_echo
-from ctguard.remediation.notrack_script import NFT_APPLY, NFT_RUN, add_commands
+from ctguard.remediation.notrack_script import NFT_APPLY, NFT_RUN, add_commands, remove_commands
 from ctguard.remediation.undo_check import LISTING, cleanup, reconcile
 from notrack_samples import ip6t, ipt, merged, nft, plan, sample, with_lines
 from remediation.conftest import apply_commands, journal_json, roll_back_commands
@@ -471,3 +471,27 @@ def test_rollback_of_an_interrupted_apply_undoes_a_committed_iptables_add(tmp_pa
     path.write_text(json.dumps(data))
     roll_back_commands(tmp_path, entry_id, fw)
     assert fw.iptables.save() == IPT_BEFORE
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_rollback_of_an_interrupted_remove_puts_back_only_what_was_deleted(tmp_path, committed):
+    """`notrack --remove` killed around its second transaction (iptables filter): whether
+    it committed is read from iptables-save (a table commits whole), so its undo re-adds
+    the rules only if they were deleted, never a second copy."""
+    fw = Netfilter(Iptables.parse("iptables", IPT_APPLIED), Iptables.parse("ip6tables", ""))
+    commands, _ = remove_commands(ipt("stateful-applied"))
+    assert [c.what for c in commands] == ["remove 2 iptables raw rule(s)",
+                                          "remove 1 iptables filter rule(s)"]  # fmt: skip
+    entry_id = apply_commands(tmp_path, commands, fw).entry_id
+    assert entry_id is not None
+    if not committed:  # killed before the filter transaction: its rules are still there
+        fw.run(commands[1].undo_argv, commands[1].undo_stdin)
+    path = journal_json(tmp_path / "state", entry_id)
+    data = json.loads(path.read_text())
+    data["state"] = APPLYING
+    data["commands"][1]["done"] = False  # committed or not, the journal did not say
+    path.write_text(json.dumps(data))
+    result = roll_back_commands(tmp_path, entry_id, fw)
+    undone = [c.what for c in reversed(commands)] if committed else [commands[0].what]
+    assert list(result.commands) == undone
+    assert fw.iptables.save() == IPT_APPLIED

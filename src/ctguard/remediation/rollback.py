@@ -14,6 +14,7 @@ command only from a trusted state directory and only in a shape ctguard writes
 
 from __future__ import annotations
 
+import errno
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -218,8 +219,14 @@ def _rollback_todo(
         old = _backup_bytes(entry, record, state)
         files.append(_FileRestore(index, record, old))
     for index, setting in enumerate(entry.sysctls):
+        value: int | str
         with or_apply_error(f"cannot read {setting.path}", "nothing was rolled back"):
-            value = read_int(runtime, setting.path)
+            try:
+                value = read_int(runtime, setting.path)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # unreadable, not merely garbage
+                    raise
+                value = f"{runtime.read(setting.path)[:40]!r}"  # --force writes it over
         if value == setting.before:
             continue
         if value != setting.reads_back and not force:

@@ -25,7 +25,7 @@ from ctguard.remediation.journal import CommandRecord
 from ctguard.remediation.nft_echo import OWN_FAMILY, OWN_TABLE
 from ctguard.remediation.notrack_rules import TAG, is_ours
 from ctguard.remediation.notrack_script import NFT_RUN, RESTORE
-from ctguard.remediation.undo_check import LISTING, cleanup, reconcile
+from ctguard.remediation.undo_check import LISTING, cleanup, committed, reconcile
 from ctguard.sources.ruleset import parse_nft_json
 
 Runner = Callable[[Sequence[str], str], str]
@@ -77,12 +77,28 @@ def check_shape(entry_id: str, record: CommandRecord) -> None:
 
 
 def may_have_run(record: CommandRecord) -> bool:
-    """The undo is right whether or not the command ran (ctguard may have died before
-    it recorded that it did): fitted to the live ruleset first, or a module load, which
-    does nothing when the module is loaded."""
-    return record.undo_check is not None or (
-        len(record.undo_argv) == 2 and record.undo_argv[0] == "modprobe"
+    """A command not marked done whose undo rollback still runs, since ctguard may have
+    died after the command ran and before it recorded so: an undo fitted to the live
+    ruleset, a module load (nothing when the module is loaded), or the undo of a deleting
+    transaction, run only once the ruleset shows the deletion took effect."""
+    return (
+        record.undo_check is not None
+        or (len(record.undo_argv) == 2 and record.undo_argv[0] == "modprobe")
+        or _deleting(record) is not None
     )
+
+
+def _deleting(record: CommandRecord) -> str | None:
+    """The listing that tells whether this deleting transaction (``notrack --remove``)
+    committed: "nft", "iptables" or "ip6tables"; None for any other command."""
+    if record.undo_check is not None or not record.undo_argv:
+        return None
+    if record.argv == NFT_RUN:
+        return "nft"
+    for tool, restore in RESTORE.items():
+        if record.argv == (restore, "--noflush"):
+            return tool
+    return None
 
 
 def tagged_handles(listing: str) -> tuple[str, ...]:
@@ -126,6 +142,7 @@ class CommandUndo:
     what: str
     forward: str = ""  # the command's own script (for recovery_script)
     tagged_before: Sequence[str] | None = None  # set for an nft echo not yet recorded
+    unsure: str | None = None  # a deletion not known to have run: the listing that tells
 
     @classmethod
     def of(cls, record: CommandRecord, runner: Runner, step: StepHook) -> CommandUndo:
@@ -133,10 +150,15 @@ class CommandUndo:
         return cls(
             runner, record.undo_argv, record.undo_stdin, record.undo_check, bool(record.stdin),
             step, record.what, record.stdin, record.tagged_before if lost_echo else None,
+            None if record.done else _deleting(record),
         )  # fmt: skip
 
     def run(self) -> bool:
         """False when there is nothing to undo (no command, or nothing left to delete)."""
+        if self.unsure is not None and not committed(
+            self.unsure, self.forward, self.runner(LISTING[self.unsure], "")
+        ):
+            return False  # the deletion never took effect: nothing to put back
         script = self.stdin
         if self.check is not None and (script.strip() or self.tagged_before is not None):
             listing = self.runner(LISTING[self.check], "")

@@ -94,6 +94,39 @@ def _iptables(kind: str, script: str, listing: str) -> str:
     return "".join(f"{line}\n" for line in kept)
 
 
+def committed(kind: str, forward: str, listing: str) -> bool:
+    """Whether a deleting transaction (``notrack --remove``) took effect, as the live
+    ruleset shows: ``nft -f`` applies a script whole or not at all, and iptables-restore
+    one table whole, so its first deletion tells. False when the listing cannot say.
+
+    >>> rule = "INPUT -p udp -m comment --comment ctguard -j ACCEPT"
+    >>> committed("iptables", f"*filter\\n-D {rule}\\n", f"*filter\\n-A {rule}\\nCOMMIT\\n")
+    False
+    >>> committed("iptables", f"*filter\\n-D {rule}\\n", "*filter\\nCOMMIT\\n")
+    True
+    """
+    first = next((line for line in forward.splitlines() if line.startswith(("delete", "-D"))), "")
+    if kind == "nft":
+        try:
+            rs = parse_nft_json(listing)
+        except ParseError:
+            return False
+        if m := _DELETE_RULE.match(first):
+            family, table, chain, handle = m.groups()
+            return not any(
+                (r.family, r.table, r.chain, r.line) == (family, table, chain, int(handle))
+                for r in rs.rules()
+            )
+        if m := _DELETE_TABLE.match(first):
+            return not any((c.family, c.table) == m.groups() for c in rs.chains)
+        return False
+    table = next((line[1:].strip() for line in forward.splitlines() if line.startswith("*")), "")
+    if not first.startswith("-D ") or not table:
+        return False
+    present = {(r.table, r.text) for r in parse_iptables_save(listing, kind).rules()}
+    return (table, "-A " + first[3:]) not in present
+
+
 NFT_FAMILY = {"iptables": "ip", "ip6tables": "ip6"}  # the nft family of iptables-nft's tables
 
 
