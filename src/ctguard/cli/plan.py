@@ -265,13 +265,21 @@ def plan_command(as_json: bool, output: str | None, **kwargs: Any) -> int:  # no
 
 
 def _save(output: str, document: dict[str, Any]) -> None:
+    """Write the plan next to its name and rename it there: never half written, and the
+    temporary name is unpredictable and created exclusively (mkstemp), so a link planted in
+    a shared directory such as /tmp cannot turn root's write into someone else's file."""
+    import tempfile
+
     path = Path(output)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp: str | None = None
     try:
-        temp.write_text(json.dumps(document, indent=2) + "\n")
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(document, indent=2) + "\n")
         os.replace(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
         raise CtguardError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
@@ -322,12 +330,14 @@ def apply_command(
 
     Every change is journalled under the state dir first; on any failure everything done is
     undone in reverse order. A second run of the same plan changes nothing. Undo with
-    'ctguard rollback'.
+    'ctguard rollback'. If ctguard was killed during an earlier apply, it refuses until
+    'ctguard rollback' has put that one back. One apply or rollback runs at a time.
 
     \b
     Exit codes: 0 applied (or nothing to do), 2 refused (unsafe size without --force, a plan
     for another host, or the host changed since the plan), 3 error (not root, not confirmed,
-    a write failed: the message says what was undone).
+    another apply running or an earlier one unfinished, a write failed: the message says
+    what was undone).
 
     \b
     Examples:
@@ -445,12 +455,17 @@ def rollback_command(
     entry_id: str | None, list_only: bool, root: str | None, state_dir: str | None, yes: bool,
     force: bool, as_json: bool,
 ) -> int:  # fmt: skip
-    """Put back what an 'apply' changed: files byte for byte (files it created are removed)
-    and runtime values. Without ID, the latest applied entry. Rolling back twice is harmless.
+    """Put back what an 'apply' changed: files byte for byte (files it created are removed),
+    runtime values, and the firewall rules or modules of notrack/disable. Without ID, the
+    newest entry that is applied or was left half done (ctguard killed mid-way: it finishes
+    it). Rolling back twice is harmless; a rollback that was killed is finished by a rerun.
+
+    The journal of a --root tree is data: its rollback writes only inside the tree and runs
+    no command. A --state-dir that anyone but root could have written is refused.
 
     \b
-    Exit codes: 0 rolled back (or nothing to do), 3 error (not root, unknown ID, a file
-    changed since the apply: --force restores it anyway).
+    Exit codes: 0 rolled back (or nothing to do), 3 error (not root, unknown ID, another
+    apply or rollback running, a file changed since the apply: --force restores it anyway).
 
     \b
     Examples:

@@ -139,6 +139,7 @@ class Apply(Writer):
         with failing_as(f"cannot {command.what}"):
             self.step(f"run {command.what}")
             output = runner.run(command.argv, command.stdin)
+        undo.unsure = None  # it ran: its undo needs no check that it did
         if command.undo_from == NFT_ECHO:
             undo.stdin, undo.tagged_before = undo_from_echo(output), None
             added = count_added_rules(command.stdin)

@@ -7,7 +7,8 @@ The trust model (docs/trust-model.md):
   *trusted* only when nobody but root (or the user running ctguard) could have written it:
   every directory from ``/`` down to it is owned by root or by us and is not writable by
   group or others (a sticky one like ``/tmp`` is allowed above it), and the state directory,
-  its entries and their files are ours, not writable by group or others, and not links.
+  its entries and their files are root's or ours, not writable by group or others, and not
+  links.
   Otherwise ctguard refuses to use it at all.
 - The state directory inside a ``--root`` tree is *data*: the tree may come from another
   machine or another person. ctguard reads it through the same link-proof walk as every
@@ -127,8 +128,6 @@ class StateDir:
             why = "is a symbolic link"
         elif st.st_uid not in (0, me):
             why = f"is owned by uid {st.st_uid}"
-        elif not ancestor and st.st_uid != me:
-            why = f"is owned by uid {st.st_uid}, not {me}"
         elif st.st_mode & 0o022 and not (ancestor and st.st_mode & stat.S_ISVTX):
             why = f"is writable by {'group and others' if st.st_mode & 0o002 else 'its group'}"
         if why is not None:
