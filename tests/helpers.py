@@ -64,3 +64,36 @@ def check_golden(name: str, text: str) -> None:
     if os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+# The system calls by which ctguard changes a file system (os.rename with dir_fd is
+# renameat; os.unlink and os.rmdir with dir_fd are unlinkat; os.mkdir is mkdirat).
+WRITE_SYSCALLS = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdirat",
+                  "unlinkat")  # fmt: skip
+STRACE_ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
+
+
+def kill_points(argv: list[str], log: Path, timeout: float = 120) -> list[tuple[str, int]]:
+    """Run ``argv`` under strace; (syscall, N) for every write system call it made, each
+    a place where ``strace -e inject=SYSCALL:signal=KILL:when=N`` kills it."""
+    traced = ["strace", "-o", str(log), "-e", f"trace={','.join(WRITE_SYSCALLS)}", "--", *argv]
+    done = subprocess.run(traced, capture_output=True, text=True, timeout=timeout,
+                          env=STRACE_ENV, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counts: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        name = line.split("(", 1)[0]
+        if name in WRITE_SYSCALLS:
+            counts[name] = counts.get(name, 0) + 1
+    return [(name, n) for name, count in sorted(counts.items()) for n in range(1, count + 1)]
+
+
+def killed_by_strace(
+    argv: list[str], point: tuple[str, int], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run under strace, which kills it (SIGKILL) at the ``point``-th syscall."""
+    name, n = point
+    traced = ["strace", "-o", "/dev/null", "-e", f"trace={name}",
+              "-e", f"inject={name}:signal=KILL:when={n}", "--", *argv]  # fmt: skip
+    return subprocess.run(traced, capture_output=True, text=True, timeout=timeout,
+                          env=STRACE_ENV, check=False)  # fmt: skip

@@ -9,7 +9,6 @@ iptables-config and the /proc and /sys values of that host (see examples/README.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -17,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ctguard_bin
+from helpers import STRACE_ENV, ctguard_bin, kill_points, killed_by_strace
 from remediation.conftest import temp_files, tree_state
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rhel6-table-full"
 STATE = "var/lib/ctguard"
-# The system calls by which ctguard changes a file system (os.rename with dir_fd is
-# renameat; os.unlink and os.rmdir with dir_fd are unlinkat; os.mkdir is mkdirat).
-WRITES = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdirat", "unlinkat")
-ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 
@@ -38,13 +33,13 @@ def host_state(root: Path) -> dict[str, tuple[object, ...]]:
     return {k: v for k, v in state.items() if not k.startswith(STATE) and k != "var/lib"}
 
 
-def ctguard(*args: str, kill: tuple[str, int] | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [ctguard_bin(), *args]
-    if kill is not None:
-        syscall, n = kill
-        argv = ["strace", "-o", "/dev/null", "-e", f"trace={syscall}",
-                "-e", f"inject={syscall}:signal=KILL:when={n}", "--", *argv]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=ENV, check=False)
+def ctguard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ctguard_bin(), *args], capture_output=True, text=True, timeout=60,
+                          env=STRACE_ENV, check=False)  # fmt: skip
+
+
+def on_tree(command: str, tree: Path) -> list[str]:
+    return [ctguard_bin(), command, "--root", str(tree), "--yes"]
 
 
 def killed(done: subprocess.CompletedProcess[str]) -> bool:
@@ -57,35 +52,22 @@ def fresh(base: Path) -> Path:
     return tree
 
 
-def strace_works(tmp_path: Path) -> None:
+@pytest.fixture
+def strace_works() -> None:
     done = subprocess.run(["strace", "-o", "/dev/null", "true"], capture_output=True, timeout=30,
                           check=False)  # fmt: skip
     if done.returncode != 0:
         pytest.skip(f"strace cannot trace here: {done.stderr.decode().strip()[:80]}")
 
 
-def kill_points(tmp_path: Path, *args: str, setup: bool) -> list[tuple[str, int]]:
-    """(syscall, N) for every write system call the command makes."""
-    tree = fresh(tmp_path / "count")
-    if setup:
-        assert ctguard("apply", "--root", str(tree), "--yes").returncode == 0
-    log = tmp_path / "count.strace"
-    argv = ["strace", "-o", str(log), "-e", f"trace={','.join(WRITES)}", "--", ctguard_bin(),
-            *args, "--root", str(tree), "--yes"]  # fmt: skip
-    assert (
-        subprocess.run(argv, capture_output=True, timeout=60, env=ENV, check=False).returncode == 0
-    )
-    counts: dict[str, int] = {}
-    for line in log.read_text().splitlines():
-        name = line.split("(", 1)[0]
-        if name in WRITES:
-            counts[name] = counts.get(name, 0) + 1
-    return [(name, n) for name, count in sorted(counts.items()) for n in range(1, count + 1)]
+def run_all(points: list[tuple[str, int]], one: object) -> list[str]:
+    """``one(index, point)`` for every kill point, two at a time (two cores)."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, range(len(points)), points))  # type: ignore[arg-type]
 
 
-def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path):
-    strace_works(tmp_path)
-    points = kill_points(tmp_path, "apply", setup=False)
+def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path, strace_works):
+    points = kill_points(on_tree("apply", fresh(tmp_path / "count")), tmp_path / "count.log")
     assert len(points) > 60 and {name for name, _ in points} >= {"write", "fsync", "renameat"}
     reference = fresh(tmp_path / "reference")
     before = host_state(reference)
@@ -95,7 +77,7 @@ def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path):
 
     def one(index: int, point: tuple[str, int]) -> str:
         tree = fresh(tmp_path / str(index))
-        done = ctguard("apply", "--root", str(tree), "--yes", kill=point)
+        done = killed_by_strace(on_tree("apply", tree), point)
         assert killed(done) or done.returncode == 0, (point, done.stderr)
         back = ctguard("rollback", "--root", str(tree), "--yes")
         assert back.returncode == 0, (point, back.stderr)
@@ -107,21 +89,20 @@ def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path):
         shutil.rmtree(tree.parent)
         return "killed" if killed(done) else "finished"
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(one, range(len(points)), points))
-    assert outcomes.count("killed") == len(points)  # each point is reached, and kills
+    assert run_all(points, one).count("killed") == len(points)  # each point kills
 
 
-def test_rollback_killed_at_every_write_syscall_is_finished_by_a_rerun(tmp_path):
-    strace_works(tmp_path)
-    points = kill_points(tmp_path, "rollback", setup=True)
+def test_rollback_killed_at_every_write_syscall_is_finished_by_a_rerun(tmp_path, strace_works):
+    counted = fresh(tmp_path / "count")
+    assert ctguard("apply", "--root", str(counted), "--yes").returncode == 0
+    points = kill_points(on_tree("rollback", counted), tmp_path / "count.log")
     assert len(points) > 30
     before = host_state(fresh(tmp_path / "reference"))
 
     def one(index: int, point: tuple[str, int]) -> str:
         tree = fresh(tmp_path / str(index))
         assert ctguard("apply", "--root", str(tree), "--yes").returncode == 0
-        done = ctguard("rollback", "--root", str(tree), "--yes", kill=point)
+        done = killed_by_strace(on_tree("rollback", tree), point)
         assert killed(done) or done.returncode == 0, (point, done.stderr)
         again = ctguard("rollback", "--root", str(tree), "--yes")
         assert again.returncode == 0, (point, again.stderr)
@@ -132,6 +113,4 @@ def test_rollback_killed_at_every_write_syscall_is_finished_by_a_rerun(tmp_path)
         shutil.rmtree(tree.parent)
         return "killed" if killed(done) else "finished"
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(one, range(len(points)), points))
-    assert outcomes.count("killed") == len(points)
+    assert run_all(points, one).count("killed") == len(points)

@@ -8,15 +8,13 @@ Each backend gets its own namespace (fixture ``netns``); nothing is sent anywher
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ctguard.remediation.journal import list_entries
-from helpers import ctguard_bin, run_ctguard
+from helpers import ctguard_bin, kill_points, killed_by_strace, run_ctguard
 from kernel.test_notrack_netns import firewall, ruleset
 from netns_helpers import Netns
 
@@ -24,8 +22,6 @@ pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed"),
 ]
-WRITES = ("write", "fsync", "fchmod", "fchown", "renameat", "renameat2", "mkdirat", "unlinkat")
-ENV_KEEP = {"PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"}
 
 
 def notrack_argv(netns: Netns, state: Path, action: str) -> list[str]:
@@ -33,11 +29,6 @@ def notrack_argv(netns: Netns, state: Path, action: str) -> list[str]:
                                                     "--apply"]  # fmt: skip
     return [ctguard_bin(), "notrack", *what, "--yes", "--netns", netns.name,
             "--state-dir", str(state)]  # fmt: skip
-
-
-def strace(*args: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["strace", *args, "--", *argv], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **ENV_KEEP}, check=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -51,27 +42,16 @@ def test_notrack_killed_at_every_write_syscall_is_rolled_back(netns, tmp_path, b
         done = run_ctguard(*notrack_argv(netns, tmp_path / "setup", "apply")[1:])
         assert done.returncode == 0, done.stderr
     before = ruleset(netns, backend)
-    log = tmp_path / "count.strace"
-    done = strace("-o", str(log), "-e", f"trace={','.join(WRITES)}",
-                  argv=notrack_argv(netns, tmp_path / "count", action))  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    points = kill_points(notrack_argv(netns, tmp_path / "count", action), tmp_path / "count.log")
     changed = ruleset(netns, backend)
     assert changed != before
-    counts: dict[str, int] = {}
-    for line in log.read_text().splitlines():
-        name = line.split("(", 1)[0]
-        if name in WRITES:
-            counts[name] = counts.get(name, 0) + 1
-    points = [(name, n) for name, count in sorted(counts.items()) for n in range(1, count + 1)]
     assert len(points) > 15
     back = run_ctguard("rollback", "--state-dir", str(tmp_path / "count"), "--yes")
     assert back.returncode == 0 and ruleset(netns, backend) == before, back.stderr
     committed_then_killed = 0
     for index, (name, n) in enumerate(points):
         state = tmp_path / str(index)
-        killed = strace("-o", "/dev/null", "-e", f"trace={name}",
-                        "-e", f"inject={name}:signal=KILL:when={n}",
-                        argv=notrack_argv(netns, state, action))  # fmt: skip
+        killed = killed_by_strace(notrack_argv(netns, state, action), (name, n))
         assert killed.returncode in (-9, 137), ((name, n), killed.returncode, killed.stderr)
         committed_then_killed += ruleset(netns, backend) == changed
         back = run_ctguard("rollback", "--state-dir", str(state), "--yes")

@@ -340,6 +340,8 @@ def _copy_security_label(dirfd: int, name: str, fd: int) -> None:
     """Keep the SELinux label of the file being replaced: a new inode would get its
     directory's default (etc_t for /etc/sysconfig/iptables-config, not system_conf_t)."""
     try:
+        if not stat.S_ISREG(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
+            return  # only a regular file is ever replaced; never open a device to look
         old = os.open(name, _READ_FLAGS, dir_fd=dirfd)
     except OSError:
         return  # no such file yet, or a link: nothing to keep
