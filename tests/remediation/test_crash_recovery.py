@@ -11,6 +11,7 @@ tests/cli/test_kill_at_syscalls.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pytest
 
 from ctguard.errors import CtguardError
 from ctguard.remediation.journal import list_entries
+from ctguard.remediation.rollback import NothingToRollBack
 from ctguard.remediation.state_dir import StateDir
 from remediation.conftest import apply_tree, make_tree, roll_back_tree, temp_files, tree_state
 
@@ -82,10 +84,8 @@ def test_killed_at_any_step_of_apply_rollback_restores_the_original(tmp_path):
             # a re-run of apply does not stack a new entry on a half-applied one
             with pytest.raises(CtguardError, match="did not finish"):
                 apply_tree(root)
-        try:
+        with contextlib.suppress(NothingToRollBack):  # killed before the journal existed
             roll_back_tree(root)
-        except CtguardError as exc:
-            assert "no applied change to roll back" in str(exc), (k, name)
         assert host_state(root) == before, (k, name)
         assert temp_files(root) == [], (k, name)
         assert all(e.state == "rolled-back" for e in list_entries(StateDir.in_tree(root)))
@@ -113,10 +113,8 @@ def test_killed_at_any_step_of_rollback_a_rerun_finishes_it(tmp_path):
         apply_tree(root)
         reached = killed_at(k, lambda hook, root=root: roll_back(hook, root))
         assert reached[-1] == name, (k, name)
-        try:
+        with contextlib.suppress(NothingToRollBack):  # killed once it said "rolled-back"
             roll_back_tree(root)
-        except CtguardError as exc:  # killed once the entry said "rolled-back"
-            assert "no applied change to roll back" in str(exc), (k, name)
         assert host_state(root) == before, (k, name)
         assert temp_files(root) == [], (k, name)
         assert [e.state for e in list_entries(StateDir.in_tree(root))] == ["rolled-back"]
@@ -138,10 +136,8 @@ def test_killed_twice_apply_then_its_recovery_still_recovers(tmp_path):
                 hook=hook,
             ),
         )  # fmt: skip
-        try:
+        with contextlib.suppress(NothingToRollBack):
             roll_back_tree(root)
-        except CtguardError as exc:
-            assert "no applied change" in str(exc) or "already" in str(exc), k
         assert host_state(root) == before, k
         assert temp_files(root) == [], k
 

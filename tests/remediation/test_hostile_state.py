@@ -167,7 +167,8 @@ def test_an_entry_someone_else_could_write_is_damaged(tmp_path, damage):
         os.chown(path, 1234, 1234)
     (entry,) = list_entries(state)
     assert entry.state == DAMAGED and "could have been written" in (entry.error or "")
-    with pytest.raises(CtguardError, match="no applied change to roll back"):
+    # the newest entry damaged: not skipped as if nothing were applied, not run either
+    with pytest.raises(CtguardError, match=f"{HOSTILE_ID}, is damaged"):
         rollback(None, root=tmp_path, runtime=FakeRuntime({}), state_dir=state)
     done = run_ctguard("rollback", "--state-dir", str(state), "--yes", HOSTILE_ID)
     one_error_line(done, 3, "damaged")
@@ -226,7 +227,7 @@ def test_links_in_the_state_dir_are_damaged_entries_not_followed(tmp_path):
     assert entries["20990101T000000Z-0001"].state == DAMAGED
     assert "symbolic link" in (entries["20990101T000000Z-0001"].error or "")
     assert entries[HOSTILE_ID].state == DAMAGED
-    with pytest.raises(CtguardError, match="no applied change"):
+    with pytest.raises(CtguardError, match="is damaged"):
         rollback(None, root=tmp_path, runtime=FakeRuntime({}), state_dir=state)
 
 
@@ -365,3 +366,123 @@ def test_a_root_that_resolves_to_slash_is_refused(tmp_path, how):
         done = run_ctguard(*command, "--root", root)
         assert done.returncode in (2, 3), (command, how, done.stdout)
         assert "--root" in done.stderr and "Traceback" not in done.stderr, (command, how)
+
+
+# -- found by an adversarial review ----------------------------------------------------------
+def _file_record(**changes: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "path": "/usr/local/bin/rootsh", "real_path": "/usr/local/bin/rootsh", "existed": True,
+        "mode": 0o6755, "uid": 0, "gid": 0, "before_sha256": "", "after_sha256": "",
+        "backup": "0", "kind": "edit", "done": True, "undone": False,
+    }  # fmt: skip
+    record.update(changes)
+    return record
+
+
+def test_a_trees_journal_cannot_plant_a_setuid_file(tmp_path):
+    """It names mode 06755 and owner root for a file whose 'backup' is a shell: the file is
+    restored with the mode and owner it has now, never set-id."""
+    import hashlib
+
+    tree = snapshot_copy(tmp_path)
+    target = tree / "usr/local/bin/rootsh"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    target.chmod(0o644)
+    if os.geteuid() == 0:
+        os.chown(target, 1234, 1234)
+    shell = b"#!/bin/sh\nexec /bin/sh\n"
+    record = _file_record(before_sha256=hashlib.sha256(shell).hexdigest(),
+                          after_sha256=hashlib.sha256(b"x").hexdigest())  # fmt: skip
+    path = plant(tree / "var/lib/ctguard", hostile_entry(tmp_path / "x", commands=[],
+                                                          files=[record]))  # fmt: skip
+    (path.parent / "files" / "0").write_bytes(shell)
+    done = run_ctguard("rollback", "--root", str(tree), "--yes")
+    assert done.returncode == 0, done.stderr
+    st = target.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o644
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (1234, 1234)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"mode": -1}, "is no file mode"),
+        ({"mode": 2**80}, "is no file mode"),
+        ({"uid": 2**40}, "is no user or group id"),
+        ({"gid": -5}, "is no user or group id"),
+    ],
+)
+def test_impossible_modes_and_owners_are_refused_before_any_write(tmp_path, changes, needle):
+    state = tmp_path / "state"
+    sysctl = {"name": "nf_conntrack_max", "path": "/proc/sys/net/netfilter/nf_conntrack_max",
+              "before": 1, "after": 2, "reads_back": 2, "scope": "global", "done": True,
+              "undone": False}  # fmt: skip
+    entry = hostile_entry(tmp_path / "x", commands=[], sysctls=[sysctl],
+                          files=[_file_record(**changes)])  # fmt: skip
+    plant(state, entry)
+    runtime = FakeRuntime({"/proc/sys/net/netfilter/nf_conntrack_max": "2"})
+    with pytest.raises(CtguardError, match=needle):
+        rollback(None, root=tmp_path, runtime=runtime, state_dir=state)
+    assert runtime.writes == []
+
+
+def test_created_dirs_out_of_the_tree_are_refused(tmp_path):
+    state = tmp_path / "state"
+    plant(state, hostile_entry(tmp_path / "x", commands=[], created_dirs=["/../x"]))
+    with pytest.raises(CtguardError, match=r"'/\.\./x'"):
+        rollback(None, root=tmp_path, runtime=FakeRuntime({}), state_dir=state)
+
+
+def test_a_rollback_with_root_never_runs_commands_even_from_a_trusted_state_dir(tmp_path):
+    """`rollback --root T --state-dir S`: S is trusted, but a tree has no firewall."""
+    tree = snapshot_copy(tmp_path)
+    state = tmp_path / "state"
+    entry = hostile_entry(tmp_path / "x")
+    entry["commands"][0].update(  # type: ignore[index]
+        undo_argv=["nft", "-f", "-"], undo_stdin="add table inet ctguard\n", stdin="x"
+    )
+    plant(state, entry)
+    done = run_ctguard("rollback", "--root", str(tree), "--state-dir", str(state), "--yes")
+    one_error_line(done, 3, "never runs one")
+
+
+def test_a_journal_dir_others_can_write_refuses_the_state_dir(tmp_path):
+    state = tmp_path / "state"
+    plant(state, hostile_entry(tmp_path / "x"))
+    (state / "journal").chmod(0o777)
+    with pytest.raises(UntrustedStateError, match="journal is writable"):
+        rollback(None, root=tmp_path, runtime=FakeRuntime({}), state_dir=state)
+
+
+def test_a_chained_nft_command_in_a_tagged_rule_is_refused(tmp_path):
+    state = tmp_path / "state"
+    entry = hostile_entry(tmp_path / "x")
+    line = ('add rule inet filter input counter; flush ruleset; add rule inet filter input'
+            ' counter comment "ctguard"')  # fmt: skip
+    entry["commands"][0].update(undo_argv=["nft", "-f", "-"], undo_stdin=line + "\n", stdin="x")  # type: ignore[index]
+    plant(state, entry)
+
+    class Runner:
+        def run(self, argv, stdin):
+            raise AssertionError(f"ran {argv}")
+
+    with pytest.raises(CtguardError, match="has a line ctguard never writes"):
+        rollback(None, root=tmp_path, runtime=FakeRuntime({}), state_dir=state, runner=Runner())
+
+
+@pytest.mark.parametrize("kind", ["deep", "damaged-newest"])
+def test_no_traceback_and_no_false_nothing_to_do(tmp_path, kind):
+    tree = snapshot_copy(tmp_path)
+    if kind == "deep":
+        plan = tmp_path / "deep.json"
+        plan.write_text("[" * 100_000 + "]" * 100_000)
+        done = run_ctguard("apply", "--root", str(tree), "--plan", str(plan), "--yes")
+        one_error_line(done, 2, "nested too deeply")
+        return
+    assert run_ctguard("apply", "--root", str(tree), "--yes").returncode == 0
+    (journal,) = (tree / "var/lib/ctguard/journal").glob("*/journal.json")
+    journal.write_text("[" * 100_000)
+    done = run_ctguard("rollback", "--root", str(tree), "--yes")
+    one_error_line(done, 3, "is damaged")

@@ -72,7 +72,7 @@ def test_latest_applied_entry_is_the_default(host):
     assert host.runtime.values[MAX] == "262144"
     assert undo(host).entry_id == first.entry_id
     assert host.runtime.values[MAX] == "65536"
-    with pytest.raises(CtguardError, match="no applied change to roll back"):
+    with pytest.raises(CtguardError, match="is already rolled-back"):
         undo(host)
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from ctguard.errors import CtguardError, RefusedError
 
 if TYPE_CHECKING:
     from ctguard.host.root import HostRoot
-    from ctguard.remediation.apply import RuntimeFiles
+    from ctguard.remediation.apply import RuntimeFiles, Tree
     from ctguard.remediation.command_runner import CommandRunner
     from ctguard.remediation.plan import Plan, PlanOptions
     from ctguard.remediation.plan_file import HostIdentity, LoadedPlan
@@ -105,12 +106,23 @@ class Target:
 
         return HostRoot(self.root or "/")
 
+    @cached_property
+    def tree(self) -> Tree:
+        """The tree written: opened once, so the journal, the runtime values and the files
+        of one command are the same directory even if the --root path is swapped meanwhile."""
+        from ctguard.remediation.apply import Tree
+
+        try:
+            return Tree(self.root or "/")
+        except OSError as exc:
+            raise CtguardError(f"{self.root}: {exc.strerror or exc}") from None
+
     def runtime(self) -> RuntimeFiles:
         from ctguard.remediation.apply import NetnsRuntime, TreeRuntime
 
         if self.netns is not None:
             return NetnsRuntime(self.netns)
-        return TreeRuntime(Path(self.root or "/"))
+        return TreeRuntime(self.tree)
 
     def file_reader(self) -> Callable[[str], bytes | None]:
         """A host file's bytes (None when it does not exist), for the planners."""
@@ -136,7 +148,7 @@ class Target:
             if given is not None:
                 return StateDir.on_machine(given)
             if self.root is not None:
-                return StateDir.in_tree(self.root, DEFAULT_STATE_DIR)
+                return StateDir.in_tree(self.tree, DEFAULT_STATE_DIR)
             return StateDir.on_machine(DEFAULT_STATE_DIR)
         except OSError as exc:
             where = given or f"{self.root or ''}{DEFAULT_STATE_DIR}"
@@ -146,23 +158,30 @@ class Target:
 def _target(root: str | None, netns: str | None) -> Target:
     if root is not None and netns is not None:
         raise click.UsageError("--root and --netns cannot be combined")
+    target = Target(root, netns)
     if root is not None:
-        check_tree_root(root)
-    return Target(root, netns)
+        check_tree_root(target)
+    return target
 
 
-def check_tree_root(root: str) -> None:
-    """A ``--root`` to write into: a directory that is not this host's ``/``."""
+def check_tree_root(target: Target) -> None:
+    """A ``--root`` to write into: a directory that is not this host's ``/`` (however it
+    is named: a link, a bind mount, /proc/1/root), checked on the directory opened."""
+    root = target.root or ""
     if not root.strip():
         raise click.BadParameter("is empty (leave --root out to work on this host)",
                                  param_hint="--root")  # fmt: skip
-    if not Path(root).is_dir():
+    if not os.path.isdir(root):
         raise click.BadParameter(
             f"{root!r} is not a directory (plans are made for and applied to a directory tree;"
             " extract a snapshot archive first)",
             param_hint="--root",
         )
-    if Path(root).resolve() == Path("/"):
+    try:
+        live = target.tree.is_live
+    except CtguardError as exc:
+        raise click.BadParameter(str(exc), param_hint="--root") from None
+    if live:
         raise click.BadParameter(
             f"{root!r} is this host's / (leave --root out to work on this host, as root)",
             param_hint="--root",
@@ -379,7 +398,7 @@ def apply_command(
         emit("nothing to do: the files and the running values already match the plan\n")
         return 0
     runtime = target.runtime()
-    root = Path(target.root or "/")
+    root = target.tree
     if dry_run:
         change, same = writer.dry_run(files, sysctls, root=root, runtime=runtime)
         emit("".join(f"would {line}\n" for line in change))
@@ -476,7 +495,7 @@ def rollback_command(
     """
     from ctguard.remediation import apply as writer
     from ctguard.remediation.journal import list_entries
-    from ctguard.remediation.rollback import UNFINISHED, entry_to_roll_back, tidy
+    from ctguard.remediation.rollback import NothingToRollBack, entry_to_roll_back, tidy
 
     target = _target(root, None)
     journal = target.state_dir(state_dir)
@@ -500,29 +519,26 @@ def rollback_command(
         emit(f"nothing to do: no journal in {journal.shown()}\n")
         return 0
     if entry_id is None:
-        entries = list_entries(journal)
-        if not any(e.state in UNFINISHED for e in entries):
-            finished = [e for e in entries if e.state in ("rolled-back", "undone")]
-            latest = (
-                f"the latest entry, {finished[0].id}, is already {finished[0].state}"
-                if finished
-                else f"no applied change in {journal.shown()}"
-            )
-            _need_root(Target(root, None), "rollback")
-            swept = tidy(journal)  # what an apply killed while creating its journal left
-            emit(f"nothing to do: {latest}" + (f" (removed the empty entry {', '.join(swept)}"
+        _need_root(Target(root, None), "rollback")
+        swept = tidy(journal)  # entries an apply killed while creating its journal left
+        try:
+            chosen = entry_to_roll_back(journal, None)
+        except NothingToRollBack as exc:
+            emit(f"nothing to do: {exc}" + (f" (removed the empty entry {', '.join(swept)}"
                  " an interrupted apply had left)" if swept else "") + "\n")  # fmt: skip
             return 0
-    chosen = entry_to_roll_back(journal, entry_id)
+    else:
+        chosen = entry_to_roll_back(journal, entry_id)
     # A tree's journal is data: its files are put back inside the tree, its runtime values
     # are the tree's files, and no namespace or command it names is ever used.
     netns = chosen.meta.get("netns") if root is None else None
-    runtime_target = Target(root, netns)
+    runtime_target = target if root is not None else Target(None, netns)
     _need_root(runtime_target, "rollback")
     _confirm(f"Roll back {chosen.id}?", yes)
+    runner = command_runner(netns) if journal.trusted and root is None else None
     result = writer.rollback(
-        chosen.id, root=Path(root or "/"), runtime=runtime_target.runtime(), state_dir=journal,
-        force=force, runner=command_runner(netns) if journal.trusted else None,
+        chosen.id, root=target.tree, runtime=runtime_target.runtime(), state_dir=journal,
+        force=force, runner=runner,
     )  # fmt: skip
     if result.nothing_to_do:
         emit(f"nothing to do: {result.entry_id} is already rolled back\n")

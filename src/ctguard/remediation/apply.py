@@ -61,7 +61,7 @@ from ctguard.remediation.tree_fs import StepHook, Tree
 
 __all__ = [
     "ApplyError", "ApplyResult", "NetnsRuntime", "RollbackResult", "RuntimeFiles",
-    "StalePlanError", "StepHook", "TreeRuntime", "apply_changes", "dry_run", "rollback",
+    "StalePlanError", "StepHook", "Tree", "TreeRuntime", "apply_changes", "dry_run", "rollback",
 ]  # fmt: skip
 
 
@@ -178,16 +178,16 @@ def dry_run(
     files: Sequence[WriteFile],
     sysctls: Sequence[SetSysctl],
     *,
-    root: Path,
+    root: Path | Tree,
     runtime: RuntimeFiles,
 ) -> tuple[list[str], list[str]]:
     """(what apply would change, what is already in place), one line each; reads only.
 
     StalePlanError, as apply would raise it, when the host no longer fits the plan.
     """
-    with Tree(root) as tree:
-        checked = _check(files, sysctls, tree, runtime)
-        lines = [_would_write(step, tree) for step in checked.files]
+    tree = Tree.of(root)
+    checked = _check(files, sysctls, tree, runtime)
+    lines = [_would_write(step, tree) for step in checked.files]
     for s in checked.sysctls:
         back = "" if s.change.expect is None else f" (the kernel makes it {s.change.expect})"
         lines.append(
@@ -262,7 +262,7 @@ def apply_changes(
     files: Sequence[WriteFile],
     sysctls: Sequence[SetSysctl],
     *,
-    root: Path,
+    root: Path | Tree,
     runtime: RuntimeFiles,
     state_dir: StateDir | Path,
     meta: Mapping[str, str | None],
@@ -285,7 +285,7 @@ def apply_changes(
 def _apply_changes(
     files: Sequence[WriteFile],
     sysctls: Sequence[SetSysctl],
-    root: Path,
+    root: Path | Tree,
     runtime: RuntimeFiles,
     state: StateDir,
     meta: Mapping[str, str | None],
@@ -295,29 +295,29 @@ def _apply_changes(
 ) -> ApplyResult:
     if commands and not state.trusted:
         raise CtguardError("commands are run only with a state directory on this machine")
-    with Tree(root) as tree:
-        # Checked once before the state directory is made or locked (a stale plan or one
-        # already in place writes nothing at all), and again under the lock.
-        checked = _check(files, sysctls, tree, runtime)
-        if not checked.files and not checked.sysctls and not commands:
-            if state.exists():  # in place, maybe by an apply that was killed: say so
-                with state.lock(create=False):
-                    refuse_unfinished(state)
+    tree = Tree.of(root)
+    # Checked once before the state directory is made or locked (a stale plan or one
+    # already in place writes nothing at all), and again under the lock.
+    checked = _check(files, sysctls, tree, runtime)
+    if not checked.files and not checked.sysctls and not commands:
+        if state.exists():  # in place, maybe by an apply that was killed: say so
+            with state.lock(create=False):
+                refuse_unfinished(state)
+        return ApplyResult(None, (), (), checked.skipped)
+    with ExitStack() as held:
+        try:
+            held.enter_context(state.lock(create=True))
+        except OSError as exc:
+            raise ApplyError(
+                f"cannot use the state directory {state.shown()}: {reason(exc)};"
+                " nothing had been changed"
+            ) from None
+        sweep_unborn(state)
+        refuse_unfinished(state)
+        checked = replace(_check(files, sysctls, tree, runtime), commands=tuple(commands))
+        if not checked.files and not checked.sysctls and not checked.commands:
             return ApplyResult(None, (), (), checked.skipped)
-        with ExitStack() as held:
-            try:
-                held.enter_context(state.lock(create=True))
-            except OSError as exc:
-                raise ApplyError(
-                    f"cannot use the state directory {state.shown()}: {reason(exc)};"
-                    " nothing had been changed"
-                ) from None
-            sweep_unborn(state)
-            refuse_unfinished(state)
-            checked = replace(_check(files, sysctls, tree, runtime), commands=tuple(commands))
-            if not checked.files and not checked.sysctls and not checked.commands:
-                return ApplyResult(None, (), (), checked.skipped)
-            return _apply(checked, tree, runtime, state, meta, step, runner)
+        return _apply(checked, tree, runtime, state, meta, step, runner)
 
 
 def _apply(

@@ -69,13 +69,24 @@ class Undo:
     mark: Callable[[], None] = lambda: None  # record the undo in the journal (in memory)
 
 
-def put_back(tree: Tree, record: FileRecord, old: bytes | None, step: StepHook, label: str) -> None:
+def put_back(
+    tree: Tree,
+    real_path: str,
+    old: bytes | None,
+    mode: int,
+    owner: tuple[int, int] | None,
+    step: StepHook,
+    label: str,
+) -> None:
     """Give the file its old content, mode and owner again, or remove it if it was new."""
     if old is None:
-        tree.unlink(record.real_path, step, label)
+        tree.unlink(real_path, step, label)
         return
-    owner = None if record.uid is None or record.gid is None else (record.uid, record.gid)
-    tree.replace(record.real_path, old, record.mode, owner, step, label)
+    tree.replace(real_path, old, mode, owner, step, label)
+
+
+def recorded_owner(record: FileRecord) -> tuple[int, int] | None:
+    return None if record.uid is None or record.gid is None else (record.uid, record.gid)
 
 
 def _undo_step(step: StepHook) -> StepHook:
@@ -188,7 +199,8 @@ class Apply(Writer):
     def unwrite(self, file_step: FileStep, record: FileRecord) -> bool:
         if self.tree.read(file_step.real, MAX_BACKUP_BYTES) == file_step.current:
             return False  # the failure came before the rename: the target never changed
-        put_back(self.tree, record, file_step.current, _undo_step(self.step), record.path)
+        put_back(self.tree, record.real_path, file_step.current, record.mode,
+                 recorded_owner(record), _undo_step(self.step), record.path)  # fmt: skip
         return True
 
     def make_dir(self, directory: str) -> None:

@@ -167,6 +167,8 @@ def load_plan(text: str, identity: HostIdentity, source: str) -> LoadedPlan:
         doc = json.loads(text)
     except ValueError as exc:
         raise PlanFileError(f"{source}: not a ctguard plan (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise PlanFileError(f"{source}: not a ctguard plan (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise PlanFileError(f"{source}: not a ctguard plan (schema is not {SCHEMA})")
     body = {k: v for k, v in doc.items() if k != "checksum"}

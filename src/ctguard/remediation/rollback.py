@@ -15,13 +15,15 @@ command only from a trusted state directory and only in a shape ctguard writes
 from __future__ import annotations
 
 import errno
+import re
+import stat
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ctguard.errors import CtguardError
-from ctguard.remediation.apply_steps import Writer, put_back
+from ctguard.remediation.apply_steps import Writer, put_back, recorded_owner
 from ctguard.remediation.changes import sha256
 from ctguard.remediation.command_runner import CommandRunner
 from ctguard.remediation.failures import (
@@ -36,6 +38,7 @@ from ctguard.remediation.failures import (
 from ctguard.remediation.journal import (
     APPLIED,
     APPLYING,
+    DAMAGED,
     ROLLED_BACK,
     UNDO_FAILED,
     UNDONE,
@@ -49,11 +52,15 @@ from ctguard.remediation.journal import (
 from ctguard.remediation.journal_writer import JournalWriter, sweep_unborn
 from ctguard.remediation.runtime_files import RuntimeFiles, read_int
 from ctguard.remediation.state_dir import MAX_BACKUP_BYTES, StateDir
-from ctguard.remediation.tree_fs import StepHook, Tree
+from ctguard.remediation.tree_fs import StepHook, Tree, host_parts
 from ctguard.remediation.undo import CommandUndo, check_shape, may_have_run
 
 UNFINISHED = (APPLYING, APPLIED, UNDO_FAILED)  # what a rollback without an ID picks
-_RUNTIME_PREFIXES = ("/proc/sys/", "/sys/module/")
+# The runtime values ctguard sets: conntrack's sysctls and the hash size parameter.
+_RUNTIME_PATH = re.compile(
+    r"/proc/sys/net/netfilter/nf_conntrack_[a-z0-9_]+|/proc/sys/net/nf_conntrack_max"
+    r"|/sys/module/nf_conntrack/parameters/hashsize"
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class _FileRestore:
     index: int
     record: FileRecord
     old: bytes | None  # the content before apply; None: the file did not exist
+    mode: int  # what the restored file gets (see _mode_and_owner)
+    owner: tuple[int, int] | None
 
 
 @dataclass(frozen=True)
@@ -86,20 +95,38 @@ def _no_hook(name: str) -> None:
     """The default StepHook."""
 
 
+class NothingToRollBack(CtguardError):
+    """No entry is applied or half done: the message says what the latest one is."""
+
+
 def entry_to_roll_back(state: StateDir, entry_id: str | None) -> JournalEntry:
-    """Entry ``entry_id``, or the newest one that is applied or was left half-done."""
+    """Entry ``entry_id``, or the newest one that is applied or was left half done.
+
+    A damaged entry newer than that is an error, not something to skip: it may be the
+    apply whose changes are on the host now, and ctguard cannot tell what it changed."""
     if entry_id is not None:
         return read_entry(state, entry_id)
-    for entry in list_entries(state):
+    entries = list_entries(state)
+    for entry in entries:
         if entry.state in UNFINISHED:
             return entry
-    raise CtguardError(f"no applied change to roll back (journal: {state.shown()})")
+        if entry.state == DAMAGED:
+            raise CtguardError(
+                f"the newest entry not rolled back, {entry.id}, is damaged ({entry.error}):"
+                " ctguard cannot tell what it changed; check it by hand and move it out of"
+                f" {state.shown(state.journal_dir())}, or roll back an older entry by its ID"
+            )
+    if entries:
+        raise NothingToRollBack(f"the latest entry, {entries[0].id}, is already {entries[0].state}")
+    raise NothingToRollBack(f"no applied change to roll back (journal: {state.shown()})")
 
 
 def tidy(state: StateDir) -> list[str]:
     """Remove, under the lock, the entries an apply killed while creating its journal
     left (nothing had been changed by then); their ids."""
     try:
+        if not state.exists():
+            return []
         with state.lock(create=False):
             return sweep_unborn(state)
     except OSError as exc:
@@ -111,7 +138,7 @@ def tidy(state: StateDir) -> list[str]:
 def rollback(
     entry_id: str | None,
     *,
-    root: Path,
+    root: Path | Tree,
     runtime: RuntimeFiles,
     state_dir: StateDir | Path,
     force: bool = False,
@@ -133,14 +160,15 @@ def rollback(
 
 def _rollback(
     entry_id: str | None,
-    root: Path,
+    root: Path | Tree,
     runtime: RuntimeFiles,
     state: StateDir,
     force: bool,
     step: StepHook,
     runner: CommandRunner | None,
 ) -> RollbackResult:
-    with Tree(root) as tree, ExitStack() as held:
+    tree = Tree.of(root)
+    with ExitStack() as held:
         try:
             if not state.exists():
                 raise CtguardError(
@@ -165,24 +193,48 @@ def _rollback(
 
 def _check_entry(entry: JournalEntry, state: StateDir, runner: CommandRunner | None) -> None:
     """What a journal may ask, checked before anything is done."""
+
+    def refuse(why: str) -> CtguardError:
+        return CtguardError(f"entry {entry.id}: {why}; nothing was rolled back")
+
     for setting in entry.sysctls:
-        if not setting.path.startswith(_RUNTIME_PREFIXES) or ".." in setting.path.split("/"):
-            raise CtguardError(
-                f"entry {entry.id}: {setting.path!r} is not a runtime value ctguard sets;"
-                " nothing was rolled back"
-            )
+        if not _RUNTIME_PATH.fullmatch(setting.path):
+            raise refuse(f"{setting.path!r} is not a runtime value ctguard sets")
+    for record in entry.files:
+        if not 0 <= record.mode <= 0o7777:
+            raise refuse(f"mode {record.mode} of {record.path!r} is no file mode")
+        if any(not 0 <= i < 2**32 - 1 for i in (record.uid or 0, record.gid or 0)):
+            raise refuse(f"the owner of {record.path!r} is no user or group id")
+    for path in (*(r.real_path for r in entry.files), *entry.created_dirs):
+        try:
+            if not host_parts(path):
+                raise OSError(errno.EINVAL, "the root itself", path)
+        except OSError as exc:
+            raise refuse(f"{path!r}: {exc.strerror}") from None
     if not entry.commands:
         return
-    if not state.trusted:
-        raise CtguardError(
-            f"entry {entry.id} lists commands ({entry.commands[0].what}), and the journal of a"
-            " directory tree never runs one: roll it back on the host it was applied to;"
-            " nothing was rolled back"
+    if not state.trusted or runner is None:
+        raise refuse(
+            f"it lists commands ({entry.commands[0].what}), and a rollback with --root, or of"
+            " a directory tree's journal, never runs one: roll it back on the host it was"
+            " applied to, without --root"
         )
-    for record in entry.commands:
-        check_shape(entry.id, record)
-    if runner is None:
-        raise CtguardError(f"entry {entry.id} ran commands, and no command runner was given")
+    for command in entry.commands:
+        check_shape(entry.id, command)
+
+
+def _mode_and_owner(
+    record: FileRecord, tree: Tree, state: StateDir
+) -> tuple[int, tuple[int, int] | None]:
+    """What a restored file gets. From a trusted journal: the mode and owner it recorded.
+    From a tree's journal, which anyone may have written: the mode and owner the file has
+    now (apply kept them), without set-id or sticky bits; a new file stays root's 0644."""
+    if state.trusted:
+        return record.mode, recorded_owner(record)
+    st = tree.lstat(record.real_path)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return 0o644, None
+    return stat.S_IMODE(st.st_mode) & 0o777, (st.st_uid, st.st_gid)
 
 
 def _remove_temps(entry: JournalEntry, tree: Tree, state: StateDir) -> list[str]:
@@ -217,7 +269,7 @@ def _rollback_todo(
             changed.append(record.path)
             continue
         old = _backup_bytes(entry, record, state)
-        files.append(_FileRestore(index, record, old))
+        files.append(_FileRestore(index, record, old, *_mode_and_owner(record, tree, state)))
     for index, setting in enumerate(entry.sysctls):
         value: int | str
         with or_apply_error(f"cannot read {setting.path}", "nothing was rolled back"):
@@ -323,7 +375,8 @@ class _Rollback(Writer):
     def restore_file(self, restore: _FileRestore) -> None:
         record = restore.record
         with failing_as(f"cannot restore {record.path}"):
-            put_back(self.tree, record, restore.old, self.step, record.path)
+            put_back(self.tree, record.real_path, restore.old, restore.mode, restore.owner,
+                     self.step, record.path)  # fmt: skip
         (self.removed if restore.old is None else self.files).append(record.path)
         self.journal.mark("files", restore.index, "undone")
 

@@ -58,8 +58,8 @@ class TreeRuntime:
     In a tree a value is replaced like any file (temporary file, fsync, rename), so a crash
     never leaves it empty and a hard link never carries the write out of the tree."""
 
-    def __init__(self, root: Path) -> None:
-        self._tree = Tree(root)
+    def __init__(self, root: Path | Tree) -> None:
+        self._tree = Tree.of(root)
 
     def read(self, path: str) -> str:
         data = self._tree.read(self._tree.realpath(path), SMALL_FILE_BYTES)

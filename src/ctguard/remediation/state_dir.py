@@ -68,9 +68,11 @@ class StateDir:
         return state
 
     @classmethod
-    def in_tree(cls, root: str | os.PathLike[str], path: str = DEFAULT_STATE_DIR) -> StateDir:
+    def in_tree(
+        cls, root: Tree | str | os.PathLike[str], path: str = DEFAULT_STATE_DIR
+    ) -> StateDir:
         """The state directory of a ``--root`` tree: data, never trusted."""
-        tree = Tree(root)
+        tree = Tree.of(root)
         return cls(tree, _resolved(tree, path), trusted=False)
 
     @classmethod
@@ -104,13 +106,14 @@ class StateDir:
         from ``/`` down to the state directory (the part of them that exists)."""
         if not self.trusted:
             return
-        parts = host_parts(self.path)
+        parts = [*host_parts(self.path), JOURNAL_SUBDIR]
         for depth in range(len(parts) + 1):
             here = "/" + "/".join(parts[:depth])
             st = os.stat(here, follow_symlinks=False) if depth == 0 else self.tree.lstat(here)
             if st is None:
                 return  # apply creates the rest, with its own modes
-            self._check_one(here, st, ancestor=depth < len(parts))
+            # the state directory and its journal/ are ctguard's own: no sticky exception
+            self._check_one(here, st, ancestor=depth < len(parts) - 1)
 
     def check_own(self, path: str) -> None:
         """UntrustedStateError unless ``path`` (below the state directory) is ours and

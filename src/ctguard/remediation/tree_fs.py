@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from ctguard.host.root import HostRoot
-
 StepHook = Callable[[str], None]
 PRIVATE_FILE_MODE = 0o600
 TEMP_MARK = ".ctguard-"  # temporary files are .<name>.ctguard-<8 hex digits>
@@ -35,6 +33,7 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.ctguard-[0-9a-f]{8}")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHUNK = 64 * 1024
+_MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 _SELINUX = "security.selinux"
 
 
@@ -57,13 +56,23 @@ def _no_hook(name: str) -> None:
 
 
 class Tree:
-    """One directory tree, written through a descriptor held on its root."""
+    """One directory tree, written through a descriptor held on its root.
+
+    The root is opened once; everything after, resolving links included, goes through
+    that descriptor, so swapping the path given for another directory (or for a link to
+    ``/``) after it was opened changes nothing. Share one Tree between the journal, the
+    runtime values and the files of one command."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.host = HostRoot(root)  # reading, and resolving links inside the tree
-        self.base = self.host.base
-        self.is_live = self.host.is_live
+        self.base = Path(os.path.realpath(root))
         self._fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        st, slash = os.fstat(self._fd), os.stat("/")
+        # the host's own / however it is reached (a link, a bind mount, /proc/1/root)
+        self.is_live = (st.st_dev, st.st_ino) == (slash.st_dev, slash.st_ino)
+
+    @classmethod
+    def of(cls, root: Tree | str | os.PathLike[str]) -> Tree:
+        return root if isinstance(root, Tree) else cls(root)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -74,7 +83,7 @@ class Tree:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        pass  # closed with the object: one Tree may serve several steps of one command
 
     def __del__(self) -> None:
         with suppress(Exception):
@@ -88,11 +97,42 @@ class Tree:
         return self.base.joinpath(*host_parts(path))
 
     def realpath(self, path: str) -> str:
-        """``path`` with the tree's links followed, inside the tree ('..' stops at its
-        root, as in a chroot)."""
+        """``path`` with the tree's links followed, inside the tree: an absolute link
+        starts again at the tree's root and '..' stops there, as in a chroot (openat2's
+        RESOLVE_IN_ROOT). Read through the root's descriptor, never by path."""
         if not path.startswith("/") or "\0" in path:
             raise OSError(errno.EINVAL, "not an absolute host path", path)
-        return self.host.realpath(path)
+        todo = [p for p in path.split("/") if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        missing = 0  # how many of the last names in done do not exist
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if done:
+                    done.pop()
+                    missing = max(0, missing - 1)
+                continue
+            if missing:
+                missing += 1
+            else:
+                with self.dir_fd("/" + "/".join(done)) as fd:
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        missing = 1
+                    else:
+                        if stat.S_ISLNK(st.st_mode):
+                            links += 1
+                            if links > _MAX_LINKS:
+                                raise OSError(errno.ELOOP, "too many levels of links", path)
+                            target = os.readlink(name, dir_fd=fd)
+                            if target.startswith("/"):
+                                done = []
+                            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                            continue
+            done.append(name)
+        return "/" + "/".join(done)
 
     # -- walking ------------------------------------------------------------------------
     @contextmanager

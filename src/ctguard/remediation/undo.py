@@ -33,19 +33,23 @@ StepHook = Callable[[str], None]
 
 _OWN = f"{OWN_FAMILY} {OWN_TABLE}"
 _NAME = r"[A-Za-z0-9_.-]+"
-_NFT_LINES = (
+_RULE = r"[^;{}#\n]*"  # one rule: no second command (;), no block, no comment
+# The undo of an add (notrack --apply): deletions, fitted to the live ruleset first.
+_NFT_DELETES = (
     re.compile(rf"delete rule {_NAME} {_NAME} {_NAME} handle \d+"),
     re.compile(rf"delete chain {_OWN} {_NAME}"),
     re.compile(rf"delete table {_OWN}"),
+)
+# The undo of a removal (notrack --remove): the rules tagged ctguard, added back.
+_NFT_ADDS = (
     re.compile(rf"add table {_OWN}"),
     re.compile(rf"add chain {_OWN} (\w+) \{{ type filter hook \1 priority raw; policy accept; \}}"),
-    re.compile(rf"(?:add|insert) rule {_NAME} {_NAME} {_NAME} .* comment \"{TAG}\""),
+    re.compile(rf"(?:add|insert) rule {_NAME} {_NAME} {_NAME} {_RULE} comment \"{TAG}\""),
 )
-_IPTABLES_LINES = (
-    re.compile(r"\*(raw|filter|mangle|nat|security)"),
-    re.compile(r"COMMIT"),
-    re.compile(rf"-[DI] {_NAME} (\d+ )?.*-m comment --comment \"?{TAG}\"?( .*)?"),
-)
+_TAGGED = rf"{_RULE}-m comment --comment \"?{TAG}\"?(?: {_RULE})?"
+_IPTABLES_DELETES = (re.compile(rf"-D {_NAME} {_TAGGED}"),)
+_IPTABLES_ADDS = (re.compile(rf"-I {_NAME} \d+ {_TAGGED}"),)
+_IPTABLES_FRAME = (re.compile(r"\*(raw|filter|mangle|nat|security)"), re.compile(r"COMMIT"))
 # The modules 'disable' unloads, and its undo loads again: netfilter's own.
 _MODULE = re.compile(
     r"(nf_conntrack|nfnetlink|(nf|nft|xt|ipt|ip6t|iptable|ip6table|ebt|arpt)_[a-z0-9_]+)"
@@ -53,14 +57,18 @@ _MODULE = re.compile(
 
 
 def check_shape(entry_id: str, record: CommandRecord) -> None:
-    """CtguardError unless ``record``'s undo is one that ctguard writes."""
+    """CtguardError unless ``record``'s undo is one that ctguard writes: deletions (which
+    are always fitted to the live ruleset before they run, so they only ever delete a rule
+    tagged ctguard that is still there), or the re-adding of rules tagged ctguard."""
     argv, script = record.undo_argv, record.undo_stdin
     if not argv:
         return
+    deletes = _deletes(record)
+    patterns: Sequence[re.Pattern[str]]
     if argv == NFT_RUN:
-        patterns: Sequence[re.Pattern[str]] = _NFT_LINES
+        patterns = _NFT_DELETES if deletes else _NFT_ADDS
     elif argv in tuple((tool, "--noflush") for tool in RESTORE.values()):
-        patterns = _IPTABLES_LINES
+        patterns = (*_IPTABLES_FRAME, *(_IPTABLES_DELETES if deletes else _IPTABLES_ADDS))
     elif len(argv) == 2 and argv[0] == "modprobe" and _MODULE.fullmatch(argv[1]) and not script:
         return
     else:
@@ -74,6 +82,23 @@ def check_shape(entry_id: str, record: CommandRecord) -> None:
                 f"entry {entry_id}: the undo of {record.what!r} has a line ctguard never"
                 f" writes ({line[:80]!r}); nothing was rolled back"
             )
+
+
+def _deletes(record: CommandRecord) -> bool:
+    """The undo deletes (an add's undo) rather than adds back (a removal's undo)."""
+    return record.undo_check is not None or any(
+        line.startswith(("delete ", "-D ")) for line in record.undo_stdin.splitlines()
+    )
+
+
+def _check_of(record: CommandRecord) -> str | None:
+    """Which live listing a deleting undo is fitted to: recorded, or (journals older than
+    undo_check) read from its program, so no deletion ever runs unchecked."""
+    if record.undo_check is not None or not _deletes(record):
+        return record.undo_check
+    if record.undo_argv == NFT_RUN:
+        return "nft"
+    return next((t for t, r in RESTORE.items() if record.undo_argv == (r, "--noflush")), None)
 
 
 def may_have_run(record: CommandRecord) -> bool:
@@ -148,7 +173,7 @@ class CommandUndo:
     def of(cls, record: CommandRecord, runner: Runner, step: StepHook) -> CommandUndo:
         lost_echo = record.undo_from == NFT_ECHO and not record.undo_stdin.strip()
         return cls(
-            runner, record.undo_argv, record.undo_stdin, record.undo_check, bool(record.stdin),
+            runner, record.undo_argv, record.undo_stdin, _check_of(record), bool(record.stdin),
             step, record.what, record.stdin, record.tagged_before if lost_echo else None,
             None if record.done else _deleting(record),
         )  # fmt: skip
