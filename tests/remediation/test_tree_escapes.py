@@ -19,9 +19,17 @@ from pathlib import Path
 import pytest
 
 from ctguard.errors import CtguardError
+from ctguard.remediation.apply import Tree, TreeRuntime, apply_changes, rollback
 from ctguard.remediation.journal import list_entries
 from ctguard.remediation.state_dir import StateDir
-from remediation.conftest import apply_tree, make_tree, roll_back_tree, tree_state
+from remediation.conftest import (
+    apply_tree,
+    make_tree,
+    plan_files,
+    roll_back_tree,
+    tree_state,
+    tree_sysctls,
+)
 
 # What an attacker swaps for a link: every directory an apply or its rollback walks.
 TARGETS = (
@@ -209,3 +217,33 @@ def test_a_link_inside_the_state_dir_is_refused(tmp_path):
     )
     assert tree_state(outside) == before
     assert tree_state(root) == tree_before
+
+
+def test_a_root_path_swapped_after_it_was_opened_changes_nothing(tmp_path):
+    """`--root link`, and link re-pointed at another tree (or at /) once ctguard checked
+    it: the journal, the runtime values and the files all stay in the tree first opened."""
+
+    root, outside = make_tree(tmp_path)
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    tree = Tree(link)
+    link.unlink()
+    link.symlink_to(outside)  # the victim: the same layout, so a write would succeed there
+    before = tree_state(outside)
+    apply_changes(
+        plan_files(), tree_sysctls(), root=tree, runtime=TreeRuntime(tree),
+        state_dir=StateDir.in_tree(tree), meta={},
+    )  # fmt: skip
+    assert tree_state(outside) == before
+    assert (root / "etc/udev/rules.d/90-ctguard.rules").exists()
+    assert (root / "var/lib/ctguard/journal").is_dir()
+    rollback(None, root=tree, runtime=TreeRuntime(tree), state_dir=StateDir.in_tree(tree))
+    assert tree_state(outside) == before
+
+
+def test_this_hosts_root_is_recognised_however_it_is_named(tmp_path):
+
+    link = tmp_path / "slash"
+    link.symlink_to("/")
+    assert Tree(link).is_live and Tree("/").is_live and Tree("/tmp/..").is_live
+    assert not Tree(tmp_path).is_live
