@@ -271,9 +271,7 @@ def test_unwritable_state_dir_changes_nothing(host):
     before = host.snapshot()
     with pytest.raises(ApplyError) as err:
         apply(host)
-    assert str(err.value) == (
-        f"{host.state}: not a directory; nothing had been changed"
-    )
+    assert str(err.value) == (f"{host.state}: not a directory; nothing had been changed")
     assert host.snapshot() == before
 
 
