@@ -33,7 +33,7 @@ StepHook = Callable[[str], None]
 
 _OWN = f"{OWN_FAMILY} {OWN_TABLE}"
 _NAME = r"[A-Za-z0-9_.-]+"
-_RULE = r"[^;{}#\n]*"  # one rule: no second command (;), no block, no comment
+_RULE = r"[^;\n]*"  # one rule: no second command after a ;
 # The undo of an add (notrack --apply): deletions, fitted to the live ruleset first.
 _NFT_DELETES = (
     re.compile(rf"delete rule {_NAME} {_NAME} {_NAME} handle \d+"),
