@@ -486,3 +486,17 @@ def test_no_traceback_and_no_false_nothing_to_do(tmp_path, kind):
     journal.write_text("[" * 100_000)
     done = run_ctguard("rollback", "--root", str(tree), "--yes")
     one_error_line(done, 3, "is damaged")
+
+
+def test_two_state_dirs_on_one_tree_still_take_turns(tmp_path, monkeypatch):
+    """`apply --root T --state-dir A` and `--state-dir B` at once: the tree is locked too."""
+    from ctguard.remediation.apply import Tree
+
+    monkeypatch.setattr(state_module, "LOCK_WAIT", 0.3)
+    tree = snapshot_copy(tmp_path)
+    change = WriteFile("/etc/sysctl.d/90-ctguard-conntrack.conf", None, b"x\n", 0o644, "x", OURS)
+    other = StateDir.on_machine(tmp_path / "A")
+    with other.lock(create=True, written=Tree(tree)), pytest.raises(BusyError, match=str(tree)):
+        apply_changes([change], [], root=tree, runtime=TreeRuntime(tree),
+                      state_dir=tmp_path / "B", meta={})  # fmt: skip
+    assert not (tree / "etc/sysctl.d/90-ctguard-conntrack.conf").exists()

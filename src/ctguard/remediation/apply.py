@@ -306,7 +306,7 @@ def _apply_changes(
         return ApplyResult(None, (), (), checked.skipped)
     with ExitStack() as held:
         try:
-            held.enter_context(state.lock(create=True))
+            held.enter_context(state.lock(create=True, written=tree))
         except OSError as exc:
             raise ApplyError(
                 f"cannot use the state directory {state.shown()}: {reason(exc)};"

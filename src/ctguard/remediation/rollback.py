@@ -174,7 +174,7 @@ def _rollback(
                 raise CtguardError(
                     f"no applied change to roll back (no journal in {state.shown()})"
                 )
-            held.enter_context(state.lock(create=False))
+            held.enter_context(state.lock(create=False, written=tree))
             sweep_unborn(state)
             entry = entry_to_roll_back(state, entry_id)
         except OSError as exc:

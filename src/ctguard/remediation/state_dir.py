@@ -155,29 +155,41 @@ class StateDir:
 
     # -- the lock -------------------------------------------------------------------------
     @contextmanager
-    def lock(self, create: bool, wait: float | None = None) -> Iterator[None]:
+    def lock(
+        self, create: bool, wait: float | None = None, written: Tree | None = None
+    ) -> Iterator[None]:
         """Hold an flock on the state directory itself while one apply or rollback runs
-        (no lock file to leave behind); a second waits up to ``wait`` seconds (LOCK_WAIT),
-        then BusyError. ``create``: make the state directory first (apply); a rollback
-        has nothing to do without one."""
+        (no lock file to leave behind), and on the root of the ``written`` tree unless it
+        is this host's / (two applies to one tree with two state directories); a second
+        waits up to ``wait`` seconds (LOCK_WAIT), then BusyError. ``create``: make the
+        state directory first (apply); a rollback has nothing to do without one."""
         if create:
             self.tree.make_dirs(self.path, PRIVATE_DIR_MODE, PARENT_DIR_MODE)
         self.check_trust()
+        wait = LOCK_WAIT if wait is None else wait
         with self.tree.dir_fd(self.path) as fd:
-            wait = LOCK_WAIT if wait is None else wait
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise BusyError(
-                            f"another ctguard apply or rollback is using {self.shown()} (waited"
-                            f" {wait:g} s for its lock); run this again once that one has finished"
-                        ) from None
-                    time.sleep(0.05)
-            yield  # closing the descriptor releases the lock
+            _flock(fd, wait, self.shown())
+            if written is None or written.is_live:
+                yield  # closing the descriptor releases the lock
+                return
+            with written.own_root_fd() as root_fd:
+                _flock(root_fd, wait, str(written.base))
+                yield
+
+
+def _flock(fd: int, wait: float, what: str) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise BusyError(
+                    f"another ctguard apply or rollback is using {what} (waited {wait:g} s for"
+                    " its lock); run this again once that one has finished"
+                ) from None
+            time.sleep(0.05)
 
 
 def _resolved(tree: Tree, path: str) -> str:

@@ -134,6 +134,16 @@ class Tree:
             done.append(name)
         return "/" + "/".join(done)
 
+    @contextmanager
+    def own_root_fd(self) -> Iterator[int]:
+        """A new open file description of the root (not a dup): an flock on it is
+        released when it is closed, whatever else holds the root open."""
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._fd)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     # -- walking ------------------------------------------------------------------------
     @contextmanager
     def dir_fd(self, path: str) -> Iterator[int]:
