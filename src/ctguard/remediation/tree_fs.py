@@ -4,11 +4,11 @@ whether there from the start or swapped in while ctguard works, leads a write ou
 A path is given as a host path (``/etc/sysctl.d/90-ctguard-conntrack.conf``). The root is
 opened once. ``realpath`` follows the tree's links once, inside the tree and through that
 descriptor (like openat2's RESOLVE_IN_ROOT); every operation then walks that real path
-again from the descriptor held on the root, one component at a time with ``O_NOFOLLOW``, and acts on the
-last one relative to its directory's descriptor (``openat``, ``renameat``, ``unlinkat``,
-``mkdirat``). A link met on that walk means the tree changed since it was resolved: the
-operation fails with ELOOP or ENOTDIR instead of following it. Files are replaced by
-rename(2), which also breaks a hard link instead of writing through it.
+again from the descriptor held on the root, one component at a time with ``O_NOFOLLOW``,
+and acts on the last one relative to its directory's descriptor (``openat``, ``renameat``,
+``unlinkat``, ``mkdirat``). A link met on that walk means the tree changed since it was
+resolved: the operation fails with ELOOP or ENOTDIR instead of following it. Files are
+replaced by rename(2), which also breaks a hard link instead of writing through it.
 
 The live host is the tree ``/``: the same code writes it.
 
