@@ -88,20 +88,9 @@ class HostRoot:
         return open(real, "rb")
 
     def read_bytes(self, path: str, max_size: int = MAX_FILE_BYTES) -> bytes:
-        """The whole file; OSError like open(), or EFBIG past ``max_size`` bytes.
-
-        procfs/sysfs report size 0, so the bound is applied while reading, in chunks:
-        a /proc/sys read allocates a kernel buffer as large as the request (ENOMEM).
-        """
-        chunks: list[bytes] = []
-        size = 0
+        """The whole file; OSError like open(), or EFBIG past ``max_size`` bytes."""
         with self._open(path) as f:
-            while chunk := f.read(_CHUNK):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > max_size:
-                    raise OSError(errno.EFBIG, f"larger than {max_size} bytes", path)
-        return b"".join(chunks)
+            return read_bounded(f.fileno(), max_size, path)
 
     def read_text(self, path: str, max_size: int = MAX_FILE_BYTES) -> str:
         return self.read_bytes(path, max_size).decode("utf-8", errors="replace")
@@ -206,10 +195,23 @@ def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped in between
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        data = f.read(max_size + 1)
-    if len(data) > max_size:
-        raise OSError(errno.EFBIG, f"larger than {max_size} bytes", str(path))
-    return data
+        return read_bounded(fd, max_size, str(path))
+    finally:
+        os.close(fd)
+
+
+def read_bounded(fd: int, max_size: int, name: str) -> bytes:
+    """Everything ``fd`` reads; EFBIG past ``max_size`` bytes. In chunks, since procfs and
+    sysfs report size 0 and a /proc/sys read allocates a kernel buffer as large as the
+    request (ENOMEM)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, _CHUNK):
+        size += len(chunk)
+        if size > max_size:
+            raise OSError(errno.EFBIG, f"larger than {max_size} bytes", name)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -31,6 +31,7 @@ from ctguard.sources.iptables_service import InitScript, IptablesConfig, Iptable
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig
+from ctguard.sources.modules import HASHSIZE_PARAM
 from ctguard.sources.stats import ConntrackStats
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlAssignment, SysctlConfig, runtime_name
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, NETFILTER_DIR
@@ -44,7 +45,6 @@ MODPROBE_NAMES = (
     "zzzz-ctguard-conntrack.conf",
 )
 MODULES_SCRIPT = "/etc/sysconfig/modules/ctguard-conntrack.modules"
-HASHSIZE_PARAM = "/sys/module/nf_conntrack/parameters/hashsize"
 MAX, BUCKETS = "nf_conntrack_max", "nf_conntrack_buckets"
 
 

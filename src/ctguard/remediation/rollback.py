@@ -54,12 +54,14 @@ from ctguard.remediation.runtime_files import RuntimeFiles, read_int
 from ctguard.remediation.state_dir import MAX_BACKUP_BYTES, StateDir
 from ctguard.remediation.tree_fs import StepHook, Tree, host_parts
 from ctguard.remediation.undo import CommandUndo, check_shape, may_have_run
+from ctguard.sources.modules import HASHSIZE_PARAM
+from ctguard.sources.sysctl_runtime import LEGACY_MAX, NETFILTER_DIR
 
 UNFINISHED = (APPLYING, APPLIED, UNDO_FAILED)  # what a rollback without an ID picks
 # The runtime values ctguard sets: conntrack's sysctls and the hash size parameter.
 _RUNTIME_PATH = re.compile(
-    r"/proc/sys/net/netfilter/nf_conntrack_[a-z0-9_]+|/proc/sys/net/nf_conntrack_max"
-    r"|/sys/module/nf_conntrack/parameters/hashsize"
+    rf"{re.escape(NETFILTER_DIR)}/nf_conntrack_[a-z0-9_]+|{re.escape(LEGACY_MAX)}"
+    rf"|{re.escape(HASHSIZE_PARAM)}"
 )
 
 

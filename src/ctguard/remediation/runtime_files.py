@@ -17,11 +17,11 @@ from ctguard.host.netns import run_in_netns
 from ctguard.host.root import SMALL_FILE_BYTES
 from ctguard.remediation.tree_fs import Tree
 from ctguard.sizing import kernel_buckets
+from ctguard.sources.modules import HASHSIZE_PARAM
+from ctguard.sources.sysctl_runtime import NETFILTER_DIR
 
-_HASH_SIZE_FILES = (
-    "/proc/sys/net/netfilter/nf_conntrack_buckets",
-    "/sys/module/nf_conntrack/parameters/hashsize",
-)
+# One kernel variable, nf_conntrack_htable_size, behind both files.
+_HASH_SIZE_FILES = (f"{NETFILTER_DIR}/nf_conntrack_buckets", HASHSIZE_PARAM)
 
 
 class RuntimeFiles(Protocol):
@@ -73,10 +73,12 @@ class TreeRuntime:
         # A tree shows what a kernel would: one variable, nf_conntrack_htable_size, behind
         # both files.
         return tuple(
-            other
-            for other in _HASH_SIZE_FILES
-            if other != path and _is_regular(self._tree.lstat(self._tree.realpath(other)))
+            other for other in _HASH_SIZE_FILES if other != path and self._is_regular(other)
         )
+
+    def _is_regular(self, path: str) -> bool:
+        st = self._tree.lstat(self._tree.realpath(path))
+        return st is not None and stat.S_ISREG(st.st_mode)
 
     def write(self, path: str, value: str) -> None:
         if not self._tree.is_live and path in _HASH_SIZE_FILES and value.isdigit():
@@ -95,10 +97,6 @@ class TreeRuntime:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
         self._tree.replace(real, data, stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
-
-
-def _is_regular(st: object) -> bool:
-    return st is not None and stat.S_ISREG(getattr(st, "st_mode", 0))
 
 
 class NetnsRuntime:

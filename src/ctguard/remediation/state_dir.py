@@ -155,18 +155,16 @@ class StateDir:
 
     # -- the lock -------------------------------------------------------------------------
     @contextmanager
-    def lock(
-        self, create: bool, wait: float | None = None, written: Tree | None = None
-    ) -> Iterator[None]:
+    def lock(self, create: bool, written: Tree | None = None) -> Iterator[None]:
         """Hold an flock on the state directory itself while one apply or rollback runs
         (no lock file to leave behind), and on the root of the ``written`` tree unless it
         is this host's / (two applies to one tree with two state directories); a second
-        waits up to ``wait`` seconds (LOCK_WAIT), then BusyError. ``create``: make the
-        state directory first (apply); a rollback has nothing to do without one."""
+        waits up to LOCK_WAIT seconds, then BusyError. ``create``: make the state
+        directory first (apply); a rollback has nothing to do without one."""
         if create:
             self.tree.make_dirs(self.path, PRIVATE_DIR_MODE, PARENT_DIR_MODE)
         self.check_trust()
-        wait = LOCK_WAIT if wait is None else wait
+        wait = LOCK_WAIT  # read now: tests shorten it
         with self.tree.dir_fd(self.path) as fd:
             _flock(fd, wait, self.shown())
             if written is None or written.is_live:

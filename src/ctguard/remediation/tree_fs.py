@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from ctguard.host.root import read_bounded
+
 StepHook = Callable[[str], None]
 PRIVATE_FILE_MODE = 0o600
 TEMP_MARK = ".ctguard-"  # temporary files are .<name>.ctguard-<8 hex digits>
-_TEMP = re.compile(r"\.(?P<name>.+)\.ctguard-[0-9a-f]{8}")
+_TEMP = re.compile(rf"\.(?P<name>.+){re.escape(TEMP_MARK)}[0-9a-f]{{8}}")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CHUNK = 64 * 1024
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 _SELINUX = "security.selinux"
 
@@ -78,12 +79,6 @@ class Tree:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-    def __enter__(self) -> Tree:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass  # closed with the object: one Tree may serve several steps of one command
 
     def __del__(self) -> None:
         with suppress(Exception):
@@ -193,14 +188,7 @@ class Tree:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped in between
                 raise OSError(errno.EINVAL, "not a regular file", path)
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := os.read(fd, _CHUNK):
-                size += len(chunk)
-                if size > max_size:
-                    raise OSError(errno.EFBIG, f"larger than {max_size} bytes", path)
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return read_bounded(fd, max_size, path)
         finally:
             os.close(fd)
 

@@ -64,10 +64,11 @@ def check_shape(entry_id: str, record: CommandRecord) -> None:
     if not argv:
         return
     deletes = _deletes(record)
+    tool = _tool_of(argv)
     patterns: Sequence[re.Pattern[str]]
-    if argv == NFT_RUN:
+    if tool == "nft":
         patterns = _NFT_DELETES if deletes else _NFT_ADDS
-    elif argv in tuple((tool, "--noflush") for tool in RESTORE.values()):
+    elif tool is not None:
         patterns = (*_IPTABLES_FRAME, *(_IPTABLES_DELETES if deletes else _IPTABLES_ADDS))
     elif len(argv) == 2 and argv[0] == "modprobe" and _MODULE.fullmatch(argv[1]) and not script:
         return
@@ -91,14 +92,20 @@ def _deletes(record: CommandRecord) -> bool:
     )
 
 
+def _tool_of(argv: Sequence[str]) -> str | None:
+    """The firewall tool a script-reading command drives, as LISTING names it: "nft",
+    "iptables" or "ip6tables"; None for any other command."""
+    if tuple(argv) == NFT_RUN:
+        return "nft"
+    return next((t for t, r in RESTORE.items() if tuple(argv) == (r, "--noflush")), None)
+
+
 def _check_of(record: CommandRecord) -> str | None:
     """Which live listing a deleting undo is fitted to: recorded, or (journals older than
     undo_check) read from its program, so no deletion ever runs unchecked."""
     if record.undo_check is not None or not _deletes(record):
         return record.undo_check
-    if record.undo_argv == NFT_RUN:
-        return "nft"
-    return next((t for t, r in RESTORE.items() if record.undo_argv == (r, "--noflush")), None)
+    return _tool_of(record.undo_argv)
 
 
 def may_have_run(record: CommandRecord) -> bool:
@@ -118,12 +125,7 @@ def _deleting(record: CommandRecord) -> str | None:
     committed: "nft", "iptables" or "ip6tables"; None for any other command."""
     if record.undo_check is not None or not record.undo_argv:
         return None
-    if record.argv == NFT_RUN:
-        return "nft"
-    for tool, restore in RESTORE.items():
-        if record.argv == (restore, "--noflush"):
-            return tool
-    return None
+    return _tool_of(record.argv)
 
 
 def tagged_handles(listing: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ PROC_MODULES = "/proc/modules"
 # offload, tc act_ct, bridge conntrack).
 SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
 SYS_MODULE = "/sys/module/nf_conntrack"
+HASHSIZE_PARAM = f"{SYS_MODULE}/parameters/hashsize"  # the table size; writable at runtime
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,9 @@ class ConntrackPresence:
 
 def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     hashsize = None
-    text = host.try_read_text(f"{SYS_MODULE}/parameters/hashsize", SMALL_FILE_BYTES)
+    text = host.try_read_text(HASHSIZE_PARAM, SMALL_FILE_BYTES)
     if not isinstance(text, Missing):
-        hashsize = parse_sysctl_int(text, f"{SYS_MODULE}/parameters/hashsize")
+        hashsize = parse_sysctl_int(text, HASHSIZE_PARAM)
     holders = tuple(host.listdir(f"{SYS_MODULE}/holders"))
     proc_sysctls = host.exists(MAX_FILE)
     initstate = host.try_read_text(f"{SYS_MODULE}/initstate", SMALL_FILE_BYTES)
