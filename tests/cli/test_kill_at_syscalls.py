@@ -60,6 +60,20 @@ def strace_works() -> None:
         pytest.skip(f"strace cannot trace here: {done.stderr.decode().strip()[:80]}")
 
 
+def killed_then_rolled_back(
+    command: str, tree: Path, point: tuple[str, int], before: dict[str, tuple[object, ...]]
+) -> str:
+    """``ctguard COMMAND --root TREE`` killed at ``point``, then ``ctguard rollback``: the
+    tree is as it was before the apply, with no temporary file; "killed" or "finished"."""
+    done = killed_by_strace(on_tree(command, tree), point)
+    assert killed(done) or done.returncode == 0, (point, done.stderr)
+    back = ctguard("rollback", "--root", str(tree), "--yes")
+    assert back.returncode == 0, (point, back.stderr)
+    assert host_state(tree) == before, point
+    assert temp_files(tree) == [], point
+    return "killed" if killed(done) else "finished"
+
+
 def run_all(points: list[tuple[str, int]], one: object) -> list[str]:
     """``one(index, point)`` for every kill point, two at a time (two cores)."""
     with ThreadPoolExecutor(2) as pool:
@@ -77,17 +91,12 @@ def test_apply_killed_at_every_write_syscall_is_recovered(tmp_path, strace_works
 
     def one(index: int, point: tuple[str, int]) -> str:
         tree = fresh(tmp_path / str(index))
-        done = killed_by_strace(on_tree("apply", tree), point)
-        assert killed(done) or done.returncode == 0, (point, done.stderr)
-        back = ctguard("rollback", "--root", str(tree), "--yes")
-        assert back.returncode == 0, (point, back.stderr)
-        assert host_state(tree) == before, point
-        assert temp_files(tree) == [], point
+        outcome = killed_then_rolled_back("apply", tree, point, before)
         again = ctguard("apply", "--root", str(tree), "--yes")
         assert again.returncode == 0, (point, again.stderr)
         assert host_state(tree) == applied, point
         shutil.rmtree(tree.parent)
-        return "killed" if killed(done) else "finished"
+        return outcome
 
     assert run_all(points, one).count("killed") == len(points)  # each point kills
 
@@ -102,15 +111,10 @@ def test_rollback_killed_at_every_write_syscall_is_finished_by_a_rerun(tmp_path,
     def one(index: int, point: tuple[str, int]) -> str:
         tree = fresh(tmp_path / str(index))
         assert ctguard("apply", "--root", str(tree), "--yes").returncode == 0
-        done = killed_by_strace(on_tree("rollback", tree), point)
-        assert killed(done) or done.returncode == 0, (point, done.stderr)
-        again = ctguard("rollback", "--root", str(tree), "--yes")
-        assert again.returncode == 0, (point, again.stderr)
-        assert host_state(tree) == before, point
-        assert temp_files(tree) == [], point
+        outcome = killed_then_rolled_back("rollback", tree, point, before)
         listed = ctguard("rollback", "--root", str(tree), "--list")
         assert listed.stdout.split()[1] == "rolled-back", (point, listed.stdout)
         shutil.rmtree(tree.parent)
-        return "killed" if killed(done) else "finished"
+        return outcome
 
     assert run_all(points, one).count("killed") == len(points)
