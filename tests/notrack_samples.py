@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from ctguard.model.notrack_rules import OurRule
 from ctguard.remediation.notrack import NotrackPlan, NotrackRequest, Tools, plan_notrack
-from ctguard.remediation.notrack_rules import OurRule
 from ctguard.sources.ruleset import (
     PortSet,
     Ruleset,

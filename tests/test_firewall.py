@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctguard.firewall import (
+from ctguard.model.firewall import (
     Fate,
     Packet,
     conntrack_users,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ctguard.missing import Missing
-from ctguard.sizing import (
+from ctguard.model.sizing import (
     GIB,
     EntryCost,
     default_buckets,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctguard.missing import Missing
-from ctguard.sizing import (
+from ctguard.model.sizing import (
     GIB,
     HARD_LIMIT_PCT,
     NAT_MIN_ESTABLISHED,

@@ -15,7 +15,7 @@ from ctguard.host.commands import Commands
 from ctguard.host.ct_events import NewEvents
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
-from ctguard.sizing import entry_cost, table_bytes
+from ctguard.model.sizing import entry_cost, table_bytes
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modules import (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from ctguard.model.notrack_rules import ACCEPT, is_ours
 from ctguard.remediation.notrack import (
     Flow,
     NotrackRequest,
@@ -22,7 +23,6 @@ from ctguard.remediation.notrack import (
     translated_ports,
     with_rules,
 )
-from ctguard.remediation.notrack_rules import ACCEPT, is_ours
 from ctguard.remediation.notrack_script import add_commands
 from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save
 from helpers import ROOTS

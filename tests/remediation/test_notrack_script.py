@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ctguard.errors import CtguardError
+from ctguard.model.notrack_rules import is_own
 from ctguard.remediation.apply import ApplyError, rollback
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
 from ctguard.remediation.journal import (
@@ -22,7 +23,7 @@ from ctguard.remediation.journal import (
     list_entries,
     read_entry,
 )
-from ctguard.remediation.nft_echo import is_own, undo_from_echo
+from ctguard.remediation.nft_echo import undo_from_echo
 from ctguard.remediation.notrack_script import (
     NFT_APPLY,
     NFT_RUN,

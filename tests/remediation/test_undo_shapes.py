@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from ctguard.model.notrack_rules import ACCEPT, NOTRACK, OurRule
 from ctguard.remediation.changes import NFT_ECHO
 from ctguard.remediation.journal import CommandRecord
 from ctguard.remediation.nft_echo import undo_from_echo
-from ctguard.remediation.notrack_rules import ACCEPT, NOTRACK, OurRule
 from ctguard.remediation.notrack_script import NFT_RUN, add_commands, remove_commands
 from ctguard.remediation.undo import check_shape
 from ctguard.sources.ruleset import PortSet

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ctguard.analyze import AnalyzeReport
+from ctguard.model.units import number
 from ctguard.output.analyze_json import analyze_document
-from ctguard.output.units import number
 
 _TITLES = {
     "family": "by address family",

@@ -6,10 +6,10 @@ from __future__ import annotations
 import difflib
 
 from ctguard.missing import Missing
-from ctguard.output.units import human_bytes
+from ctguard.model.sizing import Sizing, Target
+from ctguard.model.units import human_bytes
 from ctguard.remediation.changes import OURS, SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
-from ctguard.sizing import Sizing, Target
 
 
 def _value(value: int | None) -> str:

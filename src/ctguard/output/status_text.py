@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from ctguard.output.units import human_bytes, number, percent
+from ctguard.model.units import human_bytes, number, percent
 from ctguard.status import StatusReport
 
 if TYPE_CHECKING:

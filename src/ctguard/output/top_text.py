@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ctguard.output.units import number, percent
+from ctguard.model.units import number, percent
 from ctguard.top import RATE_NAMES, TopFrame
 
 if TYPE_CHECKING:

@@ -31,10 +31,10 @@ from pathlib import PurePosixPath
 
 from ctguard.errors import CtguardError
 from ctguard.facts import Facts
-from ctguard.firewall import conntrack_users
 from ctguard.missing import Missing
+from ctguard.model.firewall import conntrack_users
+from ctguard.model.values import NF_CONNTRACK, hooks_on_demand
 from ctguard.remediation.changes import OURS, Note, WriteFile
-from ctguard.rules.values import NF_CONNTRACK, hooks_on_demand
 from ctguard.sources.agents import Process
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.modprobe_conf import LEGACY_MODPROBE_CONF, ModprobeConfig, ModprobeDirective

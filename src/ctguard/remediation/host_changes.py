@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
-from ctguard.remediation import rhel_service, sysctl_dropin
-from ctguard.remediation.changes import EDIT, GLOBAL, OURS, PER_NETNS, Note, SetSysctl, WriteFile
-from ctguard.rules.persistence import UDEV_RULE, reapply_mechanisms
-from ctguard.rules.values import NF_CONNTRACK, Configured
-from ctguard.sizing import (
+from ctguard.model import rhel_iptables
+from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
+from ctguard.model.sizing import (
     default_buckets,
     default_max,
     kernel_buckets,
 )
+from ctguard.model.values import NF_CONNTRACK, Configured
+from ctguard.remediation import rhel_service, sysctl_dropin
+from ctguard.remediation.changes import EDIT, GLOBAL, OURS, PER_NETNS, Note, SetSysctl, WriteFile
 from ctguard.sources.iptables_service import InitScript, IptablesConfig, IptablesService
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.meminfo import Meminfo
@@ -230,8 +231,8 @@ class HostChanges:
         dropins, span = self.our_dropins, self.our_span
         service = self._service()
         grepped = None
-        if service is not None and rhel_service.unloads_conntrack(*service, restored=True):
-            grepped = rhel_service.grep_patterns(service[1])
+        if service is not None and rhel_iptables.unloads_conntrack(*service, restored=True):
+            grepped = rhel_iptables.grep_patterns(service[1])
         placement = sysctl_dropin.choose_placement(self.config, values, dropins, span, grepped)
         self.placement = placement
         winner = "the ctguard block below it" if placement.block else placement.path
@@ -348,7 +349,7 @@ class HostChanges:
         if service is None or self.facts.presence.kind == "builtin":
             return False
         config, script = service
-        restore = rhel_service.needs_restore(script)
+        restore = rhel_iptables.needs_restore(script)
         if restore:
             before = self.read(script.path)
             if before is not None:
@@ -363,7 +364,7 @@ class HostChanges:
                     EDIT,
                     {"CT305"},
                 )
-        if not rhel_service.unloads_conntrack(config, script, restored=True):
+        if not rhel_iptables.unloads_conntrack(config, script, restored=True):
             return False
         if script.grep_line is None:
             self.notes.append(
@@ -374,9 +375,9 @@ class HostChanges:
             )
             return False
         writes = {c.path: _text(c.after) or "" for c in self.files}
-        files = rhel_service.grep_files_after(script, self.facts.grep_files, writes)
+        files = rhel_iptables.grep_files_after(script, self.facts.grep_files, writes)
         wanted = self._configured_after(persisted)
-        fix = rhel_service.load_list_fix(config, script, files, wanted)
+        fix = rhel_iptables.load_list_fix(config, script, files, wanted)
         if fix.items:
             before = self.read(config.path)
             after = rhel_service.with_load_list(_text(before) or "", config, fix.items)

@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import re
 
-OWN_FAMILY = "inet"
-OWN_TABLE = "ctguard"
+from ctguard.model.notrack_rules import is_own
 
 _RULE = re.compile(r"^(?:add|insert) rule (\S+) (\S+) (\S+) .*# handle (\d+)$")
 _CHAIN = re.compile(r"^add chain (\S+) (\S+) (\S+) ")
 _TABLE = re.compile(r"^add table (\S+) (\S+)")
-
-
-def is_own(family: str, table: str) -> bool:
-    return (family, table) == (OWN_FAMILY, OWN_TABLE)
 
 
 def undo_from_echo(output: str) -> str:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ctguard.firewall import (
+from ctguard.model.firewall import (
     FILTER_HOOK,
     MAX_JUMP_DEPTH,
     Packet,
@@ -42,15 +42,16 @@ from ctguard.firewall import (
     reachable_rules,
     untracked_fate,
 )
-from ctguard.remediation.nft_echo import OWN_TABLE, is_own
-from ctguard.remediation.notrack_rules import (
+from ctguard.model.notrack_rules import (
     ACCEPT,
     IPTABLES_RAW_CHAINS,
     NOTRACK,
+    OWN_TABLE,
     RAW_PRIORITY,
     RETURN,
     OurRule,
     is_ours,
+    is_own,
     same_rule,
 )
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe

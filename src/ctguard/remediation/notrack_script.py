@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ctguard.model.notrack_rules import ACCEPT, NOTRACK, OWN_TABLE, RETURN, OurRule, is_ours, is_own
 from ctguard.remediation.changes import NFT_ECHO, RunCommand
-from ctguard.remediation.nft_echo import OWN_TABLE, is_own
-from ctguard.remediation.notrack_rules import ACCEPT, NOTRACK, RETURN, OurRule, is_ours
 from ctguard.remediation.undo_check import drop_raw_script, raw_left_empty
 from ctguard.sources.ruleset import Chain, Rule, Ruleset
 

@@ -16,14 +16,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from ctguard.facts import Facts
-from ctguard.firewall import nat_rules
 from ctguard.missing import Missing
-from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
-from ctguard.remediation.host_changes import BUCKETS, MAX, FileReader, HostChanges, Want
-from ctguard.rules import Thresholds
-from ctguard.rules.composition import dominant_kinds
-from ctguard.rules.values import configured
-from ctguard.sizing import (
+from ctguard.model.firewall import nat_rules
+from ctguard.model.sizing import (
     DEFAULT_BUDGET_PCT,
     Sizing,
     SizingInput,
@@ -33,6 +28,11 @@ from ctguard.sizing import (
     size_table,
     size_timeouts,
 )
+from ctguard.model.values import configured
+from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
+from ctguard.remediation.host_changes import BUCKETS, MAX, FileReader, HostChanges, Want
+from ctguard.rules import Thresholds
+from ctguard.rules.composition import dominant_kinds
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.stats import ConntrackStats

@@ -20,9 +20,9 @@ from typing import Any
 from ctguard import __version__
 from ctguard.errors import CtguardError
 from ctguard.missing import Missing
+from ctguard.model.sizing import Sizing, Target
 from ctguard.remediation.changes import SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
-from ctguard.sizing import Sizing, Target
 
 SCHEMA = "ctguard.plan/1"
 

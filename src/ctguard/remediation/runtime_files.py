@@ -15,8 +15,8 @@ from typing import Protocol
 
 from ctguard.host.netns import run_in_netns
 from ctguard.host.root import SMALL_FILE_BYTES
+from ctguard.model.sizing import kernel_buckets
 from ctguard.remediation.tree_fs import Tree
-from ctguard.sizing import kernel_buckets
 from ctguard.sources.modules import HASHSIZE_PARAM
 from ctguard.sources.sysctl_runtime import NETFILTER_DIR
 

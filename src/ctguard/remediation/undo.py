@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ctguard.errors import CtguardError, ParseError
+from ctguard.model.notrack_rules import OWN_FAMILY, OWN_TABLE, TAG, is_ours
 from ctguard.remediation.changes import NFT_ECHO
 from ctguard.remediation.journal import CommandRecord
-from ctguard.remediation.nft_echo import OWN_FAMILY, OWN_TABLE
-from ctguard.remediation.notrack_rules import TAG, is_ours
 from ctguard.remediation.notrack_script import NFT_RUN, RESTORE
 from ctguard.remediation.undo_check import LISTING, cleanup, committed, reconcile
 from ctguard.sources.ruleset import parse_nft_json

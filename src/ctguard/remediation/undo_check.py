@@ -19,8 +19,7 @@ import re
 from collections.abc import Collection
 
 from ctguard.errors import ParseError
-from ctguard.remediation.nft_echo import is_own
-from ctguard.remediation.notrack_rules import is_ours
+from ctguard.model.notrack_rules import is_ours, is_own
 from ctguard.sources.ruleset import Ruleset, iptables_variant, parse_iptables_save, parse_nft_json
 
 # What each check reads, through the same command runner (so inside the same namespace).

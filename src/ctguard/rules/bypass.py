@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ctguard.facts import Facts
 from ctguard.findings import Severity
-from ctguard.firewall import (
+from ctguard.missing import Missing
+from ctguard.model.firewall import (
     FILTER_HOOK,
     Fate,
     Packet,
@@ -14,10 +15,9 @@ from ctguard.firewall import (
     packet_of,
     untracked_fate,
 )
-from ctguard.missing import Missing
-from ctguard.remediation.notrack_rules import ACCEPT, OurRule
+from ctguard.model.notrack_rules import ACCEPT, OurRule
+from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from ctguard.facts import Facts, TableFacts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.values import runtime
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.remedies import persist_file
-from ctguard.rules.values import runtime
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
 from ctguard.table.candidates import notrack_candidates
 from ctguard.table.summary import TableSummary

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
-from ctguard.output.units import human_bytes
+from ctguard.model.sizing import entry_cost, table_bytes
+from ctguard.model.units import human_bytes
+from ctguard.model.values import configured, runtime
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.remedies import SAFE_BUDGET_PCT, SYSCTL_DROPIN, safe_max
-from ctguard.rules.values import configured, runtime
-from ctguard.sizing import entry_cost, table_bytes
 from ctguard.sources.meminfo import Meminfo
 
 

@@ -7,8 +7,15 @@ from collections.abc import Iterable
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
-from ctguard.rules.values import (
+from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
+from ctguard.model.rhel_iptables import (
+    fgrep_reapplied,
+    load_list_fix,
+    prefixes_names,
+    unload_setting,
+)
+from ctguard.model.sizing import default_buckets, kernel_buckets
+from ctguard.model.values import (
     NF_CONNTRACK,
     Configured,
     configured,
@@ -16,35 +23,15 @@ from ctguard.rules.values import (
     quote,
     runtime,
 )
-from ctguard.sizing import default_buckets, kernel_buckets
-from ctguard.sources.boot_modules import command_reapplies
+from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.sources.iptables_service import (
     STOCK_NF_MODULES_COMMON,
-    GrepHit,
     InitScript,
     IptablesConfig,
-    IptablesService,
-    simulate_fgrep,
 )
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig
-from ctguard.sources.sysctl_conf import SysctlConfig, parse_sysctl_conf, runtime_name
-
-# Loading any of these loads nf_conntrack first (module dependencies).
-_PULLS_IN = {
-    "xt_conntrack", "xt_state", "xt_CT", "xt_connmark", "xt_CONNMARK", "xt_nat", "xt_MASQUERADE",
-    "xt_REDIRECT", "iptable_nat", "ip6table_nat", "nft_ct", "nft_nat", "nft_masq",
-    "nft_redir", "openvswitch", "ip_vs",
-}  # fmt: skip
-UDEV_RULE = "/etc/udev/rules.d/90-ctguard-conntrack.rules"
-
-
-def pulls_in_conntrack(module: str) -> bool:
-    return (
-        module == NF_CONNTRACK
-        or module.startswith(("nf_conntrack_", "nf_nat"))
-        or module in _PULLS_IN
-    )
+from ctguard.sources.sysctl_conf import SysctlConfig, runtime_name
 
 
 def _unit_of(item: Configured) -> str:
@@ -124,70 +111,6 @@ def _agent_owning(facts: Facts, key: str) -> str | None:
 
 
 # --- CT302 ---------------------------------------------------------------------------
-
-
-def _prefixes_names(script: InitScript, files: tuple[tuple[str, str], ...]) -> bool:
-    """fgrep over several files without -h prints "file:line", which sysctl -p rejects."""
-    no_names = any(
-        o == "--no-filename" or (o.startswith("-") and not o.startswith("--") and "h" in o)
-        for o in script.grep_options
-    )
-    return len(files) > 1 and not no_names
-
-
-def fgrep_reapplied(
-    script: InitScript, items: Iterable[str], files: tuple[tuple[str, str], ...]
-) -> dict[str, tuple[GrepHit, str]]:
-    """Runtime name -> (line, value) the init script's ``fgrep | sysctl -p -`` re-applies."""
-    result: dict[str, tuple[GrepHit, str]] = {}
-    if script.grep_line is None or _prefixes_names(script, files):
-        return result
-    for hit in simulate_fgrep(tuple(items), files):
-        for assignment in parse_sysctl_conf(hit.text, hit.path).assignments:
-            name = runtime_name(assignment.key)
-            if name is not None:
-                result[name] = (hit, assignment.value.strip())
-    return result
-
-
-def _service_reapplies(facts: Facts) -> dict[str, str]:
-    service = facts.iptables_service
-    parts = service.complete if isinstance(service, IptablesService) else None
-    if parts is None:
-        return {}
-    config, script = parts
-    hits = fgrep_reapplied(script, config.sysctl_load_list, facts.grep_files)
-    return {
-        name: f"IPTABLES_SYSCTL_LOAD_LIST matches {hit.path}:{hit.line}"
-        for name, (hit, _) in hits.items()
-    }
-
-
-def reapply_mechanisms(facts: Facts, keys: Iterable[Configured]) -> dict[str, str]:
-    """Runtime name -> what re-applies it when nf_conntrack loads after boot-time sysctl."""
-    covered: dict[str, str] = {}
-    items = list(keys)
-    if not isinstance(facts.boot_modules, Missing):
-        for module in facts.boot_modules:
-            if pulls_in_conntrack(module.module):
-                why = f"{module.path}:{module.line} loads {module.module} before sysctl runs"
-                covered.update({item.name: why for item in items})
-    if not isinstance(facts.udev, Missing):
-        for udev in facts.udev:
-            if udev.matches_module(NF_CONNTRACK):
-                for item in items:
-                    if udev.covers(item.assignment.key, item.assignment.path):
-                        covered.setdefault(item.name, f"{udev.path}:{udev.line} re-applies it")
-    if isinstance(facts.modprobe, ModprobeConfig):
-        for d in facts.modprobe.for_module(NF_CONNTRACK, "install"):
-            why = f"{d.path}:{d.line} runs sysctl on load"
-            for hook in command_reapplies(d.args, d.path, d.line, d.text, NF_CONNTRACK):
-                for item in items:
-                    if hook.covers(item.assignment.key, item.assignment.path):
-                        covered.setdefault(item.name, why)
-    for name, why in _service_reapplies(facts).items():
-        covered.setdefault(name, why)
-    return covered
 
 
 def reapply_fix(facts: Facts) -> str:
@@ -322,17 +245,6 @@ def _service(facts: Facts) -> tuple[IptablesConfig, InitScript] | Outcome:
     return service.config, service.script
 
 
-def _unloads_conntrack(config: IptablesConfig, script: InitScript) -> tuple[bool, str]:
-    var = config.get("IPTABLES_MODULES_UNLOAD")
-    value = var.value if var is not None else (script.unload_default or "yes")
-    shown = (
-        f"{config.path}:{var.line}: {var.text.strip()}"
-        if var
-        else f"IPTABLES_MODULES_UNLOAD unset (default {value})"
-    )
-    return value.lower() == "yes", shown
-
-
 @rule("CT304")
 def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     got = _service(facts)
@@ -341,7 +253,7 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     config, script = got
     if facts.presence.kind == "builtin":
         return passed("nf_conntrack is built in: the service cannot unload it")
-    unload, unload_shown = _unloads_conntrack(config, script)
+    unload, unload_shown = unload_setting(config, script)
     if not unload:
         return passed(f"the service does not unload modules ({unload_shown})")
     modules = script.nf_modules_common
@@ -382,7 +294,7 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         return _pass_if_read(
             facts, "the load list re-applies every configured conntrack key", evidence
         )
-    if _prefixes_names(script, facts.grep_files):
+    if prefixes_names(script, facts.grep_files):
         evidence.append(
             "fgrep reads several files without -h: every line it prints starts"
             " with a file name, so sysctl -p rejects them all"
@@ -390,30 +302,20 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
     return found(Severity.WARNING, evidence, _load_list_fix(facts, config, script, wanted))
 
 
-def load_list_items(texts: list[str]) -> list[str]:
-    """fgrep items that match every conntrack line: ".nf_conntrack" unless some line is
-    written with "/" separators ("net/netfilter/nf_conntrack_max"), then "nf_conntrack"."""
-    items = []
-    for base in ("nf_conntrack", "ip_conntrack"):
-        using = [text for text in texts if base in text]
-        if using:
-            dotted = all(f".{base}" in text for text in using)
-            items.append(f".{base}" if dotted else base)
-    return items
-
-
 def _load_list_fix(
     facts: Facts, config: IptablesConfig, script: InitScript, wanted: dict[str, Configured]
 ) -> str:
-    proposal = load_list_items([item.assignment.text for item in wanted.values()])
-    after = fgrep_reapplied(script, proposal, facts.grep_files)
-    fix = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(proposal)}"'
-    missed = [item for name, item in sorted(wanted.items()) if name not in after]
-    if missed:
+    want = {
+        name: (item.assignment.value.strip(), item.assignment.text) for name, item in wanted.items()
+    }
+    fix = load_list_fix(config, script, facts.grep_files, want)
+    items = fix.items or config.sysctl_load_list
+    text = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(items)}"'
+    if fix.missed:
         greps = sorted({path for path, _ in facts.grep_files}) or ["the files the script greps"]
-        fix += "\nand move these lines into " + " or ".join(greps) + ", which the script greps:\n"
-        fix += "\n".join(item.quoted for item in missed)
-    return fix
+        text += "\nand move these lines into " + " or ".join(greps) + ", which the script greps:\n"
+        text += "\n".join(wanted[name].quoted for name in fix.missed)
+    return text
 
 
 @rule("CT305")

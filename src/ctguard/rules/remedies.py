@@ -7,9 +7,9 @@ always comes first and is complete on its own.
 from __future__ import annotations
 
 from ctguard.facts import Facts
-from ctguard.output.units import human_bytes
-from ctguard.rules.values import configured, runtime, table_count
-from ctguard.sizing import entry_cost, kernel_buckets, largest_safe_max, table_bytes
+from ctguard.model.sizing import entry_cost, kernel_buckets, largest_safe_max, table_bytes
+from ctguard.model.units import human_bytes
+from ctguard.model.values import configured, runtime, table_count
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.meminfo import Meminfo
 

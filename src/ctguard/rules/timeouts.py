@@ -6,12 +6,12 @@ from collections.abc import Mapping
 
 from ctguard.facts import Facts, TableFacts
 from ctguard.findings import Severity
-from ctguard.firewall import nat_rules
 from ctguard.missing import Missing
+from ctguard.model.firewall import nat_rules
+from ctguard.model.sizing import NAT_MIN_ESTABLISHED
+from ctguard.model.values import runtime, table_count
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.remedies import WHAT_FILLS, persist_file
-from ctguard.rules.values import runtime, table_count
-from ctguard.sizing import NAT_MIN_ESTABLISHED
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
 from ctguard.table.whatif import what_if

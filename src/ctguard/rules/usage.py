@@ -5,6 +5,8 @@ from __future__ import annotations
 from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.sizing import default_max, kernel_buckets
+from ctguard.model.values import counter, runtime, table_count, where
 from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
 from ctguard.rules.remedies import (
     WHAT_FILLS,
@@ -13,8 +15,6 @@ from ctguard.rules.remedies import (
     raise_max_lines,
     safe_max,
 )
-from ctguard.rules.values import counter, runtime, table_count, where
-from ctguard.sizing import default_max, kernel_buckets
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.kernel_log import LogHit, TableFullLog
 from ctguard.sources.meminfo import Meminfo

@@ -4,7 +4,7 @@ All three become one small model (Ruleset -> Chain -> Rule -> RuleMatch) holding
 conntrack rules need: protocols, ports, ct states, interfaces, verdicts, NAT targets, and
 the rule's own text as evidence. Any other condition a rule has is kept as text in
 ``RuleMatch.other``: such a rule may match only part of the traffic, and the queries in
-``ctguard.firewall`` say so instead of guessing. A rule we cannot read is counted in
+``ctguard.model.firewall`` say so instead of guessing. A rule we cannot read is counted in
 ``Ruleset.warnings``; it never makes the whole ruleset unreadable.
 """
 

@@ -18,15 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.remediation.nft_echo import is_own
 from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
 
 TAG = "ctguard"
+OWN_FAMILY = "inet"  # ctguard's own nft table, which holds its notrack chains
+OWN_TABLE = "ctguard"
 NOTRACK = "notrack"
 ACCEPT = "accept"
 RETURN = "return"  # an exemption in front of `notrack --all`'s catch-all notrack
 RAW_PRIORITY = -300
 IPTABLES_RAW_CHAINS = {"prerouting": "PREROUTING", "output": "OUTPUT"}
+
+
+def is_own(family: str, table: str) -> bool:
+    return (family, table) == (OWN_FAMILY, OWN_TABLE)
 
 
 @dataclass(frozen=True)
