@@ -10,7 +10,8 @@ from ctguard.facts import collect
 from ctguard.findings import Status
 from ctguard.host.commands import CapturedCommands
 from ctguard.host.root import HostRoot
-from ctguard.rules import RULES, Outcome, Thresholds, run_rules, selected
+from ctguard.model.thresholds import Thresholds
+from ctguard.rules import RULES, Outcome, run_rules, selected
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "rhel6-table-full"
 

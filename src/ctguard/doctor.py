@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ctguard.facts import Facts
 from ctguard.findings import Finding, Severity, Status
-from ctguard.rules import Thresholds, run_rules
+from ctguard.model.thresholds import Thresholds
+from ctguard.rules import run_rules
 from ctguard.sources.kernel import KernelVersion
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3

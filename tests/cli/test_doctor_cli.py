@@ -136,7 +136,7 @@ def test_explain_unknown_id_is_one_line() -> None:
 
 
 def test_help_lists_every_threshold_with_its_default() -> None:
-    from ctguard.rules import Thresholds
+    from ctguard.model.thresholds import Thresholds
 
     text = " ".join(run_ctguard("doctor", "--help").stdout.split())
     for name in Thresholds.names():

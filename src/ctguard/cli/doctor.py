@@ -16,7 +16,7 @@ from ctguard.findings import Severity
 if TYPE_CHECKING:
     from ctguard.facts import Facts
     from ctguard.missing import Missing
-    from ctguard.rules import Thresholds
+    from ctguard.model.thresholds import Thresholds
     from ctguard.sources.sysctl_runtime import ConntrackSysctls
 
 
@@ -62,7 +62,7 @@ def collect_facts(root: str | None, netns: str | None, table: bool = True) -> Fa
 
 
 def _thresholds(values: tuple[str, ...]) -> Thresholds:
-    from ctguard.rules import Thresholds
+    from ctguard.model.thresholds import Thresholds
 
     limits = Thresholds()
     changes: dict[str, float] = {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
+from ctguard.model.composition import dominant_kinds
 from ctguard.model.firewall import nat_rules
 from ctguard.model.sizing import (
     DEFAULT_BUDGET_PCT,
@@ -28,11 +29,10 @@ from ctguard.model.sizing import (
     size_table,
     size_timeouts,
 )
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import configured
 from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
 from ctguard.remediation.host_changes import BUCKETS, MAX, FileReader, HostChanges, Want
-from ctguard.rules import Thresholds
-from ctguard.rules.composition import dominant_kinds
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.stats import ConntrackStats
@@ -134,7 +134,7 @@ def _timeout_needs(facts: Facts, found: Collection[str], limits: Thresholds) -> 
     if "CT402" in found and not isinstance(facts.table, Missing):
         table = facts.table
         current = current_timeouts(_runtime(facts))
-        for kind, count, share in dominant_kinds(table.summary, limits):
+        for kind, count, share in dominant_kinds(table.summary, limits.composition_share):
             row = what_if(table.tally, current, {kind.timeout: kind.proposed})[0]
             why = f"{kind.label} is {share:.0f} % of the table, {count:,} entries (CT402)"
             needs.append(TimeoutNeed(kind.timeout, kind.proposed, why, row.expired))

@@ -16,8 +16,9 @@ from ctguard.model.firewall import (
     untracked_fate,
 )
 from ctguard.model.notrack_rules import ACCEPT, OurRule
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe

@@ -3,45 +3,19 @@ proc/net/nf_conntrack or conntrack -L)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ctguard.facts import Facts, TableFacts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.composition import KINDS, dominant_kinds
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import persist_file
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
 from ctguard.table.candidates import notrack_candidates
-from ctguard.table.summary import TableSummary
 from ctguard.table.whatif import WhatIf, current_timeouts, what_if
 
-
-@dataclass(frozen=True)
-class Kind:
-    """An unhealthy majority and the one timeout that governs it."""
-
-    label: str
-    state: tuple[str, str] | None  # (protocol, state) counted; None: unreplied UDP
-    timeout: str  # short sysctl name
-    proposed: int  # seconds; why each value is safe is in the comment beside it
-
-
 WHO_OPENS = "ctguard analyze --by src,dport,state"
-
-# TIME_WAIT entries only keep conntrack's view of a closed connection; 30 s still covers
-# late retransmissions on any sane RTT (the socket's own TIME_WAIT is not affected).
-# An unreplied UDP flow that waited 10 s for its first answer is a lost query: resolvers
-# retry on a new port. A SYN unanswered for 30 s has been retried by the client 3-4 times.
-KINDS = (
-    Kind("tcp TIME_WAIT", ("tcp", "TIME_WAIT"), "tcp_timeout_time_wait", 30),
-    Kind("udp unreplied", None, "udp_timeout", 10),
-    Kind("tcp SYN_SENT", ("tcp", "SYN_SENT"), "tcp_timeout_syn_sent", 30),
-)
-
-
-def _count(summary: TableSummary, kind: Kind) -> int:
-    return summary.unreplied_udp if kind.state is None else summary.states.get(kind.state, 0)
 
 
 def _gate(facts: Facts, limits: Thresholds) -> TableFacts | Outcome:
@@ -77,17 +51,6 @@ def _what_if_line(row: WhatIf, entries: int) -> str:
     )
 
 
-def dominant_kinds(summary: TableSummary, limits: Thresholds) -> list[tuple[Kind, int, float]]:
-    """(kind, entries, % of the table) of every kind holding ``composition_share`` or more."""
-    found = []
-    for kind in KINDS:
-        count = _count(summary, kind)
-        share = 100.0 * count / summary.entries if summary.entries else 0.0
-        if summary.entries and share >= limits.composition_share:
-            found.append((kind, count, share))
-    return found
-
-
 @rule("CT402")
 def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
     table = _gate(facts, limits)
@@ -97,7 +60,7 @@ def unhealthy_composition(facts: Facts, limits: Thresholds) -> Outcome:
     evidence: list[str] = []
     commands: list[str] = []
     current = _timeouts(facts)
-    for kind, count, share in dominant_kinds(summary, limits):
+    for kind, count, share in dominant_kinds(summary, limits.composition_share):
         evidence.append(f"{kind.label}: {count:,} of {summary.entries:,} entries ({share:.1f} %)")
         now = current.get(kind.timeout)
         if now is not None and now > kind.proposed:

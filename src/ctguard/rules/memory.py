@@ -6,9 +6,10 @@ from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.sizing import entry_cost, table_bytes
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.units import human_bytes
 from ctguard.model.values import configured, runtime
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import SAFE_BUDGET_PCT, SYSCTL_DROPIN, safe_max
 from ctguard.sources.meminfo import Meminfo
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.model.thresholds import Thresholds
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.stats import STAT_FILE
 
 

@@ -15,6 +15,7 @@ from ctguard.model.rhel_iptables import (
     unload_setting,
 )
 from ctguard.model.sizing import default_buckets, kernel_buckets
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import (
     NF_CONNTRACK,
     Configured,
@@ -23,7 +24,7 @@ from ctguard.model.values import (
     quote,
     runtime,
 )
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.iptables_service import (
     STOCK_NF_MODULES_COMMON,
     InitScript,

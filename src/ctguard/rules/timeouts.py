@@ -9,8 +9,9 @@ from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.firewall import nat_rules
 from ctguard.model.sizing import NAT_MIN_ESTABLISHED
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime, table_count
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import WHAT_FILLS, persist_file
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import ConntrackSysctls

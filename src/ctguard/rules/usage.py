@@ -6,8 +6,9 @@ from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.sizing import default_max, kernel_buckets
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime, table_count, where
-from ctguard.rules import Outcome, Thresholds, found, passed, rule, skipped
+from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import (
     WHAT_FILLS,
     buckets_command,

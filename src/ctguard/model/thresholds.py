@@ -1,0 +1,25 @@
+"""The limits behind the doctor's judgements, shared with the planner (CT402's share)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Defaults of design §4; each can be changed with ``doctor --threshold NAME=VALUE``."""
+
+    usage_warning: float = 80.0  # CT101, % of nf_conntrack_max
+    usage_critical: float = 95.0
+    memory_warning: float = 10.0  # CT201, % of MemTotal
+    memory_critical: float = 25.0
+    entries_per_bucket: float = 4.0  # CT105
+    established_timeout: float = 86400  # CT401, seconds
+    established_usage: float = 50.0  # CT401: % of the table idle ESTABLISHED (or full)
+    composition_share: float = 50.0  # CT402: % of entries in one unhealthy kind
+    port_share: float = 50.0  # CT505: % of entries on one NAT-free (protocol, port)
+    table_min_entries: float = 1000  # CT402/CT505: below this the composition is noise
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
