@@ -10,7 +10,7 @@ import pytest
 
 from ctguard.doctor import exit_code
 from ctguard.findings import Finding, Severity, Status
-from helpers import assert_one_line_error, ctguard_bin, run_ctguard
+from helpers import assert_one_line_error, check_golden, ctguard_bin, run_ctguard
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rhel6-table-full"
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,7 +41,7 @@ def test_exit_code(findings: list[Finding], fail_on: Severity, code: int) -> Non
 def test_text_output_of_the_example_is_golden() -> None:
     done = run_ctguard("doctor", "--root", str(EXAMPLE))
     assert done.returncode == 2, done.stderr
-    assert done.stdout == (GOLDEN / "doctor-rhel6-table-full.txt").read_text()
+    check_golden("doctor-rhel6-table-full.txt", done.stdout)
     assert "\x1b[" not in done.stdout  # no colour codes when not a terminal
 
 

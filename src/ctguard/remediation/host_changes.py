@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model import rhel_iptables
+from ctguard.model.host_sizing import BUCKETS, MAX
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.sizing import (
     default_buckets,
@@ -46,7 +47,6 @@ MODPROBE_NAMES = (
     "zzzz-ctguard-conntrack.conf",
 )
 MODULES_SCRIPT = "/etc/sysconfig/modules/ctguard-conntrack.modules"
-MAX, BUCKETS = "nf_conntrack_max", "nf_conntrack_buckets"
 
 
 @dataclass

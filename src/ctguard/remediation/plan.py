@@ -19,23 +19,20 @@ from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.composition import dominant_kinds
 from ctguard.model.firewall import nat_rules
+from ctguard.model.host_sizing import BUCKETS, MAX, host_sizing
 from ctguard.model.sizing import (
     DEFAULT_BUDGET_PCT,
     Sizing,
-    SizingInput,
     Target,
     TimeoutNeed,
     entry_cost,
-    size_table,
     size_timeouts,
 )
 from ctguard.model.thresholds import Thresholds
-from ctguard.model.values import configured
 from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
-from ctguard.remediation.host_changes import BUCKETS, MAX, FileReader, HostChanges, Want
+from ctguard.remediation.host_changes import FileReader, HostChanges, Want
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.ruleset import Ruleset
-from ctguard.sources.stats import ConntrackStats
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, NETFILTER_DIR, ConntrackSysctls
 from ctguard.table.whatif import current_timeouts, what_if
 
@@ -82,49 +79,6 @@ def _nat(facts: Facts) -> bool:
     return isinstance(facts.ruleset, Ruleset) and bool(nat_rules(facts.ruleset))
 
 
-def _peak(facts: Facts, runtime: Mapping[str, int], found: Collection[str]) -> tuple[int, str]:
-    seen: list[tuple[int, str]] = []
-    if "nf_conntrack_count" in runtime:
-        seen.append((runtime["nf_conntrack_count"], "nf_conntrack_count now"))
-    if isinstance(facts.stats, ConntrackStats) and facts.stats.entries is not None:
-        seen.append((facts.stats.entries, "stat entries"))
-    if not isinstance(facts.table, Missing):
-        seen.append((facts.table.summary.entries, "entries in the table read"))
-    # CT102 (drops) says the table was full once, at whatever max it had then: the
-    # counters outlive any change, so they cannot size it (a plan must be a fixpoint)
-    return max(seen, default=(0, "no count readable"))
-
-
-def _sizing(
-    facts: Facts, options: PlanOptions, runtime: Mapping[str, int], found: Collection[str]
-) -> Sizing | Missing:
-    mem = facts.meminfo
-    if not isinstance(mem, Meminfo):
-        return Missing(f"memory unknown ({mem.reason}): the max is not sized")
-    peak, source = _peak(facts, runtime, found)
-    return size_table(
-        SizingInput(
-            mem_total=mem.mem_total,
-            mem_available=mem.mem_available,
-            cost=entry_cost(facts.slab, facts.kernel, facts.sysctls),
-            kernel=facts.kernel,
-            current_max=runtime.get(MAX),
-            current_buckets=runtime.get(BUCKETS),
-            peak=peak,
-            peak_source=source,
-            target_max=options.target_max,
-            budget_pct=options.budget_pct,
-            force=options.force,
-            configured_max=_configured_max(facts),
-        )
-    )
-
-
-def _configured_max(facts: Facts) -> int | None:
-    setting = configured(facts.sysctl_config).get(MAX)
-    return setting.value if setting is not None else None
-
-
 def _timeout_needs(facts: Facts, found: Collection[str], limits: Thresholds) -> list[TimeoutNeed]:
     """What the table shows dominating: idle established flows (CT401), or one kind of
     short-lived entry (CT402)."""
@@ -155,7 +109,7 @@ def build_plan(
     the plan edits (the only host access, done by the caller through HostRoot)."""
     limits = limits or Thresholds()
     runtime = _runtime(facts)
-    sizing = _sizing(facts, options, runtime, found)
+    sizing = host_sizing(facts, options.target_max, options.budget_pct, options.force)
     cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
     mem_total = facts.meminfo.mem_total if isinstance(facts.meminfo, Meminfo) else 0
     short = current_timeouts(runtime)

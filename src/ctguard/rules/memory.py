@@ -5,12 +5,13 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
-from ctguard.model.sizing import entry_cost, table_bytes
+from ctguard.model.host_sizing import host_sizing
+from ctguard.model.sizing import DEFAULT_BUDGET_PCT, Sizing, entry_cost, table_bytes
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.units import human_bytes
 from ctguard.model.values import configured, runtime
 from ctguard.rules import Outcome, found, passed, rule, skipped
-from ctguard.rules.remedies import SAFE_BUDGET_PCT, SYSCTL_DROPIN, safe_max
+from ctguard.rules.remedies import SYSCTL_DROPIN
 from ctguard.sources.meminfo import Meminfo
 
 
@@ -59,24 +60,27 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         if all(value == 0 for _, value in candidates):
             return passed("nf_conntrack_max is 0 (unlimited): see CT106", evidence)
         return passed(f"below {limits.memory_warning:g} % of MemTotal", evidence)
-    safe = safe_max(facts, buckets) or 0
     evidence.append(
         "entries are GFP_ATOMIC and not charged to any cgroup: a full table can OOM the"
         " machine (and reboot it where panic_on_oom is set)"
     )
     where_set = setting.assignment.path if setting is not None else SYSCTL_DROPIN
-    if safe == 0:  # 0 would mean "unlimited": the hash table alone is over the budget
-        return found(worst, evidence, (
-            f"The hash table alone ({buckets} buckets x 8 B) exceeds {SAFE_BUDGET_PCT:g} % of"
-            " memory: shrink it first (options nf_conntrack hashsize=N, or"
-            " nf_conntrack_buckets), then lower nf_conntrack_max to fit"
-        ))  # fmt: skip
-    lines = [f"Lower the max to what {SAFE_BUDGET_PCT:g} % of memory holds:"]
+    sizing = host_sizing(facts)
+    if not isinstance(sizing, Sizing):
+        return found(worst, evidence, sizing.reason)
+    safe, buckets_to = sizing.max.value, sizing.buckets
+    lines = [
+        f"Lower the max to {safe} ({sizing.max.reason}; within a {DEFAULT_BUDGET_PCT:g} %"
+        " memory budget):"
+    ]
     if unsafe_live:
         lines.append(f"sysctl -w net.netfilter.nf_conntrack_max={safe}")
     lines.append(f"in {where_set}: net.netfilter.nf_conntrack_max = {safe}")
-    if buckets and safe > 4 * buckets:
-        lines.append(f"and raise the buckets to at least {safe // 4} (CT105; persistent: CT303)")
+    if buckets_to.changes:
+        lines.append(
+            f"and set the buckets to {buckets_to.value}, {buckets_to.reason}"
+            " (CT105; persistent: CT303)"
+        )
     lines.append(
         "If the peak needs more, NOTRACK hot ports or shorten timeouts instead"
         " (ctguard plan sizes it from the peak and a memory budget)."

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.host_sizing import MAX, host_sizing
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.rhel_iptables import (
     fgrep_reapplied,
@@ -14,7 +15,7 @@ from ctguard.model.rhel_iptables import (
     prefixes_names,
     unload_setting,
 )
-from ctguard.model.sizing import default_buckets, kernel_buckets
+from ctguard.model.sizing import Sizing, default_buckets, kernel_buckets
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import (
     NF_CONNTRACK,
@@ -82,7 +83,7 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
                 owned = True
                 evidence.append(f"  {owner} sets {name} (CT306): set it there, not here")
             else:
-                fixes.append(f"sysctl -w net.netfilter.{name}={item.value}")
+                fixes.append(_restore_line(facts, name, item.value))
     if not evidence:
         return _pass_if_read(facts, f"{len(wanted)} configured conntrack values are in effect")
     if owned:
@@ -96,6 +97,19 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
     )
     fix = "\n".join(fixes)
     return found(Severity.WARNING, evidence, fix)
+
+
+def _restore_line(facts: Facts, name: str, value: int) -> str:
+    """Put the configured value back; for the max, the size ``plan`` gives when it differs."""
+    sizing = host_sizing(facts) if name == MAX else None
+    if not isinstance(sizing, Sizing) or sizing.max.value == value:
+        return f"sysctl -w net.netfilter.{name}={value}"
+    size = sizing.max.value
+    why = "more than the memory budget holds" if size < value else "too small for the peak"
+    return (
+        f"sysctl -w net.netfilter.{name}={size}   # not the configured {value}: {why}"
+        f" ({sizing.max.reason}); 'ctguard plan' puts {size} in the file too"
+    )
 
 
 def _agent_owning(facts: Facts, key: str) -> str | None:
@@ -217,16 +231,23 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append(
             "nothing sets it at boot: a reboot or module reload returns it to the default"
         )
+    sizing = host_sizing(facts)
+    keep = sizing.buckets.value if isinstance(sizing, Sizing) else buckets
+    if isinstance(sizing, Sizing) and keep != buckets:
+        evidence.append(
+            f"the size for nf_conntrack_max {sizing.max.value} is {keep} buckets"
+            f" ({sizing.buckets.reason}): that is the value to keep"
+        )
     if facts.presence.kind == "builtin":
         fix = (
-            f"Built-in conntrack: add nf_conntrack.hashsize={buckets} to the kernel command line"
+            f"Built-in conntrack: add nf_conntrack.hashsize={keep} to the kernel command line"
             " (GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub / grub2-mkconfig)"
-            f", or net.netfilter.nf_conntrack_buckets = {buckets} in /etc/sysctl.d/."
+            f", or net.netfilter.nf_conntrack_buckets = {keep} in /etc/sysctl.d/."
         )
     else:
         fix = (
             "Write /etc/modprobe.d/ctguard-conntrack.conf:\n"
-            f"options nf_conntrack hashsize={buckets}\n"
+            f"options nf_conntrack hashsize={keep}\n"
             "or have it written and checked: ctguard plan, then ctguard apply"
         )
     return found(Severity.WARNING, evidence, fix)

@@ -7,13 +7,11 @@ always comes first and is complete on its own.
 from __future__ import annotations
 
 from ctguard.facts import Facts
-from ctguard.model.sizing import entry_cost, kernel_buckets, largest_safe_max, table_bytes
-from ctguard.model.units import human_bytes
-from ctguard.model.values import configured, runtime, table_count
+from ctguard.missing import Missing
+from ctguard.model.host_sizing import MAX, host_sizing, peak
+from ctguard.model.values import configured, runtime
 from ctguard.sources.kernel import KernelVersion
-from ctguard.sources.meminfo import Meminfo
 
-SAFE_BUDGET_PCT = 5.0  # design §8: the default memory budget of a plan
 SYSCTL_DROPIN = "/etc/sysctl.d/90-conntrack.conf"
 WHAT_FILLS = "ctguard analyze --by dport,state,timeout   # what fills the table, in one pass"
 
@@ -34,40 +32,27 @@ def buckets_command(facts: Facts, buckets: int) -> str:
     return f"sysctl -w net.netfilter.nf_conntrack_buckets={buckets}"
 
 
-def safe_max(facts: Facts, buckets: int) -> int | None:
-    """The largest power-of-two max whose full table fits the default memory budget."""
-    if not isinstance(facts.meminfo, Meminfo):
-        return None
-    cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
-    return largest_safe_max(facts.meminfo.mem_total, buckets, cost, SAFE_BUDGET_PCT)
-
-
 def raise_max_lines(facts: Facts) -> list[str]:
-    """Commands that give a full table room (twice today's entries) within the budget."""
-    count, buckets = table_count(facts) or 0, runtime(facts, "nf_conntrack_buckets") or 0
-    want = 1 << max(16, (2 * count - 1).bit_length())
-    maximum = runtime(facts, "nf_conntrack_max")
-    if maximum is not None and maximum >= want:
-        return [
-            f"nf_conntrack_max ({maximum}) already leaves room for twice today's {count}"
-            " entries: the drops came before it was raised, or in a burst; keep it within"
-            " memory (CT201)"
-        ]
-    safe = safe_max(facts, kernel_buckets(want // 4))
-    if safe is None:
-        return [f"size the max from memory first (MemTotal unknown), e.g. {want}"]
-    if want > safe:
-        need = table_bytes(want, want // 4, entry_cost(facts.slab, facts.kernel, facts.sysctls))
-        return [
-            f"room for twice today's {count} entries ({want}) needs {human_bytes(need)}, more"
-            f" than {SAFE_BUDGET_PCT:g} % of memory: shorten timeouts or NOTRACK the busiest"
-            " port instead of a bigger table"
-        ]
-    lines = [f"sysctl -w net.netfilter.nf_conntrack_max={want}"]
-    if want > 4 * buckets:
-        lines.append(buckets_command(facts, kernel_buckets(want // 4)))
+    """Commands that give a full table room: the max (and buckets) ``plan`` would write."""
+    sizing = host_sizing(facts)
+    if isinstance(sizing, Missing):
+        return [f"{sizing.reason}: size it by hand, about twice the peak, within memory (CT201)"]
+    target, maximum = sizing.max.value, runtime(facts, MAX)
+    if maximum is not None and target <= maximum:
+        most, source = peak(facts)
+        room = f"nf_conntrack_max ({maximum}) already leaves room for twice the peak"
+        room += f" ({most}, {source})"
+        late = "the drops came before it was raised, or in a burst"
+        if target < maximum:
+            return [f"{room}, but more than memory holds: lower it to {target} (CT201); {late}"]
+        return [f"{room}: {late}"]
+    lines = [f"sysctl -w net.netfilter.nf_conntrack_max={target}"]
+    buckets = sizing.buckets
+    if buckets.value > (buckets.current or 0):
+        lines.append(buckets_command(facts, buckets.value))
     lines.append(
-        f"persist: net.netfilter.nf_conntrack_max = {want} in {persist_file(facts)}"
+        f"persist: net.netfilter.nf_conntrack_max = {target} in {persist_file(facts)}"
         " (and see CT302-CT304 so it survives module reloads; or: ctguard plan, ctguard apply)"
     )
+    lines += sizing.notes
     return lines

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
-from ctguard.model.sizing import default_max, kernel_buckets
+from ctguard.model.host_sizing import host_sizing
+from ctguard.model.sizing import Sizing, buckets_for
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime, table_count, where
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -14,13 +15,12 @@ from ctguard.rules.remedies import (
     buckets_command,
     persist_file,
     raise_max_lines,
-    safe_max,
 )
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.kernel_log import LogHit, TableFullLog
-from ctguard.sources.meminfo import Meminfo
 
 NOT_LOADED = "nf_conntrack is not loaded: there is no table"
+DEFAULT_MAX = 65536  # memory unknown: the default of pre-5.15 kernels from 1 GiB of RAM
 
 
 def _usage(facts: Facts) -> tuple[int, int] | str:
@@ -210,17 +210,32 @@ def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
         )
     if ratio <= limits.entries_per_bucket and not toolong:
         return passed(f"{ratio:.2f} entries per bucket at max", evidence)
-    # one bucket per entry at max, but never for a max the memory cannot hold (CT201)
-    target = 1 << max(0, (maximum - 1).bit_length()) if maximum else buckets
-    safe = safe_max(facts, buckets)
-    if safe:
-        target = min(target, safe)
-    fix = (
-        "Raise the buckets to match the max (1 entry per bucket at max):\n"
-        f"{buckets_command(facts, kernel_buckets(target))}\n"
-        "and make it persistent (CT303)."
+    return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets))
+
+
+def _buckets_fix(facts: Facts, maximum: int, buckets: int) -> str:
+    """The buckets ``plan`` sizes for the max this host should have (CT201's, if lower)."""
+    sizing = host_sizing(facts)
+    if isinstance(sizing, Missing):  # memory unknown: the same ratio, for today's max
+        target = buckets_for(maximum, facts.kernel)
+        return (
+            f"Raise the buckets for nf_conntrack_max {maximum}:\n"
+            f"{buckets_command(facts, target)}\nand make it persistent (CT303)."
+        )
+    target, for_max = sizing.buckets.value, sizing.max.value
+    lower = f"; first lower nf_conntrack_max to {for_max} (CT201)" if for_max < maximum else ""
+    if target <= buckets:
+        return (
+            f"The buckets ({buckets}) already suit the max this host should have ({for_max}):"
+            f" the ratio is long because the max is too high{lower}"
+            if lower
+            else f"The buckets ({buckets}) already suit nf_conntrack_max {for_max}; if"
+            " chaintoolong keeps rising, see: ctguard explain CT105"
+        )
+    return (
+        f"Raise the buckets to {target}, {sizing.buckets.reason}, for nf_conntrack_max"
+        f" {for_max}{lower}:\n{buckets_command(facts, target)}\nand make it persistent (CT303)."
     )
-    return found(Severity.WARNING, evidence, fix)
 
 
 @rule("CT106")
@@ -236,10 +251,11 @@ def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
         "nf_conntrack_max = 0: entries are limited only by memory; they are allocated with"
         " GFP_ATOMIC and charged to no cgroup"
     ]
-    mem = facts.meminfo
-    limit = default_max(mem.mem_total, facts.kernel) if isinstance(mem, Meminfo) else 65536
+    sizing = host_sizing(facts)
+    limit = sizing.max.value if isinstance(sizing, Sizing) else DEFAULT_MAX
+    why = sizing.max.reason if isinstance(sizing, Sizing) else "memory unknown: the old default"
     fix = (
-        f"Bound it again (the kernel default for this memory is {limit}):\n"
+        f"Bound it again ({why}):\n"
         f"sysctl -w net.netfilter.nf_conntrack_max={limit}\n"
         f"and find the file that sets 0 (grep -r nf_conntrack_max /etc/sysctl*)"
     )
