@@ -1,13 +1,18 @@
-"""The catalogue: every design §4 ID has its whole story, and it fits a terminal."""
+"""The catalogue: every design §4 ID has its whole story, one Markdown page each, that fits a
+terminal, shows the same words in a Markdown viewer, and is linked from docs/rules.md."""
 
 from __future__ import annotations
 
 import re
+from importlib import resources
+from pathlib import Path
 
 import click
 import pytest
+from markdown_it import MarkdownIt
 
-from ctguard.catalogue import CATALOGUE, Entry
+from ctguard.catalogue import CATALOGUE, STORIES, Entry, load_story, story_page
+from ctguard.story_page import SECTIONS, parse_story
 
 # Design §4, listed here so the test does not depend on files outside the repository.
 DESIGN_IDS = (
@@ -38,8 +43,11 @@ FAMILIES = {"usage", "memory", "persistence", "timeouts", "bypass", "observabili
 MAX_LINE = 100
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def _entries() -> list[Entry]:
-    return [CATALOGUE[entry_id] for entry_id in DESIGN_IDS]
+    return [load_story(entry_id) for entry_id in DESIGN_IDS]
 
 
 def test_catalogue_holds_exactly_the_design_ids() -> None:
@@ -49,7 +57,7 @@ def test_catalogue_holds_exactly_the_design_ids() -> None:
 
 @pytest.mark.parametrize("entry_id", DESIGN_IDS)
 def test_entry_is_complete(entry_id: str) -> None:
-    entry = CATALOGUE[entry_id]
+    entry = load_story(entry_id)
     assert re.fullmatch(r"CT\d{3}", entry.id)
     assert entry.id == entry_id
     assert entry.title.strip()
@@ -63,7 +71,7 @@ def test_entry_is_complete(entry_id: str) -> None:
 
 @pytest.mark.parametrize("entry_id", DESIGN_IDS)
 def test_story_has_the_agreed_shape(entry_id: str) -> None:
-    entry = CATALOGUE[entry_id]
+    entry = load_story(entry_id)
     assert 4 <= len(entry.cause.splitlines()) <= 10
     proof = entry.proof.splitlines()
     assert 2 <= len(proof) <= 6
@@ -74,7 +82,7 @@ def test_story_has_the_agreed_shape(entry_id: str) -> None:
 
 @pytest.mark.parametrize("entry_id", DESIGN_IDS)
 def test_no_line_longer_than_100(entry_id: str) -> None:
-    entry = CATALOGUE[entry_id]
+    entry = load_story(entry_id)
     for text in (entry.title, entry.cause, entry.proof, entry.fix, *entry.refs):
         for line in text.splitlines():
             assert len(line) <= MAX_LINE, f"{entry_id}: {line!r}"
@@ -118,3 +126,74 @@ def test_stories_name_only_commands_that_exist_or_say_coming() -> None:
                     f"{entry.id}: `ctguard {word}` is not a command yet;"
                     f" write it as (coming: `ctguard {word}` ...)"
                 )
+
+
+# -- the pages ------------------------------------------------------------------------------
+PAGES = REPO / "src" / "ctguard" / STORIES
+
+
+def test_every_id_has_a_page_and_every_page_an_id() -> None:
+    shipped = {item.name for item in (resources.files("ctguard") / STORIES).iterdir()}
+    assert shipped == {f"{entry_id}.md" for entry_id in CATALOGUE}
+
+
+@pytest.mark.parametrize("entry_id", DESIGN_IDS)
+def test_page_parses_with_every_section_filled(entry_id: str) -> None:
+    story = parse_story(story_page(entry_id))
+    assert story.id == entry_id
+    assert story.refs
+    for text in (story.cause, story.proof, story.fix, *story.refs):
+        assert text.strip()
+
+
+@pytest.mark.parametrize("entry_id", DESIGN_IDS)
+def test_page_heading_has_the_catalogue_title(entry_id: str) -> None:
+    assert parse_story(story_page(entry_id)).title == CATALOGUE[entry_id].title
+
+
+def _shown(markdown: str) -> str:
+    """What a Markdown viewer shows of a page: its text and code, without whitespace and
+    backticks. Raw HTML (``<N>`` unescaped) and emphasis markers are not shown."""
+    parts: list[str] = []
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type in ("fence", "code_block"):
+            parts.append(token.content)
+        parts += [c.content for c in token.children or () if c.type in ("text", "code_inline")]
+    return re.sub(r"[\s`]", "", "".join(parts))
+
+
+def _printed(entry: Entry) -> str:
+    """What ``explain`` prints of an entry, as ``_shown`` sees it (list markers dropped)."""
+    cause, proof, fix = SECTIONS[:3]
+    parts = [f"{entry.id}: {entry.title}", cause, entry.cause, proof, entry.proof]
+    parts += [fix, entry.fix, SECTIONS[3], *entry.refs]
+    return re.sub(r"[\s`]", "", re.sub(r"(?m)^\s*- ", "", "\n".join(parts)))
+
+
+@pytest.mark.parametrize("entry_id", DESIGN_IDS)
+def test_page_shows_in_a_markdown_viewer_what_explain_prints(entry_id: str) -> None:
+    assert _shown(story_page(entry_id)) == _printed(load_story(entry_id))
+
+
+# -- docs/rules.md --------------------------------------------------------------------------
+def test_docs_rules_links_every_page_in_catalogue_order() -> None:
+    text = (REPO / "docs" / "rules.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| [CT")]
+    assert rows == [
+        f"| [{p.id}](../src/ctguard/{STORIES}/{p.id}.md) | {p.family} | {p.title} |"
+        for p in CATALOGUE.values()
+    ]
+
+
+_LINK = re.compile(r"\]\(([^)\s]*)")
+
+
+def test_docs_link_only_to_files_inside_the_repository() -> None:
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(PAGES.glob("*"))]
+    assert len(docs) > len(CATALOGUE)
+    for doc in docs:
+        text = doc.read_text(encoding="utf-8")
+        assert "://" not in text, f"{doc.name} names a URL"
+        for target in _LINK.findall(text):
+            path = (doc.parent / target.partition("#")[0]).resolve()
+            assert path.is_relative_to(REPO) and path.exists(), f"{doc.name}: ({target})"

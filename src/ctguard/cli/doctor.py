@@ -179,16 +179,16 @@ def explain_command(finding_id: str | None) -> int:
       ctguard explain CT304      why 'service iptables restart' resets conntrack settings
       ctguard explain            list every ID
     """
-    from ctguard.catalogue import CATALOGUE
+    from ctguard.catalogue import CATALOGUE, load_story
     from ctguard.output.explain_text import render_explain, render_index
 
     if finding_id is None:
         emit(render_index(CATALOGUE.values()))
         return 0
-    entry = CATALOGUE.get(finding_id.strip().upper())
-    if entry is None:
+    pitfall = CATALOGUE.get(finding_id.strip().upper())
+    if pitfall is None:
         raise click.BadParameter(
             f"unknown ID {finding_id!r} (run 'ctguard explain' for the list)", param_hint="ID"
         )
-    emit(render_explain(entry))
+    emit(render_explain(load_story(pitfall.id)))
     return 0

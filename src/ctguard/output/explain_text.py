@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from ctguard.catalogue import Entry
+from ctguard.catalogue import Entry, Pitfall
 
 
 def _section(title: str, body: str) -> list[str]:
@@ -21,6 +21,6 @@ def render_explain(entry: Entry) -> str:
     return "\n".join(line.rstrip() for line in lines).rstrip("\n") + "\n"
 
 
-def render_index(entries: Iterable[Entry]) -> str:
-    rows = [f"{e.id}  {e.family:<13} {e.title}" for e in entries]
+def render_index(pitfalls: Iterable[Pitfall]) -> str:
+    rows = [f"{p.id}  {p.family:<13} {p.title}" for p in pitfalls]
     return "\n".join(rows) + "\n\nctguard explain ID prints the whole story.\n"
