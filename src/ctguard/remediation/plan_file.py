@@ -22,9 +22,8 @@ from ctguard.errors import CtguardError
 from ctguard.missing import Missing
 from ctguard.remediation.changes import SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
+from ctguard.schemas import PLAN as SCHEMA
 from ctguard.sizing import Sizing, Target
-
-SCHEMA = "ctguard.plan/1"
 
 
 class PlanFileError(CtguardError):
