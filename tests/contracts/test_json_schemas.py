@@ -19,6 +19,7 @@ import copy
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -201,6 +202,18 @@ def test_every_schema_file_is_one_known_id() -> None:
     on_disk = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
     assert on_disk == sorted(f"{name}.schema.json" for name in schemas.NAMES.values())
     assert len(set(schemas.NAMES.values())) == len(schemas.NAMES)
+
+
+def test_the_docs_table_lists_every_id_with_its_schema_file() -> None:
+    doc = (REPO / "docs" / "json-schemas.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", doc)
+    assert all(not link.startswith(("http:", "https:", "/")) for link in links), links
+    assert all((REPO / "docs" / link).resolve().is_file() for link in links), links
+    for schema_id, name in schemas.NAMES.items():
+        row = f"| `{schema_id}` |"
+        assert row in doc, schema_id
+        line = next(line for line in doc.splitlines() if line.startswith(row))
+        assert f"](../src/ctguard/schemas/{name}.schema.json) |" in line
 
 
 def test_the_state_words_are_the_scanners() -> None:
