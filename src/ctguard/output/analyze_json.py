@@ -9,9 +9,8 @@ from operator import itemgetter
 from typing import Any
 
 from ctguard.analyze import AnalyzeReport
+from ctguard.schemas import ANALYZE as SCHEMA
 from ctguard.table.keys import HISTOGRAM_BOUNDS
-
-SCHEMA = "ctguard.analyze/1"
 
 
 def histogram_labels() -> list[str]:

@@ -8,8 +8,8 @@ from typing import Any
 
 from ctguard.output.plan_text import file_diff
 from ctguard.remediation.disable import DisablePlan
+from ctguard.schemas import DISABLE as SCHEMA
 
-SCHEMA = "ctguard.disable/1"
 EXIT_REFUSED = 2
 
 

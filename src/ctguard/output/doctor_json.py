@@ -10,8 +10,7 @@ from typing import Any
 
 from ctguard.doctor import DoctorReport
 from ctguard.findings import Severity, Status
-
-SCHEMA = "ctguard.doctor/1"
+from ctguard.schemas import DOCTOR as SCHEMA
 
 
 def doctor_dict(report: DoctorReport) -> dict[str, Any]:

@@ -10,9 +10,8 @@ from typing import Any
 from ctguard.host.flow_watch import NewFlow
 from ctguard.remediation.changes import RunCommand
 from ctguard.remediation.notrack import NotrackPlan, describe_flow
-
-SCHEMA = "ctguard.notrack/1"
-VERIFY_SCHEMA = "ctguard.notrack-verify/1"
+from ctguard.schemas import NOTRACK as SCHEMA
+from ctguard.schemas import NOTRACK_VERIFY as VERIFY_SCHEMA
 
 
 def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctguard.schemas import STATUS as SCHEMA
 from ctguard.status import StatusReport
-
-SCHEMA = "ctguard.status/1"
 
 
 def status_dict(report: StatusReport) -> dict[str, Any]:

@@ -34,8 +34,7 @@ from typing import Any
 
 from ctguard.errors import CtguardError
 from ctguard.remediation.state_dir import StateDir
-
-SCHEMA = "ctguard.journal/1"
+from ctguard.schemas import JOURNAL as SCHEMA
 
 APPLYING = "applying"  # written before the first change; a crash leaves it so
 APPLIED = "applied"

@@ -23,8 +23,7 @@ from ctguard.missing import Missing
 from ctguard.model.sizing import Sizing, Target
 from ctguard.remediation.changes import SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
-
-SCHEMA = "ctguard.plan/1"
+from ctguard.schemas import PLAN as SCHEMA
 
 
 class PlanFileError(CtguardError):

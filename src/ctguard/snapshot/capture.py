@@ -20,6 +20,7 @@ from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
 from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
+from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
 from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
@@ -28,7 +29,6 @@ from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
 
-MANIFEST_FORMAT = "ctguard.snapshot/1"
 _CHUNK = 1 << 20
 
 
