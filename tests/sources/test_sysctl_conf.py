@@ -451,6 +451,12 @@ def test_parser_never_raises(text):
     assert all(1 <= number <= lines for number in parsed.invalid_lines)
 
 
+@pytest.mark.parametrize("key", ["0/\r/", "\r/0", "a/ /b"])
+def test_blank_end_component_leaves_no_separator(key):
+    # found by hypothesis: "0/\r/=" parsed as key "0." while "0." normalises to "0"
+    assert normalize_key(normalize_key(key)) == normalize_key(key)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_key_helpers_never_raise(key):

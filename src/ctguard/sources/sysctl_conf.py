@@ -77,7 +77,12 @@ def normalize_key(key: str) -> str:
     else:
         components = [part.replace("/", ".") for part in key.split(".")]
     kept = [c for c in components if c not in ("", ".")]
-    # Stripped again so that the result normalises to itself ("/ x" would not).
+    # Stripped again so that the result normalises to itself ("/ x" would not); a blank
+    # first or last component would leave a bare separator behind ("0/\r/" is "0").
+    while kept and not kept[-1].strip(WHITESPACE):
+        kept.pop()
+    while kept and not kept[0].strip(WHITESPACE):
+        kept.pop(0)
     return ".".join(c.replace(".", "/") for c in kept).strip(WHITESPACE)
 
 
