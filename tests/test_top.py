@@ -278,6 +278,7 @@ def test_render_shows_gauge_rates_tables_and_footer() -> None:
     assert "ctguard top (netns web1)" in out
     assert "entries 8 / 262,144" in out and "0.0 %" in out
     assert "new 12.5" in out and "drop 2.0" in out and "early_drop 0.0" in out
+    assert "invalid n/a" in out  # the same five counters as status (model/rates.py)
     assert "over 2.0 s, from procfs" in out
     assert "table: 8 entries, from /proc/net/nf_conntrack" in out
     for needle in ("top ports", "top sources", "states", "tcp/8983", "udp/53", "127.0.0.2"):

@@ -20,3 +20,7 @@ class UnsafeArchiveError(HostAccessError):
 class RefusedError(CtguardError):
     """A safety refusal (an unsafe size, a plan for another host or an outdated state):
     exit 2, like a CRITICAL, so scripts can tell it from an error."""
+
+
+class UsageError(CtguardError):
+    """Options that cannot go together, found below the CLI: exit 3, like a click usage error."""

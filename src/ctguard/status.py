@@ -15,6 +15,7 @@ from ctguard.host.commands import Commands
 from ctguard.host.ct_events import NewEvents
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
+from ctguard.model.rates import STAT_COUNTERS, counter_rates, per_second
 from ctguard.model.sizing import entry_cost, table_bytes
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.meminfo import Meminfo, read_meminfo
@@ -30,13 +31,6 @@ from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysc
 # Counters shown as rates. "new" comes from ctnetlink NEW events where they could be
 # counted (host/ct_events.py); the procfs `new` column only counts before 5.10.
 NOT_MEASURED = Missing("not measured")
-
-RATE_COUNTERS = {
-    "drop": "drop",
-    "early_drop": "early_drop",
-    "insert_failed": "insert_failed",
-    "invalid": "invalid",
-}
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,8 @@ def _new_value(inputs: StatusInputs, notes: list[str]) -> float | None:
     if old_counter and isinstance(first, ConntrackStats) and isinstance(last, ConntrackStats):
         a, b = first.get("new"), last.get("new")
         if a is not None and b is not None:
-            return round(max(0, b - a) / inputs.elapsed, 2) if inputs.elapsed > 0 else b
+            rate = per_second(a, b, inputs.elapsed)
+            return round(rate, 2) if rate is not None else b
     if inputs.elapsed > 0 and isinstance(events, Missing):
         notes.append(f"new: not measured ({events.reason})")
     return None
@@ -178,14 +173,13 @@ def _counters(inputs: StatusInputs, notes: list[str]) -> Counters | None:
     if first.fallback_reason:
         notes.append(f"counters read from {first.source}: {first.fallback_reason}")
     values: dict[str, float | None] = {"new": _new_value(inputs, notes)}
-    for shown, counter in RATE_COUNTERS.items():
-        a, b = first.get(counter), last.get(counter)
-        if a is None or b is None:
-            values[shown] = None
-        elif inputs.elapsed > 0:
-            values[shown] = round(max(0, b - a) / inputs.elapsed, 2)
-        else:
-            values[shown] = b
+    if inputs.elapsed > 0:
+        before = {name: v for name in STAT_COUNTERS if (v := first.get(name)) is not None}
+        after = {name: v for name in STAT_COUNTERS if (v := last.get(name)) is not None}
+        rates = counter_rates(before, after, inputs.elapsed, STAT_COUNTERS)
+        values.update({name: None if r is None else round(r, 2) for name, r in rates.items()})
+    else:
+        values.update({name: last.get(name) for name in STAT_COUNTERS})
     mode = "rate" if inputs.elapsed > 0 else "total"
     return Counters(first.source, mode, round(inputs.elapsed, 3), values)
 

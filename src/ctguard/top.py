@@ -41,6 +41,7 @@ from ctguard.host.commands import Commands, LiveCommands
 from ctguard.host.ct_events import count_messages, open_new_events_socket
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
+from ctguard.model.rates import RATE_COUNTERS, STAT_COUNTERS, counter_rates
 from ctguard.sources.sysctl_runtime import COUNT_FILE, read_global_max
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TABLE_DUTY = 0.15  # share of one core that table reads (and namespace scans) may take
-RATE_NAMES = ("new", "drop", "early_drop", "insert_failed")
 EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events"
 
 
@@ -75,7 +75,7 @@ class CounterSample:
 @dataclass(frozen=True)
 class Rates:
     seconds: float  # between the two counter readings
-    values: Mapping[str, float | None]  # per second, RATE_NAMES order; None: not measured
+    values: Mapping[str, float | None]  # per second, RATE_COUNTERS order; None: not measured
     new_lower_bound: bool = False
 
 
@@ -144,14 +144,11 @@ def compute_rates(first: CounterSample, last: CounterSample, seconds: float) -> 
     >>> a = CounterSample(5, 10, {"drop": 4, "new": 100}, "procfs")
     >>> b = CounterSample(5, 10, {"drop": 10, "new": 300}, "procfs")
     >>> compute_rates(a, b, 2.0).values
-    {'new': 100.0, 'drop': 3.0, 'early_drop': None, 'insert_failed': None}
+    {'new': 100.0, 'drop': 3.0, 'early_drop': None, 'insert_failed': None, 'invalid': None}
     """
     if seconds <= 0 or not (first.totals and last.totals):
         return None
-    values: dict[str, float | None] = {}
-    for name in RATE_NAMES:
-        a, b = first.totals.get(name), last.totals.get(name)
-        values[name] = None if a is None or b is None else max(0, b - a) / seconds
+    values = counter_rates(first.totals, last.totals, seconds, RATE_COUNTERS)
     return Rates(seconds, values, last.new_overflows > first.new_overflows)
 
 
@@ -366,7 +363,7 @@ class Probe:
         else:
             source = stats.source
             count = stats.entries
-            for name in RATE_NAMES[1:]:
+            for name in STAT_COUNTERS:
                 value = stats.get(name)
                 if value is not None:
                     totals[name] = value

@@ -74,7 +74,7 @@ def test_top_once_measures_new_entries_per_second(netns: Netns) -> None:
     done = run_ctguard("top", "--once", "--netns", netns.name, "--interval", "3", timeout=60)
     sender.join(timeout=60)
     assert done.returncode == 0, done.stderr
-    match = re.search(r"new ([0-9,.]+) .* over ([0-9.]+) s", done.stdout)
+    match = re.search(r"new ([0-9,.]+) .*\s+over ([0-9.]+) s", done.stdout)
     assert match, done.stdout
     rate, seconds = float(match[1].replace(",", "")), float(match[2])
     assert abs(rate * seconds - created) <= 0.05 * created + 2, done.stdout

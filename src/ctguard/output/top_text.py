@@ -6,8 +6,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ctguard.model.rates import RATE_COUNTERS
 from ctguard.model.units import number, percent
-from ctguard.top import RATE_NAMES, TopFrame
+from ctguard.top import TopFrame
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType
@@ -143,7 +144,7 @@ def _rates_line(frame: TopFrame, live: bool) -> RenderableType:
         else:
             line.append("from the next refresh" if live else "not measured (--interval 0)", "dim")
         return line
-    for name in RATE_NAMES:
+    for name in RATE_COUNTERS:
         value = rates.values.get(name)
         cell = "n/a" if value is None else f"{value:,.1f}"
         if name == "new" and rates.new_lower_bound and value is not None:
@@ -152,7 +153,8 @@ def _rates_line(frame: TopFrame, live: bool) -> RenderableType:
         line.append(f"{name} ")
         line.append(cell, "bold red" if bad else "bold")
         line.append("  ")
-    line.append(f"over {rates.seconds:.1f} s, from {frame.counter_source}", "dim")
+    # its own line: with five counters the rates fill an 80-column terminal
+    line.append(f"\n            over {rates.seconds:.1f} s, from {frame.counter_source}", "dim")
     return line
 
 
