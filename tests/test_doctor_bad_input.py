@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.doctor import diagnose
 from ctguard.facts import collect
 from ctguard.host.commands import CapturedCommands
 from ctguard.host.root import HostRoot
 from ctguard.rules import RULES, selected
+from ctguard.usecases.doctor import diagnose
 from helpers import run_ctguard
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "rhel6-table-full"

@@ -22,12 +22,12 @@ import click
 import pytest
 
 from ctguard.catalogue import CATALOGUE
-from ctguard.doctor import diagnose
 from ctguard.facts import collect
 from ctguard.host.commands import CapturedCommands
 from ctguard.host.root import HostRoot
 from ctguard.output.doctor_json import doctor_dict
 from ctguard.sources.manifest import read_manifest
+from ctguard.usecases.doctor import diagnose
 
 ROOTS = Path(__file__).parent / "roots" / "doctor"
 SCENARIOS = sorted(p.parent.name for p in ROOTS.glob("*/contract.json"))

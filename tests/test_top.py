@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 import pytest
 from rich.console import Console
 
-import ctguard.top as top_module
+import ctguard.usecases.top as top_module
 from ctguard.cli import main
 from ctguard.errors import CtguardError
 from ctguard.missing import Missing
 from ctguard.output.top_text import UsageBar, render_top, usage_style
 from ctguard.table.reader import scan_stream
 from ctguard.table.summary import summarize
-from ctguard.top import (
+from ctguard.usecases.top import (
     TABLE_DUTY,
     CounterSample,
     NamespaceShare,

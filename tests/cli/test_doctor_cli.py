@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.doctor import exit_code
 from ctguard.findings import Finding, Severity, Status
+from ctguard.usecases.doctor import exit_code
 from helpers import assert_one_line_error, check_golden, ctguard_bin, run_ctguard
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "rhel6-table-full"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.doctor import diagnose
 from ctguard.facts import Facts, collect
 from ctguard.findings import Status
 from ctguard.host.commands import CapturedCommands
@@ -33,6 +32,7 @@ from ctguard.sources.boot_modules import BootModule
 from ctguard.sources.modprobe_conf import ModprobeConfig, parse_modprobe_conf
 from ctguard.sources.modules import ConntrackPresence, parse_proc_modules
 from ctguard.sources.ruleset import Ruleset, merge_rulesets, parse_iptables_save, parse_nft_json
+from ctguard.usecases.doctor import diagnose
 
 ROOTS = Path(__file__).parents[1] / "roots"
 DISABLE = ROOTS / "disable"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ctguard.cli.plan import Target, make_plan
-from ctguard.doctor import diagnose
 from ctguard.facts import collect
 from ctguard.findings import Status
 from ctguard.host.commands import CapturedCommands
@@ -18,6 +17,7 @@ from ctguard.host.root import HostRoot
 from ctguard.remediation.apply import TreeRuntime, apply_changes
 from ctguard.remediation.plan import PlanOptions
 from ctguard.sources.manifest import read_manifest
+from ctguard.usecases.doctor import diagnose
 
 HERE = Path(__file__).parent.parent
 ROOTS = sorted(

@@ -16,9 +16,9 @@ from ctguard.missing import Missing
 from ctguard.table.summary import BREAKDOWNS
 
 if TYPE_CHECKING:  # imported when a command runs, to keep `ctguard --help` quick
-    from ctguard.analyze import AnalyzeReport
     from ctguard.host.root import HostRoot
     from ctguard.table.source import TableRead
+    from ctguard.usecases.analyze import AnalyzeReport
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ def analyze_command(
     Exit codes: 0 analyzed (an empty table too), 3 input unreadable, or only
     unparseable lines.
     """
-    from ctguard.analyze import build_report, parse_breakdowns
     from ctguard.table.whatif import parse_what_if
+    from ctguard.usecases.analyze import build_report, parse_breakdowns
 
     if dump is not None and netns is not None:
         raise click.UsageError("a FILE and --netns cannot be combined")

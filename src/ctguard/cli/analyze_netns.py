@@ -33,13 +33,13 @@ def usage_rows(usages: list[Any]) -> list[dict[str, Any]]:
 def analyze_all_namespaces(
     source: str, breakdowns: tuple[str, ...], top: int | None, fmt: str
 ) -> int:
-    from ctguard.analyze import build_report
     from ctguard.cli.analyze import _Read, _read_host, _render
     from ctguard.host.namespaces import list_namespaces, namespace_usage, run_in_namespace
     from ctguard.host.root import HostRoot
     from ctguard.output.analyze_json import analyze_document
     from ctguard.sources.sysctl_runtime import read_global_max
     from ctguard.table.source import TableRead
+    from ctguard.usecases.analyze import build_report
 
     if os.geteuid() != 0:
         raise CtguardError("--netns all needs root (setns into each namespace)")

@@ -143,8 +143,8 @@ def doctor_command(
       ctguard doctor --only 'CT3*' --format json   persistence checks, for scripts
       ctguard doctor --fail-on critical            warnings print but exit 0
     """
-    from ctguard.doctor import diagnose
     from ctguard.rules import selected
+    from ctguard.usecases.doctor import diagnose
 
     if root is not None and netns is not None:
         raise click.UsageError("--root and --netns cannot be combined (a snapshot is not live)")

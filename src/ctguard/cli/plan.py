@@ -222,9 +222,9 @@ def _options(kwargs: Mapping[str, Any]) -> PlanOptions:
 
 def make_plan(target: Target, options: PlanOptions, table: bool) -> Plan:
     from ctguard.cli.doctor import collect_facts
-    from ctguard.doctor import diagnose
     from ctguard.findings import Status
     from ctguard.remediation.plan import build_plan
+    from ctguard.usecases.doctor import diagnose
 
     try:
         facts = collect_facts(target.root, target.netns, table=table)

@@ -16,7 +16,7 @@ from ctguard.host.netns import run_in_netns
 from ctguard.host.root import HostRoot
 from ctguard.sources.manifest import read_manifest
 from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-from ctguard.status import StatusInputs, StatusReport, build_status, gather
+from ctguard.usecases.status import StatusInputs, StatusReport, build_status, gather
 
 
 def collect_status(root: str | None, netns: str | None, interval: float) -> StatusReport:

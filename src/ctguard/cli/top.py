@@ -17,7 +17,7 @@ from ctguard.cli.options import finite_seconds, netns_option, source_option
 from ctguard.errors import CtguardError
 
 if TYPE_CHECKING:
-    from ctguard.top import TopFrame, TopSampler
+    from ctguard.usecases.top import TopFrame, TopSampler
 
 MIN_LIVE_INTERVAL = 0.1
 
@@ -58,7 +58,7 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
     """
     from ctguard.host.root import HostRoot
     from ctguard.sources.sysctl_runtime import read_global_max
-    from ctguard.top import ProbeProcess, TopSampler, busiest_namespaces, with_global_max
+    from ctguard.usecases.top import ProbeProcess, TopSampler, busiest_namespaces, with_global_max
 
     if interval < MIN_LIVE_INTERVAL and not once:
         raise click.UsageError(

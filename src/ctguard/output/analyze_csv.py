@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from ctguard.analyze import AnalyzeReport
 from ctguard.output.analyze_json import analyze_document
 from ctguard.output.analyze_text import row_key
+from ctguard.usecases.analyze import AnalyzeReport
 
 
 def render_analyze_csv(report: AnalyzeReport) -> str:

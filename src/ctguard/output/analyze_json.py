@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
 
-from ctguard.analyze import AnalyzeReport
 from ctguard.schemas import ANALYZE as SCHEMA
 from ctguard.table.keys import HISTOGRAM_BOUNDS
+from ctguard.usecases.analyze import AnalyzeReport
 
 
 def histogram_labels() -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctguard.analyze import AnalyzeReport
 from ctguard.model.units import number
 from ctguard.output.analyze_json import analyze_document
+from ctguard.usecases.analyze import AnalyzeReport
 
 _TITLES = {
     "family": "by address family",

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctguard.doctor import DoctorReport
 from ctguard.findings import Severity, Status
 from ctguard.schemas import DOCTOR as SCHEMA
+from ctguard.usecases.doctor import DoctorReport
 
 
 def doctor_dict(report: DoctorReport) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 
-from ctguard.doctor import DoctorReport
 from ctguard.findings import Finding, Severity, Status
+from ctguard.usecases.doctor import DoctorReport
 
 _STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 _ORDER = (Severity.CRITICAL, Severity.WARNING, Severity.INFO)

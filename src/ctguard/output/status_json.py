@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ctguard.schemas import STATUS as SCHEMA
-from ctguard.status import StatusReport
+from ctguard.usecases.status import StatusReport
 
 
 def status_dict(report: StatusReport) -> dict[str, Any]:

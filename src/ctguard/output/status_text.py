@@ -6,7 +6,7 @@ import io
 from typing import TYPE_CHECKING
 
 from ctguard.model.units import human_bytes, number, percent
-from ctguard.status import StatusReport
+from ctguard.usecases.status import StatusReport
 
 if TYPE_CHECKING:
     from rich.table import Table

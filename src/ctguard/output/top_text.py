@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ctguard.model.rates import RATE_COUNTERS
 from ctguard.model.units import number, percent
-from ctguard.top import TopFrame
+from ctguard.usecases.top import TopFrame
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType
