@@ -15,7 +15,6 @@ from ctguard.host.commands import Commands
 from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
-from ctguard.snapshot.layout import INIT_NETNS_DIR
 from ctguard.sources.agents import (
     KubeProxy,
     Process,
@@ -39,7 +38,7 @@ from ctguard.sources.iptables_service import (
 )
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
-from ctguard.sources.manifest import read_manifest
+from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
 from ctguard.sources.modules import (

@@ -15,8 +15,7 @@ import click
 
 from ctguard import __version__
 from ctguard.errors import CtguardError, RefusedError
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+from ctguard.exit_codes import ERROR, REFUSED, ExitCode
 
 # name -> (module, attribute): a command's module is imported only when it runs (or for
 # --help), so `ctguard analyze` does not pay for status's or snapshot's imports
@@ -77,7 +76,7 @@ def cli(debug: bool) -> None:
 def _error(message: str) -> int:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     click.echo(f"ctguard: error: {first}", err=True)
-    return EXIT_UNKNOWN
+    return ERROR
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=args, prog_name="ctguard", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
-        return EXIT_OK
+        return ExitCode.OK
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         return _error(f"{exc.format_message()}{hint}")
@@ -106,14 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return EXIT_OK
+        return ExitCode.OK
     except CtguardError as exc:
         if debug:
             raise
         code = _error(str(exc))
-        return EXIT_CRITICAL if isinstance(exc, RefusedError) else code
+        return REFUSED if isinstance(exc, RefusedError) else code
     except Exception as exc:
         if debug:
             raise
         return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
-    return int(result) if isinstance(result, int) else EXIT_OK
+    return int(result) if isinstance(result, int) else ExitCode.OK

@@ -14,6 +14,7 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.plan import DEFAULT_STATE_DIR, Target, _confirm, command_runner
 from ctguard.errors import CtguardError, RefusedError
+from ctguard.exit_codes import ExitCode
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from ctguard.remediation.changes import RunCommand
     from ctguard.remediation.notrack import NotrackPlan, NotrackRequest, Tools
     from ctguard.sources.ruleset import PortSet, Ruleset
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL = 0, 1, 2
 
 
 def parse_ports(text: str) -> PortSet:
@@ -219,8 +218,8 @@ def notrack_command(
     only under conditions (addresses) a blanket accept would widen.
 
     \b
-    Exit codes: 0 planned/applied/verified, 1 verify inconclusive (no other traffic seen),
-    2 refused or verify failed, 3 error (bad usage, not root, a command failed: undone).
+    Exit codes: 0 planned/applied/verified, 2 refused or verify failed, 3 error (bad usage,
+    not root, a command failed: undone) or verify inconclusive (no other traffic seen).
 
     \b
     Examples:
@@ -248,7 +247,7 @@ def notrack_command(
         raise CtguardError("changing the firewall needs root (sudo ctguard notrack ...)")
     if remove:
         _remove(netns, yes, state_dir, where)
-        return EXIT_OK
+        return ExitCode.OK
     request = _request(ports, proto, direction, backend, every_packet, force)
     inputs = read_inputs(root, netns)
     rs, tools = inputs.ruleset, inputs.tools
@@ -266,7 +265,7 @@ def notrack_command(
         _apply(plan, commands, request, netns, yes, state_dir, tools, as_json)
     if verify:
         return _verify(request, netns, window, as_json)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: NotrackRequest,
@@ -343,7 +342,13 @@ def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: 
         raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
     on_ports = [f for f in seen if _untracked(f.proto, f.sport, f.dport, request)]
     others = len(seen) - len(on_ports)
-    code = EXIT_CRITICAL if dropped or on_ports else EXIT_WARNING if others == 0 else EXIT_OK
+    code = (
+        ExitCode.CRITICAL
+        if dropped or on_ports
+        else ExitCode.WARNING
+        if others == 0
+        else ExitCode.OK
+    )
     result = Verification(fates, dropped, window, tuple(on_ports), others, code)
     emit(dumps(verify_json(result)) if as_json else render_verify(result))
     return code

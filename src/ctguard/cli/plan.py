@@ -20,6 +20,7 @@ import click
 
 from ctguard.cli.emit import emit
 from ctguard.errors import CtguardError, RefusedError
+from ctguard.exit_codes import REFUSED
 
 if TYPE_CHECKING:
     from ctguard.host.root import HostRoot
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from ctguard.remediation.plan_file import HostIdentity, LoadedPlan
     from ctguard.remediation.state_dir import StateDir
 
-EXIT_REFUSED = 2
 DEFAULT_STATE_DIR = "/var/lib/ctguard"
 F = Callable[..., Any]
 
@@ -280,7 +280,7 @@ def plan_command(as_json: bool, output: str | None, **kwargs: Any) -> int:  # no
         from ctguard.output.plan_text import render_plan_text
 
         emit(render_plan_text(plan, _host_label(identity, target)))
-    return EXIT_REFUSED if plan.refused else 0
+    return REFUSED if plan.refused else 0
 
 
 def _save(output: str, document: dict[str, Any]) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctguard.exit_codes import REFUSED
 from ctguard.output.plan_text import file_diff
 from ctguard.remediation.disable import DisablePlan
 from ctguard.schemas import DISABLE as SCHEMA
-
-EXIT_REFUSED = 2
 
 
 def disable_dict(plan: DisablePlan) -> dict[str, Any]:
@@ -24,7 +23,7 @@ def disable_dict(plan: DisablePlan) -> dict[str, Any]:
         "conntrack": plan.presence,
         "evidence": plan.evidence,
         "status": status,
-        "exit_code": EXIT_REFUSED if plan.refused else 0,
+        "exit_code": REFUSED if plan.refused else 0,
         "holders": [
             {
                 "module": h.module,

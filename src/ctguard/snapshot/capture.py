@@ -24,7 +24,7 @@ from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
 from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
-from ctguard.sources.manifest import MANIFEST
+from ctguard.sources.manifest import INIT_NETNS_DIR, MANIFEST
 from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
@@ -258,7 +258,7 @@ class _Capture:
             self._safely(directory, self.config_dir)
         for name, text in self.opts.init_values:
             if "/" not in name and name.startswith("nf_conntrack_"):
-                path = f"{layout.INIT_NETNS_DIR}{NETFILTER_DIR}/{name}"
+                path = f"{INIT_NETNS_DIR}{NETFILTER_DIR}/{name}"
                 self.writer.add_bytes(path, text.encode())
                 self.log.captured.append(path)
         for path in layout.PRESENCE_MARKERS:

@@ -28,9 +28,6 @@ KERNEL_DIRS = (
 # Stored as empty files named after each entry (they are links into /sys/module).
 HOLDERS_DIR = "/sys/module/nf_conntrack/holders"
 TABLE_FILE = "/proc/net/nf_conntrack"
-# A snapshot taken inside a namespace also keeps the initial namespace's conntrack
-# sysctls here (CT307 compares them; a new namespace starts from compiled-in timeouts).
-INIT_NETNS_DIR = "/ctguard_init_netns"
 
 # Configuration: symbolic links are kept as (relative) links, so sysctl.d masking and
 # the 99-sysctl.conf -> ../sysctl.conf link read the same as on the host.

@@ -9,7 +9,11 @@ from ctguard.errors import ParseError
 from ctguard.host.commands import MANIFEST
 from ctguard.host.root import HostRoot
 
-__all__ = ["MANIFEST", "ManifestInfo", "parse_manifest", "read_manifest"]
+__all__ = ["INIT_NETNS_DIR", "MANIFEST", "ManifestInfo", "parse_manifest", "read_manifest"]
+
+# A snapshot taken inside a namespace also keeps the initial namespace's conntrack
+# sysctls here (CT307 compares them; a new namespace starts from compiled-in timeouts).
+INIT_NETNS_DIR = "/ctguard_init_netns"
 
 
 @dataclass(frozen=True)

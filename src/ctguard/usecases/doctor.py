@@ -1,23 +1,27 @@
-"""``ctguard doctor``: run the catalogue over Facts and decide the exit code (design §3)."""
+"""``ctguard doctor``: read the target, run the catalogue over its Facts, decide the exit code."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ctguard.exit_codes import ExitCode
 from ctguard.facts import Facts
 from ctguard.findings import Finding, Severity, Status
+from ctguard.host.target import Target, open_target
 from ctguard.model.thresholds import Thresholds
 from ctguard.rules import run_rules
 from ctguard.sources.kernel import KernelVersion
+from ctguard.usecases.read_facts import read_facts
 
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
-STATUS_NAMES = {
-    EXIT_OK: "OK",
-    EXIT_WARNING: "WARNING",
-    EXIT_CRITICAL: "CRITICAL",
-    EXIT_UNKNOWN: "UNKNOWN",
-}
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    only: tuple[str, ...] = ()  # ID patterns (--only)
+    fail_on: Severity = Severity.WARNING
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    table: bool = True  # read the conntrack table (--no-table: no)
+    debug: bool = False  # a rule that crashes raises instead of being skipped
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class DoctorReport:
 
     @property
     def status(self) -> str:
-        return STATUS_NAMES[self.exit_code]
+        return ExitCode(self.exit_code).name
 
     def count(self, status: Status, severity: Severity | None = None) -> int:
         return sum(
@@ -48,13 +52,13 @@ def exit_code(findings: Sequence[Finding], fail_on: Severity = Severity.WARNING)
     still print but exit 0.
     """
     if findings and all(f.status is Status.SKIPPED for f in findings):
-        return EXIT_UNKNOWN
+        return ExitCode.UNKNOWN
     worst = max((f.severity.rank for f in findings if f.found), default=0)
     if worst < fail_on.rank:
-        return EXIT_OK
+        return ExitCode.OK
     if worst >= Severity.CRITICAL.rank:
-        return EXIT_CRITICAL
-    return EXIT_WARNING if worst >= Severity.WARNING.rank else EXIT_OK
+        return ExitCode.CRITICAL
+    return ExitCode.WARNING if worst >= Severity.WARNING.rank else ExitCode.OK
 
 
 def diagnose(
@@ -74,3 +78,11 @@ def diagnose(
         findings=findings,
         exit_code=exit_code(findings, fail_on),
     )
+
+
+def doctor(target: Target, options: DoctorOptions | None = None) -> DoctorReport:
+    """Check the target for every pitfall of the catalogue (or the ``only`` ones)."""
+    options = options or DoctorOptions()
+    with open_target(target) as opened:
+        facts = read_facts(opened, options.table)
+    return diagnose(facts, options.thresholds, options.only, options.fail_on, options.debug)
