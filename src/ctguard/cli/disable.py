@@ -14,7 +14,7 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.options import netns_option
 from ctguard.cli.plan import DEFAULT_STATE_DIR
-from ctguard.errors import CtguardError, RefusedError
+from ctguard.errors import RefusedError
 
 if TYPE_CHECKING:
     from ctguard.cli.plan import Target
@@ -72,19 +72,19 @@ def disable_command(
       ctguard disable --root snap/ --json      a snapshot directory, for scripts
       sudo ctguard disable --netns web1        rules of one namespace (modules are global)
     """
-    from ctguard.cli.doctor import collect_facts
     from ctguard.cli.plan import _target
+    from ctguard.host.target import Target as Reading
+    from ctguard.host.target import open_target
     from ctguard.remediation.disable import plan_disable
+    from ctguard.usecases.read_facts import read_facts
 
     target = _target(root, netns)
     if not apply and (dry_run or yes or state_dir is not None):
         raise click.UsageError("--dry-run, --yes and --state-dir go with --apply")
     if apply and netns is not None:
         raise click.UsageError("modules are global: --apply acts on the host, without --netns")
-    try:
-        facts = collect_facts(target.root, target.netns, table=False)
-    except OSError as exc:
-        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
+    with open_target(Reading(target.root, target.netns)) as opened:
+        facts = read_facts(opened, table=False)
     read = target.file_reader()
 
     plan = plan_disable(facts, read)

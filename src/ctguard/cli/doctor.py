@@ -10,55 +10,10 @@ import click
 
 from ctguard.cli.emit import emit
 from ctguard.cli.options import netns_option, root_option
-from ctguard.errors import CtguardError
 from ctguard.findings import Severity
 
 if TYPE_CHECKING:
-    from ctguard.facts import Facts
-    from ctguard.missing import Missing
     from ctguard.model.thresholds import Thresholds
-    from ctguard.sources.sysctl_runtime import ConntrackSysctls
-
-
-def _other_namespaces() -> dict[str, ConntrackSysctls] | Missing:
-    """Runtime values of each named namespace (``ip netns``), for CT307; root only."""
-    from ctguard.host.netns import NETNS_DIR, in_each_named_netns
-    from ctguard.host.root import HostRoot
-    from ctguard.missing import Missing
-    from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
-
-    read = in_each_named_netns(lambda: read_conntrack_sysctls(HostRoot("/")))
-    if read is None:
-        return Missing(f"entering the namespaces under {NETNS_DIR} needs root")
-    return {name: v for name, v in read.items() if isinstance(v, ConntrackSysctls)}
-
-
-def collect_facts(root: str | None, netns: str | None, table: bool = True) -> Facts:
-    from ctguard.facts import collect, read_safely
-    from ctguard.host.commands import CapturedCommands, LiveCommands
-    from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-
-    if root is not None:
-        from ctguard.host.archive import open_root
-        from ctguard.sources.manifest import ManifestInfo, read_manifest
-
-        with open_root(root) as host:
-            manifest = read_safely(read_manifest, host)
-            netns_name = manifest.netns if isinstance(manifest, ManifestInfo) else None
-            return collect(host, CapturedCommands(host), netns_name, table)
-    if netns is not None:
-        from ctguard.host.netns import netns_born, run_in_netns
-
-        born = netns_born(netns)
-
-        def job() -> Facts:
-            return collect(HostRoot("/"), LiveCommands(), netns, table, born)
-
-        inside = run_in_netns(netns, job, timeout=120)
-        return inside.with_init_namespace(read_safely(read_conntrack_sysctls, HostRoot("/")))
-    facts = collect(HostRoot("/"), LiveCommands(), table=table)
-    return replace(facts, other_netns=_other_namespaces())
 
 
 def _thresholds(values: tuple[str, ...]) -> Thresholds:
@@ -143,21 +98,20 @@ def doctor_command(
       ctguard doctor --only 'CT3*' --format json   persistence checks, for scripts
       ctguard doctor --fail-on critical            warnings print but exit 0
     """
+    from ctguard.host.target import Target
     from ctguard.rules import selected
-    from ctguard.usecases.doctor import diagnose
+    from ctguard.usecases.doctor import DoctorOptions, doctor
 
-    if root is not None and netns is not None:
-        raise click.UsageError("--root and --netns cannot be combined (a snapshot is not live)")
     if only and not selected(only):
         raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
-    limits = _thresholds(thresholds)
-    try:
-        facts = collect_facts(root, netns, table=not no_table)
-    except OSError as exc:
-        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
-    severity = Severity.CRITICAL if fail_on == "critical" else Severity.WARNING
-    debug = bool(click.get_current_context().find_root().params.get("debug"))
-    report = diagnose(facts, limits, only, severity, debug)
+    options = DoctorOptions(
+        only=only,
+        fail_on=Severity.CRITICAL if fail_on == "critical" else Severity.WARNING,
+        thresholds=_thresholds(thresholds),
+        table=not no_table,
+        debug=bool(click.get_current_context().find_root().params.get("debug")),
+    )
+    report = doctor(Target(root, netns), options)
     if fmt == "json":
         from ctguard.output.doctor_json import render_doctor_json
 

@@ -221,15 +221,15 @@ def _options(kwargs: Mapping[str, Any]) -> PlanOptions:
 
 
 def make_plan(target: Target, options: PlanOptions, table: bool) -> Plan:
-    from ctguard.cli.doctor import collect_facts
     from ctguard.findings import Status
+    from ctguard.host.target import Target as Reading
+    from ctguard.host.target import open_target
     from ctguard.remediation.plan import build_plan
     from ctguard.usecases.doctor import diagnose
+    from ctguard.usecases.read_facts import read_facts
 
-    try:
-        facts = collect_facts(target.root, target.netns, table=table)
-    except OSError as exc:
-        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
+    with open_target(Reading(target.root, target.netns)) as opened:
+        facts = read_facts(opened, table)
     found = [f.id for f in diagnose(facts).findings if f.status is Status.FOUND]
     read = target.file_reader()
 
