@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import netns_option, root_option
+from ctguard.cli.options import format_option, netns_option, root_option
 from ctguard.findings import Severity
 
 if TYPE_CHECKING:
@@ -46,10 +46,7 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
 @click.command("doctor")
 @root_option
 @netns_option
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-    help="json: schema ctguard.doctor/1, one object per rule (found, passed or skipped).",
-)  # fmt: skip
+@format_option(schema="ctguard.doctor/1: one object per rule, found, passed or skipped")
 @click.option(
     "--only", "only", multiple=True, metavar="PATTERN",
     help="Run only these IDs; shell patterns, repeatable: --only CT3* --only CT101.",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 root_option = click.option(
     "--root",
@@ -32,3 +37,27 @@ def finite_seconds(_ctx: click.Context, _param: click.Parameter, value: float) -
     if math.isnan(value):
         raise click.BadParameter("must be a number of seconds, not nan", param_hint="--interval")
     return value
+
+
+def format_option(*extra: str, schema: str = "") -> Callable[[F], F]:
+    """``--format text|json`` (plus ``extra`` choices such as csv), with ``--json`` kept as
+    an alias of ``--format json``; the command receives ``fmt``."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, as_json: bool, fmt: str, **kwargs: Any) -> Any:  # noqa: ANN401
+            if as_json and fmt not in ("text", "json"):
+                raise click.UsageError(f"--json and --format {fmt} cannot be combined")
+            return func(*args, fmt="json" if as_json else fmt, **kwargs)
+
+        shown = f" (schema {schema})" if schema else ""
+        with_json = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(
+            wrapper
+        )
+        with_format = click.option(
+            "--format", "fmt", type=click.Choice(["text", "json", *extra]), default="text",
+            show_default=True, help=f"Output format; json{shown} is for scripts.",
+        )(with_json)  # fmt: skip
+        return cast(F, with_format)
+
+    return decorate

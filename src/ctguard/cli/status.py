@@ -7,7 +7,7 @@ import sys
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import finite_seconds, netns_option, root_option
+from ctguard.cli.options import finite_seconds, format_option, netns_option, root_option
 from ctguard.errors import CtguardError
 from ctguard.host.archive import open_root
 from ctguard.host.commands import CapturedCommands, LiveCommands
@@ -39,7 +39,7 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
 @click.command("status")
 @root_option
 @netns_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema ctguard.status/1).")
+@format_option(schema="ctguard.status/1")
 @click.option(
     "--interval",
     type=click.FloatRange(0, 3600),
@@ -49,7 +49,7 @@ def collect_status(root: str | None, netns: str | None, interval: float) -> Stat
     metavar="SECONDS",
     help="Measure per-second rates over this long; 0 prints totals since boot.",
 )
-def status_command(root: str | None, netns: str | None, as_json: bool, interval: float) -> int:
+def status_command(root: str | None, netns: str | None, fmt: str, interval: float) -> int:
     """One screen: how full the table is, what it costs, what it drops.
 
     Shows entries / max, buckets, the kernel memory the table takes now and would take
@@ -58,7 +58,7 @@ def status_command(root: str | None, netns: str | None, as_json: bool, interval:
     \b
     Examples:
       ctguard status                       live host, rates over 1 s
-      ctguard status --interval 0 --json   totals since boot, for scripts
+      ctguard status --interval 0 --format json   totals since boot, for scripts
       ctguard status --netns web1          inside a named namespace
       ctguard status --root host.tar.gz    a snapshot (counters are totals)
     """
@@ -68,7 +68,7 @@ def status_command(root: str | None, netns: str | None, as_json: bool, interval:
         report = collect_status(root, netns, interval)
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
-    if as_json:
+    if fmt == "json":
         from ctguard.output.status_json import render_status_json
 
         emit(render_status_json(report))
