@@ -430,7 +430,7 @@ def test_live_netns_documents_are_valid(netns: Netns, tmp_path: Path) -> None:
     assert_valid(json.loads(out), schemas.JOURNAL_LIST)
 
     done = run_script(argv("notrack-verify", netns=netns.name))
-    assert done.returncode in (0, 1, 2), done.stderr
+    assert done.returncode in (0, 2, 3), done.stderr  # verified, failed, inconclusive
     assert_valid(json.loads(done.stdout), schemas.NOTRACK_VERIFY)
 
     netns.udp_flows(300)

@@ -342,10 +342,11 @@ def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: 
         raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
     on_ports = [f for f in seen if _untracked(f.proto, f.sport, f.dport, request)]
     others = len(seen) - len(on_ports)
+    # dropped or still tracked: CRITICAL; no other traffic seen, nothing proven: UNKNOWN
     code = (
         ExitCode.CRITICAL
         if dropped or on_ports
-        else ExitCode.WARNING
+        else ExitCode.UNKNOWN
         if others == 0
         else ExitCode.OK
     )

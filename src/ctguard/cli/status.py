@@ -8,32 +8,6 @@ import click
 
 from ctguard.cli.emit import emit
 from ctguard.cli.options import finite_seconds, format_option, netns_option, root_option
-from ctguard.errors import CtguardError
-from ctguard.host.archive import open_root
-from ctguard.host.commands import CapturedCommands, LiveCommands
-from ctguard.host.ct_events import count_new_events
-from ctguard.host.netns import run_in_netns
-from ctguard.host.root import HostRoot
-from ctguard.sources.manifest import read_manifest
-from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-from ctguard.usecases.status import StatusInputs, StatusReport, build_status, gather
-
-
-def collect_status(root: str | None, netns: str | None, interval: float) -> StatusReport:
-    if root is not None:
-        with open_root(root) as host:
-            manifest = read_manifest(host)
-            inputs = gather(host, CapturedCommands(host), interval=0)
-            return build_status(inputs, netns=manifest.netns if manifest else None)
-    if netns is not None:
-
-        def job() -> StatusInputs:
-            return gather(HostRoot("/"), LiveCommands(), interval, count_new_events)
-
-        inside = run_in_netns(netns, job, timeout=interval + 60)
-        init = read_conntrack_sysctls(HostRoot("/"))
-        return build_status(inside.with_globals(init), netns=netns)
-    return build_status(gather(HostRoot("/"), LiveCommands(), interval, count_new_events))
 
 
 @click.command("status")
@@ -62,12 +36,10 @@ def status_command(root: str | None, netns: str | None, fmt: str, interval: floa
       ctguard status --netns web1          inside a named namespace
       ctguard status --root host.tar.gz    a snapshot (counters are totals)
     """
-    if root is not None and netns is not None:
-        raise click.UsageError("--root and --netns cannot be combined (a snapshot is not live)")
-    try:
-        report = collect_status(root, netns, interval)
-    except OSError as exc:
-        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
+    from ctguard.host.target import Target
+    from ctguard.usecases.status import status
+
+    report = status(Target(root, netns), interval)
     if fmt == "json":
         from ctguard.output.status_json import render_status_json
 

@@ -1,11 +1,23 @@
-"""``ctguard analyze``: what fills the table, in one pass (the library side)."""
+"""``ctguard analyze``: what fills the table, in one pass: live, in a namespace, from a
+snapshot, a dump file or stdin (``--netns all`` is ``analyze_namespaces``)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
+from ctguard.errors import CtguardError, UsageError
+from ctguard.host.commands import Commands
+from ctguard.host.root import HostRoot
+from ctguard.host.target import Target, open_target
+from ctguard.missing import Missing
+from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
 from ctguard.table.candidates import Candidate, notrack_candidates
+from ctguard.table.reader import gunzipped, scan_path, scan_stream
 from ctguard.table.scanner import IMPLEMENTATION
+from ctguard.table.source import TableRead as SourceRead
+from ctguard.table.source import read_table
 from ctguard.table.summary import BREAKDOWNS, DEFAULT_BREAKDOWNS, TableSummary, summarize
 from ctguard.table.tally import Tally
 from ctguard.table.whatif import WhatIf, current_timeouts, what_if
@@ -62,4 +74,93 @@ def build_report(
         candidates=notrack_candidates(summary),
         what_if=rows,
         netns=netns,
+    )
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    breakdowns: tuple[str, ...] = DEFAULT_BREAKDOWNS
+    top: int | None = 10  # rows per breakdown; None: every row
+    source: str = "auto"  # live table: auto, procfs or netlink
+    what_if: dict[str, int] | None = None  # short timeout name -> proposed seconds
+
+
+@dataclass(frozen=True)
+class TableRead:
+    """What one reading job brings back (picklable, so it crosses from a namespace)."""
+
+    table: SourceRead | Missing
+    sysctls: dict[str, int]  # the nf_conntrack_* values, for --what-if; empty: unreadable
+
+
+def _sysctls(host: HostRoot) -> dict[str, int]:
+    values = read_conntrack_sysctls(host)
+    return {} if isinstance(values, Missing) else dict(values.values)
+
+
+def read_host_table(
+    host: HostRoot, commands: Commands, source: str, by_sport: bool, exact: bool
+) -> TableRead:
+    """The table and the timeouts of a host, a namespace (run inside it) or a snapshot."""
+    return TableRead(read_table(host, commands, source, by_sport, exact), _sysctls(host))
+
+
+def _read_dump(path: str, by_sport: bool, exact: bool) -> SourceRead:
+    """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin."""
+    if path == "-":
+        try:
+            tally = scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact)
+        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
+            raise CtguardError(f"stdin: {exc}") from None
+        return SourceRead(tally, "stdin")
+    try:
+        tally = scan_path(path, by_sport, exact_timeouts=exact)
+    except FileNotFoundError:
+        raise CtguardError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CtguardError(f"{path} is a directory (use --root DIR for a snapshot)") from None
+    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
+        raise CtguardError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return SourceRead(tally, path)
+
+
+def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRead:
+    by_sport, exact = "sport" in options.breakdowns, options.what_if is not None
+    if dump is not None and target.netns is not None:
+        raise UsageError("a FILE and --netns cannot be combined")
+    if target.live and target.netns is None and dump is None and os.geteuid() != 0:
+        raise CtguardError("reading the live table needs root (/proc/net/nf_conntrack is 0440)")
+    with open_target(target) as opened:
+        if dump is None:
+            return opened.run(
+                lambda host, commands: read_host_table(
+                    host, commands, options.source, by_sport, exact
+                ),
+                timeout=300,
+            )
+        # the file is the table; the host (or snapshot) only lends its timeouts
+        sysctls = _sysctls(opened.host) if exact or not target.live else {}
+        return TableRead(_read_dump(dump, by_sport, exact), sysctls)
+
+
+def analyze(target: Target, options: AnalyzeOptions, dump: str | None = None) -> AnalyzeReport:
+    """What fills the table of the target, or of ``dump`` (a file, ``-`` for stdin)."""
+    read = _read(target, dump, options)
+    table = read.table
+    if isinstance(table, Missing):
+        raise CtguardError(f"cannot read the conntrack table: {table.reason}")
+    tally = table.tally
+    if tally.entries == 0 and tally.bad > 0:
+        raise CtguardError(
+            f"{table.source}: no conntrack entries in {tally.lines} lines "
+            f"(line {tally.first_bad}: {tally.first_bad_text[:60].decode('utf-8', 'replace')!r})"
+        )
+    return build_report(
+        tally,
+        table.source,
+        options.breakdowns,
+        options.top,
+        read.sysctls,
+        options.what_if,
+        target.netns,
     )

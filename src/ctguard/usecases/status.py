@@ -1,7 +1,8 @@
 """``ctguard status``: one reading of the table's size, memory and counter rates.
 
-``gather`` reads the host (twice, ``interval`` apart, for rates); ``build_status`` is pure
-and turns those readings into a ``StatusReport`` that the renderers only format.
+``status(target, interval)`` is the command. ``gather`` reads the host (twice,
+``interval`` apart, for rates); ``build_status`` is pure and turns those readings into a
+``StatusReport`` that the renderers only format.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from ctguard.errors import ParseError
+from ctguard.errors import CtguardError, ParseError
 from ctguard.host.commands import Commands
-from ctguard.host.ct_events import NewEvents
+from ctguard.host.ct_events import NewEvents, count_new_events
 from ctguard.host.root import HostRoot
+from ctguard.host.target import Target, open_target
 from ctguard.missing import Missing
 from ctguard.model.rates import STAT_COUNTERS, counter_rates, per_second
 from ctguard.model.sizing import entry_cost, table_bytes
@@ -236,3 +238,26 @@ def build_status(inputs: StatusInputs, netns: str | None = None) -> StatusReport
         sysctls=values,
         notes=tuple(notes),
     )
+
+
+def status(target: Target, interval: float = 1.0) -> StatusReport:
+    """Size, memory and counters of the target; rates over ``interval`` seconds when live
+    (a snapshot has totals only)."""
+    from ctguard.sources.manifest import read_manifest
+
+    try:
+        with open_target(target) as opened:
+            if not target.live:
+                manifest = read_manifest(opened.host)
+                inputs = gather(opened.host, opened.commands, interval=0)
+                return build_status(inputs, netns=manifest.netns if manifest else None)
+            if target.netns is not None:
+                inside = opened.run(
+                    lambda host, commands: gather(host, commands, interval, count_new_events),
+                    timeout=interval + 60,
+                )
+                init = read_conntrack_sysctls(HostRoot("/"))
+                return build_status(inside.with_globals(init), netns=target.netns)
+            return build_status(gather(opened.host, opened.commands, interval, count_new_events))
+    except OSError as exc:
+        raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
