@@ -74,6 +74,8 @@ ARGV: dict[str, str] = {
     "rollback": "rollback --root {root} --yes",
     "rollback-list": "rollback --list --json --root {root}",
     "rollback-list-state": "rollback --list --json --state-dir {state}",
+    "explain": "explain {id} --format json",
+    "explain-index": "explain --format json",
 }
 
 # (command, root relative to the repository) -> why the command does not apply there, and
@@ -463,6 +465,8 @@ def _a_document(schema_id: str, applied: Path) -> dict[str, Any]:
         return dict(json.loads((RHEL6 / "ctguard_manifest.json").read_text()))
     if schema_id == schemas.JOURNAL_LIST:
         args = argv("rollback-list", root=applied)
+    elif schema_id == schemas.EXPLAIN:
+        args = argv("explain", id="CT304")
     elif schema_id == schemas.ANALYZE:
         args = argv("analyze-file-what-if", file=PROXY_TABLE, root=RHEL6)
     else:
@@ -488,6 +492,16 @@ def test_each_schema_accepts_a_real_document_and_rejects_it_broken(
         assert errors(broken, schema_id), f"{name} with {key} as a list passed"
     broken = {**copy.deepcopy(doc), "surprise": 1}
     assert errors(broken, schema_id), f"{name} with an unknown key passed"
+
+
+def test_explain_documents_are_valid() -> None:
+    from ctguard.catalogue import CATALOGUE
+
+    index = run_valid(argv("explain-index"), schemas.EXPLAIN, codes=(0,))
+    assert [row["id"] for row in index["index"]] == list(CATALOGUE)
+    for pitfall_id in CATALOGUE:
+        story = run_valid(argv("explain", id=pitfall_id), schemas.EXPLAIN, codes=(0,))
+        assert story["story"]["id"] == pitfall_id
 
 
 def test_validation_rejects_wrong_values_deep_inside(applied: Path) -> None:

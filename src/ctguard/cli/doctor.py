@@ -122,7 +122,8 @@ def doctor_command(
 
 @click.command("explain")
 @click.argument("finding_id", metavar="ID", required=False)
-def explain_command(finding_id: str | None) -> int:
+@format_option(schema="ctguard.explain/1")
+def explain_command(finding_id: str | None, fmt: str) -> int:
     """The long story of one finding: cause, how to prove it on your host, fix, references.
 
     \b
@@ -130,16 +131,19 @@ def explain_command(finding_id: str | None) -> int:
       ctguard explain CT304      why 'service iptables restart' resets conntrack settings
       ctguard explain            list every ID
     """
-    from ctguard.catalogue import CATALOGUE, load_story
-    from ctguard.output.explain_text import render_explain, render_index
+    from ctguard.usecases.explain import explain
 
-    if finding_id is None:
-        emit(render_index(CATALOGUE.values()))
-        return 0
-    pitfall = CATALOGUE.get(finding_id.strip().upper())
-    if pitfall is None:
-        raise click.BadParameter(
-            f"unknown ID {finding_id!r} (run 'ctguard explain' for the list)", param_hint="ID"
-        )
-    emit(render_explain(load_story(pitfall.id)))
+    report = explain(finding_id)
+    if fmt == "json":
+        from ctguard.output.explain_json import render_explain_json
+
+        emit(render_explain_json(report))
+    elif report.story is None:
+        from ctguard.output.explain_text import render_index
+
+        emit(render_index(report.index))
+    else:
+        from ctguard.output.explain_text import render_explain
+
+        emit(render_explain(report.story))
     return 0
