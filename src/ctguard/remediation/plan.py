@@ -30,7 +30,8 @@ from ctguard.model.sizing import (
 )
 from ctguard.model.thresholds import Thresholds
 from ctguard.remediation.changes import PER_NETNS, Note, SetSysctl, WriteFile
-from ctguard.remediation.host_changes import FileReader, HostChanges, Want
+from ctguard.remediation.host_changes import host_changes
+from ctguard.remediation.host_settings import FileReader, Want
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.ruleset import Ruleset
 from ctguard.sources.sysctl_runtime import GLOBAL_KEYS, NETFILTER_DIR, ConntrackSysctls
@@ -147,17 +148,16 @@ def build_plan(
                 " today's count; if the table held more when it overflowed, give --target-max"
             )
         )
-    builder = HostChanges(facts, read, runtime, wants, found, notes)
-    builder.run()
+    changes = host_changes(facts, read, runtime, wants, found)
     return Plan(
         netns=None,
         sizing=sizing,
         timeouts=tuple(timeouts),
-        files=tuple(builder.files),
-        sysctls=tuple(builder.sysctls),
-        notes=tuple(builder.notes),
-        conflicts=tuple(builder.conflicts),
-        addresses=tuple(sorted(builder.addressed & set(found))),
+        files=changes.files,
+        sysctls=changes.sysctls,
+        notes=(*notes, *changes.notes),
+        conflicts=changes.conflicts,
+        addresses=tuple(sorted(changes.addressed & set(found))),
         refusal=refusal,
         forced=options.force,
     )

@@ -1,13 +1,84 @@
 """Edits to the RHEL 6/7 ``iptables`` service files (the model is ``model/rhel_iptables``):
 the init script's NF_MODULES_COMMON back to the stock list (CT305), and the load list in
-iptables-config (CT304)."""
+iptables-config (CT304). ``service_changes`` decides them; the other functions are the
+text edits."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from ctguard.model.rhel_iptables import LOAD_LIST, STOCK_MODULES_LINE
+from ctguard.model.rhel_iptables import (
+    LOAD_LIST,
+    STOCK_MODULES_LINE,
+    grep_files_after,
+    load_list_fix,
+    needs_restore,
+    unloads_conntrack,
+)
+from ctguard.remediation.change_set import ChangeSet
+from ctguard.remediation.changes import EDIT, Note
+from ctguard.remediation.host_settings import HostSettings, configured_after, decoded
 from ctguard.sources.iptables_service import InitScript, IptablesConfig
+
+
+def service_changes(host: HostSettings, persisted: Mapping[str, int], changes: ChangeSet) -> bool:
+    """CT305 then CT304; True when a service restart re-applies every configured key.
+
+    ``persisted``: what the sysctl file sets once the plan is applied."""
+    if host.service is None or host.facts.presence.kind == "builtin":
+        return False
+    config, script = host.service
+    if needs_restore(script):
+        before = host.read(script.path)
+        if before is not None:
+            after = restored_script(decoded(before) or "", script)
+            changes.write(
+                script.path,
+                before,
+                after.encode("utf-8", "surrogateescape"),
+                0o755,
+                "the stock NF_MODULES_COMMON, so 'service iptables stop' can empty a"
+                " full table again (CT305)",
+                EDIT,
+                {"CT305"},
+            )
+    if not unloads_conntrack(config, script, restored=True):
+        return False
+    if script.grep_line is None:
+        changes.notes.append(
+            Note(
+                f"{script.path}: no 'fgrep ... | sysctl -p -' line found:"
+                " check by hand what 'service iptables start' re-applies"
+            )
+        )
+        return False
+    writes = {c.path: decoded(c.after) or "" for c in changes.files}
+    files = grep_files_after(script, host.facts.grep_files, writes)
+    fix = load_list_fix(config, script, files, configured_after(host, persisted))
+    if fix.items:
+        before = host.read(config.path)
+        after = with_load_list(decoded(before) or "", config, fix.items)
+        changes.write(
+            config.path,
+            before,
+            after.encode("utf-8", "surrogateescape"),
+            0o600,
+            "re-apply every conntrack setting when the service reloads the module (CT304)",
+            EDIT,
+            {"CT304", "CT302"},
+        )
+    if fix.missed:
+        changes.notes.append(
+            Note(
+                "'service iptables restart' will still lose: "
+                + ", ".join(fix.missed)
+                + f" (not in a file {script.path} greps)",
+                ("CT304",),
+            )
+        )
+        return False
+    return True
 
 
 def restored_script(text: str, script: InitScript) -> str:

@@ -1,0 +1,87 @@
+"""The sysctl file that keeps a plan's values across a reboot: which wanted values must go
+in it, and its new text. ``sysctl_dropin`` decides where it goes (a drop-in that sorts
+last, or a block at the end of sysctl.conf); other files' lines are reported, not edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ctguard.model import rhel_iptables
+from ctguard.model.host_sizing import BUCKETS
+from ctguard.remediation import sysctl_dropin
+from ctguard.remediation.change_set import ChangeSet
+from ctguard.remediation.changes import EDIT, OURS, Note
+from ctguard.remediation.host_settings import HostSettings, Want, decoded, persists
+from ctguard.sources.sysctl_conf import SYSCTL_CONF
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """The values the sysctl file sets once the plan is applied, and that file's path."""
+
+    values: Mapping[str, int]  # runtime name -> value
+    path: str
+
+
+def write_sysctl_file(
+    host: HostSettings, wants: Mapping[str, Want], changes: ChangeSet
+) -> Persisted:
+    """The drop-in (or sysctl.conf block) with the values that must survive a reboot."""
+    values: dict[str, int] = {}
+    ids: set[str] = set()
+    for name, want in wants.items():
+        if name == BUCKETS and not _buckets_in_sysctl(host, want):
+            continue
+        if persists(host, name, want):
+            values[name] = want.value
+            ids |= want.ids
+    dropins, span = host.our_dropins, host.our_span
+    grepped = None
+    if host.service is not None and rhel_iptables.unloads_conntrack(*host.service, restored=True):
+        grepped = rhel_iptables.grep_patterns(host.service[1])
+    placement = sysctl_dropin.choose_placement(host.config, values, dropins, span, grepped)
+    winner = "the ctguard block below it" if placement.block else placement.path
+    changes.conflicts += [
+        f"{line}  ({winner} wins)"
+        for line in sysctl_dropin.conflicts(host.config, values, dropins, span)
+    ]
+    if placement.block:
+        before = host.read(SYSCTL_CONF)
+        after = sysctl_dropin.with_block(decoded(before) or "", values).encode()
+        changes.write(
+            SYSCTL_CONF,
+            before,
+            after,
+            0o644,
+            f"conntrack values, in a marked block at the end ({placement.reason})",
+            EDIT,
+            ids,
+        )
+        for path in dropins:  # an earlier drop-in of ours would now be shadowed
+            changes.notes.append(Note(f"{path}: an older ctguard drop-in; remove it by hand"))
+    elif values or placement.path in dropins:
+        before = host.read(placement.path)
+        after = sysctl_dropin.dropin_text(values).encode()
+        changes.write(
+            placement.path,
+            before,
+            after,
+            0o644,
+            f"conntrack values that win at boot ({placement.reason})",
+            OURS,
+            ids,
+        )
+    return Persisted(values, placement.path)
+
+
+def _buckets_in_sysctl(host: HostSettings, want: Want) -> bool:
+    """Built-in conntrack keeps buckets in sysctl.d (writable since 4.7); a module gets
+    them from ``hashsize``, unless a sysctl file would re-apply another value."""
+    if host.old_kernel:
+        return False
+    if not host.modular:
+        return True
+    other = host.others.get(BUCKETS)
+    return other is not None and other.value.strip() != str(want.value)
