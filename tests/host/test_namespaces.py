@@ -18,6 +18,7 @@ from ctguard.host.namespaces import (
     list_namespaces,
     namespace_usage,
 )
+from ctguard.sources.sysctl_runtime import read_count
 
 HEX = "3f2a9c1b7d0e" + "0123456789abcdef" * 3 + "0123"  # 64 hex chars
 INIT = 4026531840
@@ -220,7 +221,7 @@ def test_share():
 def test_usage_sorted_by_count_unknown_last(monkeypatch):
     counts = {1: (10, ""), 2: (None, "gone"), 3: (30, ""), 4: (10, ""), 5: (None, "slow")}
     monkeypatch.setattr(namespaces, "_usage", lambda n, own, timeout: counts[n.inode])
-    got = namespace_usage([ns(i) for i in (5, 4, 3, 2, 1)], max_entries=100)
+    got = namespace_usage([ns(i) for i in (5, 4, 3, 2, 1)], 100, read_count)
     assert [(u.namespace.inode, u.count, u.error) for u in got] == [
         (3, 30, ""),
         (1, 10, ""),
@@ -232,23 +233,22 @@ def test_usage_sorted_by_count_unknown_last(monkeypatch):
 
 
 def test_usage_time_budget(monkeypatch):
-    got = namespace_usage([ns(1), ns(2)], max_entries=100, total=0)
+    got = namespace_usage([ns(1), ns(2)], 100, read_count, total=0)
     assert [u.error for u in got] == ["skipped: time budget of 0 s spent"] * 2
     assert all(u.count is None for u in got)
 
 
 def test_usage_without_root(monkeypatch):
     monkeypatch.setattr(namespaces.os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(namespaces, "read_count", lambda: 42)
     own = os.stat("/proc/self/ns/net").st_ino
-    got = namespace_usage([ns(own, initial=True), ns(own + 1, names=("web1",))], 1000)
+    got = namespace_usage([ns(own, initial=True), ns(own + 1, names=("web1",))], 1000, lambda: 42)
     assert [(u.count, u.error) for u in got] == [(42, ""), (None, "needs root (setns)")]
 
 
 def test_usage_of_vanished_namespace_is_a_value(tmp_path, monkeypatch):
     monkeypatch.setattr(namespaces.os, "geteuid", lambda: 0)
     missing = Namespace(1, (), (999999999,), "pid 999999999", str(tmp_path / "gone"), False)
-    (u,) = namespace_usage([missing], 100)
+    (u,) = namespace_usage([missing], 100, read_count)
     assert u.count is None
     assert "vanished" in u.error
     assert str(tmp_path / "gone") in u.error

@@ -15,6 +15,7 @@ import pytest
 
 from ctguard.host.namespaces import Namespace, list_namespaces, namespace_usage
 from ctguard.host.netns import netns_inode
+from ctguard.sources.sysctl_runtime import read_count
 from netns_helpers import why_no_kernel
 
 pytestmark = pytest.mark.kernel
@@ -142,7 +143,7 @@ def test_usage_counts_entries_inside_each_namespace(world: World) -> None:
     initial = [ns for ns in found if ns.initial]
     max_entries = int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
 
-    usage = namespace_usage([*initial, *ours], max_entries)
+    usage = namespace_usage([*initial, *ours], max_entries, read_count)
 
     counts = {u.namespace.inode: (u.count, u.error) for u in usage}
     assert counts[world.inodes[a]] == (3, "")
@@ -164,7 +165,7 @@ def test_usage_of_a_namespace_whose_holder_exited(world: World) -> None:
     world.holder.kill()
     world.holder.wait(timeout=30)
 
-    (usage,) = namespace_usage([held], 1000, each=5, total=10)
+    (usage,) = namespace_usage([held], 1000, read_count, each=5, total=10)
 
     assert usage.count is None
     assert "vanished" in usage.error

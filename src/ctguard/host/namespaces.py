@@ -20,7 +20,6 @@ from typing import TypeVar
 from ctguard.errors import CtguardError
 from ctguard.host.netns import netns_inode, run_in_netns_path
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
-from ctguard.sources.sysctl_runtime import COUNT_FILE
 
 T = TypeVar("T")
 
@@ -246,19 +245,6 @@ class NamespaceUsage:
         return 100.0 * self.count / limit
 
 
-def read_count() -> int:
-    """nf_conntrack_count of the calling process's network namespace.
-
-    /proc/sys/net follows the reader's namespace, not the /proc mount's, so this is
-    correct after setns(2) without remounting /proc.
-    """
-    text = HostRoot("/").read_text(COUNT_FILE, SMALL_FILE_BYTES)
-    try:
-        return int(text.strip())
-    except ValueError as exc:
-        raise CtguardError(f"{COUNT_FILE}: not a number: {text.strip()[:40]!r}") from exc
-
-
 def _own_inode() -> int | None:
     try:
         return os.stat("/proc/self/ns/net").st_ino
@@ -282,21 +268,28 @@ def run_in_namespace(namespace: Namespace, job: Callable[[], T], timeout: float)
     return run_in_netns_path(namespace.path, job, timeout, _label(namespace))
 
 
-def _usage(namespace: Namespace, own: int | None, timeout: float) -> tuple[int | None, str]:
+def _usage(
+    namespace: Namespace, own: int | None, count: Callable[[], int], timeout: float
+) -> tuple[int | None, str]:
     if namespace.inode != own and os.geteuid() != 0:
         return None, "needs root (setns)"
     try:
-        return run_in_namespace(namespace, read_count, timeout), ""
+        return run_in_namespace(namespace, count, timeout), ""
     except (CtguardError, OSError) as exc:
         return None, str(exc)
 
 
 def namespace_usage(
-    namespaces: Iterable[Namespace], max_entries: int, each: float = 5.0, total: float = 30.0
+    namespaces: Iterable[Namespace],
+    max_entries: int,
+    count: Callable[[], int],
+    each: float = 5.0,
+    total: float = 30.0,
 ) -> list[NamespaceUsage]:
     """Entry count of each namespace, largest first (unknown last, ties by inode).
 
-    Each count is read inside its namespace by a forked child (setns needs root), at
+    ``count()`` reads the calling process's namespace (sources.sysctl_runtime.read_count);
+    it runs inside its namespace by a forked child (setns needs root), at
     most ``each`` seconds apiece and ``total`` seconds in all; a namespace that vanished,
     timed out or was not reached gets ``count=None`` and the reason in ``error``.
     """
@@ -306,8 +299,8 @@ def namespace_usage(
     for namespace in namespaces:
         left = deadline - time.monotonic()
         if left <= 0:
-            count, error = None, f"skipped: time budget of {total:g} s spent"
+            found, error = None, f"skipped: time budget of {total:g} s spent"
         else:
-            count, error = _usage(namespace, own, min(each, left))
-        usages.append(NamespaceUsage(namespace, count, error, max_entries))
+            found, error = _usage(namespace, own, count, min(each, left))
+        usages.append(NamespaceUsage(namespace, found, error, max_entries))
     return sorted(usages, key=lambda u: (u.count is None, -(u.count or 0), u.namespace.inode))

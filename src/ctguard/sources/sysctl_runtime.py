@@ -109,3 +109,16 @@ def read_conntrack_sysctls(
     if not values:
         return Missing(f"no nf_conntrack_* files under {directory}")
     return ConntrackSysctls(dict(sorted(values.items())))
+
+
+def read_count() -> int:
+    """nf_conntrack_count of the calling process's network namespace.
+
+    /proc/sys/net follows the reader's namespace, not the /proc mount's, so this is
+    correct after setns(2) without remounting /proc.
+    """
+    text = HostRoot("/").read_text(COUNT_FILE, SMALL_FILE_BYTES)
+    try:
+        return int(text.strip())
+    except ValueError as exc:
+        raise ParseError(f"{COUNT_FILE}: not a number: {text.strip()[:40]!r}") from exc

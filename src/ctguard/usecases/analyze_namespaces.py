@@ -37,14 +37,14 @@ class NamespacesReport:
 def analyze_namespaces(options: AnalyzeOptions) -> NamespacesReport:
     from ctguard.host.commands import LiveCommands
     from ctguard.host.namespaces import list_namespaces, namespace_usage, run_in_namespace
-    from ctguard.sources.sysctl_runtime import read_global_max
+    from ctguard.sources.sysctl_runtime import read_count, read_global_max
     from ctguard.table.source import TableRead as SourceRead
     from ctguard.usecases.analyze import read_host_table
 
     if os.geteuid() != 0:
         raise CtguardError("--netns all needs root (setns into each namespace)")
     maximum = read_global_max(HostRoot("/")) or 0
-    usages = namespace_usage(list_namespaces(), maximum, total=COUNT_BUDGET)
+    usages = namespace_usage(list_namespaces(), maximum, read_count, total=COUNT_BUDGET)
     rows = tuple(
         NamespaceRow(
             inode=u.namespace.inode,

@@ -576,10 +576,11 @@ def busiest_namespaces(maximum: Callable[[], int | None], top: int) -> Namespace
 
     def scan() -> list[NamespaceShare]:
         from ctguard.host.namespaces import list_namespaces, namespace_usage
+        from ctguard.sources.sysctl_runtime import read_count
 
         limit = maximum() or 0
         try:
-            usages = namespace_usage(list_namespaces(), limit, each=2.0, total=10.0)
+            usages = namespace_usage(list_namespaces(), limit, read_count, each=2.0, total=10.0)
         except OSError as exc:
             raise HostAccessError(f"listing namespaces: {exc.strerror or exc}") from exc
         shares = []

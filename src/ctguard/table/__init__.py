@@ -1,0 +1,1 @@
+"""The conntrack table: read it in one pass (C scanner, or pure Python), tally, summarize."""
