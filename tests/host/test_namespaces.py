@@ -220,7 +220,7 @@ def test_share():
 
 def test_usage_sorted_by_count_unknown_last(monkeypatch):
     counts = {1: (10, ""), 2: (None, "gone"), 3: (30, ""), 4: (10, ""), 5: (None, "slow")}
-    monkeypatch.setattr(namespaces, "_usage", lambda n, own, timeout: counts[n.inode])
+    monkeypatch.setattr(namespaces, "_usage", lambda n, own, count, timeout: counts[n.inode])
     got = namespace_usage([ns(i) for i in (5, 4, 3, 2, 1)], 100, read_count)
     assert [(u.namespace.inode, u.count, u.error) for u in got] == [
         (3, 30, ""),
