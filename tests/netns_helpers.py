@@ -8,8 +8,11 @@ namespace's, and nothing under the machine's /etc.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +74,25 @@ class Netns:
     def set_sysctl(self, key: str, value: int) -> None:
         """Per-namespace sysctl, written inside the namespace only."""
         self.run("sysctl", "-q", "-w", f"{key}={value}")
+
+
+@contextmanager
+def tracking_netns(prefix: str) -> Iterator[Netns]:
+    """A fresh namespace that tracks every flow, always deleted: lo up, a rule that needs
+    conntrack (hooks register only when a rule needs them, kernel 4.10+), and unreplied UDP
+    kept for 600 s so test flows live through the whole test. Callers skip first when
+    ``why_no_kernel()`` says so."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        ns = Netns(name)
+        ns.run("ip", "link", "set", "lo", "up")
+        ns.run("nft", "-f", "-", input=TRACK_RULESET)
+        ns.set_sysctl("net.netfilter.nf_conntrack_udp_timeout", 600)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+    listed = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    assert name not in listed, f"{name} was not deleted"

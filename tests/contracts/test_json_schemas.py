@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,7 +37,7 @@ from ctguard.cli import main
 from ctguard.output.notrack_text import Verification, verify_json
 from ctguard.remediation.journal import CommandRecord, JournalEntry, entry_to_json
 from ctguard.table.summary import BREAKDOWNS
-from netns_helpers import TRACK_RULESET, Netns, why_no_kernel
+from netns_helpers import Netns, tracking_netns, why_no_kernel
 
 REPO = Path(__file__).parents[2]
 ROOTS = REPO / "tests" / "roots"
@@ -405,16 +404,8 @@ def netns() -> Iterator[Netns]:
     why = why_no_kernel()
     if why:
         pytest.skip(why)
-    name = f"ctgs-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-    try:
-        ns = Netns(name)
-        ns.run("ip", "link", "set", "lo", "up")
-        ns.run("nft", "-f", "-", input=TRACK_RULESET)
-        ns.set_sysctl("net.netfilter.nf_conntrack_udp_timeout", 600)
+    with tracking_netns("ctgs") as ns:
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
 
 
 @pytest.mark.kernel
