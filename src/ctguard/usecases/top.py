@@ -440,7 +440,7 @@ class ProbeProcess:
     """
 
     def __init__(self, source: str, top: int, ns_path: str | None = None, label: str = "") -> None:
-        from ctguard.host.netns import enter_netns, open_netns_fd
+        from ctguard.host.netns_child import enter_netns, open_netns_fd
 
         self.label = label or "this namespace"
         ns_fd = open_netns_fd(ns_path, self.label) if ns_path else None
