@@ -1,5 +1,5 @@
 """``ctguard top`` without a kernel: the sampler on a fake clock and fake readers, the
-renderer on hand-made frames, the helper process with a fake probe."""
+renderer on hand-made frames, the probe's worker with a fake probe."""
 
 from __future__ import annotations
 
@@ -10,23 +10,24 @@ from dataclasses import dataclass, field
 import pytest
 from rich.console import Console
 
-import ctguard.usecases.top as top_module
 from ctguard.cli import main
 from ctguard.errors import CtguardError
+from ctguard.host.netns_worker import NetnsWorker
 from ctguard.missing import Missing
-from ctguard.output.top_text import UsageBar, render_top, usage_style
+from ctguard.output.top_text import UsageBar, render_top, render_top_text, usage_style
 from ctguard.table.reader import scan_stream
 from ctguard.table.summary import summarize
 from ctguard.usecases.top import (
     TABLE_DUTY,
     CounterSample,
     NamespaceShare,
-    ProbeProcess,
+    RemoteProbe,
     TableView,
     TopFrame,
     TopSampler,
     compute_rates,
     next_due,
+    one_frame,
     table_view,
 )
 
@@ -336,13 +337,20 @@ def test_usage_colour_thresholds_and_ascii_bar() -> None:
     assert text_of(UsageBar(None)).strip() == "[" + "░" * 40 + "]"  # unknown: empty
 
 
+def test_render_as_plain_text_for_a_pipe() -> None:
+    out = render_top_text(frame(), live=False, color=False)
+    assert "\x1b[" not in out and "q quits" not in out
+    assert all(line == line.rstrip() for line in out.splitlines())
+    assert "entries 8 / 262,144" in out and out.endswith("\n")
+
+
 def test_render_colours_usage_by_threshold() -> None:
     console = Console(record=True, width=100, file=io.StringIO(), force_terminal=True)
     console.print(render_top(frame(count=250_000)))  # 95.4 %
     assert "\x1b[1;31m95.4 %" in console.export_text(styles=True)
 
 
-# -- the helper process, with a fake probe ------------------------------------------------
+# -- the probe in its worker, with a fake probe -------------------------------------------
 
 
 class FakeProbe:
@@ -357,7 +365,7 @@ class FakeProbe:
         pass
 
     def counters(self) -> CounterSample:
-        self.calls += 1  # state lives in the helper, across requests
+        self.calls += 1  # state lives in the worker, across calls
         return CounterSample(
             self.calls, None, {"new": self.calls * 10}, "procfs", 0, (str(os.getpid()),)
         )
@@ -368,34 +376,51 @@ class FakeProbe:
         return VIEW
 
 
-def test_probe_process_answers_from_one_helper(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(top_module, "Probe", FakeProbe)
-    with ProbeProcess("auto", 5) as probe:
-        pid = probe.pid
+def test_remote_probe_answers_from_one_worker() -> None:
+    with NetnsWorker(start=lambda: FakeProbe("auto", 5)) as worker:
+        pid = worker.pid
+        probe = RemoteProbe(worker)
         first, second = probe.counters(), probe.counters()
         assert (first.count, second.count) == (1, 2)
         assert first.notes == (str(pid),) and pid != os.getpid()
         assert probe.table() == VIEW
-    assert probe.pid is None
+    assert worker.pid is None
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped
 
 
-def test_probe_process_job_error_is_a_ctguard_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(top_module, "Probe", FakeProbe)
-    with ProbeProcess("auto", 13) as probe:
+def test_remote_probe_job_error_is_a_ctguard_error() -> None:
+    with NetnsWorker(start=lambda: FakeProbe("auto", 13)) as worker:
+        probe = RemoteProbe(worker)
         with pytest.raises(CtguardError, match="conntrack -L failed"):
             probe.table()
-        assert probe.counters().count == 1  # the helper is still serving
+        assert probe.counters().count == 1  # the worker is still serving
 
 
-def test_probe_process_that_cannot_start_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(source: str, top: int) -> FakeProbe:
+def test_probe_that_cannot_start_says_why() -> None:
+    def refuse() -> FakeProbe:
         raise OSError("no conntrack here")
 
-    monkeypatch.setattr(top_module, "Probe", refuse)
     with pytest.raises(CtguardError, match="cannot read inside this namespace: no conntrack here"):
-        ProbeProcess("auto", 5)
+        NetnsWorker(start=refuse)
+
+
+def test_once_measures_rates_over_the_interval_then_reads_the_table() -> None:
+    clock = FakeClock(0.0)
+    host = FakeHost(clock, cost=0.1)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    frame = one_frame(sampler_for(host), 1.5, sleep)
+    assert slept == [1.5] and host.table_reads == 1 and host.readings == 2
+    assert frame.rates is not None and frame.rates.seconds == pytest.approx(1.5)
+    assert frame.table == VIEW
+    host = FakeHost(FakeClock(0.0))
+    frame = one_frame(sampler_for(host), 0.0, sleep)
+    assert frame.rates is None and host.readings == 1 and len(slept) == 1
 
 
 # -- command line -------------------------------------------------------------------------

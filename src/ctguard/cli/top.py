@@ -14,10 +14,9 @@ import click
 
 from ctguard.cli.emit import emit
 from ctguard.cli.options import finite_seconds, netns_option, source_option
-from ctguard.errors import CtguardError
 
 if TYPE_CHECKING:
-    from ctguard.usecases.top import TopFrame, TopSampler
+    from ctguard.usecases.top import TopSampler
 
 MIN_LIVE_INTERVAL = 0.1
 
@@ -56,62 +55,24 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
       ctguard top --netns web1             inside a named namespace
       ctguard top --once --interval 1      one frame, rates over 1 s, then exit
     """
-    from ctguard.host.root import HostRoot
-    from ctguard.sources.sysctl_runtime import read_global_max
-    from ctguard.usecases.top import ProbeProcess, TopSampler, busiest_namespaces, with_global_max
+    from ctguard.output.top_text import render_top_text
+    from ctguard.usecases.top import one_frame, top_session
 
     if interval < MIN_LIVE_INTERVAL and not once:
         raise click.UsageError(
             f"a live view refreshes at most every {MIN_LIVE_INTERVAL:g} s "
             "(--interval 0 works only with --once)"
         )
-    if os.geteuid() != 0:
-        raise CtguardError(
-            "ctguard top needs root (/proc/net/nf_conntrack is 0440; events need CAP_NET_ADMIN)"
-        )
-    ns_path, label = None, ""
-    if netns is not None:
-        from ctguard.host.netns import netns_path
-
-        ns_path, label = netns_path(netns), f"netns {netns}"
-    host = HostRoot("/")
-    with ProbeProcess(source, top, ns_path, label) as probe:
-        sampler = TopSampler(
-            counters=with_global_max(probe.counters, host),
-            table=probe.table,
-            interval=interval,
-            namespaces=None if netns else busiest_namespaces(lambda: read_global_max(host), top),
-            netns=netns,
-        )
+    with top_session(netns, source, top, interval) as sampler:
         try:
             if once:
-                _once(sampler, interval)
+                frame = one_frame(sampler, interval)
+                emit(render_top_text(frame, live=False, color=sys.stdout.isatty()))
             else:
                 _live(sampler, interval)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how one leaves a live view: not an error
     return 0
-
-
-def _text(frame: TopFrame, live: bool, color: bool) -> str:
-    import io
-
-    from rich.console import Console
-
-    from ctguard.output.top_text import render_top
-
-    buf = io.StringIO()
-    width = Console().width if color else 100
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=width)
-    console.print(render_top(frame, live=live))
-    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
-
-
-def _once(sampler: TopSampler, interval: float) -> None:
-    if interval > 0:
-        sampler.sample(table=False)
-        time.sleep(interval)
-    emit(_text(sampler.sample(table=True), live=False, color=sys.stdout.isatty()))
 
 
 @contextmanager
@@ -150,17 +111,17 @@ def _wait_for_quit(keys: int | None, until: float) -> bool:
 def _live(sampler: TopSampler, interval: float) -> None:
     from rich.console import Console
 
+    from ctguard.output.top_text import render_top, render_top_text
+
     console = Console()
     with _keys() as keys:
         if not console.is_terminal:  # piped: one frame after another
             while True:
                 started = time.monotonic()
-                emit(_text(sampler.sample(), live=True, color=False) + "\n")
+                emit(render_top_text(sampler.sample(), live=True, color=False) + "\n")
                 if _wait_for_quit(keys, started + interval):
                     return
         from rich.live import Live
-
-        from ctguard.output.top_text import render_top
 
         with Live(console=console, screen=False, auto_refresh=False) as live:
             while True:

@@ -1,29 +1,34 @@
 """Run a reading job inside a network namespace: a named one (``ip netns add NAME``) or
 any nsfs file, such as ``/proc/PID/ns/net`` of a process that holds an unnamed one.
 
-The job runs in a forked child that joins the namespace with setns(2); ctguard's own
-process never changes namespace, so global values keep coming from the initial one.
-The child sends its (picklable) result back over a pipe and exits; it is killed if it
-takes longer than ``timeout``.
+The job runs in a forked child that joins the namespace with setns(2) (host/netns_child.py);
+ctguard's own process never changes namespace, so global values keep coming from the
+initial one. The child sends its (picklable) result back and exits; it is stopped if it
+takes longer than ``timeout``. For many jobs in one namespace, see host/netns_worker.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import pickle
-import select
-import signal
+import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ctguard.errors import CtguardError, HostAccessError
+from ctguard.host.netns_child import (
+    enter_netns,
+    fork_child,
+    open_netns_fd,
+    read_reply,
+    reap,
+    reply_to,
+)
 
 T = TypeVar("T")
 
 NETNS_DIR = "/run/netns"  # where iproute2 bind-mounts named namespaces
-CLONE_NEWNET = 0x40000000
+STOP_GRACE = 10.0  # seconds a stopped job has to clean up (SIGTERM, then SIGKILL)
 
 
 def netns_path(name: str) -> str:
@@ -39,44 +44,9 @@ def netns_path(name: str) -> str:
     return path
 
 
-def enter_netns(fd: int) -> None:
-    setns = getattr(os, "setns", None)  # Python 3.12+
-    if setns is not None:
-        setns(fd, CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _reap(pid: int, grace: float = 10.0) -> None:
-    """Wait for the child; if it is still running, SIGTERM (it cleans up), then SIGKILL."""
-    if os.waitpid(pid, os.WNOHANG) != (0, 0):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-
-
 def run_in_netns(name: str, job: Callable[[], T], timeout: float = 300.0) -> T:
     """Return ``job()`` as computed inside network namespace ``name``."""
     return run_in_netns_path(netns_path(name), job, timeout, label=f"netns {name}")
-
-
-def open_netns_fd(path: str, label: str) -> int:
-    """An fd on the namespace, opened here so it stays pinned even if its holder exits."""
-    try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, ProcessLookupError) as exc:
-        raise HostAccessError(f"{label} vanished ({path}: {exc.strerror})") from exc
-    except OSError as exc:
-        raise HostAccessError(f"{label}: cannot open {path}: {exc.strerror or exc}") from exc
 
 
 def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: str) -> T:
@@ -86,60 +56,35 @@ def run_in_netns_path(path: str, job: Callable[[], T], timeout: float, label: st
     ``label`` names the namespace in error messages (``netns web1``, ``netns of pid 42``).
     """
     ns_fd = open_netns_fd(path, label)
+
+    def child(conn: socket.socket) -> None:
+        def inside() -> T:
+            enter_netns(ns_fd)
+            os.close(ns_fd)
+            return job()
+
+        conn.sendall(reply_to(inside, label))
+
     try:
-        read_fd, write_fd = os.pipe()
-    except BaseException:
+        pid, conn = fork_child(child)
+    finally:
         os.close(ns_fd)
-        raise
-    try:
-        pid = os.fork()
-    except BaseException:
-        for fd in (ns_fd, read_fd, write_fd):
-            os.close(fd)
-        raise
-    if pid == 0:  # child: whatever happens, it ends here with os._exit
-        status = 1
+    with conn:
         try:
-            os.close(read_fd)
-            try:
-                enter_netns(ns_fd)
-                os.close(ns_fd)
-                payload = pickle.dumps(("ok", job()))
-            except CtguardError as exc:
-                payload = pickle.dumps(("error", str(exc)))
-            except BaseException as exc:  # SIGTERM arrives as SystemExit: report it too
-                payload = pickle.dumps(("error", f"in {label}: {type(exc).__name__}: {exc}"))
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(ns_fd)
-    os.close(write_fd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        with os.fdopen(read_fd, "rb", buffering=0) as src:
-            while True:
-                left = deadline - time.monotonic()
-                ready, _, _ = select.select([src], [], [], max(0.0, left))
-                if not ready:
-                    raise CtguardError(f"reading inside {label} took over {timeout:g} s")
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except BaseException:
-        _reap(pid)  # timeout, or ctguard itself interrupted: stop the child cleanly
-        raise
-    os.waitpid(pid, 0)
-    if not chunks:
-        raise CtguardError(f"reading inside {label} failed (the helper process died)")
-    kind, value = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's bytes
+            kind, value = read_reply(conn, time.monotonic() + timeout)
+        except TimeoutError:
+            reap(pid, grace=STOP_GRACE)
+            raise CtguardError(f"reading inside {label} took over {timeout:g} s") from None
+        except EOFError:
+            reap(pid, wait=STOP_GRACE, grace=STOP_GRACE)
+            raise CtguardError(f"reading inside {label} failed (the helper process died)") from None
+        except BaseException:
+            reap(pid, grace=STOP_GRACE)  # ctguard itself interrupted: stop the child cleanly
+            raise
+    reap(pid, wait=STOP_GRACE, grace=STOP_GRACE)  # it has replied: it is on its way out
     if kind == "error":
         raise CtguardError(str(value))
-    result: T = value
-    return result
+    return cast(T, value)
 
 
 def netns_born(name: str) -> float | None:

@@ -133,6 +133,20 @@ def render_top(frame: TopFrame, live: bool = True) -> RenderableType:
     return Group(*parts)
 
 
+def render_top_text(frame: TopFrame, live: bool, color: bool) -> str:
+    """``render_top`` as text: the terminal's width and colour when ``color``, else 100
+    plain columns (a pipe, a script); no trailing blanks."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    width = Console().width if color else 100
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width)
+    console.print(render_top(frame, live=live))
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+
+
 def _rates_line(frame: TopFrame, live: bool) -> RenderableType:
     from rich.text import Text
 
