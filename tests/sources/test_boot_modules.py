@@ -105,6 +105,13 @@ def test_junk_lines_are_skipped():
         ("# /sbin/modprobe nf_conntrack", []),
         ("echo modprobe nf_conntrack", []),
         ("/sbin/modinfo -F filename nf_conntrack", []),
+        ("if /sbin/modprobe nf_conntrack; then :; fi", ["nf_conntrack"]),
+        ("/sbin/modprobe>/dev/null nf_conntrack", ["nf_conntrack"]),
+        ("x=$(/sbin/modprobe nf_conntrack 2>&1) || echo failed", ["nf_conntrack"]),
+        ("/sbin/modprobe \\\n    nf_conntrack", ["nf_conntrack"]),
+        ("/sbin/modprobe nf_conntrack # ; /sbin/modprobe nf_nat", ["nf_conntrack"]),
+        ("echo 'run: modprobe nf_conntrack; modprobe nf_nat'", []),
+        ("cat <<EOF\n/sbin/modprobe nf_conntrack\nEOF", []),
     ],
 )
 def test_module_script_lines(line, loaded):
@@ -398,3 +405,9 @@ def test_command_reapplies_reads_modprobe_install_commands():
     assert hook.covers("net.netfilter.nf_conntrack_max", "/etc/ct.conf")
     assert not hook.covers("net.netfilter.nf_conntrack_max", "/etc/sysctl.conf")
     assert command_reapplies("/bin/false", "/etc/modprobe.d/x.conf", 1, "", "nf_conntrack") == ()
+
+
+def test_command_reapplies_reads_the_commands_of_sh_c():
+    install = "/bin/sh -c '/sbin/modprobe --ignore-install nf_conntrack && sysctl -p /etc/ct.conf'"
+    (hook,) = command_reapplies(install, "/etc/modprobe.d/ct.conf", 2, "", "nf_conntrack")
+    assert hook.files == ("/etc/ct.conf",)  # the quotes hold the "&&": one argument to sh

@@ -155,6 +155,26 @@ def test_for_module():
     assert config.for_module("nf_nat") == ()
 
 
+@pytest.mark.parametrize(
+    ("line", "program"),
+    [
+        ("install nf_conntrack /bin/false", "false"),
+        ("install nf_conntrack /bin/true # keep conntrack out", "true"),
+        ("install nf_conntrack '/bin/false'", "false"),  # /bin/sh -c removes the quotes
+        ("install nf_conntrack /bin/true;", "true"),
+        ("install nf_conntrack LC_ALL=C /bin/false", "false"),
+        ("install nf_conntrack /sbin/modprobe --ignore-install nf_conntrack && /bin/true",
+         "modprobe"),
+        ("install nf_conntrack 'unclosed", None),
+        ("options nf_conntrack hashsize=1", None),
+        ("blacklist nf_conntrack", None),
+    ],
+)  # fmt: skip
+def test_install_program(line, program):
+    (directive,) = parse_modprobe_conf(line + "\n", "/etc/modprobe.d/x.conf")
+    assert directive.install_program == program
+
+
 # -- reading a host -------------------------------------------------------------------------
 def test_read_orders_by_name_and_masks(host, write, tmp_path):
     write("/usr/lib/modprobe.d/50-vendor.conf", "options nf_conntrack hashsize=1024\n")

@@ -93,8 +93,7 @@ def load_blocked(facts: Facts) -> str | None:
     if not isinstance(facts.modprobe, ModprobeConfig):
         return None
     for d in facts.modprobe.for_module(NF_CONNTRACK, "install"):
-        words = d.args.split()
-        if words and words[0].rsplit("/", 1)[-1] in ("false", "true"):
+        if d.install_program in ("false", "true"):
             return f"{d.path}:{d.line}: {d.text.strip()}"
     return None
 

@@ -382,8 +382,7 @@ def find_agents(processes: Sequence[Process]) -> tuple[Agent, ...]:
 
 # -- modprobe.d ---------------------------------------------------------------------------
 def _blocks(directive: ModprobeDirective) -> bool:
-    words = directive.args.split()
-    return bool(words) and PurePosixPath(words[0]).name in ("false", "true")
+    return directive.install_program in ("false", "true")
 
 
 def _where(d: ModprobeDirective) -> str:

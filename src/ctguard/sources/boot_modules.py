@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shlex
 from dataclasses import dataclass
 
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.cmdline import CMDLINE, param_key, read_cmdline
 from ctguard.sources.modprobe_conf import module_name
+from ctguard.sources.shell_words import parse_shell, split_argv
 from ctguard.sources.sysctl_conf import (
     CONFIG_MAX_BYTES,
     SYSCTL_CONF,
@@ -91,11 +91,9 @@ def parse_modules_load(
 
 
 # -- RHEL /etc/sysconfig/modules/*.modules ------------------------------------------------
-# "&" of a redirection such as 2>&1 does not end a command.
-_SHELL_SEPARATORS = re.compile(r";|&&|\|\|?|(?<![<>])&|[()`]")
-_SHELL_PREFIXES = frozenset({"then", "do", "else", "exec", "!", "{", "command", "nohup"})
+# Words in front that run the rest as the command.
+_PRECOMMANDS = frozenset({"exec", "command", "nohup"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-_REDIRECTION = re.compile(r"[0-9]*(>>|>&|<&|>|<)")
 _MODULE_WORD = re.compile(r"[A-Za-z0-9_-]+")
 # modprobe flags after which nothing is loaded: remove, dry run, print only.
 _NOT_LOADING = frozenset("rnDcR")
@@ -106,14 +104,6 @@ _NOT_LOADING_LONG = frozenset(
 _TAKES_VALUE = frozenset("CdS")  # -C config, -d dirname, -S version
 
 
-def shell_words(command: str) -> list[str]:
-    """Words of one shell command; unbalanced quotes fall back to blanks."""
-    try:
-        return shlex.split(command, comments=True)
-    except ValueError:
-        return command.split()
-
-
 def _modprobe_loads(words: list[str]) -> list[str]:
     """Modules a ``modprobe ...`` word list loads (none for -r, -n, --show...)."""
     names: list[str] = []
@@ -122,9 +112,6 @@ def _modprobe_loads(words: list[str]) -> list[str]:
     for word in words[1:]:
         if skip_next:
             skip_next = False
-            continue
-        if _REDIRECTION.match(word):
-            skip_next = _REDIRECTION.fullmatch(word) is not None
             continue
         if word.startswith("--"):
             if word in _NOT_LOADING_LONG:
@@ -145,18 +132,20 @@ def _modprobe_loads(words: list[str]) -> list[str]:
     return [name for name in names if _MODULE_WORD.fullmatch(name)]
 
 
-def _commands(line: str) -> list[list[str]]:
-    """Each simple command of a shell line, with if/then/exec and VAR= prefixes removed."""
-    commands: list[list[str]] = []
-    for part in _SHELL_SEPARATORS.split(line):
-        if not part or part.isspace():
-            continue
-        words = shell_words(part)
-        while words and (words[0] in _SHELL_PREFIXES or _ASSIGNMENT.match(words[0])):
-            words.pop(0)
-        if words:
-            commands.append(words)
-    return commands
+def _commands(text: str) -> list[tuple[int, list[str]]]:
+    """(line, argv) of each command shell ``text`` runs, those in $(...) included;
+    exec/command/nohup and VAR= in front removed."""
+    found: list[tuple[int, list[str]]] = []
+    for command in parse_shell(text, substitutions=True).commands:
+        words = command.words
+        start = 0
+        while start < len(words) and (
+            words[start].value in _PRECOMMANDS or _ASSIGNMENT.match(words[start].value)
+        ):
+            start += 1
+        if start < len(words):
+            found.append((words[start].line, [word.value for word in words[start:]]))
+    return found
 
 
 def parse_module_script(text: str, path: str) -> tuple[BootModule, ...]:
@@ -170,17 +159,16 @@ def parse_module_script(text: str, path: str) -> tuple[BootModule, ...]:
     >>> [(m.module, m.line) for m in s]
     [('nf_conntrack', 3)]
     """
+    # A CR before the newline goes, as in every file read here; bash would keep it in the
+    # word (a CRLF script runs "modprobe nf_conntrack\r" and loads nothing).
+    lines = physical_lines(text)
     modules: list[BootModule] = []
-    for number, raw in enumerate(physical_lines(text), start=1):
-        line = raw.strip(WHITESPACE)
-        if not line or line.startswith("#") or "modprobe" not in line:
-            continue
-        for words in _commands(line):
-            if words[0].rsplit("/", 1)[-1] == "modprobe":
-                modules.extend(
-                    BootModule(module_name(name), path, number, raw)
-                    for name in _modprobe_loads(words)
-                )
+    for number, words in _commands("\n".join(lines)):
+        if words[0].rsplit("/", 1)[-1] == "modprobe":
+            modules.extend(
+                BootModule(module_name(name), path, number, lines[number - 1])
+                for name in _modprobe_loads(words)
+            )
     return tuple(modules)
 
 
@@ -385,7 +373,7 @@ def _reapplies(
             if word.startswith("-") and "c" in word[1:]:
                 return [
                     result
-                    for command in _commands(argv[index + 1])
+                    for _, command in _commands(argv[index + 1])
                     for result in _reapplies(command, nested=True)
                 ]
     return []
@@ -399,8 +387,8 @@ def command_reapplies(
     (modprobe runs install commands with /bin/sh -c, so each simple command counts)."""
     return tuple(
         UdevReapply(path, line, text, module, command, prefixes, keys, (), files)
-        for argv in _commands(command)
-        for prefixes, keys, files in _reapplies(argv or [""])
+        for _, argv in _commands(command)
+        for prefixes, keys, files in _reapplies(argv)
     )
 
 
@@ -427,7 +415,7 @@ def parse_udev_rules(text: str, path: str) -> tuple[UdevReapply, ...]:
         for key, attr, op, value in pairs:
             if key != "RUN" or op not in ("+=", "=", ":=") or attr == "builtin":
                 continue
-            for prefixes, keys, files in _reapplies(shell_words(value) or [""]):
+            for prefixes, keys, files in _reapplies(split_argv(value) or [""]):
                 rules.append(
                     UdevReapply(
                         path,

@@ -4,19 +4,19 @@
 included, when ``IPTABLES_MODULES_UNLOAD="yes"`` (the script's default). The next load
 resets every conntrack sysctl to its compiled-in default; ``start`` re-applies only the
 lines of the sysctl files that ``fgrep`` finds for an item of ``IPTABLES_SYSCTL_LOAD_LIST``.
-Both files are bash, so they are read as bash reads them: quotes removed, ``#`` comments
-skipped, the last assignment wins (design §4 CT304/CT305, §7).
+Both files are bash, so they are read as bash reads them (``shell_words.parse_shell``):
+quotes removed, ``#`` comments skipped, the last assignment wins (design §4 CT304/CT305, §7).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
+from ctguard.sources.shell_words import Command, Word, parse_shell, split_fields
 
 IPTABLES_CONFIG = "/etc/sysconfig/iptables-config"
 # RHEL 5/6 install the script in /etc/rc.d/init.d (/etc/init.d links there); RHEL 7's
@@ -30,310 +30,32 @@ STOCK_NF_MODULES_COMMON = ("x_tables", "nf_nat", "nf_conntrack")
 SCRIPT_MAX_BYTES = 256 << 10  # both files are a few KiB; more is not a real one
 GREP_FILE_MAX_BYTES = 1 << 20
 
-# -- a small bash reader ------------------------------------------------------------------
-# Enough of bash(1) "QUOTING", "REDIRECTION" and "Here Documents" to find assignments and
-# one pipeline in these two files; expansions are kept as written, never evaluated.
-_BLANK = " \t"  # bash separates words on blanks only: "\r" of a CRLF file stays in the word
-_OPERATORS = ("&&", "||", ";;", "|", "&", ";", "(", ")")
-_REDIRECTIONS = ("<<-", "<<", ">>", ">&", ">|", "<&", "<>", "&>>", "&>", ">", "<")
-_PLAIN = re.compile(r"[^ \t\n|&;()<>'\"\\$`#]+")
-_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
-# Words that may precede a simple command without being it (bash "Compound Commands").
-_RESERVED = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until",
-                       "{", "}", "!", "time"})  # fmt: skip
 
-
-class _Unterminated(Exception):
-    """A quote or substitution runs to the end of the text: bash rejects the file there."""
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "word", "array" or "op" (an operator; "!" marks a command bash rejects)
-    value: str  # a word after quote removal, or the operator
-    raw: str  # a word as written
-    line: int
-    end_line: int
-    items: tuple[str, ...] = ()  # the elements of NAME=(a b c)
-
-
-class _Lexer:
-    """Splits shell text into words and operators, dropping comments and redirections."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.line = 1
-        self.tokens: list[_Token] = []
-        self.heredocs: list[tuple[str, bool]] = []  # (delimiter, strip leading tabs)
-
-    def run(self) -> list[_Token]:
-        text = self.text
-        while self.pos < len(text):
-            char = text[self.pos]
-            if char in _BLANK:
-                self.pos += 1
-            elif char == "\n":
-                self._newline()
-            elif char == "#":
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end
-            elif char == "\\" and text.startswith("\\\n", self.pos):
-                self.pos += 2  # line continuation
-                self.line += 1
-            elif self._at_redirection():
-                self._redirection()
-            elif char in "|&;()":
-                op = next(o for o in _OPERATORS if text.startswith(o, self.pos))
-                self._emit("op", op, op, self.line)
-                self.pos += len(op)
-            else:
-                self._word_token()
-        return self.tokens
-
-    def _emit(
-        self, kind: str, value: str, raw: str, line: int, items: tuple[str, ...] = ()
-    ) -> None:
-        self.tokens.append(_Token(kind, value, raw, line, self.line, items))
-
-    def _newline(self) -> None:
-        self._emit("op", "\n", "\n", self.line)
-        self.pos += 1
-        self.line += 1
-        if self.heredocs:
-            self._skip_heredoc_bodies()
-
-    def _skip_heredoc_bodies(self) -> None:
-        for delimiter, strip_tabs in self.heredocs:
-            while self.pos < len(self.text):
-                end = self.text.find("\n", self.pos)
-                end = len(self.text) if end < 0 else end
-                body_line = self.text[self.pos : end]
-                self.pos = end + 1
-                self.line += 1
-                if (body_line.lstrip("\t") if strip_tabs else body_line) == delimiter:
-                    break
-        self.heredocs = []
-
-    def _at_redirection(self) -> bool:
-        return self.text.startswith(("<", ">", "&>"), self.pos)
-
-    def _redirection(self) -> None:
-        op = next(o for o in _REDIRECTIONS if self.text.startswith(o, self.pos))
-        self.pos += len(op)
-        while self.pos < len(self.text) and self.text[self.pos] in _BLANK:
-            self.pos += 1
-        if self.pos >= len(self.text) or self.text[self.pos] in "\n|&;()<>":
-            return
-        try:
-            target, _ = self._word()
-        except _Unterminated:
-            self._stop()
-            return
-        if op.startswith("<<"):
-            self.heredocs.append((target, op == "<<-"))
-
-    def _word_token(self) -> None:
-        start_line = self.line
-        try:
-            value, raw = self._word()
-        except _Unterminated:
-            self._stop()
-            return
-        if self.text.startswith("(", self.pos) and _ASSIGNMENT.fullmatch(raw):
-            self._array(raw, start_line)
-        elif not (raw.isascii() and raw.isdigit() and self._at_redirection()):
-            self._emit("word", value, raw, start_line)  # "2>/dev/null": 2 is no word
-
-    def _array(self, raw: str, start_line: int) -> None:
-        """``NAME=(a b c)``: elements may span lines and carry comments."""
-        self.pos += 1
-        items: list[str] = []
-        while True:
-            while self.pos < len(self.text) and self.text[self.pos] in _BLANK + "\n":
-                self.line += self.text[self.pos] == "\n"
-                self.pos += 1
-            if self.pos >= len(self.text):
-                self._stop()
-                return
-            char = self.text[self.pos]
-            if char == ")":
-                self.pos += 1
-                self._emit("array", raw, raw, start_line, tuple(items))
-                return
-            if char == "#":
-                end = self.text.find("\n", self.pos)
-                self.pos = len(self.text) if end < 0 else end
-                continue
-            if char == "\\" and self.text.startswith("\\\n", self.pos):
-                self.pos += 2
-                self.line += 1
-                continue
-            if char in "|&;(<>":
-                self._stop()
-                return
-            try:
-                value, _ = self._word()
-            except _Unterminated:
-                self._stop()
-                return
-            items.append(value)
-
-    def _stop(self) -> None:
-        """Bash rejects the text from here on (an unclosed quote): drop the command, stop."""
-        self.pos = len(self.text)
-        self.heredocs = []
-        self._emit("op", "!", "!", self.line)
-
-    def _word(self) -> tuple[str, str]:
-        """One word from ``self.pos``: its value after quote removal, and its raw text."""
-        text = self.text
-        start = self.pos
-        value: list[str] = []
-        while self.pos < len(text):
-            char = text[self.pos]
-            if plain := _PLAIN.match(text, self.pos):
-                value.append(plain.group())
-                self.pos = plain.end()
-            elif char == "#":
-                value.append(char)  # not at the start of a word: not a comment
-                self.pos += 1
-            elif char == "\\":
-                self._backslash(value)
-            elif char == "'":
-                end = text.find("'", self.pos + 1)
-                if end < 0:
-                    raise _Unterminated
-                value.append(text[self.pos + 1 : end])
-                self._advance_to(end + 1)
-            elif char == '"':
-                self._double_quoted(value)
-            elif char == "$" or char == "`":
-                end = self._substitution_end(self.pos)
-                value.append(text[self.pos : end])
-                self._advance_to(end)
-            else:
-                break  # a blank, a newline or an operator ends the word
-        return "".join(value), text[start : self.pos]
-
-    def _advance_to(self, end: int) -> None:
-        self.line += self.text.count("\n", self.pos, end)
-        self.pos = end
-
-    def _backslash(self, value: list[str]) -> None:
-        nxt = self.text[self.pos + 1 : self.pos + 2]
-        if nxt == "\n":
-            self.pos += 2
-            self.line += 1
-        else:
-            value.append(nxt or "\\")
-            self.pos += 1 + len(nxt)
-
-    def _double_quoted(self, value: list[str]) -> None:
-        text = self.text
-        self._advance_to(self.pos + 1)
-        while self.pos < len(text):
-            char = text[self.pos]
-            if char == '"':
-                self.pos += 1
-                return
-            if char == "\\" and text[self.pos + 1 : self.pos + 2] in ("$", "`", '"', "\\", "\n"):
-                nxt = text[self.pos + 1]
-                if nxt != "\n":
-                    value.append(nxt)
-                self._advance_to(self.pos + 2)
-            elif char in "$`":
-                end = self._substitution_end(self.pos)
-                value.append(text[self.pos : end])
-                self._advance_to(end)
-            else:
-                value.append(char)
-                self._advance_to(self.pos + 1)
-        raise _Unterminated
-
-    def _substitution_end(self, start: int) -> int:
-        """End of ``$(...)``, ``$((...))``, ``${...}`` or a backquote; else past the ``$``."""
-        text = self.text
-        if text[start] == "`":
-            end = text.find("`", start + 1)
-            if end < 0:
-                raise _Unterminated
-            return end + 1
-        opener = text[start + 1 : start + 2]
-        if opener == "{":
-            end = text.find("}", start + 2)
-            if end < 0:
-                raise _Unterminated
-            return end + 1
-        if opener != "(":
-            return start + 1
-        depth = 0
-        index = start + 1
-        while index < len(text):
-            char = text[index]
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1
-                if depth == 0:
-                    return index + 1
-            elif char in "'\"":
-                close = text.find(char, index + 1)
-                if close < 0:
-                    raise _Unterminated
-                index = close
-            elif char == "\\":
-                index += 1
-            index += 1
-        raise _Unterminated
-
-
-@dataclass(frozen=True)
-class _Command:
-    words: tuple[_Token, ...]  # words and arrays, reserved words in front removed
-    end: str  # the operator after it ("|", ";", "\n"...), "" at the end of the text
-
-
-def _commands(text: str) -> Iterator[_Command]:
-    """Simple commands in order; a command bash would reject (unclosed quote) is skipped."""
-    words: list[_Token] = []
-    for token in [*_Lexer(text).run(), _Token("op", "", "", 0, 0)]:
-        if token.kind != "op":
-            words.append(token)
-            continue
-        while words and words[0].kind == "word" and words[0].raw in _RESERVED:
-            words.pop(0)
-        if words and token.value != "!":
-            yield _Command(tuple(words), token.value)
-        words = []
-
-
+# -- assignments, from the commands shell_words reads -------------------------------------
 @dataclass(frozen=True)
 class _Assignment:
     name: str
     value: str
     items: tuple[str, ...] | None  # elements when NAME=(...)
-    token: _Token
+    word: Word
 
 
-def _assignments(command: _Command) -> list[_Assignment]:
+def _assignments(command: Command) -> list[_Assignment]:
     """Assignments that persist: ``A=1 B=2`` or ``export A=1``, not ``A=1 some_command``."""
     words = command.words
-    if words[0].kind == "word" and words[0].raw == "export":
-        words = tuple(w for w in words[1:] if w.kind == "array" or "=" in w.raw)
+    if words[0].raw == "export":
+        words = tuple(w for w in words[1:] if w.items is not None or "=" in w.raw)
     found: list[_Assignment] = []
     for word in words:
-        if word.kind == "array":
-            found.append(_Assignment(word.raw[:-1], "", word.items, word))
-            continue
-        match = _ASSIGNMENT.match(word.raw)
-        if match is None:
+        name = word.name
+        if name is None:
             return []  # assignments before a command only live in that command's environment
-        found.append(_Assignment(match[1], word.value[match.end() :], None, word))
+        value = "" if word.items is not None else word.value[len(name) + 1 :]
+        found.append(_Assignment(name, value, word.items, word))
     return found
 
 
-def _source_text(lines: Sequence[str], first: _Token, last: _Token | None = None) -> str:
+def _source_text(lines: Sequence[str], first: Word, last: Word | None = None) -> str:
     """The source lines from ``first`` to ``last`` (default: ``first`` alone)."""
     end = (last or first).end_line
     return "\n".join(lines[first.line - 1 : end]).strip()
@@ -364,9 +86,7 @@ class IptablesConfig:
         bash splits it on the default IFS: space, tab and newline only.
         """
         var = self.variables.get("IPTABLES_SYSCTL_LOAD_LIST")
-        if var is None:
-            return ()
-        return tuple(item for item in re.split(r"[ \t\n]+", var.value) if item)
+        return () if var is None else split_fields(var.value)
 
 
 def parse_iptables_config(text: str, path: str = IPTABLES_CONFIG) -> IptablesConfig:
@@ -382,16 +102,19 @@ def parse_iptables_config(text: str, path: str = IPTABLES_CONFIG) -> IptablesCon
     ('.nf_conntrack', '.bridge-nf')
     """
     lines = text.split("\n")
+    # One string per span, shared: a crafted line of many assignments is not copied per one.
+    texts: dict[tuple[int, int], str] = {}
     variables: dict[str, ShellVar] = {}
-    for command in _commands(text):
+    for command in parse_shell(text).commands:
         for assignment in _assignments(command):
             value = assignment.value
             if assignment.items is not None:
                 value = assignment.items[0] if assignment.items else ""  # $NAME of an array
-            token = assignment.token
-            variables[assignment.name] = ShellVar(
-                assignment.name, value, token.line, _source_text(lines, token)
-            )
+            word = assignment.word
+            span = (word.line, word.end_line)
+            if span not in texts:
+                texts[span] = _source_text(lines, word)
+            variables[assignment.name] = ShellVar(assignment.name, value, word.line, texts[span])
     return IptablesConfig(path, variables)
 
 
@@ -426,7 +149,7 @@ class _Grep:
     files: tuple[str, ...]
 
 
-def _parse_grep(words: Sequence[_Token]) -> _Grep | None:
+def _parse_grep(words: Sequence[Word]) -> _Grep | None:
     """``fgrep``/``grep -F`` with its operands, or None for any other command."""
     program = words[0].value
     name = PurePosixPath(program).name
@@ -469,7 +192,7 @@ def _parse_grep(words: Sequence[_Token]) -> _Grep | None:
     return _Grep(fixed_by, tuple(options), tuple(files))
 
 
-def _is_config_source(words: Sequence[_Token]) -> bool:
+def _is_config_source(words: Sequence[Word]) -> bool:
     """``. "$IPTABLES_CONFIG"`` or ``source /etc/sysconfig/iptables-config``."""
     return (
         words[0].value in (".", "source") and len(words) > 1 and "config" in words[1].value.lower()
@@ -494,11 +217,11 @@ def parse_init_script(text: str, path: str) -> InitScript:
     ('fgrep', ('/etc/sysctl.conf',), 6)
     """
     lines = text.split("\n")
-    commands = list(_commands(text))
+    commands = parse_shell(text).commands
     modules: _Assignment | None = None
     unload: str | None = None
     sourced = False
-    grep: tuple[_Grep, _Command] | None = None
+    grep: tuple[_Grep, Command] | None = None
     for index, command in enumerate(commands):
         if _is_config_source(command.words):
             sourced = True
@@ -515,8 +238,8 @@ def parse_init_script(text: str, path: str) -> InitScript:
     return InitScript(
         path=path,
         nf_modules_common=modules.items if modules else None,
-        modules_line=modules.token.line if modules else None,
-        modules_text=_source_text(lines, modules.token) if modules else None,
+        modules_line=modules.word.line if modules else None,
+        modules_text=_source_text(lines, modules.word) if modules else None,
         unload_default=unload,
         grep_command=grep[0].command if grep else None,
         grep_files=grep[0].files if grep else (),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
@@ -20,6 +21,7 @@ from ctguard.sources.cmdline import (
     read_cmdline,
     split_kernel_args,
 )
+from ctguard.sources.shell_words import parse_shell
 from ctguard.sources.sysctl_conf import (
     find_config_files,
     is_dev_null_link,
@@ -68,6 +70,19 @@ class ModprobeDirective:
     path: str
     line: int  # where the directive starts
     text: str  # continuation lines joined with a space
+
+    @property
+    def install_program(self) -> str | None:
+        """The file name of the program an ``install`` command runs first; None for
+        another kind. modprobe hands the command to ``/bin/sh -c`` (kmod's system()).
+
+        >>> args = "FOO=1 '/bin/true'; echo disabled"
+        >>> ModprobeDirective("install", "nf_conntrack", args, "", 1, "").install_program
+        'true'
+        """
+        commands = parse_shell(self.args).commands if self.kind == "install" else ()
+        argv = commands[0].argv if commands else ()
+        return PurePosixPath(argv[0]).name if argv else None
 
 
 def logical_lines(text: str) -> Iterator[tuple[int, str, str]]:
