@@ -345,7 +345,7 @@ def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: 
     code = (
         ExitCode.CRITICAL
         if dropped or on_ports
-        else ExitCode.WARNING
+        else ExitCode.UNKNOWN
         if others == 0
         else ExitCode.OK
     )
