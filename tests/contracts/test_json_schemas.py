@@ -35,9 +35,10 @@ from jsonschema import Draft202012Validator
 
 from ctguard import schemas
 from ctguard.cli import main
-from ctguard.output.notrack_text import Verification, verify_json
+from ctguard.output.notrack_json import verify_json
 from ctguard.remediation.journal import CommandRecord, JournalEntry, entry_to_json
 from ctguard.table.summary import BREAKDOWNS
+from ctguard.usecases.notrack import Verification, verify_verdict
 from netns_helpers import TRACK_RULESET, Netns, why_no_kernel
 
 REPO = Path(__file__).parents[2]
@@ -61,11 +62,12 @@ ARGV: dict[str, str] = {
     "plan-refused": "plan --json --root {root} --target-max 10485760",
     "plan-forced": "plan --json --root {root} --target-max 10485760 --force"
     " --established-timeout 7440 --timeout tcp_timeout_time_wait=30",
-    "notrack": "notrack --port 8983 --json --root {root}",
-    "notrack-udp-client": "notrack --port 53 --proto udp --direction both --json --root {root}",
+    "notrack": "notrack --port 8983 --format json --root {root}",
+    "notrack-udp-client": "notrack --port 53 --proto udp --direction both --format json"
+    " --root {root}",
     "notrack-apply": "notrack --port 8983 --apply --yes --netns {netns} --state-dir {state}",
-    "notrack-verify": "notrack --port 8983 --verify --window 0.5 --json --netns {netns}",
-    "disable": "disable --json --root {root}",
+    "notrack-verify": "notrack --port 8983 --verify --window 0.5 --format json --netns {netns}",
+    "disable": "disable --format json --root {root}",
     "snapshot": "snapshot --no-table --json -o {out}",
     "status-live": "status --json --interval 0",
     "status-live-rate": "status --json --interval 0.2",
@@ -371,18 +373,17 @@ def test_a_journal_with_commands_is_valid() -> None:
 
 # -- notrack --verify and analyze --netns all -----------------------------------------------------
 @pytest.mark.parametrize(
-    ("drops", "on_ports", "others", "code"),
-    [((), 0, 5, 0), ((), 0, 0, 3), (("tcp dport 8983 coming in",), 2, 5, 2)],
+    ("drops", "on_ports", "others"),
+    [((), 0, 5), ((), 0, 0), (("tcp dport 8983 coming in",), 2, 5), ((), 1, 0)],
 )
-def test_verify_documents_are_valid(
-    drops: tuple[str, ...], on_ports: int, others: int, code: int
-) -> None:
+def test_verify_documents_are_valid(drops: tuple[str, ...], on_ports: int, others: int) -> None:
     """The renderer alone, for each verdict (the live run is a kernel test below)."""
     from ctguard.host.flow_watch import NewFlow
 
     flows = tuple(NewFlow("tcp", 40000 + n, 8983) for n in range(on_ports))
     fates = ("tcp dport 8983 coming in: accepted on input",)
-    doc = verify_json(Verification(fates, drops, 3.0, flows, others, code))
+    doc = verify_json(Verification(fates, drops, 3.0, flows, others))
+    assert doc["exit_code"] == verify_verdict(drops, on_ports, others)
     assert_valid(doc, schemas.NOTRACK_VERIFY)
 
 
@@ -458,7 +459,7 @@ def _a_document(schema_id: str, applied: Path) -> dict[str, Any]:
     """A real document of each kind: what a command printed or wrote (notrack --verify: its
     renderer, as the live run needs a kernel)."""
     if schema_id == schemas.NOTRACK_VERIFY:
-        return verify_json(Verification(("x: accepted on input",), (), 1.0, (), 3, 0))
+        return verify_json(Verification(("x: accepted on input",), (), 1.0, (), 3))
     if schema_id == schemas.JOURNAL:
         return _journals(applied)[0]
     if schema_id == schemas.SNAPSHOT:
