@@ -130,7 +130,7 @@ def test_not_an_archive(tmp_path: Path) -> None:
     assert_one_line_error(done, "not a readable tar archive")
 
 
-@pytest.mark.parametrize("command", ["status", "doctor"])
+@pytest.mark.parametrize("command", ["status", "doctor", "plan"])
 def test_a_truncated_gzip_is_one_line(tmp_path: Path, command: str) -> None:
     """gzip says EOFError, which click would turn into a bare 'aborted'."""
     bogus = tmp_path / "snapshot.tar.gz"

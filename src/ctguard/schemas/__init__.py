@@ -24,6 +24,8 @@ DISABLE = "ctguard.disable/1"
 JOURNAL = "ctguard.journal/1"
 JOURNAL_LIST = "ctguard.journal-list/1"
 SNAPSHOT = "ctguard.snapshot/1"
+APPLY = "ctguard.apply/1"
+ROLLBACK = "ctguard.rollback/1"
 
 # id -> name of its schema file (<name>.schema.json)
 NAMES: dict[str, str] = {
@@ -37,6 +39,8 @@ NAMES: dict[str, str] = {
     JOURNAL: "journal",
     JOURNAL_LIST: "journal-list",
     SNAPSHOT: "snapshot",
+    APPLY: "apply",
+    ROLLBACK: "rollback",
 }
 
 
