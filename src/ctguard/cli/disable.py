@@ -86,6 +86,7 @@ def disable_command(
 
             emit(render_disable_text(plan))
 
-    report = disable(target, DisableOptions(apply, dry_run, state_dir), confirmer(yes), show)
+    options = DisableOptions(apply=apply, dry_run=dry_run, state_dir=state_dir)
+    report = disable(target, options, confirmer(yes), show)
     emit(render_disable_result(report))
     return report.exit_code

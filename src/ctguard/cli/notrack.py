@@ -151,8 +151,10 @@ def notrack_command(
         elif fmt != "json" and not (verify and not do_apply):
             emit(notrack_text.render_notrack_text(report))
 
-    options = NotrackOptions(portset, proto, direction, backend, every_packet, force, do_apply,
-                             state_dir)  # fmt: skip
+    options = NotrackOptions(
+        ports=portset, proto=proto, direction=direction, backend=backend,
+        every_packet=every_packet, force=force, apply=do_apply, state_dir=state_dir,
+    )  # fmt: skip
     report = notrack(target, options, confirm, show)
     added = notrack_text.render_added(report)
     if added:  # stdout stays one JSON document with --format json: to stderr then

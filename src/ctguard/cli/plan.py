@@ -188,7 +188,9 @@ def apply_command(
         elif not (yes or dry_run) and sys.stdin.isatty():  # read before the question
             click.echo(text, err=True, nl=False)  # stdout stays one JSON document
 
-    options = ApplyOptions(_planning(kwargs), plan_file, dry_run, state_dir)
+    options = ApplyOptions(
+        _planning(kwargs), plan_file=plan_file, dry_run=dry_run, state_dir=state_dir
+    )
     report = apply(target_of(kwargs["root"], kwargs["netns"]), options, confirmer(yes), show)
     if fmt == "json":
         from ctguard.output.apply_json import render_apply_json
@@ -249,7 +251,8 @@ def rollback_command(
 
             emit(render_journal_text(listing))
         return ExitCode.OK
-    report = rollback(target, RollbackOptions(entry_id, state_dir, force), confirmer(yes))
+    options = RollbackOptions(entry_id=entry_id, state_dir=state_dir, force=force)
+    report = rollback(target, options, confirmer(yes))
     if fmt == "json":
         from ctguard.output.rollback_json import render_rollback_json
 
