@@ -23,7 +23,7 @@ OWN_OUTPUTS = {
     "snapshot/writer.py": "the snapshot archive or directory the operator asked for (-o)",
     "snapshot/capture.py": "asks snapshot/writer to add captured files",
     "host/archive.py": "extracts a snapshot into a private temporary directory",
-    "cli/plan.py": "plan -o FILE, the saved plan the operator asked for",
+    "usecases/plan.py": "plan -o FILE, the saved plan the operator asked for",
     "cli/emit.py": "opens /dev/null for stdout once the reader of a pipe has gone",
 }
 # os/shutil functions that change a file system, and Path methods that do (Path.rename and

@@ -24,3 +24,13 @@ class RefusedError(CtguardError):
 
 class UsageError(CtguardError):
     """Options that cannot go together, found below the CLI: exit 3, like a click usage error."""
+
+
+class OptionError(UsageError):
+    """One option's value cannot be used (a ``--root`` that is this host's ``/``), found
+    below the CLI, which shows it as it shows any bad option value."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason

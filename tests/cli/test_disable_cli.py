@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -168,7 +169,7 @@ def test_help_teaches_with_examples() -> None:
         "install MOD /bin/false",
         "ctguard notrack --all",
         "Exit codes: 0 plan made",
-        "ctguard disable --root snap/ --json",
+        "ctguard disable --root snap/ --format json",
         "--netns NAME",
         "--apply",
     ):
@@ -208,3 +209,23 @@ def test_apply_refuses_until_the_rule_changes_are_made(tmp_path: Path) -> None:
 def test_apply_with_netns_is_a_usage_error() -> None:
     done = run("disable", "--netns", "web1", "--apply", "--yes")
     one_error_line(done, 3, "modules are global")
+
+
+def test_a_snapshot_archive_is_planned_as_its_directory(tmp_path: Path) -> None:
+    source = DISABLE / "modular-idle"
+    archive = tmp_path / "idle.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for child in sorted(source.iterdir()):
+            tar.add(child, arcname=child.name)
+    for args in ((), ("--format", "json")):
+        from_dir, from_archive = (
+            run("disable", "--root", source, *args),
+            run("disable", "--root", archive, *args),
+        )
+        assert (from_archive.returncode, from_archive.stderr) == (0, "")
+        assert from_archive.stdout == from_dir.stdout
+    dry = run("disable", "--root", archive, "--apply", "--dry-run")
+    assert (dry.returncode, dry.stderr) == (0, "")
+    assert "would create /etc/modprobe.d/00-ctguard-disable-conntrack.conf" in dry.stdout
+    written = run("disable", "--root", archive, "--apply", "--yes")
+    one_error_line(written, 3, "snapshot archive", "extract it first")

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -34,9 +35,10 @@ from jsonschema import Draft202012Validator
 
 from ctguard import schemas
 from ctguard.cli import main
-from ctguard.output.notrack_text import Verification, verify_json
+from ctguard.output.notrack_json import verify_json
 from ctguard.remediation.journal import CommandRecord, JournalEntry, entry_to_json
 from ctguard.table.summary import BREAKDOWNS
+from ctguard.usecases.notrack import Verification, verify_verdict
 from netns_helpers import Netns, tracking_netns, why_no_kernel
 
 REPO = Path(__file__).parents[2]
@@ -56,23 +58,25 @@ ARGV: dict[str, str] = {
     "analyze-file": "analyze {file} --format json --by all --top 0",
     "analyze-file-what-if": "analyze {file} --format json --root {root} --what-if {what_if}",
     "analyze-netns-all": "analyze --netns all --format json --by all",
-    "plan": "plan --json --root {root}",
-    "plan-refused": "plan --json --root {root} --target-max 10485760",
-    "plan-forced": "plan --json --root {root} --target-max 10485760 --force"
+    "plan": "plan --format json --root {root}",
+    "plan-refused": "plan --format json --root {root} --target-max 10485760",
+    "plan-forced": "plan --format json --root {root} --target-max 10485760 --force"
     " --established-timeout 7440 --timeout tcp_timeout_time_wait=30",
-    "notrack": "notrack --port 8983 --json --root {root}",
-    "notrack-udp-client": "notrack --port 53 --proto udp --direction both --json --root {root}",
+    "notrack": "notrack --port 8983 --format json --root {root}",
+    "notrack-udp-client": "notrack --port 53 --proto udp --direction both --format json"
+    " --root {root}",
     "notrack-apply": "notrack --port 8983 --apply --yes --netns {netns} --state-dir {state}",
-    "notrack-verify": "notrack --port 8983 --verify --window 0.5 --json --netns {netns}",
-    "disable": "disable --json --root {root}",
+    "notrack-verify": "notrack --port 8983 --verify --window 0.5 --format json --netns {netns}",
+    "disable": "disable --format json --root {root}",
     "snapshot": "snapshot --no-table --json -o {out}",
     "status-live": "status --json --interval 0",
     "status-live-rate": "status --json --interval 0.2",
     "doctor-live": "doctor --format json --no-table",
-    "apply": "apply --root {root} --yes",
-    "rollback": "rollback --root {root} --yes",
-    "rollback-list": "rollback --list --json --root {root}",
-    "rollback-list-state": "rollback --list --json --state-dir {state}",
+    "apply": "apply --root {root} --yes --format json",
+    "apply-dry-run": "apply --root {root} --dry-run --format json",
+    "rollback": "rollback --root {root} --yes --format json",
+    "rollback-list": "rollback --list --format json --root {root}",
+    "rollback-list-state": "rollback --list --format json --state-dir {state}",
     "explain": "explain {id} --format json",
     "explain-index": "explain --format json",
 }
@@ -292,6 +296,22 @@ def test_a_udp_client_notrack_plan_is_valid(root: Path) -> None:
     run_valid(argv("notrack-udp-client", root=root), schemas.NOTRACK)
 
 
+@pytest.mark.parametrize("command", ["plan", "notrack", "disable", "apply-dry-run"])
+def test_output_for_a_snapshot_archive_is_valid(command: str, rhel6_archive: Path) -> None:
+    """The commands that only read take a snapshot archive as they take its directory."""
+    schema_id = schemas.APPLY if command == "apply-dry-run" else PRINTS[command]
+    run_valid(argv(command, root=rhel6_archive), schema_id)
+
+
+@pytest.fixture(scope="module")
+def rhel6_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    archive = tmp_path_factory.mktemp("archive") / "rhel6.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for child in sorted(RHEL6.iterdir()):
+            tar.add(child, arcname=child.name)
+    return archive
+
+
 # -- this host --------------------------------------------------------------------------------
 def test_snapshot_manifest_of_this_host_is_valid(
     live_snapshot: tuple[Path, dict[str, Any]],
@@ -330,16 +350,22 @@ def _journals(tree: Path) -> list[dict[str, Any]]:
 def test_apply_journal_and_rollback_list_are_valid(tmp_path: Path, source: Path) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(source, tree, symlinks=True)
-    code, _, err = run(argv("apply", root=tree))
-    assert code == 0, err
+    would = run_valid(argv("apply-dry-run", root=tree), schemas.APPLY, codes=(0,))
+    assert would["status"] == "dry-run" and would["changed"]
+    applied = run_valid(argv("apply", root=tree), schemas.APPLY, codes=(0,))
     (journal,) = _journals(tree)
     assert_valid(journal, schemas.JOURNAL)
     assert journal["state"] == "applied"
+    assert (applied["status"], applied["entry_id"]) == ("applied", journal["id"])
+    again = run_valid(argv("apply", root=tree), schemas.APPLY, codes=(0,))
+    assert again["status"] in ("in-place", "nothing-planned")
     listed = run_valid(argv("rollback-list", root=tree), schemas.JOURNAL_LIST, codes=(0,))
     assert [e["state"] for e in listed["entries"]] == ["applied"]
 
-    code, _, err = run(argv("rollback", root=tree))
-    assert code == 0, err
+    rolled = run_valid(argv("rollback", root=tree), schemas.ROLLBACK, codes=(0,))
+    assert (rolled["status"], rolled["entry_id"]) == ("rolled-back", journal["id"])
+    twice = run_valid(argv("rollback", root=tree), schemas.ROLLBACK, codes=(0,))
+    assert twice["status"] == "nothing-to-roll-back" and twice["reason"]
     (journal,) = _journals(tree)
     assert_valid(journal, schemas.JOURNAL)
     assert journal["state"] == "rolled-back" and journal["rolled_back"]
@@ -372,18 +398,17 @@ def test_a_journal_with_commands_is_valid() -> None:
 
 # -- notrack --verify and analyze --netns all -----------------------------------------------------
 @pytest.mark.parametrize(
-    ("drops", "on_ports", "others", "code"),
-    [((), 0, 5, 0), ((), 0, 0, 3), (("tcp dport 8983 coming in",), 2, 5, 2)],
+    ("drops", "on_ports", "others"),
+    [((), 0, 5), ((), 0, 0), (("tcp dport 8983 coming in",), 2, 5), ((), 1, 0)],
 )
-def test_verify_documents_are_valid(
-    drops: tuple[str, ...], on_ports: int, others: int, code: int
-) -> None:
+def test_verify_documents_are_valid(drops: tuple[str, ...], on_ports: int, others: int) -> None:
     """The renderer alone, for each verdict (the live run is a kernel test below)."""
     from ctguard.host.flow_watch import NewFlow
 
     flows = tuple(NewFlow("tcp", 40000 + n, 8983) for n in range(on_ports))
     fates = ("tcp dport 8983 coming in: accepted on input",)
-    doc = verify_json(Verification(fates, drops, 3.0, flows, others, code))
+    doc = verify_json(Verification(fates, drops, 3.0, flows, others))
+    assert doc["exit_code"] == verify_verdict(drops, on_ports, others)
     assert_valid(doc, schemas.NOTRACK_VERIFY)
 
 
@@ -423,8 +448,10 @@ def test_live_netns_documents_are_valid(netns: Netns, tmp_path: Path) -> None:
     assert_valid(json.loads(out), schemas.JOURNAL_LIST)
 
     done = run_script(argv("notrack-verify", netns=netns.name))
-    assert done.returncode in (0, 2, 3), done.stderr  # verified, failed, inconclusive
-    assert_valid(json.loads(done.stdout), schemas.NOTRACK_VERIFY)
+    assert done.returncode in (0, 2, 3), done.stderr
+    verified = json.loads(done.stdout)
+    assert_valid(verified, schemas.NOTRACK_VERIFY)
+    assert verified["exit_code"] == done.returncode
 
     netns.udp_flows(300)
     done = run_script(argv("analyze-netns-all"), timeout=120)
@@ -440,8 +467,9 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the RHEL 6 example after 'apply --root' (its journal is a real one)."""
     tree = tmp_path_factory.mktemp("applied") / "tree"
     shutil.copytree(RHEL6, tree, symlinks=True)
-    code, _, err = run(argv("apply", root=tree))
+    code, out, err = run(argv("apply", root=tree))
     assert code == 0, err
+    (tree.parent / "apply.json").write_text(out)
     return tree
 
 
@@ -449,7 +477,14 @@ def _a_document(schema_id: str, applied: Path) -> dict[str, Any]:
     """A real document of each kind: what a command printed or wrote (notrack --verify: its
     renderer, as the live run needs a kernel)."""
     if schema_id == schemas.NOTRACK_VERIFY:
-        return verify_json(Verification(("x: accepted on input",), (), 1.0, (), 3, 0))
+        return verify_json(Verification(("x: accepted on input",), (), 1.0, (), 3))
+    if schema_id == schemas.APPLY:
+        return dict(json.loads((applied.parent / "apply.json").read_text()))
+    if schema_id == schemas.ROLLBACK:
+        tree = applied.parent / "rolled-back"
+        if not tree.exists():
+            shutil.copytree(applied, tree, symlinks=True)
+        return dict(json.loads(run(argv("rollback", root=tree))[1]))
     if schema_id == schemas.JOURNAL:
         return _journals(applied)[0]
     if schema_id == schemas.SNAPSHOT:

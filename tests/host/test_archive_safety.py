@@ -130,6 +130,15 @@ def test_not_an_archive(tmp_path: Path) -> None:
     assert_one_line_error(done, "not a readable tar archive")
 
 
+@pytest.mark.parametrize("command", ["status", "doctor", "plan"])
+def test_a_truncated_gzip_is_one_line(tmp_path: Path, command: str) -> None:
+    """gzip says EOFError, which click would turn into a bare 'aborted'."""
+    bogus = tmp_path / "snapshot.tar.gz"
+    bogus.write_bytes(b"\x1f\x8b\x08\x00not really")
+    done = run_ctguard(command, "--root", str(bogus))
+    assert_one_line_error(done, "not a readable tar archive", str(bogus))
+
+
 def test_fifo_in_snapshot_directory_does_not_block(tmp_path: Path) -> None:
     for name, data in GOOD_FILES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from ctguard.cli.notrack import _untracked
 from ctguard.remediation.notrack import NotrackRequest, flows_for, translated_ports
 from ctguard.sources.ruleset import PortSet, parse_iptables_save, parse_nft_json
+from ctguard.usecases.notrack import is_untracked_entry
 from notrack_samples import PORT, plan, sample, shown
 
 EPHEMERAL = PortSet.of((32768, 60999))
@@ -100,6 +100,6 @@ def test_client_replies_are_untracked_and_accepted_only_on_the_ephemeral_ports()
 
 def test_verify_counts_entries_by_their_original_destination_port():
     request = NotrackRequest(PORT, ("tcp",), "server")
-    assert _untracked("tcp", 40000, 8983, request)  # a connection to the service
-    assert not _untracked("tcp", 8983, 443, request)  # an ephemeral port equal by chance
-    assert not _untracked("udp", 40000, 8983, request)  # another protocol
+    assert is_untracked_entry("tcp", 40000, 8983, request)  # a connection to the service
+    assert not is_untracked_entry("tcp", 8983, 443, request)  # an ephemeral port equal by chance
+    assert not is_untracked_entry("udp", 40000, 8983, request)  # another protocol

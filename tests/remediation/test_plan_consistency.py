@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ctguard.cli.plan import Target, make_plan
 from ctguard.facts import collect
 from ctguard.findings import Status
 from ctguard.host.commands import CapturedCommands
 from ctguard.host.root import HostRoot
+from ctguard.host.target import Target
 from ctguard.remediation.apply import TreeRuntime, apply_changes
-from ctguard.remediation.plan import PlanOptions
 from ctguard.sources.manifest import read_manifest
 from ctguard.usecases.doctor import diagnose
+from ctguard.usecases.plan import Planning, plan
 
 HERE = Path(__file__).parent.parent
 ROOTS = sorted(
@@ -40,16 +40,16 @@ def test_apply_fixes_what_the_plan_addresses(source: Path, tmp_path: Path) -> No
     tree = tmp_path / "tree"
     shutil.copytree(source, tree, symlinks=True)
     before = found_ids(tree)
-    plan = make_plan(Target(str(tree), None), PlanOptions(), table=True)
-    assert not plan.refused, plan.refusal
-    assert set(plan.addresses) <= before
+    made = plan(Target(str(tree)), Planning()).plan
+    assert not made.refused, made.refusal
+    assert set(made.addresses) <= before
     apply_changes(
-        plan.files, plan.sysctls, root=tree, runtime=TreeRuntime(tree),
+        made.files, made.sysctls, root=tree, runtime=TreeRuntime(tree),
         state_dir=tmp_path / "state", meta={"command": "test"},
     )  # fmt: skip
     after = found_ids(tree)
-    assert not (set(plan.addresses) & CHECKED & after), (plan.addresses, after)
-    again = make_plan(Target(str(tree), None), PlanOptions(), table=True)
+    assert not (set(made.addresses) & CHECKED & after), (made.addresses, after)
+    again = plan(Target(str(tree)), Planning()).plan
     assert again.empty, [c.path for c in again.files] + [c.name for c in again.sysctls]
 
 
@@ -57,6 +57,5 @@ def test_some_roots_have_each_checked_id_addressed() -> None:
     """The loop above is not vacuous: every checked ID is fixed on at least one root."""
     addressed: set[str] = set()
     for source in ROOTS:
-        plan = make_plan(Target(str(source), None), PlanOptions(), table=True)
-        addressed |= set(plan.addresses)
+        addressed |= set(plan(Target(str(source)), Planning()).plan.addresses)
     assert addressed >= CHECKED

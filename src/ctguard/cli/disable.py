@@ -6,34 +6,28 @@ or it is built in), 3 error (bad usage, unreadable input).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import netns_option
-from ctguard.cli.plan import DEFAULT_STATE_DIR
-from ctguard.errors import RefusedError
+from ctguard.cli.options import format_option, netns_option, option_errors, target_of
+from ctguard.cli.prompt import confirmer
+from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from ctguard.cli.plan import Target
     from ctguard.remediation.disable import DisablePlan
 
 
 @click.command("disable")
 @click.option(
     "--root",
-    metavar="DIR",
-    help="Plan for a snapshot directory (from 'ctguard snapshot') instead of this host.",
+    metavar="DIR|FILE.tar.gz",
+    help="Plan for a snapshot (directory or archive from 'ctguard snapshot') instead of this"
+    " host; --apply writes into a directory only.",
 )
 @netns_option
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the chain and the plan as JSON (ctguard.disable/1).",
-)
+@format_option(schema="ctguard.disable/1: the chain and the plan")
 @click.option("--apply", is_flag=True, help="Carry the plan out (journalled; rollback undoes it).")
 @click.option(
     "--dry-run", is_flag=True, help="With --apply: show what would change; change nothing."
@@ -41,10 +35,11 @@ if TYPE_CHECKING:
 @click.option("-y", "--yes", is_flag=True, help="With --apply: do not ask for confirmation.")
 @click.option("--state-dir", metavar="DIR",
               help=f"With --apply: journal and backups (default {DEFAULT_STATE_DIR}).")  # fmt: skip
+@option_errors
 def disable_command(
     root: str | None,
     netns: str | None,
-    as_json: bool,
+    fmt: str,
     apply: bool,
     dry_run: bool,
     yes: bool,
@@ -68,83 +63,30 @@ def disable_command(
 
     \b
     Examples:
-      ctguard disable                          this host (rules need root to read)
-      ctguard disable --root snap/ --json      a snapshot directory, for scripts
-      sudo ctguard disable --netns web1        rules of one namespace (modules are global)
+      ctguard disable                             this host (rules need root to read)
+      ctguard disable --root snap/ --format json  a snapshot (dir or .tgz), for scripts
+      sudo ctguard disable --netns web1           rules of one namespace (modules are global)
     """
-    from ctguard.cli.plan import _target
-    from ctguard.host.target import Target as Reading
-    from ctguard.host.target import open_target
-    from ctguard.remediation.disable import plan_disable
-    from ctguard.usecases.read_facts import read_facts
+    from ctguard.output.disable_text import render_disable_result
+    from ctguard.usecases.disable import DisableOptions, disable
 
-    target = _target(root, netns)
+    target = target_of(root, netns)
     if not apply and (dry_run or yes or state_dir is not None):
         raise click.UsageError("--dry-run, --yes and --state-dir go with --apply")
     if apply and netns is not None:
         raise click.UsageError("modules are global: --apply acts on the host, without --netns")
-    with open_target(Reading(target.root, target.netns)) as opened:
-        facts = read_facts(opened, table=False)
-    read = target.file_reader()
 
-    plan = plan_disable(facts, read)
-    if as_json:
-        from ctguard.output.disable_json import render_disable_json
+    def show(plan: DisablePlan) -> None:
+        if fmt == "json":
+            from ctguard.output.disable_json import render_disable_json
 
-        emit(render_disable_json(plan))
-    else:
-        from ctguard.output.disable_text import render_disable_text
+            emit(render_disable_json(plan))
+        else:
+            from ctguard.output.disable_text import render_disable_text
 
-        emit(render_disable_text(plan))
-    if plan.refused:
-        more = len(plan.refusals) - 1
-        raise RefusedError(
-            f"disable refused: {plan.refusals[0]}" + (f" (and {more} more above)" if more else "")
-        )
-    if apply:
-        _apply(plan, target, dry_run, yes, state_dir)
-    return 0
+            emit(render_disable_text(plan))
 
-
-def _apply(plan: DisablePlan, target: Target, dry_run: bool, yes: bool,
-           state_dir: str | None) -> None:  # fmt: skip
-    """Unload the modules (live only), then write the modprobe.d file; journalled."""
-    from ctguard.cli.plan import _confirm, _need_root, command_runner
-    from ctguard.remediation.apply import apply_changes
-    from ctguard.remediation.apply import dry_run as would
-    from ctguard.remediation.changes import RunCommand
-    from ctguard.remediation.disable import BLOCKER
-
-    edits = [fate for fate in plan.rules if fate.verdict != BLOCKER]
-    if edits:
-        raise RefusedError(
-            f"disable --apply: change the {len(edits)} rule(s) above first (ctguard does not"
-            " rewrite a firewall it does not own), then run it again"
-        )
-    if plan.nothing_to_do:
-        emit("nothing to do\n")
-        return
-    files = [plan.modprobe_file] if plan.modprobe_file is not None else []
-    # A tree (--root) has files, not modules: only the file is written there.
-    commands = [] if target.root is not None else [
-        RunCommand(f"unload {module}", ("modprobe", "-r", module), "", ("modprobe", module))
-        for module in plan.unload_order
-    ]  # fmt: skip
-    root = Path(target.root or "/")
-    if dry_run:
-        changed, same = would(files, (), root=root, runtime=target.runtime())
-        emit("".join(f"would {line}\n" for line in [*changed, *same]))
-        emit("".join(f"would run: {' '.join(c.argv)}\n" for c in commands))
-        if target.root is not None:
-            emit("(a directory tree has no modules to unload: only the file is written)\n")
-        return
-    _need_root(target, "disable --apply")
-    _confirm(f"Unload {len(commands)} module(s) and write {len(files)} file(s)?", yes)
-    result = apply_changes(
-        files, (), root=root, runtime=target.runtime(), state_dir=target.state_dir(state_dir),
-        meta={"command": "disable", "netns": None}, commands=commands,
-        runner=command_runner(None),
-    )  # fmt: skip
-    done = [*result.commands, *result.files]
-    emit(f"done: {', '.join(done) or 'nothing to change'}; journal entry {result.entry_id};"
-         f" undo with: ctguard rollback {result.entry_id}\n")  # fmt: skip
+    options = DisableOptions(apply=apply, dry_run=dry_run, state_dir=state_dir)
+    report = disable(target, options, confirmer(yes), show)
+    emit(render_disable_result(report))
+    return report.exit_code

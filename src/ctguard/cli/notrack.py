@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.plan import DEFAULT_STATE_DIR, Target, _confirm, command_runner
-from ctguard.errors import CtguardError, RefusedError
+from ctguard.cli.options import format_option
+from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
+from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from ctguard.missing import Missing
-    from ctguard.remediation.changes import RunCommand
-    from ctguard.remediation.notrack import NotrackPlan, NotrackRequest, Tools
-    from ctguard.sources.ruleset import PortSet, Ruleset
+    from ctguard.sources.ruleset import PortSet
+    from ctguard.usecases.notrack import NotrackReport
 
 
 def parse_ports(text: str) -> PortSet:
@@ -41,116 +35,6 @@ def parse_ports(text: str) -> PortSet:
                                      param_hint="--port")  # fmt: skip
         items.append((first, last))
     return PortSet.of(*items)
-
-
-T = TypeVar("T")
-
-
-def _inside(netns: str | None, job: Callable[[], T]) -> T:
-    """``job()`` computed in the named namespace, or here."""
-    if netns is None:
-        return job()
-    from ctguard.host.netns import run_in_netns
-
-    return run_in_netns(netns, job, timeout=60)
-
-
-def _ruleset(got: Ruleset | Missing) -> Ruleset:
-    from ctguard.missing import Missing
-
-    if isinstance(got, Missing):
-        raise CtguardError(f"cannot read the firewall ruleset: {got.reason}")
-    return got
-
-
-def read_ruleset(netns: str | None) -> Ruleset:
-    """The live merged ruleset of the namespace, or of this host (to re-read after a change)."""
-    from ctguard.host.commands import LiveCommands
-    from ctguard.sources.ruleset import read_ruleset as read
-
-    return _ruleset(_inside(netns, lambda: read(LiveCommands())))
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What the planner reads from the target: in one pass (one archive extraction, one
-    namespace entry)."""
-
-    ruleset: Ruleset
-    tools: Tools
-    local_ports: PortSet  # ip_local_port_range, where a client's replies arrive
-
-
-def read_inputs(root: str | None, netns: str | None) -> Inputs:
-    from ctguard.host.commands import CapturedCommands, LiveCommands
-    from ctguard.host.root import HostRoot
-    from ctguard.missing import Missing
-    from ctguard.remediation.notrack import Tools
-    from ctguard.sources.ruleset import iptables_variant
-    from ctguard.sources.ruleset import read_ruleset as read
-
-    if root is None:
-
-        def job() -> tuple[Ruleset | Missing, PortSet]:
-            text = HostRoot("/").try_read_text(LOCAL_PORT_RANGE, 256)
-            return read(LiveCommands()), port_range(text)
-
-        got, ports = _inside(netns, job)
-        return Inputs(_ruleset(got), live_tools(), ports)
-    from ctguard.host.archive import open_root
-
-    with open_root(root) as host:
-        commands = CapturedCommands(host)
-        got = read(commands)
-        saved = commands.output("iptables-save")
-        ports = port_range(host.try_read_text(LOCAL_PORT_RANGE, 256))
-    # a snapshot's host is assumed to have both tools; its iptables-save names the variant
-    variant = None if isinstance(saved, Missing) else iptables_variant(saved)
-    return Inputs(_ruleset(got), Tools(True, True, True, variant), ports)
-
-
-def live_tools() -> Tools:
-    from ctguard.host.commands import LiveCommands
-    from ctguard.missing import Missing
-    from ctguard.remediation.notrack import Tools
-    from ctguard.sources.ruleset import iptables_variant
-
-    version = LiveCommands().output("iptables-version")
-    return Tools(
-        nft=shutil.which("nft") is not None,
-        iptables=shutil.which("iptables-restore") is not None,
-        ip6tables=shutil.which("ip6tables-restore") is not None,
-        iptables_variant=None if isinstance(version, Missing) else iptables_variant(version),
-    )
-
-
-def _request(ports: str | None, proto: str, direction: str, backend: str, every: bool,
-             force: bool) -> NotrackRequest:  # fmt: skip
-    from ctguard.remediation.notrack import NotrackRequest
-
-    if every and ports:
-        raise click.UsageError("--all and --port cannot be combined")
-    if not every and not ports:
-        raise click.UsageError("say which ports (--port 8983) or --all")
-    portset = parse_ports(ports) if ports else None
-    return NotrackRequest(portset, (proto,), direction, backend, every, force)
-
-
-LOCAL_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
-DEFAULT_LOCAL_PORTS = (32768, 60999)  # the kernel's default ip_local_port_range
-
-
-def port_range(text: str | Missing) -> PortSet:
-    """``ip_local_port_range`` ("32768\t60999"); the kernel default when unreadable."""
-    from ctguard.missing import Missing
-    from ctguard.sources.ruleset import PortSet
-
-    words = [] if isinstance(text, Missing) else text.split()
-    if len(words) == 2 and all(w.isdigit() for w in words):
-        lo, hi = int(words[0]), int(words[1])
-        if 0 < lo <= hi <= 65535:
-            return PortSet.of((lo, hi))
-    return PortSet.of(DEFAULT_LOCAL_PORTS)
 
 
 @click.command("notrack")
@@ -201,12 +85,12 @@ def port_range(text: str | Missing) -> PortSet:
     help="Add accepts even where the chain admits these ports only conditionally.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="The plan as JSON (ctguard.notrack/1).")
+@format_option(schema="ctguard.notrack/1; with --verify ctguard.notrack-verify/2")
 @click.option("--state-dir", metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR}).")
 def notrack_command(
     ports: str | None, proto: str, direction: str, backend: str, every_packet: bool,
     do_apply: bool, remove: bool, verify: bool, window: float, netns: str | None,
-    root: str | None, force: bool, yes: bool, as_json: bool, state_dir: str | None,
+    root: str | None, force: bool, yes: bool, fmt: str, state_dir: str | None,
 ) -> int:  # fmt: skip
     """Stop tracking named ports, with the filter changes that keep them reachable.
 
@@ -229,10 +113,16 @@ def notrack_command(
       sudo ctguard notrack --port 8983 --netns web1 --apply --yes
       sudo ctguard notrack --remove --yes                  delete every ctguard rule
       sudo ctguard notrack --all --apply                   built-in conntrack, no NAT
+      ctguard notrack --port 8983 --root snap.tgz --format json
     """
-    from ctguard.output.notrack_text import dumps, plan_json, render_plan
-    from ctguard.remediation.notrack import plan_notrack
-    from ctguard.remediation.notrack_script import add_commands
+    from ctguard.host.target import Target
+    from ctguard.output import notrack_json, notrack_text
+    from ctguard.usecases.notrack import (
+        NotrackOptions,
+        notrack,
+        notrack_remove,
+        verify_notrack,
+    )
 
     if root is not None and (do_apply or remove or verify):
         raise click.UsageError(
@@ -242,123 +132,38 @@ def notrack_command(
         raise click.UsageError("--root and --netns cannot be combined")
     if do_apply and remove:
         raise click.UsageError("--apply and --remove cannot be combined")
-    where = root if root is not None else f"netns {netns}" if netns else "this host"
-    if (do_apply or remove) and os.geteuid() != 0:
-        raise CtguardError("changing the firewall needs root (sudo ctguard notrack ...)")
+    target, confirm = Target(root, netns), confirmer(yes)
     if remove:
-        _remove(netns, yes, state_dir, where)
-        return ExitCode.OK
-    request = _request(ports, proto, direction, backend, every_packet, force)
-    inputs = read_inputs(root, netns)
-    rs, tools = inputs.ruleset, inputs.tools
-    if direction != "server" and not every_packet:
-        request = replace(request, local_ports=inputs.local_ports)
-    plan = plan_notrack(rs, request, tools)
-    commands = add_commands(rs, plan.add) if not plan.refused else ()
-    if as_json and not verify:  # with --verify, its own document is the output
-        emit(dumps(plan_json(plan, commands)))
-    elif not as_json and not (verify and not do_apply):
-        emit(render_plan(plan, where, commands))
-    if plan.refused:
-        raise RefusedError(f"refused: {plan.refusals[0].reason}")
-    if do_apply and commands:
-        _apply(plan, commands, request, netns, yes, state_dir, tools, as_json)
-    if verify:
-        return _verify(request, netns, window, as_json)
-    return ExitCode.OK
-
-
-def _apply(plan: NotrackPlan, commands: tuple[RunCommand, ...], request: NotrackRequest,
-           netns: str | None, yes: bool, state_dir: str | None, tools: Tools,
-           as_json: bool) -> None:  # fmt: skip
-    from ctguard.remediation.apply import apply_changes, rollback
-    from ctguard.remediation.notrack import plan_notrack
-
-    _confirm(f"Add {len(plan.add)} firewall rule(s)?", yes)
-    target = Target(None, netns)
-    runner = command_runner(netns)
-    journal = target.state_dir(state_dir)
-    meta = {"command": "notrack", "netns": netns}
-    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
-                           meta=meta, commands=commands, runner=runner)  # fmt: skip
-    try:
-        again = plan_notrack(read_ruleset(netns), request, tools)
-    except CtguardError as exc:
-        raise CtguardError(
-            f"the rules were added (journal entry {result.entry_id}) but could not be read"
-            f" back: {exc}; check them, and undo with: ctguard rollback {result.entry_id}"
-        ) from None
-    if again.add or again.refused:
-        assert result.entry_id is not None
-        rollback(result.entry_id, root=Path("/"), runtime=target.runtime(), state_dir=journal,
-                 runner=runner, force=True)  # fmt: skip
-        missing = [r.shown() for r in again.add] or [r.reason for r in again.refusals]
-        raise CtguardError(
-            f"the rules did not read back as planned ({missing[0]}); rolled back {result.entry_id}"
+        removal = notrack_remove(
+            target, state_dir, confirm, lambda r: emit(notrack_text.render_removal(r))
         )
-    undo = f"ctguard rollback {result.entry_id} (or ctguard notrack --remove)"
-    # stdout stays one JSON document with --json: the status goes to stderr then
-    click.echo(f"added {len(plan.add)} rule(s); journal entry {result.entry_id}; undo with: {undo}",
-               err=as_json)  # fmt: skip
+        emit(notrack_text.render_removed(removal))
+        return ExitCode.OK
+    if every_packet and ports:
+        raise click.UsageError("--all and --port cannot be combined")
+    if not every_packet and not ports:
+        raise click.UsageError("say which ports (--port 8983) or --all")
+    portset = parse_ports(ports) if ports else None
 
+    def show(report: NotrackReport) -> None:
+        if fmt == "json" and not verify:  # with --verify, its own document is the output
+            emit(notrack_json.render_notrack_json(report))
+        elif fmt != "json" and not (verify and not do_apply):
+            emit(notrack_text.render_notrack_text(report))
 
-def _remove(netns: str | None, yes: bool, state_dir: str | None, where: str) -> None:
-    from ctguard.remediation.apply import apply_changes
-    from ctguard.remediation.notrack_script import ours_in, remove_commands
-
-    rs = read_ruleset(netns)
-    target = Target(None, netns)
-    journal = target.state_dir(state_dir)
-    commands, shown = remove_commands(rs, live_tools().iptables_variant == "nft")
-    if not commands:
-        emit(f"nothing to remove: no rule tagged ctguard in {where}\n")
-        return
-    emit("Rules to delete (tagged ctguard):\n" + "".join(f"  {line}\n" for line in shown))
-    _confirm(f"Delete {len(shown)} ctguard rule(s)?", yes)
-    result = apply_changes((), (), root=Path("/"), runtime=target.runtime(), state_dir=journal,
-                           meta={"command": "notrack --remove", "netns": netns},
-                           commands=commands, runner=command_runner(netns))  # fmt: skip
-    left = ours_in(read_ruleset(netns))
-    if left:
-        raise CtguardError(f"{len(left)} ctguard rule(s) are still there after --remove")
-    emit(f"removed; journal entry {result.entry_id} (ctguard rollback {result.entry_id} puts"
-         " them back)\n")  # fmt: skip
-
-
-def _verify(request: NotrackRequest, netns: str | None, window: float, as_json: bool) -> int:
-    from ctguard.host.flow_watch import watch_new_flows
-    from ctguard.missing import Missing
-    from ctguard.output.notrack_text import Verification, dumps, render_verify, verify_json
-    from ctguard.remediation.notrack import check_flows, flows_for
-
-    fates, dropped = check_flows(read_ruleset(netns), flows_for(request))
-    if netns is not None:
-        from ctguard.host.netns import run_in_netns
-
-        seen = run_in_netns(netns, lambda: watch_new_flows(window), timeout=window + 30)
+    options = NotrackOptions(
+        ports=portset, proto=proto, direction=direction, backend=backend,
+        every_packet=every_packet, force=force, apply=do_apply, state_dir=state_dir,
+    )  # fmt: skip
+    report = notrack(target, options, confirm, show)
+    added = notrack_text.render_added(report)
+    if added:  # stdout stays one JSON document with --format json: to stderr then
+        click.echo(added, err=fmt == "json", nl=False)
+    if not verify:
+        return report.exit_code
+    verification = verify_notrack(target, report.request, window)
+    if fmt == "json":
+        emit(notrack_json.render_verify_json(verification))
     else:
-        seen = watch_new_flows(window)
-    if isinstance(seen, Missing):
-        raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
-    on_ports = [f for f in seen if _untracked(f.proto, f.sport, f.dport, request)]
-    others = len(seen) - len(on_ports)
-    # dropped or still tracked: CRITICAL; no other traffic seen, nothing proven: UNKNOWN
-    code = (
-        ExitCode.CRITICAL
-        if dropped or on_ports
-        else ExitCode.UNKNOWN
-        if others == 0
-        else ExitCode.OK
-    )
-    result = Verification(fates, dropped, window, tuple(on_ports), others, code)
-    emit(dumps(verify_json(result)) if as_json else render_verify(result))
-    return code
-
-
-def _untracked(proto: str, sport: int, dport: int, request: NotrackRequest) -> bool:
-    """An entry whose original direction goes to one of the ports: a connection to the
-    service (server) or from this host to it (client); ``sport`` is ignored, since an
-    ephemeral source port may equal the service port by chance."""
-    if request.every_packet:
-        return True
-    return proto in request.protos and request.ports is not None and request.ports.contains(dport)
+        emit(notrack_text.render_verify(verification))
+    return verification.exit_code

@@ -5,9 +5,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+
+from ctguard.errors import OptionError
+
+if TYPE_CHECKING:
+    from ctguard.host.target import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,3 +66,26 @@ def format_option(*extra: str, schema: str = "") -> Callable[[F], F]:
         return cast(F, with_format)
 
     return decorate
+
+
+def option_errors(func: F) -> F:
+    """A bad option value the use case found (an OptionError: a ``--root`` that is this
+    host's /), shown as click shows one it found itself."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        try:
+            return func(*args, **kwargs)
+        except OptionError as exc:
+            raise click.BadParameter(exc.reason, param_hint=exc.option) from None
+
+    return cast(F, wrapper)
+
+
+def target_of(root: str | None, netns: str | None) -> Target:
+    """What the command works on; the two options exclude each other."""
+    from ctguard.host.target import Target
+
+    if root is not None and netns is not None:
+        raise click.UsageError("--root and --netns cannot be combined")
+    return Target(root, netns)

@@ -134,7 +134,7 @@ def extracted(archive: str) -> Iterator[HostRoot]:
         tar = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise HostAccessError(f"snapshot {archive} does not exist") from None
-    except (tarfile.TarError, OSError) as exc:
+    except (tarfile.TarError, OSError, EOFError) as exc:  # EOFError: a truncated gzip
         raise HostAccessError(f"snapshot {archive} is not a readable tar archive: {exc}") from None
     tmp: Path | None = None
     try:

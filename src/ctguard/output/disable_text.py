@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ctguard.output.plan_text import file_diff
 from ctguard.remediation.disable import BLOCKER, REPLACE, DisablePlan, RuleFate
+from ctguard.usecases.disable import DONE, DRY_RUN, NOTHING_TO_DO, DisableReport
 
 _INDENT = "     "
 REFUSED = (
@@ -90,3 +91,21 @@ def render_disable_text(plan: DisablePlan) -> str:
         out += ["", "Notes:"]
         out += [f"  - {note.text}" for note in plan.notes]
     return "\n".join(out) + "\n"
+
+
+def render_disable_result(report: DisableReport) -> str:
+    """What --apply did or would do, after the plan ("" without --apply)."""
+    if report.status == NOTHING_TO_DO:
+        return "nothing to do\n"
+    if report.status == DRY_RUN:
+        text = "".join(f"would {line}\n" for line in report.would)
+        text += "".join(f"would run: {' '.join(argv)}\n" for argv in report.would_run)
+        if report.tree:
+            text += "(a directory tree has no modules to unload: only the file is written)\n"
+        return text
+    if report.status == DONE:
+        return (
+            f"done: {', '.join(report.done) or 'nothing to change'}; journal entry"
+            f" {report.entry_id}; undo with: ctguard rollback {report.entry_id}\n"
+        )
+    return ""

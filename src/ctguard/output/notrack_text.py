@@ -1,21 +1,16 @@
-"""``ctguard notrack`` as text and JSON (formatting only)."""
+"""``ctguard notrack`` as text (formatting only): the plan, the rules added or removed, and
+what ``--verify`` saw."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
-
-from ctguard.host.flow_watch import NewFlow
-from ctguard.remediation.changes import RunCommand
-from ctguard.remediation.notrack import NotrackPlan, describe_flow
-from ctguard.schemas import NOTRACK as SCHEMA
-from ctguard.schemas import NOTRACK_VERIFY as VERIFY_SCHEMA
+from ctguard.remediation.notrack import describe_flow
+from ctguard.usecases.notrack import NotrackReport, Removal, Verification
 
 
-def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -> str:
-    lines = [f"ctguard notrack for {where}", f"backend: {plan.backend} ({plan.backend_why})", ""]
+def render_notrack_text(report: NotrackReport) -> str:
+    plan, commands = report.plan, report.commands
+    lines = [f"ctguard notrack for {report.where}", f"backend: {plan.backend} ({plan.backend_why})",
+             ""]  # fmt: skip
     lines.append("Untracked:")
     lines += [f"  {describe_flow(flow)}" for flow in plan.flows]
     if plan.refusals:
@@ -52,38 +47,29 @@ def render_plan(plan: NotrackPlan, where: str, commands: Sequence[RunCommand]) -
     return "\n".join(lines) + "\n"
 
 
-def plan_json(plan: NotrackPlan, commands: Sequence[RunCommand]) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "backend": plan.backend,
-        "backend_why": plan.backend_why,
-        "untracked": [describe_flow(flow) for flow in plan.flows],
-        "refused": plan.refused,
-        "refusals": [
-            {"reason": r.reason, "rules": list(r.rules), "fix": list(r.fix)} for r in plan.refusals
-        ],
-        "add": [rule.shown() for rule in plan.add],
-        "present": [rule.shown() for rule in plan.present],
-        "transactions": [{"argv": list(c.argv), "script": c.stdin} for c in commands],
-        "check": list(plan.fates),
-        "notes": list(plan.notes),
-    }
+def render_added(report: NotrackReport) -> str:
+    """The one line an --apply that added rules ends with ("" when it added none)."""
+    if report.entry_id is None:
+        return ""
+    undo = f"ctguard rollback {report.entry_id} (or ctguard notrack --remove)"
+    return (
+        f"added {len(report.plan.add)} rule(s); journal entry {report.entry_id};"
+        f" undo with: {undo}\n"
+    )
 
 
-def dumps(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2) + "\n"
+def render_removal(removal: Removal) -> str:
+    """The rules --remove is about to delete."""
+    return "Rules to delete (tagged ctguard):\n" + "".join(f"  {line}\n" for line in removal.rules)
 
 
-@dataclass(frozen=True)
-class Verification:
-    """What ``notrack --verify`` saw: the filter check and the new entries of the window."""
-
-    fates: tuple[str, ...]  # one line per untracked flow
-    dropped: tuple[str, ...]  # the flows the filter would drop
-    window: float
-    on_ports: tuple[NewFlow, ...]  # new entries on the untracked ports (should be none)
-    others: int  # new entries for other traffic (some: conntrack is in use)
-    exit_code: int
+def render_removed(removal: Removal) -> str:
+    if removal.entry_id is None:
+        return f"nothing to remove: no rule tagged ctguard in {removal.where}\n"
+    return (
+        f"removed; journal entry {removal.entry_id} (ctguard rollback {removal.entry_id} puts"
+        " them back)\n"
+    )
 
 
 def render_verify(v: Verification) -> str:
@@ -102,15 +88,3 @@ def render_verify(v: Verification) -> str:
     else:
         lines.append("OK: the ports create no entries while other traffic still does")
     return "\n".join(lines) + "\n"
-
-
-def verify_json(v: Verification) -> dict[str, Any]:
-    return {
-        "schema": VERIFY_SCHEMA,
-        "filter": list(v.fates),
-        "filter_drops": list(v.dropped),
-        "window_seconds": v.window,
-        "new_entries_on_ports": len(v.on_ports),
-        "new_entries_other": v.others,
-        "exit_code": v.exit_code,
-    }

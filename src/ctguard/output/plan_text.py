@@ -10,6 +10,7 @@ from ctguard.model.sizing import Sizing, Target
 from ctguard.model.units import human_bytes
 from ctguard.remediation.changes import OURS, SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
+from ctguard.usecases.plan import PlanReport
 
 
 def _value(value: int | None) -> str:
@@ -91,3 +92,15 @@ def render_plan_text(plan: Plan, host: str, hint: bool = True) -> str:
         out += ["", "Apply: ctguard apply (same options), or save with -o plan.json and run"
                 " 'ctguard apply --plan plan.json'; undo: ctguard rollback"]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def plan_host(report: PlanReport) -> str:
+    """Whose plan: the hostname, and the tree or snapshot it was made from."""
+    name = report.identity.hostname or "this host"
+    if report.root is None:
+        return name
+    return f"{name} ({'snapshot' if report.archive else 'tree'} {report.root})"
+
+
+def render_plan_report(report: PlanReport, hint: bool = True) -> str:
+    return render_plan_text(report.plan, plan_host(report), hint)

@@ -119,6 +119,11 @@ def plan_document(
     return {**body, "checksum": checksum(body)}
 
 
+def dump_plan(document: Mapping[str, Any]) -> str:
+    """The document as ``plan --format json`` prints it and ``plan -o FILE`` saves it."""
+    return json.dumps(document, indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class LoadedPlan:
     files: tuple[WriteFile, ...]

@@ -25,6 +25,8 @@ JOURNAL = "ctguard.journal/1"
 JOURNAL_LIST = "ctguard.journal-list/1"
 SNAPSHOT = "ctguard.snapshot/1"
 EXPLAIN = "ctguard.explain/1"
+APPLY = "ctguard.apply/1"
+ROLLBACK = "ctguard.rollback/1"
 
 # id -> name of its schema file (<name>.schema.json)
 NAMES: dict[str, str] = {
@@ -39,6 +41,8 @@ NAMES: dict[str, str] = {
     JOURNAL_LIST: "journal-list",
     SNAPSHOT: "snapshot",
     EXPLAIN: "explain",
+    APPLY: "apply",
+    ROLLBACK: "rollback",
 }
 
 

@@ -1,0 +1,24 @@
+"""The question a command that writes asks on the terminal first (``--yes`` answers it)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from ctguard.errors import CtguardError
+
+
+def confirmer(yes: bool) -> Callable[[str], bool]:
+    """The ``confirm`` a use case calls before writing: yes with ``--yes``, else the
+    operator's answer on the terminal; without a terminal, an error that says --yes."""
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise CtguardError(f"{question.rstrip('?')}: no terminal to confirm on; add --yes")
+        return click.confirm(question, default=False, err=True)
+
+    return confirm
