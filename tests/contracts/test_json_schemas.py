@@ -79,6 +79,7 @@ ARGV: dict[str, str] = {
     "rollback-list-state": "rollback --list --format json --state-dir {state}",
     "explain": "explain {id} --format json",
     "explain-index": "explain --format json",
+    "top-once": "top --once --interval 0.3 --format json --netns {netns}",
 }
 
 # (command, root relative to the repository) -> why the command does not apply there, and
@@ -434,6 +435,18 @@ def netns() -> Iterator[Netns]:
 
 
 @pytest.mark.kernel
+def test_top_frame_is_valid(netns: Netns) -> None:
+    netns.udp_flows(50)
+    done = run_script(argv("top-once", netns=netns.name))
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()  # one frame, one line
+    frame = json.loads(line)
+    assert_valid(frame, schemas.TOP)
+    assert frame["netns"] == netns.name and frame["rates"] is not None
+    assert frame["table"]["entries"] >= 50
+
+
+@pytest.mark.kernel
 def test_live_netns_documents_are_valid(netns: Netns, tmp_path: Path) -> None:
     """In a namespace of its own: notrack --apply (a journal with commands), the journal
     list, notrack --verify, and analyze --netns all with this namespace the busiest."""
@@ -493,6 +506,11 @@ def _a_document(schema_id: str, applied: Path) -> dict[str, Any]:
         args = argv("rollback-list", root=applied)
     elif schema_id == schemas.EXPLAIN:
         args = argv("explain", id="CT304")
+    elif schema_id == schemas.TOP:  # live only: a frame as the top tests build it
+        from ctguard.output.top_json import top_document
+        from test_top import frame
+
+        return top_document(frame())
     elif schema_id == schemas.ANALYZE:
         args = argv("analyze-file-what-if", file=PROXY_TABLE, root=RHEL6)
     else:

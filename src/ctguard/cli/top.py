@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import finite_seconds, netns_option, source_option
+from ctguard.cli.options import finite_seconds, format_option, netns_option, source_option
 
 if TYPE_CHECKING:
     from ctguard.usecases.top import TopSampler
@@ -41,7 +41,10 @@ MIN_LIVE_INTERVAL = 0.1
     help="Rows of ports, sources, states and namespaces.",
 )
 @click.option("--once", is_flag=True, help="Print one frame and exit (for scripts).")
-def top_command(interval: float, netns: str | None, source: str, top: int, once: bool) -> int:
+@format_option(schema="ctguard.top/1, one frame per line")
+def top_command(
+    interval: float, netns: str | None, source: str, top: int, once: bool, fmt: str
+) -> int:
     """A live view: usage, per-second rates, top ports, sources and states.
 
     Counters are read every refresh; the full table only as often as its own cost
@@ -54,6 +57,7 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
       ctguard top                          live, refresh every 2 s
       ctguard top --netns web1             inside a named namespace
       ctguard top --once --interval 1      one frame, rates over 1 s, then exit
+      ctguard top --format json | jq .count   a JSON object per refresh (JSON Lines)
     """
     from ctguard.output.top_text import render_top_text
     from ctguard.usecases.top import one_frame, top_session
@@ -67,7 +71,14 @@ def top_command(interval: float, netns: str | None, source: str, top: int, once:
         try:
             if once:
                 frame = one_frame(sampler, interval)
-                emit(render_top_text(frame, live=False, color=sys.stdout.isatty()))
+                if fmt == "json":
+                    from ctguard.output.top_json import render_top_json
+
+                    emit(render_top_json(frame))
+                else:
+                    emit(render_top_text(frame, live=False, color=sys.stdout.isatty()))
+            elif fmt == "json":
+                _json_lines(sampler, interval)
             else:
                 _live(sampler, interval)
         except KeyboardInterrupt:
@@ -106,6 +117,18 @@ def _wait_for_quit(keys: int | None, until: float) -> bool:
             if not typed or b"q" in typed.lower():
                 return True  # q, or the terminal went away
     return False
+
+
+def _json_lines(sampler: TopSampler, interval: float) -> None:
+    """One JSON object per refresh, for scripts; q (on a terminal) or Ctrl-C ends it."""
+    from ctguard.output.top_json import render_top_json
+
+    with _keys() as keys:
+        while True:
+            started = time.monotonic()
+            emit(render_top_json(sampler.sample()))
+            if _wait_for_quit(keys, started + interval):
+                return
 
 
 def _live(sampler: TopSampler, interval: float) -> None:

@@ -25,6 +25,7 @@ JOURNAL = "ctguard.journal/1"
 JOURNAL_LIST = "ctguard.journal-list/1"
 SNAPSHOT = "ctguard.snapshot/1"
 EXPLAIN = "ctguard.explain/1"
+TOP = "ctguard.top/1"
 APPLY = "ctguard.apply/1"
 ROLLBACK = "ctguard.rollback/1"
 
@@ -41,6 +42,7 @@ NAMES: dict[str, str] = {
     JOURNAL_LIST: "journal-list",
     SNAPSHOT: "snapshot",
     EXPLAIN: "explain",
+    TOP: "top",
     APPLY: "apply",
     ROLLBACK: "rollback",
 }
