@@ -149,3 +149,26 @@ def test_fifo_in_snapshot_directory_does_not_block(tmp_path: Path) -> None:
     done = run_ctguard("status", "--root", str(tmp_path), "--json", "--interval", "0", timeout=30)
     assert done.returncode == 0, done.stderr
     assert "not a regular file" in done.stdout
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["python-with-filters", "python-3.11.2"])
+def test_extraction_drops_set_id_bits_and_foreign_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filters: bool
+) -> None:
+    """Debian 12's Python 3.11.2 has no tarfile filters; ctguard tames members itself."""
+    from ctguard.host.archive import extracted
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def setuid(tar: tarfile.TarFile) -> None:
+        info = tarfile.TarInfo("etc/suid-tool")
+        info.mode, info.uid, info.gid, info.size = 0o4777, 4242, 4242, 2
+        tar.addfile(info, io.BytesIO(b"x\n"))
+
+    archive = make_archive(tmp_path / "modes.tar.gz", setuid)
+    with extracted(str(archive)) as host:
+        got = (Path(host.base) / "etc" / "suid-tool").stat()
+        assert got.st_mode & 0o7022 == 0, oct(got.st_mode)
+        assert (got.st_uid, got.st_gid) == (os.getuid(), os.getgid())
+        assert host.read_text("/proc/sys/net/netfilter/nf_conntrack_count") == "10\n"

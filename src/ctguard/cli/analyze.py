@@ -90,6 +90,7 @@ def analyze_command(
         source=source,
         what_if=parse_what_if(what_if_spec) if what_if_spec is not None else None,
     )
+    target = Target(root, netns)  # --root with --netns (all too) is refused here
     if netns == "all":
         from ctguard.usecases.analyze_namespaces import analyze_namespaces
 
@@ -97,7 +98,7 @@ def analyze_command(
             raise click.UsageError("a FILE and --netns cannot be combined")
         emit(_render_namespaces(analyze_namespaces(options), fmt))
         return 0
-    emit(_render(analyze(Target(root, netns), options, dump), fmt))
+    emit(_render(analyze(target, options, dump), fmt))
     return 0
 
 

@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from copy import copy as shallow_copy
 from pathlib import Path
 
 from ctguard.errors import HostAccessError, UnsafeArchiveError
@@ -127,6 +128,23 @@ def check_members(members: list[tarfile.TarInfo], archive: str) -> int:
     return total
 
 
+def _extract(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
+    """Unpack checked members. Python before 3.11.4 (Debian 12 has 3.11.2) has no
+    extraction filters: ``check_members`` already refused whatever could land outside
+    (absolute, "..", links out, devices, hard links); the rest of the "data" filter is done
+    here: no set-id, sticky or group/other-writable modes, and every file is ours."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+        return
+    tamed = []
+    for member in members:
+        copy = shallow_copy(member)
+        copy.mode = member.mode & 0o755
+        copy.uid, copy.gid, copy.uname, copy.gname = os.getuid(), os.getgid(), "", ""
+        tamed.append(copy)
+    tar.extractall(dest, members=tamed)  # noqa: S202 - members checked and tamed above
+
+
 @contextmanager
 def extracted(archive: str) -> Iterator[HostRoot]:
     """Yield a HostRoot over a checked, extracted copy; the copy is removed afterwards."""
@@ -135,7 +153,9 @@ def extracted(archive: str) -> Iterator[HostRoot]:
     except FileNotFoundError:
         raise HostAccessError(f"snapshot {archive} does not exist") from None
     except (tarfile.TarError, OSError, EOFError) as exc:  # EOFError: a truncated gzip
-        raise HostAccessError(f"snapshot {archive} is not a readable tar archive: {exc}") from None
+        why = str(exc).strip().splitlines()[0].rstrip(" :") if str(exc).strip() else ""
+        why = why if why and why != "file could not be opened successfully" else "not a tar file"
+        raise HostAccessError(f"snapshot {archive} is not a readable tar archive ({why})") from None
     tmp: Path | None = None
     try:
         try:
@@ -151,7 +171,7 @@ def extracted(archive: str) -> Iterator[HostRoot]:
             )
         tmp = Path(tempfile.mkdtemp(prefix="ctguard-snapshot-"))
         try:
-            tar.extractall(tmp, members=members, filter="data")
+            _extract(tar, tmp, members)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise HostAccessError(f"snapshot {archive} could not be unpacked: {exc}") from None
         yield HostRoot(tmp)

@@ -73,7 +73,13 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         f"Lower the max to {safe} ({sizing.max.reason}; within a {DEFAULT_BUDGET_PCT:g} %"
         " memory budget):"
     ]
-    if unsafe_live:
+    count = runtime(facts, "nf_conntrack_count")
+    if unsafe_live and count is not None and count >= safe:
+        lines.append(
+            f"now: the table holds {count} entries; lower the running value only once it holds"
+            f" fewer than {safe}, or new flows are dropped (shorten timeouts first, CT401/CT402)"
+        )
+    elif unsafe_live:
         lines.append(f"sysctl -w net.netfilter.nf_conntrack_max={safe}")
     lines.append(f"in {where_set}: net.netfilter.nf_conntrack_max = {safe}")
     if buckets_to.changes:

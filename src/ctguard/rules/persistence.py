@@ -105,11 +105,11 @@ def _restore_line(facts: Facts, name: str, value: int) -> str:
     if not isinstance(sizing, Sizing) or sizing.max.value == value:
         return f"sysctl -w net.netfilter.{name}={value}"
     size = sizing.max.value
-    why = "more than the memory budget holds" if size < value else "too small for the peak"
-    return (
-        f"sysctl -w net.netfilter.{name}={size}   # not the configured {value}: {why}"
-        f" ({sizing.max.reason}); 'ctguard plan' puts {size} in the file too"
-    )
+    why = "more than the memory budget holds" if size < value else "too small for the load"
+    plan = f"'ctguard plan' puts {size} in the file ({sizing.max.reason})"
+    if size == runtime(facts, name):
+        return f"keep the running nf_conntrack_max {size}: the configured {value} is {why}; {plan}"
+    return f"sysctl -w net.netfilter.{name}={size}   # not the configured {value}: {why}; {plan}"
 
 
 def _agent_owning(facts: Facts, key: str) -> str | None:
@@ -143,7 +143,7 @@ def reapply_fix(facts: Facts) -> str:
         "No systemd here: have the module loaded before sysctl runs, with\n"
         "/etc/sysconfig/modules/nf_conntrack.modules (mode 0755):\n"
         "#!/bin/sh\n/sbin/modprobe nf_conntrack\n"
-        'and, for the iptables service, IPTABLES_SYSCTL_LOAD_LIST=".nf_conntrack" (CT304).'
+        "and, for the iptables service, the IPTABLES_SYSCTL_LOAD_LIST that CT304 gives."
     )
 
 

@@ -40,12 +40,19 @@ def raise_max_lines(facts: Facts) -> list[str]:
     target, maximum = sizing.max.value, runtime(facts, MAX)
     if maximum is not None and target <= maximum:
         most, source = peak(facts)
-        room = f"nf_conntrack_max ({maximum}) already leaves room for twice the peak"
-        room += f" ({most}, {source})"
-        late = "the drops came before it was raised, or in a burst"
+        if 2 * most > maximum:  # the memory budget, not the load, caps the max
+            lower = (
+                f" Today's {maximum} is more than memory holds (CT201): lower it only once"
+                f" fewer than {target} entries are tracked."
+                if target < maximum
+                else ""
+            )
+            return [*sizing.notes, *([lower.strip()] if lower else [])]
+        room = f"nf_conntrack_max ({maximum}) already leaves room for twice the most entries"
+        room += f" seen ({most}, {source})"
         if target < maximum:
-            return [f"{room}, but more than memory holds: lower it to {target} (CT201); {late}"]
-        return [f"{room}: {late}"]
+            return [f"{room}, but more than memory holds: lower it to {target} (CT201)"]
+        return [f"{room}: any drops came before it was raised, or in a burst"]
     lines = [f"sysctl -w net.netfilter.nf_conntrack_max={target}"]
     buckets = sizing.buckets
     if buckets.value > (buckets.current or 0):
