@@ -14,8 +14,8 @@ Live (root): a fresh namespace filled with min(262144, nf_conntrack_max) entries
 the wall of `ip netns exec NAME conntrack -L > /dev/null`, and `--source netlink` <= 1.5x.
 The namespace is always deleted; no sysctl of the initial namespace is written.
 
-Until the `analyze` command exists, --library times the library instead: a fresh
-process running summarize(scan_path(FILE)) and printing the same JSON shape.
+--library times the library alone: a fresh process running summarize(scan_path(FILE))
+and printing the same JSON shape (the command minus its start-up).
 
     python3 bench/analyze.py [--entries 1000000] [--big 4000000] [--runs 3]
                              [--skip-live] [--skip-offline] [--library]

@@ -1,4 +1,4 @@
-"""A throw-away network namespace whose conntrack table is filled for real (design §10).
+"""A throw-away network namespace whose conntrack table is filled for real (docs/design.md §10).
 
 Used by bench/analyze.py (live part) and bench/top.py. Only loopback addresses; the
 initial namespace's sysctls are read, never written; the namespace is always deleted.

@@ -1,5 +1,6 @@
-"""The catalogue: every design §4 ID has its whole story, one Markdown page each, that fits a
-terminal, shows the same words in a Markdown viewer, and is linked from docs/rules.md."""
+"""The catalogue: every docs/design.md §4 ID has its whole story, one Markdown page each,
+that fits a terminal, shows the same words in a Markdown viewer, and is linked from
+docs/rules.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``ctguard doctor --root`` on fixture roots: every catalogue ID fires on its trigger root
-and stays silent on its near-miss root (design §4, §10).
+and stays silent on its near-miss root (docs/design.md §4, §10).
 
 Each ``tests/roots/doctor/<scenario>/`` is a snapshot tree plus two files:
 - ``contract.json``: the IDs this scenario is about, hand-written, e.g.

@@ -1,4 +1,4 @@
-"""The policy of `ctguard plan` (design §8): target max and buckets within a memory budget,
+"""The policy of `ctguard plan` (docs/design.md §8): target max and buckets within a memory budget,
 refusals over 25 % of MemTotal or MemAvailable, and timeouts shortened only where needed."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def sizing_input(
     )
 
 
-# -- the rules of design §8, written out plainly ------------------------------------------
+# -- the rules of docs/design.md §8, written out plainly ------------------------------------------
 def ratio_buckets(maximum: int, kernel: KernelVersion) -> int:
     """One bucket per entry from 5.15 on, a quarter before; whole pages; at least 1024."""
     wanted = maximum if (kernel.major, kernel.minor) >= (5, 15) else maximum // 4

@@ -1,5 +1,5 @@
 """Design §2, §9: only ``remediation/apply.py`` writes to a host. Its write primitives
-(atomic_files, runtime_files) are imported by nothing else, and no other module calls a
+(tree_fs, runtime_files) are imported by nothing else, and no other module calls a
 writing function, except the few that write ctguard's own outputs (named here, with why)."""
 
 from __future__ import annotations

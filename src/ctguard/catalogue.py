@@ -1,4 +1,4 @@
-"""The pitfall catalogue (design §4): stable IDs, their titles and families, and the long
+"""The pitfall catalogue (docs/design.md §4): stable IDs, their titles and families, and the long
 story ``explain`` prints, one Markdown page per ID in ``ctguard/stories/`` (package data).
 
 Each story says what goes wrong (Cause), how to prove it on the reader's host with

@@ -1,5 +1,5 @@
 """`ctguard analyze` as an operator runs it on files: formats, stdin, gzip, output formats,
-breakdown selection, and one-line errors with exit 3 (design §3, §6)."""
+breakdown selection, and one-line errors with exit 3 (docs/design.md §3, §6)."""
 
 from __future__ import annotations
 

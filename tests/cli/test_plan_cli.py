@@ -1,5 +1,6 @@
-"""`ctguard plan`, `ctguard apply` and `ctguard rollback` as an operator runs them (design §3,
-§8, §9): the console script in a subprocess, against temporary copies of fixture roots.
+"""`ctguard plan`, `ctguard apply` and `ctguard rollback` as an operator runs them
+(docs/design.md §3, §8, §9): the console script in a subprocess, against temporary copies
+of fixture roots.
 
 Nothing here writes to this machine's /etc, /proc/sys or /var/lib/ctguard: every apply and
 rollback runs with --root on a tmp copy of a fixture tree, and the journal goes to a tmp

@@ -1,6 +1,6 @@
 """`ctguard analyze --netns` against the real kernel: real flows inside a namespace the test
 creates (TCP to two ports, UDP, ICMP, DNAT on loopback), then the analysis must equal what
-was created (design §6, §10)."""
+was created (docs/design.md §6, §10)."""
 
 from __future__ import annotations
 

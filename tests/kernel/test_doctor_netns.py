@@ -1,4 +1,5 @@
-"""`ctguard doctor --netns` against the real kernel: a table filled for real (design §10)."""
+"""`ctguard doctor --netns` against the real kernel: a table filled for real
+(docs/design.md §10)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every network namespace on the host, against the real kernel: two named namespaces and
-one held only by a process, each with a known number of conntrack entries (design §10)."""
+one held only by a process, each with a known number of conntrack entries (docs/design.md §10)."""
 
 from __future__ import annotations
 

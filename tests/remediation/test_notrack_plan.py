@@ -1,6 +1,6 @@
 """The ``ctguard notrack`` planner on real rulesets (tests/data/notrack, see its README).
 
-What the plan must hold (design §4 CT501/CT502, §7 NOTRACK): notrack rules for the direction
+What the plan must hold (docs/design.md §4 CT501/CT502, §7 NOTRACK): notrack rules for the direction
 asked; one untracked accept first in every filter chain that would drop those packets, in
 that chain's own tool; nothing when NAT could match them, when an agent owns the chain, or
 when the chain admits the port only under conditions (unless ``force``).

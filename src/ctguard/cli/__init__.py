@@ -1,6 +1,6 @@
 """The ``ctguard`` command: parse options, call the library, pick a renderer, exit.
 
-Exit codes follow the monitoring-plugin convention (design §3): 0 OK, 1 WARNING,
+Exit codes follow the monitoring-plugin convention (docs/design.md §3): 0 OK, 1 WARNING,
 2 CRITICAL, 3 UNKNOWN (input unreadable, bad usage). Errors are one line on stderr,
 ``ctguard: error: ...``; ``--debug`` shows the traceback instead.
 """

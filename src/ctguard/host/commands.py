@@ -34,7 +34,7 @@ class Spec:
     timeout: float = 15.0
 
 
-# Logical name -> program. Names are the file names used in snapshots (design §5).
+# Logical name -> program. Names are the file names used in snapshots (docs/design.md §5).
 SPECS: dict[str, Spec] = {
     "iptables-save": Spec(("iptables-save",)),
     "ip6tables-save": Spec(("ip6tables-save",)),

@@ -7,7 +7,7 @@
 - Would a notracked packet have needed NAT (``nat_overlap``, CT502)?
 - Does anything need conntrack at all (``conntrack_users``, CT504)?
 
-Kernel facts behind the answers (design §7): conntrack sees a packet at priority -200
+Kernel facts behind the answers (docs/design.md §7): conntrack sees a packet at priority -200
 (NF_IP_PRI_CONNTRACK) on prerouting and output, so only a notrack before that has an effect;
 an untracked packet has ctstate UNTRACKED, never ESTABLISHED or RELATED; NAT needs a
 conntrack entry, so an untracked packet is never NATed; and in nftables every base chain on

@@ -1,4 +1,4 @@
-"""Sizing policy and the per-entry memory model (design §7, §8): one formula, one place.
+"""Sizing policy and the per-entry memory model (docs/design.md §7, §8): one formula, one place.
 
 Conntrack entries come from the ``nf_conntrack`` slab cache, allocated with GFP_ATOMIC
 and not charged to any memory cgroup; the hash table costs one ``hlist_nulls_head``
@@ -128,7 +128,7 @@ def largest_safe_max(mem_total: int, buckets: int, cost: EntryCost, budget_pct: 
     return 1 << (entries.bit_length() - 1)
 
 
-# -- the policy of `ctguard plan` (design §8) ----------------------------------------------
+# -- the policy of `ctguard plan` (docs/design.md §8) ----------------------------------------------
 DEFAULT_BUDGET_PCT = 5.0  # of MemTotal: what a plan may give the table without being asked
 HARD_LIMIT_PCT = 25.0  # beyond this (or MemAvailable) a plan is refused unless --force
 
@@ -327,7 +327,7 @@ def size_timeouts(
     nat: bool,
     established: int | None = None,  # --established-timeout
 ) -> list[Target]:
-    """Shorten only what the table shows dominating (design §8); never below 7440 s for
+    """Shorten only what the table shows dominating (docs/design.md §8); never below 7440 s for
     established TCP where NAT is in use (RFC 5382), unless the operator said so."""
     targets: list[Target] = []
     for need in needs:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Defaults of design §4; each can be changed with ``doctor --threshold NAME=VALUE``."""
+    """Defaults of docs/design.md §4; each can be changed with ``doctor --threshold NAME=VALUE``."""
 
     usage_warning: float = 80.0  # CT101, % of nf_conntrack_max
     usage_critical: float = 95.0

@@ -1,4 +1,4 @@
-"""``doctor --format json``: schema ``ctguard.doctor/1`` (documented in the README).
+"""``doctor --format json``: schema ``ctguard.doctor/1`` (docs/json-schemas.md).
 
 One object per rule that ran, found, passed or skipped, in ID order; keys are stable.
 """

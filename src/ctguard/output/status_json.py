@@ -1,4 +1,4 @@
-"""``status --json``: schema ``ctguard.status/1`` (keys documented in the README)."""
+"""``status --format json``: schema ``ctguard.status/1`` (docs/json-schemas.md)."""
 
 from __future__ import annotations
 

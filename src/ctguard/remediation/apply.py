@@ -1,6 +1,6 @@
 """Carry out a plan on a host: the only code in ctguard that changes one (with rollback.py).
 
-The order is what makes it safe (design §9):
+The order is what makes it safe (docs/design.md §9):
 
 1. take the state directory's lock, and refuse while an earlier apply did not finish (its
    entry says "applying" or "undo-failed": 'ctguard rollback' finishes it first);

@@ -1,5 +1,5 @@
 """Where a plan's values go on one host, so they survive a reboot, a module reload and a
-firewall restart (design §7, §9). Pure: files are read through the ``FileReader`` given.
+firewall restart (docs/design.md §7, §9). Pure: files are read through the ``FileReader`` given.
 
 The steps, in order, each in its own module: keys an agent owns are left to it
 (agent_keys, CT306); values the sysctl files ask for but the kernel lacks are wanted too

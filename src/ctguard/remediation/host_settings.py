@@ -1,4 +1,4 @@
-"""This host's settings as a plan finds them, before it places its values (design §7):
+"""This host's settings as a plan finds them, before it places its values (docs/design.md §7):
 the sysctl files, with ctguard's own lines told apart from everyone else's, whether
 conntrack is a module, and the RHEL iptables service. ``read_settings`` builds it once;
 every step of ``host_changes`` reads it and none changes it.

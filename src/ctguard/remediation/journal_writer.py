@@ -1,6 +1,6 @@
 """One journal entry kept current on disk while apply or rollback works: ``journal.json``
 is replaced atomically after every step, so a crash at any instant leaves a journal that
-says what was done (design §9). Written through the state directory's tree (tree_fs)."""
+says what was done (docs/design.md §9). Written through the state directory's tree (tree_fs)."""
 
 from __future__ import annotations
 

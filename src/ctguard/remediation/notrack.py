@@ -1,6 +1,6 @@
 """``ctguard notrack``: plan a conntrack bypass that cannot blackhole or un-NAT (pure).
 
-A NOTRACK rule alone is a trap (design §4 CT501, CT502): an untracked packet is never
+A NOTRACK rule alone is a trap (docs/design.md §4 CT501, CT502): an untracked packet is never
 ESTABLISHED, so a stateful firewall (policy drop, ``ct state established,related accept``)
 drops it, and an untracked packet is never NATed. The plan therefore holds, for each
 direction asked for:

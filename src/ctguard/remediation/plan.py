@@ -1,11 +1,12 @@
 """``build_plan(facts, ...) -> Plan``: pure. What to set, why, and the files that keep it.
 
-The plan decides the values (sizing.py), then places them where they survive a reboot, a
-module reload and a firewall restart on *this* host (design §7, §8): a winning sysctl.d
-drop-in (or a block in a sysctl.conf that is read last), a udev rule that re-applies them
-when nf_conntrack loads, ``options nf_conntrack hashsize=`` for a modular conntrack, the
-RHEL iptables service's load list, and the stock NF_MODULES_COMMON line. Keys an agent
-owns (kube-proxy, tuned) are not written: the plan says which knob of the agent to set.
+The plan takes the values of the one sizing policy (model/host_sizing.py), then places them
+where they survive a reboot, a module reload and a firewall restart on *this* host
+(docs/design.md §7, §8): a winning sysctl.d drop-in (or a block in a sysctl.conf that is
+read last), a udev rule that re-applies them when nf_conntrack loads, ``options
+nf_conntrack hashsize=`` for a modular conntrack, the RHEL iptables service's load list,
+and the stock NF_MODULES_COMMON line. Keys an agent owns (kube-proxy, tuned) are not
+written: the plan says which knob of the agent to set.
 
 A plan is a fixpoint: applied, the same host plans nothing (``apply`` is idempotent).
 """

@@ -1,4 +1,4 @@
-"""Where a plan's sysctl values live, so that they win at boot (design §7, §9).
+"""Where a plan's sysctl values live, so that they win at boot (docs/design.md §7, §9).
 
 systemd-sysctl applies every ``*.conf`` of the sysctl.d directories sorted by file name,
 the last assignment winning; procps ``sysctl --system`` then reads ``/etc/sysctl.conf``

@@ -1,4 +1,4 @@
-"""CT201: a max whose table the machine's memory cannot hold (design §7, §8)."""
+"""CT201: a max whose table the machine's memory cannot hold (docs/design.md §7, §8)."""
 
 from __future__ import annotations
 

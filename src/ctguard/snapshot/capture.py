@@ -1,4 +1,4 @@
-"""Capture every input of design §5 from a host into a SnapshotWriter.
+"""Capture every input of docs/design.md §5 from a host into a SnapshotWriter.
 
 A capture that fails (permission, a program missing) is recorded in the manifest and
 the capture goes on; only the writer failing stops it.

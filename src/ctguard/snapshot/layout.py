@@ -1,4 +1,4 @@
-"""What a snapshot holds (design §5). Host paths keep their place under the root."""
+"""What a snapshot holds (docs/design.md §5). Host paths keep their place under the root."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Agents that write conntrack sysctls themselves: kube-proxy and tuned (design §4 CT306).
+"""Agents that write conntrack sysctls themselves: kube-proxy and tuned (docs/design.md §4 CT306).
 
 A value such an agent owns comes back after every restart of the agent, whatever the
 sysctl files say, so the fix is the agent's own knob, not another sysctl.d file.

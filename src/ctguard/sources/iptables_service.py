@@ -5,7 +5,8 @@ included, when ``IPTABLES_MODULES_UNLOAD="yes"`` (the script's default). The nex
 resets every conntrack sysctl to its compiled-in default; ``start`` re-applies only the
 lines of the sysctl files that ``fgrep`` finds for an item of ``IPTABLES_SYSCTL_LOAD_LIST``.
 Both files are bash, so they are read as bash reads them (``shell_words.parse_shell``):
-quotes removed, ``#`` comments skipped, the last assignment wins (design §4 CT304/CT305, §7).
+quotes removed, ``#`` comments skipped, the last assignment wins (docs/design.md §4
+CT304/CT305, §7).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
  * The C scanner: counts conntrack dump lines exactly as scan_py.py does, ~20x faster.
  *
  * Why C: a full table is up to 10 M lines and the answer is wanted in about a second
- * (design §6). Python's own tokenizing costs 1.5-3 us a line before any counting; here a
+ * (docs/design.md §6). Python's own tokenizing costs 1.5-3 us a line before any counting; here a
  * line costs a few hundred ns and no Python object is made per entry. Counts live in
  * open-addressing tables owned by an Accumulator and become dicts once, in result().
  *

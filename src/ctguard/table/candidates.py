@@ -1,7 +1,7 @@
 """NOTRACK candidates: (protocol, port) pairs that hold much of the table and see no NAT.
 
 Untracked packets are never NATed, so a port with any NATed entry is not a candidate
-(design §7), nor a port that NAT translates flows *to* (DNAT 8080 -> 8983: the replies from
+(docs/design.md §7), nor a port that NAT translates flows *to* (DNAT 8080 -> 8983: the replies from
 8983 must stay tracked to be translated back). The port is the original direction's
 destination port: for inbound connections, the local service.
 """
