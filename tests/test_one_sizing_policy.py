@@ -44,6 +44,13 @@ def _json(*args: str) -> dict:
     return json.loads(out.getvalue())
 
 
+PERSIST_SAID = [
+    r"persist it in (/etc/sysctl[^\s:),]*)",
+    r"= \d+ in (/etc/sysctl[^\s:),]*)",
+    r"in (/etc/sysctl[^\s:),]*): net\.",
+]
+
+
 def said(patterns: list[str], text: str) -> set[int]:
     """Numbers the fix text recommends for one setting.
 
@@ -54,9 +61,13 @@ def said(patterns: list[str], text: str) -> set[int]:
 
 
 @functools.cache
-def recommended(root: Path) -> tuple[set[int], set[int]]:
+def fix_texts(root: Path) -> str:
     doctor = _json("doctor", "--root", str(root), "--format", "json")
-    fixes = "\n".join(f.get("fix") or "" for f in doctor["findings"] if f["status"] == "found")
+    return "\n".join(f.get("fix") or "" for f in doctor["findings"] if f["status"] == "found")
+
+
+def recommended(root: Path) -> tuple[set[int], set[int]]:
+    fixes = fix_texts(root)
     return said(MAX_SAID, fixes), said(BUCKETS_SAID, fixes)
 
 
@@ -83,3 +94,15 @@ def test_the_comparison_is_not_empty() -> None:
     """Enough roots have a sizing fix for the check above to mean something."""
     with_numbers = [root for root in ROOTS if any(recommended(root))]
     assert len(with_numbers) >= 4, with_numbers
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_fix_files_are_the_plans(root: Path) -> None:
+    """A fix that says where to persist a value names the sysctl file plan writes."""
+    found = (m.rstrip(".") for p in PERSIST_SAID for m in re.findall(p, fix_texts(root)))
+    files = set(found)
+    if not files:
+        return
+    plan = _json("plan", "--root", str(root), "--format", "json")
+    written = {f["path"] for f in plan["files"] if f["path"].startswith("/etc/sysctl")}
+    assert files <= written or not written, f"doctor says {files}, plan writes {written}"

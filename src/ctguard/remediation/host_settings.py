@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ctguard.facts import Facts
+from ctguard.model import sysctl_files
 from ctguard.model.host_sizing import BUCKETS, MAX
 from ctguard.model.sizing import default_buckets, default_max
-from ctguard.remediation import sysctl_dropin
 from ctguard.sources.iptables_service import InitScript, IptablesConfig, IptablesService
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.meminfo import Meminfo
@@ -54,12 +54,12 @@ def read_settings(facts: Facts, read: FileReader, runtime: Mapping[str, int]) ->
         else SysctlConfig((), (), (), ())
     )
     dropins = frozenset(
-        f"{sysctl_dropin.SYSCTL_D}/{name}"
-        for name in sysctl_dropin.DROPIN_NAMES
-        if sysctl_dropin.is_ours(decoded(read(f"{sysctl_dropin.SYSCTL_D}/{name}")))
+        f"{sysctl_files.SYSCTL_D}/{name}"
+        for name in sysctl_files.DROPIN_NAMES
+        if sysctl_files.is_ours(decoded(read(f"{sysctl_files.SYSCTL_D}/{name}")))
     )
     conf = decoded(read(SYSCTL_CONF))
-    span = None if conf is None else sysctl_dropin.block_span(conf)
+    span = None if conf is None else sysctl_files.block_span(conf)
     kernel = facts.kernel
     service = facts.iptables_service
     return HostSettings(
@@ -73,7 +73,7 @@ def read_settings(facts: Facts, read: FileReader, runtime: Mapping[str, int]) ->
         our_dropins=dropins,
         our_span=span,
         ours_now=_our_values(config, dropins, span),
-        others=sysctl_dropin.others_effective(config, dropins, span),
+        others=sysctl_files.others_effective(config, dropins, span),
         service=service.complete if isinstance(service, IptablesService) else None,
     )
 
@@ -85,7 +85,7 @@ def _our_values(
     values: dict[str, int] = {}
     for a in config.assignments:
         name = runtime_name(a.key)
-        ours = name and sysctl_dropin.is_our_line(a, dropins, span)
+        ours = name and sysctl_files.is_our_line(a, dropins, span)
         if ours and name and a.value.strip().isdigit():
             values[name] = int(a.value.strip())
     return values
@@ -131,5 +131,5 @@ def configured_after(
         if a.value.strip()
     }
     for name, value in persisted.items():
-        wanted[name] = (str(value), f"{sysctl_dropin.sysctl_key(name)} = {value}")
+        wanted[name] = (str(value), f"{sysctl_files.sysctl_key(name)} = {value}")
     return wanted

@@ -6,9 +6,9 @@ sysconfig modules script that loads it before rc.sysinit's sysctl, else a note.
 
 from __future__ import annotations
 
+from ctguard.model import sysctl_files
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.values import Configured
-from ctguard.remediation import sysctl_dropin
 from ctguard.remediation.change_set import ChangeSet
 from ctguard.remediation.changes import OURS, Note
 from ctguard.remediation.host_settings import HostSettings
@@ -25,7 +25,7 @@ def reapply_on_load(host: HostSettings, persisted: Persisted, changes: ChangeSet
         return
     items = [Configured(name, a) for name, a in host.others.items()]
     for name, value in persisted.values.items():
-        key = sysctl_dropin.sysctl_key(name)
+        key = sysctl_files.sysctl_key(name)
         line = SysctlAssignment(key, str(value), persisted.path, 0, key, False)
         items.append(Configured(name, line))
     if not items:

@@ -1,5 +1,5 @@
 """The sysctl file that keeps a plan's values across a reboot: which wanted values must go
-in it, and its new text. ``sysctl_dropin`` decides where it goes (a drop-in that sorts
+in it, and its new text. ``model/sysctl_files`` decides where it goes (a drop-in that sorts
 last, or a block at the end of sysctl.conf); other files' lines are reported, not edited.
 """
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ctguard.model import rhel_iptables
+from ctguard.model import rhel_iptables, sysctl_files
 from ctguard.model.host_sizing import BUCKETS
-from ctguard.remediation import sysctl_dropin
 from ctguard.remediation.change_set import ChangeSet
 from ctguard.remediation.changes import EDIT, OURS, Note
 from ctguard.remediation.host_settings import HostSettings, Want, decoded, persists
@@ -41,15 +40,15 @@ def write_sysctl_file(
     grepped = None
     if host.service is not None and rhel_iptables.unloads_conntrack(*host.service, restored=True):
         grepped = rhel_iptables.grep_patterns(host.service[1])
-    placement = sysctl_dropin.choose_placement(host.config, values, dropins, span, grepped)
+    placement = sysctl_files.choose_placement(host.config, values, dropins, span, grepped)
     winner = "the ctguard block below it" if placement.block else placement.path
     changes.conflicts += [
         f"{line}  ({winner} wins)"
-        for line in sysctl_dropin.conflicts(host.config, values, dropins, span)
+        for line in sysctl_files.conflicts(host.config, values, dropins, span)
     ]
     if placement.block:
         before = host.read(SYSCTL_CONF)
-        after = sysctl_dropin.with_block(decoded(before) or "", values).encode()
+        after = sysctl_files.with_block(decoded(before) or "", values).encode()
         changes.write(
             SYSCTL_CONF,
             before,
@@ -63,7 +62,7 @@ def write_sysctl_file(
             changes.notes.append(Note(f"{path}: an older ctguard drop-in; remove it by hand"))
     elif values or placement.path in dropins:
         before = host.read(placement.path)
-        after = sysctl_dropin.dropin_text(values).encode()
+        after = sysctl_files.dropin_text(values).encode()
         changes.write(
             placement.path,
             before,

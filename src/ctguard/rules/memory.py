@@ -11,7 +11,7 @@ from ctguard.model.thresholds import Thresholds
 from ctguard.model.units import human_bytes
 from ctguard.model.values import configured, runtime
 from ctguard.rules import Outcome, found, passed, rule, skipped
-from ctguard.rules.remedies import SYSCTL_DROPIN
+from ctguard.rules.remedies import persist_file
 from ctguard.sources.meminfo import Meminfo
 
 
@@ -64,7 +64,7 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         "entries are GFP_ATOMIC and not charged to any cgroup: a full table can OOM the"
         " machine (and reboot it where panic_on_oom is set)"
     )
-    where_set = setting.assignment.path if setting is not None else SYSCTL_DROPIN
+    where_set = persist_file(facts)
     sizing = host_sizing(facts)
     if not isinstance(sizing, Sizing):
         return found(worst, evidence, sizing.reason)

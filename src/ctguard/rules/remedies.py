@@ -6,22 +6,34 @@ always comes first and is complete on its own.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import MAX, host_sizing, peak
-from ctguard.model.values import configured, runtime
+from ctguard.model.rhel_iptables import grep_patterns, unloads_conntrack
+from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
+from ctguard.model.values import runtime
+from ctguard.sources.iptables_service import IptablesService
 from ctguard.sources.kernel import KernelVersion
 
-SYSCTL_DROPIN = "/etc/sysctl.d/90-conntrack.conf"
 WHAT_FILLS = "ctguard analyze --by dport,state,timeout   # what fills the table, in one pass"
 
 
-def persist_file(facts: Facts) -> str:
-    """Where to persist a conntrack value: the file that already sets the max (or another
-    conntrack key), so it is one the host applies at boot; else a drop-in."""
-    settings = configured(facts.sysctl_config)
-    setting = settings.get("nf_conntrack_max") or next(iter(settings.values()), None)
-    return setting.assignment.path if setting is not None else SYSCTL_DROPIN
+def persist_file(facts: Facts, names: tuple[str, ...] = ("nf_conntrack_max",)) -> str:
+    """Where to persist conntrack values so they win at boot: the file ``plan`` would write
+    (a drop-in that sorts last, or ctguard's block in /etc/sysctl.conf when that is read
+    last and sets them)."""
+    config = facts.sysctl_config
+    if isinstance(config, Missing):
+        return f"{SYSCTL_D}/{DROPIN_NAMES[0]}"
+    ours = frozenset(p for p in config.files if PurePosixPath(p).name in DROPIN_NAMES)
+    service = facts.iptables_service
+    parts = service.complete if isinstance(service, IptablesService) else None
+    grepped = None
+    if parts is not None and unloads_conntrack(*parts, restored=True):
+        grepped = grep_patterns(parts[1])
+    return choose_placement(config, names, ours, None, grepped).path
 
 
 def buckets_command(facts: Facts, buckets: int) -> str:

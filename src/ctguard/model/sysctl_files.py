@@ -1,4 +1,5 @@
-"""Where a plan's sysctl values live, so that they win at boot (docs/design.md §7, §9).
+"""Which sysctl file wins at boot, and ctguard's own lines in them (docs/design.md §7, §9):
+where ``plan`` writes a value and where a doctor fix tells the operator to persist it.
 
 systemd-sysctl applies every ``*.conf`` of the sysctl.d directories sorted by file name,
 the last assignment winning; procps ``sysctl --system`` then reads ``/etc/sysctl.conf``
