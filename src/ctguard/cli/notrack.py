@@ -128,8 +128,6 @@ def notrack_command(
         raise click.UsageError(
             "--root plans against a snapshot; --apply/--remove/--verify act live"
         )
-    if root is not None and netns is not None:
-        raise click.UsageError("--root and --netns cannot be combined")
     if do_apply and remove:
         raise click.UsageError("--apply and --remove cannot be combined")
     target, confirm = Target(root, netns), confirmer(yes)

@@ -18,6 +18,7 @@ from ctguard.cli.options import format_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import CtguardError
 from ctguard.exit_codes import ExitCode
+from ctguard.model.sizing import DEFAULT_BUDGET_PCT, HARD_LIMIT_PCT
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -61,9 +62,10 @@ def plan_options(func: F) -> F:
                      help="Plan the values of a named network namespace (timeouts; runtime only)."),
         click.option("--target-max", type=click.IntRange(min=1), metavar="N",
                      help="Use this nf_conntrack_max instead of 2 x the observed peak."),
-        click.option("--memory-budget", type=click.FloatRange(min=0, min_open=True), default=5.0,
-                     show_default=True, metavar="PCT",
-                     help="Most of MemTotal (%) a full table may take; over 25 needs --force."),
+        click.option("--memory-budget", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_BUDGET_PCT, show_default=True, metavar="PCT",
+                     help="Most of MemTotal (%) a full table may take; over"
+                     f" {HARD_LIMIT_PCT:g} needs --force."),
         click.option("--established-timeout", type=click.IntRange(min=1), metavar="S",
                      help="Set nf_conntrack_tcp_timeout_established (default: only when idle"
                      " established flows fill the table, 3600 s, or 7440 s with NAT)."),
@@ -71,7 +73,8 @@ def plan_options(func: F) -> F:
                      callback=_timeout_pairs,
                      help="Set another timeout, repeatable: --timeout tcp_timeout_time_wait=30."),
         click.option("--force", is_flag=True,
-                     help="Keep a plan over 25 % of MemTotal, MemAvailable or the budget."),
+                     help=f"Keep a plan over {HARD_LIMIT_PCT:g} % of MemTotal, MemAvailable or"
+                     " the budget."),
         click.option("--no-table", is_flag=True,
                      help="Do not read the conntrack table (timeouts are then not sized)."),
     ]  # fmt: skip

@@ -133,6 +133,12 @@ DEFAULT_BUDGET_PCT = 5.0  # of MemTotal: what a plan may give the table without 
 HARD_LIMIT_PCT = 25.0  # beyond this (or MemAvailable) a plan is refused unless --force
 
 
+def buckets_writable(kernel: KernelVersion | Missing) -> bool:
+    """nf_conntrack_buckets is writable since 4.7 (before, only the module parameter
+    ``hashsize`` resizes the table); an unknown kernel is taken as a recent one."""
+    return not isinstance(kernel, KernelVersion) or kernel.at_least(4, 7)
+
+
 def power_of_two_at_least(value: int) -> int:
     return 1 << max(0, (max(value, 1) - 1).bit_length())
 

@@ -1,4 +1,4 @@
-"""``ctguard disable --json``: schema ``ctguard.disable/1``; keys are stable, a change that
+"""``ctguard disable --format json``: schema ``ctguard.disable/1``; keys are stable, a change that
 breaks readers bumps the number."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctguard.exit_codes import REFUSED
 from ctguard.output.plan_text import file_diff
 from ctguard.remediation.disable import DisablePlan
 from ctguard.schemas import DISABLE as SCHEMA
@@ -14,7 +13,6 @@ from ctguard.schemas import DISABLE as SCHEMA
 
 def disable_dict(plan: DisablePlan) -> dict[str, Any]:
     file = plan.modprobe_file
-    status = "refused" if plan.refused else "nothing-to-do" if plan.nothing_to_do else "plan"
     return {
         "schema": SCHEMA,
         "source": "live" if plan.live else "snapshot",
@@ -22,8 +20,8 @@ def disable_dict(plan: DisablePlan) -> dict[str, Any]:
         "kernel": plan.kernel,
         "conntrack": plan.presence,
         "evidence": plan.evidence,
-        "status": status,
-        "exit_code": REFUSED if plan.refused else 0,
+        "status": plan.status,
+        "exit_code": plan.exit_code,
         "holders": [
             {
                 "module": h.module,

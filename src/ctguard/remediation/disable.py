@@ -24,20 +24,27 @@ unless nothing needs it (then, since 4.10, it tracks nothing and there is nothin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 from ctguard.errors import CtguardError
+from ctguard.exit_codes import REFUSED, ExitCode
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.firewall import conntrack_users
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand
 from ctguard.remediation.changes import OURS, Note, WriteFile
+from ctguard.remediation.host_settings import FileReader
 from ctguard.sources.agents import Process
 from ctguard.sources.kernel import KernelVersion
-from ctguard.sources.modprobe_conf import LEGACY_MODPROBE_CONF, ModprobeConfig, ModprobeDirective
+from ctguard.sources.modprobe_conf import (
+    LEGACY_MODPROBE_CONF,
+    MODPROBE_D,
+    ModprobeConfig,
+    ModprobeDirective,
+)
 from ctguard.sources.modules import SILENT_USERS, ModuleLine
 from ctguard.sources.ruleset import (
     CONNTRACK_MATCHES,
@@ -48,7 +55,6 @@ from ctguard.sources.ruleset import (
     parse_iptables_save,
 )
 
-MODPROBE_D = "/etc/modprobe.d"
 # kmod reads modprobe.d files sorted by name and runs the first install command whose
 # pattern matches (libkmod-module.c kmod_module_get_install_commands: "find only the first
 # command"), so our file must sort before any other install line for these modules.
@@ -56,7 +62,6 @@ FILE_NAMES = ("00-ctguard-disable-conntrack.conf", "0-ctguard-disable-conntrack.
 HEADER = "# Written by 'ctguard disable': keeps nf_conntrack out. 'ctguard rollback' undoes it.\n"
 REPLACE, DELETE, BLOCKER = "replace", "delete", "blocker"
 
-FileReader = Callable[[str], bytes | None]  # host path -> bytes, None when absent
 
 # Programs that write rules needing conntrack, and put them back when they restart.
 AGENTS = {
@@ -134,6 +139,15 @@ class DisablePlan:
     def nothing_to_do(self) -> bool:
         changes = [r for r in self.rules if r.verdict != BLOCKER]
         return not (self.refusals or changes or self.unload_order or self.modprobe_file)
+
+    @property
+    def status(self) -> str:
+        return "refused" if self.refused else "nothing-to-do" if self.nothing_to_do else "plan"
+
+    @property
+    def exit_code(self) -> int:
+        """A refusal exits like a CRITICAL (something still needs conntrack)."""
+        return REFUSED if self.refused else ExitCode.OK
 
 
 # -- modules ------------------------------------------------------------------------------

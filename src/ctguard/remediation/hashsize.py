@@ -13,9 +13,8 @@ from ctguard.model.values import NF_CONNTRACK
 from ctguard.remediation.change_set import ChangeSet
 from ctguard.remediation.changes import OURS, Note
 from ctguard.remediation.host_settings import HostSettings, Want, default_value, persists
-from ctguard.sources.modprobe_conf import ModprobeConfig
+from ctguard.sources.modprobe_conf import MODPROBE_D, ModprobeConfig
 
-MODPROBE_D = "/etc/modprobe.d"
 # Tried in order: the first that sorts after every other file setting hashsize.
 MODPROBE_NAMES = (
     "ctguard-conntrack.conf",

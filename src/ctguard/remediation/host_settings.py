@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from ctguard.facts import Facts
 from ctguard.model import sysctl_files
 from ctguard.model.host_sizing import BUCKETS, MAX
-from ctguard.model.sizing import default_buckets, default_max
+from ctguard.model.sizing import buckets_writable, default_buckets, default_max
 from ctguard.sources.iptables_service import InitScript, IptablesConfig, IptablesService
-from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlAssignment, SysctlConfig, runtime_name
 
@@ -69,7 +68,7 @@ def read_settings(facts: Facts, read: FileReader, runtime: Mapping[str, int]) ->
         config=config,
         modular=facts.presence.kind == "module"
         or (facts.presence.kind == "absent" and not facts.presence.loaded),
-        old_kernel=isinstance(kernel, KernelVersion) and not kernel.at_least(4, 7),
+        old_kernel=not buckets_writable(kernel),
         our_dropins=dropins,
         our_span=span,
         ours_now=_our_values(config, dropins, span),

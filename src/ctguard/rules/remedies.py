@@ -12,10 +12,10 @@ from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import MAX, host_sizing, peak
 from ctguard.model.rhel_iptables import grep_patterns, unloads_conntrack
+from ctguard.model.sizing import buckets_writable
 from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
 from ctguard.model.values import runtime
 from ctguard.sources.iptables_service import IptablesService
-from ctguard.sources.kernel import KernelVersion
 
 WHAT_FILLS = "ctguard analyze --by dport,state,timeout   # what fills the table, in one pass"
 
@@ -38,8 +38,7 @@ def persist_file(facts: Facts, names: tuple[str, ...] = ("nf_conntrack_max",)) -
 
 def buckets_command(facts: Facts, buckets: int) -> str:
     """Resize the hash table now: the sysctl is writable since 4.7, the parameter before."""
-    kernel = facts.kernel
-    if isinstance(kernel, KernelVersion) and not kernel.at_least(4, 7):
+    if not buckets_writable(facts.kernel):
         return f"echo {buckets} > /sys/module/nf_conntrack/parameters/hashsize"
     return f"sysctl -w net.netfilter.nf_conntrack_buckets={buckets}"
 

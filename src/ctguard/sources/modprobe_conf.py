@@ -29,8 +29,9 @@ from ctguard.sources.sysctl_conf import (
     read_config_file,
 )
 
+MODPROBE_D = "/etc/modprobe.d"  # where an administrator (and ctguard) writes
 MODPROBE_DIRS = (
-    "/etc/modprobe.d",
+    MODPROBE_D,
     "/run/modprobe.d",
     "/usr/local/lib/modprobe.d",
     "/usr/lib/modprobe.d",
