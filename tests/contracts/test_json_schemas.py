@@ -39,7 +39,7 @@ from ctguard.output.notrack_json import verify_json
 from ctguard.remediation.journal import CommandRecord, JournalEntry, entry_to_json
 from ctguard.table.summary import BREAKDOWNS
 from ctguard.usecases.notrack import Verification, verify_verdict
-from netns_helpers import Netns, tracking_netns, why_no_kernel
+from netns_helpers import Netns
 
 REPO = Path(__file__).parents[2]
 ROOTS = REPO / "tests" / "roots"
@@ -423,15 +423,6 @@ def test_netns_all_without_entries_is_valid(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(namespaces, "namespace_usage", lambda *a, **k: [])
     doc = run_valid(argv("analyze-netns-all"), schemas.ANALYZE, codes=(0,))
     assert (doc["namespaces"], doc["note"]) == ([], "no namespace holds any entry")
-
-
-@pytest.fixture
-def netns() -> Iterator[Netns]:
-    why = why_no_kernel()
-    if why:
-        pytest.skip(why)
-    with tracking_netns("ctgs") as ns:
-        yield ns
 
 
 @pytest.mark.kernel

@@ -1,4 +1,5 @@
-"""Real-kernel fixture: a fresh network namespace per test, always deleted (netns_helpers)."""
+"""Real-kernel fixture for any test that asks for it: a fresh network namespace, always
+deleted (netns_helpers.tracking_netns)."""
 
 from __future__ import annotations
 
