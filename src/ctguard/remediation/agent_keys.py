@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
+from ctguard.model.boot_hashsize import tuned_fix, tuned_knob, tuned_owned
 from ctguard.model.host_sizing import BUCKETS, MAX
 from ctguard.remediation.changes import Note
 from ctguard.remediation.host_settings import Want
@@ -26,10 +27,8 @@ def agent_owners(facts: Facts) -> dict[str, str]:
             if name is not None:
                 owners[name] = "kube-proxy"
     if not isinstance(facts.tuned, Missing):
-        for line in facts.tuned.sysctls:
-            name = runtime_name(line.key)
-            if name is not None:
-                owners.setdefault(name, f"tuned profile {facts.tuned.name}")
+        for name in tuned_owned(facts.tuned):  # [sysctl], [net] and [modules] alike
+            owners.setdefault(name, f"tuned profile {facts.tuned.name}")
     if owners.get(MAX) == "kube-proxy":  # it sets hashsize = max / 4 too
         owners.setdefault(BUCKETS, "kube-proxy")
     return owners
@@ -54,6 +53,12 @@ def agent_notes(
             value = _kube_value(facts, name, want.value)
             knob = kube.flag_for(f"net.netfilter.{name}")
             text = f"{name}: kube-proxy sets it: set {knob}={value} ({want.why})"
+        elif not isinstance(facts.tuned, Missing) and agent.startswith("tuned"):
+            lines = tuned_owned(facts.tuned).get(name, [])
+            text = (
+                f"{name}: {agent} sets it: set {tuned_knob(name)}={want.value} ({want.why})\n"
+                + tuned_fix(facts.tuned, lines)
+            )
         else:
             text = f"{name}: {agent} sets it: set {want.value} there ({want.why})"
         notes.append(Note(text, ("CT306",)))

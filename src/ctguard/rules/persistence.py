@@ -7,6 +7,13 @@ from collections.abc import Iterable
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.boot_hashsize import (
+    hashsize_settings,
+    overridden_by_tuned,
+    tuned_fix,
+    tuned_knob,
+    tuned_owned,
+)
 from ctguard.model.host_sizing import MAX, host_sizing
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.rhel_iptables import (
@@ -32,7 +39,6 @@ from ctguard.sources.iptables_service import (
     IptablesConfig,
 )
 from ctguard.sources.meminfo import Meminfo
-from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.sysctl_conf import SysctlConfig, runtime_name
 
 
@@ -185,27 +191,6 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
 # --- CT303 ---------------------------------------------------------------------------
 
 
-def _persisted_buckets(facts: Facts) -> list[tuple[int | None, str]]:
-    """(value, where) of every boot-time setting of the hash size."""
-    places: list[tuple[int | None, str]] = []
-    if isinstance(facts.modprobe, ModprobeConfig):
-        option = facts.modprobe.option(NF_CONNTRACK, "hashsize")
-        if option is not None:
-            value, directive = option
-            places.append(
-                (int(value) if value.isdigit() else None, f"{directive.path}:{directive.line}")
-            )
-    if not isinstance(facts.cmdline, Missing):
-        param = facts.cmdline.get("nf_conntrack.hashsize")  # "-" and "_" are the same here
-        if param is not None:
-            where = "kernel cmdline nf_conntrack.hashsize"
-            places.append((int(param) if param.isdigit() else None, where))
-    setting = configured(facts.sysctl_config).get("nf_conntrack_buckets")
-    if setting is not None:
-        places.append((setting.value, setting.quoted))
-    return places
-
-
 @rule("CT303")
 def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     if not facts.presence.loaded:
@@ -216,11 +201,20 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     if not isinstance(facts.meminfo, Meminfo):
         return skipped(f"memory unknown, so the kernel default is too: {facts.meminfo.reason}")
     default = default_buckets(facts.meminfo.mem_total, facts.kernel)
-    places = _persisted_buckets(facts)
+    settings = hashsize_settings(facts)
+    tuned = [p for p in settings if p.agent is not None]
+    # tuned writes the parameter after the module has loaded: its value is the one that
+    # stays, whatever a modprobe option or the command line said
+    places = [(p.value, p.where) for p in (tuned[-1:] if tuned else settings)]
     kube = facts.kube_proxy
     if kube is not None and "net.netfilter.nf_conntrack_max" in kube.managed_keys():
         return passed("kube-proxy sets the hash size when it sets the max (see CT306)")
     matching = [where for value, where in places if value and kernel_buckets(value) == buckets]
+    if matching and tuned:
+        return passed(
+            f"{buckets} buckets, set by {tuned[-1].agent} each time tuned applies it"
+            f" ({matching[0]}; see CT306)"
+        )
     if matching:
         return passed(f"{buckets} buckets, set at boot by {matching[0]}")
     if buckets == default and not places:
@@ -238,7 +232,11 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
             f"the size for nf_conntrack_max {sizing.max.value} is {keep} buckets"
             f" ({sizing.buckets.reason}): that is the value to keep"
         )
-    if facts.presence.kind == "builtin":
+    if tuned and not isinstance(facts.tuned, Missing):
+        lines = tuned_owned(facts.tuned).get("nf_conntrack_buckets", [])
+        fix = f"{tuned[-1].agent} sets it: set {tuned_knob('nf_conntrack_buckets')}={keep}\n"
+        fix += tuned_fix(facts.tuned, lines)
+    elif facts.presence.kind == "builtin":
         fix = (
             f"Built-in conntrack: add nf_conntrack.hashsize={keep} to the kernel command line"
             " (GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub / grub2-mkconfig)"
@@ -397,16 +395,22 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence += [f"also set by {line}: kube-proxy overwrites it" for line in clashing]
         fixes += [f"{key}: set kube-proxy's {kube.flag_for(key)} instead" for key in keys]
     if not isinstance(facts.tuned, Missing):
-        tuned_lines = [t for t in facts.tuned.sysctls if runtime_name(t.key) is not None]
+        owned = tuned_owned(facts.tuned)
+        tuned_lines = [line for name in sorted(owned) for line in owned[name]]
         if tuned_lines:
             evidence += [
                 f"tuned profile {facts.tuned.name}: {t.path}:{t.line}: {t.text.strip()}"
                 for t in tuned_lines
             ]
-            clashing = _file_settings(facts.sysctl_config, (t.key for t in tuned_lines))
+            clashing = _file_settings(facts.sysctl_config, [f"net.netfilter.{n}" for n in owned])
+            clashing += [
+                f"{place.where} (hashsize {place.value}): tuned writes its own size after"
+                " the module loads"
+                for place in overridden_by_tuned(facts)
+            ]
             conflict = conflict or bool(clashing)
             evidence += [f"also set by {line}: tuned re-applies its value" for line in clashing]
-            fixes.append(f"edit the [sysctl] section of the {facts.tuned.name} tuned profile")
+            fixes.append(tuned_fix(facts.tuned, tuned_lines))
     if not evidence:
         if isinstance(facts.processes, Missing):
             return passed(f"no tuned profile setting conntrack keys; processes not read:"

@@ -251,9 +251,36 @@ class TunedSysctl:
 
 
 @dataclass(frozen=True)
+class TunedModule:
+    """A ``[modules]`` line for one module: tuned writes ``options MODULE ARGS`` to
+    /etc/modprobe.d/tuned.conf, and with ``+r`` also unloads and reloads the module at once
+    (tuned/plugins/plugin_modules.py, _instance_apply_static, tuned commit
+    2bfa4423586bb516452c538a232c8f7075bafbdf)."""
+
+    option: TunedSysctl  # the line as written ("nf_conntrack=+r hashsize=1048576")
+    reload: bool  # "+r": tuned (re)loads it when the profile is applied
+    args: str  # what tuned writes after "options MODULE", "" for none
+
+    def parameter(self, name: str) -> str | None:
+        """A ``name=value`` word of ``args``, as modprobe would read it."""
+        for word in self.args.split():
+            key, sep, value = word.partition("=")
+            if sep and key.replace("-", "_") == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
 class TunedProfile:
     name: str
     sysctls: tuple[TunedSysctl, ...]  # includes first, then each profile's own lines
+    # [net] nf_conntrack_hashsize: tuned writes it to
+    # /sys/module/nf_conntrack/parameters/hashsize whenever it applies the profile
+    # (tuned/plugins/plugin_net.py, _set_nf_conntrack_hashsize, tuned commit
+    # 2bfa4423586bb516452c538a232c8f7075bafbdf): after boot, and after every restart.
+    net_hashsize: TunedSysctl | None = None
+    conntrack_module: TunedModule | None = None  # [modules] nf_conntrack=...
+    paths: tuple[str, ...] = ()  # every tuned.conf read, includes first
 
 
 @dataclass(frozen=True)
@@ -342,11 +369,8 @@ def _is_true(option: TunedSysctl | None) -> bool:
     return option is not None and option.value.strip().lower() in _TRUE_WORDS
 
 
-def merge_tuned_sysctls(confs: Sequence[TunedConf]) -> tuple[TunedSysctl, ...]:
-    """Merge units like tuned's Merger: same-named units update, ``replace=1`` starts over.
-
-    A unit is a sysctl unit by name (``[sysctl]``) or by ``type=sysctl``.
-    """
+def merge_tuned_units(confs: Sequence[TunedConf]) -> dict[str, dict[str, TunedSysctl]]:
+    """Merge units like tuned's Merger: same-named units update, ``replace=1`` starts over."""
     units: dict[str, dict[str, TunedSysctl]] = {}
     for conf in confs:
         for name, options in conf.sections.items():
@@ -356,20 +380,78 @@ def merge_tuned_sysctls(confs: Sequence[TunedConf]) -> tuple[TunedSysctl, ...]:
                 units[name] = dict(options)
             else:
                 units[name].update(options)
-    sysctls: list[TunedSysctl] = []
+    return units
+
+
+def _plugin_units(
+    units: Mapping[str, Mapping[str, TunedSysctl]], plugin: str
+) -> list[Mapping[str, TunedSysctl]]:
+    """The enabled units of one plugin: by name (``[net]``) or by ``type=net``."""
+    chosen: list[Mapping[str, TunedSysctl]] = []
     for name, options in units.items():
         kind = options.get("type")
         enabled = options.get("enabled")
-        if (kind.value if kind else name) != "sysctl":
+        if (kind.value if kind else name) != plugin:
             continue
         if enabled is not None and not _is_true(enabled):
             continue
+        chosen.append(options)
+    return chosen
+
+
+def merge_tuned_sysctls(confs: Sequence[TunedConf]) -> tuple[TunedSysctl, ...]:
+    """The merged ``[sysctl]`` keys (a unit named so, or with ``type=sysctl``)."""
+    sysctls: list[TunedSysctl] = []
+    for options in _plugin_units(merge_tuned_units(confs), "sysctl"):
         sysctls.extend(
             option
             for key, option in options.items()
             if key not in _UNIT_OPTIONS and ("." in key or "/" in key)
         )
     return tuple(sysctls)
+
+
+def _tuned_net_hashsize(units: Mapping[str, Mapping[str, TunedSysctl]]) -> TunedSysctl | None:
+    found: TunedSysctl | None = None
+    for options in _plugin_units(units, "net"):
+        found = options.get("nf_conntrack_hashsize", found)
+    return found
+
+
+def _tuned_conntrack_module(
+    units: Mapping[str, Mapping[str, TunedSysctl]],
+) -> TunedModule | None:
+    found: TunedModule | None = None
+    for options in _plugin_units(units, "modules"):
+        option = options.get("nf_conntrack")
+        if option is not None:
+            # tuned's own pattern for the prefix: "+r", then an optional comma
+            match = re.match(r"\s*\+r\s*,?\s*", option.value)
+            args = option.value[match.end() :] if match else option.value
+            found = TunedModule(option, match is not None, args.strip())
+    return found
+
+
+def tuned_profile(name: str, confs: Sequence[TunedConf]) -> TunedProfile:
+    """What a merged chain of profiles sets for conntrack.
+
+    >>> stock = parse_tuned_conf("[main]\\ninclude=network-throughput\\n[net]\\n"
+    ...     "nf_conntrack_hashsize=1048576\\n[sysctl]\\nnet.netfilter.nf_conntrack_max=1048576\\n",
+    ...     "/usr/lib/tuned/openshift/tuned.conf")
+    >>> node = parse_tuned_conf("[main]\\ninclude=openshift\\n[modules]\\nnf_conntrack=+r\\n",
+    ...     "/etc/tuned/openshift-node/tuned.conf")
+    >>> profile = tuned_profile("openshift-node", [stock, node])
+    >>> profile.net_hashsize.value, profile.conntrack_module.reload, profile.conntrack_module.args
+    ('1048576', True, '')
+    """
+    units = merge_tuned_units(confs)
+    return TunedProfile(
+        name,
+        merge_tuned_sysctls(confs),
+        _tuned_net_hashsize(units),
+        _tuned_conntrack_module(units),
+        tuple(conf.path for conf in confs),
+    )
 
 
 def read_tuned(host: HostRoot) -> TunedProfile | Missing:
@@ -385,4 +467,4 @@ def read_tuned(host: HostRoot) -> TunedProfile | Missing:
     if not loaded:
         where = ", ".join(TUNED_PROFILE_DIRS)
         return Missing(f"tuned profile {' '.join(not_found)} not found in {where}")
-    return TunedProfile(" ".join(names), merge_tuned_sysctls(loaded))
+    return tuned_profile(" ".join(names), loaded)
