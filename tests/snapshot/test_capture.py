@@ -157,3 +157,23 @@ def test_interrupted_capture_removes_scratch_and_partial_output(tmp_path: Path) 
     with pytest.raises(SystemExit):
         capture(host, Interrupted(), TarWriter(out / "s.tar.gz"), CaptureOptions())
     assert list(out.iterdir()) == []
+
+
+def test_tuned_include_chain_is_captured(tmp_path: Path) -> None:
+    """The parent a profile includes holds [net] nf_conntrack_hashsize (stock openshift-node
+    -> openshift): doctor on the snapshot must read the same profile as on the host."""
+    host = make_host(tmp_path / "host")
+    realworld = Path(__file__).parent.parent / "realworld/tuned/redhat-performance-tuned"
+    for name in ("openshift-node", "openshift"):
+        (tmp_path / f"host/usr/lib/tuned/{name}").mkdir(parents=True)
+        text = (realworld / name / "tuned.conf").read_bytes()
+        (tmp_path / f"host/usr/lib/tuned/{name}/tuned.conf").write_bytes(text)
+    (tmp_path / "host/etc/tuned").mkdir()
+    (tmp_path / "host/etc/tuned/active_profile").write_text("openshift-node\n")
+    out = tmp_path / "snap"
+    manifest = capture(host, FakeCommands({}), DirWriter(out), CaptureOptions())
+    assert "/usr/lib/tuned/openshift/tuned.conf" in manifest["captured"]
+    assert (
+        b"nf_conntrack_hashsize=1048576"
+        in (out / "usr/lib/tuned/openshift/tuned.conf").read_bytes()
+    )

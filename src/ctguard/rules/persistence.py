@@ -403,14 +403,16 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
                 for t in tuned_lines
             ]
             clashing = _file_settings(facts.sysctl_config, [f"net.netfilter.{n}" for n in owned])
-            clashing += [
-                f"{place.where} (hashsize {place.value}): tuned writes its own size after"
-                " the module loads"
-                for place in overridden_by_tuned(facts)
-            ]
-            conflict = conflict or bool(clashing)
+            overridden = overridden_by_tuned(facts)
+            conflict = conflict or bool(clashing) or bool(overridden)
             evidence += [f"also set by {line}: tuned re-applies its value" for line in clashing]
+            evidence += [
+                f"also set by {place.where} (hashsize {place.value}): tuned writes its own"
+                " size once the module has loaded"
+                for place in overridden
+            ]
             fixes.append(tuned_fix(facts.tuned, tuned_lines))
+            fixes += [f"remove the hash size at {p.where}: tuned's wins" for p in overridden]
     if not evidence:
         if isinstance(facts.processes, Missing):
             return passed(f"no tuned profile setting conntrack keys; processes not read:"

@@ -24,6 +24,7 @@ from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
 from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
+from ctguard.sources.agents import tuned_profile_paths
 from ctguard.sources.manifest import INIT_NETNS_DIR, MANIFEST
 from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
@@ -153,7 +154,7 @@ class _Capture:
             self.log.captured.append(real)
 
     def tuned_profiles(self) -> None:
-        """The active tuned profiles' tuned.conf files (their [sysctl] sections, CT306)."""
+        """The active tuned profiles' tuned.conf files and their includes (CT303, CT306)."""
         active = self.host.try_read_text("/etc/tuned/active_profile", 4096)
         if isinstance(active, Missing):
             return
@@ -162,6 +163,10 @@ class _Capture:
                 continue
             for directory in layout.TUNED_PROFILE_DIRS:
                 self._safely(f"{directory}/{name}/tuned.conf", self.config_file)
+        # the profiles they include ([net] nf_conntrack_hashsize often sits in a parent)
+        for path in tuned_profile_paths(self.host):
+            if path not in self.log.captured:
+                self._safely(path, self.config_file)
 
     # -- logs, table, commands --------------------------------------------------------
     def _filtered(self, data: bytes) -> bytes:

@@ -454,6 +454,17 @@ def tuned_profile(name: str, confs: Sequence[TunedConf]) -> TunedProfile:
     )
 
 
+def tuned_profile_paths(host: HostRoot) -> tuple[str, ...]:
+    """Every tuned.conf ``read_tuned`` reads on this host, ``include=`` chains too: what a
+    snapshot must hold for doctor to read the same profile there."""
+    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
+    if isinstance(active, Missing):
+        return ()
+    loaded: list[TunedConf] = []
+    _load_profiles(host, active.split(), loaded, [], depth=0)
+    return tuple(conf.path for conf in loaded)
+
+
 def read_tuned(host: HostRoot) -> TunedProfile | Missing:
     """The sysctls of the active tuned profile (several names: merged in order)."""
     active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
