@@ -77,6 +77,7 @@ def service_changes(host: HostSettings, persisted: Mapping[str, int], changes: C
                 ("CT304",),
             )
         )
+        changes.withdraw("CT304")
         return False
     return True
 
