@@ -70,3 +70,19 @@ def test_applied_plan_fixes_what_it_claims(
     report = _json(capsys, ["doctor", "--root", str(copy), "--format", "json"])
     still = {f["id"] for f in report["findings"] if f["status"] == "found"}
     assert not claimed & still, (sorted(claimed & still), plan["notes"])
+
+
+def test_restart_still_losing_is_not_claimed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # RHEL 7.6 greps /etc/sysctl.d/* only; a larger max must win over sysctl.conf at boot, so
+    # it goes in sysctl.conf's block, which a restart does not re-apply: no CT304 claimed
+    copy = tmp_path / "root"
+    shutil.copytree(TESTS / "roots/doctor/ct304-rhel76-greps-sysctl-d-no-link", copy, symlinks=True)
+    plan = _json(
+        capsys, ["plan", "--root", str(copy), "--target-max", "300000", "--format", "json"]
+    )
+    assert "CT304" not in plan["addresses"]
+    assert all("CT304" not in change["addresses"] for change in plan["files"])
+    lost = [n["text"] for n in plan["notes"] if "will still lose" in n["text"]]
+    assert lost and "ln -s ../sysctl.conf /etc/sysctl.d/99-sysctl.conf" in lost[0]
