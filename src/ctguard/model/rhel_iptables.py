@@ -30,7 +30,11 @@ STOCK_MODULES_LINE = f"NF_MODULES_COMMON=({' '.join(STOCK_NF_MODULES_COMMON)})"
 
 def unload_setting(config: IptablesConfig, script: InitScript) -> tuple[bool, str]:
     """Whether ``IPTABLES_MODULES_UNLOAD`` is on (stop unloads the listed modules), and the
-    line or default that says so."""
+    line or default that says so. Decided by what the script does: one that never runs
+    rmmod or modprobe -r (iptables-services 1.4.21-29 and later) unloads nothing, whatever
+    the variable says."""
+    if not script.unloads_modules:
+        return False, f"{script.path} never unloads a module (no rmmod or modprobe -r)"
     var = config.get("IPTABLES_MODULES_UNLOAD")
     value = var.value if var is not None else (script.unload_default or "yes")
     shown = (

@@ -110,7 +110,10 @@ def choose_placement(
         if runtime_name(a.key) in wanted and not is_our_line(a, our_dropins, span)
     }
     listed = [p for p in config.files if links.get(p, p) in setters]
-    if SYSCTL_CONF in listed:  # read after every directory: no drop-in name can beat it
+    repeats = SYSCTL_CONF in listed and _agrees_unread(config, names, grepped)
+    if repeats:
+        listed.remove(SYSCTL_CONF)
+    elif SYSCTL_CONF in listed:  # read after every directory: no drop-in name can beat it
         return Placement(SYSCTL_CONF, True, f"{SYSCTL_CONF} is read last and sets these keys")
     taken = {PurePosixPath(p).name for p in config.files if p not in our_dropins}
     beaten = [PurePosixPath(p).name for p in listed]
@@ -125,6 +128,11 @@ def choose_placement(
             if beaten
             else "no other file sets these keys"
         )
+        if repeats:
+            why = (
+                f"{SYSCTL_CONF} sets the same values but the iptables init script does not"
+                f" grep it; {why.replace('other file', 'other drop-in')}"
+            )
         return Placement(path, False, why)
     if grepped is not None and not _grepped(f"{SYSCTL_D}/{DROPIN_NAMES[0]}", grepped):
         return Placement(
@@ -135,6 +143,30 @@ def choose_placement(
 
 def _grepped(path: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def _agrees_unread(
+    config: SysctlConfig, names: Iterable[str], grepped: tuple[str, ...] | None
+) -> bool:
+    """sysctl.conf sets these keys to the very values wanted, but the init script's fgrep
+    does not read it (RHEL 7.5-7.6 grep only /etc/sysctl.d/*, and the 99-sysctl.conf link is
+    gone): a drop-in it reads repeats them, and losing to sysctl.conf at boot changes nothing."""
+    if grepped is None or not isinstance(names, Mapping):
+        return False
+    if grepped_file(config, SYSCTL_CONF, grepped):
+        return False
+    conf = {
+        runtime_name(a.key): a.value.strip() for a in config.assignments if a.path == SYSCTL_CONF
+    }
+    return all(conf.get(name, str(value)) == str(value) for name, value in names.items())
+
+
+def grepped_file(config: SysctlConfig, path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a grep of ``patterns`` reads ``path``, itself or through a link to it (RHEL 7's
+    /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf)."""
+    return _grepped(path, patterns) or any(
+        source == path and _grepped(link, patterns) for link, source in config.links
+    )
 
 
 def dropin_text(values: Mapping[str, int]) -> str:

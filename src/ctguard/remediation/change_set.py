@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ctguard.remediation.changes import Note, SetSysctl, WriteFile
 
@@ -17,6 +17,16 @@ class ChangeSet:
     notes: list[Note] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     addressed: set[str] = field(default_factory=set)
+    # IDs a later step found the plan cannot fix after all: never claimed, whatever wrote
+    withdrawn: set[str] = field(default_factory=set)
+
+    def withdraw(self, rule_id: str) -> None:
+        """The plan does not fix ``rule_id`` (a note says what remains): claim it nowhere."""
+        self.withdrawn.add(rule_id)
+        self.addressed.discard(rule_id)
+        self.files = [
+            replace(c, addresses=tuple(i for i in c.addresses if i != rule_id)) for c in self.files
+        ]
 
     def write(
         self,
@@ -29,7 +39,8 @@ class ChangeSet:
         ids: Collection[str],
     ) -> None:
         """Give ``path`` the content ``after``; a file that has it already fixes ``ids`` too."""
-        self.addressed |= set(ids)
+        ids = set(ids) - self.withdrawn
+        self.addressed |= ids
         if before == after:
             return
         self.files = [c for c in self.files if c.path != path]

@@ -73,5 +73,5 @@ def host_changes(
         sysctls=tuple(changes.sysctls),
         notes=tuple(changes.notes),
         conflicts=tuple(changes.conflicts),
-        addressed=frozenset(changes.addressed),
+        addressed=frozenset(changes.addressed - changes.withdrawn),
     )

@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 
 from ctguard.model.rhel_iptables import (
     LOAD_LIST,
     STOCK_MODULES_LINE,
     grep_files_after,
+    grep_patterns,
     load_list_fix,
     needs_restore,
     unloads_conntrack,
 )
+from ctguard.model.sysctl_files import SYSCTL_D, grepped_file
 from ctguard.remediation.change_set import ChangeSet
 from ctguard.remediation.changes import EDIT, Note
 from ctguard.remediation.host_settings import HostSettings, configured_after, decoded
 from ctguard.sources.iptables_service import InitScript, IptablesConfig
+from ctguard.sources.sysctl_conf import SYSCTL_CONF
 
 
 def service_changes(host: HostSettings, persisted: Mapping[str, int], changes: ChangeSet) -> bool:
@@ -73,12 +77,25 @@ def service_changes(host: HostSettings, persisted: Mapping[str, int], changes: C
             Note(
                 "'service iptables restart' will still lose: "
                 + ", ".join(fix.missed)
-                + f" (not in a file {script.path} greps)",
+                + f" (not in a file {script.path} greps)"
+                + _link_hint(host, script),
                 ("CT304",),
             )
         )
+        changes.withdraw("CT304")
         return False
     return True
+
+
+def _link_hint(host: HostSettings, script: InitScript) -> str:
+    """RHEL 7 greps /etc/sysctl.d/* and reads sysctl.conf through the stock link to it."""
+    link = f"{SYSCTL_D}/99-sysctl.conf"
+    patterns = grep_patterns(script)
+    if grepped_file(host.config, SYSCTL_CONF, patterns) or not any(
+        fnmatchcase(link, pattern) for pattern in patterns
+    ):
+        return ""
+    return f"; restoring the stock link (ln -s ../sysctl.conf {link}) makes it read {SYSCTL_CONF}"
 
 
 def restored_script(text: str, script: InitScript) -> str:

@@ -40,6 +40,10 @@ def write_sysctl_file(
     grepped = None
     if host.service is not None and rhel_iptables.unloads_conntrack(*host.service, restored=True):
         grepped = rhel_iptables.grep_patterns(host.service[1])
+        copies = _unreached(host, values, grepped)
+        if copies:
+            values.update(copies)
+            ids.add("CT304")
     placement = sysctl_files.choose_placement(host.config, values, dropins, span, grepped)
     winner = "the ctguard block below it" if placement.block else placement.path
     changes.conflicts += [
@@ -73,6 +77,21 @@ def write_sysctl_file(
             ids,
         )
     return Persisted(values, placement.path)
+
+
+def _unreached(
+    host: HostSettings, values: Mapping[str, int], grepped: tuple[str, ...]
+) -> dict[str, int]:
+    """Values other files set where the iptables init script's fgrep never looks: a
+    restart would lose them (CT304), so the file the script does read repeats them. Same
+    value, so which file wins at boot does not matter."""
+    return {
+        name: int(a.value.strip())
+        for name, a in host.others.items()
+        if name not in values
+        and a.value.strip().isdigit()
+        and not sysctl_files.grepped_file(host.config, a.path, grepped)
+    }
 
 
 def _buckets_in_sysctl(host: HostSettings, want: Want) -> bool:

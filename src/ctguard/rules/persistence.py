@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from fnmatch import fnmatchcase
 
 from ctguard.facts import Facts
 from ctguard.findings import Severity
@@ -18,11 +19,13 @@ from ctguard.model.host_sizing import MAX, host_sizing
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.rhel_iptables import (
     fgrep_reapplied,
+    grep_patterns,
     load_list_fix,
     prefixes_names,
     unload_setting,
 )
 from ctguard.model.sizing import Sizing, default_buckets, kernel_buckets
+from ctguard.model.sysctl_files import SYSCTL_D
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import (
     NF_CONNTRACK,
@@ -34,12 +37,14 @@ from ctguard.model.values import (
 )
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.iptables_service import (
+    INIT_SCRIPTS,
+    IPTABLES_CONFIG,
     STOCK_NF_MODULES_COMMON,
     InitScript,
     IptablesConfig,
 )
 from ctguard.sources.meminfo import Meminfo
-from ctguard.sources.sysctl_conf import SysctlConfig, runtime_name
+from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlConfig, runtime_name
 
 
 def _unit_of(item: Configured) -> str:
@@ -258,6 +263,11 @@ def _service(facts: Facts) -> tuple[IptablesConfig, InitScript] | Outcome:
     service = facts.iptables_service
     if isinstance(service, Missing):
         return passed(service.reason)
+    if not service.has_script:
+        return passed(
+            f"does not apply: {IPTABLES_CONFIG} without an iptables init script"
+            " (none of " + ", ".join(INIT_SCRIPTS) + "): no service stops or restarts"
+        )
     if isinstance(service.config, Missing):
         return skipped(f"iptables-config unreadable: {service.config.reason}")
     if isinstance(service.script, Missing):
@@ -332,9 +342,16 @@ def _load_list_fix(
     items = fix.items or config.sysctl_load_list
     text = f'In {config.path} set:\nIPTABLES_SYSCTL_LOAD_LIST="{" ".join(items)}"'
     if fix.missed:
-        greps = sorted({path for path, _ in facts.grep_files}) or ["the files the script greps"]
-        text += "\nand move these lines into " + " or ".join(greps) + ", which the script greps:\n"
+        patterns = grep_patterns(script)
+        text += (
+            f"\nand repeat these lines in {' or '.join(patterns) or 'a file'}"
+            f" (what {script.path} greps; 'ctguard plan' writes them there):\n"
+        )
         text += "\n".join(wanted[name].quoted for name in fix.missed)
+        if any(wanted[name].assignment.path == SYSCTL_CONF for name in fix.missed) and any(
+            fnmatchcase(f"{SYSCTL_D}/99-sysctl.conf", pattern) for pattern in patterns
+        ):
+            text += f"\nor restore RHEL 7's link: ln -s ../sysctl.conf {SYSCTL_D}/99-sysctl.conf"
     return text
 
 
@@ -344,6 +361,11 @@ def stop_cannot_relieve(facts: Facts, _limits: Thresholds) -> Outcome:
     if isinstance(got, Outcome):
         return got
     _config, script = got
+    if not script.unloads_modules:
+        return passed(
+            f"{script.path} never unloads a module (no rmmod or modprobe -r, as in"
+            " iptables-services 1.4.21-29 and later): stop was never a way to empty the table"
+        )
     modules = script.nf_modules_common
     if modules is None:
         return passed("the init script has no NF_MODULES_COMMON list")

@@ -6,6 +6,7 @@ always comes first and is complete on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from ctguard.facts import Facts
@@ -16,6 +17,7 @@ from ctguard.model.sizing import buckets_writable
 from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
 from ctguard.model.values import runtime
 from ctguard.sources.iptables_service import IptablesService
+from ctguard.sources.sysctl_conf import SYSCTL_CONF, runtime_name
 
 WHAT_FILLS = "ctguard analyze --by dport,state,timeout   # what fills the table, in one pass"
 
@@ -33,7 +35,16 @@ def persist_file(facts: Facts, names: tuple[str, ...] = ("nf_conntrack_max",)) -
     grepped = None
     if parts is not None and unloads_conntrack(*parts, restored=True):
         grepped = grep_patterns(parts[1])
-    return choose_placement(config, names, ours, None, grepped).path
+    # sysctl.conf's own values, kept: where plan repeats them when the init script does
+    # not grep sysctl.conf (model/sysctl_files._agrees_unread)
+    conf = {
+        name: int(a.value.strip())
+        for a in config.assignments
+        if a.path == SYSCTL_CONF and (name := runtime_name(a.key)) in names
+        and a.value.strip().isdigit()
+    }  # fmt: skip
+    kept: Mapping[str, int] | tuple[str, ...] = conf if set(conf) == set(names) else names
+    return choose_placement(config, kept, ours, None, grepped).path
 
 
 def buckets_command(facts: Facts, buckets: int) -> str:

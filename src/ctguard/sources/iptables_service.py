@@ -134,6 +134,10 @@ class InitScript:
     # Options as written: without -h, fgrep of several files prefixes each line with its
     # file name, and sysctl -p - then rejects every line.
     grep_options: tuple[str, ...] = ()
+    # Whether the script can unload a module at all (rmmod, modprobe -r): iptables-services
+    # 1.4.21-29 and later (RHEL 7.5-7.9, RHBZ#1520534) dropped module unloading, and with
+    # it every use of IPTABLES_MODULES_UNLOAD; the variable's default then means nothing.
+    unloads_modules: bool = True
 
 
 # grep(1) options that take an argument, short and long (GNU grep 2.6, RHEL 6, to 3.x).
@@ -193,6 +197,17 @@ def _parse_grep(words: Sequence[Word]) -> _Grep | None:
     return _Grep(fixed_by, tuple(options), tuple(files))
 
 
+def _unloads(words: Sequence[Word]) -> bool:
+    """``rmmod MOD`` or ``modprobe -r MOD`` (also ``--remove``, ``-rv``)."""
+    name = PurePosixPath(words[0].value).name
+    if name == "rmmod":
+        return True
+    return name == "modprobe" and any(
+        w.value == "--remove" or (w.value[:1] == "-" and w.value[1:2] != "-" and "r" in w.value)
+        for w in words[1:]
+    )
+
+
 def _is_config_source(words: Sequence[Word]) -> bool:
     """``. "$IPTABLES_CONFIG"`` or ``source /etc/sysconfig/iptables-config``."""
     return (
@@ -216,6 +231,8 @@ def parse_init_script(text: str, path: str) -> InitScript:
     (('x_tables', 'nf_nat', 'nf_conntrack'), 'yes')
     >>> s.grep_command, s.grep_files, s.grep_line
     ('fgrep', ('/etc/sysctl.conf',), 6)
+    >>> s.unloads_modules  # no rmmod or modprobe -r anywhere (RHEL 7.5+)
+    False
     """
     lines = text.split("\n")
     commands = parse_shell(text).commands
@@ -223,7 +240,9 @@ def parse_init_script(text: str, path: str) -> InitScript:
     unload: str | None = None
     sourced = False
     grep: tuple[_Grep, Command] | None = None
+    unloads = False
     for index, command in enumerate(commands):
+        unloads |= _unloads(command.words)
         if _is_config_source(command.words):
             sourced = True
         for assignment in _assignments(command):
@@ -247,6 +266,7 @@ def parse_init_script(text: str, path: str) -> InitScript:
         grep_line=grep[1].words[0].line if grep else None,
         grep_text=_source_text(lines, grep[1].words[0], grep[1].words[-1]) if grep else None,
         grep_options=grep[0].options if grep else (),
+        unloads_modules=unloads,
     )
 
 
@@ -334,6 +354,9 @@ def expand_grep_files(host: HostRoot, patterns: Sequence[str]) -> tuple[tuple[st
 class IptablesService:
     config: IptablesConfig | Missing
     script: InitScript | Missing
+    # False when no init script exists at all (RHCOS ships iptables-config alone): then
+    # there is no service to stop or restart, rather than one that could not be read.
+    has_script: bool = True
 
     @property
     def complete(self) -> tuple[IptablesConfig, InitScript] | None:
@@ -356,4 +379,5 @@ def read_iptables_service(host: HostRoot) -> IptablesService | Missing:
         return Missing(f"no {IPTABLES_CONFIG}: not a RHEL iptables service host")
     text = host.try_read_text(IPTABLES_CONFIG, SCRIPT_MAX_BYTES)
     config = text if isinstance(text, Missing) else parse_iptables_config(text)
-    return IptablesService(config, _read_init_script(host))
+    has_script = any(host.exists(path) for path in INIT_SCRIPTS)
+    return IptablesService(config, _read_init_script(host), has_script)
