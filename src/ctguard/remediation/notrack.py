@@ -469,7 +469,13 @@ def _names_ports(rule: Rule, packet: Packet) -> bool:
 def _conditioned(rule: Rule) -> str | None:
     """The rule, as evidence, when it has conditions ctguard would not copy."""
     m = rule.match
-    if m.other or m.iif not in (None, "lo") or m.oif not in (None, "lo"):
+    if (
+        m.other
+        or m.saddrs is not None
+        or m.daddrs is not None
+        or m.iif not in (None, "lo")
+        or m.oif not in (None, "lo")
+    ):
         return describe(rule)
     return None
 

@@ -24,12 +24,21 @@ from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
 
 
-def _filter_hooks(facts: Facts, hook: str) -> tuple[str, ...]:
-    """Where packets notracked on ``hook`` are filtered: a prerouting NOTRACK also meets
-    the forward hook when this namespace routes (ip_forward = 1)."""
-    if hook == "prerouting" and facts.ip_forward == 1:
+def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
+    """Where packets notracked on ``hook`` are filtered: locally delivered ones on input,
+    locally sent ones on output; a prerouting NOTRACK also meets the forward hook when this
+    namespace routes (ip_forward = 1), unless every destination it selects is one of this
+    host's own addresses (delivered locally, so never forwarded)."""
+    if hook == "prerouting" and facts.ip_forward == 1 and not _to_this_host(facts, packet):
         return ("input", "forward")
     return (FILTER_HOOK[hook],)
+
+
+def _to_this_host(facts: Facts, packet: Packet) -> bool:
+    local = facts.local_addresses
+    if isinstance(local, Missing) or not packet.daddrs:
+        return False
+    return all(addr in local for addr in packet.daddrs)
 
 
 def _rules(facts: Facts) -> Ruleset | Outcome:
@@ -80,7 +89,7 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
     worst = Severity.OK
     for notrack, hook in notracks:
         packet = packet_of(notrack)
-        for filter_hook in _filter_hooks(facts, hook):
+        for filter_hook in _filter_hooks(facts, hook, packet):
             fate = untracked_fate(rs, filter_hook, packet)
             if fate.outcome == "accepted":
                 continue
