@@ -405,7 +405,10 @@ def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
             "chain ip filter INPUT lets these ports in only under conditions (addresses,"
             " interfaces...); an untracked accept for the whole port would open it wider",
             (SOURCE_ONLY,),
-            (f"add it yourself with those conditions: {IPT_ACCEPT_IN}",
+            ("add it yourself with those conditions:",
+             # the source condition of the accept it stands beside, never the bare port
+             "iptables -t filter -I INPUT 1 -s 10.0.0.0/8 -p tcp -m tcp --dport 8983"
+             " -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT",
              "or accept the wider rule: --force"),
         ),
     )  # fmt: skip

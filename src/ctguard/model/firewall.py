@@ -60,7 +60,10 @@ def packet_of(rule: Rule) -> Packet:
 
 
 def _network(addr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    return None if addr.startswith("@") else ipaddress.ip_network(addr)
+    try:
+        return ipaddress.ip_network(addr)
+    except ValueError:  # a named set ("ip @allow")
+        return None
 
 
 def _addr_within(inner: str, outer: str) -> bool:

@@ -28,7 +28,7 @@ would drop every reply such a rule lets in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ctguard.model.firewall import (
@@ -50,6 +50,7 @@ from ctguard.model.notrack_rules import (
     RAW_PRIORITY,
     RETURN,
     OurRule,
+    beside,
     is_ours,
     is_own,
     same_rule,
@@ -413,7 +414,7 @@ def _accepts(
                         " (addresses, interfaces...); an untracked accept for the whole port"
                         " would open it wider",
                         tuple(restricted),
-                        (f"add it yourself with those conditions: {rule.shown()}",
+                        (*_conditioned_accepts(restricted.values(), rule),
                          "or accept the wider rule: --force"),
                     )
                 )  # fmt: skip
@@ -427,11 +428,33 @@ def _only(rs: Ruleset, chain: Chain) -> Ruleset:
     return Ruleset(rs.backend, tuple(c for c in rs.chains if c is chain or c.hook is None))
 
 
-def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
+def _conditioned_accepts(restricted: Iterable[Rule | None], wide: OurRule) -> list[str]:
+    """The untracked accepts an operator can paste, each with the conditions of the accept
+    it stands beside; or, when one of them cannot be copied faithfully, no rule and why
+    (a rule without those conditions would open the ports to everyone)."""
+    shown: list[str] = []
+    for accept in restricted:
+        if accept is None:
+            return ["no rule to paste: an accept is reached through a jump with conditions;"
+                    " add the untracked accept inside that chain, beside it"]  # fmt: skip
+        narrowed = beside(accept, wide)
+        if narrowed is None:
+            continue
+        if isinstance(narrowed, str):
+            return [f"no rule to paste: {describe(accept)}: {narrowed}; add the untracked"
+                    " accept with exactly its conditions yourself"]  # fmt: skip
+        shown.append(narrowed.shown())
+    if not shown:
+        return ["no rule to paste: add the untracked accept with exactly those conditions"]
+    return ["add it yourself with those conditions:", *dict.fromkeys(shown)]
+
+
+def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> dict[str, Rule | None]:
     """Accepts for these ports (tracked or not) that carry conditions ctguard does not copy
     (an address, a mark, an interface), on the rule itself or on a jump that leads to it:
-    ``ip saddr 10.0.0.0/8 jump svc`` restricts every accept in ``svc``."""
-    found: list[str] = []
+    ``ip saddr 10.0.0.0/8 jump svc`` restricts every accept in ``svc``. Each as evidence,
+    with the rule when it carries the conditions itself (None when a jump does)."""
+    found: dict[str, Rule | None] = {}
     packet = flow.packet(chain.family)
     seen: set[tuple[str, str]] = set()
     stack: list[tuple[Chain, str | None, int]] = [(chain, None, 0)]  # chain, restricting jump
@@ -448,11 +471,11 @@ def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
                 if target is not None:
                     stack.append((target, via or _conditioned(rule), depth + 1))
             elif rule.verdict == "accept" and _names_ports(rule, packet):
-                if _conditioned(rule) is not None:
-                    found.append(describe(rule))
-                elif via is not None:
-                    found.append(f"{describe(rule)} (reached through {via})")
-    return list(dict.fromkeys(found))
+                if via is not None:
+                    found.setdefault(f"{describe(rule)} (reached through {via})", None)
+                elif _conditioned(rule) is not None:
+                    found.setdefault(describe(rule), rule)
+    return found
 
 
 def _may_carry(rule: Rule, packet: Packet) -> bool:

@@ -113,8 +113,8 @@ class RuleMatch:
     ct_states: frozenset[str] | None = None
     iif: str | None = None
     oif: str | None = None
-    # Addresses the packet must have: CIDRs ("169.254.20.10/32") or named nft sets
-    # ("@cloudflare_v4", contents not assumed). A negated one stays in ``other``.
+    # Addresses the packet must have: CIDRs ("169.254.20.10/32") or named nft sets with their
+    # family ("ip @cloudflare_v4": contents not assumed). A negated one stays in ``other``.
     saddrs: frozenset[str] | None = None
     daddrs: frozenset[str] | None = None
     # Conditions not modelled ("! -s 10.0.0.0/8", "meta mark 0x1", "-m mark --mark 0x1"):

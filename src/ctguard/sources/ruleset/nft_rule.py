@@ -152,7 +152,7 @@ class _NftRuleReader:
                     return True
             return False
         if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
-            addrs = self._addresses(op, right)
+            addrs = self._addresses(proto, op, right)
             return addrs is not None and self.match.restrict_addrs(fld, addrs)
         if (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
             return self._restrict_protos(op, right)
@@ -182,13 +182,14 @@ class _NftRuleReader:
             return True
         return False
 
-    def _addresses(self, op: str, right: object) -> list[str] | None:
+    def _addresses(self, proto: str, op: str, right: object) -> list[str] | None:
         """``ip saddr 10.0.0.0/8``, ``{ a, b/24 }``, ``@allow``; None if negated or unreadable.
-        A named set stays a name: its elements can change without a ruleset reload."""
+        A named set stays a name with its family (``ip6 @allow``): its elements can change
+        without a ruleset reload, and a copy of the condition must name the same set."""
         if op not in ("==", "in"):
             return None
         if isinstance(right, str) and right.startswith("@"):
-            return [right]
+            return [f"{proto} {right}"]
         inner = right.get("set") if isinstance(right, dict) and len(right) == 1 else None
         values = inner if isinstance(inner, list) else [right]
         found = [_address_text(_element_value(v)) for v in values]
