@@ -581,3 +581,19 @@ def test_translated_ports(target, expected):
 
 def test_translated_ports_of_an_ipv6_address_without_port():
     assert translated_ports("fd00::53") is None
+
+
+def test_no_ipv6_notrack_without_the_ipv6_filter():
+    # ip6tables-save unread: an IPv6 NOTRACK would meet an IPv6 filter ctguard cannot see
+    # (and cannot add the accept to): CT501's trap for IPv6. IPv4 only, and the plan says why.
+    from ctguard.missing import Missing
+
+    why = "ip6tables-save exited 1: Permission denied (you must be root)"
+    rs = merged(ipt("stateful"), Missing(why))
+    planned = plan(rs, PortSet.of(123), protos=("udp",))
+    assert planned.refusals == ()
+    assert {rule.backend for rule in planned.add} == {"iptables"}
+    assert any(note.startswith(f"IPv4 only: {why}") for note in planned.notes)
+    # read (even empty: no IPv6 filter, nothing drops): both families
+    both = plan(merged(ipt("stateful"), ip6t("stateful")), PortSet.of(123), protos=("udp",))
+    assert {rule.backend for rule in both.add} == {"iptables", "ip6tables"}

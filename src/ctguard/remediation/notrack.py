@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
     FILTER_HOOK,
@@ -201,6 +201,9 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
         return NotrackPlan("none", str(exc), (), (), (), (Refusal(str(exc)),))
     flows = flows_for(request)
     refusals = list(_nat_refusals(rs, flows, request))
+    ipv4_only = backend != "nft" and tools.ip6tables and _unread_ip6tables(rs, tools) is not None
+    if ipv4_only:
+        tools = replace(tools, ip6tables=False)
     notracks = list(_raw_rules(backend, flows, NOTRACK, tools))
     if request.every_packet:
         exemptions, general = _stateful_needs(rs)
@@ -229,9 +232,27 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
             Refusal("the filter would still drop untracked packets of these ports", unaccepted)
         )
     notes = _notes(rs, backend)
+    if ipv4_only:
+        notes += (
+            f"IPv4 only: {_unread_ip6tables(rs, tools)}, so ctguard cannot see whether the IPv6"
+            " filter would drop untracked packets, nor add the IPv6 accept they need; read it"
+            " (as root, with ip6tables installed) and run again to untrack IPv6 too",
+        )
     return NotrackPlan(
         backend, why, flows, tuple(add), tuple(present), tuple(refusals), notes, fates
     )
+
+
+def _unread_ip6tables(rs: Ruleset, tools: Tools) -> str | None:
+    """Why the IPv6 filter was not read, or None when it was: an IPv6 NOTRACK is added only
+    beside an IPv6 filter ctguard has read (else it is CT501's trap for IPv6). Without
+    ip6tables-save, the nft ruleset shows every IPv6 table unless ip6tables is the legacy
+    variant, whose tables nft cannot see."""
+    why = next((m for m in rs.missing if "ip6tables-save" in m), None)
+    nft_read = any(c.backend == "nft" for c in rs.chains)
+    if why is None or (nft_read and tools.iptables_variant != "legacy"):
+        return None
+    return why
 
 
 def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -> Iterator[Refusal]:
