@@ -467,7 +467,7 @@ def _conditioned_accepts(restricted: Iterable[Rule | None], wide: OurRule) -> li
         shown.append(narrowed.shown())
     if not shown:
         return ["no rule to paste: add the untracked accept with exactly those conditions"]
-    return ["add it yourself with those conditions:", *dict.fromkeys(shown)]
+    return [f"add it yourself with those conditions: {line}" for line in dict.fromkeys(shown)]
 
 
 def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> dict[str, Rule | None]:
