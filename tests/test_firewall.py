@@ -457,3 +457,37 @@ def test_queries_on_any_ruleset(rules, table):
     conntrack_users(rs)
     fate = untracked_fate(rs, "input", Packet("ip", None, None, None))
     assert fate.outcome in ("accepted", "conditional", "dropped")
+
+
+# -- address conditions: an accept implied by the NOTRACK's match covers it ------------------
+NODELOCALDNS = (
+    Path(__file__).parent / "realworld" / "firewall" / "nodelocaldns-169.254.20.10.iptables-save"
+).read_text()
+
+
+def test_nodelocaldns_accepts_equal_their_notracks():
+    rs = parse_iptables_save(NODELOCALDNS)
+    for notrack, hook in notrack_rules(rs):
+        fate = untracked_fate(rs, "input" if hook == "prerouting" else "output", packet_of(notrack))
+        assert fate.outcome == "accepted", (notrack.text, fate)
+
+
+@pytest.mark.parametrize(
+    ("accept", "outcome"),
+    [
+        ("-d 169.254.20.10/32", "accepted"),  # equal
+        ("-d 169.254.0.0/16", "accepted"),  # wider: every notracked packet is in it
+        ("-d 169.254.20.11/32", "dropped"),  # another address: cannot match
+        ("-d 169.254.20.10/32 -s 10.0.0.0/8", "conditional"),  # narrower on the source
+    ],
+)
+def test_an_accept_covers_a_notrack_when_its_addresses_are_implied(accept, outcome):
+    save = NAIVE.replace(
+        "-A PREROUTING -p tcp -m tcp --dport 8983 -j NOTRACK",
+        "-A PREROUTING -d 169.254.20.10/32 -p tcp -m tcp --dport 8983 -j NOTRACK",
+    )
+    assert "169.254.20.10" in save
+    fate = fate_after_notrack(
+        add(save, "filter", f"-A INPUT {accept} -p tcp -m tcp --dport 8983 -j ACCEPT")
+    )
+    assert fate.outcome == outcome

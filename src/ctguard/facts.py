@@ -38,6 +38,7 @@ from ctguard.sources.iptables_service import (
 )
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
+from ctguard.sources.local_addresses import FIB_TRIE, read_local_addresses
 from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
@@ -107,6 +108,10 @@ class Facts:
     # /proc/modules by name: who uses whom (``ctguard disable`` walks it)
     modules: Mapping[str, ModuleLine] | Missing = field(
         default_factory=lambda: Missing(f"{PROC_MODULES} was not read")
+    )
+    # this namespace's own addresses as /32 and /128 CIDRs (delivered locally, never forwarded)
+    local_addresses: frozenset[str] | Missing = field(
+        default_factory=lambda: Missing(f"{FIB_TRIE} was not read")
     )
 
     @property
@@ -223,6 +228,7 @@ def collect(
         tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),
         ip_forward=read_safely(read_ip_forward, host),
+        local_addresses=read_safely(read_local_addresses, host),
         init_sysctls=init_sysctls,
         modules=read_safely(_modules, host),
         table=_table(host, commands)

@@ -405,7 +405,10 @@ def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
             "chain ip filter INPUT lets these ports in only under conditions (addresses,"
             " interfaces...); an untracked accept for the whole port would open it wider",
             (SOURCE_ONLY,),
-            (f"add it yourself with those conditions: {IPT_ACCEPT_IN}",
+            # the source condition of the accept it stands beside, never the bare port
+            ("add it yourself with those conditions:"
+             " iptables -t filter -I INPUT 1 -s 10.0.0.0/8 -p tcp -m tcp --dport 8983"
+             " -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT",
              "or accept the wider rule: --force"),
         ),
     )  # fmt: skip
@@ -578,3 +581,45 @@ def test_translated_ports(target, expected):
 
 def test_translated_ports_of_an_ipv6_address_without_port():
     assert translated_ports("fd00::53") is None
+
+
+def test_no_ipv6_notrack_without_the_ipv6_filter():
+    # ip6tables-save unread: an IPv6 NOTRACK would meet an IPv6 filter ctguard cannot see
+    # (and cannot add the accept to): CT501's trap for IPv6. IPv4 only, and the plan says why.
+    from ctguard.missing import Missing
+
+    why = "ip6tables-save exited 1: Permission denied (you must be root)"
+    rs = merged(ipt("stateful"), Missing(why))
+    planned = plan(rs, PortSet.of(123), protos=("udp",))
+    assert planned.refusals == ()
+    assert {rule.backend for rule in planned.add} == {"iptables"}
+    assert any(note.startswith(f"IPv4 only: {why}") for note in planned.notes)
+    # read (even empty: no IPv6 filter, nothing drops): both families
+    both = plan(merged(ipt("stateful"), ip6t("stateful")), PortSet.of(123), protos=("udp",))
+    assert {rule.backend for rule in both.add} == {"iptables", "ip6tables"}
+
+
+def test_an_accept_whose_condition_cannot_be_copied_gives_no_rule_to_paste():
+    # a mark is a condition the model keeps only as text: a copy without it would admit
+    # every source, so no copy-paste rule is offered, and the text says why
+    mark = "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x4000/0x4000 -j ACCEPT"
+    rs = parse_iptables_save(with_lines(sample("ipt-stateful.iptables-save"), "filter", mark))
+    (refusal,) = plan(rs).refusals
+    assert refusal.fix[0].startswith("no rule to paste: iptables -t filter " + mark)
+    assert "cannot copy faithfully" in refusal.fix[0]
+    assert not any(line.startswith("iptables") for line in refusal.fix)
+
+
+def test_an_allow_list_accept_is_copied_with_its_set():
+    # makhomed/nftables-tool: 80/443 accepted only from @allowed_ipv6
+    from ctguard.sources.ruleset import parse_nft_json
+
+    text = (ROOTS / "doctor" / "ct501-allowlist-nft" / "ctguard_commands" / "nft-json").read_text()
+    refused = plan(parse_nft_json(text), PortSet.of(80, 443))
+    fixes = [line for r in refused.refusals for line in r.fix]
+    assert (
+        "add it yourself with those conditions:"
+        " nft insert rule inet filter input ip6 saddr @allowed_ipv6 tcp dport { 80, 443 }"
+        ' ct state untracked accept comment "ctguard"'
+    ) in fixes
+    assert not any("nft insert rule inet filter input tcp dport" in line for line in fixes)

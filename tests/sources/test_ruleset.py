@@ -159,7 +159,8 @@ def test_state_and_conntrack_matches(ipt):
 def test_comment_is_not_a_condition_but_an_address_is(ipt):
     rule = ipt.chain("ip", "filter", "INPUT").rules[5]
     assert rule.text.endswith('-m comment --comment "ssh from the office" -j ACCEPT')
-    assert rule.match.other == ("-s 10.0.0.0/8",)
+    assert rule.match.other == ()
+    assert rule.match.saddrs == {"10.0.0.0/8"}
     assert (rule.match.protos, rule.match.dports) == (frozenset({"tcp"}), PortSet.of(22))
 
 
@@ -215,10 +216,10 @@ def test_nat_targets(ipt):
     assert [(r.verdict, r.target) for r in pre] == [("dnat", "10.0.0.5:80"), ("redirect", ":22")]
     assert pre[0].match.iif == "eth0" and pre[0].match.uses_conntrack
     out = only(ipt, "nat", "OUTPUT")
-    assert (out.verdict, out.target, out.match.other) == (
+    assert (out.verdict, out.target, out.match.daddrs) == (
         "dnat",
         "127.0.0.1:53",
-        ("-d 127.0.0.1/32",),
+        {"127.0.0.1/32"},
     )
     post = ipt.chain("ip", "nat", "POSTROUTING").rules
     assert [(r.verdict, r.target, r.match.oif) for r in post] == [
@@ -432,7 +433,8 @@ def test_nft_port_forms(nft):
     assert by_text(nft, "tcp dport @webports accept").match.dports == PortSet.of(80, 443)
     admin = by_text(nft, "tcp dport @admin_ports ip saddr 192.0.2.0/24 accept")
     assert admin.match.dports == PortSet.of(22, (9000, 9100))  # interval set
-    assert admin.match.other == ("ip saddr 192.0.2.0/24",)
+    assert admin.match.other == ()
+    assert admin.match.saddrs == {"192.0.2.0/24"}
     th = by_text(nft, "meta l4proto { tcp, udp } th dport 53 accept")
     assert (th.match.protos, th.match.dports) == (frozenset({"tcp", "udp"}), PortSet.of(53))
     assert by_text(nft, "tcp dport 8000-8100 accept").match.dports == PortSet.of((8000, 8100))

@@ -16,6 +16,7 @@ a hook must accept a packet: an accept in one table does not stop another table'
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,17 +44,52 @@ class Packet:
     sports: PortSet | None
     iif: str | None = None
     oif: str | None = None
+    saddrs: frozenset[str] | None = None
+    daddrs: frozenset[str] | None = None
 
 
 def packet_of(rule: Rule) -> Packet:
     """The packets a (notrack) rule selects.
 
-    Conditions the model does not hold (addresses, marks) are dropped, so the class can be
-    wider than what the rule selects; ``untracked_fate`` may then say "conditional" where a
-    full analysis would say "accepted".
+    Conditions the model does not hold (marks, negated addresses) are dropped, so the class
+    can be wider than what the rule selects; ``untracked_fate`` may then say "conditional"
+    where a full analysis would say "accepted".
     """
     m = rule.match
-    return Packet(rule.family, m.protos, m.dports, m.sports, m.iif, m.oif)
+    return Packet(rule.family, m.protos, m.dports, m.sports, m.iif, m.oif, m.saddrs, m.daddrs)
+
+
+def _network(addr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(addr)
+    except ValueError:  # a named set ("ip @allow")
+        return None
+
+
+def _addr_within(inner: str, outer: str) -> bool:
+    """``inner`` is provably part of ``outer``: the same text (a CIDR, or an nft set by name:
+    its contents may change, its name does not), or a CIDR inside a CIDR of its family."""
+    if inner == outer:
+        return True
+    a, b = _network(inner), _network(outer)
+    return a is not None and b is not None and a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
+
+
+def addrs_cover(rule: frozenset[str] | None, packet: frozenset[str] | None) -> bool:
+    """Every address the packet class may have is one the rule's condition admits."""
+    if rule is None:
+        return True
+    return packet is not None and all(any(_addr_within(p, r) for r in rule) for p in packet)
+
+
+def _addrs_disjoint(rule: frozenset[str] | None, packet: frozenset[str] | None) -> bool:
+    """Provably no address in common (CIDRs only: a set's contents are unknown)."""
+    if rule is None or packet is None:
+        return False
+    nets = [_network(a) for a in rule | packet]
+    if any(n is None for n in nets):
+        return False
+    return not any(_addr_within(p, r) or _addr_within(r, p) for p in packet for r in rule)
 
 
 def families_meet(a: str, b: str) -> bool:
@@ -307,6 +343,8 @@ def _cannot_apply(match: RuleMatch, packet: Packet) -> bool:
         or (match.ct_states is not None and "untracked" not in match.ct_states)
         or _ifaces_disjoint(match.iif, packet.iif)
         or _ifaces_disjoint(match.oif, packet.oif)
+        or _addrs_disjoint(match.saddrs, packet.saddrs)
+        or _addrs_disjoint(match.daddrs, packet.daddrs)
     )
 
 
@@ -330,6 +368,8 @@ def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
         and _covers_ports(match.sports, packet.sports)
         and _covers_iface(match.iif, packet.iif)
         and _covers_iface(match.oif, packet.oif)
+        and addrs_cover(match.saddrs, packet.saddrs)
+        and addrs_cover(match.daddrs, packet.daddrs)
     )
 
 

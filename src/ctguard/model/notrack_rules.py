@@ -16,7 +16,7 @@ not spare a packet another table's drop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
 
@@ -47,12 +47,19 @@ class OurRule:
     proto: str | None  # tcp | udp; None: every packet (notrack --all)
     dports: PortSet | None = None
     sports: PortSet | None = None
+    # Conditions copied from the accept this one stands beside (``beside``): an untracked
+    # accept must never admit more than the rule that admitted these packets before.
+    iif: str | None = None
+    oif: str | None = None
+    saddrs: frozenset[str] | None = None
+    daddrs: frozenset[str] | None = None
 
     @property
     def match(self) -> RuleMatch:
         protos = None if self.proto is None else frozenset({self.proto})
         states = frozenset({"untracked"}) if self.action == ACCEPT else None
-        return RuleMatch(protos, self.dports, self.sports, states)
+        return RuleMatch(protos, self.dports, self.sports, states, self.iif, self.oif,
+                         self.saddrs, self.daddrs)  # fmt: skip
 
     def as_rule(self) -> Rule:
         """The rule as the ruleset model holds it, to check the ruleset it would make."""
@@ -78,8 +85,78 @@ def _nft_ports(ports: PortSet) -> str:
     return text if len(ports.ranges) == 1 else "{ " + text.replace(",", ", ") + " }"
 
 
+def _narrowed(ours: PortSet | None, theirs: PortSet | None) -> PortSet | None:
+    return theirs if ours is None else ours if theirs is None else ours.intersection(theirs)
+
+
+def beside(accept: Rule, ours: OurRule) -> OurRule | str | None:
+    """``ours`` narrowed to the conditions of ``accept`` (the rule that lets these packets in
+    only from some addresses or interfaces, and only for the ports both name; None when they
+    share no protocol or port), or why no such rule can be written: a condition
+    the model does not hold (a mark, a negation) would be lost in the copy, and a copy without
+    it admits more than ``accept`` does.
+
+    >>> from ctguard.sources.ruleset import parse_nft_json
+    >>> ours = OurRule("nft", "inet", "filter", "input", "input", ACCEPT, "tcp", PortSet.of(80))
+    >>> allow = Rule("nft", "inet", "filter", "input",
+    ...              RuleMatch(saddrs=frozenset({"ip6 @allowed_ipv6"})), "accept", None, "", 1)
+    >>> beside(allow, ours).text()
+    'ip6 saddr @allowed_ipv6 tcp dport 80 ct state untracked accept comment "ctguard"'
+    """
+    m = accept.match
+    if m.other:
+        return f"it also matches {', '.join(m.other)}, which ctguard cannot copy faithfully"
+    if m.protos is not None and ours.proto not in m.protos:
+        return None  # says nothing about this protocol
+    dports, sports = _narrowed(ours.dports, m.dports), _narrowed(ours.sports, m.sports)
+    if any(ports is not None and not ports.ranges for ports in (dports, sports)):
+        return None  # none of these ports
+    narrowed = replace(ours, dports=dports, sports=sports, iif=m.iif, oif=m.oif,
+                       saddrs=m.saddrs, daddrs=m.daddrs)  # fmt: skip
+    for addrs in (m.saddrs, m.daddrs):
+        if addrs and _address_family(addrs, ours.backend) is None:
+            return f"its addresses {', '.join(sorted(addrs))} mix families or need an nft set"
+    return narrowed
+
+
+def _address_family(addrs: frozenset[str], backend: str) -> str | None:
+    """ "ip" or "ip6" when every address is of that one family (and, for iptables, a CIDR)."""
+    families = set()
+    for addr in addrs:
+        family, _, name = addr.partition(" ")
+        if name:  # an nft set by name
+            if backend != "nft":
+                return None
+            families.add(family)
+        else:
+            families.add("ip6" if ":" in addr else "ip")
+    return families.pop() if len(families) == 1 else None
+
+
+def _nft_addresses(which: str, addrs: frozenset[str] | None) -> list[str]:
+    if not addrs:
+        return []
+    family = _address_family(addrs, "nft")
+    values = sorted(a.partition(" ")[2] or a for a in addrs)
+    shown = values[0] if len(values) == 1 else "{ " + ", ".join(values) + " }"
+    return [f"{family} {which} {shown}"]
+
+
 def _nft_text(rule: OurRule) -> str:
     parts: list[str] = []
+    if rule.iif is not None:
+        parts.append(
+            f'iifname "{rule.iif.rstrip("+*")}*"'
+            if rule.iif[-1:] in "+*"
+            else f'iifname "{rule.iif}"'
+        )
+    if rule.oif is not None:
+        parts.append(
+            f'oifname "{rule.oif.rstrip("+*")}*"'
+            if rule.oif[-1:] in "+*"
+            else f'oifname "{rule.oif}"'
+        )
+    parts += _nft_addresses("saddr", rule.saddrs) + _nft_addresses("daddr", rule.daddrs)
     if rule.proto is not None:
         if rule.dports is None and rule.sports is None:
             parts.append(f"meta l4proto {rule.proto}")
@@ -119,6 +196,15 @@ def _iptables_port_matches(proto: str, dports: PortSet | None, sports: PortSet |
 
 def _iptables_text(rule: OurRule) -> str:
     parts = [f"-A {rule.chain}"]
+    # iptables-save's order: addresses, interfaces, protocol, then matches
+    if rule.saddrs:
+        parts.append("-s " + ",".join(sorted(rule.saddrs)))
+    if rule.daddrs:
+        parts.append("-d " + ",".join(sorted(rule.daddrs)))
+    if rule.iif is not None:
+        parts.append(f"-i {rule.iif.replace('*', '+')}")
+    if rule.oif is not None:
+        parts.append(f"-o {rule.oif.replace('*', '+')}")
     if rule.proto is not None:
         parts.append(f"-p {rule.proto}")
         ports = _iptables_port_matches(rule.proto, rule.dports, rule.sports)
@@ -154,4 +240,6 @@ def same_rule(ours: OurRule, rule: Rule) -> bool:
         and rule.match.dports == wanted.dports
         and rule.match.sports == wanted.sports
         and rule.match.ct_states == wanted.ct_states
+        and (rule.match.saddrs, rule.match.daddrs) == (wanted.saddrs, wanted.daddrs)
+        and (rule.match.iif, rule.match.oif) == (wanted.iif, wanted.oif)
     )

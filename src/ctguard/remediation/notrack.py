@@ -28,8 +28,8 @@ would drop every reply such a rule lets in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
     FILTER_HOOK,
@@ -50,6 +50,7 @@ from ctguard.model.notrack_rules import (
     RAW_PRIORITY,
     RETURN,
     OurRule,
+    beside,
     is_ours,
     is_own,
     same_rule,
@@ -200,6 +201,9 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
         return NotrackPlan("none", str(exc), (), (), (), (Refusal(str(exc)),))
     flows = flows_for(request)
     refusals = list(_nat_refusals(rs, flows, request))
+    ipv4_only = backend != "nft" and tools.ip6tables and _unread_ip6tables(rs, tools) is not None
+    if ipv4_only:
+        tools = replace(tools, ip6tables=False)
     notracks = list(_raw_rules(backend, flows, NOTRACK, tools))
     if request.every_packet:
         exemptions, general = _stateful_needs(rs)
@@ -228,9 +232,27 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
             Refusal("the filter would still drop untracked packets of these ports", unaccepted)
         )
     notes = _notes(rs, backend)
+    if ipv4_only:
+        notes += (
+            f"IPv4 only: {_unread_ip6tables(rs, tools)}, so ctguard cannot see whether the IPv6"
+            " filter would drop untracked packets, nor add the IPv6 accept they need; read it"
+            " (as root, with ip6tables installed) and run again to untrack IPv6 too",
+        )
     return NotrackPlan(
         backend, why, flows, tuple(add), tuple(present), tuple(refusals), notes, fates
     )
+
+
+def _unread_ip6tables(rs: Ruleset, tools: Tools) -> str | None:
+    """Why the IPv6 filter was not read, or None when it was: an IPv6 NOTRACK is added only
+    beside an IPv6 filter ctguard has read (else it is CT501's trap for IPv6). Without
+    ip6tables-save, the nft ruleset shows every IPv6 table unless ip6tables is the legacy
+    variant, whose tables nft cannot see."""
+    why = next((m for m in rs.missing if "ip6tables-save" in m), None)
+    nft_read = any(c.backend == "nft" for c in rs.chains)
+    if why is None or (nft_read and tools.iptables_variant != "legacy"):
+        return None
+    return why
 
 
 def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -> Iterator[Refusal]:
@@ -413,7 +435,7 @@ def _accepts(
                         " (addresses, interfaces...); an untracked accept for the whole port"
                         " would open it wider",
                         tuple(restricted),
-                        (f"add it yourself with those conditions: {rule.shown()}",
+                        (*_conditioned_accepts(restricted.values(), rule),
                          "or accept the wider rule: --force"),
                     )
                 )  # fmt: skip
@@ -427,11 +449,33 @@ def _only(rs: Ruleset, chain: Chain) -> Ruleset:
     return Ruleset(rs.backend, tuple(c for c in rs.chains if c is chain or c.hook is None))
 
 
-def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
+def _conditioned_accepts(restricted: Iterable[Rule | None], wide: OurRule) -> list[str]:
+    """The untracked accepts an operator can paste, each with the conditions of the accept
+    it stands beside; or, when one of them cannot be copied faithfully, no rule and why
+    (a rule without those conditions would open the ports to everyone)."""
+    shown: list[str] = []
+    for accept in restricted:
+        if accept is None:
+            return ["no rule to paste: an accept is reached through a jump with conditions;"
+                    " add the untracked accept inside that chain, beside it"]  # fmt: skip
+        narrowed = beside(accept, wide)
+        if narrowed is None:
+            continue
+        if isinstance(narrowed, str):
+            return [f"no rule to paste: {describe(accept)}: {narrowed}; add the untracked"
+                    " accept with exactly its conditions yourself"]  # fmt: skip
+        shown.append(narrowed.shown())
+    if not shown:
+        return ["no rule to paste: add the untracked accept with exactly those conditions"]
+    return [f"add it yourself with those conditions: {line}" for line in dict.fromkeys(shown)]
+
+
+def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> dict[str, Rule | None]:
     """Accepts for these ports (tracked or not) that carry conditions ctguard does not copy
     (an address, a mark, an interface), on the rule itself or on a jump that leads to it:
-    ``ip saddr 10.0.0.0/8 jump svc`` restricts every accept in ``svc``."""
-    found: list[str] = []
+    ``ip saddr 10.0.0.0/8 jump svc`` restricts every accept in ``svc``. Each as evidence,
+    with the rule when it carries the conditions itself (None when a jump does)."""
+    found: dict[str, Rule | None] = {}
     packet = flow.packet(chain.family)
     seen: set[tuple[str, str]] = set()
     stack: list[tuple[Chain, str | None, int]] = [(chain, None, 0)]  # chain, restricting jump
@@ -448,11 +492,11 @@ def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> list[str]:
                 if target is not None:
                     stack.append((target, via or _conditioned(rule), depth + 1))
             elif rule.verdict == "accept" and _names_ports(rule, packet):
-                if _conditioned(rule) is not None:
-                    found.append(describe(rule))
-                elif via is not None:
-                    found.append(f"{describe(rule)} (reached through {via})")
-    return list(dict.fromkeys(found))
+                if via is not None:
+                    found.setdefault(f"{describe(rule)} (reached through {via})", None)
+                elif _conditioned(rule) is not None:
+                    found.setdefault(describe(rule), rule)
+    return found
 
 
 def _may_carry(rule: Rule, packet: Packet) -> bool:
@@ -469,7 +513,13 @@ def _names_ports(rule: Rule, packet: Packet) -> bool:
 def _conditioned(rule: Rule) -> str | None:
     """The rule, as evidence, when it has conditions ctguard would not copy."""
     m = rule.match
-    if m.other or m.iif not in (None, "lo") or m.oif not in (None, "lo"):
+    if (
+        m.other
+        or m.saddrs is not None
+        or m.daddrs is not None
+        or m.iif not in (None, "lo")
+        or m.oif not in (None, "lo")
+    ):
         return describe(rule)
     return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
@@ -13,9 +15,10 @@ from ctguard.model.firewall import (
     nat_overlap,
     notrack_rules,
     packet_of,
+    reachable_rules,
     untracked_fate,
 )
-from ctguard.model.notrack_rules import ACCEPT, OurRule
+from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -24,12 +27,21 @@ from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
 
 
-def _filter_hooks(facts: Facts, hook: str) -> tuple[str, ...]:
-    """Where packets notracked on ``hook`` are filtered: a prerouting NOTRACK also meets
-    the forward hook when this namespace routes (ip_forward = 1)."""
-    if hook == "prerouting" and facts.ip_forward == 1:
+def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
+    """Where packets notracked on ``hook`` are filtered: locally delivered ones on input,
+    locally sent ones on output; a prerouting NOTRACK also meets the forward hook when this
+    namespace routes (ip_forward = 1), unless every destination it selects is one of this
+    host's own addresses (delivered locally, so never forwarded)."""
+    if hook == "prerouting" and facts.ip_forward == 1 and not _to_this_host(facts, packet):
         return ("input", "forward")
     return (FILTER_HOOK[hook],)
+
+
+def _to_this_host(facts: Facts, packet: Packet) -> bool:
+    local = facts.local_addresses
+    if isinstance(local, Missing) or not packet.daddrs:
+        return False
+    return all(addr in local for addr in packet.daddrs)
 
 
 def _rules(facts: Facts) -> Ruleset | Outcome:
@@ -49,9 +61,7 @@ def _notracks(facts: Facts) -> tuple[Ruleset, tuple[tuple[Rule, str], ...]] | Ou
     return (rs, notracks) if notracks else passed("no NOTRACK rules")
 
 
-def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
-    """The accept for untracked packets of exactly this class, first in the dropping chain:
-    the rule `ctguard notrack` adds (one renderer for both)."""
+def _untracked_accepts(chain: Chain, packet: Packet) -> list[OurRule]:
     protos = sorted(packet.protos) if packet.protos else [None]
     return [
         OurRule(
@@ -64,9 +74,48 @@ def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
             proto,
             packet.dports,
             packet.sports,
-        ).shown()
+            packet.iif,
+            packet.oif,
+            packet.saddrs,
+            packet.daddrs,
+        )
         for proto in protos
     ]
+
+
+def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
+    """The accept for untracked packets of exactly this class, first in the dropping chain:
+    the rule `ctguard notrack` adds (one renderer for both)."""
+    return [ours.shown() for ours in _untracked_accepts(chain, packet)]
+
+
+def _accepts_beside(rs: Ruleset, chain: Chain, packet: Packet, fate: Fate) -> list[str]:
+    """For a chain that accepts these packets only under conditions: untracked accepts with
+    the conditions of each accept that admits some of them (never wider: an accept without
+    its source list would open the port to everyone), or why there is none to paste."""
+    partial = set(fate.evidence[:-1])
+    accepts = {describe(r): r for r in reachable_rules(rs, chain) if describe(r) in partial}
+    shown: list[str] = []
+    for evidence in fate.evidence[:-1]:
+        accept = accepts.get(evidence)
+        if accept is None or accept.verdict != "accept" or accept.chain != chain.name:
+            return [f"# no rule to paste for {chain.label}: {evidence} admits some of these"
+                    " packets behind a jump or map; add an untracked accept with exactly its"
+                    " conditions beside it"]  # fmt: skip
+        for ours in _untracked_accepts(chain, packet):
+            narrowed = beside(accept, _without_conditions(ours))
+            if narrowed is None:
+                continue
+            if isinstance(narrowed, str):
+                return [f"# no rule to paste for {chain.label}: {evidence}: {narrowed}"]
+            shown.append(narrowed.shown())
+    return shown or [
+        f"# no rule to paste for {chain.label}: copy the conditions of the accepts above"
+    ]
+
+
+def _without_conditions(ours: OurRule) -> OurRule:
+    return replace(ours, iif=None, oif=None, saddrs=None, daddrs=None)
 
 
 @rule("CT501")
@@ -80,14 +129,18 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
     worst = Severity.OK
     for notrack, hook in notracks:
         packet = packet_of(notrack)
-        for filter_hook in _filter_hooks(facts, hook):
+        for filter_hook in _filter_hooks(facts, hook, packet):
             fate = untracked_fate(rs, filter_hook, packet)
             if fate.outcome == "accepted":
                 continue
             worst = max(worst, _note_fate(notrack, fate, evidence), key=lambda s: s.rank)
             family, table, name = fate.chain.split(" ", 2)
             chain = rs.chain(family, table, name)
-            if chain is not None:
+            if chain is None:
+                continue
+            if fate.outcome == "conditional":
+                fixes += _accepts_beside(rs, chain, packet, fate)
+            else:
                 fixes += untracked_accept_command(chain, packet)
     if not evidence:
         return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")

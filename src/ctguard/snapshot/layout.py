@@ -11,6 +11,8 @@ from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
 KERNEL_FILES = (
     "/proc/sys/net/nf_conntrack_max",
     "/proc/sys/net/ipv4/ip_forward",
+    "/proc/net/fib_trie",
+    "/proc/net/if_inet6",
     "/proc/net/stat/nf_conntrack",
     "/proc/meminfo",
     "/proc/modules",

@@ -18,6 +18,7 @@ from ctguard.sources.ruleset.model import (
     Rule,
     RuleMatch,
     Ruleset,
+    address_of,
     describe,
 )
 from ctguard.sources.ruleset.names import CONNTRACK_MATCHES
@@ -34,6 +35,7 @@ __all__ = [
     "Rule",
     "RuleMatch",
     "Ruleset",
+    "address_of",
     "describe",
     "iptables_variant",
     "merge_rulesets",

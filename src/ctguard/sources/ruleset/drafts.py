@@ -39,6 +39,8 @@ class MatchBuilder:
     ct_states: frozenset[str] | None = None
     iif: str | None = None
     oif: str | None = None
+    saddrs: frozenset[str] | None = None
+    daddrs: frozenset[str] | None = None
     other: list[str] = field(default_factory=list)
     uses_conntrack: bool = False
 
@@ -52,20 +54,36 @@ class MatchBuilder:
         else:
             self.sports = ports if self.sports is None else self.sports.intersection(ports)
 
+    def restrict_addrs(self, which: str, addrs: Iterable[str]) -> bool:
+        """Record an address condition; False (keep it as text) when a second one would need
+        an intersection of CIDR lists."""
+        new = frozenset(addrs)
+        if which == "saddr":
+            if self.saddrs is not None:
+                return False
+            self.saddrs = new
+        else:
+            if self.daddrs is not None:
+                return False
+            self.daddrs = new
+        return True
+
     def restrict_states(self, states: frozenset[str]) -> None:
         self.uses_conntrack = True
         self.ct_states = states if self.ct_states is None else self.ct_states & states
 
     def build(self) -> RuleMatch:
         return RuleMatch(
-            self.protos,
-            self.dports,
-            self.sports,
-            self.ct_states,
-            self.iif,
-            self.oif,
-            tuple(self.other),
-            self.uses_conntrack,
+            protos=self.protos,
+            dports=self.dports,
+            sports=self.sports,
+            ct_states=self.ct_states,
+            iif=self.iif,
+            oif=self.oif,
+            saddrs=self.saddrs,
+            daddrs=self.daddrs,
+            other=tuple(self.other),
+            uses_conntrack=self.uses_conntrack,
         )
 
 

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 from ctguard.sources.ruleset.drafts import ChainDraft, MatchBuilder, Warnings
 from ctguard.sources.ruleset.iptables_tokens import Option, iptables_options, iptables_words
-from ctguard.sources.ruleset.model import ALL_STATES, MAX_PORT, PortSet, Rule, RuleMatch, Ruleset
+from ctguard.sources.ruleset.model import (
+    ALL_STATES,
+    MAX_PORT,
+    PortSet,
+    Rule,
+    RuleMatch,
+    Ruleset,
+    address_of,
+)
 from ctguard.sources.ruleset.names import (
     CONNTRACK_MATCHES,
     CONNTRACK_TARGETS,
@@ -210,6 +218,11 @@ def _apply_iptables_option(builder: MatchBuilder, option: Option) -> None:
         builder.iif = value
     elif name in ("-o", "--out-interface") and value and not negated:
         builder.oif = value
+    elif name in ("-s", "--source", "-d", "--destination") and value and not negated:
+        addrs = [address_of(a) for a in value.split(",")]
+        which = "saddr" if name in ("-s", "--source") else "daddr"
+        if None in addrs or not builder.restrict_addrs(which, (a for a in addrs if a)):
+            builder.other.append(shown)
     elif name in ("--dport", "--destination-port", "--dports", "--destination-ports"):
         _apply_iptables_ports(builder, "dport", value, negated, shown)
     elif name in ("--sport", "--source-port", "--sports", "--source-ports"):

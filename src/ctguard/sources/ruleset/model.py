@@ -9,6 +9,7 @@ counted in ``Ruleset.warnings``; it never makes the whole ruleset unreadable.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 ALL_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
@@ -85,6 +86,22 @@ class PortSet:
         return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
 
 
+def address_of(text: str) -> str | None:
+    """An address condition as ctguard keeps it: a CIDR with its length, or ``@set``.
+
+    >>> address_of("169.254.20.10"), address_of("10.1.2.3/8"), address_of("@cloudflare_v4")
+    ('169.254.20.10/32', '10.0.0.0/8', '@cloudflare_v4')
+    >>> address_of("example.org") is None
+    True
+    """
+    if text.startswith("@") and len(text) > 1:
+        return text
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class RuleMatch:
     """What a rule selects; ``None`` means "no condition on this"."""
@@ -96,7 +113,11 @@ class RuleMatch:
     ct_states: frozenset[str] | None = None
     iif: str | None = None
     oif: str | None = None
-    # Conditions not modelled ("-s 10.0.0.0/8", "ip saddr 10.0.0.0/8", "-m mark --mark 0x1"):
+    # Addresses the packet must have: CIDRs ("169.254.20.10/32") or named nft sets with their
+    # family ("ip @cloudflare_v4": contents not assumed). A negated one stays in ``other``.
+    saddrs: frozenset[str] | None = None
+    daddrs: frozenset[str] | None = None
+    # Conditions not modelled ("! -s 10.0.0.0/8", "meta mark 0x1", "-m mark --mark 0x1"):
     # the rule may match only part of the traffic its other fields describe.
     other: tuple[str, ...] = ()
     # A match, target or statement that needs conntrack (notrack does not count).

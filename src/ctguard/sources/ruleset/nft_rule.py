@@ -11,6 +11,7 @@ from ctguard.sources.ruleset.model import (
     PORT_PROTOS,
     PortSet,
     Rule,
+    address_of,
 )
 from ctguard.sources.ruleset.names import (
     CONNTRACK_MATCHES,
@@ -150,6 +151,9 @@ class _NftRuleReader:
                     self.match.restrict_ports(fld, ports)
                     return True
             return False
+        if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
+            addrs = self._addresses(proto, op, right)
+            return addrs is not None and self.match.restrict_addrs(fld, addrs)
         if (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
             return self._restrict_protos(op, right)
         if proto in ("icmp", "icmpv6"):
@@ -177,6 +181,19 @@ class _NftRuleReader:
             self.match.restrict_states(ALL_STATES - states if op == "!=" else states)
             return True
         return False
+
+    def _addresses(self, proto: str, op: str, right: object) -> list[str] | None:
+        """``ip saddr 10.0.0.0/8``, ``{ a, b/24 }``, ``@allow``; None if negated or unreadable.
+        A named set stays a name with its family (``ip6 @allow``): its elements can change
+        without a ruleset reload, and a copy of the condition must name the same set."""
+        if op not in ("==", "in"):
+            return None
+        if isinstance(right, str) and right.startswith("@"):
+            return [f"{proto} {right}"]
+        inner = right.get("set") if isinstance(right, dict) and len(right) == 1 else None
+        values = inner if isinstance(inner, list) else [right]
+        found = [_address_text(_element_value(v)) for v in values]
+        return None if None in found else [a for a in found if a is not None]
 
     def _restrict_protos(self, op: str, right: object) -> bool:
         names = self._words(right)
@@ -280,6 +297,17 @@ def _element_value(element: object) -> object:
     """Set elements may carry timeouts or comments: ``{"elem": {"val": 80, ...}}``."""
     inner = element.get("elem") if isinstance(element, dict) and len(element) == 1 else None
     return inner.get("val") if isinstance(inner, dict) else element
+
+
+def _address_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return address_of(value)
+    prefix = value.get("prefix") if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(prefix, dict):
+        addr, length = json_str(prefix.get("addr")), json_int(prefix.get("len"))
+        if addr is not None and length is not None:
+            return address_of(f"{addr}/{length}")
+    return None
 
 
 def _port_span(value: object) -> tuple[int, int] | None:

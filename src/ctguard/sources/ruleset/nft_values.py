@@ -68,14 +68,33 @@ def render_statement(statement: JsonObject) -> str:
 
 
 def render_match(body: JsonObject) -> str:
+    """A match as ``nft list ruleset`` prints it. A bitmask test keeps its ``==`` and shows
+    its numbers in hex (``meta mark & 0x4000 == 0x4000``): without the operator the two
+    numbers read as one list, and a mark is a bit pattern, not a count.
+
+    >>> mark = {"&": [{"meta": {"key": "mark"}}, 16384]}
+    >>> render_match({"op": "==", "left": mark, "right": 16384})
+    'meta mark & 0x4000 == 0x4000'
+    """
     op = json_str(body.get("op")) or "=="
     shown_op = "" if op in ("==", "in") else f"{op} "
     left, right = body.get("left"), body.get("right")
+    bitwise = isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("&", "|", "^")
+    if bitwise and isinstance(left, dict):
+        ((kind, operands),) = left.items()
+        if isinstance(operands, list) and len(operands) == 2:
+            shown = f"{render(operands[0])} {kind} {_hex(operands[1])}"
+            return f"{shown} {'==' if op in ('==', 'in') else op} {_hex(right)}"
     shown_right = render(right)
     meta = json_object(left, "meta") if isinstance(left, dict) else None
     if meta is not None and meta.get("key") in ("iifname", "oifname") and isinstance(right, str):
         shown_right = f'"{right}"'  # as nft prints interface names
     return f"{render(left)} {shown_op}{shown_right}"
+
+
+def _hex(value: object) -> str:
+    number = json_int(value)
+    return f"{number:#x}" if number is not None and number >= 0 else render(value)
 
 
 def render(value: object, depth: int = 0) -> str:
