@@ -38,6 +38,8 @@ from ctguard.sources.iptables_service import (
 )
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
+from ctguard.sources.local_addresses import read_local_addresses
+from ctguard.sources.local_port_range import LocalPortRange, read_local_port_range
 from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
@@ -72,6 +74,10 @@ class TableFacts:
     source: str
     summary: TableSummary
     tally: Tally  # exact remaining timeouts, for what-if arithmetic
+    # ip_local_port_range: ephemeral ports are no NOTRACK candidates (CT505)
+    local_ports: LocalPortRange | Missing = field(
+        default_factory=lambda: Missing("ip_local_port_range was not read")
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,14 @@ def collect(
 
 
 def _table(host: HostRoot, commands: Commands) -> TableFacts | Missing:
-    read = read_safely(read_table, host, commands, "auto", False, True)
+    addresses = read_local_addresses(commands)
+    local = addresses if isinstance(addresses, Missing) else addresses.spellings()
+    read = read_safely(read_table, host, commands, "auto", False, True, local)
     if isinstance(read, Missing):
         return read
-    return TableFacts(read.source, summarize(read.tally, top=10), read.tally)
+    return TableFacts(
+        read.source,
+        summarize(read.tally, top=10),
+        read.tally,
+        read_safely(read_local_port_range, host),
+    )
