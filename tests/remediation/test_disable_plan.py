@@ -599,6 +599,13 @@ def test_unreadable_ip6tables_save_refuses_only_when_legacy_ipv6_rules_can_exist
     assert plan_disable(replace(facts, ruleset=with_nft, modules=legacy)).refused
     no_nft = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), gap, Missing("nft exited 1: no"))
     assert plan_disable(replace(facts, ruleset=no_nft)).refused
+    # a snapshot names the missing outputs its own way
+    snap_gap = Missing("the snapshot has no ip6tables-save output")
+    snap = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), snap_gap, nft)
+    assert not plan_disable(replace(facts, ruleset=snap)).refused
+    snap_no_nft = Missing("the snapshot has no nft-json output")
+    both = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), snap_gap, snap_no_nft)
+    assert plan_disable(replace(facts, ruleset=both)).refused
     unknown = replace(facts, ruleset=with_nft, modules=Missing("/proc/modules unreadable"))
     with pytest.raises(DisableInputError):
         plan_disable(unknown)
