@@ -493,3 +493,31 @@ def test_a_snapshot_with_only_conntrack_l_is_analyzed_and_doctored_alike(tmp_pat
     done = run_ctguard("doctor", "--root", str(root), "--only", "CT505", "--format", "json")
     (finding,) = json.loads(done.stdout)["findings"]
     assert (finding["status"], finding["severity"]) == ("found", "info")
+
+
+PROXY = Path(__file__).parents[2] / "examples" / "proxy-table.txt.gz"
+
+
+def test_a_proxys_own_dns_queries_are_a_client_candidate() -> None:
+    """examples/proxy-table: udp/53 is the proxy's own queries (10.0.0.10, 2001:db8::10 to
+    resolvers). `--direction server` would untrack none of them (issue 16 item 7)."""
+    doc = analyze_json(str(PROXY), "--local-address", "10.0.0.10,2001:db8::10")
+    rows = {(c["protocol"], c["port"]): c for c in doc["notrack_candidates"]}
+    assert rows[("udp", 53)]["direction"] == "client"
+    assert rows[("udp", 53)]["split"] == {"client": 4141}
+    assert (
+        rows[("udp", 53)]["command"] == "ctguard notrack --port 53 --proto udp --direction client"
+    )
+    assert rows[("tcp", 8983)]["direction"] == "server"
+    assert [(p["protocol"], p["port"]) for p in doc["notrack_passed_over"]] == [("tcp", 443)]
+    # without the host's addresses nothing is proposed, and the report says why
+    bare = analyze_json(str(PROXY))
+    assert bare["notrack_candidates"] == []
+    assert "--local-address" in bare["notrack_skipped"]
+
+
+def test_local_address_is_for_a_file_and_must_be_an_address() -> None:
+    done = analyze("--root", str(HOT_PORT), "--local-address", "192.0.2.10")
+    assert done.returncode == 3 and "--local-address is for a FILE" in done.stderr
+    done = analyze(str(PROXY), "--local-address", "10.0.0.300")
+    assert done.returncode == 3 and "10.0.0.300" in done.stderr

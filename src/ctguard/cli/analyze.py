@@ -96,7 +96,9 @@ def analyze_command(
     )
 
     if local_spec is not None and dump is None:
-        raise click.UsageError("--local-address is for a FILE (a live table uses ip -j addr)")
+        raise click.UsageError(
+            "--local-address is for a FILE (a live or snapshot table uses its ip -j addr)"
+        )
     try:
         breakdowns = parse_breakdowns(by_spec)
         local = None if local_spec is None else parse_local_addresses(local_spec)
