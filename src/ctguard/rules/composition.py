@@ -135,7 +135,7 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
         f" ({_WAYS[candidate.direction]}) and an accept for UNTRACKED packets in the filter"
         f" table, or they are dropped (CT501):\n"
         f"{candidate.command} --apply --verify  (installs, proves and journals it; refuses NAT)\n"
-        + _by_hand(candidate)
+        + _by_hand(candidate, ephemeral)
     )
     return found(Severity.WARNING if full else Severity.INFO, evidence, fix)
 
@@ -147,10 +147,17 @@ _WAYS = {
 }
 
 
-def _by_hand(candidate: Candidate) -> str:
+def _by_hand(candidate: Candidate, ephemeral: tuple[int, int]) -> str:
     protocol, port = candidate.protocol, candidate.port
     if candidate.direction != "server":  # the reply rules need ip_local_port_range
-        return f"Without --apply, `{candidate.command}` prints the rules it would add."
+        low, high = ephemeral
+        return (
+            f"Without --apply, `{candidate.command}` prints the rules it would add. It"
+            f" untracks the replies of the host's own connections on ip_local_port_range"
+            f" {low}-{high} only: check with `ss -anp` that the clients of {protocol}/{port}"
+            f" leave from ports in it (a client bound to its own port range keeps its"
+            f" replies tracked)."
+        )
     return (
         f"By hand, iptables: -t raw -A PREROUTING -p {protocol} --dport {port} -j NOTRACK;"
         f" -t raw -A OUTPUT -p {protocol} --sport {port} -j NOTRACK;"
