@@ -38,7 +38,8 @@ from ctguard.sources.iptables_service import (
 )
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
-from ctguard.sources.local_addresses import FIB_TRIE, read_local_addresses
+from ctguard.sources.local_addresses import LocalAddresses, read_local_addresses
+from ctguard.sources.local_port_range import LocalPortRange, read_local_port_range
 from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
@@ -73,6 +74,10 @@ class TableFacts:
     source: str
     summary: TableSummary
     tally: Tally  # exact remaining timeouts, for what-if arithmetic
+    # ip_local_port_range: ephemeral ports are no NOTRACK candidates (CT505)
+    local_ports: LocalPortRange | Missing = field(
+        default_factory=lambda: Missing("ip_local_port_range was not read")
+    )
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,9 @@ class Facts:
     modules: Mapping[str, ModuleLine] | Missing = field(
         default_factory=lambda: Missing(f"{PROC_MODULES} was not read")
     )
-    # this namespace's own addresses as /32 and /128 CIDRs (delivered locally, never forwarded)
-    local_addresses: frozenset[str] | Missing = field(
-        default_factory=lambda: Missing(f"{FIB_TRIE} was not read")
+    # this namespace's own addresses (delivered locally, never forwarded)
+    local_addresses: LocalAddresses | Missing = field(
+        default_factory=lambda: Missing("the local addresses were not read")
     )
 
     @property
@@ -202,6 +207,7 @@ def collect(
     processes = processes_text if isinstance(processes_text, Missing) else parse_ps(processes_text)
     service = read_safely(read_iptables_service, host)
     ruleset = read_ruleset(commands)
+    addresses = read_local_addresses(host, commands)
     init_sysctls: ConntrackSysctls | Missing | None = None
     if not host.is_live and netns is not None:
         init_sysctls = read_safely(read_conntrack_sysctls, host, INIT_NETNS_DIR + NETFILTER_DIR)
@@ -228,17 +234,25 @@ def collect(
         tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),
         ip_forward=read_safely(read_ip_forward, host),
-        local_addresses=read_safely(read_local_addresses, host),
+        local_addresses=addresses,
         init_sysctls=init_sysctls,
         modules=read_safely(_modules, host),
-        table=_table(host, commands)
+        table=_table(host, commands, addresses)
         if table and presence.loaded
         else Missing("conntrack not loaded" if table else "skipped (--no-table)"),
     )
 
 
-def _table(host: HostRoot, commands: Commands) -> TableFacts | Missing:
-    read = read_safely(read_table, host, commands, "auto", False, True)
+def _table(
+    host: HostRoot, commands: Commands, addresses: LocalAddresses | Missing
+) -> TableFacts | Missing:
+    local = addresses if isinstance(addresses, Missing) else addresses.spellings()
+    read = read_safely(read_table, host, commands, "auto", False, True, local)
     if isinstance(read, Missing):
         return read
-    return TableFacts(read.source, summarize(read.tally, top=10), read.tally)
+    return TableFacts(
+        read.source,
+        summarize(read.tally, top=10),
+        read.tally,
+        read_safely(read_local_port_range, host),
+    )

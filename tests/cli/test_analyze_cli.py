@@ -152,9 +152,9 @@ EXPECTED = {
     "nat": {("tcp", 8080): 2},
     "flags": {"assured": 13, "unreplied": 4, "offload": 0, "hw_offload": 0},
     "nated": 2,
-    # ≥ 5 % and no NAT on the port: 8080 is NATed, and 80 is where 8080 is translated to
-    # (its replies must stay tracked to be translated back), so neither is a candidate
-    "candidates": [("tcp", 443), ("udp", 53)],
+    # 18 entries are no sample to bypass conntrack on (and a file names no host
+    # addresses, so no --direction could be chosen): no candidate
+    "candidates": [],
 }
 
 
@@ -271,8 +271,7 @@ def test_json_csv_and_text_agree(dumps: dict[str, Path]) -> None:
     assert "  tcp/8080" in text and "NAT 2" in text
     for protocol, count in PROTOCOLS.items():
         assert [protocol, str(count)] in [line[:2] for line in lines]
-    assert "NOTRACK candidates (no NAT seen on these ports)" in text
-    assert "tcp/443: 8 entries" in text
+    assert "NOTRACK candidates: none proposed (18 entries: too few" in text
     assert "tcp/8080:" not in text
 
 
@@ -290,7 +289,8 @@ def test_top_limits_rows(dumps: dict[str, Path]) -> None:
     # the totals and the candidates do not depend on --top
     assert doc["entries"] == ENTRIES
     assert {r["protocol"]: r["count"] for r in by["protocol"]} == PROTOCOLS
-    assert [c["port"] for c in doc["notrack_candidates"]] == [443, 53]
+    assert doc["notrack_candidates"] == []
+    assert doc["notrack_skipped"].startswith("18 entries: too few")
 
     done = analyze(str(dumps["proc"]), "--top", "2", "--format", "csv")
     assert [row for row in _csv_counts(done.stdout) if row[0] == "dport"] == [
@@ -354,6 +354,9 @@ def test_hot_port_snapshot() -> None:
     assert ("tcp", 8983) in candidates
     assert doc["notrack_candidates"][0]["port"] == 8983
     assert doc["notrack_candidates"][0]["share"] == 60.0
+    # the snapshot's ip-addr says 192.0.2.10 is the host's: 8983 is served here
+    assert doc["notrack_candidates"][0]["direction"] == "server"
+    assert doc["notrack_candidates"][0]["command"].endswith("--direction server")
 
 
 def test_what_if_with_a_snapshot_uses_its_timeouts() -> None:
@@ -490,3 +493,31 @@ def test_a_snapshot_with_only_conntrack_l_is_analyzed_and_doctored_alike(tmp_pat
     done = run_ctguard("doctor", "--root", str(root), "--only", "CT505", "--format", "json")
     (finding,) = json.loads(done.stdout)["findings"]
     assert (finding["status"], finding["severity"]) == ("found", "info")
+
+
+PROXY = Path(__file__).parents[2] / "examples" / "proxy-table.txt.gz"
+
+
+def test_a_proxys_own_dns_queries_are_a_client_candidate() -> None:
+    """examples/proxy-table: udp/53 is the proxy's own queries (10.0.0.10, 2001:db8::10 to
+    resolvers). `--direction server` would untrack none of them (issue 16 item 7)."""
+    doc = analyze_json(str(PROXY), "--local-address", "10.0.0.10,2001:db8::10")
+    rows = {(c["protocol"], c["port"]): c for c in doc["notrack_candidates"]}
+    assert rows[("udp", 53)]["direction"] == "client"
+    assert rows[("udp", 53)]["split"] == {"client": 4141}
+    assert (
+        rows[("udp", 53)]["command"] == "ctguard notrack --port 53 --proto udp --direction client"
+    )
+    assert rows[("tcp", 8983)]["direction"] == "server"
+    assert [(p["protocol"], p["port"]) for p in doc["notrack_passed_over"]] == [("tcp", 443)]
+    # without the host's addresses nothing is proposed, and the report says why
+    bare = analyze_json(str(PROXY))
+    assert bare["notrack_candidates"] == []
+    assert "--local-address" in bare["notrack_skipped"]
+
+
+def test_local_address_is_for_a_file_and_must_be_an_address() -> None:
+    done = analyze("--root", str(HOT_PORT), "--local-address", "192.0.2.10")
+    assert done.returncode == 3 and "--local-address is for a FILE" in done.stderr
+    done = analyze(str(PROXY), "--local-address", "10.0.0.300")
+    assert done.returncode == 3 and "10.0.0.300" in done.stderr

@@ -197,12 +197,10 @@ def test_analyze_netns_equals_the_flows_created(flows: Flows) -> None:
     assert doc["by"] == expected_by(flows), diagnostics(ns)
     assert doc["no_timeout"] == 0
     assert doc["distinct"] == {"src": 1, "dst": 1}
-    # ≥ 5 % of the table and no NAT on the port: 8983 (the DNAT target is reached only
-    # through 8080's reply tuple), 53, 9200; never 8080
-    candidates = [(c["protocol"], c["port"], c["entries"]) for c in doc["notrack_candidates"]]
-    # 8080 is NATed; 8983 is what 8080 is DNATed to, so its replies must stay tracked
-    assert candidates == [("udp", 53, UDP_53), ("tcp", 9200, 3)]
-    assert doc["notrack_candidates"][0]["share"] == round(100 * UDP_53 / ENTRIES, 2)
+    # a few dozen entries are no sample to bypass conntrack on: no candidate (the ports'
+    # directions and NAT are weighed in tests/table/test_candidates.py)
+    assert doc["notrack_candidates"] == []
+    assert doc["notrack_skipped"].startswith(f"{ENTRIES} entries: too few")
     assert "what_if" not in doc
 
     netlink = analyze(

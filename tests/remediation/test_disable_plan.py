@@ -582,3 +582,30 @@ def test_namespace_note_says_modules_are_global() -> None:
     facts = replace(facts_of(DISABLE / "modular-idle"), netns="web1")
     note = plan_disable(facts).notes[0].text
     assert note.startswith("rules were read in namespace web1 only; modules are global")
+
+
+def test_unreadable_ip6tables_save_refuses_only_when_legacy_ipv6_rules_can_exist() -> None:
+    facts = facts_of(DISABLE / "modular-idle")
+    assert not isinstance(facts.modules, Missing) and "ip6_tables" not in facts.modules
+    gap = Missing("ip6tables-save exited 1: can't initialize ip6tables table `filter'")
+    nft = parse_nft_json('{"nftables": [{"metainfo": {"json_schema_version": 1}}]}')
+    with_nft = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), gap, nft)
+    # nft lists iptables-nft's IPv6 tables, and no legacy one exists without ip6_tables
+    assert not plan_disable(replace(facts, ruleset=with_nft)).refused
+    legacy = dict(facts.modules)
+    legacy["ip6_tables"] = parse_proc_modules("ip6_tables 36864 0 - Live 0x0000000000000000\n")[
+        "ip6_tables"
+    ]
+    assert plan_disable(replace(facts, ruleset=with_nft, modules=legacy)).refused
+    no_nft = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), gap, Missing("nft exited 1: no"))
+    assert plan_disable(replace(facts, ruleset=no_nft)).refused
+    # a snapshot names the missing outputs its own way
+    snap_gap = Missing("the snapshot has no ip6tables-save output")
+    snap = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), snap_gap, nft)
+    assert not plan_disable(replace(facts, ruleset=snap)).refused
+    snap_no_nft = Missing("the snapshot has no nft-json output")
+    both = merge_rulesets(iptables(":INPUT ACCEPT [0:0]"), snap_gap, snap_no_nft)
+    assert plan_disable(replace(facts, ruleset=both)).refused
+    unknown = replace(facts, ruleset=with_nft, modules=Missing("/proc/modules unreadable"))
+    with pytest.raises(DisableInputError):
+        plan_disable(unknown)

@@ -14,7 +14,7 @@ from ctguard.table.tally import Tally
 Scan = Callable[..., Tally]
 KINDS = ("python", "c")
 FIELDS = ("lines", "entries", "bad", "first_bad", "first_bad_text", "shapes", "timeouts",
-          "sports", "markzones", "sources", "destinations")  # fmt: skip
+          "sports", "markzones", "sources", "destinations", "no_local_addresses")  # fmt: skip
 
 
 def c_built() -> bool:
@@ -22,7 +22,7 @@ def c_built() -> bool:
 
 
 def make_scan(kind: str) -> Scan:
-    """``scan(data: bytes, by_sport=True) -> Tally``.
+    """``scan(data: bytes, by_sport=True, local=None) -> Tally``.
 
     An unbuilt C scanner fails the test (scripts/install builds it; CI must test it), unless
     CTGUARD_PURE_PYTHON=1 says this machine has no compiler on purpose."""
@@ -32,9 +32,9 @@ def make_scan(kind: str) -> Scan:
         pytest.fail("the C scanner (ctguard.table._scan) is not built: run scripts/install")
     force_python = kind == "python"
 
-    def scan(data: bytes, by_sport: bool = True) -> Tally:
+    def scan(data: bytes, by_sport: bool = True, local: frozenset[bytes] | None = None) -> Tally:
         tally = Tally()
-        scan_into(data, tally, by_sport, force_python=force_python)
+        scan_into(data, tally, by_sport, force_python=force_python, local=local)
         return tally
 
     return scan

@@ -47,6 +47,14 @@ if TYPE_CHECKING:  # imported when a command runs, to keep `ctguard --help` quic
     "tcp_timeout_established=600,udp_timeout=30 (current values from the host, --root "
     "or --netns).",
 )
+@click.option(
+    "--local-address",
+    "local_spec",
+    metavar="ADDR,...",
+    help="With a FILE: the addresses of the host the dump comes from, which tell each "
+    "entry's direction (whom a NOTRACK candidate's --direction must fit). Without them a "
+    "file gets no candidates. Live and snapshot tables use the host's own (ip -j addr).",
+)
 def analyze_command(
     dump: str | None,
     root: str | None,
@@ -56,6 +64,7 @@ def analyze_command(
     top: int,
     fmt: str,
     what_if_spec: str | None,
+    local_spec: str | None,
 ) -> int:
     """What fills the conntrack table: every breakdown in one pass over the table.
 
@@ -72,16 +81,27 @@ def analyze_command(
       ctguard analyze --netns all                  every namespace, busiest first
       conntrack -L | ctguard analyze - --format json
       ctguard analyze table.txt.gz --root host.tar.gz --what-if udp_timeout=10
+      ctguard analyze table.txt.gz --local-address 10.0.0.10,2001:db8::10
 
     Exit codes: 0 analyzed (an empty table too), 3 input unreadable, or only
     unparseable lines.
     """
     from ctguard.host.target import Target
     from ctguard.table.whatif import parse_what_if
-    from ctguard.usecases.analyze import AnalyzeOptions, analyze, parse_breakdowns
+    from ctguard.usecases.analyze import (
+        AnalyzeOptions,
+        analyze,
+        parse_breakdowns,
+        parse_local_addresses,
+    )
 
+    if local_spec is not None and dump is None:
+        raise click.UsageError(
+            "--local-address is for a FILE (a live or snapshot table uses its ip -j addr)"
+        )
     try:
         breakdowns = parse_breakdowns(by_spec)
+        local = None if local_spec is None else parse_local_addresses(local_spec)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options = AnalyzeOptions(
@@ -89,6 +109,7 @@ def analyze_command(
         top=None if top == 0 else top,
         source=source,
         what_if=parse_what_if(what_if_spec) if what_if_spec is not None else None,
+        local_addresses=local,
     )
     target = Target(root, netns)  # --root with --netns (all too) is refused here
     if netns == "all":

@@ -47,6 +47,7 @@ SPECS: dict[str, Spec] = {
     "conntrack-L": Spec(("conntrack", "-L"), timeout=600.0),
     "uname-r": Spec(("uname", "-r")),
     "iptables-version": Spec(("iptables", "-V")),  # "iptables v1.8.9 (nf_tables)"
+    "ip-addr": Spec(("ip", "-j", "addr", "show")),  # the host's own addresses
 }
 
 # Not a program: counters read over netlink (pyroute2), written in `conntrack -S` form.

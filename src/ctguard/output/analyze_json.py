@@ -103,12 +103,25 @@ def analyze_document(report: AnalyzeReport) -> dict[str, Any]:
             {
                 "protocol": c.protocol,
                 "port": c.port,
+                "direction": c.direction,
                 "entries": c.entries,
                 "share": round(c.share, 2),
+                "split": dict(c.split),
                 "command": c.command,
             }
-            for c in report.candidates
+            for c in report.candidates.rows
         ],
+        "notrack_passed_over": [
+            {
+                "protocol": p.protocol,
+                "port": p.port,
+                "entries": p.entries,
+                "share": round(p.share, 2),
+                "why": p.why,
+            }
+            for p in report.candidates.passed_over
+        ],
+        "notrack_skipped": report.candidates.skipped or None,
     }
     if report.what_if is not None:
         document["what_if"] = [

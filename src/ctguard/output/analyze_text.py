@@ -80,13 +80,21 @@ def render_analyze_text(report: AnalyzeReport) -> str:
                 f"({row['expired_share']:.1f}% of the table)"
             )
     out.append("")
-    if doc["notrack_candidates"]:
-        out.append("NOTRACK candidates (no NAT seen on these ports)")
+    if doc["notrack_skipped"]:
+        out.append(f"NOTRACK candidates: none proposed ({doc['notrack_skipped']})")
+    elif doc["notrack_candidates"]:
+        out.append("NOTRACK candidates (no NAT or forwarding seen on these ports)")
         for c in doc["notrack_candidates"]:
+            split = ", ".join(f"{way} {number(n)}" for way, n in c["split"].items())
             out.append(
                 f"  {c['protocol']}/{c['port']}: {number(c['entries'])} entries "
-                f"({c['share']:.1f}%)  {c['command']}"
+                f"({c['share']:.1f}%; {split})  {c['command']}"
             )
     else:
         out.append("NOTRACK candidates: none (no NAT-free port holds 5% of the table)")
+    for p in doc["notrack_passed_over"]:
+        out.append(
+            f"  not {p['protocol']}/{p['port']} ({number(p['entries'])} entries,"
+            f" {p['share']:.1f}%): {p['why']}"
+        )
     return "\n".join(out) + "\n"

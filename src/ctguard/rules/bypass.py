@@ -41,7 +41,7 @@ def _to_this_host(facts: Facts, packet: Packet) -> bool:
     local = facts.local_addresses
     if isinstance(local, Missing) or not packet.daddrs:
         return False
-    return all(addr in local for addr in packet.daddrs)
+    return all(addr in local.cidrs() for addr in packet.daddrs)
 
 
 def _rules(facts: Facts) -> Ruleset | Outcome:

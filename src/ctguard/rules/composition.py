@@ -11,8 +11,9 @@ from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import persist_file
+from ctguard.sources.local_port_range import DEFAULT_LOCAL_PORT_RANGE
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
-from ctguard.table.candidates import notrack_candidates
+from ctguard.table.candidates import Candidate, PassedOver, notrack_candidates
 from ctguard.table.whatif import WhatIf, current_timeouts, what_if
 
 WHO_OPENS = "ctguard analyze --by src,dport,state"
@@ -105,38 +106,61 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
         return passed(
             f"the busiest port holds {share:.1f} % (from {limits.port_share:g} %)", evidence
         )
-    nated = summary.dports_nat.get((protocol, port), 0)
-    translated = summary.nat_targets.get((protocol, port), 0)
-    if nated or translated:
-        how = (
-            f"{nated:,} of its entries are NATed"
-            if nated
-            else f"{translated:,} NATed entries are translated to it"
-        )
-        return passed(
-            f"{protocol}/{port} dominates but {how}: untracked packets are never NATed,"
-            " so NOTRACK would break them",
-            evidence,
-        )
-    candidate = next(
-        (c for c in notrack_candidates(summary) if (c.protocol, c.port) == (protocol, port)), None
-    )
-    if candidate is None:  # not tcp/udp: no bypass we would propose
+    ports = table.local_ports
+    ephemeral = DEFAULT_LOCAL_PORT_RANGE if isinstance(ports, Missing) else (ports.low, ports.high)
+    candidates = notrack_candidates(summary, ephemeral, min_entries=int(limits.table_min_entries))
+    row = candidates.for_port(protocol, port)
+    if protocol not in ("tcp", "udp"):  # no bypass we would propose
         return passed(
             f"{protocol}/{port} dominates; NOTRACK is offered for tcp and udp only", evidence
         )
+    if row is None:  # directions unknown: a wrong --direction would untrack nothing
+        return passed(f"{protocol}/{port} dominates, but {candidates.skipped}", evidence)
+    if isinstance(row, PassedOver):
+        return passed(
+            f"{protocol}/{port} dominates but is no NOTRACK candidate: {row.why}", evidence
+        )
+    candidate = row
     evidence.append(f"no NATed entry on {protocol}/{port}")
     usage = runtime(facts, "nf_conntrack_count"), runtime(facts, "nf_conntrack_max")
     full = bool(
         usage[0] is not None and usage[1] and 100.0 * usage[0] / usage[1] >= limits.usage_warning
     )
+    evidence.append(
+        f"{protocol}/{port} entries by direction: "
+        + ", ".join(f"{way} {count:,}" for way, count in candidate.split)
+    )
     fix = (
-        f"Take {protocol}/{port} out of conntrack (raw-table NOTRACK) with an accept for"
-        f" UNTRACKED packets in the filter table, or they are dropped (CT501):\n"
+        f"Take {protocol}/{port} out of conntrack with raw-table NOTRACK"
+        f" ({_WAYS[candidate.direction]}) and an accept for UNTRACKED packets in the filter"
+        f" table, or they are dropped (CT501):\n"
         f"{candidate.command} --apply --verify  (installs, proves and journals it; refuses NAT)\n"
+        + _by_hand(candidate, ephemeral)
+    )
+    return found(Severity.WARNING if full else Severity.INFO, evidence, fix)
+
+
+_WAYS = {
+    "server": "the host serves it: packets to it in, from it out",
+    "client": "the host's own connections to it: packets to it out, replies from it in",
+    "both": "both ways: the host serves it and connects to it, or loopback",
+}
+
+
+def _by_hand(candidate: Candidate, ephemeral: tuple[int, int]) -> str:
+    protocol, port = candidate.protocol, candidate.port
+    if candidate.direction != "server":  # the reply rules need ip_local_port_range
+        low, high = ephemeral
+        return (
+            f"Without --apply, `{candidate.command}` prints the rules it would add. It"
+            f" untracks the replies of the host's own connections on ip_local_port_range"
+            f" {low}-{high} only: check with `ss -anp` that the clients of {protocol}/{port}"
+            f" leave from ports in it (a client bound to its own port range keeps its"
+            f" replies tracked)."
+        )
+    return (
         f"By hand, iptables: -t raw -A PREROUTING -p {protocol} --dport {port} -j NOTRACK;"
         f" -t raw -A OUTPUT -p {protocol} --sport {port} -j NOTRACK;"
         f" -A INPUT -p {protocol} --dport {port} -m conntrack --ctstate UNTRACKED -j ACCEPT"
         f" (and the same for ip6tables)."
     )
-    return found(Severity.WARNING if full else Severity.INFO, evidence, fix)

@@ -82,8 +82,12 @@ COMMANDS = (
     "ps",
     "conntrack-S",
     "uname-r",
+    "ip-addr",
 )
-REDACTED_COMMANDS = ("dmesg",)  # the table dump (procfs or conntrack -L) is redacted by table()
+REDACTED_COMMANDS = (
+    "dmesg",
+    "ip-addr",
+)  # the table dump (procfs or conntrack -L) is redacted by table()
 # Any ctnetlink request makes the kernel load nf_conntrack_netlink and with it
 # nf_conntrack: on a host without conntrack a snapshot must not ask.
 CTNETLINK_COMMANDS = ("conntrack-S",)

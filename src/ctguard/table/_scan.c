@@ -217,6 +217,19 @@ static int btab_add(ByteTable *t, const char *s, size_t n)
     return 0;
 }
 
+static int btab_has(const ByteTable *t, const char *s, size_t n)
+{
+    uint64_t h = fnv1a(s, n);
+    size_t mask = t->cap - 1, i = h & mask;
+    while (t->slots[i].count) {
+        const ByteSlot *slot = &t->slots[i];
+        if (slot->hash == h && slot->len == n && memcmp(t->arena + slot->off, s, n) == 0)
+            return 1;
+        i = (i + 1) & mask;
+    }
+    return 0;
+}
+
 /* ---- the line grammar (mirror of scan_py._scan_line) ----------------------------- */
 
 /* keys.STATES, same order: id = index + 1 */
@@ -319,6 +332,8 @@ typedef struct {
     IntTable shapes, timeouts, markzones;
     PortTable sports;
     ByteTable sources, destinations;
+    int has_local;   /* the host's addresses were given: shape bits 53-54 are meaningful */
+    ByteTable local; /* those addresses, every spelling (keys.shape_key) */
 } Accumulator;
 
 enum { LINE_OK = 0, LINE_BAD = 1, LINE_NOMEM = -1 };
@@ -447,6 +462,9 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     uint64_t shape = (uint64_t)ipv6 | proto << 1 | state << 9 | dport_field << 15 |
                      (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35 |
                      nat_port << 36;
+    if (a->has_local)
+        shape |= (uint64_t)btab_has(&a->local, o->src.s, o->src.n) << 53 |
+                 (uint64_t)btab_has(&a->local, o->dst.s, o->dst.n) << 54;
     if (has_remaining && !a->exact_timeouts)
         remaining = bucketed(remaining);
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);
@@ -464,11 +482,12 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
 
 static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", NULL};
+    static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", "local", NULL};
     int by_sport = 1, exact_timeouts = 1;
     Py_ssize_t max_line = 1 << 16; /* keys.MAX_LINE */
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppn", kwlist, &by_sport, &exact_timeouts,
-                                     &max_line))
+    PyObject *local = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnO", kwlist, &by_sport, &exact_timeouts,
+                                     &max_line, &local))
         return -1;
     if (max_line < 0) {
         PyErr_SetString(PyExc_ValueError, "max_line must be >= 0");
@@ -483,10 +502,34 @@ static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
     self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
         itab_init(&self->markzones) < 0 ||
-        btab_init(&self->sources) < 0 || btab_init(&self->destinations) < 0) {
+        btab_init(&self->sources) < 0 || btab_init(&self->destinations) < 0 ||
+        btab_init(&self->local) < 0) {
         PyErr_NoMemory();
         return -1;
     }
+    if (local == Py_None)
+        return 0;
+    PyObject *it = PyObject_GetIter(local), *item;
+    if (!it)
+        return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        char *text;
+        Py_ssize_t n;
+        int bad = PyBytes_AsStringAndSize(item, &text, &n) < 0;
+        if (!bad && btab_add(&self->local, text, (size_t)n) < 0) {
+            PyErr_NoMemory();
+            bad = 1;
+        }
+        Py_DECREF(item);
+        if (bad) {
+            Py_DECREF(it);
+            return -1;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return -1;
+    self->has_local = 1;
     return 0;
 }
 
@@ -500,11 +543,15 @@ static void free_tables(Accumulator *self)
     PyMem_Free(self->sources.arena);
     PyMem_Free(self->destinations.slots);
     PyMem_Free(self->destinations.arena);
+    PyMem_Free(self->local.slots);
+    PyMem_Free(self->local.arena);
     memset(&self->shapes, 0, sizeof(IntTable));
     memset(&self->timeouts, 0, sizeof(IntTable));
     memset(&self->markzones, 0, sizeof(IntTable));
     memset(&self->sources, 0, sizeof(ByteTable));
     memset(&self->destinations, 0, sizeof(ByteTable));
+    memset(&self->local, 0, sizeof(ByteTable));
+    self->has_local = 0;
 }
 
 static void Accumulator_dealloc(Accumulator *self)

@@ -16,6 +16,8 @@ shape key (one per entry)::
     bit  35     NAT (the reply tuple is not the original one swapped)
     bits 36-52  NATed entries only: the reply tuple's sport + 1, i.e. the port the flow was
                 translated to (DNAT 8080 -> 8983 gives 8983); 0 otherwise
+    bit  53     the original source is one of the host's own addresses (a scan told none: 0)
+    bit  54     the original destination is one of the host's own addresses
 
 timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; remaining + 1
 = 0 when the entry shows no timeout (offloaded entries omit it). The flag is there because
@@ -64,12 +66,15 @@ def shape_key(
     flag: int,
     nat: bool,
     nat_port: int | None = None,
+    src_local: bool = False,
+    dst_local: bool = False,
 ) -> int:
     port = 0 if dport is None else dport + 1
     target = 0 if not nat or nat_port is None else nat_port + 1
     return (
         int(ipv6) | proto << 1 | state << 9 | port << 15 | int(unreplied) << 32
-        | flag << 33 | int(nat) << 35 | target << 36
+        | flag << 33 | int(nat) << 35 | target << 36 | int(src_local) << 53
+        | int(dst_local) << 54
     )  # fmt: skip
 
 

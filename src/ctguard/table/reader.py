@@ -61,12 +61,18 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes | TooLong]:
 
 
 def scan_stream(
-    stream: BinaryIO, by_sport: bool = True, prefetch: bool = False, exact_timeouts: bool = True
+    stream: BinaryIO,
+    by_sport: bool = True,
+    prefetch: bool = False,
+    exact_timeouts: bool = True,
+    local: frozenset[bytes] | None = None,
 ) -> Tally:
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
-    with scanning."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE)
+    with scanning. ``local``: the host's addresses (scanner.Accumulator)."""
+    accumulator = Accumulator(
+        by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE, local=local
+    )
     for data in _prefetched(stream) if prefetch else _chunks(stream):
         if isinstance(data, TooLong):
             accumulator.bad_line(data.start)
@@ -110,7 +116,11 @@ def open_dump(path: str) -> BinaryIO:
 
 
 def scan_path(
-    path: str, by_sport: bool = True, jobs: int | None = None, exact_timeouts: bool = True
+    path: str,
+    by_sport: bool = True,
+    jobs: int | None = None,
+    exact_timeouts: bool = True,
+    local: frozenset[bytes] | None = None,
 ) -> Tally:
     """Scan a dump file; a large plain regular file is split across ``jobs`` processes."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
@@ -123,8 +133,8 @@ def scan_path(
             and S_ISREG(info.st_mode)
             and info.st_size >= PARALLEL_MIN_BYTES
         ):
-            return _scan_parallel(raw, info.st_size, by_sport, jobs, exact_timeouts)
-        return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts)
+            return _scan_parallel(raw, info.st_size, by_sport, jobs, exact_timeouts, local)
+        return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts, local=local)
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
@@ -137,9 +147,16 @@ def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
     return cuts
 
 
-def _scan_range(mapped: mmap.mmap, start: int, end: int, by_sport: bool, exact: bool) -> Tally:
+def _scan_range(
+    mapped: mmap.mmap,
+    start: int,
+    end: int,
+    by_sport: bool,
+    exact: bool,
+    local: frozenset[bytes] | None,
+) -> Tally:
     """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE)
+    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local)
     with memoryview(mapped) as view:
         position = start
         while position < end:
@@ -166,7 +183,14 @@ def _drop_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, first, stop - first)
 
 
-def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int, exact: bool) -> Tally:
+def _scan_parallel(
+    raw: BinaryIO,
+    size: int,
+    by_sport: bool,
+    jobs: int,
+    exact: bool,
+    local: frozenset[bytes] | None,
+) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
     sends its Tally back through a pipe. The file is mapped, not copied."""
     cuts = _boundaries(raw, size, jobs)
@@ -180,7 +204,7 @@ def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int, exact: b
                 status = 1
                 try:
                     os.close(read_fd)
-                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact)
+                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact, local)
                     with os.fdopen(write_fd, "wb") as out:
                         pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
                     status = 0
@@ -188,7 +212,7 @@ def _scan_parallel(raw: BinaryIO, size: int, by_sport: bool, jobs: int, exact: b
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
-        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact)
+        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local)
     failed = False
     for pid, read_fd in children:
         with os.fdopen(read_fd, "rb") as src:

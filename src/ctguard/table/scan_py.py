@@ -42,16 +42,23 @@ def _number(token: bytes, limit: int) -> int | None:
     return int(token) if token.isdigit() and len(token) <= 10 and int(token) <= limit else None
 
 
-def scan(data: bytes, tally: Tally, by_sport: bool = True, max_line: int = MAX_LINE) -> None:
+def scan(
+    data: bytes,
+    tally: Tally,
+    by_sport: bool = True,
+    max_line: int = MAX_LINE,
+    local: frozenset[bytes] = frozenset(),
+) -> None:
     """Count every line of ``data``: whole lines; a last line without newline counts.
 
-    ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed)."""
+    ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed).
+    ``local``: the host's own addresses as the table spells them (keys.shape_key bits 53-54)."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     for line in lines:
         tally.lines += 1
-        if len(line) <= max_line and (not line.strip() or _scan_line(line, tally, by_sport)):
+        if len(line) <= max_line and (not line.strip() or _scan_line(line, tally, by_sport, local)):
             continue
         tally.bad += 1
         if tally.first_bad is None:
@@ -68,7 +75,7 @@ def bad_line(start: bytes, tally: Tally) -> None:
         tally.first_bad_text = start[:200]
 
 
-def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
+def _scan_line(line: bytes, tally: Tally, by_sport: bool, local: frozenset[bytes]) -> bool:
     tokens = line.split()
     i = 0
     family: bytes | None = None
@@ -137,7 +144,11 @@ def _scan_line(line: bytes, tally: Tally, by_sport: bool) -> bool:
         or _port(reply.get(b"dport")) != sport
     )
     nat_port = _port(reply.get(b"sport"))
-    _count(tally.shapes, shape_key(ipv6, proto, state, dport, unreplied, flag, nat, nat_port))
+    src_local, dst_local = orig[b"src"] in local, orig[b"dst"] in local
+    shape = shape_key(
+        ipv6, proto, state, dport, unreplied, flag, nat, nat_port, src_local, dst_local
+    )
+    _count(tally.shapes, shape)
     if remaining is not None and not tally.exact_timeouts:
         remaining = bucketed(remaining)
     _count(tally.timeouts, timeout_key(proto, state, flag, remaining))

@@ -1,7 +1,7 @@
 """Pick the scanner: the C extension when it was built, else the pure-Python one.
 
-Both are used the same way: ``acc = Accumulator(by_sport)``, ``acc.feed(data)`` any number
-of times with whole lines, then ``acc.tally()``.
+Both are used the same way: ``acc = Accumulator(by_sport, local=...)``, ``acc.feed(data)``
+any number of times with whole lines, then ``acc.tally()``.
 """
 
 from __future__ import annotations
@@ -25,24 +25,32 @@ class Accumulator:
         force_python: bool = False,
         exact_timeouts: bool = True,
         max_line: int = MAX_LINE,
+        local: frozenset[bytes] | None = None,
     ) -> None:
+        """``local``: the host's own addresses as tables spell them (LocalAddresses.spellings);
+        None: not known, so no entry's direction is told."""
         self.by_sport = by_sport
+        self.local = local
         self.exact_timeouts = exact_timeouts
         self.max_line = max_line
         c = (
             None
             if _scan is None or force_python
-            else _scan.Accumulator(by_sport, exact_timeouts, max_line)
+            else _scan.Accumulator(by_sport, exact_timeouts, max_line, local)
         )
         self._c = c
         self._py = Tally(exact_timeouts=exact_timeouts) if c is None else None
+        if self._py is not None and local is not None:
+            self._py.no_local_addresses = ""
 
     def feed(self, data: bytes | memoryview) -> None:
         if self._c is not None:
             self._c.feed(data)
         else:
             assert self._py is not None
-            scan_py.scan(bytes(data), self._py, self.by_sport, self.max_line)
+            scan_py.scan(
+                bytes(data), self._py, self.by_sport, self.max_line, self.local or frozenset()
+            )
 
     def bad_line(self, start: bytes) -> None:
         """One line too long to hold: counted as bad, ``start`` kept as its text."""
@@ -59,7 +67,7 @@ class Accumulator:
         lines, entries, bad, first_bad, text, shapes, timeouts, sports, markzones, src, dst = (
             self._c.result()
         )
-        return Tally(
+        tally = Tally(
             exact_timeouts=self.exact_timeouts,
             lines=lines,
             entries=entries,
@@ -73,10 +81,19 @@ class Accumulator:
             sources=src,
             destinations=dst,
         )
+        if self.local is not None:
+            tally.no_local_addresses = ""
+        return tally
 
 
-def scan_into(data: bytes, tally: Tally, by_sport: bool = True, force_python: bool = False) -> None:
+def scan_into(
+    data: bytes,
+    tally: Tally,
+    by_sport: bool = True,
+    force_python: bool = False,
+    local: frozenset[bytes] | None = None,
+) -> None:
     """Count the whole lines in ``data`` into ``tally`` (a convenience for small inputs)."""
-    accumulator = Accumulator(by_sport, force_python, tally.exact_timeouts)
+    accumulator = Accumulator(by_sport, force_python, tally.exact_timeouts, local=local)
     accumulator.feed(data)
     tally.add(accumulator.tally())

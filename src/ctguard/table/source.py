@@ -18,6 +18,7 @@ from ctguard.table.reader import scan_stream
 from ctguard.table.tally import Tally
 
 PROC_TABLE = "/proc/net/nf_conntrack"
+_NOT_READ = Missing("the host's addresses were not read")
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,33 @@ def read_table(
     source: str = "auto",
     by_sport: bool = True,
     exact_timeouts: bool = True,
+    local: frozenset[bytes] | Missing = _NOT_READ,
 ) -> TableRead | Missing:
-    """The whole table of the namespace ``host`` is read in (or of the snapshot)."""
+    """The whole table of the namespace ``host`` is read in (or of the snapshot).
+
+    ``local``: that namespace's addresses as tables spell them (sources.local_addresses),
+    which tell each entry's direction; Missing: why they are unknown."""
+    known = None if isinstance(local, Missing) else local
+    read = _read_table(host, commands, source, by_sport, exact_timeouts, known)
+    if isinstance(local, Missing) and not isinstance(read, Missing):
+        read.tally.no_local_addresses = f"the host's addresses are unknown: {local.reason}"
+    return read
+
+
+def _read_table(
+    host: HostRoot,
+    commands: Commands,
+    source: str,
+    by_sport: bool,
+    exact_timeouts: bool,
+    local: frozenset[bytes] | None,
+) -> TableRead | Missing:
     procfs_missing: Missing | None = None
     if source in ("auto", "procfs"):
         if host.exists(PROC_TABLE):
             try:
                 with host.open_binary(PROC_TABLE) as stream:
-                    tally = scan_stream(stream, by_sport, host.is_live, exact_timeouts)
+                    tally = scan_stream(stream, by_sport, host.is_live, exact_timeouts, local)
             except OSError as exc:
                 procfs_missing = unreadable(PROC_TABLE, exc)
             else:
@@ -64,6 +84,6 @@ def read_table(
                 return procfs_missing
             reasons = [m.reason for m in (procfs_missing, stream) if m is not None]
             return Missing("; ".join(reasons))
-        tally = scan_stream(stream, by_sport, True, exact_timeouts)
+        tally = scan_stream(stream, by_sport, True, exact_timeouts, local)
     shown = "conntrack -L" if host.is_live else "snapshot ctguard_commands/conntrack-L"
     return TableRead(tally, shown)

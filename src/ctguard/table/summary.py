@@ -43,6 +43,20 @@ class Shape:
     flag: int
     nat: bool
     nat_port: int | None  # NATed: the port the reply comes from (the translated port)
+    src_local: bool = False  # the original source is the host's own address
+    dst_local: bool = False  # the original destination is the host's own address
+
+    @property
+    def direction(self) -> str:
+        """Who opened the flow, seen from the host (meaningful when the scan knew the
+        host's addresses): ``server`` (to it), ``client`` (by it), ``local`` (both ends
+        its own: loopback), ``forwarded`` (through it)."""
+        if self.dst_local:
+            return "local" if self.src_local else "server"
+        return "client" if self.src_local else "forwarded"
+
+
+DIRECTIONS: tuple[str, ...] = ("server", "client", "local", "forwarded")
 
 
 def decode_shape(key: int) -> Shape:
@@ -56,6 +70,8 @@ def decode_shape(key: int) -> Shape:
         flag=key >> 33 & 3,
         nat=bool(key >> 35 & 1),
         nat_port=(key >> 36 & 0x1FFFF) - 1 if key >> 36 & 0x1FFFF else None,
+        src_local=bool(key >> 53 & 1),
+        dst_local=bool(key >> 54 & 1),
     )
 
 
@@ -95,6 +111,9 @@ class TableSummary:
     dports: dict[tuple[str, int], int]  # (protocol, original-direction dport)
     dports_nat: dict[tuple[str, int], int]  # of which NATed
     nat_targets: dict[tuple[str, int], int]  # NATed entries by the port translated to
+    # (protocol, dport, Shape.direction); empty when ``no_local_addresses`` says why
+    dport_directions: dict[tuple[str, int, str], int]
+    no_local_addresses: str  # "": entries' directions are known
     sports: list[tuple[tuple[str, int], int]]  # top N ((protocol, port), count), most first
     sources: list[tuple[str, int]]  # top N, most first
     destinations: list[tuple[str, int]]
@@ -120,6 +139,8 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
     dports: dict[tuple[str, int], int] = {}
     dports_nat: dict[tuple[str, int], int] = {}
     nat_targets: dict[tuple[str, int], int] = {}
+    directions: dict[tuple[str, int, str], int] = {}
+    known = not tally.no_local_addresses
     assured = unreplied = offloaded = hw_offloaded = nated = unreplied_udp = 0
     for key, count in tally.shapes.items():
         shape = decode_shape(key)
@@ -131,6 +152,8 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
             _add(dports, (shape.protocol, shape.dport), count)
             if shape.nat:
                 _add(dports_nat, (shape.protocol, shape.dport), count)
+            if known:
+                _add(directions, (shape.protocol, shape.dport, shape.direction), count)
         if shape.nat and shape.nat_port is not None:
             _add(nat_targets, (shape.protocol, shape.nat_port), count)
         assured += count if shape.flag == FLAG_ASSURED else 0
@@ -159,6 +182,8 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         dports=dports,
         dports_nat=dports_nat,
         nat_targets=nat_targets,
+        dport_directions=directions,
+        no_local_addresses=tally.no_local_addresses,
         sports=sports,
         sources=_top(sources, top),
         destinations=_top(destinations, top),

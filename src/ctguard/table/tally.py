@@ -13,6 +13,9 @@ from typing import Any
 @dataclass
 class Tally:
     exact_timeouts: bool = True  # False: remaining timeouts rounded up to histogram bounds
+    # why the scan could not tell the host's own addresses ("": it could, and the shape
+    # keys carry each entry's direction, keys.shape_key bits 53-54)
+    no_local_addresses: str = "the host's addresses were not read"
     lines: int = 0  # every line read, blank and bad ones included
     entries: int = 0
     bad: int = 0
@@ -31,6 +34,10 @@ class Tally:
             self.first_bad = self.lines + other.first_bad
             self.first_bad_text = other.first_bad_text
         self.exact_timeouts = self.exact_timeouts and other.exact_timeouts
+        if not self.lines:  # nothing scanned yet: take the other's knowledge of addresses
+            self.no_local_addresses = other.no_local_addresses
+        else:
+            self.no_local_addresses = self.no_local_addresses or other.no_local_addresses
         self.lines += other.lines
         self.entries += other.entries
         self.bad += other.bad

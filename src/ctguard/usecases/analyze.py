@@ -3,6 +3,7 @@ snapshot, a dump file or stdin (``--netns all`` is ``analyze_namespaces``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass
@@ -12,8 +13,14 @@ from ctguard.host.commands import Commands
 from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.missing import Missing
+from ctguard.sources.local_addresses import LocalAddresses, read_local_addresses
+from ctguard.sources.local_port_range import (
+    DEFAULT_LOCAL_PORT_RANGE,
+    LocalPortRange,
+    read_local_port_range,
+)
 from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
-from ctguard.table.candidates import Candidate, notrack_candidates
+from ctguard.table.candidates import Candidates, notrack_candidates
 from ctguard.table.reader import gunzipped, scan_path, scan_stream
 from ctguard.table.scanner import IMPLEMENTATION
 from ctguard.table.source import TableRead as SourceRead
@@ -30,9 +37,25 @@ class AnalyzeReport:
     summary: TableSummary
     breakdowns: tuple[str, ...]
     top: int | None  # None: every row
-    candidates: list[Candidate]
+    candidates: Candidates
     what_if: list[WhatIf] | None
     netns: str | None = None
+
+
+def parse_local_addresses(spec: str) -> LocalAddresses:
+    """``--local-address 10.0.0.10,2001:db8::10``.
+
+    >>> sorted(parse_local_addresses("10.0.0.10, 2001:DB8::10").addresses)
+    ['10.0.0.10', '2001:db8::10']
+    """
+    words = [word.strip() for word in spec.split(",") if word.strip()]
+    try:
+        found = frozenset(ipaddress.ip_address(word).compressed for word in words)
+    except ValueError as exc:
+        raise ValueError(f"--local-address {spec!r}: {exc}") from None
+    if not found:
+        raise ValueError("--local-address: name at least one address")
+    return LocalAddresses(found)
 
 
 def parse_breakdowns(spec: str | None) -> tuple[str, ...]:
@@ -60,7 +83,9 @@ def build_report(
     sysctls: dict[str, int] | None = None,
     proposed: dict[str, int] | None = None,
     netns: str | None = None,
+    local_ports: LocalPortRange | None = None,
 ) -> AnalyzeReport:
+    """``local_ports``: the host's ip_local_port_range (None: unread, the kernel default)."""
     summary = summarize(tally, top)
     rows = None
     if proposed is not None:
@@ -71,7 +96,12 @@ def build_report(
         summary=summary,
         breakdowns=breakdowns,
         top=top,
-        candidates=notrack_candidates(summary),
+        candidates=notrack_candidates(
+            summary,
+            DEFAULT_LOCAL_PORT_RANGE
+            if local_ports is None
+            else (local_ports.low, local_ports.high),
+        ),
         what_if=rows,
         netns=netns,
     )
@@ -83,6 +113,8 @@ class AnalyzeOptions:
     top: int | None = 10  # rows per breakdown; None: every row
     source: str = "auto"  # live table: auto, procfs or netlink
     what_if: dict[str, int] | None = None  # short timeout name -> proposed seconds
+    # a dump file's host addresses (--local-address); None: the file's directions unknown
+    local_addresses: LocalAddresses | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +123,7 @@ class TableRead:
 
     table: SourceRead | Missing
     sysctls: dict[str, int]  # the nf_conntrack_* values, for --what-if; empty: unreadable
+    local_ports: LocalPortRange | None = None  # ip_local_port_range; None: unreadable
 
 
 def _sysctls(host: HostRoot) -> dict[str, int]:
@@ -102,26 +135,53 @@ def read_host_table(
     host: HostRoot, commands: Commands, source: str, by_sport: bool, exact: bool
 ) -> TableRead:
     """The table and the timeouts of a host, a namespace (run inside it) or a snapshot."""
-    return TableRead(read_table(host, commands, source, by_sport, exact), _sysctls(host))
+    return TableRead(
+        read_table(host, commands, source, by_sport, exact, _local_spellings(host, commands)),
+        _sysctls(host),
+        _local_ports(host),
+    )
 
 
-def _read_dump(path: str, by_sport: bool, exact: bool) -> SourceRead:
+def _local_spellings(host: HostRoot, commands: Commands) -> frozenset[bytes] | Missing:
+    addresses = read_local_addresses(host, commands)
+    return addresses if isinstance(addresses, Missing) else addresses.spellings()
+
+
+def _local_ports(host: HostRoot) -> LocalPortRange | None:
+    try:
+        ports = read_local_port_range(host)
+    except CtguardError:  # a ParseError: unreadable is unread here
+        return None
+    return None if isinstance(ports, Missing) else ports
+
+
+def _read_dump(
+    path: str, by_sport: bool, exact: bool, addresses: LocalAddresses | None
+) -> SourceRead:
     """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin."""
+    local = None if addresses is None else addresses.spellings()
+    tally = _scan_dump(path, by_sport, exact, local)
+    if addresses is None:
+        tally.no_local_addresses = (
+            "a dump file does not say which addresses were its host's (--local-address)"
+        )
+    return SourceRead(tally, "stdin" if path == "-" else path)
+
+
+def _scan_dump(path: str, by_sport: bool, exact: bool, local: frozenset[bytes] | None) -> Tally:
     if path == "-":
         try:
-            tally = scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact)
+            return scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact, local)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
-        return SourceRead(tally, "stdin")
     try:
-        tally = scan_path(path, by_sport, exact_timeouts=exact)
+        return scan_path(path, by_sport, exact_timeouts=exact, local=local)
     except FileNotFoundError:
         raise CtguardError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CtguardError(f"{path} is a directory (use --root DIR for a snapshot)") from None
     except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
         raise CtguardError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return SourceRead(tally, path)
 
 
 def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRead:
@@ -140,7 +200,8 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
             )
         # the file is the table; the host (or snapshot) only lends its timeouts
         sysctls = _sysctls(opened.host) if exact or not target.live else {}
-        return TableRead(_read_dump(dump, by_sport, exact), sysctls)
+        table = _read_dump(dump, by_sport, exact, options.local_addresses)
+        return TableRead(table, sysctls, _local_ports(opened.host) if not target.live else None)
 
 
 def analyze(target: Target, options: AnalyzeOptions, dump: str | None = None) -> AnalyzeReport:
@@ -163,4 +224,5 @@ def analyze(target: Target, options: AnalyzeOptions, dump: str | None = None) ->
         read.sysctls,
         options.what_if,
         target.netns,
+        read.local_ports,
     )

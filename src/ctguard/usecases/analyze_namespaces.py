@@ -73,6 +73,11 @@ def analyze_namespaces(options: AnalyzeOptions) -> NamespacesReport:
         return NamespacesReport(maximum, rows, None, why)
     label = ns.names[0] if ns.names else ns.holder
     report = build_report(
-        read.table.tally, read.table.source, options.breakdowns, options.top, netns=label
+        read.table.tally,
+        read.table.source,
+        options.breakdowns,
+        options.top,
+        netns=label,
+        local_ports=read.local_ports,
     )
     return NamespacesReport(maximum, rows, report, "")

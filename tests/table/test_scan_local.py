@@ -1,0 +1,41 @@
+"""Both scanners tell an entry's direction alike when given the host's addresses."""
+
+from __future__ import annotations
+
+import pytest
+from tablegen import dump
+from tablescan import FIELDS, c_built, make_scan
+
+from ctguard.table.summary import decode_shape
+
+
+@pytest.mark.skipif(not c_built(), reason="C scanner not built yet")
+@pytest.mark.parametrize("seed", [21, 22])
+def test_c_and_python_agree_with_local_addresses(seed: int) -> None:
+    data = b"\n".join(line.text.encode() for line in dump(seed, 3000, bad_rate=0.02))
+    seen = make_scan("python")(data)
+    picked = sorted(seen.sources)[::7] + sorted(seen.destinations)[::5]
+    local = frozenset(picked)
+    python, c = make_scan("python")(data, True, local), make_scan("c")(data, True, local)
+    for name in FIELDS:
+        assert getattr(c, name) == getattr(python, name), name
+    shapes = [decode_shape(key) for key in python.shapes]
+    assert any(s.src_local for s in shapes) and any(s.dst_local for s in shapes)
+    assert python.no_local_addresses == ""
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_without_addresses_no_direction_is_claimed(kind: str) -> None:
+    if kind == "c" and not c_built():
+        pytest.skip("C scanner not built")
+    line = (
+        b"udp 17 25 src=10.0.0.10 dst=192.0.2.1 sport=40000 dport=53"
+        b" src=192.0.2.1 dst=10.0.0.10 sport=53 dport=40000\n"
+    )
+    tally = make_scan(kind)(line)
+    assert tally.no_local_addresses
+    (key,) = tally.shapes
+    assert not decode_shape(key).src_local
+    told = make_scan(kind)(line, True, frozenset({b"10.0.0.10"}))
+    (key,) = told.shapes
+    assert decode_shape(key).direction == "client"
