@@ -37,6 +37,15 @@ def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
     return (FILTER_HOOK[hook],)
 
 
+def _locality_unknown(facts: Facts, hook: str, packet: Packet) -> str:
+    """Why it is unknown whether a NOTRACK's packets reach the forward hook ("" if known):
+    its destinations might be this host's own addresses, which were not read."""
+    local = facts.local_addresses
+    if hook != "forward" or not packet.daddrs or not isinstance(local, Missing):
+        return ""
+    return f"this host's addresses were not read ({local.reason})"
+
+
 def _to_this_host(facts: Facts, packet: Packet) -> bool:
     local = facts.local_addresses
     if isinstance(local, Missing) or not packet.daddrs:
@@ -133,7 +142,12 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             fate = untracked_fate(rs, filter_hook, packet)
             if fate.outcome == "accepted":
                 continue
-            worst = max(worst, _note_fate(notrack, fate, evidence), key=lambda s: s.rank)
+            severity = _note_fate(notrack, fate, evidence)
+            unknown = _locality_unknown(facts, filter_hook, packet)
+            if unknown:  # maybe never forwarded: a drop there is not sure enough to page
+                severity = min(severity, Severity.WARNING, key=lambda s: s.rank)
+                evidence.append(f"  (only if forwarded: {unknown})")
+            worst = max(worst, severity, key=lambda s: s.rank)
             family, table, name = fate.chain.split(" ", 2)
             chain = rs.chain(family, table, name)
             if chain is None:
