@@ -98,6 +98,15 @@ def grep_patterns(script: InitScript) -> tuple[str, ...]:
     return tuple(str(PurePosixPath("/", pattern)) for pattern in script.grep_files)
 
 
+def restart_greps(service: tuple[IptablesConfig, InitScript] | None) -> tuple[str, ...] | None:
+    """Where a value must be for ``service iptables restart`` to re-apply it: the script's
+    grep patterns when a restart reloads nf_conntrack (with the stock module list), else
+    None (no restart resets anything, so any sysctl file will do)."""
+    if service is None or not unloads_conntrack(*service, restored=True):
+        return None
+    return grep_patterns(service[1])
+
+
 def grep_files_after(
     script: InitScript,
     before: tuple[tuple[str, str], ...],

@@ -37,9 +37,8 @@ def write_sysctl_file(
             values[name] = want.value
             ids |= want.ids
     dropins, span = host.our_dropins, host.our_span
-    grepped = None
-    if host.service is not None and rhel_iptables.unloads_conntrack(*host.service, restored=True):
-        grepped = rhel_iptables.grep_patterns(host.service[1])
+    grepped = rhel_iptables.restart_greps(host.service)
+    if grepped is not None:
         copies = _unreached(host, values, grepped)
         if copies:
             values.update(copies)

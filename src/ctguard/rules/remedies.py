@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import MAX, host_sizing, peak
-from ctguard.model.rhel_iptables import grep_patterns, unloads_conntrack
+from ctguard.model.rhel_iptables import restart_greps
 from ctguard.model.sizing import buckets_writable
 from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
 from ctguard.model.values import runtime
@@ -31,10 +31,7 @@ def persist_file(facts: Facts, names: tuple[str, ...] = ("nf_conntrack_max",)) -
         return f"{SYSCTL_D}/{DROPIN_NAMES[0]}"
     ours = frozenset(p for p in config.files if PurePosixPath(p).name in DROPIN_NAMES)
     service = facts.iptables_service
-    parts = service.complete if isinstance(service, IptablesService) else None
-    grepped = None
-    if parts is not None and unloads_conntrack(*parts, restored=True):
-        grepped = grep_patterns(parts[1])
+    grepped = restart_greps(service.complete if isinstance(service, IptablesService) else None)
     # sysctl.conf's own values, kept: where plan repeats them when the init script does
     # not grep sysctl.conf (model/sysctl_files._agrees_unread)
     conf = {
@@ -63,13 +60,13 @@ def raise_max_lines(facts: Facts) -> list[str]:
     if maximum is not None and target <= maximum:
         most, source = peak(facts)
         if 2 * most > maximum:  # the memory budget, not the load, caps the max
-            lower = (
-                f" Today's {maximum} is more than memory holds (CT201): lower it only once"
-                f" fewer than {target} entries are tracked."
-                if target < maximum
-                else ""
-            )
-            return [*sizing.notes, *([lower.strip()] if lower else [])]
+            lines = list(sizing.notes)
+            if target < maximum:
+                lines.append(
+                    f"Today's {maximum} is more than memory holds (CT201): lower it only once"
+                    f" fewer than {target} entries are tracked."
+                )
+            return lines
         room = f"nf_conntrack_max ({maximum}) already leaves room for twice the most entries"
         room += f" seen ({most}, {source})"
         if target < maximum:
