@@ -50,7 +50,9 @@ class Opened:
     """An open target: where its files are and how its commands are read."""
 
     target: Target
-    host: HostRoot  # the snapshot tree, or "/" (a namespace's files are read in the job)
+    # the snapshot tree, or "/": for a namespace target that is the initial namespace's
+    # files (its global values); the namespace's own are read in the job
+    host: HostRoot
 
     @property
     def commands(self) -> Commands:
@@ -63,10 +65,6 @@ class Opened:
         if netns is None:
             return job(self.host, self.commands)
         return run_in_netns(netns, lambda: job(HostRoot("/"), LiveCommands()), timeout)
-
-    def init_host(self) -> HostRoot | None:
-        """The initial namespace's files, for a namespace target's global values."""
-        return HostRoot("/") if self.target.netns is not None else None
 
     def netns_born(self) -> float | None:
         netns = self.target.netns

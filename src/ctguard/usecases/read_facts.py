@@ -44,7 +44,7 @@ def read_facts(opened: Opened, table: bool = True) -> Facts:
                 lambda host, commands: collect(host, commands, netns, table, born),
                 COLLECT_TIMEOUT,
             )
-            init = read_safely(read_conntrack_sysctls, HostRoot("/"))
+            init = read_safely(read_conntrack_sysctls, opened.host)  # the initial one
             return inside.with_init_namespace(init)
         facts = collect(opened.host, opened.commands, table=table)
     except OSError as exc:

@@ -56,12 +56,11 @@ def snapshot(target: Target, options: SnapshotOptions, now: datetime) -> Snapsho
         raise UsageError("a snapshot is taken of this host or a namespace, not of --root")
     with open_target(target) as opened:
         path = options.output or default_name(opened.host, now)
-        init = opened.init_host()
         capture_options = CaptureOptions(
             table=options.table,
             redact=options.redact,
             netns=target.netns,
-            init_values=_init_values(init) if init is not None else (),
+            init_values=_init_values(opened.host) if target.netns is not None else (),
             netns_born=opened.netns_born(),
         )
         try:

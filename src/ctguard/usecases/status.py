@@ -256,7 +256,7 @@ def status(target: Target, interval: float = 1.0) -> StatusReport:
                     lambda host, commands: gather(host, commands, interval, count_new_events),
                     timeout=interval + 60,
                 )
-                init = read_conntrack_sysctls(HostRoot("/"))
+                init = read_conntrack_sysctls(opened.host)  # the initial namespace
                 return build_status(inside.with_globals(init), netns=target.netns)
             return build_status(gather(opened.host, opened.commands, interval, count_new_events))
     except OSError as exc:
