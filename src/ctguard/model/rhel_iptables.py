@@ -32,7 +32,8 @@ def unload_setting(config: IptablesConfig, script: InitScript) -> tuple[bool, st
     """Whether ``IPTABLES_MODULES_UNLOAD`` is on (stop unloads the listed modules), and the
     line or default that says so. Decided by what the script does: one that never runs
     rmmod or modprobe -r (iptables-services 1.4.21-29 and later) unloads nothing, whatever
-    the variable says."""
+    the variable says. Every RHEL 5/6/7 script tests ``[ "x$IPTABLES_MODULES_UNLOAD" =
+    "xyes" ]``: case-sensitive, so "YES" or "Yes" unloads nothing either."""
     if not script.unloads_modules:
         return False, f"{script.path} never unloads a module (no rmmod or modprobe -r)"
     var = config.get("IPTABLES_MODULES_UNLOAD")
@@ -42,7 +43,7 @@ def unload_setting(config: IptablesConfig, script: InitScript) -> tuple[bool, st
         if var
         else f"IPTABLES_MODULES_UNLOAD unset (default {value})"
     )
-    return value.lower() == "yes", shown
+    return value == "yes", shown
 
 
 def unloads_conntrack(config: IptablesConfig, script: InitScript, restored: bool) -> bool:
