@@ -169,6 +169,13 @@ def grepped_file(config: SysctlConfig, path: str, patterns: tuple[str, ...]) -> 
     )
 
 
+def systemd_reads(config: SysctlConfig, path: str) -> bool:
+    """Whether systemd-sysctl applies ``path`` at boot (and when a udev rule runs it): every
+    sysctl.d file, but /etc/sysctl.conf only through a link to it there (the
+    ``99-sysctl.conf`` most distributions ship); ``sysctl --system`` reads it either way."""
+    return path != SYSCTL_CONF or any(source == SYSCTL_CONF for _, source in config.links)
+
+
 def dropin_text(values: Mapping[str, int]) -> str:
     return HEADER + render_lines(values)
 

@@ -25,7 +25,7 @@ from ctguard.model.rhel_iptables import (
     unload_setting,
 )
 from ctguard.model.sizing import Sizing, default_buckets, kernel_buckets
-from ctguard.model.sysctl_files import SYSCTL_D
+from ctguard.model.sysctl_files import SYSCTL_D, systemd_reads
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import (
     NF_CONNTRACK,
@@ -139,9 +139,9 @@ def _agent_owning(facts: Facts, key: str) -> str | None:
 # --- CT302 ---------------------------------------------------------------------------
 
 
-def reapply_fix(facts: Facts) -> str:
+def reapply_fix(facts: Facts, lost: Iterable[Configured] = ()) -> str:
     if facts.systemd_sysctl:
-        return (
+        text = (
             f"Re-apply them whenever nf_conntrack loads: write {UDEV_RULE}:\n"
             f'ACTION=="add", SUBSYSTEM=="module", KERNEL=="nf_conntrack", '
             f'RUN+="{facts.systemd_sysctl} --prefix=/net/netfilter'
@@ -150,6 +150,22 @@ def reapply_fix(facts: Facts) -> str:
             "/etc/modules-load.d/ctguard-conntrack.conf\n"
             "or have it written and checked: ctguard plan, then ctguard apply"
         )
+        config = facts.sysctl_config
+        unread = [
+            item
+            for item in lost
+            if isinstance(config, SysctlConfig) and not systemd_reads(config, item.assignment.path)
+        ]
+        if unread:
+            # systemd-sysctl never reads these lines: neither way below would apply them
+            text = (
+                f"{facts.systemd_sysctl} reads {SYSCTL_CONF} only through"
+                f" {SYSCTL_D}/99-sysctl.conf, which is not there, so it applies none of:\n"
+                + "\n".join(item.quoted for item in unread)
+                + f"\nFirst restore the link (ln -s ../sysctl.conf {SYSCTL_D}/99-sysctl.conf)"
+                f" or move the lines to a file in {SYSCTL_D}. Then:\n" + text
+            )
+        return text
     return (
         "No systemd here: have the module loaded before sysctl runs, with\n"
         "/etc/sysconfig/modules/nf_conntrack.modules (mode 0755):\n"
@@ -190,7 +206,7 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
         state,
         *(f"{_unit_of(item)}: nothing re-applies it when the module loads" for item in lost),
     ]
-    return found(Severity.WARNING, evidence, reapply_fix(facts))
+    return found(Severity.WARNING, evidence, reapply_fix(facts, lost))
 
 
 # --- CT303 ---------------------------------------------------------------------------
