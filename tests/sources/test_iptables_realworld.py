@@ -40,6 +40,11 @@ def _config(commit: str) -> IptablesConfig:
         # 1.4.21-18.3.el7_4 (RHEL 7.4)
         ("5276c73c78a4d0f3a08fcd5b888b441bbaee2162", True, ("/etc/sysctl.conf",),
          ("x_tables", "nf_nat", "nf_conntrack")),
+        # 1.4.21-24.el7 (RHEL 7.5) and its z-stream 1.4.21-24.1.el7_5: still unload
+        ("aaac48e47d86b2ce8af38f8e99abc9456a1b68ee", True, ("/etc/sysctl.d/*",),
+         ("x_tables", "nf_nat", "nf_conntrack")),
+        ("6c4e65d79e69b8ac73f1dd568acb1d8774e59506", True, ("/etc/sysctl.d/*",),
+         ("x_tables", "nf_nat", "nf_conntrack")),
         # 1.4.21-28.el7 (RHEL 7.6)
         ("821f63ad0e67ddfec2ace603f9dbf4c65f5e18c2", True, ("/etc/sysctl.d/*",),
          ("x_tables", "nf_nat", "nf_conntrack")),
@@ -56,7 +61,7 @@ def test_real_scripts(
     assert script.nf_modules_common == modules
 
 
-def test_rhel75_never_unloads_whatever_the_default() -> None:
+def test_rhel7_33_never_unloads_whatever_the_default() -> None:
     # the 1.4.21-33 config has no IPTABLES_MODULES_UNLOAD line: the old default "yes"
     # must not count, the script has nothing that unloads
     commit = "0a454618562bdfc37f041d4ef3be4f503fe0257d"

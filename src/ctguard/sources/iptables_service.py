@@ -135,8 +135,9 @@ class InitScript:
     # file name, and sysctl -p - then rejects every line.
     grep_options: tuple[str, ...] = ()
     # Whether the script can unload a module at all (rmmod, modprobe -r): iptables-services
-    # 1.4.21-29 and later (RHEL 7.5-7.9, RHBZ#1520534) dropped module unloading, and with
-    # it every use of IPTABLES_MODULES_UNLOAD; the variable's default then means nothing.
+    # 1.4.21-29 and later (RHEL 7.7 on, RHBZ#1520534; 7.5's -24 and 7.6's -28 still unload)
+    # dropped module unloading, and with it every use of IPTABLES_MODULES_UNLOAD; the
+    # variable's default then means nothing.
     unloads_modules: bool = True
 
 
@@ -231,7 +232,7 @@ def parse_init_script(text: str, path: str) -> InitScript:
     (('x_tables', 'nf_nat', 'nf_conntrack'), 'yes')
     >>> s.grep_command, s.grep_files, s.grep_line
     ('fgrep', ('/etc/sysctl.conf',), 6)
-    >>> s.unloads_modules  # no rmmod or modprobe -r anywhere (RHEL 7.5+)
+    >>> s.unloads_modules  # no rmmod or modprobe -r anywhere (1.4.21-29+, RHEL 7.7 on)
     False
     """
     lines = text.split("\n")
