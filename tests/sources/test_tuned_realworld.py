@@ -36,11 +36,13 @@ def test_include_chain_is_followed(tmp_path: Path) -> None:
     """network-latency -> latency-performance; network-throughput -> throughput-performance."""
     host = _host(tmp_path, "network-latency")
     assert tuned_profile_paths(host) == (
+        "/etc/tuned/active_profile",
         "/usr/lib/tuned/latency-performance/tuned.conf",
         "/usr/lib/tuned/network-latency/tuned.conf",
     )
     (tmp_path / "etc/tuned/active_profile").write_text("network-throughput\n")
     assert tuned_profile_paths(host) == (
+        "/etc/tuned/active_profile",
         "/usr/lib/tuned/throughput-performance/tuned.conf",
         "/usr/lib/tuned/network-throughput/tuned.conf",
     )
