@@ -369,8 +369,12 @@ class _Loading:
         for name in names:
             where = f"{origin.path}:{origin.line}: include {name}" if origin else name
             why = unresolved(name)
+            if why is not None and "${f:" not in name:
+                why = "tuned expands include= before it reads [variables]: it names no profile"
             if why is not None:
-                self.unread.append(f"{where}: {why}, so ctguard cannot tell which profile it names")
+                self.unread.append(
+                    f"{where}: {why}: which profile it names, and what that sets, is not known"
+                )
                 continue
             path = _locate_profile(self.host, self.dirs, name, self.seen)
             if path == "":
@@ -549,7 +553,14 @@ def tuned_profile_paths(host: HostRoot) -> tuple[str, ...]:
     if isinstance(got, Missing):
         return configs
     _active, loading, _ = got
-    return configs + tuple(conf.path for conf in loading.loaded)
+    variables = [
+        posixpath.normpath(options["include"].value)
+        for conf in loading.loaded
+        for name, options in conf.sections.items()
+        if _unit_type(name, options) == "variables" and "include" in options
+    ]
+    found = [path for path in variables if host.is_file(path)]
+    return configs + tuple(conf.path for conf in loading.loaded) + tuple(found)
 
 
 def read_tuned(host: HostRoot) -> TunedProfile | Missing:

@@ -69,6 +69,7 @@ class TunedMain:
     reapply_exclude: tuple[str, ...] = ()
     operator: bool = False  # run by the OpenShift Node Tuning Operator
     reapply_known: bool = True  # False: the operator's default, the Tuned resource unseen
+    user_dir: str = "/etc/tuned"  # where a profile of one's own goes
 
     def reapplies(self, path: str, key: str) -> bool:
         """Whether tuned writes this system sysctl file's ``key`` again after its own."""
@@ -97,11 +98,18 @@ def read_tuned_main(host: HostRoot) -> TunedMain:
         reapply = option.value.strip().lower() in _TRUE
         where = f"{option.path}:{option.line}: {option.text.strip()}"
     exclude = main.get("reapply_sysctl_exclude")
+    if dirs is not None:
+        own = [d for d in profile_dirs if not d.startswith(("/usr/", "/lib/"))]
+        user_dir = own[-1] if own else "/etc/tuned"
+    else:  # tuned 2.24+ keeps profiles under .../profiles
+        new = host.is_dir("/usr/lib/tuned/profiles") or host.is_dir("/etc/tuned/profiles")
+        user_dir = "/etc/tuned/profiles" if new else "/etc/tuned"
     return TunedMain(
         profile_dirs or TUNED_DEFAULT_DIRS,
         reapply,
         where,
         _split_list(exclude.value) if exclude is not None else (),
+        user_dir=user_dir,
     )
 
 
@@ -136,16 +144,16 @@ def _recommended(host: HostRoot) -> tuple[str, str] | None:
 
 
 def read_active(host: HostRoot) -> ActiveProfiles | Missing:
-    """The active profile names and how tuned runs them."""
-    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
-    if isinstance(active, Missing):
-        if host.exists(TUNED_ACTIVE_PROFILE):
-            return active
-        recommended = _recommended(host)
-        if recommended is None:
-            return Missing("tuned not in use")
+    """The active profile names and how tuned runs them. The Node Tuning Operator's choice
+    comes first: where it runs, it is the tuned that applies settings (RHCOS may carry a
+    tuned package whose /etc/tuned is not the operator's)."""
+    recommended = _recommended(host)
+    if recommended is not None:
         name, path = recommended
         return ActiveProfiles((name,), path, OPERATOR_MAIN)
+    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
+    if isinstance(active, Missing):
+        return active if host.exists(TUNED_ACTIVE_PROFILE) else Missing("tuned not in use")
     names = active.split()
     post = host.try_read_text(TUNED_POST_LOADED_PROFILE, TUNED_FILE_MAX_BYTES)
     if not isinstance(post, Missing) and len(post.split()) == 1:
