@@ -177,3 +177,32 @@ def test_tuned_include_chain_is_captured(tmp_path: Path) -> None:
         b"nf_conntrack_hashsize=1048576"
         in (out / "usr/lib/tuned/openshift/tuned.conf").read_bytes()
     )
+
+
+def test_tuned_operator_profiles_and_main_conf_are_captured(tmp_path: Path) -> None:
+    """What decides tuned's settings is taken too: tuned-main.conf (reapply_sysctl), and on an
+    OpenShift node the operator's recommend.d choice and its /var/lib/ocp-tuned profiles;
+    doctor on the snapshot reads the same profile as on the node."""
+    from ctguard.sources.agents import TunedProfile, read_tuned
+
+    host = make_host(tmp_path / "host")
+    files = {
+        "etc/tuned/tuned-main.conf": "reapply_sysctl = 0\n",
+        "var/lib/ocp-tuned/recommend.d/50-openshift.conf": "[node-a]\n",
+        "var/lib/ocp-tuned/profiles/node-a/tuned.conf": "[main]\ninclude=base\n",
+        "var/lib/ocp-tuned/profiles/base/tuned.conf": "[variables]\n"
+        "include=${i:PROFILE_DIR}/sizes.conf\n[net]\nnf_conntrack_hashsize=${buckets}\n",
+        "var/lib/ocp-tuned/profiles/base/sizes.conf": "buckets=131072\n",
+    }
+    for path, text in files.items():
+        (tmp_path / "host" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "host" / path).write_text(text)
+    out = tmp_path / "snap"
+    manifest = capture(host, FakeCommands({}), DirWriter(out), CaptureOptions())
+    for path in files:
+        assert f"/{path}" in manifest["captured"]
+    on_host, in_snapshot = read_tuned(host), read_tuned(HostRoot(out))
+    assert on_host == in_snapshot
+    assert isinstance(in_snapshot, TunedProfile) and in_snapshot.operator
+    assert in_snapshot.net_hashsize is not None
+    assert in_snapshot.net_hashsize.value == "131072"

@@ -415,7 +415,9 @@ def test_read_tuned_several_active_profiles_merge_in_order(host, write):
     assert (values["vm.swappiness"], values[MAX]) == ("0", "262144")
 
 
-def test_read_tuned_include_depth_is_limited(host, write):
+def test_read_tuned_follows_a_long_include_chain(host, write):
+    """tuned has no include depth limit (a file is read once): all 8 levels count, and the
+    missing p8 is named as a profile tuned cannot find."""
     write("/etc/tuned/active_profile", "p0\n")
     for level in range(8):
         write(
@@ -424,7 +426,9 @@ def test_read_tuned_include_depth_is_limited(host, write):
         )
     profile = read_tuned(host)
     assert isinstance(profile, TunedProfile)
-    assert sorted(s.key for s in profile.sysctls) == [f"kernel.level{n}" for n in range(6)]
+    assert sorted(s.key for s in profile.sysctls) == [f"kernel.level{n}" for n in range(8)]
+    assert len(profile.unread) == 1
+    assert profile.unread[0].startswith("/etc/tuned/p7/tuned.conf:2: include p8: not found in")
 
 
 def test_read_tuned_include_cycle_ends(host, write):

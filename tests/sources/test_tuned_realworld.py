@@ -36,11 +36,13 @@ def test_include_chain_is_followed(tmp_path: Path) -> None:
     """network-latency -> latency-performance; network-throughput -> throughput-performance."""
     host = _host(tmp_path, "network-latency")
     assert tuned_profile_paths(host) == (
+        "/etc/tuned/active_profile",
         "/usr/lib/tuned/latency-performance/tuned.conf",
         "/usr/lib/tuned/network-latency/tuned.conf",
     )
     (tmp_path / "etc/tuned/active_profile").write_text("network-throughput\n")
     assert tuned_profile_paths(host) == (
+        "/etc/tuned/active_profile",
         "/usr/lib/tuned/throughput-performance/tuned.conf",
         "/usr/lib/tuned/network-throughput/tuned.conf",
     )
@@ -59,3 +61,18 @@ def test_fixture_roots_hold_the_real_bytes() -> None:
         for name in ("openshift", "openshift-node"):
             here = ROOTS / root / "usr/lib/tuned" / name / "tuned.conf"
             assert here.read_bytes() == (REALWORLD / name / "tuned.conf").read_bytes()
+
+
+def test_reapply_fixture_roots_hold_the_real_bytes() -> None:
+    """ct306-near-tuned-reapply runs tuned's shipped tuned-main.conf; ct306-tuned-profile the
+    same file with only reapply_sysctl turned off; both include the real
+    throughput-performance."""
+    real = (REALWORLD / "tuned-main.conf").read_text()
+    near = ROOTS / "ct306-near-tuned-reapply/etc/tuned/tuned-main.conf"
+    assert near.read_text() == real
+    off = (ROOTS / "ct306-tuned-profile/etc/tuned/tuned-main.conf").read_text()
+    assert off == real.replace("\nreapply_sysctl = 1\n", "\nreapply_sysctl = 0\n") != real
+    stock = (REALWORLD / "throughput-performance/tuned.conf").read_bytes()
+    for root in ("ct306-tuned-profile", "ct306-near-tuned-reapply"):
+        here = ROOTS / root / "usr/lib/tuned/throughput-performance/tuned.conf"
+        assert here.read_bytes() == stock

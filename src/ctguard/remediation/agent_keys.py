@@ -27,7 +27,9 @@ def agent_owners(facts: Facts) -> dict[str, str]:
             if name is not None:
                 owners[name] = "kube-proxy"
     if not isinstance(facts.tuned, Missing):
-        for name in tuned_owned(facts.tuned):  # [sysctl], [net] and [modules] alike
+        # [sysctl], [net] and [modules] alike: tuned persists them, so a different value
+        # belongs in the profile (a [sysctl] key a system file already beats is the file's)
+        for name in tuned_owned(facts):
             owners.setdefault(name, f"tuned profile {facts.tuned.name}")
     if owners.get(MAX) == "kube-proxy":  # it sets hashsize = max / 4 too
         owners.setdefault(BUCKETS, "kube-proxy")
@@ -54,7 +56,7 @@ def agent_notes(
             knob = kube.flag_for(f"net.netfilter.{name}")
             text = f"{name}: kube-proxy sets it: set {knob}={value} ({want.why})"
         elif not isinstance(facts.tuned, Missing) and agent.startswith("tuned"):
-            lines = tuned_owned(facts.tuned).get(name, [])
+            lines = tuned_owned(facts).get(name, [])
             text = (
                 f"{name}: {agent} sets it: set {tuned_knob(name)}={want.value} ({want.why})\n"
                 + tuned_fix(facts.tuned, lines)

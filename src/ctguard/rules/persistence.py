@@ -14,6 +14,7 @@ from ctguard.model.boot_hashsize import (
     tuned_fix,
     tuned_knob,
     tuned_owned,
+    tuned_reapplied,
 )
 from ctguard.model.host_sizing import MAX, host_sizing
 from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
@@ -36,6 +37,7 @@ from ctguard.model.values import (
     runtime,
 )
 from ctguard.rules import Outcome, found, passed, rule, skipped
+from ctguard.sources.agents import TunedProfile, TunedSysctl
 from ctguard.sources.iptables_service import (
     INIT_SCRIPTS,
     IPTABLES_CONFIG,
@@ -44,7 +46,8 @@ from ctguard.sources.iptables_service import (
     IptablesConfig,
 )
 from ctguard.sources.meminfo import Meminfo
-from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlConfig, runtime_name
+from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlAssignment, SysctlConfig, runtime_name
+from ctguard.sources.tuned_config import REAPPLIED_SYSCTL_DIRS
 
 
 def _unit_of(item: Configured) -> str:
@@ -129,9 +132,7 @@ def _agent_owning(facts: Facts, key: str) -> str | None:
     kube = facts.kube_proxy
     if kube is not None and name in {runtime_name(k) for k in kube.managed_keys()}:
         return "kube-proxy"
-    if not isinstance(facts.tuned, Missing) and any(
-        runtime_name(t.key) == name for t in facts.tuned.sysctls
-    ):
+    if not isinstance(facts.tuned, Missing) and name in tuned_owned(facts):
         return f"tuned profile {facts.tuned.name}"
     return None
 
@@ -230,6 +231,11 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
     kube = facts.kube_proxy
     if kube is not None and "net.netfilter.nf_conntrack_max" in kube.managed_keys():
         return passed("kube-proxy sets the hash size when it sets the max (see CT306)")
+    if tuned and tuned[-1].unknown is not None:
+        return skipped(
+            f"{tuned[-1].agent} sets the hash size at {tuned[-1].where}, but {tuned[-1].unknown}:"
+            f" the size it keeps is not known here ({buckets} buckets now)"
+        )
     matching = [where for value, where in places if value and kernel_buckets(value) == buckets]
     if matching and tuned:
         return passed(
@@ -240,6 +246,13 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
         return passed(f"{buckets} buckets, set at boot by {matching[0]}")
     if buckets == default and not places:
         return passed(f"{buckets} buckets: the kernel default for this memory")
+    profile = facts.tuned
+    if not isinstance(profile, Missing) and profile.unread and not tuned:
+        return skipped(
+            f"{buckets} buckets, not the kernel default {default}, and tuned profile"
+            f" {profile.name} includes profiles ctguard cannot read here, which may set it:"
+            f" {profile.unread[0]}"
+        )
     evidence = [f"nf_conntrack_buckets = {buckets} (kernel default here: {default})"]
     evidence += [f"{where} sets {value}, not {buckets}" for value, where in places]
     if not places:
@@ -254,7 +267,7 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
             f" ({sizing.buckets.reason}): that is the value to keep"
         )
     if tuned and not isinstance(facts.tuned, Missing):
-        lines = tuned_owned(facts.tuned).get("nf_conntrack_buckets", [])
+        lines = tuned_owned(facts).get("nf_conntrack_buckets", [])
         fix = f"{tuned[-1].agent} sets it: set {tuned_knob('nf_conntrack_buckets')}={keep}\n"
         fix += tuned_fix(facts.tuned, lines)
     elif facts.presence.kind == "builtin":
@@ -410,11 +423,71 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _file_settings(config: SysctlConfig | Missing, keys: Iterable[str]) -> list[str]:
+def _file_assignments(
+    config: SysctlConfig | Missing, keys: Iterable[str]
+) -> list[SysctlAssignment]:
     if isinstance(config, Missing):
         return []
     names = {runtime_name(k) for k in keys}
-    return [quote(a) for a in config.assignments if runtime_name(a.key) in names]
+    return [a for a in config.assignments if runtime_name(a.key) in names]
+
+
+def _file_settings(config: SysctlConfig | Missing, keys: Iterable[str]) -> list[str]:
+    return [quote(a) for a in _file_assignments(config, keys)]
+
+
+def _tuned_settings(facts: Facts, tuned: TunedProfile) -> tuple[list[str], list[str], bool]:
+    """CT306's evidence, fixes and conflict for the active tuned profile."""
+    owned = tuned_owned(facts)
+    beaten = tuned_reapplied(facts)
+    lines = [line for name in sorted(owned) for line in owned[name]]
+    if not lines and not beaten:
+        return [], [], False
+    evidence = [f"tuned profile {tuned.name}: {_tuned_line(t)}" for t in lines]
+    reapply = tuned.main.reapply_where
+    for line, wins in (beaten[name] for name in sorted(beaten)):
+        evidence.append(
+            f"tuned profile {tuned.name}: {_tuned_line(line)}: has no effect: tuned re-applies"
+            f" the system sysctl files after its own ({reapply}), so {quote(wins)} wins"
+        )
+    clashing = [
+        a
+        for a in _file_assignments(facts.sysctl_config, [f"net.netfilter.{n}" for n in owned])
+        if runtime_name(a.key) not in beaten
+    ]
+    overridden = overridden_by_tuned(facts)
+    for a in clashing:
+        if not tuned.main.reapply_sysctl:
+            why = f"tuned does not re-apply the system sysctl files ({reapply})"
+        elif a.path == SYSCTL_CONF or a.path.startswith(REAPPLIED_SYSCTL_DIRS):
+            why = "reapply_sysctl_exclude keeps it out of what tuned re-applies"
+        else:
+            why = "tuned re-applies only /run/sysctl.d, /etc/sysctl.d and /etc/sysctl.conf"
+        evidence.append(f"also set by {quote(a)}: tuned's value wins: {why}")
+    evidence += [
+        f"also set by {place.where} (hashsize {place.value}): tuned writes its own"
+        " size once the module has loaded"
+        for place in overridden
+    ]
+    evidence += list(tuned.unread)
+    fixes: list[str] = []
+    if lines:
+        fixes.append(tuned_fix(tuned, lines))
+    if beaten:
+        keys = ", ".join(line.key for line, _ in beaten.values())
+        fixes.append(
+            f"{keys}: the sysctl files decide; remove the line from the profile so the two"
+            " stop disagreeing, or set the value you want in the file"
+        )
+    fixes += [f"remove the hash size at {p.where}: tuned's wins" for p in overridden]
+    return evidence, fixes, bool(clashing) or bool(overridden)
+
+
+def _tuned_line(line: TunedSysctl) -> str:
+    text = f"{line.path}:{line.line}: {line.text.strip()}"
+    if line.unknown is not None:
+        text += f" (value not known offline: {line.unknown})"
+    return text
 
 
 @rule("CT306")
@@ -433,28 +506,19 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence += [f"also set by {line}: kube-proxy overwrites it" for line in clashing]
         fixes += [f"{key}: set kube-proxy's {kube.flag_for(key)} instead" for key in keys]
     if not isinstance(facts.tuned, Missing):
-        owned = tuned_owned(facts.tuned)
-        tuned_lines = [line for name in sorted(owned) for line in owned[name]]
-        if tuned_lines:
-            evidence += [
-                f"tuned profile {facts.tuned.name}: {t.path}:{t.line}: {t.text.strip()}"
-                for t in tuned_lines
-            ]
-            clashing = _file_settings(facts.sysctl_config, [f"net.netfilter.{n}" for n in owned])
-            overridden = overridden_by_tuned(facts)
-            conflict = conflict or bool(clashing) or bool(overridden)
-            evidence += [f"also set by {line}: tuned re-applies its value" for line in clashing]
-            evidence += [
-                f"also set by {place.where} (hashsize {place.value}): tuned writes its own"
-                " size once the module has loaded"
-                for place in overridden
-            ]
-            fixes.append(tuned_fix(facts.tuned, tuned_lines))
-            fixes += [f"remove the hash size at {p.where}: tuned's wins" for p in overridden]
+        tuned_evidence, tuned_fixes, tuned_conflict = _tuned_settings(facts, facts.tuned)
+        evidence += tuned_evidence
+        fixes += tuned_fixes
+        conflict = conflict or tuned_conflict
     if not evidence:
         if isinstance(facts.processes, Missing):
             return passed(f"no tuned profile setting conntrack keys; processes not read:"
                           f" {facts.processes.reason}")  # fmt: skip
+        if not isinstance(facts.tuned, Missing) and facts.tuned.unread:
+            return skipped(
+                f"tuned profile {facts.tuned.name} sets no conntrack key ctguard can see, but"
+                f" it includes profiles ctguard cannot read here: {facts.tuned.unread[0]}"
+            )
         return passed("no kube-proxy and no tuned profile setting conntrack keys")
     severity = Severity.WARNING if conflict else Severity.INFO
     return found(severity, evidence, "\n".join(fixes))

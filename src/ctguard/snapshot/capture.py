@@ -29,6 +29,7 @@ from ctguard.sources.manifest import INIT_NETNS_DIR, MANIFEST
 from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
+from ctguard.sources.tuned_config import read_active
 
 _CHUNK = 1 << 20
 
@@ -154,16 +155,16 @@ class _Capture:
             self.log.captured.append(real)
 
     def tuned_profiles(self) -> None:
-        """The active tuned profiles' tuned.conf files and their includes (CT303, CT306)."""
-        active = self.host.try_read_text("/etc/tuned/active_profile", 4096)
-        if isinstance(active, Missing):
-            return
-        for name in active.split()[:8]:
-            if "/" in name or name in (".", ".."):
-                continue
-            for directory in layout.TUNED_PROFILE_DIRS:
-                self._safely(f"{directory}/{name}/tuned.conf", self.config_file)
-        # the profiles they include ([net] nf_conntrack_hashsize often sits in a parent)
+        """What decides tuned's conntrack settings (CT303, CT306): tuned-main.conf, the active
+        profile files (or the OpenShift Node Tuning Operator's), each active profile in every
+        directory tuned searches (found or recorded absent), and the include chains."""
+        active = read_active(self.host)
+        if not isinstance(active, Missing):
+            for name in active.names[:8]:
+                if "/" in name or name in (".", ".."):
+                    continue
+                for directory in active.main.profile_dirs:
+                    self._safely(f"{directory}/{name}/tuned.conf", self.config_file)
         for path in tuned_profile_paths(self.host):
             if path not in self.log.captured:
                 self._safely(path, self.config_file)
@@ -268,7 +269,7 @@ class _Capture:
                 self.log.captured.append(path)
         for path in layout.PRESENCE_MARKERS:
             self._safely(path, self.marker)
-        self._safely("/etc/tuned", lambda _: self.tuned_profiles())
+        self._safely("tuned profiles", lambda _: self.tuned_profiles())
         for path in layout.LOG_FILES:
             self._safely(path, self.log_file)
         tracked = self.host.exists(MAX_FILE)

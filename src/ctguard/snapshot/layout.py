@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from ctguard.sources.agents import TUNED_PROFILE_DIRS as AGENT_TUNED_DIRS
 from ctguard.sources.kernel_log import KERNEL_LOG_FILES
 from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
+from ctguard.sources.tuned_config import (
+    TUNED_ACTIVE_PROFILE,
+    TUNED_MAIN_CONF,
+    TUNED_POST_LOADED_PROFILE,
+)
 
 # Read literally (procfs/sysfs: their own links, such as /proc/net -> self/net, are
 # followed by the kernel, and the file is stored at the path asked for).
@@ -41,12 +45,13 @@ CONFIG_FILES = (
     "/etc/init.d/iptables",
     "/etc/rc.d/init.d/iptables",
     "/usr/libexec/iptables/iptables.init",
-    "/etc/tuned/active_profile",
+    TUNED_ACTIVE_PROFILE,
+    TUNED_POST_LOADED_PROFILE,
+    TUNED_MAIN_CONF,
 )
 # Programs whose presence matters (which systemd-sysctl a udev rule should run): stored as
 # empty files, like the holders.
 PRESENCE_MARKERS = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
-TUNED_PROFILE_DIRS = AGENT_TUNED_DIRS  # where doctor looks for a profile, in its order
 CONFIG_DIRS = (
     "/etc/sysctl.d",
     "/run/sysctl.d",

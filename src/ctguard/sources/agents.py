@@ -6,14 +6,28 @@ sysctl files say, so the fix is the agent's own knob, not another sysctl.d file.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_conf import runtime_name
+from ctguard.sources.tuned_config import (
+    TUNED_ACTIVE_PROFILE,
+    TUNED_DEFAULT_DIRS,
+    TUNED_FILE_MAX_BYTES,
+    ActiveProfiles,
+    TunedMain,
+    read_active,
+    tuned_config_paths,
+)
+from ctguard.sources.tuned_expand import Variables, expand_profile_dir, split_include, unresolved
+from ctguard.sources.tuned_ini import TunedSysctl, parse_ini
+
+__all__ = ["TunedSysctl"]  # re-exported: the record of a tuned option
 
 # -- ps -----------------------------------------------------------------------------------
 _PS_LINE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+(\S.*?)\s*")
@@ -226,28 +240,15 @@ def find_kube_proxy(processes: Sequence[Process]) -> KubeProxy | None:
 
 
 # -- tuned --------------------------------------------------------------------------------
-TUNED_ACTIVE_PROFILE = "/etc/tuned/active_profile"
-# tuned's locator looks in profile_dirs from last to first; the defaults are
-# /usr/lib/tuned,/etc/tuned, and tuned 2.24 added the .../profiles directories.
-TUNED_PROFILE_DIRS = ("/etc/tuned/profiles", "/etc/tuned", "/usr/lib/tuned/profiles",
-                      "/usr/lib/tuned")  # fmt: skip
-TUNED_MAX_INCLUDE_DEPTH = 5
-TUNED_FILE_MAX_BYTES = 1 << 20
+# How tuned finds, merges and expands profiles: sources/tuned_config.py (which profiles,
+# where, reapply_sysctl), sources/tuned_ini.py (the file format), sources/tuned_expand.py.
+TUNED_MAX_INCLUDE_DEPTH = 16  # tuned has none: a file is read once, which ends any cycle
 _SAFE_PROFILE_NAME = re.compile(r"[a-zA-Z0-9_.-]+")  # tuned's loader.safe_name
-_SECTION = re.compile(r"\[([^\]]*)\]")
 # Options every tuned unit accepts; a sysctl unit's other options are sysctl keys.
 _UNIT_OPTIONS = frozenset({"type", "replace", "enabled", "devices", "devices_udev_regex",
-    "script_pre", "script_post", "drop", "priority", "uname_regex", "cpuinfo_regex"})  # fmt: skip
+    "script_pre", "script_post", "drop", "priority", "uname_regex", "cpuinfo_regex",
+    "prepend"})  # fmt: skip
 _TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on"})
-
-
-@dataclass(frozen=True)
-class TunedSysctl:
-    key: str  # dotted, as written
-    value: str  # as written (tuned expands ${variables} itself; ctguard does not)
-    path: str
-    line: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -281,25 +282,30 @@ class TunedProfile:
     net_hashsize: TunedSysctl | None = None
     conntrack_module: TunedModule | None = None  # [modules] nf_conntrack=...
     paths: tuple[str, ...] = ()  # every tuned.conf read, includes first
+    main: TunedMain = field(default_factory=lambda: TunedMain(TUNED_DEFAULT_DIRS, True, ""))
+    # include= parts ctguard could not follow, each a sentence: what it read may be incomplete
+    unread: tuple[str, ...] = ()
+    active_from: str = TUNED_ACTIVE_PROFILE
+
+    @property
+    def operator(self) -> bool:
+        """Run by the OpenShift Node Tuning Operator (its profiles come from Tuned resources)."""
+        return self.main.operator
 
 
 @dataclass(frozen=True)
 class TunedConf:
     """One ``tuned.conf``: its ``include=`` names and every option of every section
-    (each kept as a TunedSysctl record: key, value and where it was written)."""
+    (each kept as a TunedSysctl record: key, value and where it was written), with
+    ``${i:PROFILE_DIR}`` already expanded, as tuned does when it loads the file."""
 
     path: str
     includes: tuple[str, ...]
     sections: Mapping[str, Mapping[str, TunedSysctl]] = field(default_factory=dict)
 
-
-def _ini_value(raw: str) -> str:
-    """A ConfigParser value: ``#`` after a blank starts a comment; one pair of quotes goes."""
-    comment = re.search(r"[ \t]#", raw)
-    value = (raw[: comment.start()] if comment else raw).strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1]
-    return value
+    @property
+    def include_line(self) -> TunedSysctl | None:
+        return self.sections.get("main", {}).get("include")
 
 
 def parse_tuned_conf(text: str, path: str) -> TunedConf:
@@ -312,75 +318,143 @@ def parse_tuned_conf(text: str, path: str) -> TunedConf:
     >>> conf.includes, conf.sections["sysctl"]["net.netfilter.nf_conntrack_max"].value
     (('throughput-performance',), '1048576')
     """
-    sections: dict[str, dict[str, TunedSysctl]] = {}
-    current: dict[str, TunedSysctl] | None = None
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        header = _SECTION.fullmatch(line)
-        if header:
-            current = sections.setdefault(header[1].strip(), {})
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if sep and key and current is not None:
-            current[key] = TunedSysctl(key, _ini_value(value), path, number, line)
+    directory = posixpath.dirname(path)
+    sections = {
+        name: {
+            key: replace(option, value=expand_profile_dir(option.value, directory))
+            for key, option in options.items()
+        }
+        for name, options in parse_ini(text, path).items()
+    }
     include = sections.get("main", {}).get("include")
-    # tuned's loader splits include on "," and ";" (tuned/profiles/loader.py)
-    names = re.split(r"\s*[,;]\s*", include.value) if include else []
-    return TunedConf(path, tuple(n for n in names if n), sections)
+    names = split_include(include.value) if include else []
+    return TunedConf(path, tuple(names), sections)
 
 
-def _locate_profile(host: HostRoot, name: str, skip: Sequence[str]) -> str | None:
-    """tuned's locator: the last profile directory wins; a file already loaded is skipped,
-    so /etc/tuned/X/tuned.conf may include the stock X it overrides."""
-    if not _SAFE_PROFILE_NAME.fullmatch(name):
-        return None
-    for directory in TUNED_PROFILE_DIRS:
-        path = f"{directory}/{name}/tuned.conf"
-        if path not in skip and host.is_file(path):
-            return path
-    return None
-
-
-def _load_profiles(
-    host: HostRoot, names: Sequence[str], loaded: list[TunedConf], seen: list[str], depth: int
-) -> list[str]:
-    """Append the profiles to ``loaded``, includes first, as tuned's loader does; return
-    the names not found. ``seen`` holds every file opened so far (tuned's processed_files).
-    """
-    not_found: list[str] = []
-    for name in names:
-        path = _locate_profile(host, name, seen)
-        text = host.try_read_text(path, TUNED_FILE_MAX_BYTES) if path else None
-        if path is None or text is None or isinstance(text, Missing):
-            not_found.append(name)
+def _locate_profile(
+    host: HostRoot, dirs: Sequence[str], name: str, skip: Sequence[str]
+) -> str | None:
+    """tuned's locator: the last profile directory holding the profile wins; a file already
+    loaded is passed over, so /etc/tuned/X/tuned.conf may include the stock X it overrides.
+    "" when tuned skips the name silently: a ``-NAME`` (conditional) include that is not
+    found, or a name whose only file was loaded already."""
+    conditional = name.startswith("-")
+    base = name[1:] if conditional else name
+    found: str | None = "" if conditional else None
+    if not _SAFE_PROFILE_NAME.fullmatch(base) or base in (".", ".."):
+        return found
+    for directory in reversed(dirs):
+        path = posixpath.normpath(f"{directory}/{base}/tuned.conf")
+        if path in skip:
+            found = ""
             continue
-        seen.append(path)
-        conf = parse_tuned_conf(text, path)
-        if conf.includes and depth < TUNED_MAX_INCLUDE_DEPTH:
-            _load_profiles(host, conf.includes, loaded, seen, depth + 1)
-        loaded.append(conf)
-    return not_found
+        if host.is_file(path):
+            return path
+    return found
+
+
+@dataclass
+class _Loading:
+    host: HostRoot
+    dirs: Sequence[str]
+    operator: bool
+    loaded: list[TunedConf] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)  # tuned's processed_files
+    unread: list[str] = field(default_factory=list)
+
+    def load(self, names: Sequence[str], origin: TunedSysctl | None, depth: int) -> list[str]:
+        """Append the profiles to ``loaded``, includes first, as tuned's loader does;
+        return the names not found."""
+        not_found: list[str] = []
+        for name in names:
+            where = f"{origin.path}:{origin.line}: include {name}" if origin else name
+            why = unresolved(name)
+            if why is not None and "${f:" not in name:
+                why = "tuned expands include= before it reads [variables]: it names no profile"
+            if why is not None:
+                self.unread.append(
+                    f"{where}: {why}: which profile it names, and what that sets, is not known"
+                )
+                continue
+            path = _locate_profile(self.host, self.dirs, name, self.seen)
+            if path == "":
+                continue
+            text = self.host.try_read_text(path, TUNED_FILE_MAX_BYTES) if path else None
+            if path is None or text is None or isinstance(text, Missing):
+                not_found.append(name)
+                if origin is not None:
+                    self.unread.append(f"{where}: {self._not_here(name)}")
+                continue
+            self.seen.append(path)
+            conf = parse_tuned_conf(text, path)
+            if conf.includes and depth < TUNED_MAX_INCLUDE_DEPTH:
+                self.load(conf.includes, conf.include_line, depth + 1)
+            self.loaded.append(conf)
+        return not_found
+
+    def _not_here(self, name: str) -> str:
+        if self.operator:
+            return (
+                "not on this node (the operator's tuned pod holds the stock profiles),"
+                " so what it sets is not known here"
+            )
+        return f"not found in {', '.join(reversed(self.dirs))}: tuned refuses to load the profile"
 
 
 def _is_true(option: TunedSysctl | None) -> bool:
     return option is not None and option.value.strip().lower() in _TRUE_WORDS
 
 
+def _unit_type(name: str, options: Mapping[str, TunedSysctl]) -> str:
+    kind = options.get("type")
+    return kind.value if kind else name
+
+
 def merge_tuned_units(confs: Sequence[TunedConf]) -> dict[str, dict[str, TunedSysctl]]:
-    """Merge units like tuned's Merger: same-named units update, ``replace=1`` starts over."""
+    """Merge units like tuned's Merger: same-named units update, ``replace=1`` starts over,
+    ``drop=`` removes the parent's options."""
     units: dict[str, dict[str, TunedSysctl]] = {}
     for conf in confs:
         for name, options in conf.sections.items():
-            if name in ("main", "variables"):  # not plugin units
+            if name == "main" or _unit_type(name, options) == "variables":
                 continue
             if _is_true(options.get("replace")) or name not in units:
                 units[name] = dict(options)
-            else:
-                units[name].update(options)
+                continue
+            drop = options.get("drop")
+            for key in re.split(r"\s*[,;]\s*", drop.value) if drop else ():
+                units[name].pop(key, None)
+            units[name].update(options)
     return units
+
+
+def _merged_variables(host: HostRoot, confs: Sequence[TunedConf]) -> Variables:
+    """The merged ``[variables]``; ``include=FILE`` there reads ``NAME=value`` lines."""
+    items: list[tuple[str, str]] = []
+    for conf in confs:
+        for name, options in conf.sections.items():
+            if _unit_type(name, options) != "variables":
+                continue
+            if _is_true(options.get("replace")):
+                items = []
+            items += [(key, option.value) for key, option in options.items()
+                      if key not in ("type", "replace", "prepend")]  # fmt: skip
+    variables = Variables()
+    for key, value in items:
+        if key != "include":
+            variables.add(key, value)
+            continue
+        text = host.try_read_text(posixpath.normpath(value), TUNED_FILE_MAX_BYTES)
+        if isinstance(text, Missing):
+            continue
+        for options in parse_ini(text, value, "variables").values():
+            variables.add_all([(k, o.value) for k, o in options.items()])
+    return variables
+
+
+def _expanded(option: TunedSysctl, variables: Variables) -> TunedSysctl:
+    result = variables.expand(option.value)
+    return replace(option, value=result.value, unknown=result.unknown)
 
 
 def _plugin_units(
@@ -389,9 +463,8 @@ def _plugin_units(
     """The enabled units of one plugin: by name (``[net]``) or by ``type=net``."""
     chosen: list[Mapping[str, TunedSysctl]] = []
     for name, options in units.items():
-        kind = options.get("type")
         enabled = options.get("enabled")
-        if (kind.value if kind else name) != plugin:
+        if _unit_type(name, options) != plugin:
             continue
         if enabled is not None and not _is_true(enabled):
             continue
@@ -432,8 +505,10 @@ def _tuned_conntrack_module(
     return found
 
 
-def tuned_profile(name: str, confs: Sequence[TunedConf]) -> TunedProfile:
-    """What a merged chain of profiles sets for conntrack.
+def tuned_profile(
+    name: str, confs: Sequence[TunedConf], variables: Variables | None = None
+) -> TunedProfile:
+    """What a merged chain of profiles sets for conntrack, its values expanded.
 
     >>> stock = parse_tuned_conf("[main]\\ninclude=network-throughput\\n[net]\\n"
     ...     "nf_conntrack_hashsize=1048576\\n[sysctl]\\nnet.netfilter.nf_conntrack_max=1048576\\n",
@@ -444,38 +519,63 @@ def tuned_profile(name: str, confs: Sequence[TunedConf]) -> TunedProfile:
     >>> profile.net_hashsize.value, profile.conntrack_module.reload, profile.conntrack_module.args
     ('1048576', True, '')
     """
-    units = merge_tuned_units(confs)
+    known = variables if variables is not None else Variables()
+    units = {
+        unit: {key: _expanded(option, known) for key, option in options.items()}
+        for unit, options in merge_tuned_units(confs).items()
+    }
+    sysctls = tuple(_expanded(option, known) for option in merge_tuned_sysctls(confs))
     return TunedProfile(
         name,
-        merge_tuned_sysctls(confs),
+        sysctls,
         _tuned_net_hashsize(units),
         _tuned_conntrack_module(units),
         tuple(conf.path for conf in confs),
     )
 
 
-def tuned_profile_paths(host: HostRoot) -> tuple[str, ...]:
-    """Every tuned.conf ``read_tuned`` reads on this host, ``include=`` chains too: what a
-    snapshot must hold for doctor to read the same profile there."""
-    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
+def _loading(host: HostRoot) -> tuple[ActiveProfiles, _Loading, list[str]] | Missing:
+    active = read_active(host)
     if isinstance(active, Missing):
-        return ()
-    loaded: list[TunedConf] = []
-    _load_profiles(host, active.split(), loaded, [], depth=0)
-    return tuple(conf.path for conf in loaded)
+        return active
+    loading = _Loading(host, active.main.profile_dirs, active.main.operator)
+    names = [name for name in active.names if _SAFE_PROFILE_NAME.fullmatch(name)]
+    not_found = loading.load(names, None, depth=0) if names else list(active.names)
+    return active, loading, not_found
+
+
+def tuned_profile_paths(host: HostRoot) -> tuple[str, ...]:
+    """Every file ``read_tuned`` reads on this host (tuned-main.conf, active_profile, every
+    tuned.conf of the include chains...): what a snapshot must hold for doctor to read the
+    same profile there."""
+    got = _loading(host)
+    configs = tuple(tuned_config_paths(host))
+    if isinstance(got, Missing):
+        return configs
+    _active, loading, _ = got
+    variables = [
+        posixpath.normpath(options["include"].value)
+        for conf in loading.loaded
+        for name, options in conf.sections.items()
+        if _unit_type(name, options) == "variables" and "include" in options
+    ]
+    found = [path for path in variables if host.is_file(path)]
+    return configs + tuple(conf.path for conf in loading.loaded) + tuple(found)
 
 
 def read_tuned(host: HostRoot) -> TunedProfile | Missing:
-    """The sysctls of the active tuned profile (several names: merged in order)."""
-    active = host.try_read_text(TUNED_ACTIVE_PROFILE, TUNED_FILE_MAX_BYTES)
-    if isinstance(active, Missing):
-        return Missing("tuned not in use") if not host.exists(TUNED_ACTIVE_PROFILE) else active
-    names = active.split()
-    if not names:
-        return Missing(f"tuned not in use: {TUNED_ACTIVE_PROFILE} names no profile")
-    loaded: list[TunedConf] = []
-    not_found = _load_profiles(host, names, loaded, [], depth=0)
-    if not loaded:
-        where = ", ".join(TUNED_PROFILE_DIRS)
+    """What the active tuned profiles (several names: merged in order) set for conntrack."""
+    got = _loading(host)
+    if isinstance(got, Missing):
+        return got
+    active, loading, not_found = got
+    if not loading.loaded:
+        where = ", ".join(reversed(active.main.profile_dirs))
         return Missing(f"tuned profile {' '.join(not_found)} not found in {where}")
-    return tuned_profile(" ".join(names), loaded)
+    profile = tuned_profile(
+        " ".join(active.names), loading.loaded, _merged_variables(host, loading.loaded)
+    )
+    unread = loading.unread + [
+        f"{active.where}: {name}: {loading._not_here(name)}" for name in not_found
+    ]
+    return replace(profile, main=active.main, unread=tuple(unread), active_from=active.where)
