@@ -156,14 +156,21 @@ def _local_ports(host: HostRoot) -> LocalPortRange | None:
 
 
 def _read_dump(
-    path: str, by_sport: bool, exact: bool, addresses: LocalAddresses | None
+    path: str, by_sport: bool, exact: bool, addresses: LocalAddresses | Missing | None
 ) -> SourceRead:
-    """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin."""
-    local = None if addresses is None else addresses.spellings()
+    """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin.
+    ``addresses``: its host's (--local-address, or the --root snapshot's); Missing: why the
+    snapshot's are unknown; None: no host named."""
+    local = addresses.spellings() if isinstance(addresses, LocalAddresses) else None
     tally = _scan_dump(path, by_sport, exact, local)
     if addresses is None:
         tally.no_local_addresses = (
             "a dump file does not say which addresses were its host's (--local-address)"
+        )
+    elif isinstance(addresses, Missing):
+        tally.no_local_addresses = (
+            f"the snapshot's addresses are unknown ({addresses.reason}); name the dump's"
+            " host's with --local-address"
         )
     return SourceRead(tally, "stdin" if path == "-" else path)
 
@@ -198,9 +205,13 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
                 ),
                 timeout=300,
             )
-        # the file is the table; the host (or snapshot) only lends its timeouts
+        # the file is the table; the host (or snapshot) lends its timeouts, its
+        # ip_local_port_range and, unless --local-address names them, its addresses
         sysctls = _sysctls(opened.host) if exact or not target.live else {}
-        table = _read_dump(dump, by_sport, exact, options.local_addresses)
+        addresses: LocalAddresses | Missing | None = options.local_addresses
+        if addresses is None and not target.live:
+            addresses = read_local_addresses(opened.host, opened.commands)
+        table = _read_dump(dump, by_sport, exact, addresses)
         return TableRead(table, sysctls, _local_ports(opened.host) if not target.live else None)
 
 
