@@ -58,3 +58,28 @@ def test_a_snapshot_without_addresses_proposes_nothing_and_says_why(tmp_path: Pa
     assert doc["notrack_candidates"] == []
     assert "snapshot's addresses are unknown" in doc["notrack_skipped"]
     assert "--local-address" in doc["notrack_skipped"]
+
+
+def test_own_connections_from_a_fixed_port_are_no_client_candidate(tmp_path: Path) -> None:
+    # ntpd on the proxy asks its servers from udp/123: its own entries, but from a port
+    # outside the snapshot's ip_local_port_range, so --direction client would leave their
+    # replies tracked: passed over, with the range the scan used
+    def udp(src: str, dst: str, sport: int, dport: int) -> str:
+        return (
+            f"ipv4     2 udp      17 25 src={src} dst={dst} sport={sport} dport={dport}"
+            f" src={dst} dst={src} sport={dport} dport={sport} mark=0 zone=0 use=2\n"
+        )
+
+    lines = [udp("10.0.0.10", f"192.0.2.{1 + i % 4}", 123, 123) for i in range(800)]
+    lines += [udp("10.0.0.10", "192.0.2.53", 33000 + i, 53) for i in range(800)]
+    lines += [udp(f"198.51.100.{1 + i % 200}", "10.0.0.10", 20000 + i, 7000 + i % 97)
+              for i in range(400)]  # fmt: skip
+    dump = tmp_path / "table.txt"
+    dump.write_text("".join(lines))
+    doc = analyze_json(str(dump), "--root", str(HOST))
+    assert candidates(doc) == {("udp", 53): "client"}
+    why = {(p["protocol"], p["port"]): p["why"] for p in doc["notrack_passed_over"]}
+    assert why[("udp", 123)].startswith(
+        "800 of the host's own connections to it leave from source ports outside"
+        " ip_local_port_range 32768-60999"
+    )
