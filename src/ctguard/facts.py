@@ -39,7 +39,11 @@ from ctguard.sources.iptables_service import (
 from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
 from ctguard.sources.local_addresses import LocalAddresses, read_local_addresses
-from ctguard.sources.local_port_range import LocalPortRange, read_local_port_range
+from ctguard.sources.local_port_range import (
+    DEFAULT_LOCAL_PORT_RANGE,
+    LocalPortRange,
+    read_local_port_range,
+)
 from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
 from ctguard.sources.meminfo import Meminfo, read_meminfo
 from ctguard.sources.modprobe_conf import ModprobeConfig, read_modprobe_config
@@ -247,12 +251,11 @@ def _table(
     host: HostRoot, commands: Commands, addresses: LocalAddresses | Missing
 ) -> TableFacts | Missing:
     local = addresses if isinstance(addresses, Missing) else addresses.spellings()
-    read = read_safely(read_table, host, commands, "auto", False, True, local)
+    ports = read_safely(read_local_port_range, host)
+    ephemeral = (
+        DEFAULT_LOCAL_PORT_RANGE if isinstance(ports, Missing) else (ports.low, ports.high)
+    )  # the range CT505 weighs candidates with (rules/composition)
+    read = read_safely(read_table, host, commands, "auto", False, True, local, ephemeral)
     if isinstance(read, Missing):
         return read
-    return TableFacts(
-        read.source,
-        summarize(read.tally, top=10),
-        read.tally,
-        read_safely(read_local_port_range, host),
-    )
+    return TableFacts(read.source, summarize(read.tally, top=10), read.tally, ports)

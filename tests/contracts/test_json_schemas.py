@@ -87,6 +87,7 @@ ARGV: dict[str, str] = {
 NOT_APPLICABLE: dict[tuple[str, str], tuple[int, str]] = {
     ("status", "tests/roots/garbage-stat"): (3, "its stat file is garbage: exit 3 by design"),
     ("notrack", "tests/roots/doctor/ct102-drops-with-chaintoolong"): (3, "no ruleset captured"),
+    ("notrack", "tests/roots/analyze/proxy-host"): (3, "no ruleset captured: addresses only"),
 }
 # which document each command prints
 PRINTS: dict[str, str] = {

@@ -55,7 +55,7 @@ def test_tcp_new_is_the_original_direction():
 def test_udp_new_ipv4_and_ipv6():
     assert parse_new_events(f"{UDP_NEW}\n{UDP6_NEW}\n") == [
         NewFlow("udp", 55046, 53),
-        NewFlow("udp", 60070, 5353),
+        NewFlow("udp", 60070, 5353, ipv6=True),
     ]
 
 
@@ -71,7 +71,7 @@ def test_a_whole_session_keeps_the_new_entries_in_order():
     assert parse_new_events(SESSION) == [
         NewFlow("udp", 55046, 53),
         NewFlow("tcp", 57060, 8983),
-        NewFlow("udp", 60070, 5353),
+        NewFlow("udp", 60070, 5353, ipv6=True),
     ]
 
 
@@ -113,7 +113,7 @@ _LINES = st.sampled_from([UDP_NEW, TCP_NEW, UDP6_NEW, ICMP_NEW, UDP_DESTROY, SUM
 @given(st.lists(st.one_of(_LINES, st.text(max_size=80)), max_size=30))
 def test_mixed_with_noise_finds_exactly_the_real_new_lines(lines):
     expected = {UDP_NEW: NewFlow("udp", 55046, 53), TCP_NEW: NewFlow("tcp", 57060, 8983),
-                UDP6_NEW: NewFlow("udp", 60070, 5353)}  # fmt: skip
+                UDP6_NEW: NewFlow("udp", 60070, 5353, ipv6=True)}  # fmt: skip
     text = "\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines)
     flows = parse_new_events(text)
     assert [f for f in flows if f in expected.values()] == [

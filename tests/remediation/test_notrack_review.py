@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from ctguard.host.flow_watch import NewFlow
 from ctguard.remediation.notrack import NotrackRequest, flows_for, translated_ports
 from ctguard.sources.ruleset import PortSet, parse_iptables_save, parse_nft_json
 from ctguard.usecases.notrack import is_untracked_entry
@@ -100,6 +101,15 @@ def test_client_replies_are_untracked_and_accepted_only_on_the_ephemeral_ports()
 
 def test_verify_counts_entries_by_their_original_destination_port():
     request = NotrackRequest(PORT, ("tcp",), "server")
-    assert is_untracked_entry("tcp", 40000, 8983, request)  # a connection to the service
-    assert not is_untracked_entry("tcp", 8983, 443, request)  # an ephemeral port equal by chance
-    assert not is_untracked_entry("udp", 40000, 8983, request)  # another protocol
+    assert is_untracked_entry(NewFlow("tcp", 40000, 8983), request)  # to the service
+    assert not is_untracked_entry(NewFlow("tcp", 8983, 443), request)  # ephemeral, by chance
+    assert not is_untracked_entry(NewFlow("udp", 40000, 8983), request)  # another protocol
+
+
+def test_verify_of_an_ipv4_only_bypass_expects_ipv6_entries():
+    # IPv6 stays tracked when only IPv4 is untracked: its new entries prove nothing wrong
+    request = NotrackRequest(PORT, ("tcp",), "server")
+    v6 = NewFlow("tcp", 40000, 8983, ipv6=True)
+    assert not is_untracked_entry(v6, request, "ip")
+    assert is_untracked_entry(NewFlow("tcp", 40000, 8983), request, "ip")
+    assert is_untracked_entry(v6, request, "inet")

@@ -22,7 +22,7 @@ def c_built() -> bool:
 
 
 def make_scan(kind: str) -> Scan:
-    """``scan(data: bytes, by_sport=True, local=None) -> Tally``.
+    """``scan(data: bytes, by_sport=True, local=None, ephemeral=None) -> Tally``.
 
     An unbuilt C scanner fails the test (scripts/install builds it; CI must test it), unless
     CTGUARD_PURE_PYTHON=1 says this machine has no compiler on purpose."""
@@ -32,9 +32,15 @@ def make_scan(kind: str) -> Scan:
         pytest.fail("the C scanner (ctguard.table._scan) is not built: run scripts/install")
     force_python = kind == "python"
 
-    def scan(data: bytes, by_sport: bool = True, local: frozenset[bytes] | None = None) -> Tally:
+    def scan(
+        data: bytes,
+        by_sport: bool = True,
+        local: frozenset[bytes] | None = None,
+        ephemeral: tuple[int, int] | None = None,
+    ) -> Tally:
         tally = Tally()
-        scan_into(data, tally, by_sport, force_python=force_python, local=local)
+        scan_into(data, tally, by_sport, force_python=force_python, local=local,
+                  ephemeral=ephemeral)  # fmt: skip
         return tally
 
     return scan

@@ -39,7 +39,8 @@ def filler(n: int) -> list[str]:
 
 
 def candidates(lines: list[str], kind: str = "python", local: frozenset[bytes] | None = LOCAL):
-    tally = make_scan(kind)(("\n".join(lines) + "\n").encode(), True, local)
+    # as analyze and doctor scan: with the host's addresses and its ip_local_port_range
+    tally = make_scan(kind)(("\n".join(lines) + "\n").encode(), True, local, EPHEMERAL)
     return notrack_candidates(summarize(tally), EPHEMERAL)
 
 
@@ -115,3 +116,37 @@ def test_procfs_spells_ipv6_in_full_and_still_matches(kind: str) -> None:
     ]
     found = candidates(lines + filler(400), kind)
     assert [(c.port, c.direction) for c in found.rows] == [(53, "client")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_own_connections_from_a_fixed_port_pass_the_port_over(kind: str) -> None:
+    # ntpd asks its servers from udp/123 to udp/123: the host's own (client) entries, but
+    # --direction client untracks only replies to ip_local_port_range, so the replies to
+    # port 123 would stay tracked while the queries are not: no candidate, and why
+    ntp = [udp(HOST, f"192.0.2.{1 + i % 200}", 123, 123) for i in range(800)]
+    found = candidates(ntp + filler(400), kind)
+    assert found.rows == ()
+    (passed,) = found.passed_over
+    assert (passed.protocol, passed.port, passed.entries) == ("udp", 123, 800)
+    assert passed.why.startswith(
+        "800 of the host's own connections to it leave from source ports outside"
+        " ip_local_port_range 32768-60999"
+    )
+
+
+def test_a_resolver_with_its_own_port_range_is_passed_over_for_the_ports_outside() -> None:
+    # unbound's outgoing-port-permit 1024-65535: most queries leave from the kernel's range
+    # too, but the 200 that do not would have their replies tracked and dropped
+    inside = [udp(HOST, "192.0.2.1", 33000 + i, 53) for i in range(600)]
+    outside = [udp(HOST, "192.0.2.1", 2000 + i, 53) for i in range(100)]
+    outside += [udp(HOST, "192.0.2.1", 61000 + i, 53) for i in range(100)]
+    found = candidates(inside + outside + filler(300))
+    assert found.rows == ()
+    assert found.passed_over[0].why.startswith("200 of the host's own connections")
+
+
+def test_served_entries_from_any_client_port_stay_a_server_port() -> None:
+    # the peers' source ports are theirs (Windows uses 49152-65535): not the host's range
+    lines = [udp(f"198.51.100.{1 + i % 200}", HOST, 1024 + i, 53) for i in range(800)]
+    found = candidates(lines + filler(400))
+    assert [(c.port, c.direction) for c in found.rows] == [(53, "server")]

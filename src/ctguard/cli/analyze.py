@@ -52,8 +52,9 @@ if TYPE_CHECKING:  # imported when a command runs, to keep `ctguard --help` quic
     "local_spec",
     metavar="ADDR,...",
     help="With a FILE: the addresses of the host the dump comes from, which tell each "
-    "entry's direction (whom a NOTRACK candidate's --direction must fit). Without them a "
-    "file gets no candidates. Live and snapshot tables use the host's own (ip -j addr).",
+    "entry's direction (whom a NOTRACK candidate's --direction must fit). Without them "
+    "(or a --root snapshot's) a file gets no candidates. Live and snapshot tables use the "
+    "host's own (/proc/net/fib_trie and if_inet6, else ip -j addr).",
 )
 def analyze_command(
     dump: str | None,

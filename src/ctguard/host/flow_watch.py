@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from ctguard.missing import Missing
 
-_EVENT = re.compile(r"^\s*\[NEW\]\s+(\w+)\s+\d+\s+(?:\d+\s+)?.*?sport=(\d+) dport=(\d+)")
+_EVENT = re.compile(
+    r"^\s*\[NEW\]\s+(\w+)\s+\d+\s+(?:\d+\s+)?.*?src=(\S+) .*?sport=(\d+) dport=(\d+)"
+)
 MAX_CHUNKS = 1_600  # 64 KiB reads: at most 100 MiB of events, whatever the window
 
 
@@ -32,6 +34,7 @@ class NewFlow:
     proto: str
     sport: int
     dport: int
+    ipv6: bool = False
 
 
 def parse_new_events(text: str) -> list[NewFlow]:
@@ -39,13 +42,14 @@ def parse_new_events(text: str) -> list[NewFlow]:
 
     >>> parse_new_events("[NEW] udp      17 30 src=127.0.0.1 dst=127.0.0.1 sport=5 dport=53 "
     ...                  "[UNREPLIED] src=127.0.0.1 dst=127.0.0.1 sport=53 dport=5\\n")
-    [NewFlow(proto='udp', sport=5, dport=53)]
+    [NewFlow(proto='udp', sport=5, dport=53, ipv6=False)]
     """
     flows: list[NewFlow] = []
     for line in text.splitlines():
         m = _EVENT.match(line)
         if m:
-            flows.append(NewFlow(m.group(1), int(m.group(2)), int(m.group(3))))
+            ipv6 = ":" in m.group(2)
+            flows.append(NewFlow(m.group(1), int(m.group(3)), int(m.group(4)), ipv6))
     return flows
 
 

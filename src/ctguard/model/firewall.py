@@ -56,7 +56,14 @@ def packet_of(rule: Rule) -> Packet:
     where a full analysis would say "accepted".
     """
     m = rule.match
-    return Packet(rule.family, m.protos, m.dports, m.sports, m.iif, m.oif, m.saddrs, m.daddrs)
+    return Packet(rule_family(rule), m.protos, m.dports, m.sports, m.iif, m.oif, m.saddrs,
+                  m.daddrs)  # fmt: skip
+
+
+def rule_family(rule: Rule) -> str:
+    """The family of the packets ``rule`` can see: its table's, narrowed by ``meta nfproto``
+    in an inet table (``meta nfproto ipv4 ... notrack`` untracks IPv4 only)."""
+    return rule.match.nfproto if rule.family == "inet" and rule.match.nfproto else rule.family
 
 
 def _network(addr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
@@ -269,7 +276,7 @@ def nat_overlap(rs: Ruleset, notrack: Rule, hook: str) -> tuple[Rule, ...]:
         for chain in rs.chains
         if chain.type == "nat"
         and chain.hook in meets
-        and families_meet(notrack.family, chain.family)
+        and families_meet(rule_family(notrack), chain.family)
         for rule in _nat_on_paths(rs, chain, start, meets[str(chain.hook)])
     }
     return tuple(rule for rule in rs.rules() if rule in found)  # in ruleset order
@@ -335,9 +342,15 @@ def _ifaces_disjoint(rule: str | None, packet: str | None) -> bool:
     return not (_iface_covers(rule, packet) or _iface_covers(packet, rule))
 
 
+def _other_family(match: RuleMatch, packet: Packet) -> bool:
+    """``meta nfproto`` names one family and the packets are of the other."""
+    return match.nfproto is not None and not families_meet(packet.family, match.nfproto)
+
+
 def _cannot_apply(match: RuleMatch, packet: Packet) -> bool:
     return (
-        _disjoint(match.protos, packet.protos)
+        _other_family(match, packet)
+        or _disjoint(match.protos, packet.protos)
         or _ports_disjoint(match.dports, packet.dports)
         or _ports_disjoint(match.sports, packet.sports)
         or (match.ct_states is not None and "untracked" not in match.ct_states)
@@ -363,6 +376,7 @@ def _covers_iface(rule: str | None, packet: str | None) -> bool:
 def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
     return (
         not match.other
+        and match.nfproto in (None, packet.family)
         and _covers(match.protos, packet.protos)
         and _covers_ports(match.dports, packet.dports)
         and _covers_ports(match.sports, packet.sports)

@@ -3,6 +3,7 @@
 Every rule carries the comment ``ctguard``, so ``--remove`` finds exactly ours::
 
     nft:      tcp dport 8983 notrack comment "ctguard"                  (table inet ctguard)
+              meta nfproto ipv4 tcp dport 8983 notrack comment "ctguard" (IPv4 only)
               tcp dport 8983 ct state untracked accept comment "ctguard" (the user's chain)
     iptables: -A PREROUTING -p tcp -m tcp --dport 8983 -m comment --comment ctguard -j CT --notrack
               -A INPUT -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED
@@ -53,13 +54,16 @@ class OurRule:
     oif: str | None = None
     saddrs: frozenset[str] | None = None
     daddrs: frozenset[str] | None = None
+    # nft rules in an inet table: "ip" (``meta nfproto ipv4``) when only IPv4 is untracked,
+    # because the IPv6 filter was not read (or cannot get its accept); None: both families
+    nfproto: str | None = None
 
     @property
     def match(self) -> RuleMatch:
         protos = None if self.proto is None else frozenset({self.proto})
         states = frozenset({"untracked"}) if self.action == ACCEPT else None
         return RuleMatch(protos, self.dports, self.sports, states, self.iif, self.oif,
-                         self.saddrs, self.daddrs)  # fmt: skip
+                         self.saddrs, self.daddrs, nfproto=self.nfproto)  # fmt: skip
 
     def as_rule(self) -> Rule:
         """The rule as the ruleset model holds it, to check the ruleset it would make."""
@@ -111,8 +115,11 @@ def beside(accept: Rule, ours: OurRule) -> OurRule | str | None:
     dports, sports = _narrowed(ours.dports, m.dports), _narrowed(ours.sports, m.sports)
     if any(ports is not None and not ports.ranges for ports in (dports, sports)):
         return None  # none of these ports
+    if m.nfproto is not None and ours.nfproto not in (None, m.nfproto):
+        return None  # the other family only
     narrowed = replace(ours, dports=dports, sports=sports, iif=m.iif, oif=m.oif,
-                       saddrs=m.saddrs, daddrs=m.daddrs)  # fmt: skip
+                       saddrs=m.saddrs, daddrs=m.daddrs,
+                       nfproto=m.nfproto or ours.nfproto)  # fmt: skip
     for addrs in (m.saddrs, m.daddrs):
         if addrs and _address_family(addrs, ours.backend) is None:
             return f"its addresses {', '.join(sorted(addrs))} mix families or need an nft set"
@@ -142,8 +149,13 @@ def _nft_addresses(which: str, addrs: frozenset[str] | None) -> list[str]:
     return [f"{family} {which} {shown}"]
 
 
+NFPROTO = {"ip": "ipv4", "ip6": "ipv6"}  # nft family -> ``meta nfproto`` value
+
+
 def _nft_text(rule: OurRule) -> str:
     parts: list[str] = []
+    if rule.nfproto is not None:
+        parts.append(f"meta nfproto {NFPROTO[rule.nfproto]}")
     if rule.iif is not None:
         parts.append(
             f'iifname "{rule.iif.rstrip("+*")}*"'
@@ -242,4 +254,5 @@ def same_rule(ours: OurRule, rule: Rule) -> bool:
         and rule.match.ct_states == wanted.ct_states
         and (rule.match.saddrs, rule.match.daddrs) == (wanted.saddrs, wanted.daddrs)
         and (rule.match.iif, rule.match.oif) == (wanted.iif, wanted.oif)
+        and rule.match.nfproto == wanted.nfproto
     )

@@ -34,6 +34,7 @@ from ctguard.exit_codes import REFUSED, ExitCode
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.firewall import conntrack_users
+from ctguard.model.ipv6_filter import IP6TABLES_SAVE, ipv6_filter_unread
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand
 from ctguard.remediation.changes import OURS, Note, WriteFile
 from ctguard.remediation.host_settings import FileReader
@@ -495,24 +496,17 @@ def _rule_part(facts: Facts) -> tuple[tuple[RuleFate, ...], list[str]]:
         f"rules not read ({gap}): what needs conntrack is unknown"
         for gap in facts.ruleset_gaps
         if not gap.endswith("is not installed")
-        and not (_IP6TABLES in gap and _nft_covers_ipv6(facts))
+        and not (IP6TABLES_SAVE in gap and _nft_covers_ipv6(facts))
     ]
     return rule_fates(facts.ruleset), refusals
 
 
-_IP6TABLES = "ip6tables-save"
-
-
 def _nft_covers_ipv6(facts: Facts) -> bool:
-    """An unreadable ip6tables-save hides no rule when nft was read and ip6_tables is not
-    loaded: iptables-nft keeps its IPv6 rules in nft tables (listed by ``nft``), and a legacy
-    ip6tables table exists only while the ip6_tables module is loaded (ip6table_* need it)."""
-    nft_read = not any(
-        "nft" in gap and _IP6TABLES not in gap and "iptables-save" not in gap
-        for gap in facts.ruleset_gaps
-    )  # a gap names its command: "nft ... exited 1", "the snapshot has no nft-json output"
+    """An unreadable ip6tables-save hides no rule (model/ipv6_filter: nft was read and no
+    legacy ip6tables table can exist)."""
     modules = facts.modules
-    return nft_read and not isinstance(modules, Missing) and "ip6_tables" not in modules
+    known = None if isinstance(modules, Missing) else frozenset(modules)
+    return ipv6_filter_unread(facts.ruleset_gaps, known) is None
 
 
 def _scope_note(facts: Facts) -> str:

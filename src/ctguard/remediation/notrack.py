@@ -28,7 +28,7 @@ would drop every reply such a rule lets in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
@@ -42,6 +42,7 @@ from ctguard.model.firewall import (
     reachable_rules,
     untracked_fate,
 )
+from ctguard.model.ipv6_filter import ipv6_filter_unread
 from ctguard.model.notrack_rules import (
     ACCEPT,
     IPTABLES_RAW_CHAINS,
@@ -58,6 +59,7 @@ from ctguard.model.notrack_rules import (
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe
 
 PROTOS = ("tcp", "udp")
+_FAMILY_NAMES = {"ip": "IPv4", "ip6": "IPv6"}
 DIRECTIONS = ("server", "client", "both")
 BACKENDS = ("auto", "nft", "iptables")
 _FILTERING = (None, "filter", "route")
@@ -101,10 +103,13 @@ class Flow:
     proto: str | None
     dports: PortSet | None = None
     sports: PortSet | None = None
+    family: str = "inet"  # "ip": IPv4 only (the IPv6 filter was not read)
 
     def packet(self, family: str = "inet") -> Packet:
+        """The flow's packets as a chain of ``family`` sees them."""
         protos = None if self.proto is None else frozenset({self.proto})
-        return Packet(family, protos, self.dports, self.sports)
+        return Packet(family if self.family == "inet" else self.family, protos, self.dports,
+                      self.sports)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,24 +136,32 @@ class NotrackPlan:
 
 
 # -- which packets -------------------------------------------------------------------------
-def flows_for(request: NotrackRequest) -> tuple[Flow, ...]:
-    """The (hook, ports) classes a request untracks.
+def flows_for(request: NotrackRequest, family: str = "inet") -> tuple[Flow, ...]:
+    """The (hook, ports) classes a request untracks (``family`` "ip": IPv4 only).
 
     >>> [(f.hook, str(f.dports), str(f.sports)) for f in
     ...  flows_for(NotrackRequest(PortSet.of(8983), ("tcp",), "server"))]
     [('prerouting', '8983', 'None'), ('output', 'None', '8983')]
     """
     if request.every_packet:
-        return (Flow("prerouting", None), Flow("output", None))
+        return (Flow("prerouting", None, family=family), Flow("output", None, family=family))
     ports = request.ports
     out: list[Flow] = []
     for proto in request.protos:
         if request.direction in ("server", "both"):
-            out += [Flow("prerouting", proto, dports=ports), Flow("output", proto, sports=ports)]
+            out += [Flow("prerouting", proto, dports=ports, family=family),
+                    Flow("output", proto, sports=ports, family=family)]  # fmt: skip
         if request.direction in ("client", "both"):
-            back = Flow("prerouting", proto, dports=request.local_ports, sports=ports)
-            out += [Flow("output", proto, dports=ports), back]
+            back = Flow("prerouting", proto, request.local_ports, ports, family)
+            out += [Flow("output", proto, dports=ports, family=family), back]
     return tuple(out)
+
+
+def ipv6_unread(rs: Ruleset, tools: Tools, modules: Collection[str] | None) -> str | None:
+    """Why IPv6 is not untracked, or None: an IPv6 NOTRACK is added only beside an IPv6
+    filter ctguard has read (else it is CT501's trap for IPv6); the plan and ``--verify``
+    both ask this, so they check the same packets."""
+    return ipv6_filter_unread(rs.missing, modules, tools.iptables_variant)
 
 
 # -- which backend -------------------------------------------------------------------------
@@ -193,20 +206,25 @@ def _variant(tools: Tools) -> str:
 
 
 # -- the plan ------------------------------------------------------------------------------
-def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackPlan:
-    """The rules to add (or why not), for the ruleset ``rs`` of the target namespace."""
+def plan_notrack(
+    rs: Ruleset, request: NotrackRequest, tools: Tools, modules: Collection[str] | None = None
+) -> NotrackPlan:
+    """The rules to add (or why not), for the ruleset ``rs`` of the target namespace.
+    ``modules``: the names in /proc/modules (None: unread), which tell whether legacy
+    ip6tables tables nft cannot list may exist."""
     try:
         backend, why = choose_backend(rs, request.backend, tools)
     except ValueError as exc:
         return NotrackPlan("none", str(exc), (), (), (), (Refusal(str(exc)),))
-    flows = flows_for(request)
+    family, unread = _untracked_family(rs, request, backend, tools, modules)
+    ipv4_only = family == "ip"
+    flows = flows_for(request, family)
     refusals = list(_nat_refusals(rs, flows, request))
-    ipv4_only = backend != "nft" and tools.ip6tables and _unread_ip6tables(rs, tools) is not None
     if ipv4_only:
         tools = replace(tools, ip6tables=False)
     notracks = list(_raw_rules(backend, flows, NOTRACK, tools))
     if request.every_packet:
-        exemptions, general = _stateful_needs(rs)
+        exemptions, general = _stateful_needs(rs, flows[0].family)
         if general:
             refusals.append(
                 Refusal(
@@ -234,25 +252,56 @@ def plan_notrack(rs: Ruleset, request: NotrackRequest, tools: Tools) -> NotrackP
     notes = _notes(rs, backend)
     if ipv4_only:
         notes += (
-            f"IPv4 only: {_unread_ip6tables(rs, tools)}, so ctguard cannot see whether the IPv6"
-            " filter would drop untracked packets, nor add the IPv6 accept they need; read it"
-            " (as root, with ip6tables installed) and run again to untrack IPv6 too",
+            f"IPv4 only: {unread}, so ctguard cannot see whether the IPv6 filter would drop"
+            " untracked packets, nor add the IPv6 accept they need; read it (as root, with"
+            " ip6tables installed) and run again to untrack IPv6 too",
         )
     return NotrackPlan(
         backend, why, flows, tuple(add), tuple(present), tuple(refusals), notes, fates
     )
 
 
-def _unread_ip6tables(rs: Ruleset, tools: Tools) -> str | None:
-    """Why the IPv6 filter was not read, or None when it was: an IPv6 NOTRACK is added only
-    beside an IPv6 filter ctguard has read (else it is CT501's trap for IPv6). Without
-    ip6tables-save, the nft ruleset shows every IPv6 table unless ip6tables is the legacy
-    variant, whose tables nft cannot see."""
-    why = next((m for m in rs.missing if "ip6tables-save" in m), None)
-    nft_read = any(c.backend == "nft" for c in rs.chains)
-    if why is None or (nft_read and tools.iptables_variant != "legacy"):
+def untracked_family(
+    rs: Ruleset, request: NotrackRequest, tools: Tools, modules: Collection[str] | None
+) -> str:
+    """The family ``plan_notrack`` untracks for this ruleset: "inet" (both) or "ip" (IPv4
+    only); ``--verify`` checks that family's packets, as CT501 checks the rules' own."""
+    try:
+        backend, _ = choose_backend(rs, request.backend, tools)
+    except ValueError:
+        return "inet"
+    return _untracked_family(rs, request, backend, tools, modules)[0]
+
+
+def _untracked_family(
+    rs: Ruleset, request: NotrackRequest, backend: str, tools: Tools,
+    modules: Collection[str] | None,
+) -> tuple[str, str | None]:  # fmt: skip
+    """("ip", why) when IPv6 must stay tracked: its filter was not read, or its accept
+    cannot be added; else ("inet", None). Without ip6tables-restore the iptables backend
+    adds no IPv6 rule anyway (and says nothing: there is nothing to read)."""
+    unread = ipv6_unread(rs, tools, modules)
+    if unread is None:
+        unread = _ip6tables_cannot_accept(rs, request, backend, tools)
+    if unread is not None and (backend == "nft" or tools.ip6tables):
+        return "ip", unread
+    return "inet", None
+
+
+def _ip6tables_cannot_accept(
+    rs: Ruleset, request: NotrackRequest, backend: str, tools: Tools
+) -> str | None:
+    """Why the IPv6 accept cannot be added (nft backend, an ip6tables chain that drops these
+    packets and no ip6tables-restore to add the accept there), or None."""
+    if backend != "nft" or tools.ip6tables:
         return None
-    return why
+    accepts, _ = _accepts(rs, flows_for(request), request)
+    if any(rule.backend == "ip6tables" for rule in accepts):
+        return (
+            "ip6tables-restore is not installed, and the ip6tables filter needs an accept for"
+            " these untracked packets"
+        )
+    return None
 
 
 def _nat_refusals(rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest) -> Iterator[Refusal]:
@@ -338,7 +387,7 @@ def _multiport_limit(request: NotrackRequest) -> list[Refusal]:
 
 def _probe(flow: Flow) -> OurRule:
     return OurRule("nft", "inet", OWN_TABLE, flow.hook, flow.hook, NOTRACK, flow.proto,
-                   flow.dports, flow.sports)  # fmt: skip
+                   flow.dports, flow.sports, nfproto=_nfproto(flow, "inet"))  # fmt: skip
 
 
 def _raw_rules(backend: str, flows: Sequence[Flow], action: str, tools: Tools) -> Iterator[OurRule]:
@@ -348,7 +397,7 @@ def _raw_rules(backend: str, flows: Sequence[Flow], action: str, tools: Tools) -
         f = flow
         if backend == "nft":
             yield OurRule("nft", "inet", OWN_TABLE, f.hook, f.hook, action, f.proto, f.dports,
-                          f.sports)  # fmt: skip
+                          f.sports, nfproto=_nfproto(f, "inet"))  # fmt: skip
             continue
         chain = IPTABLES_RAW_CHAINS[f.hook]
         yield OurRule("iptables", "ip", "raw", chain, f.hook, action, f.proto, f.dports, f.sports)
@@ -357,7 +406,13 @@ def _raw_rules(backend: str, flows: Sequence[Flow], action: str, tools: Tools) -
                           f.sports)  # fmt: skip
 
 
-def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
+def _nfproto(flow: Flow, table_family: str) -> str | None:
+    """``meta nfproto`` for a rule of ``flow`` in a table of ``table_family``: the flow's
+    family when the table sees both and the flow is one."""
+    return flow.family if table_family == "inet" and flow.family != "inet" else None
+
+
+def _stateful_needs(rs: Ruleset, family: str = "inet") -> tuple[list[Flow], list[Rule]]:
     """For ``--all``: the classes stateful rules need tracked, and the rules that need all.
 
     A stateful rule with a protocol and ports met on the input side (``tcp dport 22 ct
@@ -381,8 +436,8 @@ def _stateful_needs(rs: Ruleset) -> tuple[list[Flow], list[Rule]]:
                 continue
             there, back = ("prerouting", "output") if incoming else ("output", "prerouting")
             for proto in sorted(m.protos):
-                exempt.append(Flow(there, proto, m.dports, m.sports))
-                exempt.append(Flow(back, proto, m.sports, m.dports))
+                exempt.append(Flow(there, proto, m.dports, m.sports, family))
+                exempt.append(Flow(back, proto, m.sports, m.dports, family))
     return list(dict.fromkeys(exempt)), list(dict.fromkeys(general))
 
 
@@ -406,7 +461,7 @@ def _accepts(
     refusals: list[Refusal] = []
     for flow in flows:
         hook = FILTER_HOOK[flow.hook]
-        for chain in _filtering_chains(rs, hook, "inet"):
+        for chain in _filtering_chains(rs, hook, flow.family):
             rule = _accept_rule(chain, hook, flow)
             if any(same_rule(rule, got) for got in chain.rules):
                 accepts.append(rule)  # ours, from an earlier run: listed as in place
@@ -494,7 +549,7 @@ def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> dict[str, Rule | Non
             elif rule.verdict == "accept" and _names_ports(rule, packet):
                 if via is not None:
                     found.setdefault(f"{describe(rule)} (reached through {via})", None)
-                elif _conditioned(rule) is not None:
+                elif _conditioned(rule, packet.family) is not None:
                     found.setdefault(describe(rule), rule)
     return found
 
@@ -510,11 +565,13 @@ def _names_ports(rule: Rule, packet: Packet) -> bool:
     return any(a is not None and b is not None and a.overlaps(b) for a, b in pairs)
 
 
-def _conditioned(rule: Rule) -> str | None:
-    """The rule, as evidence, when it has conditions ctguard would not copy."""
+def _conditioned(rule: Rule, family: str = "inet") -> str | None:
+    """The rule, as evidence, when it has conditions ctguard would not copy (for packets
+    of ``family``: an accept of IPv4 only restricts a port untracked for both)."""
     m = rule.match
     if (
         m.other
+        or m.nfproto not in (None, family)
         or m.saddrs is not None
         or m.daddrs is not None
         or m.iif not in (None, "lo")
@@ -526,7 +583,8 @@ def _conditioned(rule: Rule) -> str | None:
 
 def _accept_rule(chain: Chain, hook: str, flow: Flow) -> OurRule:
     return OurRule(chain.backend, chain.family, chain.table, chain.name, hook, ACCEPT,
-                   flow.proto, flow.dports, flow.sports)  # fmt: skip
+                   flow.proto, flow.dports, flow.sports,
+                   nfproto=_nfproto(flow, chain.family))  # fmt: skip
 
 
 def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
@@ -571,8 +629,10 @@ def check_flows(rs: Ruleset, flows: Sequence[Flow]) -> tuple[tuple[str, ...], tu
 
 
 def describe_flow(flow: Flow) -> str:
-    """``tcp dport 8983 coming in`` / ``tcp sport 8983 going out``."""
+    """``tcp dport 8983 coming in`` / ``tcp sport 8983 going out`` (``IPv4 tcp ...``)."""
     way = "coming in" if flow.hook == "prerouting" else "going out"
+    if flow.family != "inet":
+        return f"{_FAMILY_NAMES[flow.family]} {describe_flow(replace(flow, family='inet'))}"
     if flow.proto is None:
         return f"every packet {way}"
     ports = " ".join(

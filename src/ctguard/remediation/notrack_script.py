@@ -198,10 +198,12 @@ def _nft_readd(rule: Rule) -> str:
     ):  # fmt: skip
         (proto,) = m.protos
         ours = OurRule("nft", rule.family, rule.table, rule.chain, "", rule.verdict, proto,
-                       m.dports, m.sports)  # fmt: skip
+                       m.dports, m.sports, m.iif, m.oif, m.saddrs, m.daddrs,
+                       m.nfproto)  # fmt: skip
         return ours.text()
     if m.protos is None and not m.other and m.dports is None and rule.verdict in (NOTRACK,):
-        return OurRule("nft", rule.family, rule.table, rule.chain, "", NOTRACK, None).text()
+        return OurRule("nft", rule.family, rule.table, rule.chain, "", NOTRACK, None,
+                       nfproto=m.nfproto).text()  # fmt: skip
     return rule.text
 
 

@@ -12,12 +12,14 @@ from ctguard.model.firewall import (
     Fate,
     Packet,
     conntrack_users,
+    families_meet,
     nat_overlap,
     notrack_rules,
     packet_of,
     reachable_rules,
     untracked_fate,
 )
+from ctguard.model.ipv6_filter import ipv6_filter_unread
 from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
@@ -87,6 +89,8 @@ def _untracked_accepts(chain: Chain, packet: Packet) -> list[OurRule]:
             packet.oif,
             packet.saddrs,
             packet.daddrs,
+            # never wider than the NOTRACK: an IPv4-only one gets an IPv4-only accept
+            packet.family if chain.family == "inet" and packet.family != "inet" else None,
         )
         for proto in protos
     ]
@@ -123,6 +127,11 @@ def _accepts_beside(rs: Ruleset, chain: Chain, packet: Packet, fate: Fate) -> li
     ]
 
 
+def _ipv6_unread(facts: Facts) -> str | None:
+    modules = None if isinstance(facts.modules, Missing) else frozenset(facts.modules)
+    return ipv6_filter_unread(facts.ruleset_gaps, modules)
+
+
 def _without_conditions(ours: OurRule) -> OurRule:
     return replace(ours, iif=None, oif=None, saddrs=None, daddrs=None)
 
@@ -136,8 +145,20 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
     evidence: list[str] = []
     fixes: list[str] = []
     worst = Severity.OK
+    hidden_ipv6 = _ipv6_unread(facts)
     for notrack, hook in notracks:
         packet = packet_of(notrack)
+        if hidden_ipv6 is not None and families_meet(packet.family, "ip6"):
+            # the notrack plan's own rule: no IPv6 NOTRACK beside an IPv6 filter not read
+            evidence += [
+                f"NOTRACK {describe(notrack)}",
+                f"  also untracks IPv6, and the IPv6 filter was not read: {hidden_ipv6}",
+            ]
+            fixes.append(
+                "# read the IPv6 filter (ip6tables-save, as root) and run doctor"
+                " again, or limit the NOTRACK to IPv4 (nft: meta nfproto ipv4)"
+            )
+            worst = max(worst, Severity.WARNING, key=lambda s: s.rank)
         for filter_hook in _filter_hooks(facts, hook, packet):
             fate = untracked_fate(rs, filter_hook, packet)
             if fate.outcome == "accepted":

@@ -154,9 +154,8 @@ def _by_hand(candidate: Candidate, ephemeral: tuple[int, int]) -> str:
         return (
             f"Without --apply, `{candidate.command}` prints the rules it would add. It"
             f" untracks the replies of the host's own connections on ip_local_port_range"
-            f" {low}-{high} only: check with `ss -anp` that the clients of {protocol}/{port}"
-            f" leave from ports in it (a client bound to its own port range keeps its"
-            f" replies tracked)."
+            f" {low}-{high} only; each of them in the table left from a port in it (a client"
+            f" that later binds its own port, outside it, would keep its replies tracked)."
         )
     return (
         f"By hand, iptables: -t raw -A PREROUTING -p {protocol} --dport {port} -j NOTRACK;"

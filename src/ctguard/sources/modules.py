@@ -136,3 +136,14 @@ def ctnetlink_absent_reason(host: HostRoot) -> str | None:
         if not isinstance(builtin, Missing) and f"/{CTNETLINK}.ko" in builtin:
             return None
     return f"{CTNETLINK} is not loaded and ctguard does not load modules"
+
+
+def read_module_names(host: HostRoot) -> frozenset[str] | None:
+    """The modules /proc/modules lists; None when it cannot be read (or parsed)."""
+    listed = host.try_read_text(PROC_MODULES)
+    if isinstance(listed, Missing):
+        return None
+    try:
+        return frozenset(parse_proc_modules(listed))
+    except ParseError:
+        return None

@@ -334,6 +334,8 @@ typedef struct {
     ByteTable sources, destinations;
     int has_local;   /* the host's addresses were given: shape bits 53-54 are meaningful */
     ByteTable local; /* those addresses, every spelling (keys.shape_key) */
+    int has_ephemeral;               /* ip_local_port_range was given: shape bit 55 */
+    uint64_t ephemeral_lo, ephemeral_hi;
 } Accumulator;
 
 enum { LINE_OK = 0, LINE_BAD = 1, LINE_NOMEM = -1 };
@@ -462,9 +464,15 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     uint64_t shape = (uint64_t)ipv6 | proto << 1 | state << 9 | dport_field << 15 |
                      (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35 |
                      nat_port << 36;
-    if (a->has_local)
-        shape |= (uint64_t)btab_has(&a->local, o->src.s, o->src.n) << 53 |
-                 (uint64_t)btab_has(&a->local, o->dst.s, o->dst.n) << 54;
+    if (a->has_local) {
+        int src_local = btab_has(&a->local, o->src.s, o->src.n);
+        /* keys.outside: the host's own connection leaves from a port outside the range */
+        int fixed = src_local && a->has_ephemeral && o->has_sport &&
+                    (o->sport < a->ephemeral_lo || o->sport > a->ephemeral_hi);
+        shape |= (uint64_t)src_local << 53 |
+                 (uint64_t)btab_has(&a->local, o->dst.s, o->dst.n) << 54 |
+                 (uint64_t)fixed << 55;
+    }
     if (has_remaining && !a->exact_timeouts)
         remaining = bucketed(remaining);
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);
@@ -482,13 +490,22 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
 
 static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", "local", NULL};
+    static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", "local", "ephemeral",
+                             NULL};
     int by_sport = 1, exact_timeouts = 1;
     Py_ssize_t max_line = 1 << 16; /* keys.MAX_LINE */
-    PyObject *local = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnO", kwlist, &by_sport, &exact_timeouts,
-                                     &max_line, &local))
+    PyObject *local = Py_None, *ephemeral = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnOO", kwlist, &by_sport, &exact_timeouts,
+                                     &max_line, &local, &ephemeral))
         return -1;
+    if (ephemeral != Py_None) {
+        unsigned int lo, hi;
+        if (!PyArg_ParseTuple(ephemeral, "II;ephemeral must be (low, high)", &lo, &hi))
+            return -1;
+        self->has_ephemeral = 1;
+        self->ephemeral_lo = lo;
+        self->ephemeral_hi = hi;
+    }
     if (max_line < 0) {
         PyErr_SetString(PyExc_ValueError, "max_line must be >= 0");
         return -1;
@@ -552,6 +569,7 @@ static void free_tables(Accumulator *self)
     memset(&self->destinations, 0, sizeof(ByteTable));
     memset(&self->local, 0, sizeof(ByteTable));
     self->has_local = 0;
+    self->has_ephemeral = 0;
 }
 
 static void Accumulator_dealloc(Accumulator *self)

@@ -9,7 +9,11 @@ destination port, and an entry's direction says whose port it is (summary.Shape.
 - ``server``: opened to the host's own address: the host serves the port, and
   ``--direction server`` untracks it (dport P in, sport P out);
 - ``client``: opened by the host (its own DNS queries to resolvers): the port is the remote
-  one, and only ``--direction client`` untracks it (dport P out, replies from P in);
+  one, and only ``--direction client`` untracks it (dport P out, replies from P in). An
+  entry is the host's own by its original source (one of the host's addresses, the
+  destination not), whatever its source port; but that direction untracks only the replies
+  that come back to ip_local_port_range, so a port some of whose own connections leave from
+  another source port (ntpd's 123, a resolver's own port range) is passed over;
 - ``local``: both ends are the host's (loopback): only ``--direction both`` untracks it;
 - ``forwarded``: neither end is the host's. ``notrack`` adds its rules on prerouting and
   output and its accepts on input and output: forwarded packets to or from P would be
@@ -144,5 +148,13 @@ def _why_not(
         return (
             f"{forwarded:,} of its entries are forwarded through the host: notrack would"
             " untrack them too, with no accept on the forward hook"
+        )
+    fixed = summary.client_fixed_sports.get((protocol, port), 0)
+    if fixed:
+        return (
+            f"{fixed:,} of the host's own connections to it leave from source ports outside"
+            f" ip_local_port_range {low}-{high} (a client bound to its own ports):"
+            " --direction client untracks only the replies that come back to that range,"
+            " so theirs would stay tracked, seen as new flows a stateful filter drops"
         )
     return ""

@@ -18,6 +18,9 @@ shape key (one per entry)::
                 translated to (DNAT 8080 -> 8983 gives 8983); 0 otherwise
     bit  53     the original source is one of the host's own addresses (a scan told none: 0)
     bit  54     the original destination is one of the host's own addresses
+    bit  55     the original source is the host's own and its source port lies outside
+                ip_local_port_range (a client bound to its own port: its replies do not
+                come back to that range); 0 when the scan was given no range
 
 timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; remaining + 1
 = 0 when the entry shows no timeout (offloaded entries omit it). The flag is there because
@@ -68,13 +71,14 @@ def shape_key(
     nat_port: int | None = None,
     src_local: bool = False,
     dst_local: bool = False,
+    fixed_sport: bool = False,
 ) -> int:
     port = 0 if dport is None else dport + 1
     target = 0 if not nat or nat_port is None else nat_port + 1
     return (
         int(ipv6) | proto << 1 | state << 9 | port << 15 | int(unreplied) << 32
         | flag << 33 | int(nat) << 35 | target << 36 | int(src_local) << 53
-        | int(dst_local) << 54
+        | int(dst_local) << 54 | int(fixed_sport) << 55
     )  # fmt: skip
 
 
@@ -88,6 +92,16 @@ def sport_key(proto: int, sport: int | None) -> int:
 
 def markzone_key(mark: int, zone: int) -> int:
     return mark << 16 | zone
+
+
+def outside(port: int | None, ephemeral: tuple[int, int] | None) -> bool:
+    """``port`` is a source port outside ip_local_port_range ``ephemeral`` (low, high);
+    False without a port or a range (keys.shape_key bit 55).
+
+    >>> outside(123, (32768, 60999)), outside(40000, (32768, 60999)), outside(123, None)
+    (True, False, False)
+    """
+    return port is not None and ephemeral is not None and not ephemeral[0] <= port <= ephemeral[1]
 
 
 # a line longer than this is bad, whatever it holds (real ones are under 1 KiB; secctx and

@@ -66,13 +66,16 @@ def scan_stream(
     prefetch: bool = False,
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
-    with scanning. ``local``: the host's addresses (scanner.Accumulator)."""
+    with scanning. ``local``, ``ephemeral``: the host's addresses and ip_local_port_range
+    (scanner.Accumulator)."""
     accumulator = Accumulator(
-        by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE, local=local
-    )
+        by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE, local=local,
+        ephemeral=ephemeral,
+    )  # fmt: skip
     for data in _prefetched(stream) if prefetch else _chunks(stream):
         if isinstance(data, TooLong):
             accumulator.bad_line(data.start)
@@ -121,6 +124,7 @@ def scan_path(
     jobs: int | None = None,
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
     """Scan a dump file; a large plain regular file is split across ``jobs`` processes."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
@@ -133,8 +137,12 @@ def scan_path(
             and S_ISREG(info.st_mode)
             and info.st_size >= PARALLEL_MIN_BYTES
         ):
-            return _scan_parallel(raw, info.st_size, by_sport, jobs, exact_timeouts, local)
-        return scan_stream(stream, by_sport, exact_timeouts=exact_timeouts, local=local)
+            return _scan_parallel(
+                raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral
+            )
+        return scan_stream(
+            stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral
+        )
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
@@ -154,9 +162,11 @@ def _scan_range(
     by_sport: bool,
     exact: bool,
     local: frozenset[bytes] | None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
     """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local)
+    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
+                              ephemeral=ephemeral)  # fmt: skip
     with memoryview(mapped) as view:
         position = start
         while position < end:
@@ -190,6 +200,7 @@ def _scan_parallel(
     jobs: int,
     exact: bool,
     local: frozenset[bytes] | None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
     sends its Tally back through a pipe. The file is mapped, not copied."""
@@ -204,7 +215,8 @@ def _scan_parallel(
                 status = 1
                 try:
                     os.close(read_fd)
-                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact, local)
+                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact,
+                                       local, ephemeral)  # fmt: skip
                     with os.fdopen(write_fd, "wb") as out:
                         pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
                     status = 0
@@ -212,7 +224,7 @@ def _scan_parallel(
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
-        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local)
+        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local, ephemeral)
     failed = False
     for pid, read_fd in children:
         with os.fdopen(read_fd, "rb") as src:

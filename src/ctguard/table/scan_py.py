@@ -28,6 +28,7 @@ from ctguard.table.keys import (
     STATE_IDS,
     bucketed,
     markzone_key,
+    outside,
     shape_key,
     sport_key,
     timeout_key,
@@ -48,17 +49,21 @@ def scan(
     by_sport: bool = True,
     max_line: int = MAX_LINE,
     local: frozenset[bytes] = frozenset(),
+    ephemeral: tuple[int, int] | None = None,
 ) -> None:
     """Count every line of ``data``: whole lines; a last line without newline counts.
 
     ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed).
-    ``local``: the host's own addresses as the table spells them (keys.shape_key bits 53-54)."""
+    ``local``: the host's own addresses as the table spells them (keys.shape_key bits 53-54);
+    ``ephemeral``: its ip_local_port_range (bit 55)."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     for line in lines:
         tally.lines += 1
-        if len(line) <= max_line and (not line.strip() or _scan_line(line, tally, by_sport, local)):
+        if len(line) <= max_line and (
+            not line.strip() or _scan_line(line, tally, by_sport, local, ephemeral)
+        ):
             continue
         tally.bad += 1
         if tally.first_bad is None:
@@ -75,7 +80,13 @@ def bad_line(start: bytes, tally: Tally) -> None:
         tally.first_bad_text = start[:200]
 
 
-def _scan_line(line: bytes, tally: Tally, by_sport: bool, local: frozenset[bytes]) -> bool:
+def _scan_line(
+    line: bytes,
+    tally: Tally,
+    by_sport: bool,
+    local: frozenset[bytes],
+    ephemeral: tuple[int, int] | None,
+) -> bool:
     tokens = line.split()
     i = 0
     family: bytes | None = None
@@ -145,8 +156,9 @@ def _scan_line(line: bytes, tally: Tally, by_sport: bool, local: frozenset[bytes
     )
     nat_port = _port(reply.get(b"sport"))
     src_local, dst_local = orig[b"src"] in local, orig[b"dst"] in local
+    fixed = src_local and outside(sport, ephemeral)
     shape = shape_key(
-        ipv6, proto, state, dport, unreplied, flag, nat, nat_port, src_local, dst_local
+        ipv6, proto, state, dport, unreplied, flag, nat, nat_port, src_local, dst_local, fixed
     )
     _count(tally.shapes, shape)
     if remaining is not None and not tally.exact_timeouts:

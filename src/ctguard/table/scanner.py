@@ -26,17 +26,21 @@ class Accumulator:
         exact_timeouts: bool = True,
         max_line: int = MAX_LINE,
         local: frozenset[bytes] | None = None,
+        ephemeral: tuple[int, int] | None = None,
     ) -> None:
         """``local``: the host's own addresses as tables spell them (LocalAddresses.spellings);
-        None: not known, so no entry's direction is told."""
+        None: not known, so no entry's direction is told. ``ephemeral``: the host's
+        ip_local_port_range (low, high), to mark its own connections that leave from
+        another source port (keys.shape_key bit 55); None: not marked."""
         self.by_sport = by_sport
         self.local = local
+        self.ephemeral = ephemeral
         self.exact_timeouts = exact_timeouts
         self.max_line = max_line
         c = (
             None
             if _scan is None or force_python
-            else _scan.Accumulator(by_sport, exact_timeouts, max_line, local)
+            else _scan.Accumulator(by_sport, exact_timeouts, max_line, local, ephemeral)
         )
         self._c = c
         self._py = Tally(exact_timeouts=exact_timeouts) if c is None else None
@@ -49,7 +53,12 @@ class Accumulator:
         else:
             assert self._py is not None
             scan_py.scan(
-                bytes(data), self._py, self.by_sport, self.max_line, self.local or frozenset()
+                bytes(data),
+                self._py,
+                self.by_sport,
+                self.max_line,
+                self.local or frozenset(),
+                self.ephemeral,
             )
 
     def bad_line(self, start: bytes) -> None:
@@ -92,8 +101,11 @@ def scan_into(
     by_sport: bool = True,
     force_python: bool = False,
     local: frozenset[bytes] | None = None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> None:
     """Count the whole lines in ``data`` into ``tally`` (a convenience for small inputs)."""
-    accumulator = Accumulator(by_sport, force_python, tally.exact_timeouts, local=local)
+    accumulator = Accumulator(
+        by_sport, force_python, tally.exact_timeouts, local=local, ephemeral=ephemeral
+    )
     accumulator.feed(data)
     tally.add(accumulator.tally())

@@ -34,13 +34,15 @@ def read_table(
     by_sport: bool = True,
     exact_timeouts: bool = True,
     local: frozenset[bytes] | Missing = _NOT_READ,
+    ephemeral: tuple[int, int] | None = None,
 ) -> TableRead | Missing:
     """The whole table of the namespace ``host`` is read in (or of the snapshot).
 
     ``local``: that namespace's addresses as tables spell them (sources.local_addresses),
-    which tell each entry's direction; Missing: why they are unknown."""
+    which tell each entry's direction; Missing: why they are unknown. ``ephemeral``: its
+    ip_local_port_range, to mark its own connections from other source ports."""
     known = None if isinstance(local, Missing) else local
-    read = _read_table(host, commands, source, by_sport, exact_timeouts, known)
+    read = _read_table(host, commands, source, by_sport, exact_timeouts, known, ephemeral)
     if isinstance(local, Missing) and not isinstance(read, Missing):
         read.tally.no_local_addresses = f"the host's addresses are unknown: {local.reason}"
     return read
@@ -53,13 +55,15 @@ def _read_table(
     by_sport: bool,
     exact_timeouts: bool,
     local: frozenset[bytes] | None,
+    ephemeral: tuple[int, int] | None = None,
 ) -> TableRead | Missing:
     procfs_missing: Missing | None = None
     if source in ("auto", "procfs"):
         if host.exists(PROC_TABLE):
             try:
                 with host.open_binary(PROC_TABLE) as stream:
-                    tally = scan_stream(stream, by_sport, host.is_live, exact_timeouts, local)
+                    tally = scan_stream(stream, by_sport, host.is_live, exact_timeouts, local,
+                                        ephemeral)  # fmt: skip
             except OSError as exc:
                 procfs_missing = unreadable(PROC_TABLE, exc)
             else:
@@ -84,6 +88,6 @@ def _read_table(
                 return procfs_missing
             reasons = [m.reason for m in (procfs_missing, stream) if m is not None]
             return Missing("; ".join(reasons))
-        tally = scan_stream(stream, by_sport, True, exact_timeouts, local)
+        tally = scan_stream(stream, by_sport, True, exact_timeouts, local, ephemeral)
     shown = "conntrack -L" if host.is_live else "snapshot ctguard_commands/conntrack-L"
     return TableRead(tally, shown)

@@ -45,6 +45,8 @@ class Shape:
     nat_port: int | None  # NATed: the port the reply comes from (the translated port)
     src_local: bool = False  # the original source is the host's own address
     dst_local: bool = False  # the original destination is the host's own address
+    # the host's own connection, from a source port outside ip_local_port_range
+    fixed_sport: bool = False
 
     @property
     def direction(self) -> str:
@@ -72,6 +74,7 @@ def decode_shape(key: int) -> Shape:
         nat_port=(key >> 36 & 0x1FFFF) - 1 if key >> 36 & 0x1FFFF else None,
         src_local=bool(key >> 53 & 1),
         dst_local=bool(key >> 54 & 1),
+        fixed_sport=bool(key >> 55 & 1),
     )
 
 
@@ -114,6 +117,9 @@ class TableSummary:
     # (protocol, dport, Shape.direction); empty when ``no_local_addresses`` says why
     dport_directions: dict[tuple[str, int, str], int]
     no_local_addresses: str  # "": entries' directions are known
+    # (protocol, dport): the host's own connections to it from source ports outside
+    # ip_local_port_range (keys.shape_key bit 55; empty when the scan had no range)
+    client_fixed_sports: dict[tuple[str, int], int]
     sports: list[tuple[tuple[str, int], int]]  # top N ((protocol, port), count), most first
     sources: list[tuple[str, int]]  # top N, most first
     destinations: list[tuple[str, int]]
@@ -140,6 +146,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
     dports_nat: dict[tuple[str, int], int] = {}
     nat_targets: dict[tuple[str, int], int] = {}
     directions: dict[tuple[str, int, str], int] = {}
+    fixed: dict[tuple[str, int], int] = {}
     known = not tally.no_local_addresses
     assured = unreplied = offloaded = hw_offloaded = nated = unreplied_udp = 0
     for key, count in tally.shapes.items():
@@ -154,6 +161,8 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
                 _add(dports_nat, (shape.protocol, shape.dport), count)
             if known:
                 _add(directions, (shape.protocol, shape.dport, shape.direction), count)
+                if shape.fixed_sport and shape.direction == "client":
+                    _add(fixed, (shape.protocol, shape.dport), count)
         if shape.nat and shape.nat_port is not None:
             _add(nat_targets, (shape.protocol, shape.nat_port), count)
         assured += count if shape.flag == FLAG_ASSURED else 0
@@ -184,6 +193,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         nat_targets=nat_targets,
         dport_directions=directions,
         no_local_addresses=tally.no_local_addresses,
+        client_fixed_sports=fixed,
         sports=sports,
         sources=_top(sources, top),
         destinations=_top(destinations, top),

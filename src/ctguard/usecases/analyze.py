@@ -96,12 +96,7 @@ def build_report(
         summary=summary,
         breakdowns=breakdowns,
         top=top,
-        candidates=notrack_candidates(
-            summary,
-            DEFAULT_LOCAL_PORT_RANGE
-            if local_ports is None
-            else (local_ports.low, local_ports.high),
-        ),
+        candidates=notrack_candidates(summary, _ephemeral(local_ports)),
         what_if=rows,
         netns=netns,
     )
@@ -135,11 +130,16 @@ def read_host_table(
     host: HostRoot, commands: Commands, source: str, by_sport: bool, exact: bool
 ) -> TableRead:
     """The table and the timeouts of a host, a namespace (run inside it) or a snapshot."""
-    return TableRead(
-        read_table(host, commands, source, by_sport, exact, _local_spellings(host, commands)),
-        _sysctls(host),
-        _local_ports(host),
-    )
+    ports = _local_ports(host)
+    local = _local_spellings(host, commands)
+    table = read_table(host, commands, source, by_sport, exact, local, _ephemeral(ports))
+    return TableRead(table, _sysctls(host), ports)
+
+
+def _ephemeral(ports: LocalPortRange | None) -> tuple[int, int]:
+    """ip_local_port_range as the scan and the candidates use it: the kernel's default
+    when unread (what most hosts run)."""
+    return DEFAULT_LOCAL_PORT_RANGE if ports is None else (ports.low, ports.high)
 
 
 def _local_spellings(host: HostRoot, commands: Commands) -> frozenset[bytes] | Missing:
@@ -156,26 +156,44 @@ def _local_ports(host: HostRoot) -> LocalPortRange | None:
 
 
 def _read_dump(
-    path: str, by_sport: bool, exact: bool, addresses: LocalAddresses | None
+    path: str,
+    by_sport: bool,
+    exact: bool,
+    addresses: LocalAddresses | Missing | None,
+    ephemeral: tuple[int, int] = DEFAULT_LOCAL_PORT_RANGE,
 ) -> SourceRead:
-    """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin."""
-    local = None if addresses is None else addresses.spellings()
-    tally = _scan_dump(path, by_sport, exact, local)
+    """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin.
+    ``addresses``: its host's (--local-address, or the --root snapshot's); Missing: why the
+    snapshot's are unknown; None: no host named."""
+    local = addresses.spellings() if isinstance(addresses, LocalAddresses) else None
+    tally = _scan_dump(path, by_sport, exact, local, ephemeral)
     if addresses is None:
         tally.no_local_addresses = (
             "a dump file does not say which addresses were its host's (--local-address)"
         )
+    elif isinstance(addresses, Missing):
+        tally.no_local_addresses = (
+            f"the snapshot's addresses are unknown ({addresses.reason}); name the dump's"
+            " host's with --local-address"
+        )
     return SourceRead(tally, "stdin" if path == "-" else path)
 
 
-def _scan_dump(path: str, by_sport: bool, exact: bool, local: frozenset[bytes] | None) -> Tally:
+def _scan_dump(
+    path: str,
+    by_sport: bool,
+    exact: bool,
+    local: frozenset[bytes] | None,
+    ephemeral: tuple[int, int],
+) -> Tally:
     if path == "-":
         try:
-            return scan_stream(gunzipped(sys.stdin.buffer), by_sport, False, exact, local)
+            stdin = gunzipped(sys.stdin.buffer)
+            return scan_stream(stdin, by_sport, False, exact, local, ephemeral)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
     try:
-        return scan_path(path, by_sport, exact_timeouts=exact, local=local)
+        return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral)
     except FileNotFoundError:
         raise CtguardError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -198,10 +216,15 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
                 ),
                 timeout=300,
             )
-        # the file is the table; the host (or snapshot) only lends its timeouts
+        # the file is the table; the host (or snapshot) lends its timeouts, its
+        # ip_local_port_range and, unless --local-address names them, its addresses
         sysctls = _sysctls(opened.host) if exact or not target.live else {}
-        table = _read_dump(dump, by_sport, exact, options.local_addresses)
-        return TableRead(table, sysctls, _local_ports(opened.host) if not target.live else None)
+        addresses: LocalAddresses | Missing | None = options.local_addresses
+        if addresses is None and not target.live:
+            addresses = read_local_addresses(opened.host, opened.commands)
+        ports = _local_ports(opened.host) if not target.live else None
+        table = _read_dump(dump, by_sport, exact, addresses, _ephemeral(ports))
+        return TableRead(table, sysctls, ports)
 
 
 def analyze(target: Target, options: AnalyzeOptions, dump: str | None = None) -> AnalyzeReport:

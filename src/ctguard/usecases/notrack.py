@@ -31,6 +31,7 @@ from ctguard.remediation.notrack import (
     check_flows,
     flows_for,
     plan_notrack,
+    untracked_family,
 )
 from ctguard.remediation.notrack_script import add_commands, ours_in, remove_commands
 from ctguard.sources.local_port_range import (
@@ -38,6 +39,7 @@ from ctguard.sources.local_port_range import (
     LocalPortRange,
     read_local_port_range,
 )
+from ctguard.sources.modules import read_module_names
 from ctguard.sources.ruleset import PortSet, Ruleset, iptables_variant, read_ruleset
 from ctguard.usecases.site import Confirm, Site, ask
 
@@ -65,6 +67,8 @@ class Inputs:
     ruleset: Ruleset
     tools: Tools
     local_ports: PortSet  # ip_local_port_range, where a client's replies arrive
+    # /proc/modules (None: unread): is ip6_tables loaded, so legacy IPv6 tables may exist?
+    modules: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,11 @@ def live_ruleset(netns: str | None) -> Ruleset:
     return _ruleset(Site.live(netns).opened.run(job, READ_TIMEOUT))
 
 
+def live_modules() -> frozenset[str] | None:
+    """The modules loaded on this host (global: the same in every namespace)."""
+    return read_module_names(HostRoot("/"))
+
+
 def live_tools() -> Tools:
     """What this host can run (a namespace runs this host's programs)."""
     version = LiveCommands().output("iptables-version")
@@ -144,10 +153,11 @@ def live_tools() -> Tools:
 def read_inputs(opened: Opened) -> Inputs:
     def job(
         host: HostRoot, commands: Commands
-    ) -> tuple[Ruleset | Missing, LocalPortRange | Missing]:
-        return read_ruleset(commands), read_safely(read_local_port_range, host)
+    ) -> tuple[Ruleset | Missing, LocalPortRange | Missing, frozenset[str] | None]:
+        return (read_ruleset(commands), read_safely(read_local_port_range, host),
+                read_module_names(host))  # fmt: skip
 
-    got, ports = opened.run(job, READ_TIMEOUT)
+    got, ports, modules = opened.run(job, READ_TIMEOUT)
     ruleset = _ruleset(got)
     if opened.target.live:
         tools = live_tools()
@@ -160,7 +170,7 @@ def read_inputs(opened: Opened) -> Inputs:
     low, high = (
         (ports.low, ports.high) if isinstance(ports, LocalPortRange) else DEFAULT_LOCAL_PORT_RANGE
     )
-    return Inputs(ruleset, tools, PortSet.of((low, high)))
+    return Inputs(ruleset, tools, PortSet.of((low, high)), modules)
 
 
 # -- plan and add -----------------------------------------------------------------------
@@ -192,19 +202,19 @@ def notrack(
     with open_target(target) as opened:
         inputs = read_inputs(opened)
     request = build_request(options, inputs.local_ports)
-    plan = plan_notrack(inputs.ruleset, request, inputs.tools)
+    plan = plan_notrack(inputs.ruleset, request, inputs.tools, inputs.modules)
     commands = add_commands(inputs.ruleset, plan.add) if not plan.refused else ()
     report = NotrackReport(target.label, request, plan, commands)
     show(report)
     if plan.refused:
         raise RefusedError(f"refused: {plan.refusals[0].reason}")
     if options.apply and commands:
-        entry_id = _add(report, target.netns, options.state_dir, inputs.tools, confirm)
+        entry_id = _add(report, target.netns, options.state_dir, inputs, confirm)
         report = replace(report, entry_id=entry_id)
     return report
 
 
-def _add(report: NotrackReport, netns: str | None, state_dir: str | None, tools: Tools,
+def _add(report: NotrackReport, netns: str | None, state_dir: str | None, inputs: Inputs,
          confirm: Confirm) -> str:  # fmt: skip
     """Add the rules, journalled; read them back, and roll back when they differ."""
     plan = report.plan
@@ -217,7 +227,7 @@ def _add(report: NotrackReport, netns: str | None, state_dir: str | None, tools:
                            meta=meta, commands=report.commands, runner=runner)  # fmt: skip
     assert result.entry_id is not None  # commands always make an entry
     try:
-        again = plan_notrack(live_ruleset(netns), report.request, tools)
+        again = plan_notrack(live_ruleset(netns), report.request, inputs.tools, inputs.modules)
     except CtguardError as exc:
         raise CtguardError(
             f"the rules were added (journal entry {result.entry_id}) but could not be read"
@@ -266,7 +276,9 @@ def verify_notrack(target: Target, request: NotrackRequest, window: float) -> Ve
     for ``window`` seconds: none may be on the ports, and other traffic should make some."""
     if not target.live:
         raise UsageError("--root plans against a snapshot; --apply/--remove/--verify act live")
-    fates, dropped = check_flows(live_ruleset(target.netns), flows_for(request))
+    ruleset = live_ruleset(target.netns)
+    family = untracked_family(ruleset, request, live_tools(), live_modules())
+    fates, dropped = check_flows(ruleset, flows_for(request, family))
 
     def job(_host: HostRoot, _commands: Commands) -> list[NewFlow] | Missing:
         return watch_new_flows(window)
@@ -274,14 +286,18 @@ def verify_notrack(target: Target, request: NotrackRequest, window: float) -> Ve
     seen = Site.live(target.netns).opened.run(job, window + WATCH_MARGIN)
     if isinstance(seen, Missing):
         raise CtguardError(f"cannot watch new conntrack entries: {seen.reason}")
-    on_ports = [f for f in seen if is_untracked_entry(f.proto, f.sport, f.dport, request)]
+    on_ports = [f for f in seen if is_untracked_entry(f, request, family)]
     return Verification(fates, dropped, window, tuple(on_ports), len(seen) - len(on_ports))
 
 
-def is_untracked_entry(proto: str, sport: int, dport: int, request: NotrackRequest) -> bool:
+def is_untracked_entry(flow: NewFlow, request: NotrackRequest, family: str = "inet") -> bool:
     """An entry whose original direction goes to one of the ports: a connection to the
-    service (server) or from this host to it (client); ``sport`` is ignored, since an
+    service (server) or from this host to it (client), of the family untracked ("ip": an
+    IPv6 entry is expected, IPv6 stays tracked); the source port is ignored, since an
     ephemeral source port may equal the service port by chance."""
+    if family == "ip" and flow.ipv6:
+        return False
     if request.every_packet:
         return True
-    return proto in request.protos and request.ports is not None and request.ports.contains(dport)
+    ports = request.ports
+    return flow.proto in request.protos and ports is not None and ports.contains(flow.dport)

@@ -60,6 +60,22 @@ add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"
 insert rule inet filter input tcp dport 8983 ct state untracked accept comment "ctguard"
 NFT
 
+# An IPv4-only filter (its IPv6 side is legacy ip6tables, unseen by nft) and ctguard's
+# IPv4-only transaction for `notrack --port 8983` on it (meta nfproto ipv4), as nft echoes it,
+# and the ruleset it leaves.
+fresh
+in_ns nft -f nft-ipv4-filter.nft
+in_ns nft -j list ruleset > nft-ipv4-filter.json
+in_ns nft --echo --handle -f - > nft-ipv4-only-add.echo <<'NFT'
+add table inet ctguard
+add chain inet ctguard prerouting { type filter hook prerouting priority raw; policy accept; }
+add chain inet ctguard output { type filter hook output priority raw; policy accept; }
+add rule inet ctguard prerouting meta nfproto ipv4 tcp dport 8983 notrack comment "ctguard"
+add rule inet ctguard output meta nfproto ipv4 tcp sport 8983 notrack comment "ctguard"
+insert rule ip filter input tcp dport 8983 ct state untracked accept comment "ctguard"
+NFT
+in_ns nft -j list ruleset > nft-ipv4-only-applied.json
+
 for name in stateful output-drop source-only nat; do
     fresh
     in_ns iptables-restore < "ipt-$name.rules"

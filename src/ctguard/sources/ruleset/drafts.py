@@ -43,6 +43,7 @@ class MatchBuilder:
     daddrs: frozenset[str] | None = None
     other: list[str] = field(default_factory=list)
     uses_conntrack: bool = False
+    nfproto: str | None = None
 
     def restrict_protos(self, protos: Iterable[str]) -> None:
         new = frozenset(protos)
@@ -84,6 +85,7 @@ class MatchBuilder:
             daddrs=self.daddrs,
             other=tuple(self.other),
             uses_conntrack=self.uses_conntrack,
+            nfproto=self.nfproto,
         )
 
 

@@ -122,6 +122,9 @@ class RuleMatch:
     other: tuple[str, ...] = ()
     # A match, target or statement that needs conntrack (notrack does not count).
     uses_conntrack: bool = False
+    # nft ``meta nfproto ipv4|ipv6`` in an inet table: the rule sees only that family
+    # ("ip" | "ip6"); None: every family its table sees.
+    nfproto: str | None = None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ _NON_CONDITIONS = frozenset({
     "secmark", "nflog",
 })  # fmt: skip
 
+# ``meta nfproto`` values and the nft family whose packets they select
+_NFPROTO_FAMILIES = {"ipv4": "ip", "ipv6": "ip6"}
+
 SetTable = dict[tuple[str, str, str], list[object]]
 
 
@@ -165,6 +168,12 @@ class _NftRuleReader:
         key = json_str(meta.get("key")) if meta is not None else None
         if key == "l4proto":
             return self._restrict_protos(op, right)
+        if key == "nfproto":
+            family = _NFPROTO_FAMILIES.get(json_str(right) or "")
+            if op != "==" or family is None or self.match.nfproto not in (None, family):
+                return False
+            self.match.nfproto = family
+            return True
         if key in ("iifname", "iif", "oifname", "oif"):
             name = json_str(right)
             if op != "==" or name is None or name.startswith("@"):
