@@ -167,7 +167,7 @@ class SizingInput:
 
 
 @dataclass(frozen=True)
-class Target:
+class SizingTarget:
     """One value a plan sets, why, and the kernel memory it accounts for."""
 
     name: str
@@ -186,8 +186,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Sizing:
-    max: Target
-    buckets: Target
+    max: SizingTarget
+    buckets: SizingTarget
     table_bytes: int  # a full table at the target: max x entry cost + buckets x 8 B
     table_pct: float
     budget_bytes: int
@@ -293,12 +293,12 @@ def size_table(req: SizingInput) -> Sizing:
     bucket_bytes = buckets * BUCKET_BYTES
     current_bytes = req.current_max * req.cost.bytes if req.current_max else None
     return Sizing(
-        max=Target(
+        max=SizingTarget(
             "nf_conntrack_max", req.current_max, maximum, why, entry_bytes,
             _pct(entry_bytes, req.mem_total), current_bytes,
             None if current_bytes is None else _pct(current_bytes, req.mem_total),
         ),
-        buckets=Target(
+        buckets=SizingTarget(
             "nf_conntrack_buckets", current_buckets, buckets, buckets_why, bucket_bytes,
             _pct(bucket_bytes, req.mem_total),
         ),
@@ -332,10 +332,10 @@ def size_timeouts(
     mem_total: int,
     nat: bool,
     established: int | None = None,  # --established-timeout
-) -> list[Target]:
+) -> list[SizingTarget]:
     """Shorten only what the table shows dominating (docs/design.md §8); never below 7440 s for
     established TCP where NAT is in use (RFC 5382), unless the operator said so."""
-    targets: list[Target] = []
+    targets: list[SizingTarget] = []
     for need in needs:
         now = current.get(need.name)
         if need.name == "tcp_timeout_established" and established is not None:
@@ -346,7 +346,7 @@ def size_timeouts(
         if now is not None and now <= value:
             continue
         freed = need.frees * cost.bytes
-        targets.append(Target(
+        targets.append(SizingTarget(
             f"nf_conntrack_{need.name}", now, value, need.reason, freed, _pct(freed, mem_total)
         ))  # fmt: skip
     if established is not None:
@@ -354,5 +354,6 @@ def size_timeouts(
         why = "--established-timeout"
         if nat and established < NAT_MIN_ESTABLISHED:
             why += f" (below the {NAT_MIN_ESTABLISHED} s RFC 5382 asks for NATed TCP)"
-        targets.insert(0, Target("nf_conntrack_tcp_timeout_established", now, established, why))
+        name = "nf_conntrack_tcp_timeout_established"
+        targets.insert(0, SizingTarget(name, now, established, why))
     return targets

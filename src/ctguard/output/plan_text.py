@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 
 from ctguard.missing import Missing
-from ctguard.model.sizing import Sizing, Target
+from ctguard.model.sizing import Sizing, SizingTarget
 from ctguard.model.units import human_bytes
 from ctguard.remediation.changes import OURS, SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
@@ -17,7 +17,7 @@ def _value(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _target_line(t: Target) -> str:
+def _target_line(t: SizingTarget) -> str:
     arrow = (
         f"{_value(t.current)} -> {_value(t.value)}" if t.changes else f"{_value(t.value)} (kept)"
     )

@@ -24,7 +24,7 @@ from ctguard.model.host_sizing import BUCKETS, MAX, host_sizing
 from ctguard.model.sizing import (
     DEFAULT_BUDGET_PCT,
     Sizing,
-    Target,
+    SizingTarget,
     TimeoutNeed,
     entry_cost,
     size_timeouts,
@@ -54,7 +54,7 @@ class PlanOptions:
 class Plan:
     netns: str | None
     sizing: Sizing | Missing
-    timeouts: tuple[Target, ...]
+    timeouts: tuple[SizingTarget, ...]
     files: tuple[WriteFile, ...]
     sysctls: tuple[SetSysctl, ...]
     notes: tuple[Note, ...]
@@ -131,7 +131,7 @@ def build_plan(
         full = f"nf_conntrack_{name}"
         wants[full] = Want(value, "--timeout")
         timeouts = [t for t in timeouts if t.name != full]
-        timeouts.append(Target(full, short.get(name), value, "--timeout"))
+        timeouts.append(SizingTarget(full, short.get(name), value, "--timeout"))
     notes: list[Note] = []
     refusal = sizing.refusal if isinstance(sizing, Sizing) else None
     if facts.netns is not None:
@@ -168,7 +168,7 @@ def _namespace_plan(
     facts: Facts,
     options: PlanOptions,
     sizing: Sizing | Missing,
-    timeouts: tuple[Target, ...],
+    timeouts: tuple[SizingTarget, ...],
     wants: Mapping[str, Want],
     runtime: Mapping[str, int],
     refusal: str | None,
