@@ -441,3 +441,10 @@ def test_time_wait_target_accounts_for_what_it_frees():
     assert target.bytes == 50_000 * COST6.bytes == 12_800_000
     assert target.pct == pytest.approx(100 * 12_800_000 / (8 * GIB))
     assert target.reason == need.reason
+
+
+# -- memory unknown ------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", [K2_RHEL6, K4, K6], ids=["2.6.32", "4.19", "6.1"])
+def test_memory_unknown_default_max_is_what_every_kernel_picks_at_2_gib(kernel):
+    # 2.6.32 and 4.19: 16384 buckets x 4; 6.1: 65536 buckets x 1 (above 1 GiB, up to 4 GiB)
+    assert default_max(None, kernel) == 65_536 == default_max(2 * GIB, kernel)

@@ -112,8 +112,16 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
     return kernel_buckets(max(size, 32))
 
 
-def default_max(mem_total: int, kernel: KernelVersion | Missing) -> int:
-    """nf_conntrack_max the kernel starts with when no ``hashsize`` is given."""
+# memory unknown: size as for a 2 GiB machine, where every kernel starts with max 65536
+# (16384 buckets x 4 before 5.15, 65536 x 1 since)
+UNKNOWN_MEMORY = 2 * GIB
+
+
+def default_max(mem_total: int | None, kernel: KernelVersion | Missing) -> int:
+    """nf_conntrack_max the kernel starts with when no ``hashsize`` is given; with memory
+    unknown (None), 65536: what every kernel picks from 1 to 4 GiB of RAM."""
+    if mem_total is None:
+        mem_total = UNKNOWN_MEMORY
     buckets = default_buckets(mem_total, kernel)
     modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
     return buckets if modern else 4 * buckets

@@ -6,7 +6,7 @@ from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import host_sizing
-from ctguard.model.sizing import Sizing, buckets_for
+from ctguard.model.sizing import Sizing, buckets_for, default_max
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime, table_count, where
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -20,7 +20,6 @@ from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.kernel_log import LogHit, TableFullLog
 
 NOT_LOADED = "nf_conntrack is not loaded: there is no table"
-DEFAULT_MAX = 65536  # memory unknown: the default of pre-5.15 kernels from 1 GiB of RAM
 
 
 def _usage(facts: Facts) -> tuple[int, int] | str:
@@ -252,8 +251,11 @@ def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
         " GFP_ATOMIC and charged to no cgroup"
     ]
     sizing = host_sizing(facts)
-    limit = sizing.max.value if isinstance(sizing, Sizing) else DEFAULT_MAX
-    why = sizing.max.reason if isinstance(sizing, Sizing) else "memory unknown: the old default"
+    if isinstance(sizing, Sizing):
+        limit, why = sizing.max.value, sizing.max.reason
+    else:
+        limit = default_max(None, facts.kernel)
+        why = "memory unknown: what the kernel picks for 1 to 4 GiB of RAM"
     fix = (
         f"Bound it again ({why}):\n"
         f"sysctl -w net.netfilter.nf_conntrack_max={limit}\n"
