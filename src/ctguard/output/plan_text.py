@@ -48,11 +48,14 @@ def runtime_command(change: SetSysctl, netns: str | None) -> str:
 def _sizing(sizing: Sizing | Missing) -> list[str]:
     if isinstance(sizing, Missing):
         return [f"  table size not planned: {sizing.reason}"]
+    budget = f"budget {human_bytes(sizing.budget_bytes)}"
+    if sizing.table_bytes > sizing.budget_bytes and sizing.refusal is None:
+        budget += " (what a plan may add above the operator's max)"
     return [
         _target_line(sizing.max),
         _target_line(sizing.buckets),
         f"  a full table at these values: {human_bytes(sizing.table_bytes)}"
-        f" ({sizing.table_pct:.2f} % of MemTotal); budget {human_bytes(sizing.budget_bytes)}",
+        f" ({sizing.table_pct:.2f} % of MemTotal); {budget}",
     ]
 
 

@@ -111,7 +111,7 @@ def build_plan(
     the plan edits (the only host access, done by the caller through HostRoot)."""
     limits = limits or Thresholds()
     runtime = _runtime(facts)
-    sizing = host_sizing(facts, options.target_max, options.budget_pct, options.force)
+    sizing = host_sizing(facts, options.target_max, options.budget_pct, options.force, limits)
     cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
     mem_total = facts.meminfo.mem_total if isinstance(facts.meminfo, Meminfo) else 0
     short = current_timeouts(runtime)

@@ -116,7 +116,7 @@ def _restore_line(facts: Facts, name: str, value: int) -> str:
     if not isinstance(sizing, Sizing) or sizing.max.value == value:
         return f"sysctl -w net.netfilter.{name}={value}"
     size = sizing.max.value
-    why = "more than the memory budget holds" if size < value else "too small for the load"
+    why = "more than memory safely holds (CT201)" if size < value else "too small for the load"
     plan = f"'ctguard plan' puts {size} in the file ({sizing.max.reason})"
     if size == runtime(facts, name):
         return f"keep the running nf_conntrack_max {size}: the configured {value} is {why}; {plan}"

@@ -59,14 +59,19 @@ def raise_max_lines(facts: Facts) -> list[str]:
     target, maximum = sizing.max.value, runtime(facts, MAX)
     if maximum is not None and target <= maximum:
         most, source = peak(facts)
-        if 2 * most > maximum:  # the memory budget, not the load, caps the max
-            lines = list(sizing.notes)
-            if target < maximum:
-                lines.append(
-                    f"Today's {maximum} is more than memory holds (CT201): lower it only once"
-                    f" fewer than {target} entries are tracked."
-                )
-            return lines
+        if 2 * most > maximum and target < maximum:  # memory, not the load, caps the max
+            return [
+                *sizing.notes,
+                f"Today's {maximum} is more than memory holds (CT201): lower it only once"
+                f" fewer than {target} entries are tracked.",
+            ]
+        if 2 * most > maximum:  # doctor accepts today's max: plan keeps it (CT101)
+            used = 100.0 * most / maximum
+            return [
+                f"nf_conntrack_max ({maximum}) stays: the most entries seen ({most}, {source})"
+                f" fill {used:.0f} % of it, below CT101's warning; if drops go on, shorten the"
+                " timeouts of what fills it (CT401/CT402) rather than raise it"
+            ]
         room = f"nf_conntrack_max ({maximum}) already leaves room for twice the most entries"
         room += f" seen ({most}, {source})"
         if target < maximum:

@@ -6,7 +6,7 @@ from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import host_sizing
-from ctguard.model.sizing import Sizing, buckets_for, default_max
+from ctguard.model.sizing import Sizing, buckets_for, default_max, usage_severity
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime, table_count, where
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -45,9 +45,9 @@ def table_usage(facts: Facts, limits: Thresholds) -> Outcome:
     evidence = [
         f"nf_conntrack_count = {count}, nf_conntrack_max = {maximum}: {pct:.1f} % used{scope}"
     ]
-    if pct < limits.usage_warning:
+    severity = usage_severity(count, maximum, limits)
+    if severity is Severity.OK:
         return passed(f"{pct:.1f} % used (warning at {limits.usage_warning:g} %)", evidence)
-    severity = Severity.CRITICAL if pct >= limits.usage_critical else Severity.WARNING
     fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts)])
     return found(severity, evidence, fix)
 
@@ -164,7 +164,7 @@ def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
         [
             "Shorten the timeouts of unassured flows, e.g.:",
             "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10",
-            f"(persist it in {persist_file(facts)}), or give the table room:",
+            f"(persist it in {persist_file(facts)}). The table's size:",
             *raise_max_lines(facts),
         ]
     )
