@@ -147,3 +147,15 @@ def test_rhel6_modular_keeps_the_configured_max_doctor_accepts() -> None:
     assert (sizing["max"]["current"], sizing["max"]["value"]) == (65_536, 262_144)
     assert sizing["budget_bytes"] == 98_416_844 < 109_182_976
     assert plan["refusal"] is None
+
+
+def test_doctor_thresholds_reach_every_fix_that_names_a_max() -> None:
+    """With --threshold memory_warning=5, CT201 flags lb-web04's configured 262144 (5.55 %
+    of MemTotal) and lowers it to 131072 (2 x peak 65,491, rounded up); CT101, CT102,
+    CT103 and CT301 size the table with the same thresholds, so every fix names 131072."""
+    root = str(REPO / "tests/roots/rhel6-modular")
+    doctor = _json("doctor", "--root", root, "--format", "json", "--threshold", "memory_warning=5")
+    found = {f["id"]: f.get("fix") or "" for f in doctor["findings"] if f["status"] == "found"}
+    assert {"CT101", "CT201", "CT301"} <= set(found)
+    assert said(MAX_SAID, "\n".join(found.values())) == {131_072}
+    assert said(MAX_SAID, fix_texts(Path(root))) == {262_144}  # default: the configured max

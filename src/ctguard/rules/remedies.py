@@ -15,6 +15,7 @@ from ctguard.model.host_sizing import MAX, host_sizing, peak
 from ctguard.model.rhel_iptables import restart_greps
 from ctguard.model.sizing import buckets_writable
 from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime
 from ctguard.sources.iptables_service import IptablesService
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, runtime_name
@@ -51,9 +52,9 @@ def buckets_command(facts: Facts, buckets: int) -> str:
     return f"sysctl -w net.netfilter.nf_conntrack_buckets={buckets}"
 
 
-def raise_max_lines(facts: Facts) -> list[str]:
+def raise_max_lines(facts: Facts, limits: Thresholds) -> list[str]:
     """Commands that give a full table room: the max (and buckets) ``plan`` would write."""
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if isinstance(sizing, Missing):
         return [f"{sizing.reason}: size it by hand, about twice the peak, within memory (CT201)"]
     target, maximum = sizing.max.value, runtime(facts, MAX)

@@ -48,7 +48,7 @@ def table_usage(facts: Facts, limits: Thresholds) -> Outcome:
     severity = usage_severity(count, maximum, limits)
     if severity is Severity.OK:
         return passed(f"{pct:.1f} % used (warning at {limits.usage_warning:g} %)", evidence)
-    fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts)])
+    fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts, limits)])
     return found(severity, evidence, fix)
 
 
@@ -107,7 +107,7 @@ def _table_full_drops(facts: Facts, drop: int) -> tuple[int, str]:
 
 
 @rule("CT102")
-def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+def table_full_drops(facts: Facts, limits: Thresholds) -> Outcome:
     drop = counter(facts, "drop")
     log_evidence, log_lines, in_dmesg, unread = _log_evidence(facts)
     read_logs = [log for log in facts.kernel_logs if isinstance(log, TableFullLog)]
@@ -132,7 +132,7 @@ def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
         [
             "New connections fail while the table is full. Find what fills it, then size it:",
             WHAT_FILLS,
-            *raise_max_lines(facts),
+            *raise_max_lines(facts, limits),
         ]
     )
     return found(severity, evidence, fix)
@@ -149,7 +149,7 @@ def _loaded_counter(facts: Facts, name: str) -> int | Outcome:
 
 
 @rule("CT103")
-def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+def early_drops(facts: Facts, limits: Thresholds) -> Outcome:
     early = _loaded_counter(facts, "early_drop")
     if isinstance(early, Outcome):
         return early
@@ -165,7 +165,7 @@ def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
             "Shorten the timeouts of unassured flows, e.g.:",
             "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10",
             f"(persist it in {persist_file(facts)}). The table's size:",
-            *raise_max_lines(facts),
+            *raise_max_lines(facts, limits),
         ]
     )
     return found(Severity.WARNING, evidence, fix)
@@ -209,12 +209,12 @@ def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
         )
     if ratio <= limits.entries_per_bucket and not toolong:
         return passed(f"{ratio:.2f} entries per bucket at max", evidence)
-    return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets))
+    return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets, limits))
 
 
-def _buckets_fix(facts: Facts, maximum: int, buckets: int) -> str:
+def _buckets_fix(facts: Facts, maximum: int, buckets: int, limits: Thresholds) -> str:
     """The buckets ``plan`` sizes for the max this host should have (CT201's, if lower)."""
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if isinstance(sizing, Missing):  # memory unknown: the same ratio, for today's max
         target = buckets_for(maximum, facts.kernel)
         return (
@@ -238,7 +238,7 @@ def _buckets_fix(facts: Facts, maximum: int, buckets: int) -> str:
 
 
 @rule("CT106")
-def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
+def unlimited_table(facts: Facts, limits: Thresholds) -> Outcome:
     if not facts.presence.loaded:
         return skipped(NOT_LOADED)
     maximum = runtime(facts, "nf_conntrack_max")
@@ -250,7 +250,7 @@ def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
         "nf_conntrack_max = 0: entries are limited only by memory; they are allocated with"
         " GFP_ATOMIC and charged to no cgroup"
     ]
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if isinstance(sizing, Sizing):
         limit, why = sizing.max.value, sizing.max.reason
     else:
