@@ -106,3 +106,56 @@ def test_fix_files_are_the_plans(root: Path) -> None:
     plan = _json("plan", "--root", str(root), "--format", "json")
     written = {f["path"] for f in plan["files"] if f["path"].startswith("/etc/sysctl")}
     assert files <= written or not written, f"doctor says {files}, plan writes {written}"
+
+
+def _flags_the_max(finding: dict) -> bool:
+    """A doctor finding about nf_conntrack_max itself: usage (CT101), unlimited (CT106),
+    memory (CT201), or a running max that is not the configured one (CT301)."""
+    if finding["status"] != "found":
+        return False
+    if finding["id"] in {"CT101", "CT106", "CT201"}:
+        return True
+    return finding["id"] == "CT301" and any(
+        "nf_conntrack_max" in line for line in finding["evidence"]
+    )
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_plan_keeps_a_max_doctor_accepts(root: Path) -> None:
+    """Changing a max doctor accepts is a change nobody asked for (and lowering one can
+    itself cause 'table full' drops): plan changes it only when doctor flags it, and
+    lowers it only for memory (CT201) or to the configured value (CT301)."""
+    sizing = _json("plan", "--root", str(root), "--format", "json")["sizing"]
+    if sizing is None or sizing["max"]["current"] is None:
+        return
+    current, value = sizing["max"]["current"], sizing["max"]["value"]
+    doctor = _json("doctor", "--root", str(root), "--format", "json")
+    flags = {f["id"] for f in doctor["findings"] if _flags_the_max(f)}
+    if value != current:
+        assert flags, f"plan changes nf_conntrack_max {current} -> {value}, doctor accepts it"
+    if value < current:
+        assert flags & {"CT201", "CT301"}, f"plan lowers {current} -> {value} on {flags}"
+
+
+def test_rhel6_modular_keeps_the_configured_max_doctor_accepts() -> None:
+    """lb-web04 (tests/roots/README.md): sysctl.conf asks for 262144; at 416 B per entry and
+    today's 16384 buckets a full table takes 262144 x 416 + 16384 x 8 = 109,182,976 B,
+    5.55 % of MemTotal 1,968,336,896 B (under CT201's 10 %), and the peak 65,491 fills 25 %
+    of it (under CT101's 80 %). The 5 % budget (98,416,844 B) must not lower it to 131072."""
+    plan = _json("plan", "--root", str(REPO / "tests/roots/rhel6-modular"), "--json")
+    sizing = plan["sizing"]
+    assert (sizing["max"]["current"], sizing["max"]["value"]) == (65_536, 262_144)
+    assert sizing["budget_bytes"] == 98_416_844 < 109_182_976
+    assert plan["refusal"] is None
+
+
+def test_doctor_thresholds_reach_every_fix_that_names_a_max() -> None:
+    """With --threshold memory_warning=5, CT201 flags lb-web04's configured 262144 (5.55 %
+    of MemTotal) and lowers it to 131072 (2 x peak 65,491, rounded up); CT101, CT102,
+    CT103 and CT301 size the table with the same thresholds, so every fix names 131072."""
+    root = str(REPO / "tests/roots/rhel6-modular")
+    doctor = _json("doctor", "--root", root, "--format", "json", "--threshold", "memory_warning=5")
+    found = {f["id"]: f.get("fix") or "" for f in doctor["findings"] if f["status"] == "found"}
+    assert {"CT101", "CT201", "CT301"} <= set(found)
+    assert said(MAX_SAID, "\n".join(found.values())) == {131_072}
+    assert said(MAX_SAID, fix_texts(Path(root))) == {262_144}  # default: the configured max

@@ -3,6 +3,8 @@ refusals over 25 % of MemTotal or MemAvailable, and timeouts shortened only wher
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from ctguard.model.sizing import (
     default_max,
     entry_cost,
     kernel_buckets,
+    power_of_two_at_least,
     size_table,
     size_timeouts,
 )
@@ -344,6 +347,7 @@ def sizing_inputs(draw) -> SizingInput:
         target_max=draw(st.none() | st.integers(1, 100_000_000)),
         budget_pct=draw(st.floats(0.01, 100.0, allow_nan=False)),
         force=False,
+        configured_max=draw(st.none() | st.integers(0, 50_000_000)),
     )
 
 
@@ -354,10 +358,47 @@ def test_no_plan_exceeds_its_memory_budget_without_a_refusal(req):
     assert got.table_bytes == got.max.value * req.cost.bytes + got.buckets.value * 8
     if got.refusal is not None:
         return
-    assert got.table_bytes <= got.budget_bytes
-    assert got.table_bytes <= req.mem_total * req.budget_pct / 100
     assert got.table_bytes <= req.mem_total // 4
     assert req.mem_available is None or got.table_bytes <= req.mem_available
+    operator = max((v for v in (req.configured_max, req.current_max) if v), default=0)
+    if got.max.value > operator:  # the budget is what a plan adds, not what the operator has
+        assert got.table_bytes <= got.budget_bytes
+        assert got.table_bytes <= req.mem_total * req.budget_pct / 100
+
+
+def doctor_flags(req: SizingInput, value: int) -> bool:
+    """CT201 written out: a full table (today's buckets) from 10 % of MemTotal, or over
+    MemAvailable."""
+    need = value * req.cost.bytes + (req.current_buckets or 0) * 8
+    over_available = req.mem_available is not None and need > req.mem_available
+    return need * 100 >= 10 * req.mem_total or over_available
+
+
+@settings(max_examples=500, deadline=None)
+@given(sizing_inputs())
+def test_a_plan_lowers_only_a_max_doctor_flags_and_never_below_the_peak(req):
+    """The operator's max (the files' value, else the running one) is lowered only when
+    CT201 flags it, and then not below what holds the peak under 80 % (CT101)."""
+    got = size_table(replace(req, target_max=None))
+    operator = req.configured_max or req.current_max
+    if not operator or got.max.value >= operator:
+        return
+    assert doctor_flags(req, operator)
+    least = power_of_two_at_least(-(-req.peak * 100 // 80))
+    assert got.max.value >= min(least, operator)
+    assert got.max.value * 80 >= req.peak * 100 or got.max.value == operator
+
+
+@settings(max_examples=500, deadline=None)
+@given(sizing_inputs())
+def test_a_max_doctor_accepts_is_the_plans(req):
+    """Neither memory (CT201) nor usage (CT101: the peak under 80 %) flags the operator's
+    max: the plan keeps it, above or below its own budget."""
+    got = size_table(replace(req, target_max=None))
+    operator = req.configured_max or req.current_max
+    if not operator or doctor_flags(req, operator) or req.peak * 100 >= operator * 80:
+        return
+    assert got.max.value == operator
 
 
 # -- timeouts ---------------------------------------------------------------------------
@@ -441,3 +482,10 @@ def test_time_wait_target_accounts_for_what_it_frees():
     assert target.bytes == 50_000 * COST6.bytes == 12_800_000
     assert target.pct == pytest.approx(100 * 12_800_000 / (8 * GIB))
     assert target.reason == need.reason
+
+
+# -- memory unknown ------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", [K2_RHEL6, K4, K6], ids=["2.6.32", "4.19", "6.1"])
+def test_memory_unknown_default_max_is_what_every_kernel_picks_at_2_gib(kernel):
+    # 2.6.32 and 4.19: 16384 buckets x 4; 6.1: 65536 buckets x 1 (above 1 GiB, up to 4 GiB)
+    assert default_max(None, kernel) == 65_536 == default_max(2 * GIB, kernel)

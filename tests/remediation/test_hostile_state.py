@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -358,14 +359,30 @@ def test_concurrent_applies_never_both_write(tmp_path):
 
 # -- item 3: a --root that is this host ----------------------------------------------------
 @pytest.mark.parametrize("how", ["slash", "empty", "link-to-slash", "dotdot"])
-def test_a_root_that_resolves_to_slash_is_refused(tmp_path, how):
+def test_a_root_that_resolves_to_slash_never_writes_as_a_tree(tmp_path, how):
+    """Writing commands refuse it (with --root they write a tree; this host is written
+    without --root); reading ones read this host, as without --root (host/target.py)."""
     link = tmp_path / "link"
     link.symlink_to("/")
     root = {"slash": "/", "empty": "", "link-to-slash": str(link), "dotdot": "/tmp/../"}[how]
-    for command in (["apply", "--dry-run"], ["plan"], ["rollback", "--yes"]):
-        done = run_ctguard(*command, "--root", root)
+    # without --yes: were the refusal missing, the question would fail (no terminal) before
+    # anything is written
+    for command in (["rollback", "--yes"], ["apply"], ["disable", "--apply"]):
+        done = run_ctguard(
+            *command, "--root", root, "--state-dir", str(tmp_path / "state"),
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
         assert done.returncode in (2, 3), (command, how, done.stdout)
         assert "--root" in done.stderr and "Traceback" not in done.stderr, (command, how)
+        assert not (tmp_path / "state").exists()
+    for command in (["apply", "--dry-run"], ["plan"]):
+        done = run_ctguard(*command, "--root", root)
+        if how == "empty":  # not a directory at all
+            assert done.returncode == 3 and "--root" in done.stderr, (command, done.stderr)
+            continue
+        live = run_ctguard(*command)
+        assert done.returncode == live.returncode, (command, how, done.stderr)
+        assert "Traceback" not in done.stderr
 
 
 # -- found by an adversarial review ----------------------------------------------------------

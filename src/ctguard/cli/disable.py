@@ -6,6 +6,7 @@ or it is built in), 3 error (bad usage, unreadable input).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -13,6 +14,7 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.options import format_option, netns_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
+from ctguard.errors import RefusedError
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -76,17 +78,33 @@ def disable_command(
     if apply and netns is not None:
         raise click.UsageError("modules are global: --apply acts on the host, without --netns")
 
+    shown: list[DisablePlan] = []
+
     def show(plan: DisablePlan) -> None:
         if fmt == "json":
-            from ctguard.output.disable_json import render_disable_json
+            shown.append(plan)  # printed once, with the result of --apply in the document
+            if apply and not (yes or dry_run) and sys.stdin.isatty():  # read before the question
+                from ctguard.output.disable_text import render_disable_text
 
-            emit(render_disable_json(plan))
+                click.echo(render_disable_text(plan), err=True, nl=False)
         else:
             from ctguard.output.disable_text import render_disable_text
 
             emit(render_disable_text(plan))
 
     options = DisableOptions(apply=apply, dry_run=dry_run, state_dir=state_dir)
-    report = disable(target, options, confirmer(yes), show)
-    emit(render_disable_result(report))
+    try:
+        report = disable(target, options, confirmer(yes), show)
+    except RefusedError:
+        if fmt == "json" and shown:  # the plan says why: stdout is still its one document
+            from ctguard.output.disable_json import render_disable_json
+
+            emit(render_disable_json(shown[0]))
+        raise
+    if fmt == "json":
+        from ctguard.output.disable_json import render_disable_json
+
+        emit(render_disable_json(report.plan, report if apply else None))
+    else:
+        emit(render_disable_result(report))
     return report.exit_code

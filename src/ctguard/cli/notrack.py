@@ -124,13 +124,14 @@ def notrack_command(
         verify_notrack,
     )
 
-    if root is not None and (do_apply or remove or verify):
+    target, confirm = Target(root, netns), confirmer(yes)  # --root /: this host
+    target.check_writes("notrack --apply" if do_apply else "notrack --remove" if remove else None)
+    if target.root is not None and (do_apply or remove or verify):
         raise click.UsageError(
             "--root plans against a snapshot; --apply/--remove/--verify act live"
         )
     if do_apply and remove:
         raise click.UsageError("--apply and --remove cannot be combined")
-    target, confirm = Target(root, netns), confirmer(yes)
     if remove:
         removal = notrack_remove(
             target, state_dir, confirm, lambda r: emit(notrack_text.render_removal(r))

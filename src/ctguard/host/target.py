@@ -9,12 +9,13 @@ so one code path audits a live host, a namespace and a snapshot.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ctguard.errors import UsageError
+from ctguard.errors import OptionError, UsageError
 from ctguard.host.commands import CapturedCommands, Commands, LiveCommands
 from ctguard.host.netns import netns_born, run_in_netns
 from ctguard.host.root import HostRoot
@@ -23,16 +24,48 @@ T = TypeVar("T")
 Job = Callable[[HostRoot, Commands], T]
 
 
+def is_host_root(path: str) -> bool:
+    """``path`` is this host's own ``/``, however it is named (``/``, ``//``, a link, a bind
+    mount, ``/proc/1/root``): the same directory, by device and inode."""
+    try:
+        return os.path.samestat(os.stat(path), os.stat("/"))
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class Target:
-    """The ``--root`` / ``--netns`` a command was given (both None: this host)."""
+    """The ``--root`` / ``--netns`` a command was given (both None: this host).
+
+    ``--root /`` (this host's ``/`` under any name) is this host, for every command: its
+    files, its running values and its commands, exactly as without ``--root`` (a snapshot
+    reading of ``/`` would miss the commands and read nothing else). ``root`` is then None
+    and ``host_root_given`` keeps what was typed: a command that writes refuses it
+    (``usecases/site.py``), so that ``--root /`` never writes this host's files in place
+    of a tree, nor behaves unlike the same command without ``--root``.
+    """
 
     root: str | None = None
     netns: str | None = None
+    host_root_given: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.root is not None and self.netns is not None:
             raise UsageError("--root and --netns cannot be combined (a snapshot is not live)")
+        if self.root is not None and is_host_root(self.root):
+            object.__setattr__(self, "host_root_given", self.root)
+            object.__setattr__(self, "root", None)
+
+    def check_writes(self, writes: str | None) -> None:
+        """A command that writes (``writes``: its name, None when it only reads) refuses
+        ``--root /``: with --root it writes a directory tree, and this host is not one;
+        without --root it writes this host, as root, after its own checks."""
+        if writes is not None and self.host_root_given is not None:
+            raise OptionError(
+                "--root",
+                f"{self.host_root_given!r} is this host's / (leave --root out to work on this"
+                " host, as root)",
+            )
 
     @property
     def live(self) -> bool:

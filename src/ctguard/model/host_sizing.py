@@ -10,6 +10,7 @@ from __future__ import annotations
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.sizing import DEFAULT_BUDGET_PCT, Sizing, SizingInput, entry_cost, size_table
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import configured, runtime
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.stats import ConntrackStats
@@ -44,6 +45,7 @@ def host_sizing(
     target_max: int | None = None,
     budget_pct: float = DEFAULT_BUDGET_PCT,
     force: bool = False,
+    limits: Thresholds | None = None,
 ) -> Sizing | Missing:
     """The max and buckets this host should have, each with its reason and memory cost."""
     mem = facts.meminfo
@@ -64,5 +66,6 @@ def host_sizing(
             budget_pct=budget_pct,
             force=force,
             configured_max=configured_max(facts),
+            limits=limits or Thresholds(),
         )
     )

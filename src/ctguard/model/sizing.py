@@ -7,9 +7,12 @@ and not charged to any memory cgroup; the hash table costs one ``hlist_nulls_hea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
+from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.thresholds import Thresholds
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.slab import SlabSizes
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
@@ -112,8 +115,16 @@ def default_buckets(mem_total: int, kernel: KernelVersion | Missing, bits: int =
     return kernel_buckets(max(size, 32))
 
 
-def default_max(mem_total: int, kernel: KernelVersion | Missing) -> int:
-    """nf_conntrack_max the kernel starts with when no ``hashsize`` is given."""
+# memory unknown: size as for a 2 GiB machine, where every kernel starts with max 65536
+# (16384 buckets x 4 before 5.15, 65536 x 1 since)
+UNKNOWN_MEMORY = 2 * GIB
+
+
+def default_max(mem_total: int | None, kernel: KernelVersion | Missing) -> int:
+    """nf_conntrack_max the kernel starts with when no ``hashsize`` is given; with memory
+    unknown (None), 65536: what every kernel picks from 1 to 4 GiB of RAM."""
+    if mem_total is None:
+        mem_total = UNKNOWN_MEMORY
     buckets = default_buckets(mem_total, kernel)
     modern = not isinstance(kernel, KernelVersion) or kernel.at_least(5, 15)
     return buckets if modern else 4 * buckets
@@ -151,6 +162,53 @@ def buckets_for(maximum: int, kernel: KernelVersion | Missing) -> int:
 
 
 @dataclass(frozen=True)
+class MaxJudgement:
+    """What a full table at one nf_conntrack_max costs, and whether doctor flags it (CT201)."""
+
+    value: int
+    bytes: int  # value x entry cost + buckets x 8 B
+    pct: float  # of MemTotal
+    over_available: bool  # more than MemAvailable
+    severity: Severity  # OK: doctor accepts it, and a plan does not lower it
+
+    @property
+    def acceptable(self) -> bool:
+        return self.severity is Severity.OK
+
+
+def judge_max(
+    value: int,
+    buckets: int,
+    cost: EntryCost,
+    mem_total: int,
+    mem_available: int | None,
+    limits: Thresholds,
+) -> MaxJudgement:
+    """The one judgement of a max (docs/design.md §7): a full table from ``memory_warning`` %
+    of MemTotal is a WARNING, from ``memory_critical`` % or over MemAvailable CRITICAL.
+
+    CT201 reports it; ``plan`` keeps every max it accepts (lowering one can itself cause
+    "table full" drops) and lowers only one it flags. ``buckets``: today's (0 unknown)."""
+    need = table_bytes(value, buckets, cost)
+    pct = _pct(need, mem_total)
+    over_available = mem_available is not None and need > mem_available
+    severity = Severity.OK
+    if pct >= limits.memory_critical or over_available:
+        severity = Severity.CRITICAL
+    elif pct >= limits.memory_warning:
+        severity = Severity.WARNING
+    return MaxJudgement(value, need, pct, over_available, severity)
+
+
+def usage_severity(entries: int, maximum: int, limits: Thresholds) -> Severity:
+    """CT101's judgement of a table holding ``entries`` at ``maximum`` (> 0)."""
+    pct = 100.0 * entries / maximum
+    if pct >= limits.usage_critical:
+        return Severity.CRITICAL
+    return Severity.WARNING if pct >= limits.usage_warning else Severity.OK
+
+
+@dataclass(frozen=True)
 class SizingInput:
     mem_total: int
     mem_available: int | None
@@ -164,10 +222,35 @@ class SizingInput:
     budget_pct: float = DEFAULT_BUDGET_PCT  # --memory-budget
     force: bool = False
     configured_max: int | None = None  # what the sysctl files ask for (ctguard's own aside)
+    # doctor's: the max it flags (CT201), the usage it warns at (CT101)
+    limits: Thresholds = field(default_factory=Thresholds)
+
+    def judge(self, value: int) -> MaxJudgement:
+        """Doctor's judgement of ``value`` on this host, with today's buckets."""
+        buckets = self.current_buckets or 0
+        return judge_max(value, buckets, self.cost, self.mem_total, self.mem_available, self.limits)
+
+    def accepts(self, value: int) -> bool:
+        """Doctor accepts this max: a full table below CT201's warning, and the peak below
+        CT101's. ``plan`` keeps such a max: any change to it is one nobody asked for."""
+        usage = usage_severity(self.peak, value, self.limits)
+        return self.judge(value).acceptable and usage is Severity.OK
+
+    def operator_values(self) -> list[tuple[int, str]]:
+        """The operator's max: the files' first (a module loaded after boot-time sysctl runs
+        with the default, CT302: the fix is to apply theirs), then the running one; 0
+        (unlimited, CT106) is never one to keep."""
+        values = ((self.configured_max, "the configured value"), (self.current_max, ""))
+        return [(value, whose) for value, whose in values if value]
+
+    def headroom_max(self) -> int:
+        """The least max that holds the peak below CT101's warning, a power of two."""
+        share = max(self.limits.usage_warning, 1.0) / 100
+        return power_of_two_at_least(math.ceil(self.peak / share))
 
 
 @dataclass(frozen=True)
-class Target:
+class SizingTarget:
     """One value a plan sets, why, and the kernel memory it accounts for."""
 
     name: str
@@ -186,8 +269,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Sizing:
-    max: Target
-    buckets: Target
+    max: SizingTarget
+    buckets: SizingTarget
     table_bytes: int  # a full table at the target: max x entry cost + buckets x 8 B
     table_pct: float
     budget_bytes: int
@@ -210,7 +293,9 @@ def _fits(req: SizingInput, maximum: int, buckets: int) -> bool:
 
 
 def _auto_max(req: SizingInput, notes: list[str]) -> tuple[int, str]:
-    """Twice the peak, a power of two, never below the kernel default, within the budget."""
+    """The operator's max while doctor accepts it (the files' first); else twice the peak, a
+    power of two, never below the kernel default, within the budget; a max doctor flags
+    for memory is lowered, but never below what holds the peak under CT101's warning."""
     floor = default_max(req.mem_total, req.kernel)
     want = max(power_of_two_at_least(2 * req.peak), floor)
     why = (
@@ -219,24 +304,34 @@ def _auto_max(req: SizingInput, notes: list[str]) -> tuple[int, str]:
         else f"the kernel default for {req.mem_total / GIB:.1f} GiB already holds 2 x peak"
         f" {req.peak:,} ({req.peak_source})"
     )
-    # an operator's value that is enough and safe stands: the files' first (a module loaded
-    # after boot-time sysctl runs with the default, CT302: the fix is to apply theirs)
-    for kept, whose in ((req.configured_max, "the configured value"), (req.current_max, "")):
-        if kept and want <= kept and _fits(req, kept, buckets_for(kept, req.kernel)):
-            room = f"room for 2 x peak {req.peak:,} ({req.peak_source}) within budget"
-            return kept, f"{whose} leaves {room}" if whose else f"keeps {room}"
+    operator = req.operator_values()
+    for kept, whose in operator:
+        if req.accepts(kept):
+            used, whose = 100.0 * req.peak / kept, whose or "keeps today's value"
+            return kept, (
+                f"{whose}: peak {req.peak:,} ({req.peak_source}) fills"
+                f" {used:.0f} % of it and a full table takes {req.judge(kept).pct:.2f} % of"
+                " MemTotal, both below doctor's warnings (CT101, CT201)"
+            )
     if _fits(req, want, buckets_for(want, req.kernel)):
         return want, why
-    budget_pct = req.budget_pct
     capped = want  # a power of two: halving keeps it one, with its own buckets each time
     while capped > 1024 and not _fits(req, capped, buckets_for(capped, req.kernel)):
         capped //= 2
     notes.append(
         f"2 x peak {req.peak:,} needs {want:,} entries, more than the memory budget holds"
-        f" ({capped:,}; {budget_pct:g} % of MemTotal, never over MemAvailable): shorten"
+        f" ({capped:,}; {req.budget_pct:g} % of MemTotal, never over MemAvailable): shorten"
         " timeouts or NOTRACK the busiest port ('ctguard analyze' names candidates) instead"
         " of a bigger table"
     )
+    highest = max((value for value, _ in operator), default=0)
+    least = req.headroom_max()
+    if capped < least and highest > capped:  # lowering a flagged max: not below the peak
+        lowered = min(least, highest)
+        return lowered, (
+            f"the least power of two that holds peak {req.peak:,} ({req.peak_source}) below"
+            f" {req.limits.usage_warning:g} % (CT101): lower would drop new flows"
+        )
     if capped < req.peak:
         notes.append(
             f"the table has held {req.peak:,} entries: at {capped:,}, new flows are dropped"
@@ -275,7 +370,9 @@ def size_table(req: SizingInput) -> Sizing:
     limits = [(hard, f"{HARD_LIMIT_PCT:g} % of MemTotal")]
     if req.mem_available is not None:
         limits.append((req.mem_available, "MemAvailable"))
-    limits.append((_budget(req), f"the {req.budget_pct:g} % memory budget (--memory-budget)"))
+    highest = max((value for value, _ in req.operator_values()), default=0)
+    if maximum > highest:  # the budget is what a plan may add, not what the operator has
+        limits.append((_budget(req), f"the {req.budget_pct:g} % memory budget (--memory-budget)"))
     over = [(limit, label) for limit, label in limits if need > limit]
     refusal = None
     if over:
@@ -293,12 +390,12 @@ def size_table(req: SizingInput) -> Sizing:
     bucket_bytes = buckets * BUCKET_BYTES
     current_bytes = req.current_max * req.cost.bytes if req.current_max else None
     return Sizing(
-        max=Target(
+        max=SizingTarget(
             "nf_conntrack_max", req.current_max, maximum, why, entry_bytes,
             _pct(entry_bytes, req.mem_total), current_bytes,
             None if current_bytes is None else _pct(current_bytes, req.mem_total),
         ),
-        buckets=Target(
+        buckets=SizingTarget(
             "nf_conntrack_buckets", current_buckets, buckets, buckets_why, bucket_bytes,
             _pct(bucket_bytes, req.mem_total),
         ),
@@ -332,10 +429,10 @@ def size_timeouts(
     mem_total: int,
     nat: bool,
     established: int | None = None,  # --established-timeout
-) -> list[Target]:
+) -> list[SizingTarget]:
     """Shorten only what the table shows dominating (docs/design.md §8); never below 7440 s for
     established TCP where NAT is in use (RFC 5382), unless the operator said so."""
-    targets: list[Target] = []
+    targets: list[SizingTarget] = []
     for need in needs:
         now = current.get(need.name)
         if need.name == "tcp_timeout_established" and established is not None:
@@ -346,7 +443,7 @@ def size_timeouts(
         if now is not None and now <= value:
             continue
         freed = need.frees * cost.bytes
-        targets.append(Target(
+        targets.append(SizingTarget(
             f"nf_conntrack_{need.name}", now, value, need.reason, freed, _pct(freed, mem_total)
         ))  # fmt: skip
     if established is not None:
@@ -354,5 +451,6 @@ def size_timeouts(
         why = "--established-timeout"
         if nat and established < NAT_MIN_ESTABLISHED:
             why += f" (below the {NAT_MIN_ESTABLISHED} s RFC 5382 asks for NATed TCP)"
-        targets.insert(0, Target("nf_conntrack_tcp_timeout_established", now, established, why))
+        name = "nf_conntrack_tcp_timeout_established"
+        targets.insert(0, SizingTarget(name, now, established, why))
     return targets

@@ -17,5 +17,6 @@ def render_apply_text(report: ApplyReport) -> str:
     lines = [f"applied {len(report.changed)} change(s): {', '.join(report.changed)}"]
     if report.in_place:
         lines.append(f"already in place: {', '.join(report.in_place)}")
-    lines.append(f"journal entry {report.entry_id}; undo with: {report.undo}")
+    if report.entry_id is not None:
+        lines.append(f"journal entry {report.entry_id}; undo with: {report.undo}")
     return "".join(f"{line}\n" for line in lines)

@@ -9,6 +9,7 @@ from typing import Any
 from ctguard.output.plan_text import file_diff
 from ctguard.remediation.disable import DisablePlan
 from ctguard.schemas import DISABLE as SCHEMA
+from ctguard.usecases.disable import DisableReport
 
 
 def disable_dict(plan: DisablePlan) -> dict[str, Any]:
@@ -55,5 +56,16 @@ def disable_dict(plan: DisablePlan) -> dict[str, Any]:
     }
 
 
-def render_disable_json(plan: DisablePlan) -> str:
-    return json.dumps(disable_dict(plan), indent=2) + "\n"
+def render_disable_json(plan: DisablePlan, report: DisableReport | None = None) -> str:
+    """The one document ``--format json`` prints; with ``report`` (--apply), its result."""
+    document = disable_dict(plan)
+    if report is not None:
+        document["apply"] = {
+            "status": report.status,
+            "tree": report.tree,
+            "would": list(report.would),
+            "would_run": [list(argv) for argv in report.would_run],
+            "done": list(report.done),
+            "entry_id": report.entry_id,
+        }
+    return json.dumps(document, indent=2) + "\n"

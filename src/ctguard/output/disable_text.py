@@ -104,8 +104,11 @@ def render_disable_result(report: DisableReport) -> str:
             text += "(a directory tree has no modules to unload: only the file is written)\n"
         return text
     if report.status == DONE:
+        done = f"done: {', '.join(report.done) or 'nothing to change'}"
+        if report.entry_id is None:  # nothing changed: no journal entry, nothing to undo
+            return f"{done}\n"
         return (
-            f"done: {', '.join(report.done) or 'nothing to change'}; journal entry"
-            f" {report.entry_id}; undo with: ctguard rollback {report.entry_id}\n"
+            f"{done}; journal entry {report.entry_id}; undo with: ctguard rollback"
+            f" {report.entry_id}\n"
         )
     return ""

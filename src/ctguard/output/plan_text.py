@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 
 from ctguard.missing import Missing
-from ctguard.model.sizing import Sizing, Target
+from ctguard.model.sizing import Sizing, SizingTarget
 from ctguard.model.units import human_bytes
 from ctguard.remediation.changes import OURS, SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
@@ -17,7 +17,7 @@ def _value(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def _target_line(t: Target) -> str:
+def _target_line(t: SizingTarget) -> str:
     arrow = (
         f"{_value(t.current)} -> {_value(t.value)}" if t.changes else f"{_value(t.value)} (kept)"
     )
@@ -48,11 +48,14 @@ def runtime_command(change: SetSysctl, netns: str | None) -> str:
 def _sizing(sizing: Sizing | Missing) -> list[str]:
     if isinstance(sizing, Missing):
         return [f"  table size not planned: {sizing.reason}"]
+    budget = f"budget {human_bytes(sizing.budget_bytes)}"
+    if sizing.table_bytes > sizing.budget_bytes and sizing.refusal is None:
+        budget += " (what a plan may add above the operator's max)"
     return [
         _target_line(sizing.max),
         _target_line(sizing.buckets),
         f"  a full table at these values: {human_bytes(sizing.table_bytes)}"
-        f" ({sizing.table_pct:.2f} % of MemTotal); budget {human_bytes(sizing.budget_bytes)}",
+        f" ({sizing.table_pct:.2f} % of MemTotal); {budget}",
     ]
 
 

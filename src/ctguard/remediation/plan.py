@@ -24,7 +24,7 @@ from ctguard.model.host_sizing import BUCKETS, MAX, host_sizing
 from ctguard.model.sizing import (
     DEFAULT_BUDGET_PCT,
     Sizing,
-    Target,
+    SizingTarget,
     TimeoutNeed,
     entry_cost,
     size_timeouts,
@@ -54,7 +54,7 @@ class PlanOptions:
 class Plan:
     netns: str | None
     sizing: Sizing | Missing
-    timeouts: tuple[Target, ...]
+    timeouts: tuple[SizingTarget, ...]
     files: tuple[WriteFile, ...]
     sysctls: tuple[SetSysctl, ...]
     notes: tuple[Note, ...]
@@ -111,7 +111,7 @@ def build_plan(
     the plan edits (the only host access, done by the caller through HostRoot)."""
     limits = limits or Thresholds()
     runtime = _runtime(facts)
-    sizing = host_sizing(facts, options.target_max, options.budget_pct, options.force)
+    sizing = host_sizing(facts, options.target_max, options.budget_pct, options.force, limits)
     cost = entry_cost(facts.slab, facts.kernel, facts.sysctls)
     mem_total = facts.meminfo.mem_total if isinstance(facts.meminfo, Meminfo) else 0
     short = current_timeouts(runtime)
@@ -131,7 +131,7 @@ def build_plan(
         full = f"nf_conntrack_{name}"
         wants[full] = Want(value, "--timeout")
         timeouts = [t for t in timeouts if t.name != full]
-        timeouts.append(Target(full, short.get(name), value, "--timeout"))
+        timeouts.append(SizingTarget(full, short.get(name), value, "--timeout"))
     notes: list[Note] = []
     refusal = sizing.refusal if isinstance(sizing, Sizing) else None
     if facts.netns is not None:
@@ -168,7 +168,7 @@ def _namespace_plan(
     facts: Facts,
     options: PlanOptions,
     sizing: Sizing | Missing,
-    timeouts: tuple[Target, ...],
+    timeouts: tuple[SizingTarget, ...],
     wants: Mapping[str, Want],
     runtime: Mapping[str, int],
     refusal: str | None,

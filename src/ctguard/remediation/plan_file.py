@@ -20,7 +20,7 @@ from typing import Any
 from ctguard import __version__
 from ctguard.errors import CtguardError
 from ctguard.missing import Missing
-from ctguard.model.sizing import Sizing, Target
+from ctguard.model.sizing import Sizing, SizingTarget
 from ctguard.remediation.changes import SetSysctl, WriteFile
 from ctguard.remediation.plan import Plan
 from ctguard.schemas import PLAN as SCHEMA
@@ -46,7 +46,7 @@ class HostIdentity:
         }
 
 
-def _target(t: Target) -> dict[str, Any]:
+def _target(t: SizingTarget) -> dict[str, Any]:
     return {"name": t.name, "current": t.current, "value": t.value, "reason": t.reason,
             "bytes": t.bytes, "pct_of_memtotal": round(t.pct, 3)}  # fmt: skip
 

@@ -6,7 +6,7 @@ from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import host_sizing
-from ctguard.model.sizing import DEFAULT_BUDGET_PCT, Sizing, entry_cost, table_bytes
+from ctguard.model.sizing import Sizing, entry_cost, judge_max
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.units import human_bytes
 from ctguard.model.values import configured, runtime
@@ -35,27 +35,23 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
     evidence: list[str] = []
     worst = Severity.OK
     unsafe_live = False
+    flagged: list[int] = []
     for label, value in candidates:
         if value == 0:
             evidence.append(f"{label}: unlimited (CT106)")
             continue
-        need = table_bytes(value, buckets, cost)
-        pct = 100.0 * need / mem.mem_total
-        over_available = mem.mem_available is not None and need > mem.mem_available
+        judged = judge_max(value, buckets, cost, mem.mem_total, mem.mem_available, limits)
         evidence.append(
-            f"{label}: a full table takes {human_bytes(need)} ({pct:.2f} % of MemTotal"
-            f" {human_bytes(mem.mem_total)}) at {cost.bytes} B per entry ({cost.source})"
+            f"{label}: a full table takes {human_bytes(judged.bytes)} ({judged.pct:.2f} % of"
+            f" MemTotal {human_bytes(mem.mem_total)}) at {cost.bytes} B per entry ({cost.source})"
             + (f" + {buckets} buckets x 8 B" if buckets else "")
         )
-        if over_available:
+        if judged.over_available:
             evidence.append(f"that is more than MemAvailable ({human_bytes(mem.mem_available)})")
-        severity = Severity.OK
-        if pct >= limits.memory_critical or over_available:
-            severity = Severity.CRITICAL
-        elif pct >= limits.memory_warning:
-            severity = Severity.WARNING
-        unsafe_live = unsafe_live or (severity is not Severity.OK and value == live_max)
-        worst = max(worst, severity, key=lambda s: s.rank)
+        if not judged.acceptable:
+            flagged.append(value)
+            unsafe_live = unsafe_live or value == live_max
+        worst = max(worst, judged.severity, key=lambda s: s.rank)
     if worst is Severity.OK:
         if all(value == 0 for _, value in candidates):
             return passed("nf_conntrack_max is 0 (unlimited): see CT106", evidence)
@@ -65,14 +61,21 @@ def max_unsafe_for_memory(facts: Facts, limits: Thresholds) -> Outcome:
         " machine (and reboot it where panic_on_oom is set)"
     )
     where_set = persist_file(facts)
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if not isinstance(sizing, Sizing):
         return found(worst, evidence, sizing.reason)
     safe, buckets_to = sizing.max.value, sizing.buckets
-    lines = [
-        f"Lower the max to {safe} ({sizing.max.reason}; within a {DEFAULT_BUDGET_PCT:g} %"
-        " memory budget):"
-    ]
+    if safe >= min(flagged):  # the peak needs it: lowering would drop new flows
+        return found(
+            worst,
+            evidence,
+            f"Keep nf_conntrack_max at {safe} ({sizing.max.reason}): make the table hold fewer"
+            " entries instead: shorten timeouts (CT401/CT402) or NOTRACK the busiest port"
+            " ('ctguard analyze' names candidates).",
+        )
+    then = f"; a full table then takes {sizing.table_pct:.2f} % of MemTotal"
+    then = "" if safe == live_max else then
+    lines = [f"Lower the max to {safe} ({sizing.max.reason}{then}):"]
     count = runtime(facts, "nf_conntrack_count")
     if unsafe_live and count is not None and count >= safe:
         lines.append(

@@ -67,7 +67,7 @@ def _pass_if_read(facts: Facts, reason: str, evidence: Iterable[str] = ()) -> Ou
 
 
 @rule("CT301")
-def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
+def runtime_differs(facts: Facts, limits: Thresholds) -> Outcome:
     if isinstance(facts.sysctl_config, Missing):
         return skipped(f"sysctl files unreadable: {facts.sysctl_config.reason}")
     if facts.netns is not None:
@@ -97,7 +97,7 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
                 owned = True
                 evidence.append(f"  {owner} sets {name} (CT306): set it there, not here")
             else:
-                fixes.append(_restore_line(facts, name, item.value))
+                fixes.append(_restore_line(facts, name, item.value, limits))
     if not evidence:
         return _pass_if_read(facts, f"{len(wanted)} configured conntrack values are in effect")
     if owned:
@@ -113,13 +113,13 @@ def runtime_differs(facts: Facts, _limits: Thresholds) -> Outcome:
     return found(Severity.WARNING, evidence, fix)
 
 
-def _restore_line(facts: Facts, name: str, value: int) -> str:
+def _restore_line(facts: Facts, name: str, value: int, limits: Thresholds) -> str:
     """Put the configured value back; for the max, the size ``plan`` gives when it differs."""
-    sizing = host_sizing(facts) if name == MAX else None
+    sizing = host_sizing(facts, limits=limits) if name == MAX else None
     if not isinstance(sizing, Sizing) or sizing.max.value == value:
         return f"sysctl -w net.netfilter.{name}={value}"
     size = sizing.max.value
-    why = "more than the memory budget holds" if size < value else "too small for the load"
+    why = "more than memory safely holds (CT201)" if size < value else "too small for the load"
     plan = f"'ctguard plan' puts {size} in the file ({sizing.max.reason})"
     if size == runtime(facts, name):
         return f"keep the running nf_conntrack_max {size}: the configured {value} is {why}; {plan}"
@@ -214,7 +214,7 @@ def applied_before_load(facts: Facts, _limits: Thresholds) -> Outcome:
 
 
 @rule("CT303")
-def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
+def hashsize_not_persistent(facts: Facts, limits: Thresholds) -> Outcome:
     if not facts.presence.loaded:
         return skipped("nf_conntrack is not loaded")
     buckets = runtime(facts, "nf_conntrack_buckets")
@@ -259,7 +259,7 @@ def hashsize_not_persistent(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append(
             "nothing sets it at boot: a reboot or module reload returns it to the default"
         )
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     keep = sizing.buckets.value if isinstance(sizing, Sizing) else buckets
     if isinstance(sizing, Sizing) and keep != buckets:
         evidence.append(

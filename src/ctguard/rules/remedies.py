@@ -15,6 +15,7 @@ from ctguard.model.host_sizing import MAX, host_sizing, peak
 from ctguard.model.rhel_iptables import restart_greps
 from ctguard.model.sizing import buckets_writable
 from ctguard.model.sysctl_files import DROPIN_NAMES, SYSCTL_D, choose_placement
+from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime
 from ctguard.sources.iptables_service import IptablesService
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, runtime_name
@@ -51,22 +52,27 @@ def buckets_command(facts: Facts, buckets: int) -> str:
     return f"sysctl -w net.netfilter.nf_conntrack_buckets={buckets}"
 
 
-def raise_max_lines(facts: Facts) -> list[str]:
+def raise_max_lines(facts: Facts, limits: Thresholds) -> list[str]:
     """Commands that give a full table room: the max (and buckets) ``plan`` would write."""
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if isinstance(sizing, Missing):
         return [f"{sizing.reason}: size it by hand, about twice the peak, within memory (CT201)"]
     target, maximum = sizing.max.value, runtime(facts, MAX)
     if maximum is not None and target <= maximum:
         most, source = peak(facts)
-        if 2 * most > maximum:  # the memory budget, not the load, caps the max
-            lines = list(sizing.notes)
-            if target < maximum:
-                lines.append(
-                    f"Today's {maximum} is more than memory holds (CT201): lower it only once"
-                    f" fewer than {target} entries are tracked."
-                )
-            return lines
+        if 2 * most > maximum and target < maximum:  # memory, not the load, caps the max
+            return [
+                *sizing.notes,
+                f"Today's {maximum} is more than memory holds (CT201): lower it only once"
+                f" fewer than {target} entries are tracked.",
+            ]
+        if 2 * most > maximum:  # doctor accepts today's max: plan keeps it (CT101)
+            used = 100.0 * most / maximum
+            return [
+                f"nf_conntrack_max ({maximum}) stays: the most entries seen ({most}, {source})"
+                f" fill {used:.0f} % of it, below CT101's warning; if drops go on, shorten the"
+                " timeouts of what fills it (CT401/CT402) rather than raise it"
+            ]
         room = f"nf_conntrack_max ({maximum}) already leaves room for twice the most entries"
         room += f" seen ({most}, {source})"
         if target < maximum:

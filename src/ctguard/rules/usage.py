@@ -6,7 +6,7 @@ from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.host_sizing import host_sizing
-from ctguard.model.sizing import Sizing, buckets_for
+from ctguard.model.sizing import Sizing, buckets_for, default_max, usage_severity
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime, table_count, where
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -20,7 +20,6 @@ from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.kernel_log import LogHit, TableFullLog
 
 NOT_LOADED = "nf_conntrack is not loaded: there is no table"
-DEFAULT_MAX = 65536  # memory unknown: the default of pre-5.15 kernels from 1 GiB of RAM
 
 
 def _usage(facts: Facts) -> tuple[int, int] | str:
@@ -46,10 +45,10 @@ def table_usage(facts: Facts, limits: Thresholds) -> Outcome:
     evidence = [
         f"nf_conntrack_count = {count}, nf_conntrack_max = {maximum}: {pct:.1f} % used{scope}"
     ]
-    if pct < limits.usage_warning:
+    severity = usage_severity(count, maximum, limits)
+    if severity is Severity.OK:
         return passed(f"{pct:.1f} % used (warning at {limits.usage_warning:g} %)", evidence)
-    severity = Severity.CRITICAL if pct >= limits.usage_critical else Severity.WARNING
-    fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts)])
+    fix = "\n".join([WHAT_FILLS, *raise_max_lines(facts, limits)])
     return found(severity, evidence, fix)
 
 
@@ -108,7 +107,7 @@ def _table_full_drops(facts: Facts, drop: int) -> tuple[int, str]:
 
 
 @rule("CT102")
-def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+def table_full_drops(facts: Facts, limits: Thresholds) -> Outcome:
     drop = counter(facts, "drop")
     log_evidence, log_lines, in_dmesg, unread = _log_evidence(facts)
     read_logs = [log for log in facts.kernel_logs if isinstance(log, TableFullLog)]
@@ -133,7 +132,7 @@ def table_full_drops(facts: Facts, _limits: Thresholds) -> Outcome:
         [
             "New connections fail while the table is full. Find what fills it, then size it:",
             WHAT_FILLS,
-            *raise_max_lines(facts),
+            *raise_max_lines(facts, limits),
         ]
     )
     return found(severity, evidence, fix)
@@ -150,7 +149,7 @@ def _loaded_counter(facts: Facts, name: str) -> int | Outcome:
 
 
 @rule("CT103")
-def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
+def early_drops(facts: Facts, limits: Thresholds) -> Outcome:
     early = _loaded_counter(facts, "early_drop")
     if isinstance(early, Outcome):
         return early
@@ -165,8 +164,8 @@ def early_drops(facts: Facts, _limits: Thresholds) -> Outcome:
         [
             "Shorten the timeouts of unassured flows, e.g.:",
             "sysctl -w net.netfilter.nf_conntrack_udp_timeout=10",
-            f"(persist it in {persist_file(facts)}), or give the table room:",
-            *raise_max_lines(facts),
+            f"(persist it in {persist_file(facts)}). The table's size:",
+            *raise_max_lines(facts, limits),
         ]
     )
     return found(Severity.WARNING, evidence, fix)
@@ -210,12 +209,12 @@ def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
         )
     if ratio <= limits.entries_per_bucket and not toolong:
         return passed(f"{ratio:.2f} entries per bucket at max", evidence)
-    return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets))
+    return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets, limits))
 
 
-def _buckets_fix(facts: Facts, maximum: int, buckets: int) -> str:
+def _buckets_fix(facts: Facts, maximum: int, buckets: int, limits: Thresholds) -> str:
     """The buckets ``plan`` sizes for the max this host should have (CT201's, if lower)."""
-    sizing = host_sizing(facts)
+    sizing = host_sizing(facts, limits=limits)
     if isinstance(sizing, Missing):  # memory unknown: the same ratio, for today's max
         target = buckets_for(maximum, facts.kernel)
         return (
@@ -239,7 +238,7 @@ def _buckets_fix(facts: Facts, maximum: int, buckets: int) -> str:
 
 
 @rule("CT106")
-def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
+def unlimited_table(facts: Facts, limits: Thresholds) -> Outcome:
     if not facts.presence.loaded:
         return skipped(NOT_LOADED)
     maximum = runtime(facts, "nf_conntrack_max")
@@ -251,9 +250,12 @@ def unlimited_table(facts: Facts, _limits: Thresholds) -> Outcome:
         "nf_conntrack_max = 0: entries are limited only by memory; they are allocated with"
         " GFP_ATOMIC and charged to no cgroup"
     ]
-    sizing = host_sizing(facts)
-    limit = sizing.max.value if isinstance(sizing, Sizing) else DEFAULT_MAX
-    why = sizing.max.reason if isinstance(sizing, Sizing) else "memory unknown: the old default"
+    sizing = host_sizing(facts, limits=limits)
+    if isinstance(sizing, Sizing):
+        limit, why = sizing.max.value, sizing.max.reason
+    else:
+        limit = default_max(None, facts.kernel)
+        why = "memory unknown: what the kernel picks for 1 to 4 GiB of RAM"
     fix = (
         f"Bound it again ({why}):\n"
         f"sysctl -w net.netfilter.nf_conntrack_max={limit}\n"

@@ -17,7 +17,6 @@ from ctguard.remediation.plan_file import (
     LoadedPlan,
     PlanFileError,
     load_plan,
-    plan_document,
     signature,
 )
 from ctguard.usecases.plan import Planning, PlanReport, make_plan, plan_report
@@ -118,8 +117,8 @@ def apply(
             if made.plan.refused:
                 raise RefusedError(f"{made.plan.refusal} (--force overrides)")
             files, sysctls = list(made.plan.files), list(made.plan.sysctls)
-            # the journal has always named a plan made here by its checksum without options
-            checksum = str(plan_document(made.plan, identity)["checksum"])
+            # the checksum 'ctguard plan' prints for the same plan (options included)
+            checksum = str(made.document["checksum"])
             if not made.plan.empty:
                 show(made)
         return _carry_out(site, identity, options, files, sysctls, checksum, confirm)

@@ -195,6 +195,7 @@ def notrack(
 ) -> NotrackReport:
     """Plan the bypass for the target; with ``apply``, add it (live). ``show`` receives
     the plan before anything is written; RefusedError after it when the plan is refused."""
+    target.check_writes("notrack --apply" if options.apply else None)
     if options.apply and not target.live:
         raise UsageError("--root plans against a snapshot; --apply/--remove/--verify act live")
     if options.apply:
@@ -248,6 +249,7 @@ def notrack_remove(
     target: Target, state_dir: str | None, confirm: Confirm, show: Callable[[Removal], None]
 ) -> Removal:
     """Delete every rule tagged ctguard (live), journalled; ``show`` receives them first."""
+    target.check_writes("notrack --remove")
     if not target.live:
         raise UsageError("--root plans against a snapshot; --apply/--remove/--verify act live")
     _need_root()

@@ -180,6 +180,7 @@ def open_site(target: Target, writes: str | None = None) -> Iterator[Site]:
     """The target checked, then opened for reading until the block ends. ``writes``: the
     command that will write (``"apply"``), None when it only reads (an archive is then
     accepted)."""
+    target.check_writes(writes)
     checked = None if target.root is None else check_root(target.root, writes)
     with open_target(target) as opened:
         yield Site(target, opened, checked)
@@ -187,5 +188,6 @@ def open_site(target: Target, writes: str | None = None) -> Iterator[Site]:
 
 def site_to_write(target: Target, writes: str) -> Site:
     """The target checked for writing, without reading it (rollback reads only its journal)."""
+    target.check_writes(writes)
     checked = None if target.root is None else check_root(target.root, writes)
     return Site(target, Opened(target, HostRoot(target.root or "/")), checked)
