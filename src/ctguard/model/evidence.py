@@ -15,18 +15,25 @@ their cause is gone:
 here, never under "addresses" (what the next doctor no longer finds). ``lasting_evidence``
 answers for these facts: CT105 rests on history only while ``chaintoolong`` is above 0
 (its bucket ratio is the state now).
+
+``ctguard apply`` records the counters in its journal; ``unchanged_since_apply`` lets the
+doctor tell "counted before the apply, none since" from "still happening". It never hides
+a live count: a counter that rose is still found, and counters lower than recorded (the
+table was made again: a module reload) void the record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.composition import dominant_kinds
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import counter, runtime
+from ctguard.sources.stats import CounterBaseline
 
 # Counters a finding rests on (their sums over CPUs): what apply records as a baseline.
 HISTORY_COUNTERS = {
@@ -49,7 +56,10 @@ def _counter_reason(name: str, facts: Facts) -> str:
     )
     now = counter(facts, name)
     value = f"{name} = {now}" if now is not None else name
-    return f"{value} only counts up, {since}; after apply it should stop rising: {_RERUN}"
+    return (
+        f"{value} only counts up, {since}; apply records it, and doctor then passes it"
+        " while it does not rise"
+    )
 
 
 def _table_reason(facts: Facts, limits: Thresholds) -> str:
@@ -61,6 +71,33 @@ def _table_reason(facts: Facts, limits: Thresholds) -> str:
             kinds.append(kind.label + (f" ({now} s)" if now is not None else ""))
     which = f"{' and '.join(kinds)} entries" if kinds else "entries"
     return f"{which} already in the table keep the old timeout; they are gone within it: {_RERUN}"
+
+
+def _when(taken: str) -> str:
+    try:
+        return datetime.fromisoformat(taken).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return taken
+
+
+def unchanged_since_apply(facts: Facts, name: str) -> str | None:
+    """The evidence line when counter ``name`` has not moved since the last ``ctguard
+    apply`` recorded it (this boot, this namespace), else None: no record, the counter rose,
+    or some counter is lower than recorded (reset since: the record says nothing)."""
+    base = facts.baseline
+    if not isinstance(base, CounterBaseline) or name not in base.counters:
+        return None
+    for recorded, then in base.counters.items():
+        now = counter(facts, recorded)
+        if now is None or now < then:
+            return None
+    value = base.counters[name]
+    if counter(facts, name) != value:
+        return None
+    return (
+        f"stat {name} = {value}, unchanged since ctguard apply at {_when(base.taken)}"
+        f" (journal {base.entry}): history from before it, none since"
+    )
 
 
 def lasting_evidence(rule_id: str, facts: Facts, limits: Thresholds | None = None) -> str | None:
