@@ -52,19 +52,27 @@ def test_applied_plan_fixes_what_it_claims(
 ) -> None:
     copy = tmp_path / "root"
     shutil.copytree(root, copy, symlinks=True)
+    before = _found(capsys, copy)
     plan = _json(capsys, ["plan", "--root", str(copy), "--format", "json"])
     claimed = set(plan["addresses"])
     treated = {t["id"] for t in plan["treats"]}
     assert not claimed & treated, sorted(claimed & treated)  # one list or the other
+    assert claimed | treated <= before  # only findings found now
     if root.name in TREATS:
         assert treated == TREATS[root.name], plan["treats"]
-    if not claimed:
+    if not plan["files"] and not plan["sysctls"]:
         return
     assert main(["apply", "--root", str(copy), "--yes"]) == 0, capsys.readouterr()
     capsys.readouterr()
-    report = _json(capsys, ["doctor", "--root", str(copy), "--format", "json"])
-    still = {f["id"] for f in report["findings"] if f["status"] == "found"}
+    still = _found(capsys, copy)
     assert not claimed & still, (sorted(claimed & still), plan["notes"])
+    # and an apply never leaves a finding that was not there before
+    assert still <= before, sorted(still - before)
+
+
+def _found(capsys: pytest.CaptureFixture[str], root: Path) -> set[str]:
+    report = _json(capsys, ["doctor", "--root", str(root), "--format", "json"])
+    return {f["id"] for f in report["findings"] if f["status"] == "found"}
 
 
 def test_restart_still_losing_is_not_claimed(
