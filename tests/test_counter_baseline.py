@@ -131,3 +131,13 @@ def test_older_journals_without_counters_still_load(applied: Path) -> None:
     data["counters"] = {"drop": -1}
     with pytest.raises(CtguardError, match=r"counters\.drop is negative"):
         entry_from_json(json.dumps(data))
+
+
+def test_a_record_of_another_namespace_is_ignored(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (journal,) = (applied / "var/lib/ctguard/journal").glob("*/journal.json")
+    data = json.loads(journal.read_text())
+    data["meta"]["netns"] = "web1"  # its counters are that namespace's, not the host's
+    journal.write_text(json.dumps(data))
+    assert _doctor(capsys, applied)["CT105"]["status"] == "found"
