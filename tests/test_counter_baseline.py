@@ -75,7 +75,7 @@ def test_apply_records_the_counters_in_its_journal(applied: Path) -> None:
         "chaintoolong": sums["chainlength"],  # 6.1 names the chaintoolong column so
     }
     assert entry.counters["chaintoolong"] > 0
-    assert entry.boot_id is None  # the tree has no /proc/sys/kernel/random/boot_id
+    assert entry.table_id is None  # the tree has no /proc/sys/kernel/random/boot_id
 
 
 def test_unchanged_counters_are_history(applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,9 +125,9 @@ def test_a_rolled_back_apply_is_no_record(
 def test_older_journals_without_counters_still_load(applied: Path) -> None:
     (entry,) = list_entries(StateDir.in_tree(applied))
     data = json.loads(entry_to_json(entry))
-    del data["counters"], data["boot_id"]
+    del data["counters"], data["table_id"]
     old = entry_from_json(json.dumps(data))
-    assert (old.counters, old.boot_id) == ({}, None)
+    assert (old.counters, old.table_id) == ({}, None)
     data["counters"] = {"drop": -1}
     with pytest.raises(CtguardError, match=r"counters\.drop is negative"):
         entry_from_json(json.dumps(data))
@@ -141,3 +141,14 @@ def test_a_record_of_another_namespace_is_ignored(
     data["meta"]["netns"] = "web1"  # its counters are that namespace's, not the host's
     journal.write_text(json.dumps(data))
     assert _doctor(capsys, applied)["CT105"]["status"] == "found"
+
+
+def test_the_live_table_is_named_by_boot_and_namespace() -> None:
+    from ctguard.host.root import HostRoot
+    from ctguard.usecases.baseline import table_id
+
+    if not Path("/proc/sys/kernel/random/boot_id").is_file():
+        pytest.skip("no boot_id here")
+    name = table_id(HostRoot("/"))  # reads only
+    assert name is not None and name.startswith("boot ") and "net:[" in name
+    assert name == table_id(HostRoot("/"))  # the same table reads the same

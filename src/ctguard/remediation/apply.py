@@ -227,7 +227,7 @@ def _new_entry(
         state=APPLYING,
         meta=dict(meta),
         counters=dict(baseline.counters),
-        boot_id=baseline.boot_id,
+        table_id=baseline.table_id,
         # Every planned step is listed before the first one is taken.
         files=tuple(
             step.record(None if step.st is None else str(index))

@@ -109,11 +109,12 @@ class CommandRecord:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The conntrack counters (sums over CPUs) read just before an apply, and the boot
-    they were read in (``/proc/sys/kernel/random/boot_id``; None when unknown)."""
+    """The conntrack counters (sums over CPUs) read just before an apply, and what
+    identifies the table they count since (the boot, the module load, the namespace;
+    None when unknown): a new table starts them again."""
 
     counters: Mapping[str, int] = field(default_factory=dict)
-    boot_id: str | None = None
+    table_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,9 +134,9 @@ class JournalEntry:
     rolled_back: str | None = None  # ISO 8601 UTC time of the rollback
     undo_failed: tuple[str, ...] = ()  # "what (why)" for each step that could not be undone
     # the conntrack counters (sums over CPUs) just before apply changed anything, and the
-    # boot they were read in: doctor tells a count from before the apply from a live one
+    # table they count since: doctor tells a count from before the apply from a live one
     counters: Mapping[str, int] = field(default_factory=dict)
-    boot_id: str | None = None
+    table_id: str | None = None
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ def entry_from_json(text: str) -> JournalEntry:
         rolled_back=_opt_str(data, "rolled_back"),
         undo_failed=tuple(_str_item(item, "undo_failed") for item in _list(data, "undo_failed")),
         counters=_counters(data.get("counters", {})),  # absent from older journals
-        boot_id=_opt_str(data, "boot_id"),
+        table_id=_opt_str(data, "table_id"),
     )
 
 
