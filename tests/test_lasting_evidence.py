@@ -88,3 +88,13 @@ def test_split_claims_puts_each_id_in_one_list() -> None:
     assert [t.id for t in treated] == ["CT105"]
     facts = _with_counters(facts, chaintoolong=0)
     assert split_claims(["CT105"], facts) == (("CT105",), ())
+
+
+def test_without_a_drop_counter_only_the_log_lines_are_named() -> None:
+    facts = _facts("doctor/ct102-dmesg-table-full")
+    stats = facts.stats
+    assert isinstance(stats, ConntrackStats)
+    without = replace(facts, stats=replace(stats, totals={}))
+    why = lasting_evidence("CT102", without)
+    assert why is not None and "drop" not in why.split("'table full'")[0]
+    assert why.startswith("'table full' lines stay in the kernel log")

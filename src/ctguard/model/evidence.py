@@ -82,8 +82,9 @@ def _when(taken: str) -> str:
 
 def unchanged_since_apply(facts: Facts, name: str) -> str | None:
     """The evidence line when counter ``name`` has not moved since the last ``ctguard
-    apply`` recorded it (this boot, this namespace), else None: no record, the counter rose,
-    or some counter is lower than recorded (reset since: the record says nothing)."""
+    apply`` recorded it (for the same table: boot, module load, namespace), else None: no
+    record, the counter rose, or some counter is lower than recorded (reset since: the
+    record says nothing)."""
     base = facts.baseline
     if not isinstance(base, CounterBaseline) or name not in base.counters:
         return None
@@ -104,10 +105,13 @@ def lasting_evidence(rule_id: str, facts: Facts, limits: Thresholds | None = Non
     """Why finding ``rule_id`` stays found once its cause is removed (how and when its
     evidence clears), or None when it reads the state now and goes away with the fix."""
     if rule_id == "CT102":
-        return (
-            f"{_counter_reason('drop', facts)}; 'table full' lines stay in the kernel log"
-            " (dmesg until reboot, log files until rotated)"
+        log = (
+            "'table full' lines stay in the kernel log (dmesg until reboot, log files until"
+            " rotated)"
         )
+        if counter(facts, "drop") is None:
+            return f"{log}: {_RERUN}"
+        return f"{_counter_reason('drop', facts)}; {log}"
     if rule_id == "CT105" and not counter(facts, "chaintoolong"):
         return None  # the ratio max / buckets alone: the state now
     if rule_id in HISTORY_COUNTERS:
