@@ -56,7 +56,7 @@ from ctguard.sources.modules import (
 )
 from ctguard.sources.ruleset import Ruleset, read_ruleset
 from ctguard.sources.slab import SlabSizes, read_slab
-from ctguard.sources.stats import ConntrackStats, read_stats
+from ctguard.sources.stats import ConntrackStats, CounterBaseline, read_stats
 from ctguard.sources.sysctl_conf import SysctlConfig, read_sysctl_config, systemd_sysctl_path
 from ctguard.sources.sysctl_runtime import (
     MAX_FILE,
@@ -121,6 +121,11 @@ class Facts:
     # this namespace's own addresses (delivered locally, never forwarded)
     local_addresses: LocalAddresses | Missing = field(
         default_factory=lambda: Missing("the local addresses were not read")
+    )
+    # the counters the last ``ctguard apply`` here recorded (its journal), this boot only;
+    # filled in by the caller that knows the state directory
+    baseline: CounterBaseline | Missing = field(
+        default_factory=lambda: Missing("no ctguard apply recorded counters")
     )
 
     @property

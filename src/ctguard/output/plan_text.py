@@ -68,6 +68,9 @@ def render_plan_text(plan: Plan, host: str, hint: bool = True) -> str:
     out += [_target_line(t) for t in plan.timeouts]
     if plan.addresses:
         out += ["", f"Fixes: {', '.join(plan.addresses)}"]
+    if plan.treats:
+        out += ["", "Removes the cause of (the evidence clears by itself):"]
+        out += [f"  {t.id}: {t.why}" for t in plan.treats]
     if plan.empty:
         left = " (the notes below are steps left to you)" if plan.notes else ""
         out += ["", f"Nothing for ctguard to change: files and running values match{left}."]

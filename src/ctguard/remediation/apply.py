@@ -49,6 +49,7 @@ from ctguard.remediation.failures import (
 from ctguard.remediation.journal import (
     APPLYING,
     UNDO_FAILED,
+    Baseline,
     CommandRecord,
     JournalEntry,
     list_entries,
@@ -212,7 +213,9 @@ def _no_hook(name: str) -> None:
 
 
 # -- apply -------------------------------------------------------------------------------
-def _new_entry(checked: _Checked, meta: Mapping[str, str | None], tree: Tree) -> JournalEntry:
+def _new_entry(
+    checked: _Checked, meta: Mapping[str, str | None], tree: Tree, baseline: Baseline
+) -> JournalEntry:
     now = datetime.now(UTC)
     dirs: list[str] = []
     for step in checked.files:
@@ -223,6 +226,8 @@ def _new_entry(checked: _Checked, meta: Mapping[str, str | None], tree: Tree) ->
         ctguard_version=__version__,
         state=APPLYING,
         meta=dict(meta),
+        counters=dict(baseline.counters),
+        table_id=baseline.table_id,
         # Every planned step is listed before the first one is taken.
         files=tuple(
             step.record(None if step.st is None else str(index))
@@ -269,6 +274,7 @@ def apply_changes(
     hook: StepHook | None = None,
     commands: Sequence[RunCommand] = (),
     runner: CommandRunner | None = None,
+    baseline: Baseline | None = None,
 ) -> ApplyResult:
     """Make the host match the plan, or leave it as it was and raise ApplyError.
 
@@ -277,7 +283,8 @@ def apply_changes(
     """
     try:
         return _apply_changes(files, sysctls, root, runtime, StateDir.of(state_dir), meta,
-                              hook or _no_hook, commands, runner)  # fmt: skip
+                              hook or _no_hook, commands, runner,
+                              baseline or Baseline())  # fmt: skip
     except OSError as exc:  # before the journal exists: after, every failure is undone
         raise ApplyError(one_line(f"{describe(exc)}; nothing had been changed")) from None
 
@@ -292,6 +299,7 @@ def _apply_changes(
     step: StepHook,
     commands: Sequence[RunCommand],
     runner: CommandRunner | None,
+    baseline: Baseline,
 ) -> ApplyResult:
     if commands and not state.trusted:
         raise CtguardError("commands are run only with a state directory on this machine")
@@ -317,7 +325,7 @@ def _apply_changes(
         checked = replace(_check(files, sysctls, tree, runtime), commands=tuple(commands))
         if not checked.files and not checked.sysctls and not checked.commands:
             return ApplyResult(None, (), (), checked.skipped)
-        return _apply(checked, tree, runtime, state, meta, step, runner)
+        return _apply(checked, tree, runtime, state, meta, step, runner, baseline)
 
 
 def _apply(
@@ -328,8 +336,9 @@ def _apply(
     meta: Mapping[str, str | None],
     step: StepHook,
     runner: CommandRunner | None,
+    baseline: Baseline,
 ) -> ApplyResult:
-    journal = JournalWriter.create(state, _new_entry(checked, meta, tree), step)
+    journal = JournalWriter.create(state, _new_entry(checked, meta, tree, baseline), step)
     run = Apply(tree, runtime, journal, step, runner)
     try:
         run.run(checked.files, checked.sysctls, checked.commands)

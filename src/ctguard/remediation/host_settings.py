@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from ctguard.facts import Facts
 from ctguard.model import sysctl_files
+from ctguard.model.boot_hashsize import hashsize_settings
 from ctguard.model.host_sizing import BUCKETS, MAX
-from ctguard.model.sizing import buckets_writable, default_buckets, default_max
+from ctguard.model.sizing import buckets_writable, default_buckets, default_max, kernel_buckets
 from ctguard.sources.iptables_service import InitScript, IptablesConfig, IptablesService
 from ctguard.sources.meminfo import Meminfo
 from ctguard.sources.sysctl_conf import SYSCTL_CONF, SysctlAssignment, SysctlConfig, runtime_name
@@ -114,10 +115,20 @@ def persists(host: HostSettings, name: str, want: Want) -> bool:
     if others is not None:
         return others.value.strip() != str(want.value)
     now = host.runtime.get(name)
+    booted = _cmdline_buckets(host) if name == BUCKETS else []
+    if booted:  # a built-in conntrack starts with the command line's size, not the default
+        return any(v is None or kernel_buckets(v) != kernel_buckets(want.value) for v in booted)
     default = default_value(host.facts, name)
     if default is not None:
         return want.value != default
     return now is None or want.value != now
+
+
+def _cmdline_buckets(host: HostSettings) -> list[int | None]:
+    """A built-in conntrack's ``nf_conntrack.hashsize=`` values (None: not a number)."""
+    if host.modular:
+        return []
+    return [p.value for p in hashsize_settings(host.facts) if p.kind == "cmdline"]
 
 
 def configured_after(

@@ -108,6 +108,16 @@ class CommandRecord:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The conntrack counters (sums over CPUs) read just before an apply, and what
+    identifies the table they count since (the boot, the module load, the namespace;
+    None when unknown): a new table starts them again."""
+
+    counters: Mapping[str, int] = field(default_factory=dict)
+    table_id: str | None = None
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     """One apply, as recorded in ``<state_dir>/journal/<id>/journal.json``."""
 
@@ -123,12 +133,17 @@ class JournalEntry:
     error: str | None = None  # why apply failed, or why the entry is damaged
     rolled_back: str | None = None  # ISO 8601 UTC time of the rollback
     undo_failed: tuple[str, ...] = ()  # "what (why)" for each step that could not be undone
+    # the conntrack counters (sums over CPUs) just before apply changed anything, and the
+    # table they count since: doctor tells a count from before the apply from a live one
+    counters: Mapping[str, int] = field(default_factory=dict)
+    table_id: str | None = None
 
 
 # -- JSON ------------------------------------------------------------------------------
 def entry_to_json(entry: JournalEntry) -> str:
     data: dict[str, Any] = {"schema": SCHEMA, **asdict(entry)}
     data["meta"] = dict(entry.meta)
+    data["counters"] = dict(entry.counters)
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
@@ -160,6 +175,8 @@ def entry_from_json(text: str) -> JournalEntry:
         error=_opt_str(data, "error"),
         rolled_back=_opt_str(data, "rolled_back"),
         undo_failed=tuple(_str_item(item, "undo_failed") for item in _list(data, "undo_failed")),
+        counters=_counters(data.get("counters", {})),  # absent from older journals
+        table_id=_opt_str(data, "table_id"),
     )
 
 
@@ -222,6 +239,14 @@ def _meta(value: object) -> dict[str, str | None]:
         if item is not None and not isinstance(item, str):
             raise CtguardError(f"meta.{key} is not a string")
     return dict(meta)
+
+
+def _counters(value: object) -> dict[str, int]:
+    counters = _object(value, "counters")
+    for key in counters:
+        if _int(counters, key) < 0:
+            raise CtguardError(f"counters.{key} is negative")
+    return dict(counters)
 
 
 def _object(value: object, what: str) -> dict[str, Any]:

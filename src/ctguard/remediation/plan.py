@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.composition import dominant_kinds
+from ctguard.model.evidence import Treated, split_claims
 from ctguard.model.firewall import nat_rules
 from ctguard.model.host_sizing import BUCKETS, MAX, host_sizing
 from ctguard.model.sizing import (
@@ -59,9 +60,11 @@ class Plan:
     sysctls: tuple[SetSysctl, ...]
     notes: tuple[Note, ...]
     conflicts: tuple[str, ...]  # other files' lines left alone, and why they do not matter
-    addresses: tuple[str, ...]  # finding IDs found now that the plan fixes
+    addresses: tuple[str, ...]  # finding IDs found now that the next doctor no longer finds
     refusal: str | None  # set: refused unless --force
     forced: bool = False
+    # found now, their cause removed, their evidence (counters, log, entries) clears later
+    treats: tuple[Treated, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -135,7 +138,9 @@ def build_plan(
     notes: list[Note] = []
     refusal = sizing.refusal if isinstance(sizing, Sizing) else None
     if facts.netns is not None:
-        return _namespace_plan(facts, options, sizing, tuple(timeouts), wants, runtime, refusal)
+        return _namespace_plan(
+            facts, options, sizing, tuple(timeouts), wants, runtime, refusal, limits
+        )
     if isinstance(sizing, Sizing):
         wants[MAX] = Want(sizing.max.value, sizing.max.reason, {"CT201", "CT106"})
         wants[BUCKETS] = Want(sizing.buckets.value, sizing.buckets.reason, {"CT105", "CT303"})
@@ -150,6 +155,7 @@ def build_plan(
             )
         )
     changes = host_changes(facts, read, runtime, wants, found)
+    fixed, treated = split_claims(changes.addressed & set(found), facts, limits)
     return Plan(
         netns=None,
         sizing=sizing,
@@ -158,9 +164,10 @@ def build_plan(
         sysctls=changes.sysctls,
         notes=(*notes, *changes.notes),
         conflicts=changes.conflicts,
-        addresses=tuple(sorted(changes.addressed & set(found))),
+        addresses=fixed,
         refusal=refusal,
         forced=options.force,
+        treats=treated,
     )
 
 
@@ -172,6 +179,7 @@ def _namespace_plan(
     wants: Mapping[str, Want],
     runtime: Mapping[str, int],
     refusal: str | None,
+    limits: Thresholds,
 ) -> Plan:
     """Inside a namespace only its own values can be set, and only at runtime: sysctl
     files configure the initial namespace (a container runtime sets a pod's)."""
@@ -211,6 +219,7 @@ def _namespace_plan(
         )
     )
     addressed = {i for change in changes for i in change.addresses}
+    fixed, treated = split_claims(addressed, facts, limits)
     return Plan(
         facts.netns,
         sizing,
@@ -219,7 +228,8 @@ def _namespace_plan(
         tuple(changes),
         tuple(notes),
         (),
-        tuple(sorted(addressed)),
+        fixed,
         refusal,
         options.force,
+        treated,
     )

@@ -115,6 +115,7 @@ def plan_document(
         "notes": [{"text": n.text, "addresses": list(n.addresses)} for n in plan.notes],
         "conflicts": list(plan.conflicts),
         "addresses": list(plan.addresses),
+        "treats": [{"id": t.id, "why": t.why} for t in plan.treats],
     }
     return {**body, "checksum": checksum(body)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ctguard.facts import INIT_NETNS_INODE, Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
+from ctguard.model.evidence import unchanged_since_apply
 from ctguard.model.host_sizing import host_sizing
 from ctguard.model.sizing import Sizing, buckets_for, default_max, usage_severity
 from ctguard.model.thresholds import Thresholds
@@ -124,6 +125,10 @@ def table_full_drops(facts: Facts, limits: Thresholds) -> Outcome:
         evidence += [f"not read: {why}" for why in unread]
         counted = "counted or logged" if drop is not None else "logged (no drop counter)"
         return passed(f"no table-full drops {counted}", evidence)
+    quiet = unchanged_since_apply(facts, "drop") if drop is not None else None
+    if quiet:
+        evidence += [quiet, *(f"not read: {why}" for why in unread)]
+        return passed("no packet dropped since ctguard apply", evidence)
     severity = Severity.CRITICAL if full_drops or in_dmesg else Severity.WARNING
     if severity is Severity.WARNING:
         evidence.append("only older log files show it: it happened before, not since boot")
@@ -156,6 +161,9 @@ def early_drops(facts: Facts, limits: Thresholds) -> Outcome:
     evidence = [f"stat early_drop = {early} {where(facts)}"]
     if early == 0:
         return passed("no entry was early-dropped", evidence)
+    quiet = unchanged_since_apply(facts, "early_drop")
+    if quiet:
+        return passed("no entry early-dropped since ctguard apply", [*evidence, quiet])
     evidence.append(
         "the table was full of unassured entries (e.g. unreplied UDP): the kernel evicted them"
         " without logging"
@@ -182,6 +190,9 @@ def insert_failures(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence[0] += f", {toolong} of them because a hash chain was too long (CT105)"
     if failed - toolong <= 0:
         return passed("no insert failures from clashes", evidence)
+    quiet = unchanged_since_apply(facts, "insert_failed")
+    if quiet:
+        return passed("no insert failure since ctguard apply", [*evidence, quiet])
     fix = (
         "Clashes are races between packets of one new flow (often DNS over UDP from"
         " containers: A and AAAA queries on one socket). See: ctguard explain CT104\n"
@@ -209,6 +220,12 @@ def long_chains(facts: Facts, limits: Thresholds) -> Outcome:
         )
     if ratio <= limits.entries_per_bucket and not toolong:
         return passed(f"{ratio:.2f} entries per bucket at max", evidence)
+    quiet = unchanged_since_apply(facts, "chaintoolong") if toolong else None
+    if ratio <= limits.entries_per_bucket and quiet:
+        return passed(
+            f"{ratio:.2f} entries per bucket at max; no chain too long since ctguard apply",
+            [*evidence, quiet],
+        )
     return found(Severity.WARNING, evidence, _buckets_fix(facts, maximum, buckets, limits))
 
 

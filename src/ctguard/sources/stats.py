@@ -47,6 +47,16 @@ class ConntrackStats:
         return self.totals.get(canonical(name))
 
 
+@dataclass(frozen=True)
+class CounterBaseline:
+    """Counters ``ctguard apply`` recorded just before it changed this target (its journal
+    entry), read back for the doctor: in this boot and namespace, or not at all."""
+
+    taken: str  # ISO 8601 UTC: when the apply started
+    entry: str  # the journal entry's id
+    counters: Mapping[str, int]
+
+
 def parse_stat_file(text: str) -> ConntrackStats:
     """Parse ``/proc/net/stat/nf_conntrack``: a header, then one hex line per CPU.
 

@@ -19,6 +19,7 @@ from ctguard.remediation.plan_file import (
     load_plan,
     signature,
 )
+from ctguard.usecases.baseline import counters_now
 from ctguard.usecases.plan import Planning, PlanReport, make_plan, plan_report
 from ctguard.usecases.site import Confirm, Site, ask, open_site
 
@@ -147,7 +148,7 @@ def _carry_out(
     try:
         result = writer.apply_changes(
             files, sysctls, root=tree, runtime=runtime, state_dir=site.state_dir(options.state_dir),
-            meta=meta,
+            meta=meta, baseline=counters_now(site.opened),
         )  # fmt: skip
     except writer.StalePlanError as exc:
         raise RefusedError(str(exc)) from None

@@ -13,6 +13,7 @@ from ctguard.host.target import Opened
 from ctguard.missing import Missing
 from ctguard.sources.manifest import ManifestInfo, read_manifest
 from ctguard.sources.sysctl_runtime import ConntrackSysctls, read_conntrack_sysctls
+from ctguard.usecases.baseline import recorded_baseline
 
 COLLECT_TIMEOUT = 120.0  # seconds for reading everything inside a namespace
 
@@ -32,7 +33,12 @@ def other_namespaces() -> dict[str, ConntrackSysctls] | Missing:
 
 
 def read_facts(opened: Opened, table: bool = True) -> Facts:
-    """Every input the rules and planners need, read once from the target."""
+    """Every input the rules and planners need, read once from the target, with the
+    counters the last ``ctguard apply`` there recorded."""
+    return replace(_read_facts(opened, table), baseline=recorded_baseline(opened))
+
+
+def _read_facts(opened: Opened, table: bool) -> Facts:
     target = opened.target
     try:
         if not target.live:
