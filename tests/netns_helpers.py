@@ -29,6 +29,71 @@ for port in range(first, first + n):
     s.sendto(b"x", ("127.0.0.1", port))
 """
 
+
+# A TCP echo server on loopback addresses inside a namespace: arguments are HOST PORT pairs.
+# It serves at most 500 connections and exits after 120 s at the latest.
+_ECHO_SERVER = """
+import socket, sys, time, select
+pairs = list(zip(sys.argv[1::2], (int(p) for p in sys.argv[2::2])))
+socks = []
+for host, port in pairs:
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port)); s.listen(64); socks.append(s)
+print("ready", flush=True)
+deadline = time.monotonic() + 120
+served = 0
+while time.monotonic() < deadline and served < 500:
+    ready, _, _ = select.select(socks, [], [], 1)
+    for s in ready:
+        conn, _ = s.accept(); conn.settimeout(2)
+        try:
+            conn.sendall(conn.recv(1))
+        except OSError:
+            pass
+        conn.close(); served += 1
+"""
+# One connection (2 s timeout) that must get its byte echoed: exit 0, else a reason.
+_ECHO_CLIENT = """
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+    c.sendall(b"x"); ok = c.recv(1) == b"x"; c.close()
+except OSError as exc:
+    sys.exit(f"failed: {exc}")
+sys.exit(0 if ok else "no echo")
+"""
+
+
+@contextmanager
+def echo_server(name: str, listens: list[tuple[str, int]]) -> Iterator[None]:
+    """Run the echo server in namespace ``name`` on each loopback (host, port) while inside."""
+    for host, _port in listens:
+        assert host == "::1" or host.startswith("127."), f"{host} is not loopback"
+    args = [str(part) for pair in listens for part in pair]
+    child = subprocess.Popen(
+        ["ip", "netns", "exec", name, "python3", "-c", _ECHO_SERVER, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
+def echo_connects(name: str, host: str, port: int) -> bool:
+    """Whether one connection from inside namespace ``name`` to (host, port) is echoed."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", name, "python3", "-c", _ECHO_CLIENT, host, str(port)],
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    return done.returncode == 0
+
+
 TRACK_RULESET = """table inet ctguard_test {
     chain out {
         type filter hook output priority 0; policy accept;

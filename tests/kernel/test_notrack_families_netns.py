@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ctguard_bin
-from netns_helpers import Netns
+from netns_helpers import Netns, echo_connects, echo_server
 
 pytestmark = pytest.mark.kernel
 
@@ -47,51 +47,11 @@ COMMIT
 TOOLS = ("nft", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
          "conntrack", "ip", "uname", "ps")  # fmt: skip
 
-SERVER = """
-import socket, sys, time, select
-port = int(sys.argv[1])
-socks = []
-for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-    s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port)); s.listen(16); socks.append(s)
-print("ready", flush=True)
-deadline = time.monotonic() + 60
-served = 0
-while time.monotonic() < deadline and served < 100:
-    ready, _, _ = select.select(socks, [], [], 1)
-    for s in ready:
-        conn, _ = s.accept(); conn.settimeout(2)
-        try:
-            conn.sendall(conn.recv(1))
-        except OSError:
-            pass
-        conn.close(); served += 1
-"""
-CLIENT = """
-import socket, sys
-try:
-    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
-    c.sendall(b"x"); ok = c.recv(1) == b"x"; c.close()
-except OSError as exc:
-    sys.exit(f"failed: {exc}")
-sys.exit(0 if ok else "no echo")
-"""
-
 
 @pytest.fixture
 def server(netns: Netns) -> Iterator[None]:
-    child = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, "python3", "-c", SERVER, str(PORT)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
+    with echo_server(netns.name, [("127.0.0.1", PORT), ("::1", PORT)]):
         yield
-    finally:
-        child.kill()
-        child.wait(timeout=10)
 
 
 def without_ip6tables_restore(tmp_path: Path) -> dict[str, str]:
@@ -108,11 +68,7 @@ def without_ip6tables_restore(tmp_path: Path) -> dict[str, str]:
 
 
 def connects(netns: Netns, host: str) -> bool:
-    done = subprocess.run(
-        ["ip", "netns", "exec", netns.name, "python3", "-c", CLIENT, host, str(PORT)],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-    return done.returncode == 0
+    return echo_connects(netns.name, host, PORT)
 
 
 def entries_on_port(netns: Netns) -> tuple[int, int]:

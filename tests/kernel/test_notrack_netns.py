@@ -19,42 +19,12 @@ from pathlib import Path
 import pytest
 
 from helpers import run_ctguard
-from netns_helpers import Netns
+from netns_helpers import Netns, echo_connects, echo_server
 
 pytestmark = pytest.mark.kernel
 
 PORT, OTHER = 8983, 8984
 
-SERVER = """
-import socket, sys, time, select
-ports = [int(p) for p in sys.argv[1:]]
-socks = []
-for port in ports:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port)); s.listen(64); socks.append(s)
-print("ready", flush=True)
-deadline = time.monotonic() + 120
-served = 0
-while time.monotonic() < deadline and served < 500:
-    ready, _, _ = select.select(socks, [], [], 1)
-    for s in ready:
-        conn, _ = s.accept(); conn.settimeout(2)
-        try:
-            conn.sendall(conn.recv(1))
-        except OSError:
-            pass
-        conn.close(); served += 1
-"""
-
-CLIENT = """
-import socket, sys
-try:
-    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
-    c.sendall(b"x"); ok = c.recv(1) == b"x"; c.close()
-except OSError as exc:
-    sys.exit(f"failed: {exc}")
-sys.exit(0 if ok else "no echo")
-"""
 
 NFT_FILTER = """table inet filter {
     chain input {
@@ -96,19 +66,9 @@ BACKENDS = ("nft", "iptables")
 
 
 @pytest.fixture
-def server(netns: Netns) -> Iterator[subprocess.Popen[str]]:
-    child = subprocess.Popen(
-        ["ip", "netns", "exec", netns.name, "python3", "-c", SERVER, str(PORT), str(OTHER)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        yield child
-    finally:
-        child.kill()
-        child.wait(timeout=10)
+def server(netns: Netns) -> Iterator[None]:
+    with echo_server(netns.name, [("127.0.0.1", PORT), ("127.0.0.1", OTHER)]):
+        yield
 
 
 def firewall(netns: Netns, backend: str) -> None:
@@ -131,11 +91,7 @@ def ruleset(netns: Netns, backend: str) -> str:
 
 
 def connects(netns: Netns, port: int) -> bool:
-    done = subprocess.run(
-        ["ip", "netns", "exec", netns.name, "python3", "-c", CLIENT, str(port)],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-    return done.returncode == 0
+    return echo_connects(netns.name, "127.0.0.1", port)
 
 
 def entries(netns: Netns) -> list[str]:
@@ -161,9 +117,7 @@ def notrack(netns: Netns, state: Path, *args: str) -> subprocess.CompletedProces
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_notrack_port_end_to_end(
-    netns: Netns, server: subprocess.Popen[str], backend: str, tmp_path: Path
-) -> None:
+def test_notrack_port_end_to_end(netns: Netns, server: None, backend: str, tmp_path: Path) -> None:
     firewall(netns, backend)
     assert connects(netns, PORT) and connects(netns, OTHER)
     assert on_port(entries(netns), PORT), "before: the port is tracked"
@@ -223,9 +177,7 @@ def test_notrack_refuses_a_dnat_to_the_port(netns: Netns, backend: str, tmp_path
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_notrack_all_without_nat(
-    netns: Netns, server: subprocess.Popen[str], backend: str, tmp_path: Path
-) -> None:
+def test_notrack_all_without_nat(netns: Netns, server: None, backend: str, tmp_path: Path) -> None:
     """A stateful rule for ssh only (so conntrack is in use): --all keeps port 22 tracked
     and untracks the rest; traffic to the service flows and creates no entry."""
     netns.run("nft", "delete", "table", "inet", "ctguard_test")
@@ -289,9 +241,7 @@ def verify_with_traffic(netns: Netns, tmp_path: Path) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_verify_proves_the_bypass(
-    netns: Netns, server: subprocess.Popen[str], backend: str, tmp_path: Path
-) -> None:
+def test_verify_proves_the_bypass(netns: Netns, server: None, backend: str, tmp_path: Path) -> None:
     firewall(netns, backend)
     # before: the port is tracked, so verify fails (exit 2) and says why
     failed = verify_with_traffic(netns, tmp_path)
