@@ -86,7 +86,7 @@ def test_iptables_root_plan_shows_both_families():
     done = run("--port", "8983", "--root", IPT_ROOT)
     assert (done.returncode, done.stderr) == (0, "")
     out = done.stdout
-    assert "backend: iptables (the ruleset is iptables (10 rules, iptables-nft))\n" in out
+    assert "backend: iptables (the ruleset is iptables (11 rules, iptables-nft))\n" in out
     for tool in ("iptables", "ip6tables"):
         assert (
             f"  {tool} -t filter -I INPUT 1 -p tcp -m tcp --dport 8983 -m conntrack --ctstate"

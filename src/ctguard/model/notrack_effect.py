@@ -1,0 +1,197 @@
+"""What untracking a class of packets changes on one filter hook (pure): the fates of the
+packets while tracked and once untracked, compared (doctor rule CT501, ``ctguard notrack``).
+
+The NOTRACK trap is not "no state rule": it is that packets the filter accepted while
+tracked (by ``ct state established,related accept``, or an accept limited to ``ct state
+new``) are dropped once their state is UNTRACKED. So for every accept that took tracked
+packets of the class, the packets under that accept's conditions (addresses, sets,
+interfaces, the jumps that led to it) are walked again as UNTRACKED; where they are no
+longer accepted, untracking lost them. An allow-list accept without a state condition
+accepts them either way; packets the filter dropped while tracked lose nothing.
+
+Which tracked packets existed: a NEW packet of the class starts a connection; ESTABLISHED
+packets of the class exist for the connections NEW packets of the class started (the same
+conditions, so they count as those) and for the connections started the other way, when
+the mirror class's NEW packets are accepted on the mirror hook (input <-> output, forward
+<-> forward). A connection this host starts leaves from an ephemeral port
+(ip_local_port_range): a class whose local port is a fixed service port outside it (tcp
+dport 8983 coming in) is no reply to this host's own connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ctguard.model.firewall import (
+    Fate,
+    Packet,
+    chain_fate,
+    filtering_chains,
+    mirrored,
+    narrowed,
+)
+from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
+
+MIRROR_HOOK = {"input": "output", "output": "input", "forward": "forward"}
+UNCHANGED = "unchanged"  # untracked packets are accepted wherever tracked ones were
+CLOSED = "closed"  # the filter dropped these packets while tracked too: nothing to lose
+DROPPED = "dropped"  # some packets accepted while tracked are surely dropped untracked
+CONDITIONAL = "conditional"  # ... may be dropped (conditions ctguard cannot decide)
+_RANK = {UNCHANGED: 0, CLOSED: 0, CONDITIONAL: 1, DROPPED: 2}
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Packets a chain accepted while tracked, and does not surely accept untracked."""
+
+    region: Packet  # the class under the conditions of the accept (and its jumps)
+    accept: tuple[Rule, ...]  # the jumps, then the accept; () for the chain's policy
+    untracked: Fate  # what the chain does with them untracked ("dropped" | "conditional")
+
+    @property
+    def outcome(self) -> str:
+        return DROPPED if self.untracked.outcome == "dropped" else CONDITIONAL
+
+
+@dataclass(frozen=True)
+class ChainEffect:
+    chain: Chain
+    outcome: str  # UNCHANGED | CLOSED | DROPPED | CONDITIONAL
+    losses: tuple[Loss, ...]
+    tracked: Fate  # the chain's fate for NEW packets of the class, as evidence
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What untracking ``packet`` changes on ``hook``: the worst chain decides, and a chain
+    that drops every tracked packet of the class makes the whole change "closed"."""
+
+    hook: str
+    packet: Packet
+    outcome: str
+    chains: tuple[ChainEffect, ...]
+
+    @property
+    def losses(self) -> tuple[tuple[Chain, Loss], ...]:
+        return tuple((c.chain, loss) for c in self.chains for loss in c.losses)
+
+
+def _may_start(hook: str, packet: Packet, ephemeral: PortSet) -> bool:
+    """Can a NEW packet of the class exist on ``hook``? This host starts connections from an
+    ephemeral source port, so on output only a class whose source ports include some."""
+    return hook != "output" or packet.sports is None or packet.sports.overlaps(ephemeral)
+
+
+@dataclass(frozen=True)
+class _Region:
+    packet: Packet
+    accept: tuple[Rule, ...]
+
+
+def _regions(fate: Fate, packet: Packet) -> list[_Region]:
+    out: list[_Region] = []
+    for path in fate.accepts:
+        region: Packet | None = packet
+        for rule in path:
+            region = None if region is None else narrowed(region, rule.match)
+        if region is not None:
+            out.append(_Region(region, path))
+    return out
+
+
+def _started_the_other_way(
+    rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet
+) -> list[Packet] | None:
+    """Packets of the class that are replies to connections started the other way: the
+    whole class ([packet]), parts of it, or none (None)."""
+    other = mirrored(packet)
+    mirror_hook = MIRROR_HOOK[hook]
+    if not _may_start(mirror_hook, other, ephemeral):
+        return None
+    parts: list[Packet] = [packet]
+    for chain in filtering_chains(rs, mirror_hook, packet.family):
+        fate = chain_fate(rs, chain, other, "new")
+        if fate.outcome == "accepted":
+            continue
+        regions = _regions(fate, other)
+        if not regions:
+            return None
+        parts = [
+            part
+            for region in regions
+            for whole in parts
+            if (part := _within(whole, mirrored(region.packet))) is not None
+        ]
+    return parts or None
+
+
+def _within(packet: Packet, region: Packet) -> Packet | None:
+    """``packet`` narrowed to ``region`` (both as Packets)."""
+    match = RuleMatch(region.protos, region.dports, region.sports, None, region.iif,
+                      region.oif, region.saddrs, region.daddrs)  # fmt: skip
+    return narrowed(packet, match)
+
+
+def _chain_effect(
+    rs: Ruleset, chain: Chain, hook: str, packet: Packet, replies: list[Packet] | None,
+    ephemeral: PortSet,
+) -> ChainEffect:  # fmt: skip
+    new = chain_fate(rs, chain, packet, "new")
+    tracked = _regions(new, packet) if _may_start(hook, packet, ephemeral) else []
+    if replies:
+        established = chain_fate(rs, chain, packet, "established")
+        for region in _regions(established, packet):
+            tracked += [
+                _Region(part, region.accept)
+                for reply in replies
+                if (part := _within(region.packet, reply)) is not None
+            ]
+    if not tracked:
+        untracked = chain_fate(rs, chain, packet)
+        outcome = UNCHANGED if untracked.outcome == "accepted" else CLOSED
+        return ChainEffect(chain, outcome, (), new)
+    losses: dict[tuple[Packet, tuple[Rule, ...]], Loss] = {}
+    for region in tracked:
+        fate = chain_fate(rs, chain, region.packet, "untracked", frozenset(region.accept))
+        if fate.outcome != "accepted":
+            losses.setdefault(
+                (region.packet, region.accept), Loss(region.packet, region.accept, fate)
+            )
+    kept = [loss for loss in losses.values() if not _covered(loss, losses.values())]
+    outcome = max(
+        (loss.outcome for loss in losses.values()), key=_RANK.__getitem__, default=UNCHANGED
+    )
+    return ChainEffect(chain, outcome, tuple(kept), new)
+
+
+def _covered(loss: Loss, losses: Iterable[Loss]) -> bool:
+    """Another loss's packets include these (its accept is the one to restore)."""
+    return any(
+        other is not loss
+        and other.region != loss.region
+        and _within(loss.region, other.region) == loss.region
+        for other in losses
+    )
+
+
+def notrack_effect(rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet) -> Effect:
+    """What untracking ``packet`` changes for the filtering base chains on ``hook`` ("input",
+    "output" or "forward"); ``ephemeral`` is ip_local_port_range (where this host's own
+    connections start from)."""
+    replies = _started_the_other_way(rs, hook, packet, ephemeral)
+    chains = tuple(
+        _chain_effect(rs, chain, hook, packet, replies, ephemeral)
+        for chain in filtering_chains(rs, hook, packet.family)
+    )
+    if any(c.outcome == CLOSED for c in chains):
+        return Effect(hook, packet, CLOSED, chains)
+    worst = max((c.outcome for c in chains), key=_RANK.__getitem__, default=UNCHANGED)
+    return Effect(hook, packet, worst, chains)
+
+
+def loss_evidence(loss: Loss) -> list[str]:
+    """The accept that took these packets while tracked, and what takes them untracked."""
+    accepted = describe(loss.accept[-1]) if loss.accept else "the chain's policy accept"
+    return [f"accepted while tracked by: {accepted}",
+            *(f"untracked: {line}" for line in loss.untracked.evidence)]  # fmt: skip
