@@ -27,12 +27,16 @@ from ctguard.model.firewall import (
     Fate,
     Packet,
     chain_fate,
+    families_meet,
     filtering_chains,
     mirrored,
     narrowed,
 )
+from ctguard.sources.local_port_range import DEFAULT_LOCAL_PORT_RANGE
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
 
+# ip_local_port_range when it was not read: the kernel's default, which most hosts run
+DEFAULT_EPHEMERAL = PortSet.of(DEFAULT_LOCAL_PORT_RANGE)
 MIRROR_HOOK = {"input": "output", "output": "input", "forward": "forward"}
 UNCHANGED = "unchanged"  # untracked packets are accepted wherever tracked ones were
 CLOSED = "closed"  # the filter dropped these packets while tracked too: nothing to lose
@@ -147,10 +151,6 @@ def _chain_effect(
                 for reply in replies
                 if (part := _within(region.packet, reply)) is not None
             ]
-    if not tracked:
-        untracked = chain_fate(rs, chain, packet)
-        outcome = UNCHANGED if untracked.outcome == "accepted" else CLOSED
-        return ChainEffect(chain, outcome, (), new)
     losses: dict[tuple[Packet, tuple[Rule, ...]], Loss] = {}
     for region in tracked:
         fate = chain_fate(rs, chain, region.packet, "untracked", frozenset(region.accept))
@@ -158,11 +158,24 @@ def _chain_effect(
             losses.setdefault(
                 (region.packet, region.accept), Loss(region.packet, region.accept, fate)
             )
+    if not losses and all(_loopback(region.packet, packet) for region in tracked):
+        # nothing accepted tracked but loopback traffic (which it still accepts): the port
+        # is closed to the network whether tracked or not
+        untracked = chain_fate(rs, chain, packet)
+        outcome = UNCHANGED if untracked.outcome == "accepted" else CLOSED
+        return ChainEffect(chain, outcome, (), new)
     kept = [loss for loss in losses.values() if not _covered(loss, losses.values())]
     outcome = max(
         (loss.outcome for loss in losses.values()), key=_RANK.__getitem__, default=UNCHANGED
     )
     return ChainEffect(chain, outcome, tuple(kept), new)
+
+
+def _loopback(region: Packet, packet: Packet) -> bool:
+    """Packets of the class narrowed to the loopback interface by an accept."""
+    return (region.iif == "lo" and packet.iif is None) or (
+        region.oif == "lo" and packet.oif is None
+    )
 
 
 def _covered(loss: Loss, losses: Iterable[Loss]) -> bool:
@@ -184,9 +197,19 @@ def notrack_effect(rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet) -
         _chain_effect(rs, chain, hook, packet, replies, ephemeral)
         for chain in filtering_chains(rs, hook, packet.family)
     )
-    if any(c.outcome == CLOSED for c in chains):
+    # IPv4 packets cross the ip and inet chains, IPv6 ones the ip6 and inet chains: a
+    # family whose packets one chain closes loses nothing, whatever its other chains do
+    outcomes: list[str] = []
+    for family in ("ip", "ip6"):
+        if not families_meet(packet.family, family):
+            continue
+        met = [c.outcome for c in chains if families_meet(family, c.chain.family)]
+        if met:
+            closed = CLOSED in met
+            outcomes.append(CLOSED if closed else max(met, key=_RANK.__getitem__))
+    if outcomes and all(outcome == CLOSED for outcome in outcomes):
         return Effect(hook, packet, CLOSED, chains)
-    worst = max((c.outcome for c in chains), key=_RANK.__getitem__, default=UNCHANGED)
+    worst = max((o for o in outcomes if o != CLOSED), key=_RANK.__getitem__, default=UNCHANGED)
     return Effect(hook, packet, worst, chains)
 
 

@@ -17,6 +17,7 @@ from ctguard.model.firewall import (
 )
 from ctguard.model.notrack_effect import (
     CLOSED,
+    DEFAULT_EPHEMERAL,
     DROPPED,
     UNCHANGED,
     Effect,
@@ -28,7 +29,6 @@ from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
-from ctguard.sources.local_port_range import DEFAULT_LOCAL_PORT_RANGE
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
@@ -128,13 +128,10 @@ def _accepts_for(chain: Chain, loss: Loss) -> list[str]:
 
 def _ephemeral(facts: Facts) -> PortSet:
     """Where this host's own connections start from: ip_local_port_range when it was read
-    (with the table), else the kernel's default, which most hosts run."""
+    (with the table), else the kernel's default."""
     table = facts.table
     ports = table.local_ports if not isinstance(table, Missing) else table
-    low, high = (
-        (ports.low, ports.high) if not isinstance(ports, Missing) else DEFAULT_LOCAL_PORT_RANGE
-    )
-    return PortSet.of((low, high))
+    return DEFAULT_EPHEMERAL if isinstance(ports, Missing) else PortSet.of((ports.low, ports.high))
 
 
 @rule("CT501")

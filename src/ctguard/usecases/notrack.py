@@ -29,6 +29,7 @@ from ctguard.remediation.notrack import (
     NotrackRequest,
     Tools,
     check_flows,
+    ephemeral_ports,
     flows_for,
     plan_notrack,
 )
@@ -266,7 +267,8 @@ def verify_notrack(target: Target, request: NotrackRequest, window: float) -> Ve
     for ``window`` seconds: none may be on the ports, and other traffic should make some."""
     if not target.live:
         raise UsageError("--root plans against a snapshot; --apply/--remove/--verify act live")
-    fates, dropped = check_flows(live_ruleset(target.netns), flows_for(request))
+    flows = flows_for(request)
+    fates, dropped = check_flows(live_ruleset(target.netns), flows, ephemeral_ports(request))
 
     def job(_host: HostRoot, _commands: Commands) -> list[NewFlow] | Missing:
         return watch_new_flows(window)
