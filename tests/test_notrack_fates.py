@@ -191,3 +191,31 @@ def test_ct501_an_allow_list_without_state_passes(tmp_path: Path) -> None:
 
 def test_ct501_the_real_allow_list_root_passes() -> None:
     assert ct501(ROOTS / "ct501-allowlist-nft")["status"] == "passed"
+
+
+def test_a_loopback_only_accept_does_not_open_the_port_to_the_network() -> None:
+    # lo traffic is accepted tracked and untracked alike; from the network 8983 is closed
+    text = save(SOLR, "-A INPUT -i lo -j ACCEPT")
+    assert effect(text).outcome == CLOSED
+
+
+def test_one_family_closed_and_the_other_losing_packets_is_the_loss() -> None:
+    v4 = parse_iptables_save(
+        save(SOLR, "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT")
+    )
+    v6 = parse_iptables_save(save(SOLR), "ip6tables")
+    both = Ruleset("merged", v4.chains + v6.chains)
+    packet = packet_of(notrack_rules(v4)[0][0])
+    inet = replace(packet, family="inet")
+    # IPv6 packets to 8983 were dropped tracked too; IPv4 ones were accepted, and are lost
+    assert notrack_effect(both, "input", inet, EPHEMERAL).outcome == DROPPED
+    only_v6 = Ruleset("merged", v6.chains)
+    assert notrack_effect(only_v6, "input", inet, EPHEMERAL).outcome == CLOSED
+
+
+def test_an_accept_with_a_mark_does_not_cover_the_whole_class() -> None:
+    marked = "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x1 -m state --state NEW -j ACCEPT"
+    got = effect(save(SOLR, marked))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert not loss.covers(got.packet)

@@ -660,8 +660,14 @@ def test_no_ipv6_notrack_without_the_ipv6_filter():
 def test_an_accept_whose_condition_cannot_be_copied_gives_no_rule_to_paste():
     # a mark is a condition the model keeps only as text: a copy without it would admit
     # every source, so no copy-paste rule is offered, and the text says why
-    mark = "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x4000/0x4000 -j ACCEPT"
-    rs = parse_iptables_save(with_lines(sample("ipt-stateful.iptables-save"), "filter", mark))
+    mark = (
+        "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x4000/0x4000"
+        " -m conntrack --ctstate NEW -j ACCEPT"
+    )
+    open_to_all = "-A INPUT -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW -j ACCEPT"
+    save = sample("ipt-stateful.iptables-save")
+    assert open_to_all in save
+    rs = parse_iptables_save(save.replace(open_to_all, mark))
     (refusal,) = plan(rs).refusals
     assert refusal.fix[0].startswith("no rule to paste: iptables -t filter " + mark)
     assert "cannot copy faithfully" in refusal.fix[0]
@@ -699,3 +705,13 @@ def test_an_allow_list_accept_for_new_only_is_copied_with_its_set():
         ' ct state untracked accept comment "ctguard"'
     ) in fixes
     assert not any("nft insert rule inet filter input tcp dport" in line for line in fixes)
+
+
+def test_a_port_open_to_all_tracked_gets_the_plain_accept_beside_an_allow_list():
+    # NEW accepted from anywhere, and a stateless accept from 10.0.0.0/8: the plain untracked
+    # accept gives back exactly what untracking takes away, nothing wider
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    rs = parse_iptables_save(with_lines(sample("ipt-stateful.iptables-save"), "filter", allow))
+    planned = plan(rs)
+    assert planned.refusals == ()
+    assert shown(planned.add)[-1] == IPT_ACCEPT_IN

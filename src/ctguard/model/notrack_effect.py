@@ -57,6 +57,11 @@ class Loss:
     def outcome(self) -> str:
         return DROPPED if self.untracked.outcome == "dropped" else CONDITIONAL
 
+    def covers(self, packet: Packet) -> bool:
+        """The accept took every packet of ``packet`` (no condition ctguard keeps only as
+        text, such as a mark, narrows it)."""
+        return self.region == packet and not any(rule.match.other for rule in self.accept)
+
 
 @dataclass(frozen=True)
 class ChainEffect:

@@ -447,8 +447,11 @@ def _accepts(
                 )
                 continue
             # Only accepts that name these ports with extra conditions count: a "conditional"
-            # fate from rules about other ports (tcp dport 22 accept) says nothing about them.
-            restricted = _restrictions(rs, chain, flow)
+            # fate from rules about other ports (tcp dport 22 accept) says nothing about them;
+            # and none when the chain accepted the whole flow tracked (the plain accept only
+            # gives back what it took away).
+            whole = any(loss.covers(effect.packet) for _, loss in effect.losses)
+            restricted = {} if whole else _restrictions(rs, chain, flow)
             if restricted and not request.force:
                 refusals.append(
                     Refusal(

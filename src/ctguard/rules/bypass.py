@@ -214,7 +214,7 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
         evidence += [f"    {line}" for line in closed.tracked.evidence]
         return Severity.INFO
     for chain, loss in effect.losses:
-        which = "these packets" if loss.region == effect.packet else "some of these packets"
+        which = "these packets" if loss.covers(effect.packet) else "some of these packets"
         if loss.outcome == DROPPED:
             evidence.append(
                 f"  {chain.label} accepted {which} while tracked and drops them untracked:"
