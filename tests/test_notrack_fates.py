@@ -219,3 +219,28 @@ def test_an_accept_with_a_mark_does_not_cover_the_whole_class() -> None:
     assert got.outcome == DROPPED
     ((_, loss),) = got.losses
     assert not loss.covers(got.packet)
+
+
+def test_a_rule_that_drops_untracked_packets_first_is_seen_before_a_stateless_accept() -> None:
+    drop = "-A INPUT -m conntrack --ctstate UNTRACKED -j DROP"
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    got = effect(save(SOLR, drop, allow))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.untracked.evidence == (f"iptables -t filter {drop}",)
+
+
+def test_many_allow_list_accepts_stay_fast() -> None:
+    # a 3000-entry NEW-only allow-list behind a broad NOTRACK: one walk per accept, no more
+    import time
+
+    accepts = [
+        f"-A INPUT -s 10.{i // 250}.{i % 250}.0/24 -p tcp -m tcp --dport {1000 + i}"
+        " -m state --state NEW -j ACCEPT"
+        for i in range(3000)
+    ]
+    text = save("-A PREROUTING -s 10.0.0.0/8 -j NOTRACK", *accepts)
+    started = time.monotonic()
+    got = effect(text)
+    assert got.outcome == DROPPED
+    assert time.monotonic() - started < 30

@@ -20,6 +20,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, RuleMatch, Ruleset, describe
 
@@ -121,6 +122,7 @@ def _both_addrs(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset
     return frozenset(both)
 
 
+@lru_cache(maxsize=65536)  # rulesets repeat their addresses; parsing one is slow
 def _network(addr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     try:
         return ipaddress.ip_network(addr)
@@ -418,10 +420,10 @@ def _ifaces_disjoint(rule: str | None, packet: str | None) -> bool:
 
 def _cannot_apply(match: RuleMatch, packet: Packet, state: str) -> bool:
     return (
-        _disjoint(match.protos, packet.protos)
+        (match.ct_states is not None and state not in match.ct_states)
+        or _disjoint(match.protos, packet.protos)
         or _ports_disjoint(match.dports, packet.dports)
         or _ports_disjoint(match.sports, packet.sports)
-        or (match.ct_states is not None and state not in match.ct_states)
         or _ifaces_disjoint(match.iif, packet.iif)
         or _ifaces_disjoint(match.oif, packet.oif)
         or _addrs_disjoint(match.saddrs, packet.saddrs)

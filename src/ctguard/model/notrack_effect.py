@@ -31,6 +31,7 @@ from ctguard.model.firewall import (
     filtering_chains,
     mirrored,
     narrowed,
+    reachable_rules,
 )
 from ctguard.sources.local_port_range import DEFAULT_LOCAL_PORT_RANGE
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
@@ -157,7 +158,13 @@ def _chain_effect(
                 if (part := _within(region.packet, reply)) is not None
             ]
     losses: dict[tuple[Packet, tuple[Rule, ...]], Loss] = {}
-    for region in tracked:
+    stateless_same = not _mentions_untracked(rs, chain)
+    # the whole class first: once it is surely lost, every part of it is covered by that
+    for region in sorted(tracked, key=lambda r: r.packet != packet):
+        if any(loss.covers(packet) and loss.outcome == DROPPED for loss in losses.values()):
+            break  # nothing is worse, and the loss covers every other
+        if stateless_same and not any(_stateful(rule) for rule in region.accept):
+            continue  # untracked packets take the same stateless path to the same accept
         fate = chain_fate(rs, chain, region.packet, "untracked", frozenset(region.accept))
         if fate.outcome != "accepted":
             losses.setdefault(
@@ -169,11 +176,27 @@ def _chain_effect(
         untracked = chain_fate(rs, chain, packet)
         outcome = UNCHANGED if untracked.outcome == "accepted" else CLOSED
         return ChainEffect(chain, outcome, (), new)
-    kept = [loss for loss in losses.values() if not _covered(loss, losses.values())]
+    kept = _uncovered(list(losses.values()), packet)
     outcome = max(
         (loss.outcome for loss in losses.values()), key=_RANK.__getitem__, default=UNCHANGED
     )
     return ChainEffect(chain, outcome, tuple(kept), new)
+
+
+def _stateful(rule: Rule) -> bool:
+    return rule.match.ct_states is not None or bool(rule.vmap) or rule.verdict == "vmap"
+
+
+def _mentions_untracked(rs: Ruleset, chain: Chain) -> bool:
+    """A rule the chain may reach treats UNTRACKED packets apart (``ct state untracked``, a
+    vmap): without one, an untracked packet meets exactly the stateless rules a tracked one
+    meets, so a path of stateless rules to an accept takes it as it took the tracked one
+    (an earlier stateless rule that stops it stopped the tracked packets too)."""
+    return any(
+        (rule.match.ct_states is not None and "untracked" in rule.match.ct_states)
+        or rule.verdict == "vmap"
+        for rule in reachable_rules(rs, chain)
+    )
 
 
 def _loopback(region: Packet, packet: Packet) -> bool:
@@ -183,10 +206,27 @@ def _loopback(region: Packet, packet: Packet) -> bool:
     )
 
 
+_PAIRWISE_MAX = 64  # beyond this many losses only the whole-class ones are compared
+
+
+def _uncovered(losses: list[Loss], packet: Packet) -> list[Loss]:
+    """The losses no other loss, as sure, includes (its accept is the one to restore)."""
+    whole = [loss for loss in losses if loss.region == packet]
+    kept: list[Loss] = []
+    for loss in losses:
+        if loss.region != packet and any(_RANK[w.outcome] >= _RANK[loss.outcome] for w in whole):
+            continue
+        if len(losses) <= _PAIRWISE_MAX and _covered(loss, losses):
+            continue
+        kept.append(loss)
+    return kept
+
+
 def _covered(loss: Loss, losses: Iterable[Loss]) -> bool:
-    """Another loss's packets include these (its accept is the one to restore)."""
+    """Another loss, as sure, includes these packets (its accept is the one to restore)."""
     return any(
         other is not loss
+        and _RANK[other.outcome] >= _RANK[loss.outcome]
         and other.region != loss.region
         and _within(loss.region, other.region) == loss.region
         for other in losses
