@@ -84,6 +84,8 @@ def test_replies_to_this_hosts_own_queries_were_accepted_as_established() -> Non
     assert got.outcome == DROPPED
     ((_, loss),) = got.losses
     assert "RELATED,ESTABLISHED" in loss.accept[-1].text
+    # replies to this host's queries come back to its ephemeral ports, and only those
+    assert loss.region.dports == EPHEMERAL
 
 
 def test_no_replies_when_the_output_filter_drops_the_queries() -> None:

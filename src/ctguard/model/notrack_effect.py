@@ -21,7 +21,7 @@ dport 8983 coming in) is no reply to this host's own connections.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
     Fate,
@@ -87,10 +87,14 @@ class Effect:
         return tuple((c.chain, loss) for c in self.chains for loss in c.losses)
 
 
-def _may_start(hook: str, packet: Packet, ephemeral: PortSet) -> bool:
-    """Can a NEW packet of the class exist on ``hook``? This host starts connections from an
-    ephemeral source port, so on output only a class whose source ports include some."""
-    return hook != "output" or packet.sports is None or packet.sports.overlaps(ephemeral)
+def _started(hook: str, packet: Packet, ephemeral: PortSet) -> Packet | None:
+    """The packets of the class that can start a connection on ``hook``: all of them, except
+    on output, where this host starts connections from an ephemeral source port (None when
+    the class has none)."""
+    if hook != "output":
+        return packet
+    sports = ephemeral if packet.sports is None else packet.sports.intersection(ephemeral)
+    return replace(packet, sports=sports) if sports.ranges else None
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,11 @@ def _started_the_other_way(
 ) -> list[Packet] | None:
     """Packets of the class that are replies to connections started the other way: the
     whole class ([packet]), parts of it, or none (None)."""
-    other = mirrored(packet)
     mirror_hook = MIRROR_HOOK[hook]
-    if not _may_start(mirror_hook, other, ephemeral):
+    other = _started(mirror_hook, mirrored(packet), ephemeral)
+    if other is None:
         return None
-    parts: list[Packet] = [packet]
+    parts: list[Packet] = [mirrored(other)]  # replies to this host's own: to its ephemeral ports
     for chain in filtering_chains(rs, mirror_hook, packet.family):
         fate = chain_fate(rs, chain, other, "new")
         if fate.outcome == "accepted":
@@ -148,7 +152,8 @@ def _chain_effect(
     ephemeral: PortSet,
 ) -> ChainEffect:  # fmt: skip
     new = chain_fate(rs, chain, packet, "new")
-    tracked = _regions(new, packet) if _may_start(hook, packet, ephemeral) else []
+    starting = _started(hook, packet, ephemeral)
+    tracked = [] if starting is None else _regions(chain_fate(rs, chain, starting, "new"), starting)
     if replies:
         established = chain_fate(rs, chain, packet, "established")
         for region in _regions(established, packet):
