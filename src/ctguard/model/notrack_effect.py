@@ -74,8 +74,10 @@ class ChainEffect:
 
 @dataclass(frozen=True)
 class Effect:
-    """What untracking ``packet`` changes on ``hook``: the worst chain decides, and a chain
-    that drops every tracked packet of the class makes the whole change "closed"."""
+    """What untracking ``packet`` changes on ``hook``: per address family (IPv4 packets meet
+    the ip and inet chains, IPv6 ones the ip6 and inet chains), a chain that dropped every
+    tracked packet of the class closes that family; "closed" when every family is closed,
+    else the worst chain of the families still open decides."""
 
     hook: str
     packet: Packet
