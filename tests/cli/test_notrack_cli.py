@@ -86,7 +86,7 @@ def test_iptables_root_plan_shows_both_families():
     done = run("--port", "8983", "--root", IPT_ROOT)
     assert (done.returncode, done.stderr) == (0, "")
     out = done.stdout
-    assert "backend: iptables (the ruleset is iptables (10 rules, iptables-nft))\n" in out
+    assert "backend: iptables (the ruleset is iptables (12 rules, iptables-nft))\n" in out
     for tool in ("iptables", "ip6tables"):
         assert (
             f"  {tool} -t filter -I INPUT 1 -p tcp -m tcp --dport 8983 -m conntrack --ctstate"
@@ -107,7 +107,12 @@ def test_a_root_with_the_fix_in_place_and_nat_elsewhere_is_planned():
     assert (done.returncode, done.stderr) == (0, "")
     assert "REFUSED" not in done.stdout
     assert "iptables -t filter -I INPUT" not in done.stdout.replace("ip6tables", "")
-    assert "  ip6tables -t filter -I INPUT 1 -p tcp -m tcp --dport 8983" in done.stdout
+    # its IPv6 filter never accepted 8983 (tracked or not): no accept opens it
+    assert "ip6tables -t filter -I INPUT" not in done.stdout
+    assert (
+        "tcp dport 8983 coming in: ip6 filter INPUT drops these packets whether tracked or not;"
+        " no accept added (it would open what the filter closes)"
+    ) in done.stdout
 
 
 # -- JSON ----------------------------------------------------------------------------------

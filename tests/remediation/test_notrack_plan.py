@@ -8,6 +8,8 @@ when the chain admits the port only under conditions (unless ``force``).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ctguard.model.notrack_rules import ACCEPT, is_ours
@@ -24,7 +26,7 @@ from ctguard.remediation.notrack import (
     with_rules,
 )
 from ctguard.remediation.notrack_script import add_commands
-from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save
+from ctguard.sources.ruleset import PortSet, Ruleset, parse_iptables_save, parse_nft_json
 from helpers import ROOTS
 from notrack_samples import (
     ALL_TOOLS,
@@ -242,16 +244,31 @@ def test_client_direction_accepts_the_replies_coming_in():
     ]
 
 
+def _nft_stateful_with_udp_open() -> Ruleset:
+    """nft-stateful with ``udp dport { 53, 9200-9300 } ct state new accept`` in its input."""
+    items = json.loads(sample("nft-stateful.json"))["nftables"]
+    ports = {"set": [53, {"range": [9200, 9300]}]}
+    items.append({"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 99,
+                           "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}},
+                   "right": ports}},
+        {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+        {"accept": None}]}})  # fmt: skip
+    return parse_nft_json(json.dumps({"nftables": items}))
+
+
 def test_udp_port_ranges_in_nft_and_iptables_syntax():
     ports = PortSet.of((9200, 9300), 53)
-    nft_plan = plan(nft("stateful"), ports, protos=("udp",))
+    nft_plan = plan(_nft_stateful_with_udp_open(), ports, protos=("udp",))
     ranges = "{ 53, 9200-9300 }"
     assert shown(nft_plan.add) == [
         f'nft add rule inet ctguard prerouting udp dport {ranges} notrack comment "ctguard"',
         f'nft add rule inet ctguard output udp sport {ranges} notrack comment "ctguard"',
         nft_accept("input", f"udp dport {ranges}"),
     ]
-    ipt_plan = plan(ipt("stateful"), PortSet.of((9200, 9300)), protos=("udp",))
+    udp_open = "-A INPUT -p udp -m udp --dport 9200:9300 -m conntrack --ctstate NEW -j ACCEPT"
+    open_save = with_lines(sample("ipt-stateful.iptables-save"), "filter", udp_open)
+    ipt_plan = plan(parse_iptables_save(open_save), PortSet.of((9200, 9300)), protos=("udp",))
     assert shown(ipt_plan.add)[-1] == (
         "iptables -t filter -I INPUT 1 -p udp -m udp --dport 9200:9300 -m conntrack --ctstate"
         " UNTRACKED -m comment --comment ctguard -j ACCEPT"
@@ -305,14 +322,33 @@ def test_the_accepts_make_every_flow_accepted_and_without_them_it_is_not(make, d
     assert control, "without the untracked accepts the filter must drop them"
 
 
-def test_the_control_names_the_policy_that_drops():
+def test_the_control_names_the_accept_lost_and_the_policy_that_drops():
     rs = nft("stateful")
     notracks_only = [rule for rule in plan(rs).add if rule.action != ACCEPT]
     flows = flows_for(NotrackRequest(PORT))
     dropped = "tcp dport 8983 coming in: dropped on input"
     assert check_flows(with_rules(rs, notracks_only), flows) == (
         (dropped, "tcp sport 8983 going out: accepted on output"),
-        (f"{dropped}: policy drop of chain inet filter input",),
+        (
+            f"{dropped}: accepted while tracked by: tcp dport 8983 ct state new accept"
+            " (table inet filter, chain input); untracked: policy drop of chain inet filter"
+            " input",
+        ),
+    )
+
+
+def test_a_port_the_filter_closes_gets_no_accept():
+    # nft-stateful accepts 22 and 8983, not 9200: tracked or not, 9200 is dropped, and an
+    # untracked accept would open it; the plan says so and is not refused
+    planned = plan(nft("stateful"), PortSet.of(9200))
+    assert planned.refusals == ()
+    assert [rule.action for rule in planned.add] == ["notrack", "notrack"]
+    assert planned.notes[0] == (
+        "tcp dport 9200 coming in: inet filter input drops these packets whether tracked or"
+        " not; no accept added (it would open what the filter closes)"
+    )
+    assert planned.fates[0] == (
+        "tcp dport 9200 coming in: dropped tracked or not (the filter closes them) on input"
     )
 
 
@@ -380,7 +416,12 @@ def test_a_firewalld_chain_is_not_edited():
             "chain inet firewalld filter_INPUT drops these untracked packets and belongs to"
             " firewalld (add it with firewall-cmd, e.g. a rich rule or policy); ctguard does not"
             " edit it",
-            ("reject with icmpx admin-prohibited (table inet firewalld, chain filter_INPUT)",),
+            (
+                "accepted while tracked by: tcp dport 8983 ct state new accept"
+                " (table inet firewalld, chain filter_INPUT)",
+                "untracked: reject with icmpx admin-prohibited (table inet firewalld, chain"
+                " filter_INPUT)",
+            ),
             (fix,),
         ),
     )
@@ -394,7 +435,11 @@ def test_a_kube_proxy_chain_is_not_edited():
         "chain ip kube-proxy filter-input drops these untracked packets and belongs to"
         " kube-proxy (it rewrites this table on every sync); ctguard does not edit it"
     )
-    assert refusal.rules == ("policy drop of chain ip kube-proxy filter-input",)
+    assert refusal.rules == (
+        "accepted while tracked by: tcp dport 8983 ct state new accept"
+        " (table ip kube-proxy, chain filter-input)",
+        "untracked: policy drop of chain ip kube-proxy filter-input",
+    )
 
 
 def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
@@ -424,13 +469,26 @@ def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
 
 def test_a_port_admitted_only_on_one_interface_is_refused():
     save = sample("ipt-source-only.iptables-save").replace(
-        "-s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW",
+        "-s 10.0.0.0/8 -p tcp -m tcp --dport 8983",
         "-i eth1 -p tcp -m tcp --dport 8983",
     )
     (refusal,) = plan(parse_iptables_save(save)).refusals
     assert refusal.rules == (
-        "iptables -t filter -A INPUT -i eth1 -p tcp -m tcp --dport 8983 -j ACCEPT",
+        "iptables -t filter -A INPUT -i eth1 -p tcp -m tcp --dport 8983"
+        " -m conntrack --ctstate NEW -j ACCEPT",
     )
+
+
+def test_a_stateless_accept_on_one_interface_needs_nothing():
+    # it accepts the untracked packets on eth1 as it did the tracked ones; elsewhere they
+    # were dropped tracked too: nothing to add, nothing to refuse
+    save = sample("ipt-source-only.iptables-save").replace(
+        "-s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW",
+        "-i eth1 -p tcp -m tcp --dport 8983",
+    )
+    planned = plan(parse_iptables_save(save))
+    assert planned.refusals == ()
+    assert [rule.action for rule in planned.add] == ["notrack"] * 4
 
 
 def test_client_direction_is_not_refused_for_accepts_of_other_ports():
@@ -602,20 +660,44 @@ def test_no_ipv6_notrack_without_the_ipv6_filter():
 def test_an_accept_whose_condition_cannot_be_copied_gives_no_rule_to_paste():
     # a mark is a condition the model keeps only as text: a copy without it would admit
     # every source, so no copy-paste rule is offered, and the text says why
-    mark = "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x4000/0x4000 -j ACCEPT"
-    rs = parse_iptables_save(with_lines(sample("ipt-stateful.iptables-save"), "filter", mark))
+    mark = (
+        "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x4000/0x4000"
+        " -m conntrack --ctstate NEW -j ACCEPT"
+    )
+    open_to_all = "-A INPUT -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW -j ACCEPT"
+    save = sample("ipt-stateful.iptables-save")
+    assert open_to_all in save
+    rs = parse_iptables_save(save.replace(open_to_all, mark))
     (refusal,) = plan(rs).refusals
     assert refusal.fix[0].startswith("no rule to paste: iptables -t filter " + mark)
     assert "cannot copy faithfully" in refusal.fix[0]
     assert not any(line.startswith("iptables") for line in refusal.fix)
 
 
-def test_an_allow_list_accept_is_copied_with_its_set():
-    # makhomed/nftables-tool: 80/443 accepted only from @allowed_ipv6
-    from ctguard.sources.ruleset import parse_nft_json
-
+def test_a_stateless_allow_list_needs_no_accept():
+    # makhomed/nftables-tool: 80/443 accepted only from @allowed_ipv6, with no state
+    # condition: those accepts take the untracked packets too, the rest was dropped tracked
     text = (ROOTS / "doctor" / "ct501-allowlist-nft" / "ctguard_commands" / "nft-json").read_text()
-    refused = plan(parse_nft_json(text), PortSet.of(80, 443))
+    planned = plan(parse_nft_json(text), PortSet.of(80, 443))
+    assert planned.refusals == ()
+    assert [rule.action for rule in planned.add] == ["notrack", "notrack"]
+    assert planned.fates == (
+        "tcp dport 80,443 coming in: accepted where tracked ones were (the rest dropped"
+        " tracked too) on input",
+        "tcp sport 80,443 going out: accepted on output",
+    )
+
+
+def test_an_allow_list_accept_for_new_only_is_copied_with_its_set():
+    # the same allow-list, accepting only NEW packets: untracked ones from it would be lost
+    text = (ROOTS / "doctor" / "ct501-allowlist-nft" / "ctguard_commands" / "nft-json").read_text()
+    items = json.loads(text)["nftables"]
+    new = {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}
+    for item in items:
+        rule = item.get("rule")
+        if rule and "allowed_ipv6" in json.dumps(rule["expr"]):
+            rule["expr"].insert(-1, new)
+    refused = plan(parse_nft_json(json.dumps({"nftables": items})), PortSet.of(80, 443))
     fixes = [line for r in refused.refusals for line in r.fix]
     assert (
         "add it yourself with those conditions:"
@@ -623,3 +705,13 @@ def test_an_allow_list_accept_is_copied_with_its_set():
         ' ct state untracked accept comment "ctguard"'
     ) in fixes
     assert not any("nft insert rule inet filter input tcp dport" in line for line in fixes)
+
+
+def test_a_port_open_to_all_tracked_gets_the_plain_accept_beside_an_allow_list():
+    # NEW accepted from anywhere, and a stateless accept from 10.0.0.0/8: the plain untracked
+    # accept gives back exactly what untracking takes away, nothing wider
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    rs = parse_iptables_save(with_lines(sample("ipt-stateful.iptables-save"), "filter", allow))
+    planned = plan(rs)
+    assert planned.refusals == ()
+    assert shown(planned.add)[-1] == IPT_ACCEPT_IN

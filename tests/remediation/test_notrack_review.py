@@ -26,19 +26,32 @@ COMMIT
 """
 
 
+NEW_ONLY = "-A SVC -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW -j ACCEPT"
+
+
 def test_an_accept_reached_through_a_restricted_jump_refuses():
-    refused = plan(parse_iptables_save(JUMP))
+    save = JUMP.replace("-A SVC -p tcp -m tcp --dport 8983 -j ACCEPT", NEW_ONLY)
+    refused = plan(parse_iptables_save(save))
     (refusal,) = refused.refusals
     assert refusal.rules == (
-        "iptables -t filter -A SVC -p tcp -m tcp --dport 8983 -j ACCEPT"
-        " (reached through iptables -t filter -A INPUT -s 10.0.0.0/8 -j SVC)",
+        f"iptables -t filter {NEW_ONLY} (reached through iptables -t filter -A INPUT"
+        " -s 10.0.0.0/8 -j SVC)",
     )
     assert "only under conditions" in refusal.reason
-    assert plan(parse_iptables_save(JUMP), force=True).refusals == ()
+    assert plan(parse_iptables_save(save), force=True).refusals == ()
+
+
+def test_a_stateless_accept_behind_a_restricted_jump_needs_nothing():
+    # untracked packets from 10.0.0.0/8 take the same path to the same accept
+    planned = plan(parse_iptables_save(JUMP))
+    assert planned.refusals == ()
+    assert [rule.action for rule in planned.add] == ["notrack"] * 4
 
 
 def test_an_unrestricted_jump_does_not_refuse():
-    save = JUMP.replace("-A INPUT -s 10.0.0.0/8 -j SVC", "-A INPUT -p tcp -j SVC")
+    save = JUMP.replace("-A INPUT -s 10.0.0.0/8 -j SVC", "-A INPUT -p tcp -j SVC").replace(
+        "-A SVC -p tcp -m tcp --dport 8983 -j ACCEPT", NEW_ONLY
+    )
     assert plan(parse_iptables_save(save)).refusals == ()
 
 

@@ -98,8 +98,10 @@ def notrack_command(
     are never ESTABLISHED: CT501) and breaks NAT (untracked packets are never NATed: CT502).
     This adds, tagged 'ctguard': notrack rules at raw priority for the direction asked, and
     an accept for untracked packets of exactly those ports first in every filter chain that
-    would drop them. It refuses when NAT could match them, or when a chain admits the port
-    only under conditions (addresses) a blanket accept would widen.
+    accepted them tracked and would drop them untracked (none where the filter drops them
+    tracked too: that would open a closed port). It refuses when NAT could match them, or
+    when a chain admits the port only under conditions (addresses) a blanket accept would
+    widen.
 
     \b
     Exit codes: 0 planned/applied/verified, 2 refused or verify failed, 3 error (bad usage,

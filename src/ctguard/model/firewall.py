@@ -20,6 +20,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, RuleMatch, Ruleset, describe
 
@@ -66,6 +67,74 @@ def rule_family(rule: Rule) -> str:
     return rule.match.nfproto if rule.family == "inet" and rule.match.nfproto else rule.family
 
 
+def narrowed(packet: Packet, match: RuleMatch) -> Packet | None:
+    """The packets of ``packet`` that ``match`` also selects, as far as the model holds it
+    (None when none are). Conditions it does not hold (``other``) are not applied; where two
+    address lists cannot be intersected (two sets by name), the rule's list is kept.
+
+    >>> web = Packet("inet", frozenset({"tcp"}), PortSet.of(80, 443), None)
+    >>> allow = RuleMatch(dports=PortSet.of(443, 8443), saddrs=frozenset({"ip @allowed"}))
+    >>> got = narrowed(web, allow)
+    >>> str(got.dports), sorted(got.saddrs)
+    ('443', ['ip @allowed'])
+    """
+    family = packet.family
+    if match.nfproto is not None:
+        if not families_meet(family, match.nfproto):
+            return None
+        family = match.nfproto
+    protos = match.protos if packet.protos is None else packet.protos
+    if packet.protos is not None and match.protos is not None:
+        protos = packet.protos & match.protos
+    dports = _both_ports(packet.dports, match.dports)
+    sports = _both_ports(packet.sports, match.sports)
+    iif, oif = _both_ifaces(packet.iif, match.iif), _both_ifaces(packet.oif, match.oif)
+    saddrs = _both_addrs(packet.saddrs, match.saddrs)
+    daddrs = _both_addrs(packet.daddrs, match.daddrs)
+    empty = (
+        (protos is not None and not protos)
+        or any(ports is not None and not ports.ranges for ports in (dports, sports))
+        or "" in (iif, oif)
+        or frozenset() in (saddrs, daddrs)
+    )
+    if empty:
+        return None
+    return Packet(family, protos, dports, sports, iif, oif, saddrs, daddrs)
+
+
+def mirrored(packet: Packet) -> Packet:
+    """The packets going the other way: the replies to these, or what these reply to."""
+    return Packet(packet.family, packet.protos, packet.sports, packet.dports,
+                  packet.oif, packet.iif, packet.daddrs, packet.saddrs)  # fmt: skip
+
+
+def _both_ports(a: PortSet | None, b: PortSet | None) -> PortSet | None:
+    return b if a is None else a if b is None else a.intersection(b)
+
+
+def _both_ifaces(a: str | None, b: str | None) -> str | None:
+    """The narrower of two interface conditions; "" when no interface meets both."""
+    if a is None or b is None:
+        return b if a is None else a
+    if _iface_covers(a, b):
+        return b
+    return a if _iface_covers(b, a) else ""
+
+
+def _both_addrs(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    if a is None or b is None:
+        return b if a is None else a
+    both: set[str] = set()
+    for x in a:
+        for y in b:
+            if _addr_within(x, y) or _addr_within(y, x):
+                both.add(x if _addr_within(x, y) else y)
+            elif _network(x) is None or _network(y) is None:
+                return b  # a set by name: what it holds is not known
+    return frozenset(both)
+
+
+@lru_cache(maxsize=65536)  # rulesets repeat their addresses; parsing one is slow
 def _network(addr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     try:
         return ipaddress.ip_network(addr)
@@ -90,13 +159,29 @@ def addrs_cover(rule: frozenset[str] | None, packet: frozenset[str] | None) -> b
 
 
 def _addrs_disjoint(rule: frozenset[str] | None, packet: frozenset[str] | None) -> bool:
-    """Provably no address in common (CIDRs only: a set's contents are unknown)."""
+    """Provably no address in common: CIDRs that do not nest, or addresses of two families
+    (a set's contents are unknown, its family is: "ip6 @allowed" holds no IPv4 address)."""
     if rule is None or packet is None:
         return False
-    nets = [_network(a) for a in rule | packet]
-    if any(n is None for n in nets):
+    return all(_addr_apart(p, r) for p in packet for r in rule)
+
+
+def _addr_apart(a: str, b: str) -> bool:
+    fa, fb = _addr_family(a), _addr_family(b)
+    if fa is not None and fb is not None and fa != fb:
+        return True
+    if _network(a) is None or _network(b) is None:
         return False
-    return not any(_addr_within(p, r) or _addr_within(r, p) for p in packet for r in rule)
+    return not (_addr_within(a, b) or _addr_within(b, a))
+
+
+def _addr_family(addr: str) -> int | None:
+    """4 or 6: a CIDR's version, or a named set's family ("ip @x", "ip6 @x"; inet: None)."""
+    net = _network(addr)
+    if net is not None:
+        return net.version
+    family = addr.partition(" ")[0]
+    return {"ip": 4, "ip6": 6}.get(family)
 
 
 def families_meet(a: str, b: str) -> bool:
@@ -316,6 +401,9 @@ class Fate:
     outcome: str  # "accepted" | "dropped" | "conditional" (accepted only if conditions hold)
     chain: str  # "family table chain" of the base chain that decides
     evidence: tuple[str, ...]  # rule texts / "policy drop of chain X" that decided, in order
+    # Where the chain accepts packets of the class: for each accept met, the rules that lead
+    # to it (the jumps, then the accept), every one matching those packets; () is the policy.
+    accepts: tuple[tuple[Rule, ...], ...] = field(default=(), compare=False)
 
 
 _SEVERITY = {"accepted": 0, "conditional": 1, "dropped": 2}
@@ -347,13 +435,13 @@ def _other_family(match: RuleMatch, packet: Packet) -> bool:
     return match.nfproto is not None and not families_meet(packet.family, match.nfproto)
 
 
-def _cannot_apply(match: RuleMatch, packet: Packet) -> bool:
+def _cannot_apply(match: RuleMatch, packet: Packet, state: str) -> bool:
     return (
         _other_family(match, packet)
+        or (match.ct_states is not None and state not in match.ct_states)
         or _disjoint(match.protos, packet.protos)
         or _ports_disjoint(match.dports, packet.dports)
         or _ports_disjoint(match.sports, packet.sports)
-        or (match.ct_states is not None and "untracked" not in match.ct_states)
         or _ifaces_disjoint(match.iif, packet.iif)
         or _ifaces_disjoint(match.oif, packet.oif)
         or _addrs_disjoint(match.saddrs, packet.saddrs)
@@ -389,36 +477,48 @@ def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
 
 @dataclass
 class _Walk:
-    """One base chain's walk: its decision, and the partial accepts met before it."""
+    """One base chain's walk for packets in one conntrack ``state``: its decision, and the
+    partial accepts met before it. Rules in ``given`` are known to match every packet of the
+    class (it was cut out by them), whatever conditions they have."""
 
     rs: Ruleset
     packet: Packet
+    state: str = "untracked"
+    given: frozenset[Rule] = frozenset()
     partial: list[str] = field(default_factory=list)
+    accepts: list[tuple[Rule, ...]] = field(default_factory=list)
     memo: dict[tuple[str, bool], tuple[str, str] | None] = field(default_factory=dict)
 
-    def chain(self, chain: Chain, sure: bool, path: frozenset[str]) -> tuple[str, str] | None:
+    def chain(
+        self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...] = ()
+    ) -> tuple[str, str] | None:
         """("accept"|"drop", evidence) when the chain decides; None when it falls through or
-        returns. ``sure`` is False inside a jump that only part of the packets take."""
+        returns. ``sure`` is False inside a jump that only part of the packets take; ``via``
+        holds the jumps that led here."""
         key = (chain.name, sure)
         if key not in self.memo:
-            self.memo[key] = self._rules(chain, sure, path | {chain.name})
+            self.memo[key] = self._rules(chain, sure, path | {chain.name}, via)
         return self.memo[key]
 
-    def _rules(self, chain: Chain, sure: bool, path: frozenset[str]) -> tuple[str, str] | None:
+    def _rules(
+        self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...]
+    ) -> tuple[str, str] | None:
         for rule in chain.rules:
-            verdict = _untracked_verdict(rule)
-            if verdict is None or _cannot_apply(rule.match, self.packet):
+            verdict = _verdict_in_state(rule, self.state)
+            if verdict is None or _cannot_apply(rule.match, self.packet, self.state):
                 continue
-            certain = sure and _surely_applies(rule.match, self.packet)
-            decided = self._verdict(rule, verdict, certain, path)
+            certain = sure and (rule in self.given or _surely_applies(rule.match, self.packet))
+            decided = self._verdict(rule, verdict, certain, path, via)
             if decided is not None:
                 return None if decided[0] == "return" else decided
         return None
 
     def _verdict(
-        self, rule: Rule, verdict: str, certain: bool, path: frozenset[str]
+        self, rule: Rule, verdict: str, certain: bool, path: frozenset[str], via: tuple[Rule, ...]
     ) -> tuple[str, str] | None:
         kind, _, target = verdict.partition(" ")
+        if kind == "accept":
+            self.accepts.append((*via, rule))
         if kind in ("accept", "drop", "reject", "return"):
             if certain:
                 return ("drop" if kind == "reject" else kind, describe(rule))
@@ -426,18 +526,24 @@ class _Walk:
                 self.partial.append(describe(rule))
             return None
         if kind in ("jump", "goto") and target:
-            return self._enter(rule, kind, target, certain, path)
+            return self._enter(rule, kind, target, certain, path, via)
         if kind == "vmap":  # a vmap we cannot read may accept some of these packets
             self.partial.append(describe(rule))
         return None
 
     def _enter(
-        self, rule: Rule, kind: str, target: str, certain: bool, path: frozenset[str]
+        self,
+        rule: Rule,
+        kind: str,
+        target: str,
+        certain: bool,
+        path: frozenset[str],
+        via: tuple[Rule, ...],
     ) -> tuple[str, str] | None:
         chain = self.rs.chain_of(rule, target)
         if chain is None or target in path or len(path) > MAX_JUMP_DEPTH:
             return None
-        decided = self.chain(chain, certain, path)
+        decided = self.chain(chain, certain, path, (*via, rule))
         if decided is not None:
             return decided
         # goto: the end of the target ends the calling chain too (for a base chain, its
@@ -455,10 +561,11 @@ def _loopback_only(match: RuleMatch, packet: Packet) -> bool:
     return (match.iif == "lo" and packet.iif is None) or (match.oif == "lo" and packet.oif is None)
 
 
-def _untracked_verdict(rule: Rule) -> str | None:
-    """The verdict an untracked packet gets from ``rule``; None if the rule cannot decide."""
+def _verdict_in_state(rule: Rule, state: str) -> str | None:
+    """The verdict a packet in conntrack ``state`` gets from ``rule``; None if the rule
+    cannot decide."""
     if rule.verdict == "vmap" and rule.vmap:
-        return next((v for states, v in rule.vmap if "untracked" in states), None)
+        return next((v for states, v in rule.vmap if state in states), None)
     if rule.verdict in ("accept", "drop", "reject", "return", "vmap"):
         return rule.verdict
     if rule.verdict in ("jump", "goto") and rule.target:
@@ -466,18 +573,39 @@ def _untracked_verdict(rule: Rule) -> str | None:
     return None  # notrack, log, mark, NAT (untracked packets are never NATed)...
 
 
-def _chain_fate(rs: Ruleset, chain: Chain, packet: Packet) -> Fate:
-    walk = _Walk(rs, packet)
+def chain_fate(
+    rs: Ruleset,
+    chain: Chain,
+    packet: Packet,
+    state: str = "untracked",
+    given: frozenset[Rule] = frozenset(),
+) -> Fate:
+    """What one base chain does with packets of the class in conntrack ``state`` ("new",
+    "established", "untracked"...), the rules of ``given`` matching them all (see
+    ``untracked_fate``). ``Fate.accepts`` lists every accept met on the way."""
+    walk = _Walk(rs, packet, state, given)
     decided = walk.chain(chain, True, frozenset())
     if decided is None:
         policy = chain.policy or "accept"
         decided = (policy, f"policy {policy} of chain {chain.label}")
+        if policy == "accept":
+            walk.accepts.append(())
     kind, evidence = decided
+    accepts = tuple(dict.fromkeys(walk.accepts))
     if kind == "accept":
-        return Fate("accepted", chain.label, (evidence,))
+        return Fate("accepted", chain.label, (evidence,), accepts)
     if walk.partial:
-        return Fate("conditional", chain.label, (*walk.partial, evidence))
-    return Fate("dropped", chain.label, (evidence,))
+        return Fate("conditional", chain.label, (*walk.partial, evidence), accepts)
+    return Fate("dropped", chain.label, (evidence,), accepts)
+
+
+def filtering_chains(rs: Ruleset, hook: str, family: str) -> tuple[Chain, ...]:
+    """The base chains on ``hook`` that filter packets of ``family``, in priority order."""
+    return tuple(
+        chain
+        for chain in rs.base_chains(hook)
+        if chain.type in _FILTERING_TYPES and families_meet(family, chain.family)
+    )
 
 
 def untracked_fate(rs: Ruleset, hook: str, packet: Packet) -> Fate:
@@ -493,11 +621,7 @@ def untracked_fate(rs: Ruleset, hook: str, packet: Packet) -> Fate:
     some of its ports) and accepts is remembered, and a later drop gives "conditional"
     listing those rules. The worst chain wins: dropped > conditional > accepted.
     """
-    fates = [
-        _chain_fate(rs, chain, packet)
-        for chain in rs.base_chains(hook)
-        if chain.type in _FILTERING_TYPES and families_meet(packet.family, chain.family)
-    ]
+    fates = [chain_fate(rs, chain, packet) for chain in filtering_chains(rs, hook, packet.family)]
     if not fates:
         return Fate("accepted", "", (f"no filtering base chain on hook {hook}",))
     worst = max(fates, key=lambda f: _SEVERITY[f.outcome])

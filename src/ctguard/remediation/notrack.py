@@ -17,7 +17,9 @@ chain that drops them belongs to an agent that rewrites its table (firewalld, ku
 or when the chain lets these ports in only under conditions ctguard would not copy (a
 source address, an interface): a blanket accept would open the port wider than the
 operator did. The ruleset the plan would make is checked again with the doctor's own
-logic (``firewall.untracked_fate``) before anything is proposed.
+logic (``notrack_effect``: the fates of tracked and untracked packets compared) before
+anything is proposed. A chain that drops the packets tracked or not gets no accept: it
+would open a port the filter closes.
 
 ``notrack --all`` untracks every packet except the protocol/port classes that stateful
 rules look at (those stay tracked); it is refused when NAT is in use or a stateful rule
@@ -43,6 +45,14 @@ from ctguard.model.firewall import (
     untracked_fate,
 )
 from ctguard.model.ipv6_filter import ipv6_filter_unread
+from ctguard.model.notrack_effect import (
+    CLOSED,
+    DEFAULT_EPHEMERAL,
+    UNCHANGED,
+    Effect,
+    loss_evidence,
+    notrack_effect,
+)
 from ctguard.model.notrack_rules import (
     ACCEPT,
     IPTABLES_RAW_CHAINS,
@@ -236,7 +246,7 @@ def plan_notrack(
                 )
             )  # fmt: skip
         notracks = list(_raw_rules(backend, exemptions, RETURN, tools)) + notracks
-    accepts, more = _accepts(rs, flows, request)
+    accepts, more, closed = _accepts(rs, flows, request)
     refusals += more
     wanted = notracks + accepts
     if any(r.backend != "nft" for r in wanted):
@@ -244,12 +254,12 @@ def plan_notrack(
     present = [r for r in wanted if any(same_rule(r, got) for got in rs.rules())]
     add = [r for r in wanted if r not in present]
     after = with_rules(rs, add)
-    fates, unaccepted = check_flows(after, flows)
+    fates, unaccepted = check_flows(after, flows, ephemeral_ports(request))
     if unaccepted and not refusals:
         refusals.append(
             Refusal("the filter would still drop untracked packets of these ports", unaccepted)
         )
-    notes = _notes(rs, backend)
+    notes = (*closed, *_notes(rs, backend))
     if ipv4_only:
         notes += (
             f"IPv4 only: {unread}, so ctguard cannot see whether the IPv6 filter would drop"
@@ -295,7 +305,7 @@ def _ip6tables_cannot_accept(
     packets and no ip6tables-restore to add the accept there), or None."""
     if backend != "nft" or tools.ip6tables:
         return None
-    accepts, _ = _accepts(rs, flows_for(request), request)
+    accepts, _, _ = _accepts(rs, flows_for(request), request)
     if any(rule.backend == "ip6tables" for rule in accepts):
         return (
             "ip6tables-restore is not installed, and the ip6tables filter needs an accept for"
@@ -453,12 +463,16 @@ def _filtering_chains(rs: Ruleset, hook: str, family: str) -> list[Chain]:
 
 def _accepts(
     rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest
-) -> tuple[list[OurRule], list[Refusal]]:
-    """An untracked accept first in every chain that would drop a flow's packets."""
+) -> tuple[list[OurRule], list[Refusal], list[str]]:
+    """An untracked accept first in every chain that would drop a flow's packets it accepted
+    while tracked (``notrack_effect``); none where the chain dropped them tracked too (an
+    accept there would open a port the filter closes): a note says so instead."""
     if request.every_packet:
-        return [], []  # stateless rules decide untracked packets as they decided tracked ones
+        return [], [], []  # stateless rules decide untracked packets as they did tracked ones
     accepts: list[OurRule] = []
     refusals: list[Refusal] = []
+    notes: list[str] = []
+    ephemeral = ephemeral_ports(request)
     for flow in flows:
         hook = FILTER_HOOK[flow.hook]
         for chain in _filtering_chains(rs, hook, flow.family):
@@ -466,23 +480,33 @@ def _accepts(
             if any(same_rule(rule, got) for got in chain.rules):
                 accepts.append(rule)  # ours, from an earlier run: listed as in place
                 continue
-            fate = untracked_fate(_only(rs, chain), hook, flow.packet(chain.family))
-            if fate.outcome == "accepted":
+            effect = notrack_effect(_only(rs, chain), hook, flow.packet(chain.family), ephemeral)
+            if effect.outcome == CLOSED:
+                notes.append(
+                    f"{describe_flow(flow)}: {chain.label} drops these packets whether tracked"
+                    " or not; no accept added (it would open what the filter closes)"
+                )
                 continue
+            if effect.outcome == UNCHANGED:
+                continue
+            evidence = tuple(line for _, loss in effect.losses for line in loss_evidence(loss))
             owner = AGENT_TABLES.get(chain.table) if chain.backend == "nft" else None
             if owner is not None:
                 refusals.append(
                     Refusal(
                         f"chain {chain.label} drops these untracked packets and belongs to"
                         f" {owner}; ctguard does not edit it",
-                        fate.evidence,
+                        evidence,
                         (f"add through that agent the equivalent of: {rule.shown()}",),
                     )
                 )
                 continue
             # Only accepts that name these ports with extra conditions count: a "conditional"
-            # fate from rules about other ports (tcp dport 22 accept) says nothing about them.
-            restricted = _restrictions(rs, chain, flow)
+            # fate from rules about other ports (tcp dport 22 accept) says nothing about them;
+            # and none when the chain accepted the whole flow tracked (the plain accept only
+            # gives back what it took away).
+            whole = any(loss.covers(effect.packet) for _, loss in effect.losses)
+            restricted = {} if whole else _restrictions(rs, chain, flow)
             if restricted and not request.force:
                 refusals.append(
                     Refusal(
@@ -496,7 +520,12 @@ def _accepts(
                 )  # fmt: skip
                 continue
             accepts.append(rule)
-    return list(dict.fromkeys(accepts)), refusals
+    return list(dict.fromkeys(accepts)), refusals, list(dict.fromkeys(notes))
+
+
+def ephemeral_ports(request: NotrackRequest) -> PortSet:
+    """Where this host's own connections start from (ip_local_port_range)."""
+    return request.local_ports or DEFAULT_EPHEMERAL
 
 
 def _only(rs: Ruleset, chain: Chain) -> Ruleset:
@@ -612,20 +641,34 @@ def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
     return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)
 
 
-def check_flows(rs: Ruleset, flows: Sequence[Flow]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The fate of each flow's untracked packets in ``rs``; the ones not accepted."""
+def check_flows(
+    rs: Ruleset, flows: Sequence[Flow], ephemeral: PortSet = DEFAULT_EPHEMERAL
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What untracking each flow changes in ``rs`` (``notrack_effect``, as CT501 judges it);
+    the flows whose untracked packets the filter drops where it accepted them tracked."""
     lines: list[str] = []
     bad: list[str] = []
     for flow in flows:
         if flow.proto is None:
             continue  # --all: the stateless rules decide, as before
         hook = FILTER_HOOK[flow.hook]
-        fate = untracked_fate(rs, hook, flow.packet())
-        line = f"{describe_flow(flow)}: {fate.outcome} on {hook}"
+        effect = notrack_effect(rs, hook, flow.packet(), ephemeral)
+        line = f"{describe_flow(flow)}: {_effect_words(rs, effect)} on {hook}"
         lines.append(line)
-        if fate.outcome != "accepted":
-            bad.append(f"{line}: {'; '.join(fate.evidence)}")
+        if effect.outcome not in (UNCHANGED, CLOSED):
+            evidence = (e for _, loss in effect.losses for e in loss_evidence(loss))
+            bad.append(f"{line}: {'; '.join(evidence)}")
     return tuple(lines), tuple(bad)
+
+
+def _effect_words(rs: Ruleset, effect: Effect) -> str:
+    if effect.outcome == UNCHANGED:
+        if untracked_fate(rs, effect.hook, effect.packet).outcome == "accepted":
+            return "accepted"
+        return "accepted where tracked ones were (the rest dropped tracked too)"
+    if effect.outcome == CLOSED:
+        return "dropped tracked or not (the filter closes them)"
+    return effect.outcome
 
 
 def describe_flow(flow: Flow) -> str:

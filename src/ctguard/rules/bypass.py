@@ -9,24 +9,31 @@ from ctguard.findings import Severity
 from ctguard.missing import Missing
 from ctguard.model.firewall import (
     FILTER_HOOK,
-    Fate,
     Packet,
     conntrack_users,
     families_meet,
     nat_overlap,
     notrack_rules,
     packet_of,
-    reachable_rules,
-    untracked_fate,
 )
 from ctguard.model.ipv6_filter import ipv6_filter_unread
+from ctguard.model.notrack_effect import (
+    CLOSED,
+    DEFAULT_EPHEMERAL,
+    DROPPED,
+    UNCHANGED,
+    Effect,
+    Loss,
+    loss_evidence,
+    notrack_effect,
+)
 from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
-from ctguard.sources.ruleset import Chain, Rule, Ruleset, describe
+from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
 
 
 def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
@@ -102,29 +109,25 @@ def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
     return [ours.shown() for ours in _untracked_accepts(chain, packet)]
 
 
-def _accepts_beside(rs: Ruleset, chain: Chain, packet: Packet, fate: Fate) -> list[str]:
-    """For a chain that accepts these packets only under conditions: untracked accepts with
-    the conditions of each accept that admits some of them (never wider: an accept without
-    its source list would open the port to everyone), or why there is none to paste."""
-    partial = set(fate.evidence[:-1])
-    accepts = {describe(r): r for r in reachable_rules(rs, chain) if describe(r) in partial}
+def _accepts_for(chain: Chain, loss: Loss) -> list[str]:
+    """Untracked accepts for the packets ``loss`` lost: the NOTRACK's class under the
+    conditions of the accept that took them while tracked (and of the jumps to it), never
+    wider; or why there is none to paste (a condition ctguard cannot copy faithfully)."""
+    other = tuple(o for rule in loss.accept for o in rule.match.other)
+    r = loss.region
+    region = Rule(chain.backend, chain.family, chain.table, chain.name,
+                  RuleMatch(r.protos, r.dports, r.sports, None, r.iif, r.oif, r.saddrs,
+                            r.daddrs, other), "accept", None, "", None)  # fmt: skip
     shown: list[str] = []
-    for evidence in fate.evidence[:-1]:
-        accept = accepts.get(evidence)
-        if accept is None or accept.verdict != "accept" or accept.chain != chain.name:
-            return [f"# no rule to paste for {chain.label}: {evidence} admits some of these"
-                    " packets behind a jump or map; add an untracked accept with exactly its"
-                    " conditions beside it"]  # fmt: skip
-        for ours in _untracked_accepts(chain, packet):
-            narrowed = beside(accept, _without_conditions(ours))
-            if narrowed is None:
-                continue
-            if isinstance(narrowed, str):
-                return [f"# no rule to paste for {chain.label}: {evidence}: {narrowed}"]
+    for ours in _untracked_accepts(chain, r):
+        narrowed = beside(region, replace(ours, iif=None, oif=None, saddrs=None, daddrs=None))
+        if isinstance(narrowed, str):
+            accept = describe(loss.accept[-1]) if loss.accept else "its policy"
+            return [f"# no rule to paste for {chain.label}: {accept}: {narrowed}; add an"
+                    " untracked accept with exactly its conditions beside it"]  # fmt: skip
+        if narrowed is not None:
             shown.append(narrowed.shown())
-    return shown or [
-        f"# no rule to paste for {chain.label}: copy the conditions of the accepts above"
-    ]
+    return shown
 
 
 def _ipv6_unread(facts: Facts) -> str | None:
@@ -132,8 +135,12 @@ def _ipv6_unread(facts: Facts) -> str | None:
     return ipv6_filter_unread(facts.ruleset_gaps, modules)
 
 
-def _without_conditions(ours: OurRule) -> OurRule:
-    return replace(ours, iif=None, oif=None, saddrs=None, daddrs=None)
+def _ephemeral(facts: Facts) -> PortSet:
+    """Where this host's own connections start from: ip_local_port_range when it was read
+    (with the table), else the kernel's default."""
+    table = facts.table
+    ports = table.local_ports if not isinstance(table, Missing) else table
+    return DEFAULT_EPHEMERAL if isinstance(ports, Missing) else PortSet.of((ports.low, ports.high))
 
 
 @rule("CT501")
@@ -144,11 +151,13 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
     rs, notracks = got
     evidence: list[str] = []
     fixes: list[str] = []
+    notes: list[str] = []
     worst = Severity.OK
     hidden_ipv6 = _ipv6_unread(facts)
     for notrack, hook in notracks:
         packet = packet_of(notrack)
-        if hidden_ipv6 is not None and families_meet(packet.family, "ip6"):
+        named = hidden_ipv6 is not None and families_meet(packet.family, "ip6")
+        if named:
             # the notrack plan's own rule: no IPv6 NOTRACK beside an IPv6 filter not read
             evidence += [
                 f"NOTRACK {describe(notrack)}",
@@ -159,44 +168,86 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
                 " again, or limit the NOTRACK to IPv4 (nft: meta nfproto ipv4)"
             )
             worst = max(worst, Severity.WARNING, key=lambda s: s.rank)
-        for filter_hook in _filter_hooks(facts, hook, packet):
-            fate = untracked_fate(rs, filter_hook, packet)
-            if fate.outcome == "accepted":
-                continue
-            severity = _note_fate(notrack, fate, evidence)
-            unknown = _locality_unknown(facts, filter_hook, packet)
-            if unknown:  # maybe never forwarded: a drop there is not sure enough to page
+        effects = [
+            notrack_effect(rs, filter_hook, packet, _ephemeral(facts))
+            for filter_hook in _filter_hooks(facts, hook, packet)
+        ]
+        # "no effect" only when the filter closes every hook its packets cross; a hook that
+        # closes them next to one where the NOTRACK works (FORWARD beside INPUT) says nothing
+        closed = all(effect.outcome == CLOSED for effect in effects)
+        shown = [e for e in effects if e.outcome not in (UNCHANGED, CLOSED) or closed][
+            : 1 if closed else None
+        ]
+        if shown and not named:
+            evidence.append(f"NOTRACK {describe(notrack)}")
+        for effect in shown:
+            severity = _note_effect(effect, evidence)
+            unknown = _locality_unknown(facts, effect.hook, packet)
+            if unknown and not closed:
+                # maybe never forwarded: a drop there is not sure enough to page, and an
+                # accept added to FORWARD on a guess may open a path closed on purpose
                 severity = min(severity, Severity.WARNING, key=lambda s: s.rank)
                 evidence.append(f"  (only if forwarded: {unknown})")
+                notes.append(_forward_note(packet, unknown))
+            elif not closed:
+                fixes += [
+                    line for chain, loss in effect.losses for line in _accepts_for(chain, loss)
+                ]
             worst = max(worst, severity, key=lambda s: s.rank)
-            family, table, name = fate.chain.split(" ", 2)
-            chain = rs.chain(family, table, name)
-            if chain is None:
-                continue
-            if fate.outcome == "conditional":
-                fixes += _accepts_beside(rs, chain, packet, fate)
-            else:
-                fixes += untracked_accept_command(chain, packet)
     if not evidence:
-        return passed(f"{len(notracks)} NOTRACK rule(s), each accepted as UNTRACKED by the filter")
-    fix = (
-        "Untracked packets never match ESTABLISHED,RELATED: accept them explicitly"
-        " (ctguard notrack --port PORT --apply adds the NOTRACK rules with these accepts,"
-        " journalled):\n" + "\n".join(dict.fromkeys(fixes))
+        return passed(
+            f"{len(notracks)} NOTRACK rule(s): the filter accepts their packets untracked"
+            " wherever it accepted them tracked"
+        )
+    text = [_HOW_TO_ACCEPT, *dict.fromkeys(fixes)] if fixes else []
+    text += list(dict.fromkeys(notes))
+    return found(worst, evidence, "\n".join(text) if text else _NOTHING_TO_ACCEPT)
+
+
+_HOW_TO_ACCEPT = (
+    "Untracked packets never match ESTABLISHED,RELATED: accept them explicitly"
+    " (ctguard notrack --port PORT --apply adds the NOTRACK rules with these accepts,"
+    " journalled):"
+)
+_NOTHING_TO_ACCEPT = (
+    "Nothing to accept: the filter dropped these packets while they were tracked too, and an"
+    " accept would open what it closes. Remove the NOTRACK rule if it is left over; if the"
+    " port is meant to be open, open it on purpose (accept its NEW and UNTRACKED packets)."
+)
+
+
+def _forward_note(packet: Packet, unknown: str) -> str:
+    where = ", ".join(sorted(packet.daddrs or ())) or "the destination"
+    return (
+        f"If {where} is not one of this host's addresses, these packets are forwarded and"
+        " FORWARD needs the same untracked accept; ctguard does not suggest one, since"
+        f" {unknown}."
     )
-    return found(worst, evidence, fix)
 
 
-def _note_fate(notrack: Rule, fate: Fate, evidence: list[str]) -> Severity:
-    """Evidence for a NOTRACK rule whose packets a filter chain may drop; its severity."""
-    evidence.append(f"NOTRACK {describe(notrack)}")
-    if fate.outcome == "dropped":
-        evidence += [f"  then {fate.chain} drops it: {line}" for line in fate.evidence]
-        return Severity.CRITICAL
-    # accepted only by rules with conditions we do not model (interface, address)
-    evidence.append(f"  {fate.chain} accepts it only under conditions, else drops it:")
-    evidence += [f"    {line}" for line in fate.evidence]
-    return Severity.WARNING
+def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
+    """Evidence for what untracking changes on a hook; its severity."""
+    if effect.outcome == CLOSED:
+        closed = next(c for c in effect.chains if c.outcome == CLOSED)
+        evidence.append(
+            f"  {closed.chain.label}: the filter drops these packets whether tracked or not;"
+            " the NOTRACK rule has no effect on them"
+        )
+        evidence += [f"    {line}" for line in closed.tracked.evidence]
+        return Severity.INFO
+    for chain, loss in effect.losses:
+        which = "these packets" if loss.covers(effect.packet) else "some of these packets"
+        if loss.outcome == DROPPED:
+            evidence.append(
+                f"  {chain.label} accepted {which} while tracked and drops them untracked:"
+            )
+        else:
+            evidence.append(
+                f"  {chain.label} accepted {which} while tracked, and untracked only under"
+                " conditions ctguard cannot decide, else drops them:"
+            )
+        evidence += [f"    {line}" for line in loss_evidence(loss)]
+    return Severity.CRITICAL if effect.outcome == DROPPED else Severity.WARNING
 
 
 def _delete_command(rule_: Rule) -> str:

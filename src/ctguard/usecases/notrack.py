@@ -29,6 +29,7 @@ from ctguard.remediation.notrack import (
     NotrackRequest,
     Tools,
     check_flows,
+    ephemeral_ports,
     flows_for,
     plan_notrack,
     untracked_family,
@@ -280,7 +281,7 @@ def verify_notrack(target: Target, request: NotrackRequest, window: float) -> Ve
         raise UsageError("--root plans against a snapshot; --apply/--remove/--verify act live")
     ruleset = live_ruleset(target.netns)
     family = untracked_family(ruleset, request, live_tools(), live_modules())
-    fates, dropped = check_flows(ruleset, flows_for(request, family))
+    fates, dropped = check_flows(ruleset, flows_for(request, family), ephemeral_ports(request))
 
     def job(_host: HostRoot, _commands: Commands) -> list[NewFlow] | Missing:
         return watch_new_flows(window)

@@ -1,0 +1,248 @@
+"""What a NOTRACK changes: the fates of tracked and untracked packets compared
+(model.notrack_effect, doctor rule CT501).
+
+The expectations are an operator's reading of each ruleset: packets the filter accepted while
+tracked and drops untracked are the trap; packets accepted either way, or dropped either way,
+lose nothing, and no accept may be suggested for the latter (it would open a closed port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from ctguard.cli import main
+from ctguard.model.firewall import notrack_rules, packet_of
+from ctguard.model.notrack_effect import CLOSED, DROPPED, UNCHANGED, Effect, notrack_effect
+from ctguard.sources.ruleset import Chain, PortSet, Ruleset, parse_iptables_save, parse_nft_json
+
+ROOTS = Path(__file__).parent / "roots" / "doctor"
+EPHEMERAL = PortSet.of((32768, 60999))  # the kernel's default ip_local_port_range
+# The Cloudflare-only web server (tests/realworld/firewall/makhomed-nftables-tool-nftables.conf
+# loaded with nft; see the root's README entry).
+MAKHOMED = ROOTS / "ct501-allowlist-nft" / "ctguard_commands" / "nft-json"
+
+
+def save(raw: str, *filter_rules: str, chains: str = "") -> str:
+    """An iptables-save with a raw table and a stateful INPUT (policy DROP)."""
+    return (
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        f"{raw}\nCOMMIT\n"
+        f"*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n{chains}"
+        "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+        + "".join(f"{rule}\n" for rule in filter_rules)
+        + "COMMIT\n"
+    )
+
+
+SOLR = "-A PREROUTING -p tcp -m tcp --dport 8983 -j NOTRACK"
+
+
+def effect(text: str, hook: str = "input") -> Effect:
+    rs = parse_iptables_save(text)
+    ((notrack, _),) = notrack_rules(rs)
+    return notrack_effect(rs, hook, packet_of(notrack), EPHEMERAL)
+
+
+def test_accepted_new_then_established_tracked_is_dropped_untracked() -> None:
+    new = "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+    got = effect(save(SOLR, new))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.accept[-1].text == new
+    assert loss.untracked.evidence == ("policy drop of chain ip filter INPUT",)
+
+
+def test_an_allow_list_accept_without_state_accepts_them_untracked_too() -> None:
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    assert effect(save(SOLR, allow)).outcome == UNCHANGED
+
+
+def test_an_allow_list_accept_for_new_only_loses_the_allow_list() -> None:
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+    got = effect(save(SOLR, allow))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.region.saddrs == frozenset({"10.0.0.0/8"})
+
+
+def test_a_port_the_filter_closes_loses_nothing() -> None:
+    # only ESTABLISHED is accepted, and 8983 is no ephemeral port: no connection to or from
+    # it was ever set up, so there were no tracked packets to lose
+    got = effect(save(SOLR, "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"))
+    assert got.outcome == CLOSED
+    assert got.losses == ()
+
+
+def test_replies_to_this_hosts_own_queries_were_accepted_as_established() -> None:
+    dns = "-A PREROUTING -p udp -m udp --sport 53 -j NOTRACK"
+    got = effect(save(dns))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert "RELATED,ESTABLISHED" in loss.accept[-1].text
+    # replies to this host's queries come back to its ephemeral ports, and only those
+    assert loss.region.dports == EPHEMERAL
+
+
+def test_no_replies_when_the_output_filter_drops_the_queries() -> None:
+    dns = "-A PREROUTING -p udp -m udp --sport 53 -j NOTRACK"
+    text = save(dns).replace(":OUTPUT ACCEPT [0:0]\n-A INPUT", ":OUTPUT DROP [0:0]\n-A INPUT")
+    assert effect(text).outcome == CLOSED
+
+
+def test_an_accept_behind_a_jump_with_a_source_keeps_the_source() -> None:
+    text = save(
+        SOLR,
+        "-A INPUT -s 10.0.0.0/8 -j SVC",
+        "-A SVC -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT",
+        chains=":SVC - [0:0]\n",
+    )
+    got = effect(text)
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.region.saddrs == frozenset({"10.0.0.0/8"})
+    assert [rule.chain for rule in loss.accept] == ["INPUT", "SVC"]
+
+
+# -- the real allow-list ruleset --------------------------------------------------------------
+def makhomed(edit_allow: bool = False) -> Ruleset:
+    rs = parse_nft_json(MAKHOMED.read_text())
+    if not edit_allow:
+        return rs
+    chains: list[Chain] = []
+    for chain in rs.chains:
+        rules = tuple(
+            replace(rule, match=replace(rule.match, ct_states=frozenset({"new"})))
+            if "@allowed_ipv6" in rule.text
+            else rule
+            for rule in chain.rules
+        )
+        chains.append(replace(chain, rules=rules))
+    return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)
+
+
+def test_makhomed_allow_list_loses_nothing_to_its_notracks() -> None:
+    rs = makhomed()
+    notracks = notrack_rules(rs)
+    assert len(notracks) == 4
+    for notrack, hook in notracks:
+        filter_hook = "input" if hook == "prerouting" else "output"
+        got = notrack_effect(rs, filter_hook, packet_of(notrack), EPHEMERAL)
+        assert got.outcome == UNCHANGED, notrack.text
+
+
+def test_makhomed_allow_list_for_new_only_loses_the_allow_list() -> None:
+    rs = makhomed(edit_allow=True)
+    web = next(rule for rule, _ in notrack_rules(rs) if "dport { 80, 443 }" in rule.text)
+    got = notrack_effect(rs, "input", packet_of(web), EPHEMERAL)
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.region.saddrs == frozenset({"ip6 @allowed_ipv6"})
+    assert str(loss.region.dports) == "80,443"
+
+
+# -- CT501 on a snapshot ----------------------------------------------------------------------
+def ct501(root: Path) -> dict[str, object]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["doctor", "--root", str(root), "--only", "CT501", "--format", "json"])
+    (finding,) = json.loads(out.getvalue())["findings"]
+    return dict(finding)
+
+
+def solr_root(tmp_path: Path, new_accept: str | None) -> Path:
+    """ct501-notrack-iptables with Solr's NEW accept replaced (None: removed)."""
+    copy = tmp_path / "root"
+    shutil.copytree(ROOTS / "ct501-notrack-iptables", copy, symlinks=True)
+    saved = copy / "ctguard_commands" / "iptables-save"
+    old = "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT\n"
+    text = saved.read_text()
+    assert old in text
+    saved.write_text(text.replace(old, "" if new_accept is None else new_accept + "\n"))
+    (copy / "ctguard_commands" / "nft-json").unlink()  # the iptables-nft copy of the old rules
+    return copy
+
+
+def test_ct501_a_closed_port_is_info_and_suggests_no_accept(tmp_path: Path) -> None:
+    got = ct501(solr_root(tmp_path, None))
+    assert (got["status"], got["severity"]) == ("found", "info")
+    assert any("the NOTRACK rule has no effect on them" in str(line) for line in got["evidence"])  # type: ignore[attr-defined]
+    fix = str(got["fix"])
+    assert "ACCEPT" not in fix and "-I INPUT" not in fix
+
+
+def test_ct501_an_allow_list_for_new_only_is_critical_and_keeps_the_list(tmp_path: Path) -> None:
+    allow = "-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+    got = ct501(solr_root(tmp_path, allow))
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
+    assert fixes == [
+        "iptables -t filter -I INPUT 1 -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m conntrack"
+        " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    ]
+
+
+def test_ct501_an_allow_list_without_state_passes(tmp_path: Path) -> None:
+    allow = "-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    assert ct501(solr_root(tmp_path, allow))["status"] == "passed"
+
+
+def test_ct501_the_real_allow_list_root_passes() -> None:
+    assert ct501(ROOTS / "ct501-allowlist-nft")["status"] == "passed"
+
+
+def test_a_loopback_only_accept_does_not_open_the_port_to_the_network() -> None:
+    # lo traffic is accepted tracked and untracked alike; from the network 8983 is closed
+    text = save(SOLR, "-A INPUT -i lo -j ACCEPT")
+    assert effect(text).outcome == CLOSED
+
+
+def test_one_family_closed_and_the_other_losing_packets_is_the_loss() -> None:
+    v4 = parse_iptables_save(
+        save(SOLR, "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT")
+    )
+    v6 = parse_iptables_save(save(SOLR), "ip6tables")
+    both = Ruleset("merged", v4.chains + v6.chains)
+    packet = packet_of(notrack_rules(v4)[0][0])
+    inet = replace(packet, family="inet")
+    # IPv6 packets to 8983 were dropped tracked too; IPv4 ones were accepted, and are lost
+    assert notrack_effect(both, "input", inet, EPHEMERAL).outcome == DROPPED
+    only_v6 = Ruleset("merged", v6.chains)
+    assert notrack_effect(only_v6, "input", inet, EPHEMERAL).outcome == CLOSED
+
+
+def test_an_accept_with_a_mark_does_not_cover_the_whole_class() -> None:
+    marked = "-A INPUT -p tcp -m tcp --dport 8983 -m mark --mark 0x1 -m state --state NEW -j ACCEPT"
+    got = effect(save(SOLR, marked))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert not loss.covers(got.packet)
+
+
+def test_a_rule_that_drops_untracked_packets_first_is_seen_before_a_stateless_accept() -> None:
+    drop = "-A INPUT -m conntrack --ctstate UNTRACKED -j DROP"
+    allow = "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -j ACCEPT"
+    got = effect(save(SOLR, drop, allow))
+    assert got.outcome == DROPPED
+    ((_, loss),) = got.losses
+    assert loss.untracked.evidence == (f"iptables -t filter {drop}",)
+
+
+def test_many_allow_list_accepts_stay_fast() -> None:
+    # a 3000-entry NEW-only allow-list behind a broad NOTRACK: one walk per accept, no more
+    import time
+
+    accepts = [
+        f"-A INPUT -s 10.{i // 250}.{i % 250}.0/24 -p tcp -m tcp --dport {1000 + i}"
+        " -m state --state NEW -j ACCEPT"
+        for i in range(3000)
+    ]
+    text = save("-A PREROUTING -s 10.0.0.0/8 -j NOTRACK", *accepts)
+    started = time.monotonic()
+    got = effect(text)
+    assert got.outcome == DROPPED
+    assert time.monotonic() - started < 30
