@@ -61,6 +61,14 @@ def test_only_runs_the_matching_ids() -> None:
     assert done.returncode == 1  # CT302/CT304 warnings; the critical ones were not run
 
 
+def test_only_takes_a_comma_separated_list() -> None:
+    done = run_ctguard(
+        "doctor", "--root", str(EXAMPLE), "--format", "json", "--only", "CT501, ct30[12]"
+    )
+    ids = [f["id"] for f in json.loads(done.stdout)["findings"]]
+    assert ids == ["CT301", "CT302", "CT501"]
+
+
 def test_fail_on_critical_lets_warnings_exit_0() -> None:
     args = ("doctor", "--root", str(EXAMPLE), "--only", "CT30*", "--fail-on", "critical")
     done = run_ctguard(*args)

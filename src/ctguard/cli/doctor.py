@@ -49,7 +49,8 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
 @format_option(schema="ctguard.doctor/1: one object per rule, found, passed or skipped")
 @click.option(
     "--only", "only", multiple=True, metavar="PATTERN",
-    help="Run only these IDs; shell patterns, repeatable: --only CT3* --only CT101.",
+    help="Run only these IDs; shell patterns, comma-separated or repeated:"
+    " --only 'CT3*,CT101'.",
 )  # fmt: skip
 @click.option(
     "--fail-on", type=click.Choice(["warning", "critical"]), default="warning", show_default=True,
@@ -99,6 +100,7 @@ def doctor_command(
     from ctguard.rules import selected
     from ctguard.usecases.doctor import DoctorOptions, doctor
 
+    only = tuple(p.strip() for spec in only for p in spec.split(",") if p.strip())
     if only and not selected(only):
         raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
     options = DoctorOptions(
