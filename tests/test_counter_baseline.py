@@ -83,6 +83,25 @@ def test_unchanged_counters_are_history(applied: Path, capsys: pytest.CaptureFix
     for rule_id, name in (("CT105", "chaintoolong"), ("CT104", "insert_failed")):
         assert after[rule_id]["status"] == "passed", after[rule_id]
         assert any(name in e and UNCHANGED in e for e in after[rule_id]["evidence"])
+        # the tree has no boot id: the evidence says the table was not compared
+        assert any("not checked" in e for e in after[rule_id]["evidence"])
+
+
+def test_a_record_with_a_boot_id_matches_its_boot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tmp_path / "root"
+    shutil.copytree(ROOT, tree, symlinks=True)
+    boot = tree / "proc/sys/kernel/random/boot_id"
+    boot.parent.mkdir(parents=True, exist_ok=True)
+    boot.write_text("5b3c1d2e-0f4a-4b6c-8d9e-1a2b3c4d5e6f\n")
+    assert main(["apply", "--root", str(tree), "--yes"]) == 0
+    capsys.readouterr()
+    after = _doctor(capsys, tree)["CT105"]
+    assert after["status"] == "passed"
+    assert not any("not checked" in e for e in after["evidence"])
+    boot.unlink()  # the record names a boot, the tree none now: not the same table
+    assert _doctor(capsys, tree)["CT105"]["status"] == "found"
 
 
 def test_a_counter_that_rose_is_still_found(

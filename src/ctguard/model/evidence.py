@@ -95,9 +95,12 @@ def unchanged_since_apply(facts: Facts, name: str) -> str | None:
     value = base.counters[name]
     if counter(facts, name) != value:
         return None
+    unchecked = (
+        "" if base.same_table else "; that it is the same table was not checked (no boot id)"
+    )
     return (
         f"stat {name} = {value}, unchanged since ctguard apply at {_when(base.taken)}"
-        f" (journal {base.entry}): history from before it, none since"
+        f" (journal {base.entry}): history from before it, none since{unchecked}"
     )
 
 

@@ -55,6 +55,7 @@ class CounterBaseline:
     taken: str  # ISO 8601 UTC: when the apply started
     entry: str  # the journal entry's id
     counters: Mapping[str, int]
+    same_table: bool = True  # False: a tree without a boot id, the table was not compared
 
 
 def parse_stat_file(text: str) -> ConntrackStats:

@@ -87,7 +87,14 @@ def recorded_baseline(opened: Opened) -> CounterBaseline | Missing:
             continue
         if entry.meta.get("netns") != opened.target.netns:
             continue
-        if entry.table_id != opened.run(_table_now):
+        now = opened.run(_table_now)
+        if entry.table_id is None and now is None and opened.target.root is not None:
+            # a tree without a boot id (a copy apply --root wrote into): counters that
+            # reset and climbed back to exactly the record are the risk left; say so
+            return CounterBaseline(entry.created, entry.id, dict(entry.counters), False)
+        if entry.table_id is None or now is None:
+            return Missing(f"the table the last apply counted in is not known ({entry.id})")
+        if entry.table_id != now:
             return Missing(f"the counters were reset since the last apply ({entry.id})")
         return CounterBaseline(entry.created, entry.id, dict(entry.counters))
     return Missing("no ctguard apply recorded counters")
