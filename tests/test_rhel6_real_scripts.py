@@ -21,6 +21,7 @@ from ctguard.facts import collect
 from ctguard.host.commands import CapturedCommands
 from ctguard.host.root import HostRoot
 from ctguard.output.doctor_json import doctor_dict
+from ctguard.sources.iptables_service import STOCK_NF_MODULES_COMMON, parse_init_script
 from ctguard.sources.manifest import read_manifest
 from ctguard.usecases.doctor import diagnose
 
@@ -98,3 +99,28 @@ def test_unload_value(tmp_path: Path, package: str, unload: str, resets: bool) -
     # [ "x$IPTABLES_MODULES_UNLOAD" = "xyes" ]: only "yes" unloads; then nothing is re-applied
     root = host(tmp_path, package, f'IPTABLES_MODULES_UNLOAD="{unload}"\n')
     assert status(doctor(root)["CT304"]) == ("found/warning" if resets else "passed")
+
+
+# -- the ip6tables service is the same script ----------------------------------------------
+SPEC = REAL / f"{PREFIX}iptables.spec__6c2344349b6eb5f8d5788b60028bc9df209e11ae"
+RHEL6_SCRIPTS = (
+    "2ebb9c699b29d9f05cd45673db8bfb6943615162",  # 1.4.7-9
+    "d9d9f0a7d627dc6a8afea47c3287ddf44d2e94a0",  # 1.4.7-11
+    "feeac00ec222a6d174a3f1fabdc4a9ce82465b22",  # 1.4.7-16
+    "6c2344349b6eb5f8d5788b60028bc9df209e11ae",  # 1.4.7-19
+)
+SED = "sed -e 's;iptables;ip6tables;g' -e 's;IPTABLES;IP6TABLES;g' < %{SOURCE1} > ip6tables.init"
+
+
+@pytest.mark.parametrize("commit", RHEL6_SCRIPTS)
+def test_ip6tables_stop_unloads_the_same_common_modules(commit: str) -> None:
+    # what CT304's hold line tells the operator: ip6tables' own stop unloads nf_conntrack too
+    assert SED in SPEC.read_text()  # the RHEL 6 spec builds ip6tables.init from iptables.init
+    text = (REAL / f"{PREFIX}iptables.init__{commit}").read_text()
+    ip6 = text.replace("iptables", "ip6tables").replace("IPTABLES", "IP6TABLES")  # that sed
+    script = parse_init_script(ip6, "/etc/rc.d/init.d/ip6tables")
+    assert script.nf_modules_common == STOCK_NF_MODULES_COMMON
+    assert script.unloads_modules
+    assert "IP6TABLES=ip6tables\n" in ip6 and "IPV=${IP6TABLES%tables}" in ip6  # IPV=ip6
+    assert 'IP6TABLES_MODULES_UNLOAD="yes"\n' in ip6  # its default, as iptables'
+    assert '[ "x$IP6TABLES_MODULES_UNLOAD" = "xyes" ]' in ip6

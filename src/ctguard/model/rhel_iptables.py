@@ -5,7 +5,8 @@ loads it back and re-applies only the sysctl lines that ``fgrep`` of each
 ``IPTABLES_SYSCTL_LOAD_LIST`` item finds in the files the script greps (CT304). An init
 script edited so that stop keeps nf_conntrack (CT305) should go back to the stock line:
 stop must stay able to empty a full table. The edits themselves are in
-``remediation/rhel_service.py``.
+``remediation/rhel_service.py``. Whether that unload succeeds right now is
+``ipv6_hold``: IPv6 rules that use conntrack keep it loaded until ip6tables stops too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
+from ctguard.missing import Missing
+from ctguard.model.firewall import needs_conntrack
 from ctguard.sources.iptables_service import (
     STOCK_NF_MODULES_COMMON,
     GrepHit,
@@ -22,6 +25,8 @@ from ctguard.sources.iptables_service import (
     IptablesConfig,
     simulate_fgrep,
 )
+from ctguard.sources.modules import PROC_MODULES, ModuleLine
+from ctguard.sources.ruleset import Rule, Ruleset, describe
 from ctguard.sources.sysctl_conf import parse_sysctl_conf, runtime_name
 
 LOAD_LIST = "IPTABLES_SYSCTL_LOAD_LIST"
@@ -52,6 +57,63 @@ def unloads_conntrack(config: IptablesConfig, script: InitScript, restored: bool
     unload, _ = unload_setting(config, script)
     modules = STOCK_NF_MODULES_COMMON if restored else script.nf_modules_common
     return unload and (modules is None or "nf_conntrack" in modules)
+
+
+IPV6_L3 = "nf_conntrack_ipv6"  # a module of its own until 4.19 (merged into nf_conntrack)
+
+
+@dataclass(frozen=True)
+class Ipv6Hold:
+    """What keeps nf_conntrack loaded through ``service iptables stop`` right now."""
+
+    rules: tuple[Rule, ...]  # ip6tables rules whose match or target uses nf_conntrack
+    module: ModuleLine | None  # nf_conntrack_ipv6 with references no module names
+
+    @property
+    def shown(self) -> str:
+        parts = []
+        if self.rules:
+            more = len(self.rules) - 1
+            parts.append(
+                describe(self.rules[0])
+                + (f" and {more} more ip6tables rule{'s' * (more > 1)}" if more else "")
+            )
+        if self.module is not None:
+            line = self.module
+            unnamed = line.refcount - len(line.used_by)
+            named = f"{', '.join(line.used_by)} and {unnamed} unnamed" if line.used_by else None
+            users = named or "no module named"
+            parts.append(f"{PROC_MODULES}: {line.name} used by {line.refcount} ({users})")
+        return "; ".join(parts)
+
+
+def ipv6_hold(
+    ruleset: Ruleset | Missing, modules: Mapping[str, ModuleLine] | Missing
+) -> Ipv6Hold | None:
+    """Why ``service iptables stop`` fails, right now, to unload nf_conntrack; None when
+    nothing seen stops it.
+
+    Its ``rmmod_r`` removes the users ``lsmod`` names first, then runs ``modprobe -r`` on
+    each module and ignores failures. The iptables service flushes only IPv4 rules: an
+    IPv6 rule matching on state (``-m state``, ``-m conntrack``: RHEL 6's and 7's stock
+    ip6tables rules), using NAT or the CT target, or NOTRACK (xt_NOTRACK and xt_CT use
+    nf_conntrack too) keeps its match or target module, and nf_conntrack_ipv6, referenced
+    by the rule and not by a module ``lsmod`` names, so their ``modprobe -r`` fails and
+    nf_conntrack, which they use, stays loaded with its values. ``service ip6tables stop``
+    flushes those rules and unloads the same common modules (the same script with
+    IPV=ip6); after it, an iptables stop unloads too.
+    """
+    rules: tuple[Rule, ...] = ()
+    if not isinstance(ruleset, Missing):
+        rules = tuple(
+            rule
+            for rule in ruleset.rules()
+            if rule.backend == "ip6tables" and (needs_conntrack(rule) or rule.verdict == "notrack")
+        )
+    module = None if isinstance(modules, Missing) else modules.get(IPV6_L3)
+    if module is not None and module.refcount <= len(module.used_by):
+        module = None
+    return Ipv6Hold(rules, module) if rules or module is not None else None
 
 
 def needs_restore(script: InitScript) -> bool:

@@ -21,6 +21,7 @@ from ctguard.model.reapply import UDEV_RULE, reapply_mechanisms
 from ctguard.model.rhel_iptables import (
     fgrep_reapplied,
     grep_patterns,
+    ipv6_hold,
     load_list_fix,
     prefixes_names,
     unload_setting,
@@ -357,6 +358,13 @@ def service_resets_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         evidence.append(
             "fgrep reads several files without -h: every line it prints starts"
             " with a file name, so sysctl -p rejects them all"
+        )
+    hold = ipv6_hold(facts.ruleset, facts.modules)
+    if hold is not None:
+        evidence.append(
+            f"right now IPv6 rules hold nf_conntrack ({hold.shown}), so 'service iptables stop'"
+            " alone fails to unload it; stopping ip6tables too (its own stop unloads the same"
+            " common modules, and an iptables stop or restart after it does) resets the values"
         )
     return found(Severity.WARNING, evidence, _load_list_fix(facts, config, script, wanted))
 
