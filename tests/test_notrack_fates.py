@@ -246,3 +246,43 @@ def test_many_allow_list_accepts_stay_fast() -> None:
     got = effect(text)
     assert got.outcome == DROPPED
     assert time.monotonic() - started < 30
+
+
+# -- a chain entered twice --------------------------------------------------------------------
+TWO_DOORS = (
+    "-A INPUT -i eth0 -j C0",
+    "-A INPUT -i eth1 -j C0",
+    "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT",
+)
+
+
+def test_a_chain_entered_by_two_jumps_loses_packets_through_both() -> None:
+    # eth0 and eth1 both reach Solr's NEW accept in C0: untracked, both are dropped
+    got = effect(save(SOLR, *TWO_DOORS, chains=":C0 - [0:0]\n"))
+    assert got.outcome == DROPPED
+    ifaces = sorted(str(loss.region.iif) for _, loss in got.losses)
+    assert ifaces == ["eth0", "eth1"]
+    for _, loss in got.losses:
+        assert [rule.chain for rule in loss.accept] == ["INPUT", "C0"]
+
+
+def test_ct501_accepting_one_door_of_two_does_not_pass(tmp_path: Path) -> None:
+    root = solr_root(tmp_path, "\n".join(TWO_DOORS))
+    saved = root / "ctguard_commands" / "iptables-save"
+    text = saved.read_text().replace(":INPUT DROP [0:0]\n", ":INPUT DROP [0:0]\n:C0 - [0:0]\n", 1)
+    assert ":C0 -" in text
+    saved.write_text(text)
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert sorted("-i eth0" in f for f in fixes) == [False, True]
+    assert all("-i eth" in f and "--dport 8983" in f for f in fixes)
+    # with only eth0's accept added, eth1's packets are still dropped
+    eth0 = (
+        "-A INPUT -i eth0 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -j ACCEPT\n"
+    )
+    saved.write_text(text.replace("-A INPUT -m state", eth0 + "-A INPUT -m state", 1))
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert len(fixes) == 1 and "-i eth1" in fixes[0]

@@ -487,7 +487,11 @@ class _Walk:
     given: frozenset[Rule] = frozenset()
     partial: list[str] = field(default_factory=list)
     accepts: list[tuple[Rule, ...]] = field(default_factory=list)
-    memo: dict[tuple[str, bool], tuple[str, str] | None] = field(default_factory=dict)
+    # per (chain, sure): its decision, and the accept paths met in it, relative to the
+    # chain (the jumps inside it, then the accept); each entry prefixes its own jumps
+    memo: dict[tuple[str, bool], tuple[tuple[str, str] | None, tuple[tuple[Rule, ...], ...]]] = (
+        field(default_factory=dict)
+    )
 
     def chain(
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...] = ()
@@ -497,8 +501,14 @@ class _Walk:
         holds the jumps that led here."""
         key = (chain.name, sure)
         if key not in self.memo:
-            self.memo[key] = self._rules(chain, sure, path | {chain.name}, via)
-        return self.memo[key]
+            start = len(self.accepts)
+            decided = self._rules(chain, sure, path | {chain.name}, ())
+            inside = tuple(dict.fromkeys(self.accepts[start:]))
+            del self.accepts[start:]
+            self.memo[key] = (decided, inside)
+        decided, inside = self.memo[key]
+        self.accepts.extend((*via, *accept) for accept in inside)
+        return decided
 
     def _rules(
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...]
