@@ -81,11 +81,15 @@ def test_a_port_the_filter_closes_loses_nothing() -> None:
 def test_replies_to_this_hosts_own_queries_were_accepted_as_established() -> None:
     dns = "-A PREROUTING -p udp -m udp --sport 53 -j NOTRACK"
     got = effect(save(dns))
-    assert got.outcome == DROPPED
-    ((_, loss),) = got.losses
+    assert got.outcome == DROPPED and got.surely_dropped
+    ((_, loss),) = [(c, loss) for c, loss in got.losses if not loss.assumption]
     assert "RELATED,ESTABLISHED" in loss.accept[-1].text
-    # replies to this host's queries come back to its ephemeral ports, and only those
+    # replies to this host's queries come back to its ephemeral ports for sure
     assert loss.region.dports == EPHEMERAL
+    # and to port 53 only if it queries from 53 itself (BIND's query-source port 53)
+    ((_, guess),) = [(c, loss) for c, loss in got.losses if loss.assumption]
+    assert (str(guess.region.sports), str(guess.region.dports)) == ("53", "53")
+    assert "udp/53" in guess.assumption
 
 
 def test_no_replies_when_the_output_filter_drops_the_queries() -> None:
@@ -286,3 +290,50 @@ def test_ct501_accepting_one_door_of_two_does_not_pass(tmp_path: Path) -> None:
     assert (got["status"], got["severity"]) == ("found", "critical")
     fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
     assert len(fixes) == 1 and "-i eth1" in fixes[0]
+
+
+# -- clients that send from their service's own UDP port --------------------------------------
+NTP = (
+    "-A PREROUTING -p udp -m udp --dport 123 -j NOTRACK\n"
+    "-A OUTPUT -p udp -m udp --sport 123 -j NOTRACK"
+)
+
+
+def test_ntpd_replies_to_its_own_port_are_a_guessed_loss_not_no_effect() -> None:
+    # ntpd sends from 123 to 123: its servers' replies were ESTABLISHED; untracked, the
+    # policy drops them. Not "closed": that would tell the operator to remove the NOTRACK.
+    rs = parse_iptables_save(save(NTP, "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"))
+    (prerouting,) = [rule for rule, hook in notrack_rules(rs) if hook == "prerouting"]
+    got = notrack_effect(rs, "input", packet_of(prerouting), EPHEMERAL)
+    assert got.outcome == DROPPED
+    assert not got.surely_dropped  # it rests on ntpd sending from 123 (outside 32768-60999)
+    ((_, loss),) = got.losses
+    assert "ntpd" in loss.assumption
+    # the lost packets are 123 -> 123 only, never any packet from source port 123
+    assert (str(loss.region.sports), str(loss.region.dports)) == ("123", "123")
+
+
+def test_a_udp_port_inside_the_ephemeral_range_needs_no_guess() -> None:
+    got = effect(save("-A PREROUTING -p udp -m udp --dport 40000 -j NOTRACK"))
+    assert got.surely_dropped
+    assert not any(loss.assumption for _, loss in got.losses)
+
+
+def test_a_tcp_service_port_is_no_reply_to_this_host() -> None:
+    # tcp clients do not bind their service port: a closed tcp port stays closed
+    assert effect(save(SOLR)).outcome == CLOSED
+
+
+def test_ct501_ntp_notracked_both_ways_is_a_warning_with_its_reason(tmp_path: Path) -> None:
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    text = saved.read_text()
+    assert SOLR in text
+    saved.write_text(text.replace(SOLR, NTP))
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "warning")
+    evidence = "\n".join(str(line) for line in got["evidence"])  # type: ignore[attr-defined]
+    assert "no effect" not in evidence
+    assert "if this host sends from udp/123 itself, e.g. ntpd" in evidence
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert fixes and all("--sport 123 --dport 123" in line for line in fixes)

@@ -247,7 +247,10 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
                 " conditions ctguard cannot decide, else drops them:"
             )
         evidence += [f"    {line}" for line in loss_evidence(loss)]
-    return Severity.CRITICAL if effect.outcome == DROPPED else Severity.WARNING
+        if loss.assumption:
+            evidence.append(f"    only {loss.assumption} (outside ip_local_port_range)")
+    # a loss that rests on a guess about this host's own UDP source port never pages
+    return Severity.CRITICAL if effect.surely_dropped else Severity.WARNING
 
 
 def _delete_command(rule_: Rule) -> str:
