@@ -337,3 +337,40 @@ def test_ct501_ntp_notracked_both_ways_is_a_warning_with_its_reason(tmp_path: Pa
     assert "if this host sends from udp/123 itself, e.g. ntpd" in evidence
     fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
     assert fixes and all("--sport 123 --dport 123" in line for line in fixes)
+
+
+# -- ip_local_port_range: one fact, read with or without the table ----------------------------
+def wide_range_root(tmp_path: Path) -> Path:
+    """A snapshot without the table, ip_local_port_range 1024-65000 and udp/20000 (inside it)
+    notracked both ways: replies to this host's own connections arrive on 20000."""
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    udp = (
+        "-A PREROUTING -p udp -m udp --dport 20000 -j NOTRACK\n"
+        "-A OUTPUT -p udp -m udp --sport 20000 -j NOTRACK"
+    )
+    saved.write_text(saved.read_text().replace(SOLR, udp))
+    name = "/proc/sys/net/ipv4/ip_local_port_range"
+    (root / name[1:]).parent.mkdir(parents=True)
+    (root / name[1:]).write_text("1024\t65000\n")
+    manifest_path = root / "ctguard_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["table"] is False
+    manifest["captured"].append(name)
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return root
+
+
+def test_ct501_and_notrack_weigh_one_ip_local_port_range_without_the_table(
+    tmp_path: Path,
+) -> None:
+    root = wide_range_root(tmp_path)
+    got = ct501(root)
+    # 20000 is an ephemeral port here: replies to this host's own connections are surely lost
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    evidence = "\n".join(str(line) for line in got["evidence"])  # type: ignore[attr-defined]
+    assert "itself" not in evidence  # no guess about fixed source ports needed
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["notrack", "--root", str(root), "--port", "20000", "--proto", "udp"])
+    assert "--dport 20000 -m conntrack --ctstate UNTRACKED" in out.getvalue()

@@ -19,7 +19,6 @@ from ctguard.model.firewall import (
 from ctguard.model.ipv6_filter import ipv6_filter_unread
 from ctguard.model.notrack_effect import (
     CLOSED,
-    DEFAULT_EPHEMERAL,
     DROPPED,
     UNCHANGED,
     Effect,
@@ -31,6 +30,7 @@ from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
+from ctguard.sources.local_port_range import ephemeral_range
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
@@ -136,11 +136,9 @@ def _ipv6_unread(facts: Facts) -> str | None:
 
 
 def _ephemeral(facts: Facts) -> PortSet:
-    """Where this host's own connections start from: ip_local_port_range when it was read
-    (with the table), else the kernel's default."""
-    table = facts.table
-    ports = table.local_ports if not isinstance(table, Missing) else table
-    return DEFAULT_EPHEMERAL if isinstance(ports, Missing) else PortSet.of((ports.low, ports.high))
+    """Where this host's own connections start from: ip_local_port_range (read with or
+    without the table), else the kernel's default."""
+    return PortSet.of(ephemeral_range(facts.local_ports))
 
 
 @rule("CT501")
