@@ -374,3 +374,54 @@ def test_ct501_and_notrack_weigh_one_ip_local_port_range_without_the_table(
     with contextlib.redirect_stdout(out):
         main(["notrack", "--root", str(root), "--port", "20000", "--proto", "udp"])
     assert "--dport 20000 -m conntrack --ctstate UNTRACKED" in out.getvalue()
+
+
+# -- big allow-lists ----------------------------------------------------------------------------
+def test_twenty_notracks_over_a_big_new_only_allow_list_stay_fast() -> None:
+    # 20 ports notracked, 8000 NEW-only /32 accepts spread over them: each untracked walk
+    # must not meet all 8000 accepts again (none of them takes an untracked packet)
+    import time
+
+    notracks = "\n".join(
+        f"-A PREROUTING -p tcp -m tcp --dport {8000 + i} -j NOTRACK" for i in range(20)
+    )
+    accepts = [
+        f"-A INPUT -s 10.{i // 250}.{i % 250}.1/32 -p tcp -m tcp --dport {8000 + i % 20}"
+        " -m state --state NEW -j ACCEPT"
+        for i in range(8000)
+    ]
+    rs = parse_iptables_save(save(notracks, *accepts))
+    started = time.monotonic()
+    lost = 0
+    for notrack, _ in notrack_rules(rs):
+        got = notrack_effect(rs, "input", packet_of(notrack), EPHEMERAL)
+        assert got.outcome == DROPPED
+        lost += len(got.losses)
+    assert lost == 8000  # one per allow-list entry: each needs its own untracked accept
+    assert time.monotonic() - started < 4  # 15 s when each walk met every accept
+
+
+def test_a_walk_of_part_of_a_class_with_its_candidates_decides_as_a_full_walk() -> None:
+    from ctguard.model.firewall import Candidates, chain_fate
+
+    text = save(
+        SOLR,
+        "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT",
+        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+        "-A INPUT -s 10.1.0.0/16 -m conntrack --ctstate UNTRACKED -j ACCEPT",
+        "-A INPUT -i eth1 -p tcp -m tcp --dport 8983 -j DROP",
+    )
+    rs = parse_iptables_save(text)
+    ((notrack, _),) = notrack_rules(rs)
+    whole = packet_of(notrack)
+    (chain,) = [c for c in rs.chains if c.name == "INPUT" and c.table == "filter"]
+    candidates = Candidates(whole, "untracked")
+    parts = [
+        whole,
+        replace(whole, saddrs=frozenset({"10.1.2.0/24"})),
+        replace(whole, saddrs=frozenset({"192.0.2.0/24"})),
+        replace(whole, iif="eth1"),
+    ]
+    fates = [chain_fate(rs, chain, part, "untracked", candidates=candidates) for part in parts]
+    assert fates == [chain_fate(rs, chain, part, "untracked") for part in parts]
+    assert [f.outcome for f in fates] == ["conditional", "accepted", "dropped", "conditional"]

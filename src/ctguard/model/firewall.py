@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -476,6 +476,31 @@ def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
 
 
 @dataclass
+class Candidates:
+    """The rules of each chain that may decide for some packet of ``packet`` in conntrack
+    ``state``, found once: a walk of a part of that class need look at no other (a rule that
+    cannot apply to the class cannot apply to a part of it). 5000 allow-list accepts limited
+    to NEW are then not met again by each untracked walk."""
+
+    packet: Packet
+    state: str
+    by_chain: dict[tuple[str, str, str], tuple[tuple[Rule, str], ...]] = field(default_factory=dict)
+
+    def of(self, chain: Chain) -> tuple[tuple[Rule, str], ...]:
+        key = (chain.family, chain.table, chain.name)
+        got = self.by_chain.get(key)
+        if got is None:
+            got = tuple(
+                (rule, verdict)
+                for rule in chain.rules
+                if (verdict := _verdict_in_state(rule, self.state)) is not None
+                and not _cannot_apply(rule.match, self.packet, self.state)
+            )
+            self.by_chain[key] = got
+        return got
+
+
+@dataclass
 class _Walk:
     """One base chain's walk for packets in one conntrack ``state``: its decision, and the
     partial accepts met before it. Rules in ``given`` are known to match every packet of the
@@ -487,6 +512,7 @@ class _Walk:
     given: frozenset[Rule] = frozenset()
     partial: list[str] = field(default_factory=list)
     accepts: list[tuple[Rule, ...]] = field(default_factory=list)
+    candidates: Candidates | None = None  # of a class ``packet`` is part of, in ``state``
     # per (chain, sure): its decision, and the accept paths met in it, relative to the
     # chain (the jumps inside it, then the accept); each entry prefixes its own jumps
     memo: dict[tuple[str, bool], tuple[tuple[str, str] | None, tuple[tuple[Rule, ...], ...]]] = (
@@ -513,8 +539,12 @@ class _Walk:
     def _rules(
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...]
     ) -> tuple[str, str] | None:
-        for rule in chain.rules:
-            verdict = _verdict_in_state(rule, self.state)
+        rules: Iterable[tuple[Rule, str | None]] = (
+            self.candidates.of(chain)
+            if self.candidates is not None
+            else ((rule, _verdict_in_state(rule, self.state)) for rule in chain.rules)
+        )
+        for rule, verdict in rules:
             if verdict is None or _cannot_apply(rule.match, self.packet, self.state):
                 continue
             certain = sure and (rule in self.given or _surely_applies(rule.match, self.packet))
@@ -589,11 +619,15 @@ def chain_fate(
     packet: Packet,
     state: str = "untracked",
     given: frozenset[Rule] = frozenset(),
+    candidates: Candidates | None = None,
 ) -> Fate:
     """What one base chain does with packets of the class in conntrack ``state`` ("new",
     "established", "untracked"...), the rules of ``given`` matching them all (see
-    ``untracked_fate``). ``Fate.accepts`` lists every accept met on the way."""
-    walk = _Walk(rs, packet, state, given)
+    ``untracked_fate``). ``Fate.accepts`` lists every accept met on the way. ``candidates``:
+    the rules found for a class these packets are part of, in the same state."""
+    if candidates is not None and candidates.state != state:
+        raise ValueError(f"candidates for state {candidates.state}, walk in state {state}")
+    walk = _Walk(rs, packet, state, given, candidates=candidates)
     decided = walk.chain(chain, True, frozenset())
     if decided is None:
         policy = chain.policy or "accept"

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
+    Candidates,
     Fate,
     Packet,
     chain_fate,
@@ -218,22 +219,21 @@ def _chain_effect(
             ]
     losses: dict[tuple[Packet, tuple[Rule, ...]], Loss] = {}
     stateless_same = not _mentions_untracked(rs, chain)
+    candidates = Candidates(packet, "untracked")  # every region is part of the class
+    whole_lost = False
     # the whole class first, and what is sure before what rests on a guess: once the whole
     # class is surely lost, every part of it is covered by that
     for region in sorted(tracked, key=lambda r: (bool(r.assumption), r.packet != packet)):
-        if any(
-            loss.covers(packet) and loss.outcome == DROPPED and not loss.assumption
-            for loss in losses.values()
-        ):
+        if whole_lost:
             break  # nothing is worse, and the loss covers every other
         if stateless_same and not any(_stateful(rule) for rule in region.accept):
             continue  # untracked packets take the same stateless path to the same accept
-        fate = chain_fate(rs, chain, region.packet, "untracked", frozenset(region.accept))
+        given = frozenset(region.accept)
+        fate = chain_fate(rs, chain, region.packet, "untracked", given, candidates)
         if fate.outcome != "accepted":
-            losses.setdefault(
-                (region.packet, region.accept),
-                Loss(region.packet, region.accept, fate, region.assumption),
-            )
+            loss = Loss(region.packet, region.accept, fate, region.assumption)
+            losses.setdefault((region.packet, region.accept), loss)
+            whole_lost = loss.covers(packet) and loss.outcome == DROPPED and not loss.assumption
     if not losses and all(_loopback(region.packet, packet) for region in tracked):
         # nothing accepted tracked but loopback traffic (which it still accepts): the port
         # is closed to the network whether tracked or not
