@@ -486,7 +486,16 @@ class Candidates:
     state: str
     by_chain: dict[tuple[str, str, str], tuple[tuple[Rule, str], ...]] = field(default_factory=dict)
 
-    def of(self, chain: Chain) -> tuple[tuple[Rule, str], ...]:
+    # per chain and "iif"/"oif": the positions of the rules naming each interface exactly,
+    # and of the others (no interface, or a wildcard)
+    by_iface: dict[tuple[str, str, str, str], tuple[dict[str, list[int]], list[int]]] = field(
+        default_factory=dict
+    )
+
+    def of(self, chain: Chain, part: Packet | None = None) -> tuple[tuple[Rule, str], ...]:
+        """The chain's rules that may decide for the class; for ``part`` of it, without
+        those that name another interface than the one ``part`` is narrowed to (one jump
+        per interface: Calico's 1500 workload chains)."""
         key = (chain.family, chain.table, chain.name)
         got = self.by_chain.get(key)
         if got is None:
@@ -497,7 +506,33 @@ class Candidates:
                 and not _cannot_apply(rule.match, self.packet, self.state)
             )
             self.by_chain[key] = got
+        for attr in ("iif", "oif"):
+            name = None if part is None else getattr(part, attr)
+            if name is not None and name[-1:] not in ("+", "*"):
+                return self._on_iface(key, got, attr, name)
         return got
+
+    def _on_iface(
+        self,
+        key: tuple[str, str, str],
+        rules: tuple[tuple[Rule, str], ...],
+        attr: str,
+        name: str,
+    ) -> tuple[tuple[Rule, str], ...]:
+        index = self.by_iface.get((*key, attr))
+        if index is None:
+            exact: dict[str, list[int]] = {}
+            rest: list[int] = []
+            for i, (rule, _) in enumerate(rules):
+                value = getattr(rule.match, attr)
+                if value is None or value[-1:] in ("+", "*"):
+                    rest.append(i)
+                else:
+                    exact.setdefault(value, []).append(i)
+            index = (exact, rest)
+            self.by_iface[(*key, attr)] = index
+        exact, rest = index
+        return tuple(rules[i] for i in sorted([*exact.get(name, ()), *rest]))
 
 
 @dataclass
@@ -540,7 +575,7 @@ class _Walk:
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...]
     ) -> tuple[str, str] | None:
         rules: Iterable[tuple[Rule, str | None]] = (
-            self.candidates.of(chain)
+            self.candidates.of(chain, self.packet)
             if self.candidates is not None
             else ((rule, _verdict_in_state(rule, self.state)) for rule in chain.rules)
         )
