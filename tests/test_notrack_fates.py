@@ -425,3 +425,25 @@ def test_a_walk_of_part_of_a_class_with_its_candidates_decides_as_a_full_walk() 
     fates = [chain_fate(rs, chain, part, "untracked", candidates=candidates) for part in parts]
     assert fates == [chain_fate(rs, chain, part, "untracked") for part in parts]
     assert [f.outcome for f in fates] == ["conditional", "accepted", "dropped", "conditional"]
+
+
+def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_twenty_sources_a_line(
+    tmp_path: Path,
+) -> None:
+    sources = [f"192.0.2.{i}/32" for i in range(1, 31)]
+    allow = "\n".join(
+        f"-A INPUT -s {source} -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+        for source in sources
+    )
+    got = ct501(solr_root(tmp_path, allow))
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    evidence = [str(line) for line in got["evidence"]]  # type: ignore[attr-defined]
+    assert sum("accepted while tracked by" in line for line in evidence) == 10
+    assert any("... and 20 more accepts" in line for line in evidence)
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    # iptables -s a,b,c adds one rule per address: 30 sources are two commands to paste
+    assert len(fixes) == 2
+    pasted = [s for line in fixes for s in line.split(" -s ")[1].split(" ")[0].split(",")]
+    assert pasted == sources
+    tail = " --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    assert all(line.endswith(tail) for line in fixes)

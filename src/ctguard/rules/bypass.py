@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from ctguard.facts import Facts
@@ -197,9 +198,42 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             f"{len(notracks)} NOTRACK rule(s): the filter accepts their packets untracked"
             " wherever it accepted them tracked"
         )
-    text = [_HOW_TO_ACCEPT, *dict.fromkeys(fixes)] if fixes else []
+    text = [_HOW_TO_ACCEPT, *_by_source(list(dict.fromkeys(fixes)))] if fixes else []
     text += list(dict.fromkeys(notes))
     return found(worst, evidence, "\n".join(text) if text else _NOTHING_TO_ACCEPT)
+
+
+_SOURCE = re.compile(r"^((?:ip6?tables) .*? )-s ([^\s,]+) (.*)$")
+_SOURCES_PER_LINE = 20
+
+
+def _by_source(commands: list[str]) -> list[str]:
+    """iptables commands that differ only in their source address, as one command per 20
+    sources (``-s a,b,c``: iptables adds one rule per address), in first-seen order: an
+    allow-list of 5000 addresses is 250 lines to paste, not 5000."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    order: list[str | tuple[str, str]] = []
+    for command in commands:
+        match = _SOURCE.match(command)
+        if match is None or " -s " in match.group(3):
+            order.append(command)
+            continue
+        key = (match.group(1), match.group(3))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(match.group(2))
+    out: list[str] = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        sources = groups[item]
+        out += [
+            f"{item[0]}-s {','.join(sources[i : i + _SOURCES_PER_LINE])} {item[1]}"
+            for i in range(0, len(sources), _SOURCES_PER_LINE)
+        ]
+    return out
 
 
 _HOW_TO_ACCEPT = (
@@ -223,6 +257,9 @@ def _forward_note(packet: Packet, unknown: str) -> str:
     )
 
 
+_LOSSES_SHOWN = 10  # per NOTRACK and hook: a 5000-entry allow-list is not 15,000 lines
+
+
 def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
     """Evidence for what untracking changes on a hook; its severity."""
     if effect.outcome == CLOSED:
@@ -233,7 +270,10 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
         )
         evidence += [f"    {line}" for line in closed.tracked.evidence]
         return Severity.INFO
-    for chain, loss in effect.losses:
+    losses = effect.losses
+    # sure losses first: they decide the severity and are the ones to read
+    shown = sorted(losses, key=lambda cl: (bool(cl[1].assumption), cl[1].outcome != DROPPED))
+    for chain, loss in shown[:_LOSSES_SHOWN]:
         which = "these packets" if loss.covers(effect.packet) else "some of these packets"
         if loss.outcome == DROPPED:
             evidence.append(
@@ -247,6 +287,11 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
         evidence += [f"    {line}" for line in loss_evidence(loss)]
         if loss.assumption:
             evidence.append(f"    only {loss.assumption} (outside ip_local_port_range)")
+    if len(losses) > _LOSSES_SHOWN:
+        evidence.append(
+            f"  ... and {len(losses) - _LOSSES_SHOWN} more accepts that took some of these"
+            " packets while tracked (the fix lists an untracked accept for each)"
+        )
     # a loss that rests on a guess about this host's own UDP source port never pages
     return Severity.CRITICAL if effect.surely_dropped else Severity.WARNING
 
