@@ -447,3 +447,21 @@ def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_twenty_sources_a_li
     assert pasted == sources
     tail = " --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
     assert all(line.endswith(tail) for line in fixes)
+
+
+def test_notrack_opens_no_whole_port_for_replies_to_this_hosts_own_fixed_port(
+    tmp_path: Path,
+) -> None:
+    # INPUT takes udp/123 only as ESTABLISHED (replies to ntpd's own 123 -> 123 queries):
+    # an untracked accept for all of udp dport 123 would open it to every host
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    saved.write_text(saved.read_text().replace(SOLR, NTP))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["notrack", "--root", str(root), "--port", "123", "--proto", "udp"])
+    assert "--dport 123 -m conntrack --ctstate UNTRACKED" not in out.getvalue()
+    assert "if this host sends from udp/123 itself" in out.getvalue()
+    # planned, not refused on a guess; the check says when the replies would be dropped
+    assert code == 0
+    assert "dropped only if this host sends from udp/123 itself" in out.getvalue()

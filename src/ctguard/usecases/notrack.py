@@ -173,7 +173,8 @@ def read_inputs(opened: Opened) -> Inputs:
 # -- plan and add -----------------------------------------------------------------------
 def build_request(options: NotrackOptions, local_ports: PortSet) -> NotrackRequest:
     request = NotrackRequest(options.ports, (options.proto,), options.direction,
-                             options.backend, options.every_packet, options.force)  # fmt: skip
+                             options.backend, options.every_packet, options.force,
+                             ephemeral=local_ports)  # fmt: skip
     if options.direction != "server" and not options.every_packet:
         request = replace(request, local_ports=local_ports)
     return request
