@@ -81,11 +81,15 @@ def test_a_port_the_filter_closes_loses_nothing() -> None:
 def test_replies_to_this_hosts_own_queries_were_accepted_as_established() -> None:
     dns = "-A PREROUTING -p udp -m udp --sport 53 -j NOTRACK"
     got = effect(save(dns))
-    assert got.outcome == DROPPED
-    ((_, loss),) = got.losses
+    assert got.outcome == DROPPED and got.surely_dropped
+    ((_, loss),) = [(c, loss) for c, loss in got.losses if not loss.assumption]
     assert "RELATED,ESTABLISHED" in loss.accept[-1].text
-    # replies to this host's queries come back to its ephemeral ports, and only those
+    # replies to this host's queries come back to its ephemeral ports for sure
     assert loss.region.dports == EPHEMERAL
+    # and to port 53 only if it queries from 53 itself (BIND's query-source port 53)
+    ((_, guess),) = [(c, loss) for c, loss in got.losses if loss.assumption]
+    assert (str(guess.region.sports), str(guess.region.dports)) == ("53", "53")
+    assert "udp/53" in guess.assumption
 
 
 def test_no_replies_when_the_output_filter_drops_the_queries() -> None:
@@ -246,3 +250,218 @@ def test_many_allow_list_accepts_stay_fast() -> None:
     got = effect(text)
     assert got.outcome == DROPPED
     assert time.monotonic() - started < 30
+
+
+# -- a chain entered twice --------------------------------------------------------------------
+TWO_DOORS = (
+    "-A INPUT -i eth0 -j C0",
+    "-A INPUT -i eth1 -j C0",
+    "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT",
+)
+
+
+def test_a_chain_entered_by_two_jumps_loses_packets_through_both() -> None:
+    # eth0 and eth1 both reach Solr's NEW accept in C0: untracked, both are dropped
+    got = effect(save(SOLR, *TWO_DOORS, chains=":C0 - [0:0]\n"))
+    assert got.outcome == DROPPED
+    ifaces = sorted(str(loss.region.iif) for _, loss in got.losses)
+    assert ifaces == ["eth0", "eth1"]
+    for _, loss in got.losses:
+        assert [rule.chain for rule in loss.accept] == ["INPUT", "C0"]
+
+
+def test_ct501_accepting_one_door_of_two_does_not_pass(tmp_path: Path) -> None:
+    root = solr_root(tmp_path, "\n".join(TWO_DOORS))
+    saved = root / "ctguard_commands" / "iptables-save"
+    text = saved.read_text().replace(":INPUT DROP [0:0]\n", ":INPUT DROP [0:0]\n:C0 - [0:0]\n", 1)
+    assert ":C0 -" in text
+    saved.write_text(text)
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert sorted("-i eth0" in f for f in fixes) == [False, True]
+    assert all("-i eth" in f and "--dport 8983" in f for f in fixes)
+    # with only eth0's accept added, eth1's packets are still dropped
+    eth0 = (
+        "-A INPUT -i eth0 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -j ACCEPT\n"
+    )
+    saved.write_text(text.replace("-A INPUT -m state", eth0 + "-A INPUT -m state", 1))
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert len(fixes) == 1 and "-i eth1" in fixes[0]
+
+
+# -- clients that send from their service's own UDP port --------------------------------------
+NTP = (
+    "-A PREROUTING -p udp -m udp --dport 123 -j NOTRACK\n"
+    "-A OUTPUT -p udp -m udp --sport 123 -j NOTRACK"
+)
+
+
+def test_ntpd_replies_to_its_own_port_are_a_guessed_loss_not_no_effect() -> None:
+    # ntpd sends from 123 to 123: its servers' replies were ESTABLISHED; untracked, the
+    # policy drops them. Not "closed": that would tell the operator to remove the NOTRACK.
+    rs = parse_iptables_save(save(NTP, "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"))
+    (prerouting,) = [rule for rule, hook in notrack_rules(rs) if hook == "prerouting"]
+    got = notrack_effect(rs, "input", packet_of(prerouting), EPHEMERAL)
+    assert got.outcome == DROPPED
+    assert not got.surely_dropped  # it rests on ntpd sending from 123 (outside 32768-60999)
+    ((_, loss),) = got.losses
+    assert "ntpd" in loss.assumption
+    # the lost packets are 123 -> 123 only, never any packet from source port 123
+    assert (str(loss.region.sports), str(loss.region.dports)) == ("123", "123")
+
+
+def test_a_udp_port_inside_the_ephemeral_range_needs_no_guess() -> None:
+    got = effect(save("-A PREROUTING -p udp -m udp --dport 40000 -j NOTRACK"))
+    assert got.surely_dropped
+    assert not any(loss.assumption for _, loss in got.losses)
+
+
+def test_a_tcp_service_port_is_no_reply_to_this_host() -> None:
+    # tcp clients do not bind their service port: a closed tcp port stays closed
+    assert effect(save(SOLR)).outcome == CLOSED
+
+
+def test_ct501_ntp_notracked_both_ways_is_a_warning_with_its_reason(tmp_path: Path) -> None:
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    text = saved.read_text()
+    assert SOLR in text
+    saved.write_text(text.replace(SOLR, NTP))
+    got = ct501(root)
+    assert (got["status"], got["severity"]) == ("found", "warning")
+    evidence = "\n".join(str(line) for line in got["evidence"])  # type: ignore[attr-defined]
+    assert "no effect" not in evidence
+    assert "if this host sends from udp/123 itself, e.g. ntpd" in evidence
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    assert fixes and all("--sport 123 --dport 123" in line for line in fixes)
+
+
+# -- ip_local_port_range: one fact, read with or without the table ----------------------------
+def wide_range_root(tmp_path: Path) -> Path:
+    """A snapshot without the table, ip_local_port_range 1024-65000 and udp/20000 (inside it)
+    notracked both ways: replies to this host's own connections arrive on 20000."""
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    udp = (
+        "-A PREROUTING -p udp -m udp --dport 20000 -j NOTRACK\n"
+        "-A OUTPUT -p udp -m udp --sport 20000 -j NOTRACK"
+    )
+    saved.write_text(saved.read_text().replace(SOLR, udp))
+    name = "/proc/sys/net/ipv4/ip_local_port_range"
+    (root / name[1:]).parent.mkdir(parents=True)
+    (root / name[1:]).write_text("1024\t65000\n")
+    manifest_path = root / "ctguard_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["table"] is False
+    manifest["captured"].append(name)
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return root
+
+
+def test_ct501_and_notrack_weigh_one_ip_local_port_range_without_the_table(
+    tmp_path: Path,
+) -> None:
+    root = wide_range_root(tmp_path)
+    got = ct501(root)
+    # 20000 is an ephemeral port here: replies to this host's own connections are surely lost
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    evidence = "\n".join(str(line) for line in got["evidence"])  # type: ignore[attr-defined]
+    assert "itself" not in evidence  # no guess about fixed source ports needed
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["notrack", "--root", str(root), "--port", "20000", "--proto", "udp"])
+    assert "--dport 20000 -m conntrack --ctstate UNTRACKED" in out.getvalue()
+
+
+# -- big allow-lists ----------------------------------------------------------------------------
+def test_twenty_notracks_over_a_big_new_only_allow_list_stay_fast() -> None:
+    # 20 ports notracked, 8000 NEW-only /32 accepts spread over them: each untracked walk
+    # must not meet all 8000 accepts again (none of them takes an untracked packet)
+    import time
+
+    notracks = "\n".join(
+        f"-A PREROUTING -p tcp -m tcp --dport {8000 + i} -j NOTRACK" for i in range(20)
+    )
+    accepts = [
+        f"-A INPUT -s 10.{i // 250}.{i % 250}.1/32 -p tcp -m tcp --dport {8000 + i % 20}"
+        " -m state --state NEW -j ACCEPT"
+        for i in range(8000)
+    ]
+    rs = parse_iptables_save(save(notracks, *accepts))
+    started = time.monotonic()
+    lost = 0
+    for notrack, _ in notrack_rules(rs):
+        got = notrack_effect(rs, "input", packet_of(notrack), EPHEMERAL)
+        assert got.outcome == DROPPED
+        lost += len(got.losses)
+    assert lost == 8000  # one per allow-list entry: each needs its own untracked accept
+    assert time.monotonic() - started < 4  # 15 s when each walk met every accept
+
+
+def test_a_walk_of_part_of_a_class_with_its_candidates_decides_as_a_full_walk() -> None:
+    from ctguard.model.firewall import Candidates, chain_fate
+
+    text = save(
+        SOLR,
+        "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT",
+        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+        "-A INPUT -s 10.1.0.0/16 -m conntrack --ctstate UNTRACKED -j ACCEPT",
+        "-A INPUT -i eth1 -p tcp -m tcp --dport 8983 -j DROP",
+    )
+    rs = parse_iptables_save(text)
+    ((notrack, _),) = notrack_rules(rs)
+    whole = packet_of(notrack)
+    (chain,) = [c for c in rs.chains if c.name == "INPUT" and c.table == "filter"]
+    candidates = Candidates(whole, "untracked")
+    parts = [
+        whole,
+        replace(whole, saddrs=frozenset({"10.1.2.0/24"})),
+        replace(whole, saddrs=frozenset({"192.0.2.0/24"})),
+        replace(whole, iif="eth1"),
+    ]
+    fates = [chain_fate(rs, chain, part, "untracked", candidates=candidates) for part in parts]
+    assert fates == [chain_fate(rs, chain, part, "untracked") for part in parts]
+    assert [f.outcome for f in fates] == ["conditional", "accepted", "dropped", "conditional"]
+
+
+def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_twenty_sources_a_line(
+    tmp_path: Path,
+) -> None:
+    sources = [f"192.0.2.{i}/32" for i in range(1, 31)]
+    allow = "\n".join(
+        f"-A INPUT -s {source} -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+        for source in sources
+    )
+    got = ct501(solr_root(tmp_path, allow))
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    evidence = [str(line) for line in got["evidence"]]  # type: ignore[attr-defined]
+    assert sum("accepted while tracked by" in line for line in evidence) == 10
+    assert any("... and 20 more accepts" in line for line in evidence)
+    fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
+    # iptables -s a,b,c adds one rule per address: 30 sources are two commands to paste
+    assert len(fixes) == 2
+    pasted = [s for line in fixes for s in line.split(" -s ")[1].split(" ")[0].split(",")]
+    assert pasted == sources
+    tail = " --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    assert all(line.endswith(tail) for line in fixes)
+
+
+def test_notrack_opens_no_whole_port_for_replies_to_this_hosts_own_fixed_port(
+    tmp_path: Path,
+) -> None:
+    # INPUT takes udp/123 only as ESTABLISHED (replies to ntpd's own 123 -> 123 queries):
+    # an untracked accept for all of udp dport 123 would open it to every host
+    root = solr_root(tmp_path, None)
+    saved = root / "ctguard_commands" / "iptables-save"
+    saved.write_text(saved.read_text().replace(SOLR, NTP))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["notrack", "--root", str(root), "--port", "123", "--proto", "udp"])
+    assert "--dport 123 -m conntrack --ctstate UNTRACKED" not in out.getvalue()
+    assert "if this host sends from udp/123 itself" in out.getvalue()
+    # planned, not refused on a guess; the check says when the replies would be dropped
+    assert code == 0
+    assert "dropped only if this host sends from udp/123 itself" in out.getvalue()

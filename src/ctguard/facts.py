@@ -40,8 +40,8 @@ from ctguard.sources.kernel import KernelVersion, read_kernel
 from ctguard.sources.kernel_log import TableFullLog, read_kernel_logs
 from ctguard.sources.local_addresses import LocalAddresses, read_local_addresses
 from ctguard.sources.local_port_range import (
-    DEFAULT_LOCAL_PORT_RANGE,
     LocalPortRange,
+    ephemeral_range,
     read_local_port_range,
 )
 from ctguard.sources.manifest import INIT_NETNS_DIR, read_manifest
@@ -78,10 +78,6 @@ class TableFacts:
     source: str
     summary: TableSummary
     tally: Tally  # exact remaining timeouts, for what-if arithmetic
-    # ip_local_port_range: ephemeral ports are no NOTRACK candidates (CT505)
-    local_ports: LocalPortRange | Missing = field(
-        default_factory=lambda: Missing("ip_local_port_range was not read")
-    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +122,11 @@ class Facts:
     # filled in by the caller that knows the state directory
     baseline: CounterBaseline | Missing = field(
         default_factory=lambda: Missing("no ctguard apply recorded counters")
+    )
+    # ip_local_port_range, read with or without the table: where this host's own
+    # connections start from (CT501 weighs replies, CT505 candidates with it)
+    local_ports: LocalPortRange | Missing = field(
+        default_factory=lambda: Missing("ip_local_port_range was not read")
     )
 
     @property
@@ -217,6 +218,7 @@ def collect(
     service = read_safely(read_iptables_service, host)
     ruleset = read_ruleset(commands)
     addresses = read_local_addresses(host, commands)
+    ports = read_safely(read_local_port_range, host)
     init_sysctls: ConntrackSysctls | Missing | None = None
     if not host.is_live and netns is not None:
         init_sysctls = read_safely(read_conntrack_sysctls, host, INIT_NETNS_DIR + NETFILTER_DIR)
@@ -246,21 +248,22 @@ def collect(
         local_addresses=addresses,
         init_sysctls=init_sysctls,
         modules=read_safely(_modules, host),
-        table=_table(host, commands, addresses)
+        local_ports=ports,
+        table=_table(host, commands, addresses, ports)
         if table and presence.loaded
         else Missing("conntrack not loaded" if table else "skipped (--no-table)"),
     )
 
 
 def _table(
-    host: HostRoot, commands: Commands, addresses: LocalAddresses | Missing
+    host: HostRoot,
+    commands: Commands,
+    addresses: LocalAddresses | Missing,
+    ports: LocalPortRange | Missing,
 ) -> TableFacts | Missing:
     local = addresses if isinstance(addresses, Missing) else addresses.spellings()
-    ports = read_safely(read_local_port_range, host)
-    ephemeral = (
-        DEFAULT_LOCAL_PORT_RANGE if isinstance(ports, Missing) else (ports.low, ports.high)
-    )  # the range CT505 weighs candidates with (rules/composition)
+    ephemeral = ephemeral_range(ports)  # the range CT505 weighs candidates with
     read = read_safely(read_table, host, commands, "auto", False, True, local, ephemeral)
     if isinstance(read, Missing):
         return read
-    return TableFacts(read.source, summarize(read.tally, top=10), read.tally, ports)
+    return TableFacts(read.source, summarize(read.tally, top=10), read.tally)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -476,6 +476,66 @@ def _surely_applies(match: RuleMatch, packet: Packet) -> bool:
 
 
 @dataclass
+class Candidates:
+    """The rules of each chain that may decide for some packet of ``packet`` in conntrack
+    ``state``, found once: a walk of a part of that class need look at no other (a rule that
+    cannot apply to the class cannot apply to a part of it). 5000 allow-list accepts limited
+    to NEW are then not met again by each untracked walk."""
+
+    packet: Packet
+    state: str
+    by_chain: dict[tuple[str, str, str], tuple[tuple[Rule, str], ...]] = field(default_factory=dict)
+
+    # per chain and "iif"/"oif": the positions of the rules naming each interface exactly,
+    # and of the others (no interface, or a wildcard)
+    by_iface: dict[tuple[str, str, str, str], tuple[dict[str, list[int]], list[int]]] = field(
+        default_factory=dict
+    )
+
+    def of(self, chain: Chain, part: Packet | None = None) -> tuple[tuple[Rule, str], ...]:
+        """The chain's rules that may decide for the class; for ``part`` of it, without
+        those that name another interface than the one ``part`` is narrowed to (one jump
+        per interface: Calico's 1500 workload chains)."""
+        key = (chain.family, chain.table, chain.name)
+        got = self.by_chain.get(key)
+        if got is None:
+            got = tuple(
+                (rule, verdict)
+                for rule in chain.rules
+                if (verdict := _verdict_in_state(rule, self.state)) is not None
+                and not _cannot_apply(rule.match, self.packet, self.state)
+            )
+            self.by_chain[key] = got
+        for attr in ("iif", "oif"):
+            name = None if part is None else getattr(part, attr)
+            if name is not None and name[-1:] not in ("+", "*"):
+                return self._on_iface(key, got, attr, name)
+        return got
+
+    def _on_iface(
+        self,
+        key: tuple[str, str, str],
+        rules: tuple[tuple[Rule, str], ...],
+        attr: str,
+        name: str,
+    ) -> tuple[tuple[Rule, str], ...]:
+        index = self.by_iface.get((*key, attr))
+        if index is None:
+            exact: dict[str, list[int]] = {}
+            rest: list[int] = []
+            for i, (rule, _) in enumerate(rules):
+                value = getattr(rule.match, attr)
+                if value is None or value[-1:] in ("+", "*"):
+                    rest.append(i)
+                else:
+                    exact.setdefault(value, []).append(i)
+            index = (exact, rest)
+            self.by_iface[(*key, attr)] = index
+        exact, rest = index
+        return tuple(rules[i] for i in sorted([*exact.get(name, ()), *rest]))
+
+
+@dataclass
 class _Walk:
     """One base chain's walk for packets in one conntrack ``state``: its decision, and the
     partial accepts met before it. Rules in ``given`` are known to match every packet of the
@@ -487,7 +547,12 @@ class _Walk:
     given: frozenset[Rule] = frozenset()
     partial: list[str] = field(default_factory=list)
     accepts: list[tuple[Rule, ...]] = field(default_factory=list)
-    memo: dict[tuple[str, bool], tuple[str, str] | None] = field(default_factory=dict)
+    candidates: Candidates | None = None  # of a class ``packet`` is part of, in ``state``
+    # per (chain, sure): its decision, and the accept paths met in it, relative to the
+    # chain (the jumps inside it, then the accept); each entry prefixes its own jumps
+    memo: dict[tuple[str, bool], tuple[tuple[str, str] | None, tuple[tuple[Rule, ...], ...]]] = (
+        field(default_factory=dict)
+    )
 
     def chain(
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...] = ()
@@ -497,14 +562,24 @@ class _Walk:
         holds the jumps that led here."""
         key = (chain.name, sure)
         if key not in self.memo:
-            self.memo[key] = self._rules(chain, sure, path | {chain.name}, via)
-        return self.memo[key]
+            start = len(self.accepts)
+            decided = self._rules(chain, sure, path | {chain.name}, ())
+            inside = tuple(dict.fromkeys(self.accepts[start:]))
+            del self.accepts[start:]
+            self.memo[key] = (decided, inside)
+        decided, inside = self.memo[key]
+        self.accepts.extend((*via, *accept) for accept in inside)
+        return decided
 
     def _rules(
         self, chain: Chain, sure: bool, path: frozenset[str], via: tuple[Rule, ...]
     ) -> tuple[str, str] | None:
-        for rule in chain.rules:
-            verdict = _verdict_in_state(rule, self.state)
+        rules: Iterable[tuple[Rule, str | None]] = (
+            self.candidates.of(chain, self.packet)
+            if self.candidates is not None
+            else ((rule, _verdict_in_state(rule, self.state)) for rule in chain.rules)
+        )
+        for rule, verdict in rules:
             if verdict is None or _cannot_apply(rule.match, self.packet, self.state):
                 continue
             certain = sure and (rule in self.given or _surely_applies(rule.match, self.packet))
@@ -579,11 +654,15 @@ def chain_fate(
     packet: Packet,
     state: str = "untracked",
     given: frozenset[Rule] = frozenset(),
+    candidates: Candidates | None = None,
 ) -> Fate:
     """What one base chain does with packets of the class in conntrack ``state`` ("new",
     "established", "untracked"...), the rules of ``given`` matching them all (see
-    ``untracked_fate``). ``Fate.accepts`` lists every accept met on the way."""
-    walk = _Walk(rs, packet, state, given)
+    ``untracked_fate``). ``Fate.accepts`` lists every accept met on the way. ``candidates``:
+    the rules found for a class these packets are part of, in the same state."""
+    if candidates is not None and candidates.state != state:
+        raise ValueError(f"candidates for state {candidates.state}, walk in state {state}")
+    walk = _Walk(rs, packet, state, given, candidates=candidates)
     decided = walk.chain(chain, True, frozenset())
     if decided is None:
         policy = chain.policy or "accept"

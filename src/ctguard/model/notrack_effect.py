@@ -15,7 +15,10 @@ conditions, so they count as those) and for the connections started the other wa
 the mirror class's NEW packets are accepted on the mirror hook (input <-> output, forward
 <-> forward). A connection this host starts leaves from an ephemeral port
 (ip_local_port_range): a class whose local port is a fixed service port outside it (tcp
-dport 8983 coming in) is no reply to this host's own connections.
+dport 8983 coming in) is no reply to this host's own connections. UDP clients may send from
+a fixed port, though (ntpd 123<->123, IKE 500/4500, BIND's query-source): a UDP port the
+NOTRACK names is also taken as one this host may send from, to the same port, and a loss
+that rests on that guess says so (``Loss.assumption``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
+    Candidates,
     Fate,
     Packet,
     chain_fate,
@@ -53,6 +57,9 @@ class Loss:
     region: Packet  # the class under the conditions of the accept (and its jumps)
     accept: tuple[Rule, ...]  # the jumps, then the accept; () for the chain's policy
     untracked: Fate  # what the chain does with them untracked ("dropped" | "conditional")
+    # why these packets existed when it rests on a guess ("" when it does not): replies to
+    # this host's own packets sent from a fixed UDP port outside ip_local_port_range
+    assumption: str = ""
 
     @property
     def outcome(self) -> str:
@@ -88,58 +95,99 @@ class Effect:
     def losses(self) -> tuple[tuple[Chain, Loss], ...]:
         return tuple((c.chain, loss) for c in self.chains for loss in c.losses)
 
+    @property
+    def surely_dropped(self) -> bool:
+        """Packets are surely dropped untracked, with no guess about this host's own UDP
+        source ports behind it."""
+        return any(loss.outcome == DROPPED and not loss.assumption for _, loss in self.losses)
 
-def _started(hook: str, packet: Packet, ephemeral: PortSet) -> Packet | None:
+
+# Clients known to send from their service's own UDP port, named in a guess's reason.
+_FIXED_PORT_CLIENTS = ((53, "BIND's query-source"), (123, "ntpd"), (500, "IKE"), (4500, "IKE"))
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Packets that can start a connection; ``assumption`` says why when it is a guess."""
+
+    packet: Packet
+    assumption: str = ""
+
+
+def own_udp_ports(packet: Packet) -> PortSet | None:
+    """The UDP ports a NOTRACK's class names (either side), which a client of that service
+    may send from itself; None when it names none or is not UDP."""
+    if packet.protos is not None and "udp" not in packet.protos:
+        return None
+    named = [r for ports in (packet.dports, packet.sports) if ports for r in ports.ranges]
+    return PortSet.of(*named) if named else None
+
+
+def _started(hook: str, packet: Packet, ephemeral: PortSet, own: PortSet | None) -> list[_Start]:
     """The packets of the class that can start a connection on ``hook``: all of them, except
-    on output, where this host starts connections from an ephemeral source port (None when
-    the class has none)."""
+    on output, where this host starts connections from an ephemeral source port, and may
+    send UDP from a port of ``own`` outside it to the same port (a guess: ntpd, IKE)."""
     if hook != "output":
-        return packet
+        return [_Start(packet)]
+    out: list[_Start] = []
     sports = ephemeral if packet.sports is None else packet.sports.intersection(ephemeral)
-    return replace(packet, sports=sports) if sports.ranges else None
+    if sports.ranges:
+        out.append(_Start(replace(packet, sports=sports)))
+    fixed = None if own is None else own.intersection(ephemeral.complement())
+    if fixed is None or not fixed.ranges:
+        return out
+    fsports = fixed if packet.sports is None else packet.sports.intersection(fixed)
+    fdports = fixed if packet.dports is None else packet.dports.intersection(fixed)
+    if fsports.ranges and fdports.ranges:
+        names = sorted({name for port, name in _FIXED_PORT_CLIENTS if fsports.contains(port)})
+        example = f"e.g. {', '.join(names)}" if names else "a client bound to its service port"
+        guess = f"if this host sends from udp/{fsports} itself, {example}"
+        udp = frozenset({"udp"})
+        out.append(_Start(replace(packet, protos=udp, sports=fsports, dports=fdports), guess))
+    return out
 
 
 @dataclass(frozen=True)
 class _Region:
     packet: Packet
     accept: tuple[Rule, ...]
+    assumption: str = ""
 
 
-def _regions(fate: Fate, packet: Packet) -> list[_Region]:
+def _regions(fate: Fate, packet: Packet, assumption: str = "") -> list[_Region]:
     out: list[_Region] = []
     for path in fate.accepts:
         region: Packet | None = packet
         for rule in path:
             region = None if region is None else narrowed(region, rule.match)
         if region is not None:
-            out.append(_Region(region, path))
+            out.append(_Region(region, path, assumption))
     return out
 
 
 def _started_the_other_way(
-    rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet
-) -> list[Packet] | None:
+    rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet, own: PortSet | None
+) -> list[_Start]:
     """Packets of the class that are replies to connections started the other way: the
-    whole class ([packet]), parts of it, or none (None)."""
+    whole class, parts of it, or none ([]); each with the guess it rests on, if any."""
     mirror_hook = MIRROR_HOOK[hook]
-    other = _started(mirror_hook, mirrored(packet), ephemeral)
-    if other is None:
-        return None
-    parts: list[Packet] = [mirrored(other)]  # replies to this host's own: to its ephemeral ports
-    for chain in filtering_chains(rs, mirror_hook, packet.family):
-        fate = chain_fate(rs, chain, other, "new")
-        if fate.outcome == "accepted":
-            continue
-        regions = _regions(fate, other)
-        if not regions:
-            return None
-        parts = [
-            part
-            for region in regions
-            for whole in parts
-            if (part := _within(whole, mirrored(region.packet))) is not None
-        ]
-    return parts or None
+    replies: list[_Start] = []
+    for start in _started(mirror_hook, mirrored(packet), ephemeral, own):
+        other = start.packet
+        # replies to this host's own: to the ports it sent from
+        parts: list[Packet] = [mirrored(other)]
+        for chain in filtering_chains(rs, mirror_hook, packet.family):
+            fate = chain_fate(rs, chain, other, "new")
+            if fate.outcome == "accepted":
+                continue
+            parts = [
+                part
+                for region in _regions(fate, other)
+                for whole in parts
+                if (part := _within(whole, mirrored(region.packet))) is not None
+            ]
+        replies += [_Start(part, start.assumption) for part in parts]
+    return replies
 
 
 def _within(packet: Packet, region: Packet) -> Packet | None:
@@ -150,33 +198,42 @@ def _within(packet: Packet, region: Packet) -> Packet | None:
 
 
 def _chain_effect(
-    rs: Ruleset, chain: Chain, hook: str, packet: Packet, replies: list[Packet] | None,
-    ephemeral: PortSet,
+    rs: Ruleset, chain: Chain, hook: str, packet: Packet, replies: list[_Start],
+    ephemeral: PortSet, own: PortSet | None,
 ) -> ChainEffect:  # fmt: skip
     new = chain_fate(rs, chain, packet, "new")
-    starting = _started(hook, packet, ephemeral)
-    tracked = [] if starting is None else _regions(chain_fate(rs, chain, starting, "new"), starting)
+    tracked = [
+        region
+        for start in _started(hook, packet, ephemeral, own)
+        for region in _regions(
+            chain_fate(rs, chain, start.packet, "new"), start.packet, start.assumption
+        )
+    ]
     if replies:
         established = chain_fate(rs, chain, packet, "established")
         for region in _regions(established, packet):
             tracked += [
-                _Region(part, region.accept)
+                _Region(part, region.accept, reply.assumption)
                 for reply in replies
-                if (part := _within(region.packet, reply)) is not None
+                if (part := _within(region.packet, reply.packet)) is not None
             ]
     losses: dict[tuple[Packet, tuple[Rule, ...]], Loss] = {}
     stateless_same = not _mentions_untracked(rs, chain)
-    # the whole class first: once it is surely lost, every part of it is covered by that
-    for region in sorted(tracked, key=lambda r: r.packet != packet):
-        if any(loss.covers(packet) and loss.outcome == DROPPED for loss in losses.values()):
+    candidates = Candidates(packet, "untracked")  # every region is part of the class
+    whole_lost = False
+    # the whole class first, and what is sure before what rests on a guess: once the whole
+    # class is surely lost, every part of it is covered by that
+    for region in sorted(tracked, key=lambda r: (bool(r.assumption), r.packet != packet)):
+        if whole_lost:
             break  # nothing is worse, and the loss covers every other
         if stateless_same and not any(_stateful(rule) for rule in region.accept):
             continue  # untracked packets take the same stateless path to the same accept
-        fate = chain_fate(rs, chain, region.packet, "untracked", frozenset(region.accept))
+        given = frozenset(region.accept)
+        fate = chain_fate(rs, chain, region.packet, "untracked", given, candidates)
         if fate.outcome != "accepted":
-            losses.setdefault(
-                (region.packet, region.accept), Loss(region.packet, region.accept, fate)
-            )
+            loss = Loss(region.packet, region.accept, fate, region.assumption)
+            losses.setdefault((region.packet, region.accept), loss)
+            whole_lost = loss.covers(packet) and loss.outcome == DROPPED and not loss.assumption
     if not losses and all(_loopback(region.packet, packet) for region in tracked):
         # nothing accepted tracked but loopback traffic (which it still accepts): the port
         # is closed to the network whether tracked or not
@@ -221,7 +278,7 @@ def _uncovered(losses: list[Loss], packet: Packet) -> list[Loss]:
     whole = [loss for loss in losses if loss.region == packet]
     kept: list[Loss] = []
     for loss in losses:
-        if loss.region != packet and any(_RANK[w.outcome] >= _RANK[loss.outcome] for w in whole):
+        if loss.region != packet and any(_as_sure(w, loss) for w in whole):
             continue
         if len(losses) <= _PAIRWISE_MAX and _covered(loss, losses):
             continue
@@ -233,20 +290,26 @@ def _covered(loss: Loss, losses: Iterable[Loss]) -> bool:
     """Another loss, as sure, includes these packets (its accept is the one to restore)."""
     return any(
         other is not loss
-        and _RANK[other.outcome] >= _RANK[loss.outcome]
+        and _as_sure(other, loss)
         and other.region != loss.region
         and _within(loss.region, other.region) == loss.region
         for other in losses
     )
 
 
+def _as_sure(a: Loss, b: Loss) -> bool:
+    """Loss ``a`` is at least as sure as ``b``: as bad, and no guess where ``b`` has none."""
+    return _RANK[a.outcome] >= _RANK[b.outcome] and (not a.assumption or bool(b.assumption))
+
+
 def notrack_effect(rs: Ruleset, hook: str, packet: Packet, ephemeral: PortSet) -> Effect:
     """What untracking ``packet`` changes for the filtering base chains on ``hook`` ("input",
     "output" or "forward"); ``ephemeral`` is ip_local_port_range (where this host's own
-    connections start from)."""
-    replies = _started_the_other_way(rs, hook, packet, ephemeral)
+    connections start from; UDP may also leave from a port the NOTRACK names)."""
+    own = own_udp_ports(packet)
+    replies = _started_the_other_way(rs, hook, packet, ephemeral, own)
     chains = tuple(
-        _chain_effect(rs, chain, hook, packet, replies, ephemeral)
+        _chain_effect(rs, chain, hook, packet, replies, ephemeral, own)
         for chain in filtering_chains(rs, hook, packet.family)
     )
     # IPv4 packets cross the ip and inet chains, IPv6 ones the ip6 and inet chains: a

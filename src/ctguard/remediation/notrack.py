@@ -93,6 +93,9 @@ class NotrackRequest:
     # ip_local_port_range: a client's replies come back to these, and only these are
     # untracked and accepted (else "udp sport 53 accept" lets any packet from port 53 in)
     local_ports: PortSet | None = None
+    # ip_local_port_range read from the target whatever the direction (None: unread), to
+    # judge untracked fates with (where this host's own connections start from)
+    ephemeral: PortSet | None = None
 
 
 @dataclass(frozen=True)
@@ -489,6 +492,16 @@ def _accepts(
                 continue
             if effect.outcome == UNCHANGED:
                 continue
+            guesses = [loss.assumption for _, loss in effect.losses]
+            if all(guesses):
+                # lost only as replies to this host's own fixed-port sends (ntpd 123<->123): an
+                # accept for the whole port would open what the filter closes to others
+                notes.append(
+                    f"{describe_flow(flow)}: {chain.label} accepted these packets only as"
+                    f" replies, {guesses[0]}; no accept for the whole port added (it would"
+                    " open what the filter closes): doctor CT501 shows the narrow one"
+                )
+                continue
             evidence = tuple(line for _, loss in effect.losses for line in loss_evidence(loss))
             owner = AGENT_TABLES.get(chain.table) if chain.backend == "nft" else None
             if owner is not None:
@@ -525,7 +538,7 @@ def _accepts(
 
 def ephemeral_ports(request: NotrackRequest) -> PortSet:
     """Where this host's own connections start from (ip_local_port_range)."""
-    return request.local_ports or DEFAULT_EPHEMERAL
+    return request.ephemeral or request.local_ports or DEFAULT_EPHEMERAL
 
 
 def _only(rs: Ruleset, chain: Chain) -> Ruleset:
@@ -655,8 +668,9 @@ def check_flows(
         effect = notrack_effect(rs, hook, flow.packet(), ephemeral)
         line = f"{describe_flow(flow)}: {_effect_words(rs, effect)} on {hook}"
         lines.append(line)
-        if effect.outcome not in (UNCHANGED, CLOSED):
-            evidence = (e for _, loss in effect.losses for e in loss_evidence(loss))
+        sure = [loss for _, loss in effect.losses if not loss.assumption]
+        if effect.outcome not in (UNCHANGED, CLOSED) and sure:
+            evidence = (e for loss in sure for e in loss_evidence(loss))
             bad.append(f"{line}: {'; '.join(evidence)}")
     return tuple(lines), tuple(bad)
 
@@ -668,6 +682,9 @@ def _effect_words(rs: Ruleset, effect: Effect) -> str:
         return "accepted where tracked ones were (the rest dropped tracked too)"
     if effect.outcome == CLOSED:
         return "dropped tracked or not (the filter closes them)"
+    guesses = [loss.assumption for _, loss in effect.losses]
+    if guesses and all(guesses):  # a guess is no reason to refuse, but it is said
+        return f"{effect.outcome} only {guesses[0]} (replies to it)"
     return effect.outcome
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from ctguard.facts import Facts
@@ -19,7 +20,6 @@ from ctguard.model.firewall import (
 from ctguard.model.ipv6_filter import ipv6_filter_unread
 from ctguard.model.notrack_effect import (
     CLOSED,
-    DEFAULT_EPHEMERAL,
     DROPPED,
     UNCHANGED,
     Effect,
@@ -31,6 +31,7 @@ from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
+from ctguard.sources.local_port_range import ephemeral_range
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
@@ -136,11 +137,9 @@ def _ipv6_unread(facts: Facts) -> str | None:
 
 
 def _ephemeral(facts: Facts) -> PortSet:
-    """Where this host's own connections start from: ip_local_port_range when it was read
-    (with the table), else the kernel's default."""
-    table = facts.table
-    ports = table.local_ports if not isinstance(table, Missing) else table
-    return DEFAULT_EPHEMERAL if isinstance(ports, Missing) else PortSet.of((ports.low, ports.high))
+    """Where this host's own connections start from: ip_local_port_range (read with or
+    without the table), else the kernel's default."""
+    return PortSet.of(ephemeral_range(facts.local_ports))
 
 
 @rule("CT501")
@@ -199,9 +198,42 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             f"{len(notracks)} NOTRACK rule(s): the filter accepts their packets untracked"
             " wherever it accepted them tracked"
         )
-    text = [_HOW_TO_ACCEPT, *dict.fromkeys(fixes)] if fixes else []
+    text = [_HOW_TO_ACCEPT, *_by_source(list(dict.fromkeys(fixes)))] if fixes else []
     text += list(dict.fromkeys(notes))
     return found(worst, evidence, "\n".join(text) if text else _NOTHING_TO_ACCEPT)
+
+
+_SOURCE = re.compile(r"^((?:ip6?tables) .*? )-s ([^\s,]+) (.*)$")
+_SOURCES_PER_LINE = 20
+
+
+def _by_source(commands: list[str]) -> list[str]:
+    """iptables commands that differ only in their source address, as one command per 20
+    sources (``-s a,b,c``: iptables adds one rule per address), in first-seen order: an
+    allow-list of 5000 addresses is 250 lines to paste, not 5000."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    order: list[str | tuple[str, str]] = []
+    for command in commands:
+        match = _SOURCE.match(command)
+        if match is None or " -s " in match.group(3):
+            order.append(command)
+            continue
+        key = (match.group(1), match.group(3))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(match.group(2))
+    out: list[str] = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        sources = groups[item]
+        out += [
+            f"{item[0]}-s {','.join(sources[i : i + _SOURCES_PER_LINE])} {item[1]}"
+            for i in range(0, len(sources), _SOURCES_PER_LINE)
+        ]
+    return out
 
 
 _HOW_TO_ACCEPT = (
@@ -225,6 +257,9 @@ def _forward_note(packet: Packet, unknown: str) -> str:
     )
 
 
+_LOSSES_SHOWN = 10  # per NOTRACK and hook: a 5000-entry allow-list is not 15,000 lines
+
+
 def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
     """Evidence for what untracking changes on a hook; its severity."""
     if effect.outcome == CLOSED:
@@ -235,7 +270,10 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
         )
         evidence += [f"    {line}" for line in closed.tracked.evidence]
         return Severity.INFO
-    for chain, loss in effect.losses:
+    losses = effect.losses
+    # sure losses first: they decide the severity and are the ones to read
+    shown = sorted(losses, key=lambda cl: (bool(cl[1].assumption), cl[1].outcome != DROPPED))
+    for chain, loss in shown[:_LOSSES_SHOWN]:
         which = "these packets" if loss.covers(effect.packet) else "some of these packets"
         if loss.outcome == DROPPED:
             evidence.append(
@@ -247,7 +285,15 @@ def _note_effect(effect: Effect, evidence: list[str]) -> Severity:
                 " conditions ctguard cannot decide, else drops them:"
             )
         evidence += [f"    {line}" for line in loss_evidence(loss)]
-    return Severity.CRITICAL if effect.outcome == DROPPED else Severity.WARNING
+        if loss.assumption:
+            evidence.append(f"    only {loss.assumption} (outside ip_local_port_range)")
+    if len(losses) > _LOSSES_SHOWN:
+        evidence.append(
+            f"  ... and {len(losses) - _LOSSES_SHOWN} more accepts that took some of these"
+            " packets while tracked (the fix lists an untracked accept for each)"
+        )
+    # a loss that rests on a guess about this host's own UDP source port never pages
+    return Severity.CRITICAL if effect.surely_dropped else Severity.WARNING
 
 
 def _delete_command(rule_: Rule) -> str:

@@ -11,7 +11,7 @@ from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import runtime
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.rules.remedies import persist_file
-from ctguard.sources.local_port_range import DEFAULT_LOCAL_PORT_RANGE
+from ctguard.sources.local_port_range import ephemeral_range
 from ctguard.sources.sysctl_runtime import ConntrackSysctls
 from ctguard.table.candidates import Candidate, PassedOver, notrack_candidates
 from ctguard.table.whatif import WhatIf, current_timeouts, what_if
@@ -106,8 +106,7 @@ def dominant_port(facts: Facts, limits: Thresholds) -> Outcome:
         return passed(
             f"the busiest port holds {share:.1f} % (from {limits.port_share:g} %)", evidence
         )
-    ports = table.local_ports
-    ephemeral = DEFAULT_LOCAL_PORT_RANGE if isinstance(ports, Missing) else (ports.low, ports.high)
+    ephemeral = ephemeral_range(facts.local_ports)
     candidates = notrack_candidates(summary, ephemeral, min_entries=int(limits.table_min_entries))
     row = candidates.for_port(protocol, port)
     if protocol not in ("tcp", "udp"):  # no bypass we would propose

@@ -38,6 +38,15 @@ def parse_local_port_range(text: str) -> LocalPortRange:
     return LocalPortRange(low, high)
 
 
+def ephemeral_range(ports: LocalPortRange | Missing | None) -> tuple[int, int]:
+    """Where this host's own connections start from, as every check weighs it (CT501, CT505,
+    ``notrack``, ``analyze``): the range read, else the kernel's default (what most hosts
+    run)."""
+    return (
+        (ports.low, ports.high) if isinstance(ports, LocalPortRange) else DEFAULT_LOCAL_PORT_RANGE
+    )
+
+
 def read_local_port_range(host: HostRoot) -> LocalPortRange | Missing:
     text = host.try_read_text(LOCAL_PORT_RANGE, 256)
     return text if isinstance(text, Missing) else parse_local_port_range(text)

@@ -17,6 +17,7 @@ from ctguard.sources.local_addresses import LocalAddresses, read_local_addresses
 from ctguard.sources.local_port_range import (
     DEFAULT_LOCAL_PORT_RANGE,
     LocalPortRange,
+    ephemeral_range,
     read_local_port_range,
 )
 from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
@@ -137,9 +138,8 @@ def read_host_table(
 
 
 def _ephemeral(ports: LocalPortRange | None) -> tuple[int, int]:
-    """ip_local_port_range as the scan and the candidates use it: the kernel's default
-    when unread (what most hosts run)."""
-    return DEFAULT_LOCAL_PORT_RANGE if ports is None else (ports.low, ports.high)
+    """ip_local_port_range as the scan and the candidates use it."""
+    return ephemeral_range(ports)
 
 
 def _local_spellings(host: HostRoot, commands: Commands) -> frozenset[bytes] | Missing:

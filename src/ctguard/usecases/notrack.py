@@ -36,8 +36,8 @@ from ctguard.remediation.notrack import (
 )
 from ctguard.remediation.notrack_script import add_commands, ours_in, remove_commands
 from ctguard.sources.local_port_range import (
-    DEFAULT_LOCAL_PORT_RANGE,
     LocalPortRange,
+    ephemeral_range,
     read_local_port_range,
 )
 from ctguard.sources.modules import read_module_names
@@ -167,17 +167,14 @@ def read_inputs(opened: Opened) -> Inputs:
         saved = opened.commands.output("iptables-save")
         variant = None if isinstance(saved, Missing) else iptables_variant(saved)
         tools = Tools(True, True, True, variant)
-    # unreadable: the kernel's default, which is what most hosts run
-    low, high = (
-        (ports.low, ports.high) if isinstance(ports, LocalPortRange) else DEFAULT_LOCAL_PORT_RANGE
-    )
-    return Inputs(ruleset, tools, PortSet.of((low, high)), modules)
+    return Inputs(ruleset, tools, PortSet.of(ephemeral_range(ports)), modules)
 
 
 # -- plan and add -----------------------------------------------------------------------
 def build_request(options: NotrackOptions, local_ports: PortSet) -> NotrackRequest:
     request = NotrackRequest(options.ports, (options.proto,), options.direction,
-                             options.backend, options.every_packet, options.force)  # fmt: skip
+                             options.backend, options.every_packet, options.force,
+                             ephemeral=local_ports)  # fmt: skip
     if options.direction != "server" and not options.every_packet:
         request = replace(request, local_ports=local_ports)
     return request
