@@ -236,20 +236,16 @@ def test_a_rule_that_drops_untracked_packets_first_is_seen_before_a_stateless_ac
     assert loss.untracked.evidence == (f"iptables -t filter {drop}",)
 
 
-def test_many_allow_list_accepts_stay_fast() -> None:
-    # a 3000-entry NEW-only allow-list behind a broad NOTRACK: one walk per accept, no more
-    import time
-
+def test_a_big_allow_list_behind_a_broad_notrack_is_dropped() -> None:
+    # a 3000-entry NEW-only allow-list behind a broad NOTRACK (its cost: bench/ct501.py)
     accepts = [
         f"-A INPUT -s 10.{i // 250}.{i % 250}.0/24 -p tcp -m tcp --dport {1000 + i}"
         " -m state --state NEW -j ACCEPT"
         for i in range(3000)
     ]
     text = save("-A PREROUTING -s 10.0.0.0/8 -j NOTRACK", *accepts)
-    started = time.monotonic()
     got = effect(text)
     assert got.outcome == DROPPED
-    assert time.monotonic() - started < 30
 
 
 # -- a chain entered twice --------------------------------------------------------------------
@@ -377,10 +373,9 @@ def test_ct501_and_notrack_weigh_one_ip_local_port_range_without_the_table(
 
 
 # -- big allow-lists ----------------------------------------------------------------------------
-def test_twenty_notracks_over_a_big_new_only_allow_list_stay_fast() -> None:
-    # 20 ports notracked, 8000 NEW-only /32 accepts spread over them: each untracked walk
-    # must not meet all 8000 accepts again (none of them takes an untracked packet)
-    import time
+def test_twenty_notracks_over_a_big_new_only_allow_list_lose_each_entry() -> None:
+    # 20 ports notracked, 8000 NEW-only /32 accepts spread over them (the walk's cost is
+    # bench/ct501.py's, measured against parsing the same ruleset)
 
     notracks = "\n".join(
         f"-A PREROUTING -p tcp -m tcp --dport {8000 + i} -j NOTRACK" for i in range(20)
@@ -391,14 +386,12 @@ def test_twenty_notracks_over_a_big_new_only_allow_list_stay_fast() -> None:
         for i in range(8000)
     ]
     rs = parse_iptables_save(save(notracks, *accepts))
-    started = time.monotonic()
     lost = 0
     for notrack, _ in notrack_rules(rs):
         got = notrack_effect(rs, "input", packet_of(notrack), EPHEMERAL)
         assert got.outcome == DROPPED
         lost += len(got.losses)
     assert lost == 8000  # one per allow-list entry: each needs its own untracked accept
-    assert time.monotonic() - started < 4  # 15 s when each walk met every accept
 
 
 def test_a_walk_of_part_of_a_class_with_its_candidates_decides_as_a_full_walk() -> None:
