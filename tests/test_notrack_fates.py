@@ -180,10 +180,43 @@ def test_ct501_an_allow_list_for_new_only_is_critical_and_keeps_the_list(tmp_pat
     got = ct501(solr_root(tmp_path, allow))
     assert (got["status"], got["severity"]) == ("found", "critical")
     fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
-    assert fixes == [
-        "iptables -t filter -I INPUT 1 -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m conntrack"
+    assert fixes == [  # right before the allow-list accept, the 2nd INPUT rule
+        "iptables -t filter -I INPUT 2 -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m conntrack"
         " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
     ]
+
+
+def test_ct501_the_accept_goes_after_a_drop_that_came_before_the_tracked_accept(
+    tmp_path: Path,
+) -> None:
+    """10.0.0.0/8 is dropped before 8983's NEW accept: an untracked accept inserted first
+    would open 8983 to it. Right before the accept it mirrors (3rd), it stays closed."""
+    rules = (
+        "-A INPUT -s 10.0.0.0/8 -j DROP\n"
+        "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+    )
+    got = ct501(solr_root(tmp_path, rules))
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
+    assert fixes == [
+        "iptables -t filter -I INPUT 3 -p tcp -m tcp --dport 8983 -m conntrack"
+        " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    ]
+
+
+def test_ct501_packets_accepted_only_as_replies_get_no_paste_rule(tmp_path: Path) -> None:
+    """The NOTRACK's port moved to 40000, an ephemeral port no rule accepts NEW packets
+    for: tracked, its packets came in only as replies to this host's own connections
+    (RELATED,ESTABLISHED). Untracked, they cannot be told apart from new ones: no accept
+    to paste, and the reason says so."""
+    copy = solr_root(tmp_path, None)
+    for name in ("iptables-save",):
+        saved = copy / "ctguard_commands" / name
+        saved.write_text(saved.read_text().replace("8983", "40000"))
+    got = ct501(copy)
+    fix = str(got["fix"])
+    assert "UNTRACKED" not in fix and "-I INPUT" not in fix
+    assert "only as replies" in fix
 
 
 def test_ct501_an_allow_list_without_state_passes(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
+from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, describe
 
 TAG = "ctguard"
 OWN_FAMILY = "inet"  # ctguard's own nft table, which holds its notrack chains
@@ -57,6 +57,11 @@ class OurRule:
     # nft rules in an inet table: "ip" (``meta nfproto ipv4``) when only IPv4 is untracked,
     # because the IPv6 filter was not read (or cannot get its accept); None: both families
     nfproto: str | None = None
+    # Where it goes in a user chain: None, first; else right before the rule it mirrors
+    # (iptables: that rule's 1-based index in its chain; nft: its handle); ``end``: appended
+    # (an accept standing in for the chain's policy accept). See ``placed``.
+    at: int | None = None
+    end: bool = False
 
     @property
     def match(self) -> RuleMatch:
@@ -78,10 +83,13 @@ class OurRule:
         """The command an operator would type to add it."""
         if self.backend == "nft":
             own = is_own(self.family, self.table) and self.action != RETURN
-            verb = "add" if own else "insert"
-            return f"nft {verb} rule {self.family} {self.table} {self.chain} {self.text()}"
+            verb = "add" if own or self.end else "insert"
+            where = f" position {self.at}" if self.at is not None and not self.end else ""
+            return f"nft {verb} rule {self.family} {self.table} {self.chain}{where} {self.text()}"
         spec = self.text().split(" ", 2)[2]
-        return f"{self.backend} -t {self.table} -I {self.chain} 1 {spec}"
+        if self.end:
+            return f"{self.backend} -t {self.table} -A {self.chain} {spec}"
+        return f"{self.backend} -t {self.table} -I {self.chain} {self.at or 1} {spec}"
 
 
 def _nft_ports(ports: PortSet) -> str:
@@ -256,3 +264,42 @@ def same_rule(ours: OurRule, rule: Rule) -> bool:
         and (rule.match.iif, rule.match.oif) == (wanted.iif, wanted.oif)
         and rule.match.nfproto == wanted.nfproto
     )
+
+
+REPLY_STATES = frozenset({"established", "related"})
+
+
+def reply_only(path: tuple[Rule, ...]) -> Rule | None:
+    """The rule on the way to an accept (the jumps, then the accept) that limits it to
+    ESTABLISHED and/or RELATED packets, or None. Untracked packets cannot be told apart from
+    new ones, so an untracked accept standing in for such an accept would admit unsolicited
+    packets that the tracked firewall let through only as replies."""
+    for rule in path:
+        states = rule.match.ct_states
+        if states is not None and states <= REPLY_STATES:
+            return rule
+    return None
+
+
+def placed(chain: Chain, path: tuple[Rule, ...], ours: OurRule) -> OurRule | str:
+    """``ours`` placed right before the first rule of ``path`` in ``chain`` (the accept it
+    mirrors, or the jump that leads to it), so untracked packets meet every rule tracked ones
+    met before it (a drop of some sources ahead of the accept keeps dropping them); appended
+    when ``path`` is () (the chain's policy accepted them). Or why it cannot be placed: an
+    nft rule whose handle the capture lacks, a rule not found in the chain."""
+    if not path:
+        return replace(ours, at=None, end=True)
+    first = path[0]
+    index = next((i for i, rule in enumerate(chain.rules) if rule is first), None)
+    if index is None:
+        index = next((i for i, rule in enumerate(chain.rules) if rule == first), None)
+    if index is None:
+        return f"{describe(first)} is not a rule of {chain.label}"
+    if chain.backend == "nft":
+        if first.line is None:
+            return (
+                f"the handle of {describe(first)} is unknown (list the chain with nft -a), so"
+                " ctguard cannot place the accept right before it"
+            )
+        return replace(ours, at=first.line, end=False)
+    return replace(ours, at=index + 1, end=False)

@@ -70,11 +70,20 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
         for r in reversed([r for r in own if r.action == RETURN])
     ]
     lines += [f"add rule inet {OWN_TABLE} {r.chain} {r.text()}" for r in own if r.action != RETURN]
-    # "insert" puts a rule first: insert in reverse so the chain keeps the planned order
+    # "insert" puts a rule first: insert in reverse so the chain keeps the planned order;
+    # "insert ... position H" puts it right before rule H: in order, each lands after the
+    # one inserted before it; "add" appends
+    theirs = [r for r in rules if not is_own(r.family, r.table)]
     lines += [
         f"insert rule {r.family} {r.table} {r.chain} {r.text()}"
-        for r in reversed([r for r in rules if not is_own(r.family, r.table)])
+        for r in reversed([r for r in theirs if r.at is None and not r.end])
     ]
+    lines += [
+        f"insert rule {r.family} {r.table} {r.chain} position {r.at} {r.text()}"
+        for r in theirs
+        if r.at is not None and not r.end
+    ]
+    lines += [f"add rule {r.family} {r.table} {r.chain} {r.text()}" for r in theirs if r.end]
     return RunCommand(
         what=f"add {len(rules)} nft rule(s)",
         argv=NFT_APPLY,
@@ -88,7 +97,17 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
 def _iptables_add(tool: str, table: str, rules: Sequence[OurRule]) -> RunCommand:
     """One table per transaction: iptables-restore commits table by table, so a failed
     command has changed nothing and needs no undo."""
-    do = [f"*{table}", *(_spec(r.text(), "-I", r.chain, 1) for r in reversed(rules)), "COMMIT"]
+    # each -I N is the index in the chain as read: the highest first, so the inserts before
+    # it leave the lower indices as they were; at one index in reverse, to keep their order
+    inserts = sorted(
+        ((r.at or 1, i, r) for i, r in enumerate(rules) if not r.end), key=lambda x: (-x[0], -x[1])
+    )
+    do = [
+        f"*{table}",
+        *(_spec(r.text(), "-I", r.chain, at) for at, _, r in inserts),
+        *(_spec(r.text(), "-A", r.chain) for r in rules if r.end),
+        "COMMIT",
+    ]
     undo = [f"*{table}", *(_spec(r.text(), "-D", r.chain) for r in rules), "COMMIT"]
     return RunCommand(
         what=f"add {len(rules)} {tool} {table} rule(s)",
