@@ -379,7 +379,8 @@ def test_nft_remove_deletes_by_handle_and_drops_our_table():
             'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
             OUTPUT_CHAIN,
             'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
-            f"insert rule inet filter input {NFT_ACCEPT}",
+            # back where it was: right before tcp dport 8983 ct state new accept (handle 6)
+            f"insert rule inet filter input position 6 {NFT_ACCEPT}",
         ),
     )
     assert shown == (
@@ -389,8 +390,9 @@ def test_nft_remove_deletes_by_handle_and_drops_our_table():
     )
 
 
-def test_nft_remove_undo_reinserts_in_the_old_order():
-    rs = nft("second-applied")  # two tagged accepts first in inet filter input: 9200, 8983
+def test_nft_remove_undo_puts_them_back_where_they_were():
+    # two tagged accepts in inet filter input: 9200 first, 8983 right before its NEW accept
+    rs = nft("second-applied")
     (command,), _ = remove_commands(rs)
     assert command.stdin == script(
         "delete rule inet filter input handle 8",
@@ -399,8 +401,17 @@ def test_nft_remove_undo_reinserts_in_the_old_order():
     )
     chain = rs.chain("inet", "filter", "input")
     assert chain is not None
-    old_order = [rule.text for rule in chain.rules if rule.text.endswith('"ctguard"')]
-    replayed = replay_nft(command.undo_stdin)
+    old_order = [rule.text for rule in chain.rules]
+    assert [t for t in old_order if t.endswith('"ctguard"')] == [
+        'tcp dport 9200 ct state untracked accept comment "ctguard"',
+        NFT_ACCEPT,
+    ]
+    assert old_order.index(NFT_ACCEPT) == 4  # not first: after iif lo and tcp dport 22
+
+    def kept(body: dict[str, object]) -> bool:
+        return body.get("comment") != "ctguard" and body.get("table") != "ctguard"
+
+    replayed = replay_nft(command.undo_stdin, nft_objects("second-applied", kept))
     assert replayed["inet filter input"] == old_order
     assert replayed["inet ctguard prerouting"] == [
         'tcp dport 8983 notrack comment "ctguard"',

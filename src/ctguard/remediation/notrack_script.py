@@ -157,11 +157,7 @@ def remove_commands(
     nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and not is_own(c.family, c.table)]
     if nft or own_chains:
         do = [f"delete rule {r.family} {r.table} {r.chain} handle {r.line}" for _, _, r in nft]
-        # each insert goes first: reversed, they come back in their old order
-        undo = [
-            f"insert rule {r.family} {r.table} {r.chain} {_nft_readd(r)}"
-            for _, _, r in reversed(nft)
-        ]
+        undo = _nft_put_back(nft)
         if own_chains:
             family = own_chains[0].family
             do.append(f"delete table {family} {OWN_TABLE}")
@@ -181,6 +177,26 @@ def remove_commands(
             if iptables_nft and _raw_emptied(rs, tool, mine):
                 commands.append(_drop_raw(tool))
     return tuple(commands), tuple(shown)
+
+
+def _nft_put_back(removed: Sequence[tuple[Chain, int, Rule]]) -> list[str]:
+    """The lines that put ctguard's rules back where they were, wherever they sat: each right
+    before the first rule after it that stays (``insert ... position H``, in order, so each
+    lands after the one put back before it), appended when none does; first (inserted in
+    reverse) when that rule's handle is unknown."""
+    gone = {id(r) for _, _, r in removed}
+    placed: list[str] = []
+    first: list[str] = []
+    for chain, index, rule in removed:
+        where = f"{rule.family} {rule.table} {rule.chain}"
+        anchor = next((r for r in chain.rules[index + 1 :] if id(r) not in gone), None)
+        if anchor is None:
+            placed.append(f"add rule {where} {_nft_readd(rule)}")
+        elif anchor.line is not None:
+            placed.append(f"insert rule {where} position {anchor.line} {_nft_readd(rule)}")
+        else:
+            first.insert(0, f"insert rule {where} {_nft_readd(rule)}")
+    return first + placed
 
 
 def _raw_emptied(rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]) -> bool:
