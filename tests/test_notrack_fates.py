@@ -279,3 +279,25 @@ def test_many_allow_list_accepts_stay_fast() -> None:
     got = effect(text)
     assert got.outcome == DROPPED
     assert time.monotonic() - started < 30
+
+
+def test_ct501_an_accept_behind_a_conditioned_jump_keeps_the_jumps_condition(
+    tmp_path: Path,
+) -> None:
+    """The same rule `ctguard notrack` offers for it (one function builds both): the jump's
+    -i eth0, right before that jump (INPUT's 2nd rule)."""
+    copy = solr_root(tmp_path, None)
+    (copy / "ctguard_commands" / "iptables-save").write_text(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A PREROUTING -p tcp -m tcp --dport 8983 -j NOTRACK\nCOMMIT\n"
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:C0 - [0:0]\n"
+        "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A INPUT -i eth0 -j C0\n"
+        "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT\nCOMMIT\n"
+    )
+    got = ct501(copy)
+    fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
+    assert fixes == [
+        "iptables -t filter -I INPUT 2 -i eth0 -p tcp -m tcp --dport 8983 -m conntrack"
+        " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    ]

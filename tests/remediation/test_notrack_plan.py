@@ -804,3 +804,22 @@ def test_an_untracked_accept_ahead_of_a_drop_is_refused():
         " -s 10.0.0.0/8 -j DROP, which tracked ones meet first",
     )
     assert refusal.rules[0] in planned.fates
+
+
+def test_an_accept_behind_a_conditioned_jump_gets_the_rule_ct501_shows():
+    """The accept sits in C0, reached only from eth0: the rule to paste carries the jump's
+    -i eth0 and goes right before that jump (INPUT's 2nd rule), as CT501 shows it (one
+    function builds both), instead of no rule at all."""
+    save = (
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:C0 - [0:0]\n"
+        "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A INPUT -i eth0 -j C0\n"
+        "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT\nCOMMIT\n"
+    )
+    planned = plan(parse_iptables_save(save))
+    (refusal,) = planned.refusals
+    assert refusal.fix == (
+        "add it yourself with those conditions: iptables -t filter -I INPUT 2 -i eth0 -p tcp"
+        f" -m tcp --dport 8983 {UNTRACKED}",
+        "or accept the wider rule: --force",
+    )

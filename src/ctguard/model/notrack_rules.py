@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ctguard.model.notrack_effect import Loss
 from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, describe
 
 TAG = "ctguard"
@@ -303,3 +304,42 @@ def placed(chain: Chain, path: tuple[Rule, ...], ours: OurRule) -> OurRule | str
             )
         return replace(ours, at=first.line, end=False)
     return replace(ours, at=index + 1, end=False)
+
+
+def untracked_accept(chain: Chain, loss: Loss, ours: OurRule) -> OurRule | str | None:
+    """The untracked accept that gives back what ``loss`` took away (one home for CT501's
+    fix and ``ctguard notrack``'s): ``ours`` (a protocol and ports) under the conditions of
+    the accept that took the packets while tracked and of the jumps that led to it (the
+    loss's region: addresses, interfaces), never wider, placed right before that accept or
+    its jump. None when they share no packet; or why no rule can be written: an accept of
+    replies only, a condition ctguard cannot copy faithfully, a place it cannot name."""
+    accept = describe(loss.accept[-1]) if loss.accept else "its policy"
+    replies = reply_only(loss.accept)
+    if replies is not None:
+        via = "" if replies is loss.accept[-1] else f" (through {describe(replies)})"
+        return (
+            f"{accept}{via} took them only as replies (ESTABLISHED/RELATED); untracked, they"
+            " cannot be told apart from new packets, so an untracked accept would admit"
+            " unsolicited ones. Keep them tracked (narrow the NOTRACK), or open the port on"
+            " purpose"
+        )
+    other = tuple(o for rule in loss.accept for o in rule.match.other)
+    r = loss.region
+    region = Rule(chain.backend, chain.family, chain.table, chain.name,
+                  RuleMatch(r.protos, r.dports, r.sports, None, r.iif, r.oif, r.saddrs,
+                            r.daddrs, other), "accept", None, "", None)  # fmt: skip
+    bare = replace(ours, iif=None, oif=None, saddrs=None, daddrs=None)
+    narrowed = beside(region, bare)
+    if isinstance(narrowed, str):
+        return (
+            f"{accept}: {narrowed}; add an untracked accept with exactly its conditions beside it"
+        )
+    if narrowed is None:
+        return None
+    where = placed(chain, loss.accept, narrowed)
+    if isinstance(where, str):
+        return (
+            f"{where}; add an untracked accept with exactly the conditions of {accept}"
+            " right before it"
+        )
+    return where

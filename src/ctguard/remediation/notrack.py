@@ -35,7 +35,7 @@ would drop every reply such a rule lets in.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
@@ -69,12 +69,12 @@ from ctguard.model.notrack_rules import (
     RAW_PRIORITY,
     RETURN,
     OurRule,
-    beside,
     is_ours,
     is_own,
     placed,
     reply_only,
     same_rule,
+    untracked_accept,
 )
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe
 
@@ -548,7 +548,7 @@ def _accepts(
                         " (addresses, interfaces...); an untracked accept for the whole port"
                         " would open it wider",
                         tuple(restricted),
-                        (*_conditioned_accepts(chain, restricted.values(), rule),
+                        (*_conditioned_accepts(chain, effect, rule),
                          "or accept the wider rule: --force"),
                     )
                 )  # fmt: skip
@@ -592,28 +592,18 @@ def _earliest(chain: Chain, effect: Effect) -> tuple[Rule, ...]:
     return min(paths, key=lambda p: order.get(id(p[0]), len(order)) if p else len(order) + 1)
 
 
-def _conditioned_accepts(
-    chain: Chain, restricted: Iterable[Rule | None], wide: OurRule
-) -> list[str]:
-    """The untracked accepts an operator can paste, each with the conditions of the accept
-    it stands beside; or, when one of them cannot be copied faithfully, no rule and why
-    (a rule without those conditions would open the ports to everyone)."""
+def _conditioned_accepts(chain: Chain, effect: Effect, wide: OurRule) -> list[str]:
+    """The untracked accepts an operator can paste, one per accept that took these packets
+    tracked, with its conditions and those of the jumps to it (``untracked_accept``, as
+    CT501 shows them); or, when one of them cannot be written faithfully, no rule and why (a
+    rule without those conditions would open the ports to everyone)."""
     shown: list[str] = []
-    for accept in restricted:
-        if accept is None:
-            return ["no rule to paste: an accept is reached through a jump with conditions;"
-                    " add the untracked accept inside that chain, beside it"]  # fmt: skip
-        narrowed = beside(accept, wide)
-        if narrowed is None:
-            continue
-        if isinstance(narrowed, str):
-            return [f"no rule to paste: {describe(accept)}: {narrowed}; add the untracked"
-                    " accept with exactly its conditions yourself"]  # fmt: skip
-        where = placed(chain, (accept,), narrowed)
-        if isinstance(where, str):
-            return [f"no rule to paste: {where}; add the untracked accept with exactly the"
-                    f" conditions of {describe(accept)} right before it"]  # fmt: skip
-        shown.append(where.shown())
+    for _, loss in effect.losses:
+        got = untracked_accept(chain, loss, wide)
+        if isinstance(got, str):
+            return [f"no rule to paste: {got}"]
+        if got is not None:
+            shown.append(got.shown())
     if not shown:
         return ["no rule to paste: add the untracked accept with exactly those conditions"]
     return [f"add it yourself with those conditions: {line}" for line in dict.fromkeys(shown)]

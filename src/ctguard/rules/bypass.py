@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ctguard.facts import Facts
 from ctguard.findings import Severity
 from ctguard.missing import Missing
@@ -27,13 +25,13 @@ from ctguard.model.notrack_effect import (
     loss_evidence,
     notrack_effect,
 )
-from ctguard.model.notrack_rules import ACCEPT, OurRule, beside, placed, reply_only
+from ctguard.model.notrack_rules import ACCEPT, OurRule, untracked_accept
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
-from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
+from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
 
 
 def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
@@ -110,37 +108,16 @@ def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
 
 
 def _accepts_for(chain: Chain, loss: Loss) -> list[str]:
-    """Untracked accepts for the packets ``loss`` lost: the NOTRACK's class under the
-    conditions of the accept that took them while tracked (and of the jumps to it), never
-    wider, placed right before that accept (or its jump), so the rules ahead of it still
-    stop what they stopped; or why there is none to paste (a condition ctguard cannot copy
-    faithfully, an accept of replies only, a place it cannot name)."""
-    accept = describe(loss.accept[-1]) if loss.accept else "its policy"
-    replies = reply_only(loss.accept)
-    if replies is not None:
-        via = "" if replies is loss.accept[-1] else f" (through {describe(replies)})"
-        return [f"# no rule to paste for {chain.label}: {accept}{via} took them only as"
-                " replies (ESTABLISHED/RELATED); untracked, they cannot be told apart from new"
-                " packets, so an untracked accept would admit unsolicited ones. Keep them"
-                " tracked (narrow the NOTRACK), or open the port on purpose"]  # fmt: skip
-    other = tuple(o for rule in loss.accept for o in rule.match.other)
-    r = loss.region
-    region = Rule(chain.backend, chain.family, chain.table, chain.name,
-                  RuleMatch(r.protos, r.dports, r.sports, None, r.iif, r.oif, r.saddrs,
-                            r.daddrs, other), "accept", None, "", None)  # fmt: skip
+    """Untracked accepts for the packets ``loss`` lost (``untracked_accept``: the NOTRACK's
+    class under the conditions of the accept that took them while tracked, right before
+    it), or why there is none to paste."""
     shown: list[str] = []
-    for ours in _untracked_accepts(chain, r):
-        narrowed = beside(region, replace(ours, iif=None, oif=None, saddrs=None, daddrs=None))
-        if isinstance(narrowed, str):
-            return [f"# no rule to paste for {chain.label}: {accept}: {narrowed}; add an"
-                    " untracked accept with exactly its conditions beside it"]  # fmt: skip
-        if narrowed is None:
-            continue
-        where = placed(chain, loss.accept, narrowed)
-        if isinstance(where, str):
-            return [f"# no rule to paste for {chain.label}: {where}; add an untracked accept"
-                    f" with exactly the conditions of {accept} right before it"]  # fmt: skip
-        shown.append(where.shown())
+    for ours in _untracked_accepts(chain, loss.region):
+        got = untracked_accept(chain, loss, ours)
+        if isinstance(got, str):
+            return [f"# no rule to paste for {chain.label}: {got}"]
+        if got is not None:
+            shown.append(got.shown())
     return shown
 
 
