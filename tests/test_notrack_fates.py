@@ -184,10 +184,43 @@ def test_ct501_an_allow_list_for_new_only_is_critical_and_keeps_the_list(tmp_pat
     got = ct501(solr_root(tmp_path, allow))
     assert (got["status"], got["severity"]) == ("found", "critical")
     fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
-    assert fixes == [
-        "iptables -t filter -I INPUT 1 -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m conntrack"
+    assert fixes == [  # right before the allow-list accept, the 2nd INPUT rule
+        "iptables -t filter -I INPUT 2 -s 192.0.2.0/24 -p tcp -m tcp --dport 8983 -m conntrack"
         " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
     ]
+
+
+def test_ct501_the_accept_goes_after_a_drop_that_came_before_the_tracked_accept(
+    tmp_path: Path,
+) -> None:
+    """10.0.0.0/8 is dropped before 8983's NEW accept: an untracked accept inserted first
+    would open 8983 to it. Right before the accept it mirrors (3rd), it stays closed."""
+    rules = (
+        "-A INPUT -s 10.0.0.0/8 -j DROP\n"
+        "-A INPUT -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+    )
+    got = ct501(solr_root(tmp_path, rules))
+    assert (got["status"], got["severity"]) == ("found", "critical")
+    fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
+    assert fixes == [
+        "iptables -t filter -I INPUT 3 -p tcp -m tcp --dport 8983 -m conntrack"
+        " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    ]
+
+
+def test_ct501_packets_accepted_only_as_replies_get_no_paste_rule(tmp_path: Path) -> None:
+    """The NOTRACK's port moved to 40000, an ephemeral port no rule accepts NEW packets
+    for: tracked, its packets came in only as replies to this host's own connections
+    (RELATED,ESTABLISHED). Untracked, they cannot be told apart from new ones: no accept
+    to paste, and the reason says so."""
+    copy = solr_root(tmp_path, None)
+    for name in ("iptables-save",):
+        saved = copy / "ctguard_commands" / name
+        saved.write_text(saved.read_text().replace("8983", "40000"))
+    got = ct501(copy)
+    fix = str(got["fix"])
+    assert "UNTRACKED" not in fix and "-I INPUT" not in fix
+    assert "only as replies" in fix
 
 
 def test_ct501_an_allow_list_without_state_passes(tmp_path: Path) -> None:
@@ -332,7 +365,10 @@ def test_ct501_ntp_notracked_both_ways_is_a_warning_with_its_reason(tmp_path: Pa
     assert "no effect" not in evidence
     assert "if this host sends from udp/123 itself, e.g. ntpd" in evidence
     fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
-    assert fixes and all("--sport 123 --dport 123" in line for line in fixes)
+    # INPUT took them only as ESTABLISHED replies: an untracked accept cannot tell ntpd's
+    # replies from unsolicited packets sent from port 123, so no rule is offered, and why
+    assert fixes == []
+    assert "took them only as replies" in str(got["fix"])
 
 
 # -- ip_local_port_range: one fact, read with or without the table ----------------------------
@@ -369,7 +405,10 @@ def test_ct501_and_notrack_weigh_one_ip_local_port_range_without_the_table(
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         main(["notrack", "--root", str(root), "--port", "20000", "--proto", "udp"])
-    assert "--dport 20000 -m conntrack --ctstate UNTRACKED" in out.getvalue()
+    # notrack weighs the same range: the replies on 20000 are lost (not "dropped whether
+    # tracked or not"), and as INPUT took them only as replies it refuses to open the port
+    assert "whether tracked or not" not in out.getvalue()
+    assert "accept its NEW packets" in out.getvalue()
 
 
 # -- big allow-lists ----------------------------------------------------------------------------
@@ -420,7 +459,7 @@ def test_a_walk_of_part_of_a_class_with_its_candidates_decides_as_a_full_walk() 
     assert [f.outcome for f in fates] == ["conditional", "accepted", "dropped", "conditional"]
 
 
-def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_twenty_sources_a_line(
+def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_each_before_its_accept(
     tmp_path: Path,
 ) -> None:
     sources = [f"192.0.2.{i}/32" for i in range(1, 31)]
@@ -434,10 +473,13 @@ def test_ct501_a_big_allow_list_shows_ten_accepts_and_pastes_twenty_sources_a_li
     assert sum("accepted while tracked by" in line for line in evidence) == 10
     assert any("... and 20 more accepts" in line for line in evidence)
     fixes = [line for line in str(got["fix"]).splitlines() if line.lstrip().startswith("iptables ")]
-    # iptables -s a,b,c adds one rule per address: 30 sources are two commands to paste
-    assert len(fixes) == 2
-    pasted = [s for line in fixes for s in line.split(" -s ")[1].split(" ")[0].split(",")]
-    assert pasted == sources
+    # each untracked accept goes right before the accept it mirrors (INPUT's rules 2-31),
+    # the highest position first so that pasting them in order shifts no later one
+    assert len(fixes) == 30
+    at = [int(line.split(" -I INPUT ")[1].split(" ")[0]) for line in fixes]
+    assert at == list(range(31, 1, -1))
+    pasted = [line.split(" -s ")[1].split(" ")[0] for line in fixes]
+    assert pasted == sources[::-1]
     tail = " --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
     assert all(line.endswith(tail) for line in fixes)
 
@@ -458,3 +500,25 @@ def test_notrack_opens_no_whole_port_for_replies_to_this_hosts_own_fixed_port(
     # planned, not refused on a guess; the check says when the replies would be dropped
     assert code == 0
     assert "dropped only if this host sends from udp/123 itself" in out.getvalue()
+
+
+def test_ct501_an_accept_behind_a_conditioned_jump_keeps_the_jumps_condition(
+    tmp_path: Path,
+) -> None:
+    """The same rule `ctguard notrack` offers for it (one function builds both): the jump's
+    -i eth0, right before that jump (INPUT's 2nd rule)."""
+    copy = solr_root(tmp_path, None)
+    (copy / "ctguard_commands" / "iptables-save").write_text(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A PREROUTING -p tcp -m tcp --dport 8983 -j NOTRACK\nCOMMIT\n"
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:C0 - [0:0]\n"
+        "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A INPUT -i eth0 -j C0\n"
+        "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT\nCOMMIT\n"
+    )
+    got = ct501(copy)
+    fixes = [line for line in str(got["fix"]).splitlines() if line.startswith("iptables ")]
+    assert fixes == [
+        "iptables -t filter -I INPUT 2 -i eth0 -p tcp -m tcp --dport 8983 -m conntrack"
+        " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
+    ]

@@ -32,7 +32,8 @@ JSON_KEYS = {
     "transactions", "check", "notes",
 }  # fmt: skip
 NFT_ACCEPT = (
-    'nft insert rule inet filter input tcp dport 8983 ct state untracked accept comment "ctguard"'
+    "nft insert rule inet filter input position 11 tcp dport 8983 ct state untracked accept"
+    ' comment "ctguard"'
 )
 CHECK = (
     "Check of the resulting ruleset (untracked packets):\n"
@@ -89,7 +90,8 @@ def test_iptables_root_plan_shows_both_families():
     assert "backend: iptables (the ruleset is iptables (12 rules, iptables-nft))\n" in out
     for tool in ("iptables", "ip6tables"):
         assert (
-            f"  {tool} -t filter -I INPUT 1 -p tcp -m tcp --dport 8983 -m conntrack --ctstate"
+            # right before the root's 2nd INPUT rule, --dport 8983 --state NEW -j ACCEPT
+            f"  {tool} -t filter -I INPUT 2 -p tcp -m tcp --dport 8983 -m conntrack --ctstate"
             " UNTRACKED -m comment --comment ctguard -j ACCEPT\n"
         ) in out
         # one transaction per table: iptables-restore commits table by table

@@ -80,9 +80,11 @@ def test_legacy_ipv6_filter_nft_cannot_list_means_ipv4_only() -> None:
         'nft add rule inet ctguard prerouting meta nfproto ipv4 tcp dport 8983 notrack comment "ctguard"',  # noqa: E501
         'nft add rule inet ctguard output meta nfproto ipv4 tcp sport 8983 notrack comment "ctguard"',  # noqa: E501
     ]
-    # the IPv4 filter gets its accept; no IPv6 rule anywhere
+    # the IPv4 filter gets its accept, right before tcp dport { 22, 8983 } ct state new accept
+    # (handle 6); no IPv6 rule anywhere
     assert [line for line in got["add"] if " accept " in line] == [
-        'nft insert rule ip filter input tcp dport 8983 ct state untracked accept comment "ctguard"'
+        "nft insert rule ip filter input position 6 tcp dport 8983 ct state untracked accept"
+        ' comment "ctguard"'
     ]
     assert all(line.startswith("IPv4 ") for line in got["untracked"] + got["check"])
     (why,) = [note for note in got["notes"] if note.startswith("IPv4 only: ")]

@@ -23,6 +23,7 @@ from ctguard.remediation.notrack import (
     describe_flow,
     flows_for,
     translated_ports,
+    wider_flows,
     with_rules,
 )
 from ctguard.remediation.notrack_script import add_commands
@@ -46,17 +47,25 @@ NFT_NOTRACK_IN = 'nft add rule inet ctguard prerouting tcp dport 8983 notrack co
 NFT_NOTRACK_OUT = 'nft add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"'
 
 
-def nft_accept(chain: str, selector: str) -> str:
+def nft_accept(chain: str, selector: str, before: int | None = None) -> str:
+    """The untracked accept, right before the rule of handle ``before`` (the accept it
+    mirrors); None: as an accept already in place is listed."""
     accept = 'ct state untracked accept comment "ctguard"'
-    return f"nft insert rule inet filter {chain} {selector} {accept}"
+    where = f" position {before}" if before is not None else ""
+    return f"nft insert rule inet filter {chain}{where} {selector} {accept}"
 
 
-NFT_ACCEPT_IN = nft_accept("input", "tcp dport 8983")
+# nft-stateful: right before tcp dport 8983 ct state new accept (handle 6)
+NFT_ACCEPT_IN = nft_accept("input", "tcp dport 8983", 6)
+NFT_ACCEPT_IN_PRESENT = nft_accept("input", "tcp dport 8983")
 RAW_IN = "-t raw -I PREROUTING 1 -p tcp -m tcp --dport 8983 -m comment --comment ctguard"
 RAW_OUT = "-t raw -I OUTPUT 1 -p tcp -m tcp --sport 8983 -m comment --comment ctguard"
 UNTRACKED = "-m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
-FILTER_IN = f"-t filter -I INPUT 1 -p tcp -m tcp --dport 8983 {UNTRACKED}"
-IPT_ACCEPT_IN = f"iptables {FILTER_IN}"
+FILTER_IN = f"-t filter -I INPUT 1 -p tcp -m tcp --dport 8983 {UNTRACKED}"  # as listed in place
+# right before the accept it mirrors: ipt-stateful's 4th INPUT rule (--dport 8983 NEW),
+# ip6t-stateful's 3rd
+IPT_ACCEPT_IN = f"iptables {FILTER_IN.replace('-I INPUT 1', '-I INPUT 4')}"
+IP6T_ACCEPT_IN = f"ip6tables {FILTER_IN.replace('-I INPUT 1', '-I INPUT 3')}"
 IPT_NOTRACKS = [
     f"iptables {RAW_IN} -j CT --notrack",
     f"ip6tables {RAW_IN} -j CT --notrack",
@@ -199,15 +208,16 @@ def test_a_backend_that_cannot_run_is_a_refusal(backend, tools, reason):
 
 
 # -- accepts for the untracked packets -----------------------------------------------------
-def test_nft_stateful_filter_gets_one_accept_first_in_the_input_chain():
+def test_nft_stateful_filter_gets_one_accept_right_before_the_accept_it_mirrors():
     rs = nft("stateful")
     planned = plan(rs)
     assert (planned.backend, planned.refusals) == ("nft", ())
     assert shown(planned.add) == [NFT_NOTRACK_IN, NFT_NOTRACK_OUT, NFT_ACCEPT_IN]
     after = with_rules(rs, planned.add)
-    first = after.chain("inet", "filter", "input").rules[0]  # type: ignore[union-attr]
-    assert first.text == 'tcp dport 8983 ct state untracked accept comment "ctguard"'
-    assert accepts_in(after, "inet", "filter", "input") == [first.text]
+    rules = after.chain("inet", "filter", "input").rules  # type: ignore[union-attr]
+    ours = 'tcp dport 8983 ct state untracked accept comment "ctguard"'
+    assert [r.text for r in rules[3:]] == [ours, "tcp dport 8983 ct state new accept"]
+    assert accepts_in(after, "inet", "filter", "input") == [ours]
     assert accepts_in(after, "inet", "filter", "output") == []  # policy accept: none needed
 
 
@@ -215,21 +225,26 @@ def test_iptables_stateful_filter_gets_one_accept_per_family():
     rs = merged(ipt("stateful"), ip6t("stateful"))
     planned = plan(rs)
     assert (planned.backend, planned.refusals) == ("iptables", ())
-    assert shown(planned.add) == [*IPT_NOTRACKS, IPT_ACCEPT_IN, f"ip6tables {FILTER_IN}"]
+    assert shown(planned.add) == [*IPT_NOTRACKS, IPT_ACCEPT_IN, IP6T_ACCEPT_IN]
     after = with_rules(rs, planned.add)
     accept = f"-A INPUT -p tcp -m tcp --dport 8983 {UNTRACKED}"
-    for family in ("ip", "ip6"):
-        assert after.chain(family, "filter", "INPUT").rules[0].text == accept  # type: ignore[union-attr]
+    for family, at in (("ip", 3), ("ip6", 2)):  # 0-based: the 4th and 3rd rule
+        assert after.chain(family, "filter", "INPUT").rules[at].text == accept  # type: ignore[union-attr]
         assert accepts_in(after, family, "filter", "INPUT") == [accept]
         assert accepts_in(after, family, "filter", "OUTPUT") == []
 
 
 def test_an_output_chain_with_policy_drop_gets_the_outgoing_accept():
     nft_plan = plan(nft("output-drop"))
-    assert shown(nft_plan.add)[2:] == [NFT_ACCEPT_IN, nft_accept("output", "tcp sport 8983")]
+    # each right before the accept that took the packets tracked: tcp dport 8983 ct state
+    # new (handle 4) coming in, ct state established,related (handle 5) going out
+    assert shown(nft_plan.add)[2:] == [
+        nft_accept("input", "tcp dport 8983", 4),
+        nft_accept("output", "tcp sport 8983", 5),
+    ]
     ipt_plan = plan(ipt("output-drop"))
     assert shown(ipt_plan.add)[4:] == [
-        IPT_ACCEPT_IN,
+        f"iptables -t filter -I INPUT 2 -p tcp -m tcp --dport 8983 {UNTRACKED}",
         f"iptables -t filter -I OUTPUT 1 -p tcp -m tcp --sport 8983 {UNTRACKED}",
     ]
     assert nft_plan.refusals == ipt_plan.refusals == ()
@@ -240,7 +255,8 @@ def test_client_direction_accepts_the_replies_coming_in():
     assert shown(planned.add) == [
         'nft add rule inet ctguard output tcp dport 8983 notrack comment "ctguard"',
         'nft add rule inet ctguard prerouting tcp sport 8983 notrack comment "ctguard"',
-        nft_accept("input", "tcp sport 8983"),
+        # replies, accepted tracked by ct state established,related (handle 3)
+        nft_accept("input", "tcp sport 8983", 3),
     ]
 
 
@@ -264,13 +280,14 @@ def test_udp_port_ranges_in_nft_and_iptables_syntax():
     assert shown(nft_plan.add) == [
         f'nft add rule inet ctguard prerouting udp dport {ranges} notrack comment "ctguard"',
         f'nft add rule inet ctguard output udp sport {ranges} notrack comment "ctguard"',
-        nft_accept("input", f"udp dport {ranges}"),
+        nft_accept("input", f"udp dport {ranges}", 99),
     ]
     udp_open = "-A INPUT -p udp -m udp --dport 9200:9300 -m conntrack --ctstate NEW -j ACCEPT"
     open_save = with_lines(sample("ipt-stateful.iptables-save"), "filter", udp_open)
     ipt_plan = plan(parse_iptables_save(open_save), PortSet.of((9200, 9300)), protos=("udp",))
     assert shown(ipt_plan.add)[-1] == (
-        "iptables -t filter -I INPUT 1 -p udp -m udp --dport 9200:9300 -m conntrack --ctstate"
+        # right before the udp accept, appended as the 5th INPUT rule
+        "iptables -t filter -I INPUT 5 -p udp -m udp --dport 9200:9300 -m conntrack --ctstate"
         " UNTRACKED -m comment --comment ctguard -j ACCEPT"
     )
     multiport = plan(ipt("stateful"), ports, protos=("udp",))
@@ -299,12 +316,12 @@ def test_each_chain_gets_an_accept_in_its_own_tool():
         (lambda: nft("stateful"), "server"),
         (lambda: nft("stateful"), "both"),
         (lambda: nft("output-drop"), "server"),
-        (lambda: nft("output-drop"), "client"),
+        (lambda: nft("stateful"), "client"),
         (lambda: merged(ipt("stateful"), ip6t("stateful")), "server"),
-        (lambda: ipt("output-drop"), "both"),
+        (lambda: ipt("stateful"), "both"),
         (lambda: merged(ipt("stateful"), nft("stateful")), "server"),
     ],
-    ids=["nft", "nft-both", "nft-out-drop", "nft-out-drop-client", "ipt", "ipt-both", "mixed"],
+    ids=["nft", "nft-both", "nft-out-drop", "nft-client", "ipt", "ipt-both", "mixed"],
 )
 def test_the_accepts_make_every_flow_accepted_and_without_them_it_is_not(make, direction):
     rs = make()
@@ -320,6 +337,29 @@ def test_the_accepts_make_every_flow_accepted_and_without_them_it_is_not(make, d
     notracks_only = [rule for rule in planned.add if rule.action != ACCEPT]
     _, control = check_flows(with_rules(rs, notracks_only), planned.flows)
     assert control, "without the untracked accepts the filter must drop them"
+
+
+@pytest.mark.parametrize("make", [lambda: nft("output-drop"), lambda: ipt("output-drop")])
+def test_a_client_port_let_out_only_as_replies_is_refused(make):
+    """output-drop lets out NEW packets to 53/80/443 (nft) or udp 53 (iptables) only: tracked,
+    this host could not start a connection to 8983, and its packets to 8983 went out only as
+    replies. Untracked, they cannot be told apart from new ones: an accept would open it."""
+    planned = plan(make(), direction="client")
+    (refusal,) = planned.refusals
+    assert "let tcp dport 8983 going out through only as replies" in refusal.reason
+    assert not any(r.action == ACCEPT and r.hook == "output" for r in planned.add)
+
+
+def test_a_server_port_let_in_only_as_replies_is_refused():
+    """40000 is in the ephemeral range: tracked, packets to it came in only as replies to
+    this host's own connections (RELATED,ESTABLISHED); no rule let a new one in."""
+    planned = plan(ipt("stateful"), PortSet.of(40000))
+    (refusal,) = planned.refusals
+    assert refusal.reason.startswith(
+        "chain ip filter INPUT let tcp dport 40000 coming in through only as replies"
+        " (iptables -t filter -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT)"
+    )
+    assert not any(r.action == ACCEPT for r in planned.add)
 
 
 def test_the_control_names_the_accept_lost_and_the_policy_that_drops():
@@ -452,7 +492,7 @@ def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
             (SOURCE_ONLY,),
             # the source condition of the accept it stands beside, never the bare port
             ("add it yourself with those conditions:"
-             " iptables -t filter -I INPUT 1 -s 10.0.0.0/8 -p tcp -m tcp --dport 8983"
+             " iptables -t filter -I INPUT 2 -s 10.0.0.0/8 -p tcp -m tcp --dport 8983"
              " -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT",
              "or accept the wider rule: --force"),
         ),
@@ -460,7 +500,8 @@ def test_a_port_admitted_only_from_some_sources_is_refused_unless_forced():
     assert IPT_ACCEPT_IN not in shown(refused.add)
     forced = plan(rs, force=True)
     assert forced.refusals == ()
-    assert shown(forced.add)[-1] == IPT_ACCEPT_IN
+    # forced: still right before the accept it widens (the 2nd rule)
+    assert shown(forced.add)[-1] == IPT_ACCEPT_IN.replace("-I INPUT 4", "-I INPUT 2")
     assert forced.fates == (
         "tcp dport 8983 coming in: accepted on input",
         "tcp sport 8983 going out: accepted on output",
@@ -503,7 +544,8 @@ def test_client_direction_is_not_refused_for_accepts_of_other_ports():
 def test_own_accept_does_not_block_another_direction_later():
     planned = plan(nft("stateful-applied"), direction="client")
     assert planned.refusals == ()
-    assert shown(planned.add)[-1] == nft_accept("input", "tcp sport 8983")
+    # right before ct state established,related accept (handle 3), which took the replies
+    assert shown(planned.add)[-1] == nft_accept("input", "tcp sport 8983", 3)
 
 
 # -- idempotence ---------------------------------------------------------------------------
@@ -511,14 +553,15 @@ def test_nft_rules_already_in_place_are_present_not_added():
     rs = nft("stateful-applied")
     again = plan(rs)
     assert (again.add, again.refusals) == ((), ())
-    assert shown(again.present) == [NFT_NOTRACK_IN, NFT_NOTRACK_OUT, NFT_ACCEPT_IN]
+    assert shown(again.present) == [NFT_NOTRACK_IN, NFT_NOTRACK_OUT, NFT_ACCEPT_IN_PRESENT]
     assert add_commands(rs, again.add) == ()
 
 
 def test_iptables_rules_already_in_place_are_present_not_added():
     again = plan(merged(ipt("stateful-applied"), ip6t("stateful-applied")))
     assert (again.add, again.refusals) == ((), ())
-    assert shown(again.present) == [*IPT_NOTRACKS, IPT_ACCEPT_IN, f"ip6tables {FILTER_IN}"]
+    in_place = [f"iptables {FILTER_IN}", f"ip6tables {FILTER_IN}"]
+    assert shown(again.present) == [*IPT_NOTRACKS, *in_place]
 
 
 def test_only_the_missing_rule_is_added():
@@ -528,7 +571,7 @@ def test_only_the_missing_rule_is_added():
     )
     partial = plan(rs)
     assert shown(partial.add) == [NFT_NOTRACK_OUT]
-    assert shown(partial.present) == [NFT_NOTRACK_IN, NFT_ACCEPT_IN]
+    assert shown(partial.present) == [NFT_NOTRACK_IN, NFT_ACCEPT_IN_PRESENT]
 
 
 # -- notrack --all -------------------------------------------------------------------------
@@ -701,7 +744,8 @@ def test_an_allow_list_accept_for_new_only_is_copied_with_its_set():
     fixes = [line for r in refused.refusals for line in r.fix]
     assert (
         "add it yourself with those conditions:"
-        " nft insert rule inet filter input ip6 saddr @allowed_ipv6 tcp dport { 80, 443 }"
+        " nft insert rule inet filter input position 14 ip6 saddr @allowed_ipv6"
+        " tcp dport { 80, 443 }"
         ' ct state untracked accept comment "ctguard"'
     ) in fixes
     assert not any("nft insert rule inet filter input tcp dport" in line for line in fixes)
@@ -715,3 +759,67 @@ def test_a_port_open_to_all_tracked_gets_the_plain_accept_beside_an_allow_list()
     planned = plan(rs)
     assert planned.refusals == ()
     assert shown(planned.add)[-1] == IPT_ACCEPT_IN
+
+
+# -- untracked accepts never open more than the tracked path did -----------------------------
+DROP_FIRST = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -s 10.0.0.0/8 -j DROP
+-A INPUT -p tcp -m tcp --dport 8983 -m conntrack --ctstate NEW -j ACCEPT
+COMMIT
+"""
+OURS_FIRST = f"-A INPUT -p tcp -m tcp --dport 8983 {UNTRACKED}"
+
+
+def test_the_accept_goes_after_a_drop_that_came_before_the_tracked_accept():
+    """10.0.0.0/8 is dropped before 8983's NEW accept: inserted first, the untracked accept
+    would open 8983 to it; right before the accept it mirrors (3rd), it does not."""
+    rs = parse_iptables_save(DROP_FIRST)
+    planned = plan(rs)
+    assert planned.refusals == ()
+    assert shown(planned.add)[-1] == IPT_ACCEPT_IN.replace("-I INPUT 4", "-I INPUT 3")
+    rules = with_rules(rs, planned.add).chain("ip", "filter", "INPUT").rules  # type: ignore[union-attr]
+    assert [r.text for r in rules][1:3] == ["-A INPUT -s 10.0.0.0/8 -j DROP", OURS_FIRST]
+    assert wider_flows(with_rules(rs, planned.add), planned.flows, PORT) == ()
+
+
+def test_an_untracked_accept_ahead_of_a_drop_is_refused():
+    """An accept ctguard left first in the chain (as versions before placed it) skips the
+    drop of 10.0.0.0/8 that tracked packets met: the check of the resulting ruleset finds it
+    and the plan is refused, though every flow is accepted."""
+    lines = DROP_FIRST.splitlines()
+    lines.insert(4, OURS_FIRST)
+    planned = plan(parse_iptables_save("\n".join(lines) + "\n"))
+    (refusal,) = planned.refusals
+    assert refusal.reason == (
+        "the filter would accept untracked packets of these ports where it did not accept"
+        " them tracked"
+    )
+    assert refusal.rules == (
+        "tcp dport 8983 coming in: ip filter INPUT: iptables -t filter"
+        f" {OURS_FIRST} accepts untracked packets past iptables -t filter -A INPUT"
+        " -s 10.0.0.0/8 -j DROP, which tracked ones meet first",
+    )
+    assert refusal.rules[0] in planned.fates
+
+
+def test_an_accept_behind_a_conditioned_jump_gets_the_rule_ct501_shows():
+    """The accept sits in C0, reached only from eth0: the rule to paste carries the jump's
+    -i eth0 and goes right before that jump (INPUT's 2nd rule), as CT501 shows it (one
+    function builds both), instead of no rule at all."""
+    save = (
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:C0 - [0:0]\n"
+        "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+        "-A INPUT -i eth0 -j C0\n"
+        "-A C0 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT\nCOMMIT\n"
+    )
+    planned = plan(parse_iptables_save(save))
+    (refusal,) = planned.refusals
+    assert refusal.fix == (
+        "add it yourself with those conditions: iptables -t filter -I INPUT 2 -i eth0 -p tcp"
+        f" -m tcp --dport 8983 {UNTRACKED}",
+        "or accept the wider rule: --force",
+    )

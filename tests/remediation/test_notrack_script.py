@@ -81,15 +81,22 @@ def prerouting_only() -> Ruleset:
     return nft_objects("stateful-applied", keep)
 
 
-def replay_nft(text: str) -> dict[str, list[str]]:
-    """Rule texts per "family table chain" after the script: add appends, insert prepends."""
-    chains: dict[str, list[str]] = {}
+def replay_nft(text: str, rs: Ruleset | None = None) -> dict[str, list[str]]:
+    """Rule texts per "family table chain" after the script: add appends, insert prepends,
+    insert ... position H goes right before rule H (of ``rs``, whose rules it starts from)."""
+    chains: dict[str, list[tuple[int | None, str]]] = {}
+    for c in rs.chains if rs is not None else ():
+        chains[f"{c.family} {c.table} {c.name}"] = [(r.line, r.text) for r in c.rules]
     for line in text.splitlines():
         verb, kind, family, table, chain, rule = (line.split(" ", 5) + [""] * 6)[:6]
         if kind == "rule":
             rules = chains.setdefault(f"{family} {table} {chain}", [])
-            rules.insert(0 if verb == "insert" else len(rules), rule)
-    return chains
+            at = 0 if verb == "insert" else len(rules)
+            if rule.startswith("position "):
+                _, handle, rule = rule.split(" ", 2)
+                at = next(i for i, (h, _) in enumerate(rules) if h == int(handle))
+            rules.insert(at, (None, rule))
+    return {name: [text for _, text in rules] for name, rules in chains.items()}
 
 
 def replay_iptables(text: str, start: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
@@ -125,7 +132,8 @@ def test_nft_add_creates_the_table_and_chains_when_absent():
         OUTPUT_CHAIN,
         'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
         'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
-        f"insert rule inet filter input {NFT_ACCEPT}",
+        # right before the accept it mirrors (handle 6: tcp dport 8983 ct state new accept)
+        f"insert rule inet filter input position 6 {NFT_ACCEPT}",
     )
 
 
@@ -143,7 +151,8 @@ def test_nft_add_creates_only_the_missing_chain():
         OUTPUT_CHAIN,
         'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
         'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
-        f"insert rule inet filter input {NFT_ACCEPT}",
+        # right before the accept it mirrors (handle 6: tcp dport 8983 ct state new accept)
+        f"insert rule inet filter input position 6 {NFT_ACCEPT}",
     )
 
 
@@ -155,18 +164,26 @@ def test_nft_add_to_an_existing_table_creates_nothing():
     )
 
 
-def test_nft_inserts_are_reversed_so_the_chain_keeps_the_planned_order():
+def test_nft_inserts_land_right_before_the_accepts_they_mirror():
     rs = nft("stateful")
-    planned = plan(rs, direction="both")
     text = nft_add_script(rs, direction="both")
     inserts = [line for line in text.splitlines() if line.startswith("insert ")]
+    untracked = 'ct state untracked accept comment "ctguard"'
     assert inserts == [
-        'insert rule inet filter input tcp sport 8983 ct state untracked accept comment "ctguard"',
-        f"insert rule inet filter input {NFT_ACCEPT}",
+        # the server's requests were accepted tracked by tcp dport 8983 ct state new (handle 6)
+        f"insert rule inet filter input position 6 {NFT_ACCEPT}",
+        # the client's replies by ct state established,related accept (handle 3)
+        f"insert rule inet filter input position 3 tcp sport 8983 {untracked}",
     ]
-    accepts = [rule.text() for rule in planned.add if rule.table == "filter"]
-    assert replay_nft(text)["inet filter input"] == accepts
-    assert replay_nft(text)["inet ctguard prerouting"] == [
+    assert replay_nft(text, rs)["inet filter input"] == [
+        f"tcp sport 8983 {untracked}",
+        "ct state established,related accept",
+        "iif lo accept",
+        "tcp dport 22 ct state new accept",
+        NFT_ACCEPT,
+        "tcp dport 8983 ct state new accept",
+    ]
+    assert replay_nft(text, rs)["inet ctguard prerouting"] == [
         'tcp dport 8983 notrack comment "ctguard"',
         'tcp sport 8983 notrack comment "ctguard"',
     ]
@@ -251,23 +268,29 @@ def test_a_later_exemption_goes_before_the_catch_all_already_there():
     ],
 )
 def test_nft_echoes_back_exactly_the_script_it_was_given(echo, make):
-    """The captures were made from these very scripts: nft echoes each line with a handle."""
+    """The captures were made from these very scripts: nft echoes each line with a handle,
+    and an insert's "position H" (before rule H) as "handle P", P the rule it now follows."""
     echoed = [
         line.rsplit(" # handle ", 1)[0]
         for line in sample(echo).splitlines()
         if not line.startswith("#")
     ]
-    assert script(*echoed) == nft_add_script(make())
+    # nft-stateful's input chain: handle 5 (tcp dport 22 ...) comes right before 6 (8983)
+    given = nft_add_script(make()).replace(" position 6 ", " handle 5 ")
+    assert script(*echoed) == given
 
 
 # -- iptables: adding ----------------------------------------------------------------------
 RAW_ADD = script("*raw", f"-I OUTPUT 1 {NOTRACK_OUT}", f"-I PREROUTING 1 {NOTRACK_IN}", "COMMIT")
 RAW_UNDO = script("*raw", f"-D PREROUTING {NOTRACK_IN}", f"-D OUTPUT {NOTRACK_OUT}", "COMMIT")
-FILTER_ADD = script("*filter", f"-I INPUT 1 {ACCEPT_8983}", "COMMIT")
+# right before the accept it mirrors: ipt-stateful's 4th INPUT rule (--dport 8983 NEW),
+# ip6t-stateful's 3rd
+FILTER_ADD = script("*filter", f"-I INPUT 4 {ACCEPT_8983}", "COMMIT")
+FILTER6_ADD = script("*filter", f"-I INPUT 3 {ACCEPT_8983}", "COMMIT")
 FILTER_UNDO = script("*filter", f"-D INPUT {ACCEPT_8983}", "COMMIT")
 
 
-def test_iptables_add_inserts_first_and_deletes_for_undo_per_table():
+def test_iptables_add_inserts_before_the_mirrored_accept_and_deletes_for_undo_per_table():
     """One transaction per (tool, table): iptables-restore commits table by table, so each
     command either changed its one table or nothing."""
     rs = merged(ipt("stateful"), ip6t("stateful"))
@@ -278,7 +301,7 @@ def test_iptables_add_inserts_first_and_deletes_for_undo_per_table():
         RunCommand("add 1 iptables filter rule(s)", RESTORE, FILTER_ADD, RESTORE, FILTER_UNDO,
                    **v4),
         RunCommand("add 2 ip6tables raw rule(s)", RESTORE6, RAW_ADD, RESTORE6, RAW_UNDO, **v6),
-        RunCommand("add 1 ip6tables filter rule(s)", RESTORE6, FILTER_ADD, RESTORE6, FILTER_UNDO,
+        RunCommand("add 1 ip6tables filter rule(s)", RESTORE6, FILTER6_ADD, RESTORE6, FILTER_UNDO,
                    **v6),
     )  # fmt: skip
 
@@ -356,7 +379,8 @@ def test_nft_remove_deletes_by_handle_and_drops_our_table():
             'add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"',
             OUTPUT_CHAIN,
             'add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"',
-            f"insert rule inet filter input {NFT_ACCEPT}",
+            # back where it was: right before tcp dport 8983 ct state new accept (handle 6)
+            f"insert rule inet filter input position 6 {NFT_ACCEPT}",
         ),
     )
     assert shown == (
@@ -366,8 +390,9 @@ def test_nft_remove_deletes_by_handle_and_drops_our_table():
     )
 
 
-def test_nft_remove_undo_reinserts_in_the_old_order():
-    rs = nft("second-applied")  # two tagged accepts first in inet filter input: 9200, 8983
+def test_nft_remove_undo_puts_them_back_where_they_were():
+    # two tagged accepts in inet filter input: 9200 first, 8983 right before its NEW accept
+    rs = nft("second-applied")
     (command,), _ = remove_commands(rs)
     assert command.stdin == script(
         "delete rule inet filter input handle 8",
@@ -376,8 +401,17 @@ def test_nft_remove_undo_reinserts_in_the_old_order():
     )
     chain = rs.chain("inet", "filter", "input")
     assert chain is not None
-    old_order = [rule.text for rule in chain.rules if rule.text.endswith('"ctguard"')]
-    replayed = replay_nft(command.undo_stdin)
+    old_order = [rule.text for rule in chain.rules]
+    assert [t for t in old_order if t.endswith('"ctguard"')] == [
+        'tcp dport 9200 ct state untracked accept comment "ctguard"',
+        NFT_ACCEPT,
+    ]
+    assert old_order.index(NFT_ACCEPT) == 4  # not first: after iif lo and tcp dport 22
+
+    def kept(body: dict[str, object]) -> bool:
+        return body.get("comment") != "ctguard" and body.get("table") != "ctguard"
+
+    replayed = replay_nft(command.undo_stdin, nft_objects("second-applied", kept))
     assert replayed["inet filter input"] == old_order
     assert replayed["inet ctguard prerouting"] == [
         'tcp dport 8983 notrack comment "ctguard"',
@@ -427,8 +461,9 @@ def test_iptables_remove_is_one_command_per_table():
     raw_back = script(
         "*raw", f"-I PREROUTING 1 {NOTRACK_IN}", f"-I OUTPUT 1 {NOTRACK_OUT}", "COMMIT"
     )
-    filter_back = script("*filter", f"-I INPUT 1 {ACCEPT_8983}", "COMMIT")
-    for index in (0, 2):
+    # the accepts sit where ctguard put them (4th in INPUT, 3rd for IPv6): put back there
+    for index, at in ((0, 4), (2, 3)):
+        filter_back = script("*filter", f"-I INPUT {at} {ACCEPT_8983}", "COMMIT")
         assert (commands[index].stdin, commands[index].undo_stdin) == (raw_remove, raw_back)
         assert (commands[index + 1].stdin, commands[index + 1].undo_stdin) == (
             FILTER_UNDO, filter_back,
@@ -802,7 +837,7 @@ def test_an_echo_short_of_handles_fails_the_apply_and_undoes_what_it_can(tmp_pat
     rule could never be deleted by a rollback, so apply stops at once."""
     commands = mixed_commands()
     echo = sample("nft-stateful-add.echo").replace(
-        f"insert rule inet filter input {NFT_ACCEPT} # handle 7\n", ""
+        f"insert rule inet filter input handle 5 {NFT_ACCEPT} # handle 7\n", ""
     )
     runner = FakeRunner(echo=echo, listings={NFT_LIST: NFT_BEFORE}, then={1: {NFT_LIST: NFT_AFTER}})
     with pytest.raises(ApplyError) as failed:

@@ -97,11 +97,14 @@ def notrack_command(
     A NOTRACK rule alone blackholes a service behind a stateful firewall (untracked packets
     are never ESTABLISHED: CT501) and breaks NAT (untracked packets are never NATed: CT502).
     This adds, tagged 'ctguard': notrack rules at raw priority for the direction asked, and
-    an accept for untracked packets of exactly those ports first in every filter chain that
-    accepted them tracked and would drop them untracked (none where the filter drops them
-    tracked too: that would open a closed port). It refuses when NAT could match them, or
+    an accept for untracked packets of exactly those ports in every filter chain that
+    accepted them tracked and would drop them untracked, right before the accept that took
+    them (so the rules ahead of it still stop what they stopped; none where the filter drops
+    them tracked too: that would open a closed port). It refuses when NAT could match them,
     when a chain admits the port only under conditions (addresses) a blanket accept would
-    widen.
+    widen, when the packets were accepted only as replies (ESTABLISHED/RELATED: untracked,
+    they cannot be told from new ones), or when the resulting ruleset would accept untracked
+    packets where it did not accept them tracked.
 
     \b
     Exit codes: 0 planned/applied/verified, 2 refused or verify failed, 3 error (bad usage,

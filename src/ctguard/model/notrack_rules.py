@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ctguard.sources.ruleset import PortSet, Rule, RuleMatch
+from ctguard.model.notrack_effect import Loss
+from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, describe
 
 TAG = "ctguard"
 OWN_FAMILY = "inet"  # ctguard's own nft table, which holds its notrack chains
@@ -57,6 +58,11 @@ class OurRule:
     # nft rules in an inet table: "ip" (``meta nfproto ipv4``) when only IPv4 is untracked,
     # because the IPv6 filter was not read (or cannot get its accept); None: both families
     nfproto: str | None = None
+    # Where it goes in a user chain: None, first; else right before the rule it mirrors
+    # (iptables: that rule's 1-based index in its chain; nft: its handle); ``end``: appended
+    # (an accept standing in for the chain's policy accept). See ``placed``.
+    at: int | None = None
+    end: bool = False
 
     @property
     def match(self) -> RuleMatch:
@@ -78,10 +84,13 @@ class OurRule:
         """The command an operator would type to add it."""
         if self.backend == "nft":
             own = is_own(self.family, self.table) and self.action != RETURN
-            verb = "add" if own else "insert"
-            return f"nft {verb} rule {self.family} {self.table} {self.chain} {self.text()}"
+            verb = "add" if own or self.end else "insert"
+            where = f" position {self.at}" if self.at is not None and not self.end else ""
+            return f"nft {verb} rule {self.family} {self.table} {self.chain}{where} {self.text()}"
         spec = self.text().split(" ", 2)[2]
-        return f"{self.backend} -t {self.table} -I {self.chain} 1 {spec}"
+        if self.end:
+            return f"{self.backend} -t {self.table} -A {self.chain} {spec}"
+        return f"{self.backend} -t {self.table} -I {self.chain} {self.at or 1} {spec}"
 
 
 def _nft_ports(ports: PortSet) -> str:
@@ -256,3 +265,81 @@ def same_rule(ours: OurRule, rule: Rule) -> bool:
         and (rule.match.iif, rule.match.oif) == (wanted.iif, wanted.oif)
         and rule.match.nfproto == wanted.nfproto
     )
+
+
+REPLY_STATES = frozenset({"established", "related"})
+
+
+def reply_only(path: tuple[Rule, ...]) -> Rule | None:
+    """The rule on the way to an accept (the jumps, then the accept) that limits it to
+    ESTABLISHED and/or RELATED packets, or None. Untracked packets cannot be told apart from
+    new ones, so an untracked accept standing in for such an accept would admit unsolicited
+    packets that the tracked firewall let through only as replies."""
+    for rule in path:
+        states = rule.match.ct_states
+        if states is not None and states <= REPLY_STATES:
+            return rule
+    return None
+
+
+def placed(chain: Chain, path: tuple[Rule, ...], ours: OurRule) -> OurRule | str:
+    """``ours`` placed right before the first rule of ``path`` in ``chain`` (the accept it
+    mirrors, or the jump that leads to it), so untracked packets meet every rule tracked ones
+    met before it (a drop of some sources ahead of the accept keeps dropping them); appended
+    when ``path`` is () (the chain's policy accepted them). Or why it cannot be placed: an
+    nft rule whose handle the capture lacks, a rule not found in the chain."""
+    if not path:
+        return replace(ours, at=None, end=True)
+    first = path[0]
+    index = next((i for i, rule in enumerate(chain.rules) if rule is first), None)
+    if index is None:
+        index = next((i for i, rule in enumerate(chain.rules) if rule == first), None)
+    if index is None:
+        return f"{describe(first)} is not a rule of {chain.label}"
+    if chain.backend == "nft":
+        if first.line is None:
+            return (
+                f"the handle of {describe(first)} is unknown (list the chain with nft -a), so"
+                " ctguard cannot place the accept right before it"
+            )
+        return replace(ours, at=first.line, end=False)
+    return replace(ours, at=index + 1, end=False)
+
+
+def untracked_accept(chain: Chain, loss: Loss, ours: OurRule) -> OurRule | str | None:
+    """The untracked accept that gives back what ``loss`` took away (one home for CT501's
+    fix and ``ctguard notrack``'s): ``ours`` (a protocol and ports) under the conditions of
+    the accept that took the packets while tracked and of the jumps that led to it (the
+    loss's region: addresses, interfaces), never wider, placed right before that accept or
+    its jump. None when they share no packet; or why no rule can be written: an accept of
+    replies only, a condition ctguard cannot copy faithfully, a place it cannot name."""
+    accept = describe(loss.accept[-1]) if loss.accept else "its policy"
+    replies = reply_only(loss.accept)
+    if replies is not None:
+        via = "" if replies is loss.accept[-1] else f" (through {describe(replies)})"
+        return (
+            f"{accept}{via} took them only as replies (ESTABLISHED/RELATED); untracked, they"
+            " cannot be told apart from new packets, so an untracked accept would admit"
+            " unsolicited ones. Keep them tracked (narrow the NOTRACK), or open the port on"
+            " purpose"
+        )
+    other = tuple(o for rule in loss.accept for o in rule.match.other)
+    r = loss.region
+    region = Rule(chain.backend, chain.family, chain.table, chain.name,
+                  RuleMatch(r.protos, r.dports, r.sports, None, r.iif, r.oif, r.saddrs,
+                            r.daddrs, other), "accept", None, "", None)  # fmt: skip
+    bare = replace(ours, iif=None, oif=None, saddrs=None, daddrs=None)
+    narrowed = beside(region, bare)
+    if isinstance(narrowed, str):
+        return (
+            f"{accept}: {narrowed}; add an untracked accept with exactly its conditions beside it"
+        )
+    if narrowed is None:
+        return None
+    where = placed(chain, loss.accept, narrowed)
+    if isinstance(where, str):
+        return (
+            f"{where}; add an untracked accept with exactly the conditions of {accept}"
+            " right before it"
+        )
+    return where

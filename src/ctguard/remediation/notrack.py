@@ -8,9 +8,11 @@ direction asked for:
 - the notrack rules, at raw priority on prerouting (packets coming in) and output (going
   out): ``server`` untracks ``dport P`` coming in and ``sport P`` going out, ``client`` the
   mirror image, ``both`` all four (on loopback both ends are local);
-- an accept for untracked packets of exactly those ports first in every filtering base
-  chain on the input (or output) hook that would otherwise drop them, in that chain's
-  own tool (an nft chain gets an nft rule, an iptables chain an iptables one);
+- an accept for untracked packets of exactly those ports in every filtering base chain on
+  the input (or output) hook that would otherwise drop them, in that chain's own tool (an
+  nft chain gets an nft rule, an iptables chain an iptables one), right before the accept
+  that took them tracked (``-I CHAIN N``, ``insert rule ... position H``): inserted first,
+  it would let untracked packets past the drops that stopped tracked ones before it;
 
 and it is refused, with the rule to show, when a NAT rule can match those packets, when a
 chain that drops them belongs to an agent that rewrites its table (firewalld, kube-proxy),
@@ -18,8 +20,11 @@ or when the chain lets these ports in only under conditions ctguard would not co
 source address, an interface): a blanket accept would open the port wider than the
 operator did. The ruleset the plan would make is checked again with the doctor's own
 logic (``notrack_effect``: the fates of tracked and untracked packets compared) before
-anything is proposed. A chain that drops the packets tracked or not gets no accept: it
-would open a port the filter closes.
+anything is proposed, both ways: untracked packets must be accepted wherever tracked ones
+were, and only there (``wider_flows``). A chain that drops the packets tracked or not gets
+no accept: it would open a port the filter closes; one that accepted a flow the operator
+named as the start of connections only as replies (ESTABLISHED/RELATED) is refused: an
+untracked packet cannot be told apart from a new one.
 
 ``notrack --all`` untracks every packet except the protocol/port classes that stateful
 rules look at (those stay tracked); it is refused when NAT is in use or a stateful rule
@@ -30,14 +35,17 @@ would drop every reply such a rule lets in.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ctguard.model.firewall import (
     FILTER_HOOK,
     MAX_JUMP_DEPTH,
     Packet,
+    chain_fate,
     families_meet,
+    filtering_chains,
+    narrowed,
     nat_overlap,
     nat_rules,
     needs_conntrack,
@@ -61,10 +69,12 @@ from ctguard.model.notrack_rules import (
     RAW_PRIORITY,
     RETURN,
     OurRule,
-    beside,
     is_ours,
     is_own,
+    placed,
+    reply_only,
     same_rule,
+    untracked_accept,
 )
 from ctguard.sources.ruleset import NAT_VERDICTS, Chain, PortSet, Rule, Ruleset, describe
 
@@ -261,6 +271,16 @@ def plan_notrack(
     if unaccepted and not refusals:
         refusals.append(
             Refusal("the filter would still drop untracked packets of these ports", unaccepted)
+        )
+    wider = wider_flows(after, flows, request.ports)
+    fates += wider
+    if wider and not refusals:
+        refusals.append(
+            Refusal(
+                "the filter would accept untracked packets of these ports where it did not"
+                " accept them tracked",
+                wider,
+            )
         )
     notes = (*closed, *_notes(rs, backend))
     if ipv4_only:
@@ -467,9 +487,10 @@ def _filtering_chains(rs: Ruleset, hook: str, family: str) -> list[Chain]:
 def _accepts(
     rs: Ruleset, flows: Sequence[Flow], request: NotrackRequest
 ) -> tuple[list[OurRule], list[Refusal], list[str]]:
-    """An untracked accept first in every chain that would drop a flow's packets it accepted
-    while tracked (``notrack_effect``); none where the chain dropped them tracked too (an
-    accept there would open a port the filter closes): a note says so instead."""
+    """An untracked accept, right before the accept it stands for, in every chain that would
+    drop a flow's packets it accepted while tracked (``notrack_effect``); none where the
+    chain dropped them tracked too (an accept there would open a port the filter closes): a
+    note says so instead."""
     if request.every_packet:
         return [], [], []  # stateless rules decide untracked packets as they did tracked ones
     accepts: list[OurRule] = []
@@ -503,6 +524,19 @@ def _accepts(
                 )
                 continue
             evidence = tuple(line for _, loss in effect.losses for line in loss_evidence(loss))
+            replies = _replies_only(flow, request, effect)
+            if replies is not None:
+                refusals.append(
+                    Refusal(
+                        f"chain {chain.label} let {describe_flow(flow)} through only as replies"
+                        f" ({describe(replies)}); untracked, they cannot be told apart from"
+                        " new packets, so an untracked accept would admit unsolicited ones",
+                        evidence,
+                        ("keep these packets tracked, or open the port on purpose first"
+                         " (accept its NEW packets), then run notrack again",),
+                    )
+                )  # fmt: skip
+                continue
             owner = AGENT_TABLES.get(chain.table) if chain.backend == "nft" else None
             if owner is not None:
                 refusals.append(
@@ -527,12 +561,16 @@ def _accepts(
                         " (addresses, interfaces...); an untracked accept for the whole port"
                         " would open it wider",
                         tuple(restricted),
-                        (*_conditioned_accepts(restricted.values(), rule),
+                        (*_conditioned_accepts(chain, effect, rule),
                          "or accept the wider rule: --force"),
                     )
                 )  # fmt: skip
                 continue
-            accepts.append(rule)
+            where = placed(chain, _earliest(chain, effect), rule)
+            if isinstance(where, str):
+                refusals.append(Refusal(f"chain {chain.label}: {where}", evidence))
+                continue
+            accepts.append(where)
     return list(dict.fromkeys(accepts)), refusals, list(dict.fromkeys(notes))
 
 
@@ -546,22 +584,39 @@ def _only(rs: Ruleset, chain: Chain) -> Ruleset:
     return Ruleset(rs.backend, tuple(c for c in rs.chains if c is chain or c.hook is None))
 
 
-def _conditioned_accepts(restricted: Iterable[Rule | None], wide: OurRule) -> list[str]:
-    """The untracked accepts an operator can paste, each with the conditions of the accept
-    it stands beside; or, when one of them cannot be copied faithfully, no rule and why
-    (a rule without those conditions would open the ports to everyone)."""
+def _replies_only(flow: Flow, request: NotrackRequest, effect: Effect) -> Rule | None:
+    """The rule that took the packets of a flow the operator named as the start of
+    connections (the ports asked for, as destination: a server's requests coming in, a
+    client's going out) only as replies (ESTABLISHED/RELATED), or None. The other flows are
+    replies by the request itself: untracking them is what was asked for."""
+    if request.ports is None or flow.dports != request.ports:
+        return None
+    return next(
+        (rule for _, loss in effect.losses if (rule := reply_only(loss.accept)) is not None),
+        None,
+    )
+
+
+def _earliest(chain: Chain, effect: Effect) -> tuple[Rule, ...]:
+    """The path (jumps, then accept) of the loss whose first rule comes first in ``chain``:
+    the untracked accept goes right before it (a policy accept, (), comes last)."""
+    order = {id(rule): index for index, rule in enumerate(chain.rules)}
+    paths = [loss.accept for _, loss in effect.losses]
+    return min(paths, key=lambda p: order.get(id(p[0]), len(order)) if p else len(order) + 1)
+
+
+def _conditioned_accepts(chain: Chain, effect: Effect, wide: OurRule) -> list[str]:
+    """The untracked accepts an operator can paste, one per accept that took these packets
+    tracked, with its conditions and those of the jumps to it (``untracked_accept``, as
+    CT501 shows them); or, when one of them cannot be written faithfully, no rule and why (a
+    rule without those conditions would open the ports to everyone)."""
     shown: list[str] = []
-    for accept in restricted:
-        if accept is None:
-            return ["no rule to paste: an accept is reached through a jump with conditions;"
-                    " add the untracked accept inside that chain, beside it"]  # fmt: skip
-        narrowed = beside(accept, wide)
-        if narrowed is None:
-            continue
-        if isinstance(narrowed, str):
-            return [f"no rule to paste: {describe(accept)}: {narrowed}; add the untracked"
-                    " accept with exactly its conditions yourself"]  # fmt: skip
-        shown.append(narrowed.shown())
+    for _, loss in effect.losses:
+        got = untracked_accept(chain, loss, wide)
+        if isinstance(got, str):
+            return [f"no rule to paste: {got}"]
+        if got is not None:
+            shown.append(got.shown())
     if not shown:
         return ["no rule to paste: add the untracked accept with exactly those conditions"]
     return [f"add it yourself with those conditions: {line}" for line in dict.fromkeys(shown)]
@@ -648,10 +703,25 @@ def with_rules(rs: Ruleset, rules: Sequence[OurRule]) -> Ruleset:
             returns = tuple(r for r in new if r.verdict == RETURN)
             now = (*returns, *chain.rules, *(r for r in new if r.verdict != RETURN))
         else:
-            now = (*new, *chain.rules)  # "insert" / "-I CHAIN 1", in the planned order
+            mine = [r for r in rules if (r.backend, r.family, r.table, r.chain) == key]
+            now = _inserted(chain, mine)
         chains[index] = Chain(chain.backend, chain.family, chain.table, chain.name, chain.hook,
                               chain.priority, chain.type, chain.policy, now)  # fmt: skip
     return Ruleset(rs.backend, tuple(chains), rs.warnings, rs.missing)
+
+
+def _inserted(chain: Chain, rules: Sequence[OurRule]) -> tuple[Rule, ...]:
+    """``chain``'s rules once ``rules`` are added as the scripts add them: first ("insert",
+    ``-I CHAIN 1``), right before the rule they are placed at (its handle, or its 1-based
+    index), or appended, each group in the planned order."""
+    first = [r.as_rule() for r in rules if r.at is None and not r.end]
+    now: list[Rule] = list(first)
+    for index, rule in enumerate(chain.rules):
+        key = rule.line if chain.backend == "nft" else index + 1
+        now += [r.as_rule() for r in rules if r.at is not None and not r.end and r.at == key]
+        now.append(rule)
+    now += [r.as_rule() for r in rules if r.end]
+    return tuple(now)
 
 
 def check_flows(
@@ -673,6 +743,60 @@ def check_flows(
             evidence = (e for loss in sure for e in loss_evidence(loss))
             bad.append(f"{line}: {'; '.join(evidence)}")
     return tuple(lines), tuple(bad)
+
+
+_STOPS = frozenset({"drop", "reject", "jump", "goto", "return", "vmap"})
+
+
+def wider_flows(rs: Ruleset, flows: Sequence[Flow], ports: PortSet | None) -> tuple[str, ...]:
+    """The reverse of ``check_flows``: untracked packets must be accepted only where tracked
+    ones were. For each of ctguard's untracked accepts in a filtering base chain, the tracked
+    packets it stands for (NEW ones for a flow of the ports asked for as destination, the
+    replies, ESTABLISHED, for the others) must meet no rule between it and the accept that
+    takes them tracked which may stop them (a drop of some sources, a jump): else the
+    untracked accept lets past that rule what it stopped. One line per such accept."""
+    found: list[str] = []
+    for flow in flows:
+        if flow.proto is None:
+            continue
+        hook = FILTER_HOOK[flow.hook]
+        state = "new" if ports is not None and flow.dports == ports else "established"
+        for chain in filtering_chains(rs, hook, flow.family):
+            packet = flow.packet(chain.family)
+            for index, rule in enumerate(chain.rules):
+                if not is_ours(rule) or rule.verdict != ACCEPT:
+                    continue
+                region = narrowed(packet, rule.match)
+                if region is None:
+                    continue
+                why = _skipped(rs, chain, index, region, state)
+                if why is not None:
+                    found.append(
+                        f"{describe_flow(flow)}: {chain.label}: {describe(rule)} accepts"
+                        f" untracked packets {why}"
+                    )
+    return tuple(dict.fromkeys(found))
+
+
+def _skipped(rs: Ruleset, chain: Chain, at: int, region: Packet, state: str) -> str | None:
+    """Why the accept at index ``at`` of ``chain`` takes untracked packets of ``region``
+    that tracked ones (in ``state``) would not have got through, or None."""
+    fate = chain_fate(rs, chain, region, state)
+    order = {id(rule): index for index, rule in enumerate(chain.rules)}
+    later = sorted(
+        order[id(path[0])] for path in fate.accepts if path and order.get(id(path[0]), -1) > at
+    )
+    if not later:
+        if fate.outcome == "accepted":
+            return None  # taken tracked before it, or by the policy
+        return f"that the chain does not accept tracked ({'; '.join(fate.evidence)})"
+    for rule in chain.rules[at + 1 : later[0]]:
+        states = rule.match.ct_states
+        if is_ours(rule) or (states is not None and state not in states):
+            continue
+        if rule.verdict in _STOPS and narrowed(region, rule.match) is not None:
+            return f"past {describe(rule)}, which tracked ones meet first"
+    return None
 
 
 def _effect_words(rs: Ruleset, effect: Effect) -> str:

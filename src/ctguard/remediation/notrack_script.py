@@ -70,11 +70,20 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
         for r in reversed([r for r in own if r.action == RETURN])
     ]
     lines += [f"add rule inet {OWN_TABLE} {r.chain} {r.text()}" for r in own if r.action != RETURN]
-    # "insert" puts a rule first: insert in reverse so the chain keeps the planned order
+    # "insert" puts a rule first: insert in reverse so the chain keeps the planned order;
+    # "insert ... position H" puts it right before rule H: in order, each lands after the
+    # one inserted before it; "add" appends
+    theirs = [r for r in rules if not is_own(r.family, r.table)]
     lines += [
         f"insert rule {r.family} {r.table} {r.chain} {r.text()}"
-        for r in reversed([r for r in rules if not is_own(r.family, r.table)])
+        for r in reversed([r for r in theirs if r.at is None and not r.end])
     ]
+    lines += [
+        f"insert rule {r.family} {r.table} {r.chain} position {r.at} {r.text()}"
+        for r in theirs
+        if r.at is not None and not r.end
+    ]
+    lines += [f"add rule {r.family} {r.table} {r.chain} {r.text()}" for r in theirs if r.end]
     return RunCommand(
         what=f"add {len(rules)} nft rule(s)",
         argv=NFT_APPLY,
@@ -88,7 +97,17 @@ def _nft_add(rs: Ruleset, rules: Sequence[OurRule]) -> RunCommand:
 def _iptables_add(tool: str, table: str, rules: Sequence[OurRule]) -> RunCommand:
     """One table per transaction: iptables-restore commits table by table, so a failed
     command has changed nothing and needs no undo."""
-    do = [f"*{table}", *(_spec(r.text(), "-I", r.chain, 1) for r in reversed(rules)), "COMMIT"]
+    # each -I N is the index in the chain as read: the highest first, so the inserts before
+    # it leave the lower indices as they were; at one index in reverse, to keep their order
+    inserts = sorted(
+        ((r.at or 1, i, r) for i, r in enumerate(rules) if not r.end), key=lambda x: (-x[0], -x[1])
+    )
+    do = [
+        f"*{table}",
+        *(_spec(r.text(), "-I", r.chain, at) for at, _, r in inserts),
+        *(_spec(r.text(), "-A", r.chain) for r in rules if r.end),
+        "COMMIT",
+    ]
     undo = [f"*{table}", *(_spec(r.text(), "-D", r.chain) for r in rules), "COMMIT"]
     return RunCommand(
         what=f"add {len(rules)} {tool} {table} rule(s)",
@@ -138,11 +157,7 @@ def remove_commands(
     nft = [(c, i, r) for c, i, r in found if r.backend == "nft" and not is_own(c.family, c.table)]
     if nft or own_chains:
         do = [f"delete rule {r.family} {r.table} {r.chain} handle {r.line}" for _, _, r in nft]
-        # each insert goes first: reversed, they come back in their old order
-        undo = [
-            f"insert rule {r.family} {r.table} {r.chain} {_nft_readd(r)}"
-            for _, _, r in reversed(nft)
-        ]
+        undo = _nft_put_back(nft)
         if own_chains:
             family = own_chains[0].family
             do.append(f"delete table {family} {OWN_TABLE}")
@@ -162,6 +177,26 @@ def remove_commands(
             if iptables_nft and _raw_emptied(rs, tool, mine):
                 commands.append(_drop_raw(tool))
     return tuple(commands), tuple(shown)
+
+
+def _nft_put_back(removed: Sequence[tuple[Chain, int, Rule]]) -> list[str]:
+    """The lines that put ctguard's rules back where they were, wherever they sat: each right
+    before the first rule after it that stays (``insert ... position H``, in order, so each
+    lands after the one put back before it), appended when none does; first (inserted in
+    reverse) when that rule's handle is unknown."""
+    gone = {id(r) for _, _, r in removed}
+    placed: list[str] = []
+    first: list[str] = []
+    for chain, index, rule in removed:
+        where = f"{rule.family} {rule.table} {rule.chain}"
+        anchor = next((r for r in chain.rules[index + 1 :] if id(r) not in gone), None)
+        if anchor is None:
+            placed.append(f"add rule {where} {_nft_readd(rule)}")
+        elif anchor.line is not None:
+            placed.append(f"insert rule {where} position {anchor.line} {_nft_readd(rule)}")
+        else:
+            first.insert(0, f"insert rule {where} {_nft_readd(rule)}")
+    return first + placed
 
 
 def _raw_emptied(rs: Ruleset, tool: str, removed: Sequence[tuple[Chain, int, Rule]]) -> bool:

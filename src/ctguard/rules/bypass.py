@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from ctguard.facts import Facts
 from ctguard.findings import Severity
@@ -27,14 +26,14 @@ from ctguard.model.notrack_effect import (
     loss_evidence,
     notrack_effect,
 )
-from ctguard.model.notrack_rules import ACCEPT, OurRule, beside
+from ctguard.model.notrack_rules import ACCEPT, OurRule, untracked_accept
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
 from ctguard.sources.local_port_range import ephemeral_range
 from ctguard.sources.modprobe_conf import ModprobeConfig
 from ctguard.sources.modules import SILENT_USERS
-from ctguard.sources.ruleset import Chain, PortSet, Rule, RuleMatch, Ruleset, describe
+from ctguard.sources.ruleset import Chain, PortSet, Rule, Ruleset, describe
 
 
 def _filter_hooks(facts: Facts, hook: str, packet: Packet) -> tuple[str, ...]:
@@ -111,23 +110,16 @@ def untracked_accept_command(chain: Chain, packet: Packet) -> list[str]:
 
 
 def _accepts_for(chain: Chain, loss: Loss) -> list[str]:
-    """Untracked accepts for the packets ``loss`` lost: the NOTRACK's class under the
-    conditions of the accept that took them while tracked (and of the jumps to it), never
-    wider; or why there is none to paste (a condition ctguard cannot copy faithfully)."""
-    other = tuple(o for rule in loss.accept for o in rule.match.other)
-    r = loss.region
-    region = Rule(chain.backend, chain.family, chain.table, chain.name,
-                  RuleMatch(r.protos, r.dports, r.sports, None, r.iif, r.oif, r.saddrs,
-                            r.daddrs, other), "accept", None, "", None)  # fmt: skip
+    """Untracked accepts for the packets ``loss`` lost (``untracked_accept``: the NOTRACK's
+    class under the conditions of the accept that took them while tracked, right before
+    it), or why there is none to paste."""
     shown: list[str] = []
-    for ours in _untracked_accepts(chain, r):
-        narrowed = beside(region, replace(ours, iif=None, oif=None, saddrs=None, daddrs=None))
-        if isinstance(narrowed, str):
-            accept = describe(loss.accept[-1]) if loss.accept else "its policy"
-            return [f"# no rule to paste for {chain.label}: {accept}: {narrowed}; add an"
-                    " untracked accept with exactly its conditions beside it"]  # fmt: skip
-        if narrowed is not None:
-            shown.append(narrowed.shown())
+    for ours in _untracked_accepts(chain, loss.region):
+        got = untracked_accept(chain, loss, ours)
+        if isinstance(got, str):
+            return [f"# no rule to paste for {chain.label}: {got}"]
+        if got is not None:
+            shown.append(got.shown())
     return shown
 
 
@@ -198,9 +190,30 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             f"{len(notracks)} NOTRACK rule(s): the filter accepts their packets untracked"
             " wherever it accepted them tracked"
         )
-    text = [_HOW_TO_ACCEPT, *_by_source(list(dict.fromkeys(fixes)))] if fixes else []
+    text = [_HOW_TO_ACCEPT, *_paste_order(_by_source(list(dict.fromkeys(fixes))))] if fixes else []
     text += list(dict.fromkeys(notes))
     return found(worst, evidence, "\n".join(text) if text else _NOTHING_TO_ACCEPT)
+
+
+_INSERT_AT = re.compile(r"^(ip6?tables -t \S+ -I \S+) (\d+) ")
+
+
+def _paste_order(commands: list[str]) -> list[str]:
+    """The commands in an order that can be pasted as shown: ``-I CHAIN N`` numbers rules as
+    the chain was read, so within a chain the highest N goes first (an insert then never
+    shifts a rule a later command counts on); other commands keep their place."""
+    slots = [i for i, c in enumerate(commands) if _INSERT_AT.match(c)]
+
+    def key(command: str) -> tuple[str, int]:
+        match = _INSERT_AT.match(command)
+        assert match is not None
+        return (match.group(1), -int(match.group(2)))
+
+    ordered = sorted((commands[i] for i in slots), key=key)
+    out = list(commands)
+    for slot, command in zip(slots, ordered, strict=True):
+        out[slot] = command
+    return out
 
 
 _SOURCE = re.compile(r"^((?:ip6?tables) .*? )-s ([^\s,]+) (.*)$")

@@ -34,7 +34,7 @@ add chain inet ctguard prerouting { type filter hook prerouting priority raw; po
 add chain inet ctguard output { type filter hook output priority raw; policy accept; }
 add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"
 add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"
-insert rule inet filter input tcp dport 8983 ct state untracked accept comment "ctguard"
+insert rule inet filter input position 6 tcp dport 8983 ct state untracked accept comment "ctguard"
 NFT
 in_ns nft -j list ruleset > nft-stateful-applied.json
 # A second transaction: an existing chain of another table declared again (nft echoes it),
@@ -57,7 +57,7 @@ in_ns nft --echo --handle -f - > nft-partial-add.echo <<'NFT'
 add chain inet ctguard output { type filter hook output priority raw; policy accept; }
 add rule inet ctguard prerouting tcp dport 8983 notrack comment "ctguard"
 add rule inet ctguard output tcp sport 8983 notrack comment "ctguard"
-insert rule inet filter input tcp dport 8983 ct state untracked accept comment "ctguard"
+insert rule inet filter input position 6 tcp dport 8983 ct state untracked accept comment "ctguard"
 NFT
 
 # An IPv4-only filter (its IPv6 side is legacy ip6tables, unseen by nft) and ctguard's
@@ -72,7 +72,7 @@ add chain inet ctguard prerouting { type filter hook prerouting priority raw; po
 add chain inet ctguard output { type filter hook output priority raw; policy accept; }
 add rule inet ctguard prerouting meta nfproto ipv4 tcp dport 8983 notrack comment "ctguard"
 add rule inet ctguard output meta nfproto ipv4 tcp sport 8983 notrack comment "ctguard"
-insert rule ip filter input tcp dport 8983 ct state untracked accept comment "ctguard"
+insert rule ip filter input position 6 tcp dport 8983 ct state untracked accept comment "ctguard"
 NFT
 in_ns nft -j list ruleset > nft-ipv4-only-applied.json
 
@@ -95,7 +95,7 @@ in_ns iptables-restore --noflush <<'IPT'
 -I PREROUTING 1 -p tcp -m tcp --dport 8983 -m comment --comment ctguard -j CT --notrack
 COMMIT
 *filter
--I INPUT 1 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT
+-I INPUT 4 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT
 COMMIT
 IPT
 in_ns ip6tables-restore --noflush <<'IPT'
@@ -104,7 +104,7 @@ in_ns ip6tables-restore --noflush <<'IPT'
 -I PREROUTING 1 -p tcp -m tcp --dport 8983 -m comment --comment ctguard -j CT --notrack
 COMMIT
 *filter
--I INPUT 1 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT
+-I INPUT 3 -p tcp -m tcp --dport 8983 -m conntrack --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT
 COMMIT
 IPT
 in_ns iptables-save | strip_dates > ipt-stateful-applied.iptables-save
