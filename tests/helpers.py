@@ -58,6 +58,21 @@ def one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: 
     return lines[0]
 
 
+def doctor_finding(root: Path, rule_id: str) -> dict[str, object]:
+    """The one finding of ``rule_id`` that ``doctor --root ROOT --format json`` reports (in
+    process, through the CLI)."""
+    import contextlib
+    import io
+
+    from ctguard.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["doctor", "--root", str(root), "--only", rule_id, "--format", "json"])
+    (finding,) = json.loads(out.getvalue())["findings"]
+    return dict(finding)
+
+
 def check_golden(name: str, text: str) -> None:
     """``text`` equals tests/cli/golden/NAME; CTGUARD_UPDATE_GOLDEN=1 rewrites the file."""
     golden = GOLDEN / name

@@ -5,13 +5,10 @@ why, and the fix suggests no FORWARD accept (it may open a path closed on purpos
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import shutil
 from pathlib import Path
 
-from ctguard.cli import main
+from helpers import doctor_finding
 
 ROOT = Path(__file__).parent / "roots" / "doctor" / "ct501-nodelocaldns-local-accept"
 # A node that forwards its pods' new connections (a stateful FORWARD, as CNI setups write).
@@ -22,11 +19,7 @@ POD_FORWARD = (
 
 
 def ct501(root: Path) -> dict[str, object]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["doctor", "--root", str(root), "--only", "CT501", "--format", "json"])
-    (finding,) = json.loads(out.getvalue())["findings"]
-    return dict(finding)
+    return doctor_finding(root, "CT501")
 
 
 def copy_of(tmp_path: Path, *, addresses: bool, pod_forward: bool) -> Path:

@@ -19,6 +19,7 @@ from ctguard.cli import main
 from ctguard.model.firewall import notrack_rules, packet_of
 from ctguard.model.notrack_effect import CLOSED, DROPPED, UNCHANGED, Effect, notrack_effect
 from ctguard.sources.ruleset import Chain, PortSet, Ruleset, parse_iptables_save, parse_nft_json
+from helpers import doctor_finding
 
 ROOTS = Path(__file__).parent / "roots" / "doctor"
 EPHEMERAL = PortSet.of((32768, 60999))  # the kernel's default ip_local_port_range
@@ -151,11 +152,7 @@ def test_makhomed_allow_list_for_new_only_loses_the_allow_list() -> None:
 
 # -- CT501 on a snapshot ----------------------------------------------------------------------
 def ct501(root: Path) -> dict[str, object]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["doctor", "--root", str(root), "--only", "CT501", "--format", "json"])
-    (finding,) = json.loads(out.getvalue())["findings"]
-    return dict(finding)
+    return doctor_finding(root, "CT501")
 
 
 def solr_root(tmp_path: Path, new_accept: str | None) -> Path:
