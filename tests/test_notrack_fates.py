@@ -519,3 +519,20 @@ def test_ct501_an_accept_behind_a_conditioned_jump_keeps_the_jumps_condition(
         "iptables -t filter -I INPUT 2 -i eth0 -p tcp -m tcp --dport 8983 -m conntrack"
         " --ctstate UNTRACKED -m comment --comment ctguard -j ACCEPT"
     ]
+
+
+def test_notrack_lists_rules_to_add_yourself_highest_position_first(tmp_path: Path) -> None:
+    # the same pasting order as CT501: -I INPUT 31 before -I INPUT 30 ... (no shift)
+    allow = "\n".join(
+        f"-A INPUT -s 192.0.2.{i}/32 -p tcp -m tcp --dport 8983 -m state --state NEW -j ACCEPT"
+        for i in range(1, 6)
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["notrack", "--root", str(solr_root(tmp_path, allow)), "--port", "8983"])
+    at = [
+        int(line.split(" -I INPUT ")[1].split(" ")[0])
+        for line in out.getvalue().splitlines()
+        if "add it yourself" in line and " -I INPUT " in line
+    ]
+    assert at == [6, 5, 4, 3, 2]

@@ -17,6 +17,7 @@ not spare a packet another table's drop.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from ctguard.model.notrack_effect import Loss
@@ -343,3 +344,24 @@ def untracked_accept(chain: Chain, loss: Loss, ours: OurRule) -> OurRule | str |
             " right before it"
         )
     return where
+
+
+_INSERT_AT = re.compile(r"^(ip6?tables -t \S+ -I \S+) (\d+) ")
+
+
+def paste_order(commands: list[str]) -> list[str]:
+    """The commands in an order that can be pasted as shown: ``-I CHAIN N`` numbers rules as
+    the chain was read, so within a chain the highest N goes first (an insert then never
+    shifts a rule a later command counts on); other commands keep their place."""
+    slots = [i for i, c in enumerate(commands) if _INSERT_AT.match(c)]
+
+    def key(command: str) -> tuple[str, int]:
+        match = _INSERT_AT.match(command)
+        assert match is not None
+        return (match.group(1), -int(match.group(2)))
+
+    ordered = sorted((commands[i] for i in slots), key=key)
+    out = list(commands)
+    for slot, command in zip(slots, ordered, strict=True):
+        out[slot] = command
+    return out

@@ -71,6 +71,7 @@ from ctguard.model.notrack_rules import (
     OurRule,
     is_ours,
     is_own,
+    paste_order,
     placed,
     reply_only,
     same_rule,
@@ -619,7 +620,10 @@ def _conditioned_accepts(chain: Chain, effect: Effect, wide: OurRule) -> list[st
             shown.append(got.shown())
     if not shown:
         return ["no rule to paste: add the untracked accept with exactly those conditions"]
-    return [f"add it yourself with those conditions: {line}" for line in dict.fromkeys(shown)]
+    return [
+        f"add it yourself with those conditions: {line}"
+        for line in paste_order(list(dict.fromkeys(shown)))
+    ]
 
 
 def _restrictions(rs: Ruleset, chain: Chain, flow: Flow) -> dict[str, Rule | None]:

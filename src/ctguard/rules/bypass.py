@@ -26,7 +26,7 @@ from ctguard.model.notrack_effect import (
     loss_evidence,
     notrack_effect,
 )
-from ctguard.model.notrack_rules import ACCEPT, OurRule, untracked_accept
+from ctguard.model.notrack_rules import ACCEPT, OurRule, paste_order, untracked_accept
 from ctguard.model.thresholds import Thresholds
 from ctguard.model.values import NF_CONNTRACK, hooks_on_demand, load_blocked
 from ctguard.rules import Outcome, found, passed, rule, skipped
@@ -190,30 +190,9 @@ def notrack_without_accept(facts: Facts, _limits: Thresholds) -> Outcome:
             f"{len(notracks)} NOTRACK rule(s): the filter accepts their packets untracked"
             " wherever it accepted them tracked"
         )
-    text = [_HOW_TO_ACCEPT, *_paste_order(_by_source(list(dict.fromkeys(fixes))))] if fixes else []
+    text = [_HOW_TO_ACCEPT, *paste_order(_by_source(list(dict.fromkeys(fixes))))] if fixes else []
     text += list(dict.fromkeys(notes))
     return found(worst, evidence, "\n".join(text) if text else _NOTHING_TO_ACCEPT)
-
-
-_INSERT_AT = re.compile(r"^(ip6?tables -t \S+ -I \S+) (\d+) ")
-
-
-def _paste_order(commands: list[str]) -> list[str]:
-    """The commands in an order that can be pasted as shown: ``-I CHAIN N`` numbers rules as
-    the chain was read, so within a chain the highest N goes first (an insert then never
-    shifts a rule a later command counts on); other commands keep their place."""
-    slots = [i for i, c in enumerate(commands) if _INSERT_AT.match(c)]
-
-    def key(command: str) -> tuple[str, int]:
-        match = _INSERT_AT.match(command)
-        assert match is not None
-        return (match.group(1), -int(match.group(2)))
-
-    ordered = sorted((commands[i] for i in slots), key=key)
-    out = list(commands)
-    for slot, command in zip(slots, ordered, strict=True):
-        out[slot] = command
-    return out
 
 
 _SOURCE = re.compile(r"^((?:ip6?tables) .*? )-s ([^\s,]+) (.*)$")
