@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import format_option
+from ctguard.cli.options import FiniteRange, format_option
 from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
@@ -71,7 +71,7 @@ def parse_ports(text: str) -> PortSet:
 )
 @click.option(
     "--window",
-    type=click.FloatRange(0.5, 60),
+    type=FiniteRange(0.5, 60),
     default=3.0,
     show_default=True,
     metavar="SECONDS",

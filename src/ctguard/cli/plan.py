@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import format_option, option_errors, target_of
+from ctguard.cli.options import FiniteRange, format_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import CtguardError
 from ctguard.exit_codes import ExitCode
-from ctguard.model.sizing import DEFAULT_BUDGET_PCT, HARD_LIMIT_PCT
+from ctguard.model.sizing import DEFAULT_BUDGET_PCT, HARD_LIMIT_PCT, KERNEL_MAX_LIMIT
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -60,9 +60,9 @@ def plan_options(func: F) -> F:
                      " only."),
         click.option("--netns", metavar="NAME",
                      help="Plan the values of a named network namespace (timeouts; runtime only)."),
-        click.option("--target-max", type=click.IntRange(min=1), metavar="N",
+        click.option("--target-max", type=click.IntRange(1, KERNEL_MAX_LIMIT), metavar="N",
                      help="Use this nf_conntrack_max instead of 2 x the observed peak."),
-        click.option("--memory-budget", type=click.FloatRange(min=0, min_open=True),
+        click.option("--memory-budget", type=FiniteRange(min=0, min_open=True, max=100),
                      default=DEFAULT_BUDGET_PCT, show_default=True, metavar="PCT",
                      help="Most of MemTotal (%) a full table may take; over"
                      f" {HARD_LIMIT_PCT:g} needs --force."),

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import finite_seconds, format_option, netns_option, root_option
+from ctguard.cli.options import FiniteRange, format_option, netns_option, root_option
 
 
 @click.command("status")
@@ -16,8 +16,7 @@ from ctguard.cli.options import finite_seconds, format_option, netns_option, roo
 @format_option(schema="ctguard.status/1")
 @click.option(
     "--interval",
-    type=click.FloatRange(0, 3600),
-    callback=finite_seconds,
+    type=FiniteRange(0, 3600),
     default=1.0,
     show_default=True,
     metavar="SECONDS",

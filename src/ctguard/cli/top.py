@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import finite_seconds, format_option, netns_option, source_option
+from ctguard.cli.options import FiniteRange, format_option, netns_option, source_option
 
 if TYPE_CHECKING:
     from ctguard.usecases.top import TopSampler
@@ -24,8 +24,7 @@ MIN_LIVE_INTERVAL = 0.1
 @click.command("top")
 @click.option(
     "--interval",
-    type=click.FloatRange(0, 3600),
-    callback=finite_seconds,
+    type=FiniteRange(0, 3600),
     default=2.0,
     show_default=True,
     metavar="SECONDS",

@@ -142,6 +142,10 @@ def largest_safe_max(mem_total: int, buckets: int, cost: EntryCost, budget_pct: 
 # -- the policy of `ctguard plan` (docs/design.md §8) ----------------------------------------------
 DEFAULT_BUDGET_PCT = 5.0  # of MemTotal: what a plan may give the table without being asked
 HARD_LIMIT_PCT = 25.0  # beyond this (or MemAvailable) a plan is refused unless --force
+# What the kernel accepts: nf_conntrack_max is an int sysctl (0..INT_MAX); the bucket array
+# is refused above INT_MAX / sizeof(struct hlist_nulls_head) (8 B) heads.
+KERNEL_MAX_LIMIT = 2**31 - 1
+KERNEL_BUCKETS_LIMIT = (2**31 - 1) // 8
 
 
 def buckets_writable(kernel: KernelVersion | Missing) -> bool:
@@ -353,7 +357,10 @@ def size_table(req: SizingInput) -> Sizing:
         maximum, why = req.target_max, "--target-max"
     else:
         maximum, why = _auto_max(req, notes)
-    buckets = buckets_for(maximum, req.kernel)
+    if maximum > KERNEL_MAX_LIMIT:  # only a MemTotal no machine has gets here
+        notes.append(f"nf_conntrack_max {maximum:,} is over what the kernel accepts")
+        maximum, why = KERNEL_MAX_LIMIT, "the kernel's largest nf_conntrack_max (INT_MAX)"
+    buckets = min(buckets_for(maximum, req.kernel), KERNEL_BUCKETS_LIMIT)
     buckets_why = (
         "one bucket per entry (the kernel's own ratio since 5.15)"
         if buckets >= maximum
