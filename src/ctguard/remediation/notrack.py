@@ -101,12 +101,11 @@ class NotrackRequest:
     backend: str = "auto"
     every_packet: bool = False  # notrack --all
     force: bool = False  # add accepts even where the chain restricts these ports
-    # ip_local_port_range: a client's replies come back to these, and only these are
-    # untracked and accepted (else "udp sport 53 accept" lets any packet from port 53 in)
+    # ip_local_port_range read from the target (None: unread): where this host's own
+    # connections start from, to judge untracked fates with; with --direction client a
+    # client's replies come back to these, and only these are untracked and accepted (else
+    # "udp sport 53 accept" lets any packet from port 53 in)
     local_ports: PortSet | None = None
-    # ip_local_port_range read from the target whatever the direction (None: unread), to
-    # judge untracked fates with (where this host's own connections start from)
-    ephemeral: PortSet | None = None
 
 
 @dataclass(frozen=True)
@@ -577,7 +576,7 @@ def _accepts(
 
 def ephemeral_ports(request: NotrackRequest) -> PortSet:
     """Where this host's own connections start from (ip_local_port_range)."""
-    return request.ephemeral or request.local_ports or DEFAULT_EPHEMERAL
+    return request.local_ports or DEFAULT_EPHEMERAL
 
 
 def _only(rs: Ruleset, chain: Chain) -> Ruleset:

@@ -172,12 +172,9 @@ def read_inputs(opened: Opened) -> Inputs:
 
 # -- plan and add -----------------------------------------------------------------------
 def build_request(options: NotrackOptions, local_ports: PortSet) -> NotrackRequest:
-    request = NotrackRequest(options.ports, (options.proto,), options.direction,
-                             options.backend, options.every_packet, options.force,
-                             ephemeral=local_ports)  # fmt: skip
-    if options.direction != "server" and not options.every_packet:
-        request = replace(request, local_ports=local_ports)
-    return request
+    return NotrackRequest(options.ports, (options.proto,), options.direction,
+                          options.backend, options.every_packet, options.force,
+                          local_ports)  # fmt: skip
 
 
 def _need_root() -> None:
