@@ -97,7 +97,7 @@ def build_report(
         summary=summary,
         breakdowns=breakdowns,
         top=top,
-        candidates=notrack_candidates(summary, _ephemeral(local_ports)),
+        candidates=notrack_candidates(summary, ephemeral_range(local_ports)),
         what_if=rows,
         netns=netns,
     )
@@ -133,13 +133,8 @@ def read_host_table(
     """The table and the timeouts of a host, a namespace (run inside it) or a snapshot."""
     ports = _local_ports(host)
     local = _local_spellings(host, commands)
-    table = read_table(host, commands, source, by_sport, exact, local, _ephemeral(ports))
+    table = read_table(host, commands, source, by_sport, exact, local, ephemeral_range(ports))
     return TableRead(table, _sysctls(host), ports)
-
-
-def _ephemeral(ports: LocalPortRange | None) -> tuple[int, int]:
-    """ip_local_port_range as the scan and the candidates use it."""
-    return ephemeral_range(ports)
 
 
 def _local_spellings(host: HostRoot, commands: Commands) -> frozenset[bytes] | Missing:
@@ -223,7 +218,7 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
         if addresses is None and not target.live:
             addresses = read_local_addresses(opened.host, opened.commands)
         ports = _local_ports(opened.host) if not target.live else None
-        table = _read_dump(dump, by_sport, exact, addresses, _ephemeral(ports))
+        table = _read_dump(dump, by_sport, exact, addresses, ephemeral_range(ports))
         return TableRead(table, sysctls, ports)
 
 
