@@ -1,35 +1,51 @@
 """Open a ``.tar.gz`` snapshot safely: check every member first, then extract to a temp dir.
 
-A snapshot comes from another machine and may have been crafted. Before anything is
-written, every member is checked: no absolute names, no ``..``, only regular files,
-directories and relative symbolic links, no member stored below a symbolic link, and
-every link, followed through the other links of the archive, must stay inside it.
-Sizes are bounded (a few MB of gzip can claim gigabytes). One bad member refuses the
-whole archive. Extraction then goes to a fresh temporary directory with tarfile's
-``data`` filter as a second guard.
+A snapshot comes from another machine and may have been crafted. Members are listed as a
+stream, in bounded memory, and the first limit reached refuses the archive before more is
+read: the member count, the size of one tar header (a pax header or GNU long name claiming
+gigabytes is refused unread), all headers together, each member's size, the total, and
+the unpacked bytes per archive byte. Before anything is written, every member is checked:
+no absolute names, no ``..``, only regular files, directories and relative symbolic
+links, no member stored below a symbolic link, and every link, followed through the other
+links of the archive, must stay inside it. One bad member refuses the whole archive.
+Extraction then goes to a fresh temporary directory with tarfile's ``data`` filter as a
+second guard.
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import copy as shallow_copy
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from ctguard.errors import HostAccessError, UnsafeArchiveError
 from ctguard.host.root import HostRoot
+from ctguard.host.unpacked import Unpacked, unpacking
 
-MAX_MEMBERS = 200_000
+# A snapshot holds a few hundred members (docs/design.md §5); tarfile lists about 60,000 a
+# second, so this bounds the listing to a third of a second and ~10 MB.
+MAX_MEMBERS = 20_000
+# A pax header or a GNU long name/link: a few hundred bytes in real archives.
+MAX_HEADER_BYTES = 1024**2
+MAX_HEADERS_TOTAL = 32 * 1024**2  # all header blocks of one archive, read while listing
 MAX_MEMBER_BYTES = 64 * 1024**2  # config files, logs (captured as 16 MiB tails), sysctls
 MAX_TABLE_BYTES = 4 * 1024**3  # a 10 M entry table dump is about 1.7 GB
 TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
 MAX_TOTAL_BYTES = MAX_TABLE_BYTES + 512 * 1024**2
+# Unpacked bytes per archive byte: gzip packs a conntrack dump about 10:1, tar's padding
+# of small files about 20:1; zeros reach 1000:1. Small archives may unpack to RATIO_FLOOR.
+MAX_RATIO = 100
+RATIO_FLOOR = 64 * 1024**2
 _MAX_LINKS = 40
 # Any of these makes a directory a snapshot (a typo in --root must not read as "no conntrack").
 SNAPSHOT_MARKERS = (
@@ -60,6 +76,10 @@ def _member_reason(m: tarfile.TarInfo) -> str | None:
         if m.linkname.startswith("/"):
             return f"is a symbolic link to the absolute path {m.linkname!r}"
         return None
+    if m.size < 0:
+        return "has a negative size"
+    if m.issparse() or m.type == tarfile.GNUTYPE_SPARSE:
+        return "is a sparse file"
     if not (m.isfile() or m.isdir()):
         return "is not a file, directory or symbolic link"
     limit = MAX_TABLE_BYTES if posixpath.normpath(name) in TABLE_MEMBERS else MAX_MEMBER_BYTES
@@ -99,20 +119,13 @@ def check_members(members: list[tarfile.TarInfo], archive: str) -> int:
     Returns the bytes the archive unpacks to.
     """
     if len(members) > MAX_MEMBERS:
-        raise UnsafeArchiveError(f"snapshot {archive}: more than {MAX_MEMBERS} members")
+        raise _too_many(archive)
     links: dict[str, str] = {}
     total = 0
     for m in members:
-        why = _member_reason(m)
-        if why:
-            raise _refuse(archive, m.name, why)
+        total = _admit(m, total, archive)
         if m.issym():
             links[posixpath.normpath(m.name)] = m.linkname
-        total += m.size
-    if total > MAX_TOTAL_BYTES:
-        raise UnsafeArchiveError(
-            f"snapshot {archive}: unpacks to more than {MAX_TOTAL_BYTES} bytes"
-        )
     for m in members:  # with every link known, whatever the order of members
         parts = posixpath.normpath(m.name).split("/")
         for i in range(1, len(parts)):
@@ -126,6 +139,74 @@ def check_members(members: list[tarfile.TarInfo], archive: str) -> int:
                 archive, name, f"is a symbolic link that points outside the snapshot ({target!r})"
             )
     return total
+
+
+def _too_many(archive: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"snapshot {archive}: refusing the whole archive: more than {MAX_MEMBERS} members"
+    )
+
+
+def _admit(member: tarfile.TarInfo, total: int, archive: str) -> int:
+    """``total`` plus the member's size; UnsafeArchiveError when the member is refused."""
+    why = _member_reason(member)
+    if why:
+        raise _refuse(archive, member.name, why)
+    total += member.size
+    if total > MAX_TOTAL_BYTES:
+        raise UnsafeArchiveError(
+            f"snapshot {archive}: refusing the whole archive: "
+            f"it unpacks to more than {MAX_TOTAL_BYTES} bytes"
+        )
+    return total
+
+
+# What unpacking may raise on a damaged archive besides tarfile's own errors.
+_DAMAGED = (
+    tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error, RecursionError,
+    UnicodeError,
+)  # fmt: skip
+
+
+def _stream(raw: BinaryIO, archive: str, read_budget: int | None) -> Unpacked:
+    raw.seek(0)
+    size = os.fstat(raw.fileno()).st_size
+    source, packed = unpacking(raw)
+    return Unpacked(
+        source,
+        archive,
+        max_read=MAX_HEADER_BYTES,
+        max_unpacked=max(RATIO_FLOOR, MAX_RATIO * size) if packed else size,
+        read_budget=read_budget,
+    )
+
+
+def _opened(stream: Unpacked, archive: str) -> tarfile.TarFile:
+    try:
+        return tarfile.TarFile(fileobj=cast(BinaryIO, stream), mode="r")
+    except _DAMAGED as exc:
+        why = str(exc).strip().splitlines()[0].rstrip(" :") if str(exc).strip() else ""
+        why = why if why and "header" not in why and why != "empty file" else "not a tar file"
+        raise HostAccessError(f"snapshot {archive} is not a readable tar archive ({why})") from None
+
+
+def listed(raw: BinaryIO, archive: str) -> list[tarfile.TarInfo]:
+    """The members of the archive ``raw``, each checked as it comes: the first member
+    over a limit (count, header size, size, total, unpacked bytes) refuses the archive
+    before anything more is read. Links are checked by ``check_members``, once all are known."""
+    stream = _stream(raw, archive, MAX_HEADERS_TOTAL)
+    tar = _opened(stream, archive)
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    try:
+        while (member := tar.next()) is not None:
+            if len(members) == MAX_MEMBERS:
+                raise _too_many(archive)
+            total = _admit(member, total, archive)  # before tarfile skips its data
+            members.append(member)
+    except _DAMAGED as exc:
+        raise HostAccessError(f"snapshot {archive} is damaged: {exc}") from None
+    return members
 
 
 def _extract(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
@@ -145,40 +226,47 @@ def _extract(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -
     tar.extractall(dest, members=tamed)  # noqa: S202 - members checked and tamed above
 
 
-@contextmanager
-def extracted(archive: str) -> Iterator[HostRoot]:
-    """Yield a HostRoot over a checked, extracted copy; the copy is removed afterwards."""
+def _open_regular(archive: str) -> BinaryIO:
     try:
-        tar = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed below
+        fd = os.open(archive, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise HostAccessError(f"snapshot {archive} does not exist") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:  # EOFError: a truncated gzip
-        why = str(exc).strip().splitlines()[0].rstrip(" :") if str(exc).strip() else ""
-        why = why if why and why != "file could not be opened successfully" else "not a tar file"
-        raise HostAccessError(f"snapshot {archive} is not a readable tar archive ({why})") from None
+    except OSError as exc:
+        raise HostAccessError(f"snapshot {archive}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HostAccessError(f"snapshot {archive} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+@contextmanager
+def extracted(archive: str) -> Iterator[HostRoot]:
+    """Yield a HostRoot over a checked, extracted copy; the copy is removed afterwards.
+
+    Two passes over the one open file: the first lists and checks every member in
+    bounded memory and refuses at the first limit; the second unpacks the checked
+    members (the names, types and links extracted are the checked ones)."""
     tmp: Path | None = None
-    try:
+    with _open_regular(archive) as raw:
         try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise HostAccessError(f"snapshot {archive} is damaged: {exc}") from None
-        needed = check_members(members, archive)
-        free = shutil.disk_usage(tempfile.gettempdir()).free
-        if needed > free:
-            raise HostAccessError(
-                f"snapshot {archive} needs {needed} bytes to unpack, "
-                f"{tempfile.gettempdir()} has {free} free (set TMPDIR)"
-            )
-        tmp = Path(tempfile.mkdtemp(prefix="ctguard-snapshot-"))
-        try:
-            _extract(tar, tmp, members)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise HostAccessError(f"snapshot {archive} could not be unpacked: {exc}") from None
-        yield HostRoot(tmp)
-    finally:
-        tar.close()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            members = listed(raw, archive)
+            needed = check_members(members, archive)
+            free = shutil.disk_usage(tempfile.gettempdir()).free
+            if needed > free:
+                raise HostAccessError(
+                    f"snapshot {archive} needs {needed} bytes to unpack, "
+                    f"{tempfile.gettempdir()} has {free} free (set TMPDIR)"
+                )
+            tar = _opened(_stream(raw, archive, None), archive)
+            tmp = Path(tempfile.mkdtemp(prefix="ctguard-snapshot-"))
+            try:
+                _extract(tar, tmp, members)
+            except _DAMAGED as exc:
+                raise HostAccessError(f"snapshot {archive} could not be unpacked: {exc}") from None
+            yield HostRoot(tmp)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _require_snapshot(root: HostRoot, spec: str) -> HostRoot:
