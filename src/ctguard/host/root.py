@@ -77,15 +77,19 @@ class HostRoot:
 
     # -- reading ----------------------------------------------------------------------
     def _open(self, path: str) -> BinaryIO:
-        """Open for reading; in a snapshot only regular files (a FIFO would block us)."""
+        """Open for reading; in a snapshot only regular files (a FIFO would block us, a
+        device never end), looked at again once open (a swap in between is caught)."""
         real = self._resolve(path)
-        if not self.is_live:
-            mode = os.stat(real).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(21, "is a directory", path)
-            if not stat.S_ISREG(mode):
-                raise OSError(22, "not a regular file", path)
-        return open(real, "rb")
+        if self.is_live:
+            return open(real, "rb")
+        _require_regular(os.stat(real).st_mode, path)
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            _require_regular(os.fstat(fd).st_mode, path)
+        except OSError:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "rb")
 
     def read_bytes(self, path: str, max_size: int = MAX_FILE_BYTES) -> bytes:
         """The whole file; OSError like open(), or EFBIG past ``max_size`` bytes."""
@@ -189,6 +193,13 @@ def unreadable(path: str, exc: OSError) -> Missing:
     return Missing(f"{path}: {exc.strerror or exc}")
 
 
+def _require_regular(mode: int, path: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+
+
 def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
     """A file named on the command line (a saved plan): regular files only, looked at before
     opening (a FIFO would block, /dev/zero never ends), and at most ``max_size`` bytes."""
@@ -201,6 +212,37 @@ def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
         return read_bounded(fd, max_size, str(path))
     finally:
         os.close(fd)
+
+
+def _input_kind(mode: int, path: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
+        return
+    kind = (
+        "a character device" if stat.S_ISCHR(mode)
+        else "a block device" if stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )  # fmt: skip
+    raise OSError(errno.EINVAL, f"{kind}, not a dump file or a pipe", path)
+
+
+def open_input(path: str) -> BinaryIO:
+    """A file named on the command line to be read to its end (a table dump): a regular
+    file or a pipe (``<(conntrack -L)``, a FIFO: as ``-`` for stdin, the operator chose
+    it), never a device such as /dev/zero, a socket or a directory. Looked at before
+    opening (opening a device can act on it) and again once open."""
+    _input_kind(os.stat(path).st_mode, path)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a FIFO waits for its writer, like cat
+    try:
+        _input_kind(os.fstat(fd).st_mode, path)
+    except OSError:
+        os.close(fd)
+        raise
+    stream = os.fdopen(fd, "rb")
+    stream.raw.name = path  # type: ignore[attr-defined]  # named as open(path) would be
+    return stream
 
 
 def read_bounded(fd: int, max_size: int, name: str) -> bytes:

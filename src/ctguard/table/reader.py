@@ -8,7 +8,6 @@ scanner rejects it inside a chunk, and the reader skips one that outgrows its bu
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
 import pickle
 import queue
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from stat import S_ISREG
 from typing import BinaryIO, cast
 
+from ctguard.errors import CtguardError
+from ctguard.host.root import open_input
 from ctguard.table import keys
 from ctguard.table.scanner import Accumulator
 from ctguard.table.tally import Tally
@@ -114,8 +115,26 @@ def gunzipped(raw: BinaryIO) -> BinaryIO:
 
 
 def open_dump(path: str) -> BinaryIO:
-    """A file, transparently gunzipped when it starts with the gzip magic."""
-    return gunzipped(open(path, "rb"))
+    """A file or a pipe (never a device), transparently gunzipped when it starts with the
+    gzip magic."""
+    return gunzipped(open_input(path))
+
+
+class Shrank(CtguardError):
+    """The dump got shorter while it was read (rotated, truncated, rewritten): what was
+    read is not the table it held."""
+
+    def __init__(self, name: str, size: int, now: int) -> None:
+        super().__init__(
+            f"{name} shrank while it was read (from {size} to {now} bytes): "
+            "scan a copy that is not being written"
+        )
+
+
+def _check_size(fd: int, size: int, name: str) -> None:
+    now = os.fstat(fd).st_size
+    if now < size:
+        raise Shrank(name, size, now)
 
 
 def scan_path(
@@ -126,9 +145,10 @@ def scan_path(
     local: frozenset[bytes] | None = None,
     ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
-    """Scan a dump file; a large plain regular file is split across ``jobs`` processes."""
+    """Scan a dump file (or a pipe); a large plain regular file is split across ``jobs``
+    processes. A regular file that shrinks while it is read is an error (Shrank)."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
-    with open(path, "rb") as raw:
+    with open_input(path) as raw:
         info = os.fstat(raw.fileno())
         stream = gunzipped(raw)
         if (
@@ -140,57 +160,80 @@ def scan_path(
             return _scan_parallel(
                 raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral
             )
-        return scan_stream(
+        tally = scan_stream(
             stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral
         )
+        if S_ISREG(info.st_mode):
+            _check_size(raw.fileno(), info.st_size, path)
+        return tally
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
+    """Where each range starts: just after the first newline past each ``size/jobs``-th
+    byte (looked for in bounded reads: a line may be gigabytes of zeros)."""
     cuts = [0]
     for i in range(1, jobs):
-        raw.seek(max(size * i // jobs, cuts[-1]))
-        raw.readline()
-        cuts.append(min(raw.tell(), size))
+        cuts.append(_after_newline(raw.fileno(), max(size * i // jobs, cuts[-1]), size))
     cuts.append(size)
     return cuts
 
 
+def _after_newline(fd: int, position: int, end: int) -> int:
+    """Just after the next newline at or past ``position`` (``end`` when there is none),
+    read CHUNK by CHUNK."""
+    while position < end:
+        block = os.pread(fd, min(CHUNK, end - position), position)
+        if not block:
+            return end
+        at = block.find(b"\n")
+        if at >= 0:
+            return position + at + 1
+        position += len(block)
+    return end
+
+
+def _fill(fd: int, view: memoryview, offset: int, name: str, size: int) -> None:
+    """Read exactly ``len(view)`` bytes at ``offset``; Shrank when the file ends first."""
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            raise Shrank(name, size, os.fstat(fd).st_size)
+        done += got
+
+
 def _scan_range(
-    mapped: mmap.mmap,
+    fd: int,
     start: int,
     end: int,
     by_sport: bool,
     exact: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int] | None = None,
+    name: str = "the dump",
+    size: int = 0,
 ) -> Tally:
-    """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
+    """Scan bytes ``start`` to ``end`` of ``fd`` (whole lines) in CHUNK-sized preads into
+    one buffer: memory stays one CHUNK, and a file that shrinks under the read is Shrank,
+    not the SIGBUS a memory map gets. A partial last line is read again with the next."""
     accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
                               ephemeral=ephemeral)  # fmt: skip
-    with memoryview(mapped) as view:
+    buffer = bytearray(min(CHUNK, max(end - start, 0)))
+    with memoryview(buffer) as whole:
         position = start
         while position < end:
-            stop = min(position + CHUNK, end)
-            if stop < end:
-                at = mapped.rfind(b"\n", position, stop)
-                if at < 0:  # a line longer than CHUNK: one bad line, resume after it
-                    accumulator.bad_line(mapped[position : position + 200])
-                    following = mapped.find(b"\n", stop, end)
-                    position = end if following < 0 else following + 1
+            want = min(CHUNK, end - position)
+            _fill(fd, whole[:want], position, name, size or end)
+            cut = want
+            if position + want < end:
+                cut = buffer.rfind(b"\n", 0, want) + 1
+                if cut == 0:  # a line longer than CHUNK: one bad line, resume after it
+                    accumulator.bad_line(bytes(whole[:200]))
+                    position = _after_newline(fd, position + want, end)
                     continue
-                stop = at + 1
-            accumulator.feed(view[position:stop])
-            _drop_pages(mapped, position, stop)
-            position = stop
+            accumulator.feed(whole[:cut])
+            position += cut
     return accumulator.tally()
-
-
-def _drop_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
-    """Unmap what was scanned from this process (the page cache keeps it), so RSS stays
-    one CHUNK, not the file's size."""
-    first = start - start % mmap.PAGESIZE
-    if stop > first:
-        mapped.madvise(mmap.MADV_DONTNEED, first, stop - first)
 
 
 def _scan_parallel(
@@ -203,28 +246,32 @@ def _scan_parallel(
     ephemeral: tuple[int, int] | None = None,
 ) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
-    sends its Tally back through a pipe. The file is mapped, not copied."""
+    sends its Tally back through a pipe. Each reads its range with pread."""
     cuts = _boundaries(raw, size, jobs)
     name = getattr(raw, "name", "the dump")
-    with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        children: list[tuple[int, int]] = []
-        for index in range(1, len(cuts) - 1):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # child: always leaves through os._exit
-                status = 1
-                try:
-                    os.close(read_fd)
-                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact,
-                                       local, ephemeral)  # fmt: skip
-                    with os.fdopen(write_fd, "wb") as out:
-                        pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_fd)
-            children.append((pid, read_fd))
-        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local, ephemeral)
+    fd = raw.fileno()
+    children: list[tuple[int, int]] = []
+    for index in range(1, len(cuts) - 1):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: always leaves through os._exit
+            status = 1
+            try:
+                os.close(read_fd)
+                part = _scan_range(fd, cuts[index], cuts[index + 1], by_sport, exact,
+                                   local, ephemeral, name, size)  # fmt: skip
+                with os.fdopen(write_fd, "wb") as out:
+                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        children.append((pid, read_fd))
+    total, shrank = Tally(), None
+    try:
+        total = _scan_range(fd, cuts[0], cuts[1], by_sport, exact, local, ephemeral, name, size)
+    except Shrank as exc:
+        shrank = exc  # raised once the children are reaped
     failed = False
     for pid, read_fd in children:
         with os.fdopen(read_fd, "rb") as src:
@@ -234,6 +281,9 @@ def _scan_parallel(
             failed = True
             continue
         total.add(pickle.loads(payload))  # noqa: S301 - our own child's bytes
+    if shrank is not None:
+        raise shrank
+    _check_size(fd, size, name)  # a helper that failed on a short read says so here
     if failed:
         raise OSError(f"a helper process scanning {name} failed")
     return total

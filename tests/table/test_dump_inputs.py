@@ -1,0 +1,143 @@
+"""What `analyze FILE` agrees to read, and a dump that shrinks while it is read.
+
+A device (/dev/zero never ends) is refused with one line; a pipe named on the command line
+(a FIFO, ``<(conntrack -L)``) is read like ``-``. A dump truncated under the scan is an
+error naming the file: before issue 17 the parallel scan mapped the file and the kernel
+killed ctguard with SIGBUS (exit 135, no message); the serial scan returned what it had
+read as if it were the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ctguard.table import reader
+from helpers import ctguard_bin, one_error_line
+
+LINE = (
+    b"ipv4     2 udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=53 "
+    b"src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1000 mark=0 zone=0 use=2\n"
+)
+ADDRESS_SPACE = 256 * 1024**2
+
+
+def _capped() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def analyze(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ctguard_bin(), "analyze", *args], capture_output=True, text=True, timeout=timeout,
+        check=False, preexec_fn=_capped,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
+def test_a_device_is_refused_in_one_line(device: str) -> None:
+    done = analyze(device, timeout=30)
+    one_error_line(done, 3, device, "character device")
+
+
+def test_a_directory_says_use_root(tmp_path: Path) -> None:
+    one_error_line(analyze(str(tmp_path)), 3, "is a directory", "--root")
+
+
+def test_a_fifo_named_on_the_command_line_is_read_like_stdin(tmp_path: Path) -> None:
+    fifo = tmp_path / "table.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as out:
+            out.write(LINE * 3)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    done = analyze(str(fifo), "--format", "json")
+    writer.join(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["entries"] == 3
+
+
+def sparse(path: Path, size: int, newline_every: int | None) -> Path:
+    """A sparse file of ``size`` zero bytes (a newline every ``newline_every`` bytes):
+    gigabytes to read, nothing on disk."""
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    try:
+        os.pwrite(fd, LINE, 0)
+        os.ftruncate(fd, size)
+        if newline_every:
+            for offset in range(newline_every - 1, size, newline_every):
+                os.pwrite(fd, b"\n", offset)
+    finally:
+        os.close(fd)
+    return path
+
+
+def test_a_line_of_gigabytes_is_one_bad_line_in_bounded_memory(tmp_path: Path) -> None:
+    """The parallel split looks for a newline in bounded reads (it used readline(), which
+    held a 1 GiB line whole)."""
+    dump = sparse(tmp_path / "one-line.dump", 1 << 30, None)
+    done = analyze(str(dump), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["entries"], report["bad_lines"]["count"]) == (1, 1)
+
+
+def test_a_dump_truncated_while_scanned_in_parallel_is_an_error(tmp_path: Path) -> None:
+    """Truncate the file from here while `analyze` scans it (two processes, 4 GiB of
+    holes with a line break every 4 MiB). Bounded: a larger file when the scan was over
+    before the truncation."""
+    for attempt in range(3):
+        size = (4 << 30) << attempt
+        dump = sparse(tmp_path / "growing.dump", size, 4 << 20)
+        child = subprocess.Popen(
+            [ctguard_bin(), "analyze", str(dump)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, preexec_fn=_capped,
+        )  # fmt: skip
+        time.sleep(0.3)
+        still_running = child.poll() is None
+        os.truncate(dump, 1 << 20)
+        out, err = child.communicate(timeout=120)
+        if still_running:
+            done = subprocess.CompletedProcess(child.args, child.returncode, out, err)
+            one_error_line(done, 3, str(dump), "shrank while it was read", str(size))
+            return
+    pytest.skip("every scan was over before the file could be truncated")
+
+
+def _scan_into(path: Path, started: threading.Event, outcome: list[object]) -> None:
+    started.set()
+    try:
+        outcome.append(reader.scan_path(str(path), jobs=1))
+    except Exception as exc:  # handed to the test
+        outcome.append(exc)
+
+
+def test_a_dump_truncated_while_streamed_is_an_error(tmp_path: Path) -> None:
+    """The serial reader (one job) stops at the new end: it must not pass off what it
+    read as the table."""
+    for attempt in range(3):
+        size = (2 << 30) << attempt
+        dump = sparse(tmp_path / "serial.dump", size, 1 << 20)
+        started = threading.Event()
+        outcome: list[object] = []
+        worker = threading.Thread(target=_scan_into, args=(dump, started, outcome))
+        worker.start()
+        started.wait()
+        time.sleep(0.2)
+        still_running = worker.is_alive()
+        os.truncate(dump, 1 << 20)
+        worker.join(timeout=120)
+        if still_running:
+            assert isinstance(outcome[0], reader.Shrank), outcome
+            assert "shrank while it was read" in str(outcome[0])
+            return
+    pytest.skip("every scan was over before the file could be truncated")
