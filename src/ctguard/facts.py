@@ -123,6 +123,9 @@ class Facts:
     baseline: CounterBaseline | Missing = field(
         default_factory=lambda: Missing("no ctguard apply recorded counters")
     )
+    # what the ps output read was cut to (host/caps.py), None when it was read whole:
+    # processes after the cut were not seen
+    processes_cut: str | None = None
     # ip_local_port_range, read with or without the table: where this host's own
     # connections start from (CT501 weighs replies, CT505 candidates with it)
     local_ports: LocalPortRange | Missing = field(
@@ -213,8 +216,8 @@ def collect(
     stats: ConntrackStats | Missing = Missing("conntrack not loaded")
     if presence.loaded:
         stats = read_safely(read_stats, host, commands)
-    processes_text = commands.output("ps")
-    processes = processes_text if isinstance(processes_text, Missing) else parse_ps(processes_text)
+    ps = commands.excerpt("ps")
+    processes = ps if isinstance(ps, Missing) else parse_ps(ps.text)
     service = read_safely(read_iptables_service, host)
     ruleset = read_ruleset(commands)
     addresses = read_local_addresses(host, commands)
@@ -242,6 +245,7 @@ def collect(
         ruleset=ruleset,
         kernel_logs=read_kernel_logs(host, commands, netns_born or _manifest_born(host)),
         processes=processes,
+        processes_cut=None if isinstance(ps, Missing) else ps.cut,
         tuned=read_safely(read_tuned, host),
         systemd_sysctl=systemd_sysctl_path(host),
         ip_forward=read_safely(read_ip_forward, host),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ctguard.errors import HostAccessError, UnsafeArchiveError
+from ctguard.host.caps import MAX_FILE_BYTES
 from ctguard.host.root import HostRoot
 from ctguard.host.unpacked import Unpacked, unpacking
 
@@ -38,7 +39,7 @@ MAX_MEMBERS = 20_000
 # A pax header or a GNU long name/link: a few hundred bytes in real archives.
 MAX_HEADER_BYTES = 1024**2
 MAX_HEADERS_TOTAL = 32 * 1024**2  # all header blocks of one archive, read while listing
-MAX_MEMBER_BYTES = 64 * 1024**2  # config files, logs (captured as 16 MiB tails), sysctls
+MAX_MEMBER_BYTES = MAX_FILE_BYTES  # config files, logs (captured as tails), command outputs
 MAX_TABLE_BYTES = 4 * 1024**3  # a 10 M entry table dump is about 1.7 GB
 TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
 MAX_TOTAL_BYTES = MAX_TABLE_BYTES + 512 * 1024**2

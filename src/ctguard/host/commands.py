@@ -3,7 +3,8 @@
 Every program ctguard may run is named here once, as an argument list (never a shell
 string) with a timeout. A snapshot stores each output under ``ctguard_commands/<name>``,
 so the same reader parses a live run and a capture. A program that is absent, fails or
-times out is a Missing value, never an exception.
+times out is a Missing value, never an exception. Each output is read up to its cap
+(host/caps.py): ``excerpt`` says what was cut; ``output`` is for outputs read whole.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, cast
 
 from ctguard.errors import CtguardError
-from ctguard.host.root import HostRoot
+from ctguard.host.caps import Cap, Excerpt, cap_of, excerpt, read_capped
+from ctguard.host.root import HostRoot, unreadable
 from ctguard.missing import Missing
 
 CAPTURE_DIR = "/ctguard_commands"
@@ -58,6 +61,8 @@ class Commands(Protocol):
     """Program outputs by logical name."""
 
     def output(self, name: str) -> str | Missing: ...
+
+    def excerpt(self, name: str, cap: Cap | None = None) -> Excerpt | Missing: ...
 
     def output_to(self, name: str, dest: BinaryIO) -> Missing | None: ...
 
@@ -108,10 +113,25 @@ class LiveCommands:
         return done
 
     def output(self, name: str) -> str | Missing:
+        got = self.excerpt(name)
+        return got if isinstance(got, Missing) else got.text
+
+    def excerpt(self, name: str, cap: Cap | None = None) -> Excerpt | Missing:
+        """The output, read as the program writes it, up to ``cap`` (its own by default):
+        the rest is counted and dropped, so memory stays the cap whatever the program says."""
         if name == NETLINK_STATS:
-            return netlink_stats_text()
-        done = self._run(name, subprocess.PIPE)
-        return done if isinstance(done, Missing) else done.stdout.decode("utf-8", "replace")
+            text = netlink_stats_text()
+            if isinstance(text, Missing):
+                return text
+            data = text.encode()
+            return excerpt(data, len(data), cap or cap_of(name), f"{name} output")
+        try:
+            with self.stream(name) as out:
+                if isinstance(out, Missing):
+                    return out
+                return read_capped(out, cap or cap_of(name), f"{name} output")
+        except CommandFailed as exc:
+            return Missing(str(exc).removesuffix(" (its output was incomplete)"))
 
     def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
         """Stream a (possibly huge) output, such as ``conntrack -L``, into ``dest``."""
@@ -129,15 +149,18 @@ class LiveCommands:
             return
         argv, spec = resolved
         shown = " ".join(spec.argv)
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; not a pipe: a
+        # program that writes much to stderr would block while we read its stdout
         try:
             child = subprocess.Popen(
                 argv,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=errors,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
             )
         except OSError as exc:
+            errors.close()
             yield Missing(f"{shown} could not run: {exc.strerror or exc}")
             return
         _widen_pipe(child.stdout)
@@ -155,8 +178,16 @@ class LiveCommands:
         finally:
             timer.cancel()
             if child.poll() is None:
-                child.kill()
-            _, err = child.communicate()
+                try:  # a reader that read to the end: the program is exiting
+                    child.wait(timeout=_EXIT_GRACE)
+                except subprocess.TimeoutExpired:  # a reader that stopped early
+                    child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+            errors.seek(0)
+            err = errors.read(4096)
+            errors.close()
         if child.returncode != 0:
             why = (
                 f"timed out after {spec.timeout:g} s"
@@ -189,10 +220,25 @@ class CapturedCommands:
         return f"not captured: {why}" if why else f"the snapshot has no {name} output"
 
     def output(self, name: str) -> str | Missing:
-        text = self.root.try_read_text(f"{CAPTURE_DIR}/{name}")
-        if isinstance(text, Missing):
+        got = self.excerpt(name)
+        return got if isinstance(got, Missing) else got.text
+
+    def excerpt(self, name: str, cap: Cap | None = None) -> Excerpt | Missing:
+        """The capture, up to ``cap`` (its own by default): its head or tail is read
+        from the file, whatever its size."""
+        cap = cap or cap_of(name)
+        path = f"{CAPTURE_DIR}/{name}"
+        try:
+            with self.root.open_binary(path) as src:
+                total = os.fstat(src.fileno()).st_size
+                if cap.keep == "tail":
+                    src.seek(max(0, total - cap.max_bytes))
+                data = src.read(cap.max_bytes + 1)
+        except FileNotFoundError:
             return Missing(self._why_absent(name))
-        return text
+        except OSError as exc:
+            return unreadable(path, exc)
+        return excerpt(data, max(total, len(data)), cap, f"{name} output")
 
     def output_to(self, name: str, dest: BinaryIO) -> Missing | None:
         try:
@@ -218,6 +264,7 @@ def _first_line(stderr: bytes) -> str:
 
 
 PIPE_BYTES = 1 << 20  # fs.pipe-max-size's default
+_EXIT_GRACE = 0.5  # seconds a program that wrote all its output may take to exit
 
 
 def _widen_pipe(stream: object) -> None:

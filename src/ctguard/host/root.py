@@ -18,11 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from ctguard.errors import HostAccessError
+from ctguard.host.caps import MAX_FILE_BYTES
 from ctguard.missing import Missing
 
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
-# No file ctguard reads whole is anywhere near this; a crafted snapshot may be.
-MAX_FILE_BYTES = 64 * 1024 * 1024
 SMALL_FILE_BYTES = 64 * 1024  # one sysctl or sysfs value
 _CHUNK = 64 * 1024
 

@@ -533,6 +533,8 @@ def plan_disable(facts: Facts, read: FileReader = _absent) -> DisablePlan:
     notes = [_scope_note(facts)]
     if isinstance(processes, Missing):
         notes.append(f"processes not read ({processes.reason}): agents unknown")
+    elif facts.processes_cut:
+        notes.append(facts.processes_cut)
     blocked = (NF_CONNTRACK, *(h.module for h in holders))
     placement = _place(facts.modprobe, blocked)
     chain = DisablePlan(

@@ -522,6 +522,8 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         if isinstance(facts.processes, Missing):
             return passed(f"no tuned profile setting conntrack keys; processes not read:"
                           f" {facts.processes.reason}")  # fmt: skip
+        if facts.processes_cut:  # kube-proxy may be past the cut: not a pass
+            return skipped(f"no kube-proxy in the processes read, but {facts.processes_cut}")
         if not isinstance(facts.tuned, Missing) and facts.tuned.unread:
             return skipped(
                 f"tuned profile {facts.tuned.name} sets no conntrack key ctguard can see, but"
@@ -529,4 +531,6 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
             )
         return passed("no kube-proxy and no tuned profile setting conntrack keys")
     severity = Severity.WARNING if conflict else Severity.INFO
+    if facts.processes_cut:
+        evidence.append(facts.processes_cut)
     return found(severity, evidence, "\n".join(fixes))

@@ -10,12 +10,13 @@ import json
 import posixpath
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ctguard import __version__
+from ctguard.host.caps import MAX_FILE_BYTES, cap_of
 from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
 from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
@@ -226,12 +227,17 @@ class _Capture:
             self.log.captured.append(where)
 
     def command(self, name: str) -> None:
-        out = self.commands.output(name)
+        """One program's output; a long one (ps, dmesg) up to what an archive member may
+        hold (its head or tail, as read), so the reader cuts it as it would live."""
+        cap = cap_of(name)
+        if cap.keep != "whole":
+            cap = replace(cap, max_bytes=MAX_FILE_BYTES, max_lines=None)
+        out = self.commands.excerpt(name, cap)
         where = f"{CAPTURE_DIR}/{name}"
         if isinstance(out, Missing):
             self.log.fail(where, out.reason)
             return
-        data = out.encode()
+        data = out.text.encode()
         if name in layout.REDACTED_COMMANDS:
             data = self._filtered(data)
         self.writer.add_bytes(where, data)

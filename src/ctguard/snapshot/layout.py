@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ctguard.host.caps import LOG_TAIL_BYTES as LOG_TAIL_BYTES  # the same tail, below
 from ctguard.sources.kernel_log import KERNEL_LOG_FILES
-from ctguard.sources.kernel_log import LOG_TAIL_BYTES as KERNEL_LOG_TAIL_BYTES
 from ctguard.sources.tuned_config import (
     TUNED_ACTIVE_PROFILE,
     TUNED_MAIN_CONF,
@@ -76,7 +76,6 @@ CONFIG_DIRS = (
 )
 # The same files and the same tail that doctor reads live, so a snapshot counts the same.
 LOG_FILES = KERNEL_LOG_FILES
-LOG_TAIL_BYTES = KERNEL_LOG_TAIL_BYTES
 
 COMMANDS = (
     "iptables-save",

@@ -21,12 +21,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ctguard.host.caps import LOG_TAIL_BYTES, Excerpt
 from ctguard.host.commands import Commands
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 KERNEL_LOG_FILES = ("/var/log/kern.log", "/var/log/messages", "/var/log/syslog")
-LOG_TAIL_BYTES = 32 << 20  # read only the last 32 MiB of a log file
 
 # The pattern starts with a literal, so the regex engine skips ahead to "_conntrack: "
 # as fast as str.find; the "nf"/"ip" before it is checked only where that matched.
@@ -176,6 +176,13 @@ def read_log_file(
     return TableFullLog(log.source, log.count, log.by_netns, log.first, log.last, truncated)
 
 
+def _dmesg(dmesg: Excerpt | Missing, netns_born: float | None) -> TableFullLog | Missing:
+    if isinstance(dmesg, Missing):
+        return dmesg
+    log = parse_kernel_log(dmesg.text, "dmesg", netns_born)
+    return replace(log, truncated=True) if dmesg.cut else log
+
+
 def read_kernel_logs(
     host: HostRoot, commands: Commands, netns_born: float | None = None
 ) -> tuple[TableFullLog | Missing, ...]:
@@ -184,9 +191,6 @@ def read_kernel_logs(
     journald-only hosts have no syslog file; dmesg alone then covers the kernel ring
     buffer, which is small and restarts at boot.
     """
-    dmesg = commands.output("dmesg")
-    results: list[TableFullLog | Missing] = [
-        dmesg if isinstance(dmesg, Missing) else parse_kernel_log(dmesg, "dmesg", netns_born)
-    ]
+    results: list[TableFullLog | Missing] = [_dmesg(commands.excerpt("dmesg"), netns_born)]
     results.extend(read_log_file(host, path) for path in KERNEL_LOG_FILES if host.exists(path))
     return tuple(results)

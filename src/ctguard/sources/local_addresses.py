@@ -18,8 +18,9 @@ import json
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.host.caps import MAX_FILE_BYTES
 from ctguard.host.commands import Commands
-from ctguard.host.root import MAX_FILE_BYTES, HostRoot
+from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 IP_ADDR = "ip-addr"
