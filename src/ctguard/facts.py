@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ctguard.errors import CtguardError
+from ctguard.host.caps import PROC_LIST_BYTES
 from ctguard.host.commands import Commands
 from ctguard.host.netns import netns_inode
 from ctguard.host.root import HostRoot
@@ -190,7 +191,7 @@ def _grep_files(host: HostRoot, service: IptablesService | Missing) -> tuple[tup
 
 
 def _modules(host: HostRoot) -> Mapping[str, ModuleLine] | Missing:
-    text = host.try_read_text(PROC_MODULES)
+    text = host.try_read_text(PROC_MODULES, PROC_LIST_BYTES)
     return text if isinstance(text, Missing) else parse_proc_modules(text)
 
 

@@ -169,3 +169,20 @@ def test_a_huge_ps_capture_with_kube_proxy_in_its_head_is_found_with_the_cut(
     evidence = list(finding["evidence"])  # type: ignore[call-overload]
     assert evidence[0].startswith("kube-proxy (pid 1011) sets")
     assert evidence[-1].startswith("ps output cut at")
+
+
+def test_a_stat_file_of_tens_of_megabytes_is_not_read(tmp_path: Path) -> None:
+    """One line per possible CPU: 8192 CPUs are 1.3 MB. A larger one is crafted; it is
+    refused by size (doctor falls back to the conntrack -S capture) instead of parsed."""
+    root = tmp_path / "root"
+    shutil.copytree(ROOTS / "modern-builtin", root)
+    stat_file = root / "proc" / "net" / "stat" / "nf_conntrack"
+    header, first = stat_file.read_text().splitlines()[:2]
+    stat_file.write_text(header + "\n" + (first + "\n") * (5 * MiB // len(first)))
+    done = subprocess.run(
+        [ctguard_bin(), "doctor", "--root", str(root), "--format", "json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    evidence = [line for f in json.loads(done.stdout)["findings"] for line in f["evidence"]]
+    assert any("/proc/net/stat/nf_conntrack: larger than 4194304 bytes" in e for e in evidence)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.host.caps import PROC_LIST_BYTES
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
@@ -43,5 +44,5 @@ def parse_meminfo(text: str) -> Meminfo:
 
 
 def read_meminfo(host: HostRoot) -> Meminfo | Missing:
-    text = host.try_read_text(MEMINFO)
+    text = host.try_read_text(MEMINFO, PROC_LIST_BYTES)
     return text if isinstance(text, Missing) else parse_meminfo(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.host.caps import PROC_LIST_BYTES
 from ctguard.host.root import SMALL_FILE_BYTES, HostRoot
 from ctguard.missing import Missing
 from ctguard.sources.sysctl_runtime import MAX_FILE, parse_sysctl_int
@@ -81,7 +82,7 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
         return ConntrackPresence(
             "module", state == "live", state, hashsize, holders, f"{SYS_MODULE}/initstate: {state}"
         )
-    listed = host.try_read_text(PROC_MODULES)
+    listed = host.try_read_text(PROC_MODULES, PROC_LIST_BYTES)
     if not isinstance(listed, Missing):
         line = parse_proc_modules(listed).get("nf_conntrack")
         if line is not None:
@@ -125,7 +126,7 @@ def ctnetlink_absent_reason(host: HostRoot) -> str | None:
     RHEL iptables service's stop) fails. A read-only command must not do that, so ctguard
     asks only where the module is loaded, built in, or cannot be loaded at all.
     """
-    listed = host.try_read_text(PROC_MODULES)
+    listed = host.try_read_text(PROC_MODULES, PROC_LIST_BYTES)
     if isinstance(listed, Missing):
         return None  # no module support: nothing can be loaded
     if CTNETLINK in parse_proc_modules(listed) or host.is_dir(f"/sys/module/{CTNETLINK}"):
@@ -140,7 +141,7 @@ def ctnetlink_absent_reason(host: HostRoot) -> str | None:
 
 def read_module_names(host: HostRoot) -> frozenset[str] | None:
     """The modules /proc/modules lists; None when it cannot be read (or parsed)."""
-    listed = host.try_read_text(PROC_MODULES)
+    listed = host.try_read_text(PROC_MODULES, PROC_LIST_BYTES)
     if isinstance(listed, Missing):
         return None
     try:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from ctguard.errors import ParseError
+from ctguard.host.caps import PROC_LIST_BYTES
 from ctguard.host.commands import NETLINK_STATS, Commands
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
@@ -147,7 +148,7 @@ def read_stats(host: HostRoot, commands: Commands) -> ConntrackStats | Missing:
     A fallback says why procfs was not used (``fallback_reason``). On a live host the
     netlink sources are asked only where that cannot load a module.
     """
-    text = host.try_read_text(STAT_FILE)
+    text = host.try_read_text(STAT_FILE, PROC_LIST_BYTES)
     if not isinstance(text, Missing):
         return parse_stat_file(text)
     reasons = [text.reason]
