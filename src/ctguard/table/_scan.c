@@ -4,7 +4,10 @@
  * Why C: a full table is up to 10 M lines and the answer is wanted in about a second
  * (docs/design.md §6). Python's own tokenizing costs 1.5-3 us a line before any counting; here a
  * line costs a few hundred ns and no Python object is made per entry. Counts live in
- * open-addressing tables owned by an Accumulator and become dicts once, in result().
+ * open-addressing tables owned by an Accumulator and become dicts once, in result(); the
+ * addresses (up to one key per entry) never become Python objects: they leave as one bytes
+ * object of fixed-size records (keys.ADDRESS_RECORD), merged and ranked here
+ * (merge_addresses, top_addresses), so Python sees only the addresses it shows.
  *
  * Safety: the input is untrusted text. Every read is bounded by the line end computed
  * from the buffer length; numbers are parsed with explicit length and value limits; every
@@ -16,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -230,6 +234,148 @@ static int btab_has(const ByteTable *t, const char *s, size_t n)
     return 0;
 }
 
+/* ---- address counts: fixed-size records (keys.ADDRESS_RECORD), never Python objects ----
+ *
+ * A record is the address in network order (IPv4 in the first 4 bytes, the rest zero) and
+ * count << 8 | family (4 or 6), native byte order: 24 bytes whatever the text was, so a
+ * crafted 15 KB "address" costs nothing (it is not an address: the line is bad). Records
+ * sit densely in insertion order; a separate index of uint32 (record number + 1, 0: empty)
+ * at most half full finds them: 24 + 8 bytes per distinct address at worst. */
+
+typedef struct {
+    unsigned char addr[16];
+    uint64_t cf; /* count << 8 | family */
+} AddrRec;
+
+#define REC_SIZE 24
+typedef char rec_size_check[sizeof(AddrRec) == REC_SIZE ? 1 : -1];
+#define MAX_ADDRESS_TEXT 45 /* keys.MAX_ADDRESS_TEXT: INET6_ADDRSTRLEN - 1 */
+#define MAX_RECORDS 0xFFFFFFF0U
+
+typedef struct {
+    AddrRec *recs;
+    size_t n, rcap;
+    int fixed; /* recs is someone else's buffer (a bytes object being built): rcap is final */
+    uint32_t *index;
+    size_t icap; /* power of two */
+} AddrTable;
+
+static uint64_t rec_hash(const unsigned char *addr, unsigned family)
+{
+    uint64_t a, b;
+    memcpy(&a, addr, 8);
+    memcpy(&b, addr + 8, 8);
+    return mix64(a ^ mix64(b + family));
+}
+
+static int atab_init(AddrTable *t, AddrRec *fixed_recs, size_t expect)
+{
+    size_t icap = 64;
+    while (icap / 2 < expect) {
+        if (icap > ((size_t)-1) / 4 / sizeof(uint32_t))
+            return -1;
+        icap *= 2;
+    }
+    memset(t, 0, sizeof(*t));
+    t->index = PyMem_Calloc(icap, sizeof(uint32_t));
+    if (!t->index)
+        return -1;
+    t->icap = icap;
+    if (fixed_recs) {
+        t->recs = fixed_recs;
+        t->rcap = expect;
+        t->fixed = 1;
+    }
+    return 0;
+}
+
+static void atab_free(AddrTable *t)
+{
+    PyMem_Free(t->index);
+    if (!t->fixed)
+        PyMem_Free(t->recs);
+    memset(t, 0, sizeof(*t));
+}
+
+static void atab_place(AddrTable *t, size_t k, uint64_t h)
+{
+    size_t mask = t->icap - 1, i = h & mask;
+    while (t->index[i])
+        i = (i + 1) & mask;
+    t->index[i] = (uint32_t)(k + 1);
+}
+
+static int atab_grow_index(AddrTable *t)
+{
+    if (t->icap > ((size_t)-1) / 2 / sizeof(uint32_t))
+        return -1;
+    uint32_t *index = PyMem_Calloc(t->icap * 2, sizeof(uint32_t));
+    if (!index)
+        return -1;
+    PyMem_Free(t->index);
+    t->index = index;
+    t->icap *= 2;
+    for (size_t k = 0; k < t->n; k++)
+        atab_place(t, k, rec_hash(t->recs[k].addr, (unsigned)(t->recs[k].cf & 0xFF)));
+    return 0;
+}
+
+/* count ``count`` more for (addr, family); -1: out of memory (or a fixed buffer full) */
+static int atab_add(AddrTable *t, const unsigned char *addr, unsigned family, uint64_t count)
+{
+    uint64_t h = rec_hash(addr, family);
+    size_t mask = t->icap - 1, i = h & mask;
+    uint32_t at;
+    while ((at = t->index[i]) != 0) {
+        AddrRec *r = &t->recs[at - 1];
+        if ((r->cf & 0xFF) == family && memcmp(r->addr, addr, 16) == 0) {
+            r->cf += count << 8;
+            return 0;
+        }
+        i = (i + 1) & mask;
+    }
+    if (t->n >= MAX_RECORDS)
+        return -1;
+    if (t->n == t->rcap) {
+        if (t->fixed)
+            return -1;
+        size_t cap = t->rcap ? t->rcap * 2 : 64;
+        if (cap > ((size_t)-1) / sizeof(AddrRec))
+            return -1;
+        AddrRec *recs = PyMem_Realloc(t->recs, cap * sizeof(AddrRec));
+        if (!recs)
+            return -1;
+        t->recs = recs;
+        t->rcap = cap;
+    }
+    AddrRec *r = &t->recs[t->n];
+    memcpy(r->addr, addr, 16);
+    r->cf = count << 8 | family;
+    t->index[i] = (uint32_t)(t->n + 1);
+    t->n++;
+    if (t->n * 2 > t->icap && atab_grow_index(t) < 0)
+        return -1;
+    return 0;
+}
+
+/* keys.address_key: an IPv4 or IPv6 address as inet_pton(3) reads it (a ':' picks IPv6);
+ * anything else, longer than MAX_ADDRESS_TEXT or holding a NUL included, is not one */
+static int parse_address(const char *s, size_t n, unsigned char out[16], unsigned *family)
+{
+    char text[MAX_ADDRESS_TEXT + 1];
+    if (n == 0 || n > MAX_ADDRESS_TEXT || memchr(s, '\0', n))
+        return 0;
+    memcpy(text, s, n);
+    text[n] = '\0';
+    memset(out, 0, 16);
+    if (memchr(s, ':', n)) {
+        *family = 6;
+        return inet_pton(AF_INET6, text, out) == 1;
+    }
+    *family = 4;
+    return inet_pton(AF_INET, text, out) == 1;
+}
+
 /* ---- the line grammar (mirror of scan_py._scan_line) ----------------------------- */
 
 /* keys.STATES, same order: id = index + 1 */
@@ -325,13 +471,14 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    int by_sport, exact_timeouts;
+    int by_sport, exact_timeouts, by_address;
     Py_ssize_t max_line;
     uint64_t lines, entries, bad, first_bad;
     PyObject *first_bad_text;
     IntTable shapes, timeouts, markzones;
     PortTable sports;
-    ByteTable sources, destinations;
+    AddrTable sources, destinations; /* counted only with by_address */
+    int consumed;                     /* result() gave the address records away */
     int has_local;   /* the host's addresses were given: shape bits 53-54 are meaningful */
     ByteTable local; /* those addresses, every spelling (keys.shape_key) */
     int has_ephemeral;               /* ip_local_port_range was given: shape bit 55 */
@@ -454,6 +601,11 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
         return LINE_BAD;
 
     Tuple *o = &tuples[0], *r = &tuples[1];
+    unsigned char src_addr[16], dst_addr[16];
+    unsigned src_family, dst_family;
+    if (!parse_address(o->src.s, o->src.n, src_addr, &src_family) ||
+        !parse_address(o->dst.s, o->dst.n, dst_addr, &dst_family))
+        return LINE_BAD;
     int ipv6 = family_given ? family == 6 : memchr(o->src.s, ':', o->src.n) != NULL;
     int nat = !(r->src.n == o->dst.n && memcmp(r->src.s, o->dst.s, o->dst.n) == 0) ||
               !(r->dst.n == o->src.n && memcmp(r->dst.s, o->src.s, o->src.n) == 0) ||
@@ -479,8 +631,8 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     if (itab_add(&a->shapes, shape) < 0 || itab_add(&a->timeouts, timeout) < 0 ||
         (a->by_sport && ptab_add(&a->sports, proto, o->has_sport ? o->sport + 1 : 0) < 0) ||
         itab_add(&a->markzones, mark << 16 | zone) < 0 ||
-        btab_add(&a->sources, o->src.s, o->src.n) < 0 ||
-        btab_add(&a->destinations, o->dst.s, o->dst.n) < 0)
+        (a->by_address && (atab_add(&a->sources, src_addr, src_family, 1) < 0 ||
+                           atab_add(&a->destinations, dst_addr, dst_family, 1) < 0)))
         return LINE_NOMEM;
     a->entries++;
     return LINE_OK;
@@ -491,12 +643,12 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
 static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", "local", "ephemeral",
-                             NULL};
-    int by_sport = 1, exact_timeouts = 1;
+                             "by_address", NULL};
+    int by_sport = 1, exact_timeouts = 1, by_address = 1;
     Py_ssize_t max_line = 1 << 16; /* keys.MAX_LINE */
     PyObject *local = Py_None, *ephemeral = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnOO", kwlist, &by_sport, &exact_timeouts,
-                                     &max_line, &local, &ephemeral))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnOOp", kwlist, &by_sport, &exact_timeouts,
+                                     &max_line, &local, &ephemeral, &by_address))
         return -1;
     if (ephemeral != Py_None) {
         unsigned int lo, hi;
@@ -515,11 +667,12 @@ static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->by_sport = by_sport;
+    self->by_address = by_address;
     self->exact_timeouts = exact_timeouts;
     self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
         itab_init(&self->markzones) < 0 ||
-        btab_init(&self->sources) < 0 || btab_init(&self->destinations) < 0 ||
+        atab_init(&self->sources, NULL, 0) < 0 || atab_init(&self->destinations, NULL, 0) < 0 ||
         btab_init(&self->local) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -556,17 +709,13 @@ static void free_tables(Accumulator *self)
     PyMem_Free(self->timeouts.slots);
     ptab_free(&self->sports);
     PyMem_Free(self->markzones.slots);
-    PyMem_Free(self->sources.slots);
-    PyMem_Free(self->sources.arena);
-    PyMem_Free(self->destinations.slots);
-    PyMem_Free(self->destinations.arena);
+    atab_free(&self->sources);
+    atab_free(&self->destinations);
     PyMem_Free(self->local.slots);
     PyMem_Free(self->local.arena);
     memset(&self->shapes, 0, sizeof(IntTable));
     memset(&self->timeouts, 0, sizeof(IntTable));
     memset(&self->markzones, 0, sizeof(IntTable));
-    memset(&self->sources, 0, sizeof(ByteTable));
-    memset(&self->destinations, 0, sizeof(ByteTable));
     memset(&self->local, 0, sizeof(ByteTable));
     self->has_local = 0;
     self->has_ephemeral = 0;
@@ -581,8 +730,8 @@ static void Accumulator_dealloc(Accumulator *self)
 
 static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
 {
-    if (!self->shapes.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised");
+    if (!self->shapes.slots || self->consumed) {
+        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised, or its result taken");
         return NULL;
     }
     Py_buffer view;
@@ -669,30 +818,33 @@ static PyObject *port_dict(const PortTable *t)
     return d;
 }
 
-static PyObject *bytes_dict(const ByteTable *t)
+/* the table's records as one bytes object (None when addresses were not counted); the
+ * table is freed as soon as it is copied, so the peak is the records twice, not more */
+static PyObject *records_bytes(AddrTable *t, int counted)
 {
-    PyObject *d = PyDict_New();
-    for (size_t i = 0; d && i < t->cap; i++) {
-        const ByteSlot *slot = &t->slots[i];
-        if (slot->count &&
-            set_count(d, PyBytes_FromStringAndSize(t->arena + slot->off, (Py_ssize_t)slot->len),
-                      slot->count) < 0)
-            Py_CLEAR(d);
+    if (!counted) {
+        atab_free(t);
+        Py_RETURN_NONE;
     }
-    return d;
+    PyObject *out = PyBytes_FromStringAndSize(t->n ? (const char *)t->recs : NULL,
+                                              (Py_ssize_t)(t->n * sizeof(AddrRec)));
+    atab_free(t);
+    return out;
 }
 
 /* (lines, entries, bad, first_bad or 0, first_bad_text, shapes, timeouts, sports,
- *  markzones, sources, destinations) */
+ *  markzones, source records, destination records); the records are given away: once */
 static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignored))
 {
-    if (!self->shapes.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised");
+    if (!self->shapes.slots || self->consumed) {
+        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised, or its result taken");
         return NULL;
     }
+    self->consumed = 1;
     PyObject *dicts[6] = {
         int_dict(&self->shapes),  int_dict(&self->timeouts),  port_dict(&self->sports),
-        int_dict(&self->markzones), bytes_dict(&self->sources), bytes_dict(&self->destinations),
+        int_dict(&self->markzones), records_bytes(&self->sources, self->by_address),
+        records_bytes(&self->destinations, self->by_address),
     };
     for (int i = 0; i < 6; i++) {
         if (!dicts[i]) {
@@ -715,7 +867,7 @@ static PyMethodDef Accumulator_methods[] = {
      "bad_line(start): count one line too long to hold as bad (start: its first bytes)."},
     {"result", (PyCFunction)Accumulator_result, METH_NOARGS,
      "result() -> (lines, entries, bad, first_bad, first_bad_text, shapes, timeouts, sports, "
-     "markzones, sources, destinations)"},
+     "markzones, source records, destination records); once: the records are given away"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -731,8 +883,172 @@ static PyTypeObject AccumulatorType = {
     .tp_methods = Accumulator_methods,
 };
 
+/* ---- address records: merge and rank without a Python object per address --------- */
+
+static int records_view(PyObject *arg, Py_buffer *view, size_t *n)
+{
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % REC_SIZE) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "address records: not a whole number of records");
+        return -1;
+    }
+    *n = (size_t)view->len / REC_SIZE;
+    return 0;
+}
+
+/* merge_addresses(a, b) -> records: every address of both once, counts added */
+static PyObject *merge_addresses(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *a_obj, *b_obj;
+    if (!PyArg_ParseTuple(args, "OO:merge_addresses", &a_obj, &b_obj))
+        return NULL;
+    Py_buffer a, b;
+    size_t na, nb;
+    if (records_view(a_obj, &a, &na) < 0)
+        return NULL;
+    if (records_view(b_obj, &b, &nb) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    PyObject *out = NULL;
+    AddrTable t;
+    memset(&t, 0, sizeof(t));
+    if (na + nb > MAX_RECORDS) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((na + nb) * REC_SIZE));
+    if (!out)
+        goto done;
+    /* the records are written straight into the result, which is cut to size at the end */
+    if (atab_init(&t, (AddrRec *)PyBytes_AS_STRING(out), na + nb) < 0) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Py_buffer *parts[2] = {&a, &b};
+    for (int p = 0; p < 2; p++) {
+        const unsigned char *base = parts[p]->buf;
+        size_t count = (size_t)parts[p]->len / REC_SIZE;
+        for (size_t k = 0; k < count; k++) {
+            AddrRec r;
+            memcpy(&r, base + k * REC_SIZE, REC_SIZE);
+            if (atab_add(&t, r.addr, (unsigned)(r.cf & 0xFF), r.cf >> 8) < 0) {
+                Py_CLEAR(out);
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+    }
+    size_t used = t.n;
+    atab_free(&t);
+    if (_PyBytes_Resize(&out, (Py_ssize_t)(used * REC_SIZE)) < 0)
+        out = NULL;
+done:
+    atab_free(&t);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* x ranks before y: more entries first; ties IPv4 before IPv6, then in address order */
+static int rec_before(const AddrRec *x, const AddrRec *y)
+{
+    uint64_t cx = x->cf >> 8, cy = y->cf >> 8;
+    if (cx != cy)
+        return cx > cy;
+    unsigned fx = (unsigned)(x->cf & 0xFF), fy = (unsigned)(y->cf & 0xFF);
+    if (fx != fy)
+        return fx < fy;
+    return memcmp(x->addr, y->addr, 16) < 0;
+}
+
+static int rec_order(const void *x, const void *y)
+{
+    const AddrRec *a = x, *b = y;
+    return rec_before(a, b) ? -1 : (rec_before(b, a) ? 1 : 0);
+}
+
+/* the heap keeps the k best seen so far, the worst of them at the root */
+static void heap_sift_down(AddrRec *heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && rec_before(&heap[worst], &heap[l]))
+            worst = l;
+        if (r < n && rec_before(&heap[worst], &heap[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        AddrRec tmp = heap[i];
+        heap[i] = heap[worst];
+        heap[worst] = tmp;
+        i = worst;
+    }
+}
+
+/* top_addresses(records, n) -> [(family, packed address, count)], most first; n < 0: all */
+static PyObject *top_addresses(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t want;
+    if (!PyArg_ParseTuple(args, "On:top_addresses", &obj, &want))
+        return NULL;
+    Py_buffer view;
+    size_t n;
+    if (records_view(obj, &view, &n) < 0)
+        return NULL;
+    size_t k = (want < 0 || (size_t)want > n) ? n : (size_t)want;
+    AddrRec *heap = PyMem_Malloc(k ? k * sizeof(AddrRec) : 1);
+    if (!heap) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    const unsigned char *base = view.buf;
+    size_t held = 0;
+    for (size_t i = 0; i < n && k; i++) {
+        AddrRec r;
+        memcpy(&r, base + i * REC_SIZE, REC_SIZE);
+        if (held < k) {
+            heap[held++] = r;
+            if (held == k)
+                for (size_t j = k / 2; j-- > 0;)
+                    heap_sift_down(heap, k, j);
+        } else if (rec_before(&r, &heap[0])) {
+            heap[0] = r;
+            heap_sift_down(heap, k, 0);
+        }
+    }
+    PyBuffer_Release(&view);
+    qsort(heap, held, sizeof(AddrRec), rec_order);
+    PyObject *out = PyList_New((Py_ssize_t)held);
+    for (size_t i = 0; out && i < held; i++) {
+        unsigned family = (unsigned)(heap[i].cf & 0xFF);
+        PyObject *row = Py_BuildValue("(Iy#K)", family, (const char *)heap[i].addr,
+                                      (Py_ssize_t)(family == 4 ? 4 : 16),
+                                      (unsigned long long)(heap[i].cf >> 8));
+        if (!row)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, row);
+    }
+    PyMem_Free(heap);
+    return out;
+}
+
+static PyMethodDef scan_functions[] = {
+    {"merge_addresses", merge_addresses, METH_VARARGS,
+     "merge_addresses(a, b) -> address records holding both, counts added."},
+    {"top_addresses", top_addresses, METH_VARARGS,
+     "top_addresses(records, n) -> [(family, packed, count)], most first (n < 0: all)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef scan_module = {
-    PyModuleDef_HEAD_INIT, "_scan", "The C conntrack dump scanner (see scan_py.py).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_scan", "The C conntrack dump scanner (see scan_py.py).", -1,
+    scan_functions,
 };
 
 PyMODINIT_FUNC PyInit__scan(void)

@@ -27,10 +27,22 @@ timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; rem
 an assured UDP/GRE entry runs on the ``*_stream`` timeout, an unassured one on the short one.
 sport key: ``proto << 17 | (sport + 1)``. mark/zone key: ``mark << 16 | zone`` (an absent
 ``zone=`` is zone 0: /proc prints ``zone=0``, ``conntrack -L`` omits it; an absent ``mark=``,
-CONFIG_NF_CONNTRACK_MARK off, is mark 0). Addresses are counted by their text.
+CONFIG_NF_CONNTRACK_MARK off, is mark 0).
+
+address key (the original source and destination): the address as ``inet_pton(3)`` packs
+it, so ``/proc``'s full IPv6 spelling and ``conntrack -L``'s compressed one are one key.
+A text that is not an address (longer than MAX_ADDRESS_TEXT, or that inet_pton refuses)
+makes the line bad: the kernel and conntrack-tools only print addresses there, and a key
+of fixed size keeps a crafted 15 KB "address" from costing 15 KB. Counts per address
+leave a scan as ADDRESS_RECORD-sized records (``address_counts``), never as one Python
+object per address: an address is 16 bytes (IPv4 in the first 4, the rest zero), then a
+native-order uint64 ``count << 8 | family`` (4 or 6).
 """
 
 from __future__ import annotations
+
+import struct
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 # TCP (nf_conntrack_proto_tcp.c tcp_conntrack_names), SCTP and DCCP state words as
 # /proc/net/nf_conntrack and conntrack -L print them. The id is the index + 1; the C
@@ -102,6 +114,43 @@ def outside(port: int | None, ephemeral: tuple[int, int] | None) -> bool:
     (True, False, False)
     """
     return port is not None and ephemeral is not None and not ephemeral[0] <= port <= ephemeral[1]
+
+
+# INET6_ADDRSTRLEN - 1: the longest address text (``ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255``)
+MAX_ADDRESS_TEXT = 45
+ADDRESS = struct.Struct("=16sQ")  # one record; the C scanner writes the same layout
+ADDRESS_RECORD = ADDRESS.size  # 24
+
+
+def address_key(text: bytes) -> bytes | None:
+    """The 17-byte key of an address text: 16 packed bytes then the family (4 or 6); None
+    when ``text`` is not an address. The C scanner decides the same way (same inet_pton).
+
+    >>> address_key(b"10.0.0.1").hex(), address_key(b"10.0.0.01"), address_key(b"x")
+    ('0a00000100000000000000000000000004', None, None)
+    >>> address_key(b"::1") == address_key(b"0000:0000:0000:0000:0000:0000:0000:0001")
+    True
+    """
+    if not text or len(text) > MAX_ADDRESS_TEXT or b"\0" in text:
+        return None
+    try:
+        spelled = text.decode("ascii")
+        if ":" in spelled:
+            return inet_pton(AF_INET6, spelled) + b"\x06"
+        return inet_pton(AF_INET, spelled) + bytes(12) + b"\x04"
+    except (UnicodeDecodeError, OSError, ValueError):
+        return None
+
+
+def address_text(family: int, packed: bytes) -> str:
+    """The RFC 5952 (IPv6) or dotted-quad (IPv4) spelling of a packed address.
+
+    >>> address_text(6, bytes(15) + b"\x01"), address_text(4, bytes([192, 0, 2, 1]))
+    ('::1', '192.0.2.1')
+    """
+    if family == 4:
+        return inet_ntop(AF_INET, packed[:4])
+    return inet_ntop(AF_INET6, packed)
 
 
 # a line longer than this is bad, whatever it holds (real ones are under 1 KiB; secctx and

@@ -67,14 +67,14 @@ def scan_stream(
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
-    with scanning. ``local``, ``ephemeral``: the host's addresses and ip_local_port_range
-    (scanner.Accumulator)."""
+    with scanning. ``local``, ``ephemeral``, ``by_address``: scanner.Accumulator."""
     accumulator = Accumulator(
         by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE, local=local,
-        ephemeral=ephemeral,
+        ephemeral=ephemeral, by_address=by_address,
     )  # fmt: skip
     for data in _prefetched(stream) if prefetch else _chunks(stream):
         if isinstance(data, TooLong):
@@ -125,6 +125,7 @@ def scan_path(
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """Scan a dump file; a large plain regular file is split across ``jobs`` processes."""
     jobs = jobs or min(os.cpu_count() or 1, 8)
@@ -138,11 +139,12 @@ def scan_path(
             and info.st_size >= PARALLEL_MIN_BYTES
         ):
             return _scan_parallel(
-                raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral
+                raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral, by_address
             )
         return scan_stream(
-            stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral
-        )
+            stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral,
+            by_address=by_address,
+        )  # fmt: skip
 
 
 def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
@@ -163,10 +165,11 @@ def _scan_range(
     exact: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
     accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
-                              ephemeral=ephemeral)  # fmt: skip
+                              ephemeral=ephemeral, by_address=by_address)  # fmt: skip
     with memoryview(mapped) as view:
         position = start
         while position < end:
@@ -201,9 +204,12 @@ def _scan_parallel(
     exact: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
-    sends its Tally back through a pipe. The file is mapped, not copied."""
+    sends its Tally back through a pipe. The file is mapped, not copied. A Tally's
+    addresses are one bytes object of records, unpickled straight from the pipe and
+    merged in C (Tally.add): exact counts, never a Python object per address."""
     cuts = _boundaries(raw, size, jobs)
     name = getattr(raw, "name", "the dump")
     with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
@@ -216,7 +222,7 @@ def _scan_parallel(
                 try:
                     os.close(read_fd)
                     part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact,
-                                       local, ephemeral)  # fmt: skip
+                                       local, ephemeral, by_address)  # fmt: skip
                     with os.fdopen(write_fd, "wb") as out:
                         pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
                     status = 0
@@ -224,16 +230,27 @@ def _scan_parallel(
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
-        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local, ephemeral)
+        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local, ephemeral,
+                            by_address)  # fmt: skip
     failed = False
     for pid, read_fd in children:
-        with os.fdopen(read_fd, "rb") as src:
-            payload = src.read()
+        received = _receive(read_fd)
         _, status = os.waitpid(pid, 0)
-        if status != 0 or not payload:
+        if status != 0 or received is None:
             failed = True
             continue
-        total.add(pickle.loads(payload))  # noqa: S301 - our own child's bytes
+        total.add(received)
+        del received  # its address records, once merged
     if failed:
         raise OSError(f"a helper process scanning {name} failed")
     return total
+
+
+def _receive(read_fd: int) -> Tally | None:
+    """A child's Tally, unpickled straight from the pipe (its address records are never
+    held twice); None: the child died before sending it (its exit status says why)."""
+    with os.fdopen(read_fd, "rb") as src:
+        try:
+            return cast(Tally, pickle.load(src))  # noqa: S301 - our own child's bytes
+        except (EOFError, pickle.UnpicklingError):
+            return None
