@@ -239,8 +239,12 @@ static int btab_has(const ByteTable *t, const char *s, size_t n)
  * A record is the address in network order (IPv4 in the first 4 bytes, the rest zero) and
  * count << 8 | family (4 or 6), native byte order: 24 bytes whatever the text was, so a
  * crafted 15 KB "address" costs nothing (it is not an address: the line is bad). Records
- * sit densely in insertion order; a separate index of uint32 (record number + 1, 0: empty)
- * at most half full finds them: 24 + 8 bytes per distinct address at worst. */
+ * sit densely, in insertion order, inside a bytes object that grows by doubling (realloc:
+ * pages not yet written are not resident) and is handed to Python as it is when the scan
+ * ends: no copy. An index at most half full finds them: each slot is the low 32 bits of
+ * the key's hash (compared before the record is touched, and enough to re-place it when
+ * the index doubles) and the record number + 1 (0: empty). 1 M distinct addresses: 24 MB
+ * of records and 16 MB of index. */
 
 typedef struct {
     unsigned char addr[16];
@@ -250,15 +254,16 @@ typedef struct {
 #define REC_SIZE 24
 typedef char rec_size_check[sizeof(AddrRec) == REC_SIZE ? 1 : -1];
 #define MAX_ADDRESS_TEXT 45 /* keys.MAX_ADDRESS_TEXT: INET6_ADDRSTRLEN - 1 */
-#define MAX_RECORDS 0xFFFFFFF0U
+#define MAX_RECORDS 0x7FFFFFF0U /* keeps the index within 2^32 slots */
 
 typedef struct {
-    AddrRec *recs;
+    PyObject *store; /* bytes holding rcap records, n of them used; NULL: none yet */
     size_t n, rcap;
-    int fixed; /* recs is someone else's buffer (a bytes object being built): rcap is final */
-    uint32_t *index;
-    size_t icap; /* power of two */
+    uint64_t *index; /* (uint64)hash32 << 32 | (record + 1); 0: empty */
+    size_t icap;     /* power of two */
 } AddrTable;
+
+#define RECORDS(t) ((AddrRec *)PyBytes_AS_STRING((t)->store))
 
 static uint64_t rec_hash(const unsigned char *addr, unsigned family)
 {
@@ -268,94 +273,171 @@ static uint64_t rec_hash(const unsigned char *addr, unsigned family)
     return mix64(a ^ mix64(b + family));
 }
 
-static int atab_init(AddrTable *t, AddrRec *fixed_recs, size_t expect)
+static int atab_init(AddrTable *t)
 {
-    size_t icap = 64;
-    while (icap / 2 < expect) {
-        if (icap > ((size_t)-1) / 4 / sizeof(uint32_t))
-            return -1;
-        icap *= 2;
-    }
     memset(t, 0, sizeof(*t));
-    t->index = PyMem_Calloc(icap, sizeof(uint32_t));
+    t->index = PyMem_Calloc(64, sizeof(uint64_t));
     if (!t->index)
         return -1;
-    t->icap = icap;
-    if (fixed_recs) {
-        t->recs = fixed_recs;
-        t->rcap = expect;
-        t->fixed = 1;
-    }
+    t->icap = 64;
     return 0;
 }
 
 static void atab_free(AddrTable *t)
 {
     PyMem_Free(t->index);
-    if (!t->fixed)
-        PyMem_Free(t->recs);
+    Py_CLEAR(t->store);
     memset(t, 0, sizeof(*t));
-}
-
-static void atab_place(AddrTable *t, size_t k, uint64_t h)
-{
-    size_t mask = t->icap - 1, i = h & mask;
-    while (t->index[i])
-        i = (i + 1) & mask;
-    t->index[i] = (uint32_t)(k + 1);
 }
 
 static int atab_grow_index(AddrTable *t)
 {
-    if (t->icap > ((size_t)-1) / 2 / sizeof(uint32_t))
+    enum { AHEAD = 16 };
+    if (t->icap > ((size_t)-1) / 2 / sizeof(uint64_t))
         return -1;
-    uint32_t *index = PyMem_Calloc(t->icap * 2, sizeof(uint32_t));
+    size_t icap = t->icap * 2, mask = icap - 1;
+    uint64_t *index = PyMem_Calloc(icap, sizeof(uint64_t));
     if (!index)
         return -1;
+    for (size_t k = 0; k < t->icap; k++) {
+        if (k + AHEAD < t->icap && t->index[k + AHEAD])
+            __builtin_prefetch(&index[(t->index[k + AHEAD] >> 32) & mask], 1);
+        uint64_t e = t->index[k];
+        if (!e)
+            continue;
+        size_t i = (e >> 32) & mask;
+        while (index[i])
+            i = (i + 1) & mask;
+        index[i] = e;
+    }
     PyMem_Free(t->index);
     t->index = index;
-    t->icap *= 2;
-    for (size_t k = 0; k < t->n; k++)
-        atab_place(t, k, rec_hash(t->recs[k].addr, (unsigned)(t->recs[k].cf & 0xFF)));
+    t->icap = icap;
     return 0;
 }
 
-/* count ``count`` more for (addr, family); -1: out of memory (or a fixed buffer full) */
-static int atab_add(AddrTable *t, const unsigned char *addr, unsigned family, uint64_t count)
+static int atab_grow_store(AddrTable *t)
 {
-    uint64_t h = rec_hash(addr, family);
-    size_t mask = t->icap - 1, i = h & mask;
-    uint32_t at;
-    while ((at = t->index[i]) != 0) {
-        AddrRec *r = &t->recs[at - 1];
-        if ((r->cf & 0xFF) == family && memcmp(r->addr, addr, 16) == 0) {
-            r->cf += count << 8;
-            return 0;
+    size_t cap = t->rcap ? t->rcap * 2 : 256;
+    if (cap > MAX_RECORDS)
+        cap = MAX_RECORDS;
+    if (cap <= t->rcap)
+        return -1;
+    if (!t->store) {
+        t->store = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * REC_SIZE));
+        if (!t->store)
+            return -1;
+    } else if (_PyBytes_Resize(&t->store, (Py_ssize_t)(cap * REC_SIZE)) < 0) {
+        /* the records are gone with it: the table is empty again (the caller fails) */
+        memset(t->index, 0, t->icap * sizeof(uint64_t));
+        t->n = t->rcap = 0;
+        return -1;
+    }
+    t->rcap = cap;
+    return 0;
+}
+
+/* count ``count`` more for (addr, family), whose rec_hash is ``hash``; -1: out of memory */
+static int atab_add(AddrTable *t, const unsigned char *addr, unsigned family, uint64_t count,
+                    uint64_t hash)
+{
+    uint32_t tag = (uint32_t)hash;
+    size_t mask = t->icap - 1, i = tag & mask;
+    uint64_t e;
+    while ((e = t->index[i]) != 0) {
+        if ((uint32_t)(e >> 32) == tag) {
+            AddrRec *r = &RECORDS(t)[(e & 0xFFFFFFFFU) - 1];
+            if ((r->cf & 0xFF) == family && memcmp(r->addr, addr, 16) == 0) {
+                r->cf += count << 8;
+                return 0;
+            }
         }
         i = (i + 1) & mask;
     }
-    if (t->n >= MAX_RECORDS)
+    if (t->n >= MAX_RECORDS || (t->n == t->rcap && atab_grow_store(t) < 0))
         return -1;
-    if (t->n == t->rcap) {
-        if (t->fixed)
-            return -1;
-        size_t cap = t->rcap ? t->rcap * 2 : 64;
-        if (cap > ((size_t)-1) / sizeof(AddrRec))
-            return -1;
-        AddrRec *recs = PyMem_Realloc(t->recs, cap * sizeof(AddrRec));
-        if (!recs)
-            return -1;
-        t->recs = recs;
-        t->rcap = cap;
-    }
-    AddrRec *r = &t->recs[t->n];
+    AddrRec *r = &RECORDS(t)[t->n];
     memcpy(r->addr, addr, 16);
     r->cf = count << 8 | family;
-    t->index[i] = (uint32_t)(t->n + 1);
+    t->index[i] = (uint64_t)tag << 32 | (uint64_t)(t->n + 1);
     t->n++;
     if (t->n * 2 > t->icap && atab_grow_index(t) < 0)
         return -1;
     return 0;
+}
+
+/* add every record of ``base`` (n of them, maybe unaligned); the index slot of a record a
+ * few ahead is prefetched, since nearly every slot is a cache miss at a million keys */
+static int atab_add_records(AddrTable *t, const unsigned char *base, size_t n)
+{
+    enum { AHEAD = 8 };
+    uint64_t hashes[AHEAD]; /* of records k - AHEAD + 1 .. k, by k % AHEAD */
+    for (size_t k = 0; k < n + AHEAD; k++) {
+        if (k >= AHEAD) { /* count the record hashed AHEAD steps ago: its slot is here */
+            size_t j = k - AHEAD;
+            AddrRec r;
+            memcpy(&r, base + j * REC_SIZE, REC_SIZE);
+            if (atab_add(t, r.addr, (unsigned)(r.cf & 0xFF), r.cf >> 8, hashes[j % AHEAD]) < 0)
+                return -1;
+        }
+        if (k < n) { /* hash this one, prefetch its slot (the same ring entry, now free) */
+            const unsigned char *rec = base + k * REC_SIZE;
+            uint64_t cf;
+            memcpy(&cf, rec + 16, 8);
+            hashes[k % AHEAD] = rec_hash(rec, (unsigned)(cf & 0xFF));
+            __builtin_prefetch(&t->index[(uint32_t)hashes[k % AHEAD] & (t->icap - 1)]);
+        }
+    }
+    return 0;
+}
+
+/* the records as one bytes object, handed over without a copy; the table is emptied */
+static PyObject *atab_export(AddrTable *t)
+{
+    PyObject *out;
+    if (!t->store) {
+        out = PyBytes_FromStringAndSize(NULL, 0);
+    } else {
+        out = t->store;
+        t->store = NULL;
+        if (_PyBytes_Resize(&out, (Py_ssize_t)(t->n * REC_SIZE)) < 0)
+            out = NULL;
+    }
+    atab_free(t);
+    return out;
+}
+
+static int records_view(PyObject *arg, Py_buffer *view, size_t *n)
+{
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % REC_SIZE) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "address records: not a whole number of records");
+        return -1;
+    }
+    *n = (size_t)view->len / REC_SIZE;
+    return 0;
+}
+
+/* Addresses of the last lines scanned, not yet counted: their index slots are prefetched
+ * when queued and counted PENDING lines later, so the cache misses of a table with a
+ * million keys overlap instead of stalling every line in turn. */
+#define PENDING 32
+
+typedef struct {
+    unsigned char addr[16];
+    uint64_t hash;
+    unsigned family;
+} Pending;
+
+static void queue_address(const AddrTable *t, Pending *p, const unsigned char *addr,
+                          unsigned family)
+{
+    memcpy(p->addr, addr, 16);
+    p->family = family;
+    p->hash = rec_hash(addr, family);
+    __builtin_prefetch(&t->index[(uint32_t)p->hash & (t->icap - 1)]);
 }
 
 /* keys.address_key: an IPv4 or IPv6 address as inet_pton(3) reads it (a ':' picks IPv6);
@@ -478,6 +560,8 @@ typedef struct {
     IntTable shapes, timeouts, markzones;
     PortTable sports;
     AddrTable sources, destinations; /* counted only with by_address */
+    Pending pending_sources[PENDING], pending_destinations[PENDING];
+    int pending;                      /* queued in both, not yet counted */
     int consumed;                     /* result() gave the address records away */
     int has_local;   /* the host's addresses were given: shape bits 53-54 are meaningful */
     ByteTable local; /* those addresses, every spelling (keys.shape_key) */
@@ -486,6 +570,20 @@ typedef struct {
 } Accumulator;
 
 enum { LINE_OK = 0, LINE_BAD = 1, LINE_NOMEM = -1 };
+
+/* count the queued addresses; -1: out of memory */
+static int count_pending(Accumulator *a)
+{
+    int n = a->pending;
+    a->pending = 0;
+    for (int i = 0; i < n; i++) {
+        const Pending *src = &a->pending_sources[i], *dst = &a->pending_destinations[i];
+        if (atab_add(&a->sources, src->addr, src->family, 1, src->hash) < 0 ||
+            atab_add(&a->destinations, dst->addr, dst->family, 1, dst->hash) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static int scan_line(Accumulator *a, const char *p, const char *end)
 {
@@ -630,10 +728,15 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);
     if (itab_add(&a->shapes, shape) < 0 || itab_add(&a->timeouts, timeout) < 0 ||
         (a->by_sport && ptab_add(&a->sports, proto, o->has_sport ? o->sport + 1 : 0) < 0) ||
-        itab_add(&a->markzones, mark << 16 | zone) < 0 ||
-        (a->by_address && (atab_add(&a->sources, src_addr, src_family, 1) < 0 ||
-                           atab_add(&a->destinations, dst_addr, dst_family, 1) < 0)))
+        itab_add(&a->markzones, mark << 16 | zone) < 0)
         return LINE_NOMEM;
+    if (a->by_address) {
+        queue_address(&a->sources, &a->pending_sources[a->pending], src_addr, src_family);
+        queue_address(&a->destinations, &a->pending_destinations[a->pending], dst_addr,
+                      dst_family);
+        if (++a->pending == PENDING && count_pending(a) < 0)
+            return LINE_NOMEM;
+    }
     a->entries++;
     return LINE_OK;
 }
@@ -672,7 +775,7 @@ static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
     self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
         itab_init(&self->markzones) < 0 ||
-        atab_init(&self->sources, NULL, 0) < 0 || atab_init(&self->destinations, NULL, 0) < 0 ||
+        atab_init(&self->sources) < 0 || atab_init(&self->destinations) < 0 ||
         btab_init(&self->local) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -762,6 +865,33 @@ static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
         p = nl ? nl + 1 : end;
     }
     PyBuffer_Release(&view);
+    if (count_pending(self) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* absorb(sources, destinations): another scan's address records, counted as if scanned here */
+static PyObject *Accumulator_absorb(Accumulator *self, PyObject *args)
+{
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO:absorb", &objs[0], &objs[1]))
+        return NULL;
+    if (!self->shapes.slots || self->consumed || !self->by_address) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "absorb(): the accumulator does not count addresses, or its result was taken");
+        return NULL;
+    }
+    AddrTable *tables[2] = {&self->sources, &self->destinations};
+    for (int i = 0; i < 2; i++) {
+        Py_buffer view;
+        size_t n;
+        if (records_view(objs[i], &view, &n) < 0)
+            return NULL;
+        int status = atab_add_records(tables[i], view.buf, n);
+        PyBuffer_Release(&view);
+        if (status < 0)
+            return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
@@ -818,18 +948,14 @@ static PyObject *port_dict(const PortTable *t)
     return d;
 }
 
-/* the table's records as one bytes object (None when addresses were not counted); the
- * table is freed as soon as it is copied, so the peak is the records twice, not more */
+/* the table's records (None when addresses were not counted), handed over: no copy */
 static PyObject *records_bytes(AddrTable *t, int counted)
 {
     if (!counted) {
         atab_free(t);
         Py_RETURN_NONE;
     }
-    PyObject *out = PyBytes_FromStringAndSize(t->n ? (const char *)t->recs : NULL,
-                                              (Py_ssize_t)(t->n * sizeof(AddrRec)));
-    atab_free(t);
-    return out;
+    return atab_export(t);
 }
 
 /* (lines, entries, bad, first_bad or 0, first_bad_text, shapes, timeouts, sports,
@@ -863,6 +989,8 @@ static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignor
 static PyMethodDef Accumulator_methods[] = {
     {"feed", (PyCFunction)Accumulator_feed, METH_O,
      "feed(data): count the lines of a bytes-like object (whole lines)."},
+    {"absorb", (PyCFunction)Accumulator_absorb, METH_VARARGS,
+     "absorb(sources, destinations): add another scan's address records (bytes-like)."},
     {"bad_line", (PyCFunction)Accumulator_bad_line, METH_O,
      "bad_line(start): count one line too long to hold as bad (start: its first bytes)."},
     {"result", (PyCFunction)Accumulator_result, METH_NOARGS,
@@ -885,19 +1013,6 @@ static PyTypeObject AccumulatorType = {
 
 /* ---- address records: merge and rank without a Python object per address --------- */
 
-static int records_view(PyObject *arg, Py_buffer *view, size_t *n)
-{
-    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0)
-        return -1;
-    if (view->len % REC_SIZE) {
-        PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "address records: not a whole number of records");
-        return -1;
-    }
-    *n = (size_t)view->len / REC_SIZE;
-    return 0;
-}
-
 /* merge_addresses(a, b) -> records: every address of both once, counts added */
 static PyObject *merge_addresses(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -912,42 +1027,16 @@ static PyObject *merge_addresses(PyObject *Py_UNUSED(module), PyObject *args)
         PyBuffer_Release(&a);
         return NULL;
     }
-    PyObject *out = NULL;
     AddrTable t;
-    memset(&t, 0, sizeof(t));
-    if (na + nb > MAX_RECORDS) {
-        PyErr_NoMemory();
-        goto done;
+    PyObject *out = NULL;
+    if (atab_init(&t) < 0 || atab_add_records(&t, a.buf, na) < 0 ||
+        atab_add_records(&t, b.buf, nb) < 0) {
+        atab_free(&t);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+    } else {
+        out = atab_export(&t);
     }
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((na + nb) * REC_SIZE));
-    if (!out)
-        goto done;
-    /* the records are written straight into the result, which is cut to size at the end */
-    if (atab_init(&t, (AddrRec *)PyBytes_AS_STRING(out), na + nb) < 0) {
-        Py_CLEAR(out);
-        PyErr_NoMemory();
-        goto done;
-    }
-    const Py_buffer *parts[2] = {&a, &b};
-    for (int p = 0; p < 2; p++) {
-        const unsigned char *base = parts[p]->buf;
-        size_t count = (size_t)parts[p]->len / REC_SIZE;
-        for (size_t k = 0; k < count; k++) {
-            AddrRec r;
-            memcpy(&r, base + k * REC_SIZE, REC_SIZE);
-            if (atab_add(&t, r.addr, (unsigned)(r.cf & 0xFF), r.cf >> 8) < 0) {
-                Py_CLEAR(out);
-                PyErr_NoMemory();
-                goto done;
-            }
-        }
-    }
-    size_t used = t.n;
-    atab_free(&t);
-    if (_PyBytes_Resize(&out, (Py_ssize_t)(used * REC_SIZE)) < 0)
-        out = NULL;
-done:
-    atab_free(&t);
     PyBuffer_Release(&a);
     PyBuffer_Release(&b);
     return out;

@@ -54,8 +54,8 @@ class AddressCounts:
             return AddressCounts(other.records)
         if _scan is not None and not force_python:
             return AddressCounts(_scan.merge_addresses(self.records, other.records))
-        counts = dict(self._keyed())
-        for key, n in other._keyed():
+        counts = dict(self.keyed())
+        for key, n in other.keyed():
             counts[key] = counts.get(key, 0) + n
         return AddressCounts.from_keys(counts)
 
@@ -65,15 +65,16 @@ class AddressCounts:
         if _scan is not None and not force_python:
             rows = _scan.top_addresses(self.records, -1 if n is None else n)
             return [(address_text(family, packed), count) for family, packed, count in rows]
-        ranked = ((-count, key[16], key[:16], count) for key, count in self._keyed())
+        ranked = ((-count, key[16], key[:16], count) for key, count in self.keyed())
         best = sorted(ranked) if n is None else heapq.nsmallest(n, ranked)
         return [(address_text(family, packed), count) for _, family, packed, count in best]
 
     def as_dict(self) -> dict[str, int]:
         """Every address and its count (for tests and small tables: one object each)."""
-        return {address_text(key[16], key[:16]): count for key, count in self._keyed()}
+        return {address_text(key[16], key[:16]): count for key, count in self.keyed()}
 
-    def _keyed(self) -> Iterator[tuple[bytes, int]]:
+    def keyed(self) -> Iterator[tuple[bytes, int]]:
+        """(keys.address_key, count) per address, one object each: small tables only."""
         for packed, tail in ADDRESS.iter_unpack(self.records):
             yield packed + bytes((tail & 0xFF,)), tail >> 8
 
@@ -81,7 +82,7 @@ class AddressCounts:
         """The same addresses with the same counts, in whatever record order."""
         if not isinstance(other, AddressCounts):
             return NotImplemented
-        return self.counted == other.counted and dict(self._keyed()) == dict(other._keyed())
+        return self.counted == other.counted and dict(self.keyed()) == dict(other.keyed())
 
     __hash__ = None  # type: ignore[assignment]
 

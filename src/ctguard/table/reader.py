@@ -12,6 +12,7 @@ import mmap
 import os
 import pickle
 import queue
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from stat import S_ISREG
 from typing import BinaryIO, cast
 
 from ctguard.table import keys
+from ctguard.table.address_counts import AddressCounts
 from ctguard.table.scanner import Accumulator
 from ctguard.table.tally import Tally
 
@@ -157,19 +159,8 @@ def _boundaries(raw: BinaryIO, size: int, jobs: int) -> list[int]:
     return cuts
 
 
-def _scan_range(
-    mapped: mmap.mmap,
-    start: int,
-    end: int,
-    by_sport: bool,
-    exact: bool,
-    local: frozenset[bytes] | None,
-    ephemeral: tuple[int, int] | None = None,
-    by_address: bool = True,
-) -> Tally:
+def _scan_range(accumulator: Accumulator, mapped: mmap.mmap, start: int, end: int) -> None:
     """Scan ``mapped[start:end]`` (whole lines) in CHUNK-sized pieces, without copying."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
-                              ephemeral=ephemeral, by_address=by_address)  # fmt: skip
     with memoryview(mapped) as view:
         position = start
         while position < end:
@@ -185,7 +176,6 @@ def _scan_range(
             accumulator.feed(view[position:stop])
             _drop_pages(mapped, position, stop)
             position = stop
-    return accumulator.tally()
 
 
 def _drop_pages(mapped: mmap.mmap, start: int, stop: int) -> None:
@@ -207,11 +197,17 @@ def _scan_parallel(
     by_address: bool = True,
 ) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
-    sends its Tally back through a pipe. The file is mapped, not copied. A Tally's
-    addresses are one bytes object of records, unpickled straight from the pipe and
-    merged in C (Tally.add): exact counts, never a Python object per address."""
+    sends its Tally back through a pipe. The file is mapped, not copied. A child's
+    addresses follow its Tally as raw records, which the parent adds to its own tables a
+    block at a time (Accumulator.absorb): exact counts, no Python object per address, and
+    never a second copy of a table."""
     cuts = _boundaries(raw, size, jobs)
     name = getattr(raw, "name", "the dump")
+
+    def accumulator() -> Accumulator:
+        return Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
+                           ephemeral=ephemeral, by_address=by_address)  # fmt: skip
+
     with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         children: list[tuple[int, int]] = []
         for index in range(1, len(cuts) - 1):
@@ -221,36 +217,67 @@ def _scan_parallel(
                 status = 1
                 try:
                     os.close(read_fd)
-                    part = _scan_range(mapped, cuts[index], cuts[index + 1], by_sport, exact,
-                                       local, ephemeral, by_address)  # fmt: skip
+                    mine = accumulator()
+                    _scan_range(mine, mapped, cuts[index], cuts[index + 1])
                     with os.fdopen(write_fd, "wb") as out:
-                        pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                        _send(mine.tally(), out)
                     status = 0
                 finally:
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
-        total = _scan_range(mapped, cuts[0], cuts[1], by_sport, exact, local, ephemeral,
-                            by_address)  # fmt: skip
+        parent = accumulator()
+        _scan_range(parent, mapped, cuts[0], cuts[1])
     failed = False
+    parts: list[Tally] = []
     for pid, read_fd in children:
-        received = _receive(read_fd)
+        received = _receive(read_fd, parent)
         _, status = os.waitpid(pid, 0)
         if status != 0 or received is None:
             failed = True
             continue
-        total.add(received)
-        del received  # its address records, once merged
+        parts.append(received)
     if failed:
         raise OSError(f"a helper process scanning {name} failed")
+    total = parent.tally()
+    for part in parts:  # in line order: the first bad line's number stays right
+        total.add(part)
     return total
 
 
-def _receive(read_fd: int) -> Tally | None:
-    """A child's Tally, unpickled straight from the pipe (its address records are never
-    held twice); None: the child died before sending it (its exit status says why)."""
+_LENGTHS = struct.Struct("=QQ")  # bytes of source records, of destination records
+_RECORDS_BLOCK = keys.ADDRESS_RECORD * 43690  # about 1 MiB of address records at a time
+
+
+def _send(part: Tally, out: BinaryIO) -> None:
+    """A child's Tally without its addresses, then their records, raw."""
+    sources, destinations = part.sources, part.destinations
+    part.sources = AddressCounts(counted=sources.counted)
+    part.destinations = AddressCounts(counted=destinations.counted)
+    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_LENGTHS.pack(len(sources.records), len(destinations.records)))
+    out.write(sources.records)
+    out.write(destinations.records)
+
+
+def _receive(read_fd: int, into: Accumulator) -> Tally | None:
+    """A child's Tally (_send); its address records go into ``into`` as they arrive.
+    None: the child died before sending it all (its exit status says why)."""
     with os.fdopen(read_fd, "rb") as src:
         try:
-            return cast(Tally, pickle.load(src))  # noqa: S301 - our own child's bytes
+            part = cast(Tally, pickle.load(src))  # noqa: S301 - our own child's bytes
         except (EOFError, pickle.UnpicklingError):
             return None
+        head = src.read(_LENGTHS.size)
+        if len(head) != _LENGTHS.size:
+            return None
+        none = AddressCounts()
+        for which, length in enumerate(_LENGTHS.unpack(head)):
+            while length:
+                block = src.read(min(length, _RECORDS_BLOCK))
+                if not block or len(block) % keys.ADDRESS_RECORD:
+                    return None
+                records = AddressCounts(block)
+                into.absorb(records, none) if which == 0 else into.absorb(none, records)
+                length -= len(block)
+    return part

@@ -68,6 +68,19 @@ class Accumulator:
                 self._addresses,
             )
 
+    def absorb(self, sources: AddressCounts, destinations: AddressCounts) -> None:
+        """Count another scan's addresses here, as if its lines had been fed (the parent
+        of a parallel scan takes its children's this way: no table is built twice)."""
+        if self._c is not None:
+            self._c.absorb(sources.records, destinations.records)
+            return
+        found = self._addresses
+        if found is None:
+            raise RuntimeError("absorb(): this accumulator does not count addresses")
+        for mine, theirs in ((found.sources, sources), (found.destinations, destinations)):
+            for key, count in theirs.keyed():
+                mine[key] = mine.get(key, 0) + count
+
     def bad_line(self, start: bytes) -> None:
         """One line too long to hold: counted as bad, ``start`` kept as its text."""
         if self._c is not None:
