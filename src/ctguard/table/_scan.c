@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -265,6 +266,42 @@ typedef struct {
 
 #define RECORDS(t) ((AddrRec *)PyBytes_AS_STRING((t)->store))
 
+/* A large index is its own mapping, in 2 MiB pages where the kernel allows them
+ * (MADV_HUGEPAGE): a million keys probed at random would otherwise miss the TLB on nearly
+ * every line. Small ones come from PyMem. Both start zeroed. */
+#define HUGE_INDEX ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static uint64_t *index_alloc(size_t slots)
+{
+    size_t bytes = slots * sizeof(uint64_t);
+    if (bytes < HUGE_INDEX)
+        return PyMem_Calloc(slots, sizeof(uint64_t));
+    char *base = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    size_t lead = (HUGE_PAGE - (uintptr_t)base % HUGE_PAGE) % HUGE_PAGE;
+    if (lead)
+        munmap(base, lead);
+    if (HUGE_PAGE - lead)
+        munmap(base + lead + bytes, HUGE_PAGE - lead);
+#ifdef MADV_HUGEPAGE
+    madvise(base + lead, bytes, MADV_HUGEPAGE);
+#endif
+    return (uint64_t *)(base + lead);
+}
+
+static void index_free(uint64_t *index, size_t slots)
+{
+    if (!index)
+        return;
+    if (slots * sizeof(uint64_t) < HUGE_INDEX)
+        PyMem_Free(index);
+    else
+        munmap(index, slots * sizeof(uint64_t));
+}
+
 static uint64_t rec_hash(const unsigned char *addr, unsigned family)
 {
     uint64_t a, b;
@@ -276,7 +313,7 @@ static uint64_t rec_hash(const unsigned char *addr, unsigned family)
 static int atab_init(AddrTable *t)
 {
     memset(t, 0, sizeof(*t));
-    t->index = PyMem_Calloc(64, sizeof(uint64_t));
+    t->index = index_alloc(64);
     if (!t->index)
         return -1;
     t->icap = 64;
@@ -285,7 +322,7 @@ static int atab_init(AddrTable *t)
 
 static void atab_free(AddrTable *t)
 {
-    PyMem_Free(t->index);
+    index_free(t->index, t->icap);
     Py_CLEAR(t->store);
     memset(t, 0, sizeof(*t));
 }
@@ -296,7 +333,7 @@ static int atab_grow_index(AddrTable *t)
     if (t->icap > ((size_t)-1) / 2 / sizeof(uint64_t))
         return -1;
     size_t icap = t->icap * 2, mask = icap - 1;
-    uint64_t *index = PyMem_Calloc(icap, sizeof(uint64_t));
+    uint64_t *index = index_alloc(icap);
     if (!index)
         return -1;
     for (size_t k = 0; k < t->icap; k++) {
@@ -310,7 +347,7 @@ static int atab_grow_index(AddrTable *t)
             i = (i + 1) & mask;
         index[i] = e;
     }
-    PyMem_Free(t->index);
+    index_free(t->index, t->icap);
     t->index = index;
     t->icap = icap;
     return 0;
