@@ -169,6 +169,28 @@ def test_a_token_that_is_not_an_address_makes_the_line_bad(scanner, text: str, w
     assert tally.destinations.as_dict() == {"10.0.0.10": 2}
 
 
+IPV4_EDGES = [
+    "0.0.0.0",  # noqa: S104 - an address in a dump line, nothing binds to it
+    "255.255.255.255", "0.1.2.3", "256.1.1.1", "1.2.3", "1.2.3.4.", "1..2.3",
+    "01.2.3.4", "0.0.0.00", "1.2.3.04", ".1.2.3", "1.2.3.4.5", "10.0.0.1x", "1.2.3.-1",
+    "99.99.99.999", "4294967297.1.1.1", "1.2.3.4\x00",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", IPV4_EDGES)
+def test_ipv4_is_read_as_inet_pton_reads_it(scanner, text: str) -> None:
+    """The C scanner parses IPv4 itself (it is most lines): it must accept exactly what
+    the C library's inet_pton accepts."""
+    try:
+        accepted = "\x00" not in text and bool(inet_pton(AF_INET, text))
+    except OSError:
+        accepted = False
+    tally = scanner(entry(text, "10.0.0.10", 40000).encode("latin-1") + b"\n")
+    assert (tally.entries, tally.bad) == ((1, 0) if accepted else (0, 1))
+    if accepted:
+        assert tally.sources.as_dict() == {text: 1}
+
+
 def test_the_longest_address_text_is_still_an_address(scanner) -> None:
     longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"  # 45 characters
     assert len(longest) == 45

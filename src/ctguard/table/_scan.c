@@ -477,22 +477,56 @@ static void queue_address(const AddrTable *t, Pending *p, const unsigned char *a
     __builtin_prefetch(&t->index[(uint32_t)p->hash & (t->icap - 1)]);
 }
 
+/* inet_pton(AF_INET) as glibc's inet_pton4 reads it, inline (it is most of the lines):
+ * four decimal octets <= 255 split by single dots, no leading zero ("0" itself is one) */
+static int parse_ipv4(const char *s, size_t n, unsigned char out[16])
+{
+    unsigned value = 0, octets = 0;
+    int digits = 0; /* in the current octet */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= '0' && c <= '9') {
+            if (digits && value == 0)
+                return 0; /* a leading zero */
+            value = value * 10 + (c - '0');
+            if (value > 255)
+                return 0;
+            if (!digits++ && ++octets > 4)
+                return 0;
+        } else if (c == '.' && digits) {
+            if (octets == 4)
+                return 0;
+            out[octets - 1] = (unsigned char)value;
+            value = 0;
+            digits = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (octets < 4 || !digits)
+        return 0;
+    out[3] = (unsigned char)value;
+    return 1;
+}
+
 /* keys.address_key: an IPv4 or IPv6 address as inet_pton(3) reads it (a ':' picks IPv6);
  * anything else, longer than MAX_ADDRESS_TEXT or holding a NUL included, is not one */
 static int parse_address(const char *s, size_t n, unsigned char out[16], unsigned *family)
 {
-    char text[MAX_ADDRESS_TEXT + 1];
-    if (n == 0 || n > MAX_ADDRESS_TEXT || memchr(s, '\0', n))
+    if (n == 0 || n > MAX_ADDRESS_TEXT)
         return 0;
+    memset(out, 0, 16);
+    *family = 4;
+    if (parse_ipv4(s, n, out)) /* digits and dots only: no ':', no NUL */
+        return 1;
+    if (!memchr(s, ':', n) || memchr(s, '\0', n))
+        return 0; /* no ':': it had to be IPv4 */
+    char text[MAX_ADDRESS_TEXT + 1];
     memcpy(text, s, n);
     text[n] = '\0';
     memset(out, 0, 16);
-    if (memchr(s, ':', n)) {
-        *family = 6;
-        return inet_pton(AF_INET6, text, out) == 1;
-    }
-    *family = 4;
-    return inet_pton(AF_INET, text, out) == 1;
+    *family = 6;
+    return inet_pton(AF_INET6, text, out) == 1;
 }
 
 /* ---- the line grammar (mirror of scan_py._scan_line) ----------------------------- */

@@ -278,6 +278,7 @@ def _receive(read_fd: int, into: Accumulator) -> Tally | None:
                 if not block or len(block) % keys.ADDRESS_RECORD:
                     return None
                 records = AddressCounts(block)
-                into.absorb(records, none) if which == 0 else into.absorb(none, records)
+                sources, destinations = (records, none) if which == 0 else (none, records)
+                into.absorb(sources, destinations)
                 length -= len(block)
     return part
