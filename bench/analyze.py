@@ -588,6 +588,32 @@ def true_sources(path: str) -> tuple[int, list[dict[str, Any]]]:
     ]  # fmt: skip
 
 
+def timed_cpu(argv: list[str]) -> tuple[float, bytes, float, float]:
+    """One fresh run: (wall s, stdout, peak RSS MB of its largest process, CPU s of the
+    whole tree: user + sys, children included). CPU time hardly moves with the machine's
+    load, so its ratio is the steadier figure on a shared machine."""
+    if not TIME.exists():
+        wall, out, peak = run_timed(argv, rss=True)
+        return wall, out, peak or 0.0, float("nan")
+    fd, report = tempfile.mkstemp(prefix="ctguard-bench-cpu-")
+    os.close(fd)
+    try:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(TIME), "-f", "%U %S %M", "-o", report, *argv],
+            capture_output=True,
+            timeout=1800,
+            check=False,
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv)[:200]} exited {done.returncode}: {done.stderr[-400:]!r}")
+        user, system, peak = Path(report).read_text().split()[-3:]
+        return wall, done.stdout, int(peak) / 1024, float(user) + float(system)
+    finally:
+        os.unlink(report)
+
+
 def crafted_long_addresses(directory: str, lines: int = 100_000) -> str:
     """A gzip dump whose sources are 15 KB "addresses" (issue 17's input bomb), then
     10 real entries."""
@@ -627,29 +653,37 @@ def high_card(args: argparse.Namespace, cli: str | None) -> bool:
             "high, --by protocol": [cli, "analyze", high, "--format", "json", "--by", "protocol"],
         }
         walls: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, float] = dict.fromkeys(runs, 0.0)
         outs: dict[str, bytes] = {}
         for argv in runs.values():
             run_timed(argv)  # warm-up, not counted
         for _ in range(args.runs):  # interleaved: a burst of load hits every kind alike
             for name, argv in runs.items():
-                wall, outs[name], peak = run_timed(argv, rss=True)
+                wall, outs[name], peak, cpu = timed_cpu(argv)
                 walls[name].append(wall)
-                peaks[name] = max(peaks[name], peak or 0.0)
+                cpus[name].append(cpu)
+                peaks[name] = max(peaks[name], peak)
         medians = {name: Wall.of(samples) for name, samples in walls.items()}
-        print(f"median wall of {args.runs} interleaved runs each (fastest-slowest), peak RSS")
+        cpu_medians = {name: Wall.of(samples) for name, samples in cpus.items()}
+        print(
+            f"median of {args.runs} interleaved runs each (fastest-slowest): wall, CPU (user +"
+            " sys, children included), peak RSS"
+        )
         for name in runs:
             print(
                 f"  {name:<22} {medians[name]:7.3f} s {medians[name].spread()}  "
+                f"cpu {cpu_medians[name]:6.3f} s {cpu_medians[name].spread()}  "
                 f"{peaks[name]:6.1f} MB"
             )
         ratio = medians["high, --by all"] / medians["low, --by all"]
         proto = medians["high, --by protocol"] / medians["low, --by protocol"]
+        cpu_ratio = cpu_medians["high, --by all"] / cpu_medians["low, --by all"]
         pairs = zip(walls["high, --by all"], walls["low, --by all"], strict=True)
         ratios = [high_s / low_s for high_s, low_s in pairs]
         print(
-            f"high / low (--by all): {ratio:.2f}x (run by run {min(ratios):.2f}-"
-            f"{max(ratios):.2f}); --by protocol: {proto:.2f}x"
+            f"high / low (--by all): wall {ratio:.2f}x (run by run {min(ratios):.2f}-"
+            f"{max(ratios):.2f}), CPU {cpu_ratio:.2f}x; --by protocol: wall {proto:.2f}x"
         )
         distinct, top = true_sources(high)
         report = json.loads(outs["high, --by all"])
