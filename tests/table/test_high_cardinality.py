@@ -227,6 +227,23 @@ def test_by_address_false_counts_no_address_but_judges_lines_alike(kind: str) ->
     )
 
 
+def test_translated_ports_do_not_multiply_the_shapes(scanner) -> None:
+    """DNAT of 50 ports, each to 40 back ends' ports: 2,000 (dport, translated) pairs, but
+    the breakdowns need only each marginal, so the shapes stay one per dport."""
+    lines = [
+        f"tcp      6 431999 ESTABLISHED src=198.51.100.{j + 1} dst=192.0.2.10 sport=40000 "
+        f"dport={8000 + i} src=10.0.1.5 dst=198.51.100.{j + 1} sport={9000 + j} dport=40000 "
+        "[ASSURED] mark=0 use=1"
+        for i in range(50)
+        for j in range(40)
+    ]
+    tally = scanner("\n".join(lines).encode())
+    assert (tally.entries, len(tally.shapes), len(tally.nat_ports)) == (2000, 50, 40)
+    summary = summarize(tally, 10)
+    assert summary.nat_targets == {("tcp", 9000 + j): 50 for j in range(40)}
+    assert summary.dports_nat == {("tcp", 8000 + i): 40 for i in range(50)}
+
+
 def records(draw_keys: list[tuple[bool, int, int]]) -> AddressCounts:
     """Records from (ipv6, address number, count): few numbers, so ties and overlaps."""
     counts: dict[bytes, int] = {}

@@ -634,6 +634,7 @@ def test_by_sport_false_skips_only_sports(scanner) -> None:
         "shapes",
         "timeouts",
         "markzones",
+        "nat_ports",
         "sources",
         "destinations",
     ):
@@ -700,6 +701,7 @@ def test_bad_line(scanner, line: str) -> None:
     assert (tally.lines, tally.entries, tally.bad, tally.first_bad) == (1, 0, 1, 1)
     assert tally.first_bad_text == line.encode()
     assert tally.shapes == tally.timeouts == tally.sports == tally.markzones == {}
+    assert tally.nat_ports == {}
     assert tally.sources.distinct == tally.destinations.distinct == 0
 
 

@@ -628,7 +628,7 @@ typedef struct {
     Py_ssize_t max_line;
     uint64_t lines, entries, bad, first_bad;
     PyObject *first_bad_text;
-    IntTable shapes, timeouts, markzones;
+    IntTable shapes, timeouts, markzones, nat_ports;
     PortTable sports;
     AddrTable sources, destinations; /* counted only with by_address */
     Pending pending_sources[PENDING], pending_destinations[PENDING];
@@ -781,10 +781,11 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
               r->has_sport != o->has_dport || (r->has_sport && r->sport != o->dport) ||
               r->has_dport != o->has_sport || (r->has_dport && r->dport != o->sport);
     uint64_t dport_field = o->has_dport ? o->dport + 1 : 0;
-    uint64_t nat_port = (nat && r->has_sport) ? r->sport + 1 : 0;
+    /* the port a NATed flow was translated to: its own count (keys.nat_port_key), not a
+     * shape field, so dport x translated port cannot multiply the shapes */
+    int has_nat_port = nat && r->has_sport;
     uint64_t shape = (uint64_t)ipv6 | proto << 1 | state << 9 | dport_field << 15 |
-                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35 |
-                     nat_port << 36;
+                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35;
     if (a->has_local) {
         int src_local = btab_has(&a->local, o->src.s, o->src.n);
         /* keys.outside: the host's own connection leaves from a port outside the range */
@@ -799,7 +800,8 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     uint64_t timeout = ((proto << 6 | state) << 2 | flag) << 33 | (has_remaining ? remaining + 1 : 0);
     if (itab_add(&a->shapes, shape) < 0 || itab_add(&a->timeouts, timeout) < 0 ||
         (a->by_sport && ptab_add(&a->sports, proto, o->has_sport ? o->sport + 1 : 0) < 0) ||
-        itab_add(&a->markzones, mark << 16 | zone) < 0)
+        itab_add(&a->markzones, mark << 16 | zone) < 0 ||
+        (has_nat_port && itab_add(&a->nat_ports, proto << 17 | (r->sport + 1)) < 0))
         return LINE_NOMEM;
     if (a->by_address) {
         queue_address(&a->sources, &a->pending_sources[a->pending], src_addr, src_family);
@@ -845,7 +847,7 @@ static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
     self->exact_timeouts = exact_timeouts;
     self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
-        itab_init(&self->markzones) < 0 ||
+        itab_init(&self->markzones) < 0 || itab_init(&self->nat_ports) < 0 ||
         atab_init(&self->sources) < 0 || atab_init(&self->destinations) < 0 ||
         btab_init(&self->local) < 0) {
         PyErr_NoMemory();
@@ -883,6 +885,7 @@ static void free_tables(Accumulator *self)
     PyMem_Free(self->timeouts.slots);
     ptab_free(&self->sports);
     PyMem_Free(self->markzones.slots);
+    PyMem_Free(self->nat_ports.slots);
     atab_free(&self->sources);
     atab_free(&self->destinations);
     PyMem_Free(self->local.slots);
@@ -890,6 +893,7 @@ static void free_tables(Accumulator *self)
     memset(&self->shapes, 0, sizeof(IntTable));
     memset(&self->timeouts, 0, sizeof(IntTable));
     memset(&self->markzones, 0, sizeof(IntTable));
+    memset(&self->nat_ports, 0, sizeof(IntTable));
     memset(&self->local, 0, sizeof(ByteTable));
     self->has_local = 0;
     self->has_ephemeral = 0;
@@ -1030,7 +1034,8 @@ static PyObject *records_bytes(AddrTable *t, int counted)
 }
 
 /* (lines, entries, bad, first_bad or 0, first_bad_text, shapes, timeouts, sports,
- *  markzones, source records, destination records); the records are given away: once */
+ *  markzones, nat_ports, source records, destination records); the records are given
+ *  away: once */
 static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->shapes.slots || self->consumed) {
@@ -1038,23 +1043,24 @@ static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignor
         return NULL;
     }
     self->consumed = 1;
-    PyObject *dicts[6] = {
-        int_dict(&self->shapes),  int_dict(&self->timeouts),  port_dict(&self->sports),
-        int_dict(&self->markzones), records_bytes(&self->sources, self->by_address),
+    PyObject *dicts[7] = {
+        int_dict(&self->shapes),    int_dict(&self->timeouts),  port_dict(&self->sports),
+        int_dict(&self->markzones), int_dict(&self->nat_ports),
+        records_bytes(&self->sources, self->by_address),
         records_bytes(&self->destinations, self->by_address),
     };
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         if (!dicts[i]) {
-            for (int j = 0; j < 6; j++)
+            for (int j = 0; j < 7; j++)
                 Py_XDECREF(dicts[j]);
             return NULL;
         }
     }
     PyObject *text = self->first_bad_text ? self->first_bad_text : Py_None;
-    return Py_BuildValue("(KKKKONNNNNN)", (unsigned long long)self->lines,
+    return Py_BuildValue("(KKKKONNNNNNN)", (unsigned long long)self->lines,
                          (unsigned long long)self->entries, (unsigned long long)self->bad,
                          (unsigned long long)self->first_bad, text, dicts[0], dicts[1],
-                         dicts[2], dicts[3], dicts[4], dicts[5]);
+                         dicts[2], dicts[3], dicts[4], dicts[5], dicts[6]);
 }
 
 static PyMethodDef Accumulator_methods[] = {
@@ -1066,7 +1072,8 @@ static PyMethodDef Accumulator_methods[] = {
      "bad_line(start): count one line too long to hold as bad (start: its first bytes)."},
     {"result", (PyCFunction)Accumulator_result, METH_NOARGS,
      "result() -> (lines, entries, bad, first_bad, first_bad_text, shapes, timeouts, sports, "
-     "markzones, source records, destination records); once: the records are given away"},
+     "markzones, nat_ports, source records, destination records); once: the records are "
+     "given away"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,8 +14,7 @@ shape key (one per entry)::
     bit  32     [UNREPLIED]
     bits 33-34  FLAG_* ([ASSURED], [OFFLOAD], [HW_OFFLOAD])
     bit  35     NAT (the reply tuple is not the original one swapped)
-    bits 36-52  NATed entries only: the reply tuple's sport + 1, i.e. the port the flow was
-                translated to (DNAT 8080 -> 8983 gives 8983); 0 otherwise
+    bits 36-52  0 (they held the translated port, now counted apart: nat port key below)
     bit  53     the original source is one of the host's own addresses (a scan told none: 0)
     bit  54     the original destination is one of the host's own addresses
     bit  55     the original source is the host's own and its source port lies outside
@@ -25,9 +24,12 @@ shape key (one per entry)::
 timeout key: ``((proto << 6 | state) << 2 | flag) << 33 | (remaining + 1)``; remaining + 1
 = 0 when the entry shows no timeout (offloaded entries omit it). The flag is there because
 an assured UDP/GRE entry runs on the ``*_stream`` timeout, an unassured one on the short one.
-sport key: ``proto << 17 | (sport + 1)``. mark/zone key: ``mark << 16 | zone`` (an absent
-``zone=`` is zone 0: /proc prints ``zone=0``, ``conntrack -L`` omits it; an absent ``mark=``,
-CONFIG_NF_CONNTRACK_MARK off, is mark 0).
+sport key: ``proto << 17 | (sport + 1)``. nat port key, NATed entries with a reply sport
+only: ``proto << 17 | (reply sport + 1)``, the port the flow was translated to (DNAT 8080
+-> 8983 gives 8983); counted apart from the shape so that a dport and a translated port
+drawn independently (a crafted dump) cannot multiply the shape keys. mark/zone key:
+``mark << 16 | zone`` (an absent ``zone=`` is zone 0: /proc prints ``zone=0``,
+``conntrack -L`` omits it; an absent ``mark=``, CONFIG_NF_CONNTRACK_MARK off, is mark 0).
 
 address key (the original source and destination): the address as ``inet_pton(3)`` packs
 it, so ``/proc``'s full IPv6 spelling and ``conntrack -L``'s compressed one are one key.
@@ -80,16 +82,14 @@ def shape_key(
     unreplied: bool,
     flag: int,
     nat: bool,
-    nat_port: int | None = None,
     src_local: bool = False,
     dst_local: bool = False,
     fixed_sport: bool = False,
 ) -> int:
     port = 0 if dport is None else dport + 1
-    target = 0 if not nat or nat_port is None else nat_port + 1
     return (
         int(ipv6) | proto << 1 | state << 9 | port << 15 | int(unreplied) << 32
-        | flag << 33 | int(nat) << 35 | target << 36 | int(src_local) << 53
+        | flag << 33 | int(nat) << 35 | int(src_local) << 53
         | int(dst_local) << 54 | int(fixed_sport) << 55
     )  # fmt: skip
 
@@ -100,6 +100,11 @@ def timeout_key(proto: int, state: int, flag: int, remaining: int | None) -> int
 
 def sport_key(proto: int, sport: int | None) -> int:
     return proto << 17 | (0 if sport is None else sport + 1)
+
+
+def nat_port_key(proto: int, port: int) -> int:
+    """A NATed entry's translated port (its reply tuple's sport)."""
+    return proto << 17 | (port + 1)
 
 
 def markzone_key(mark: int, zone: int) -> int:

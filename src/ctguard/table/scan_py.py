@@ -29,6 +29,7 @@ from ctguard.table.keys import (
     address_key,
     bucketed,
     markzone_key,
+    nat_port_key,
     outside,
     shape_key,
     sport_key,
@@ -173,10 +174,10 @@ def _scan_line(
     nat_port = _port(reply.get(b"sport"))
     src_local, dst_local = orig[b"src"] in local, orig[b"dst"] in local
     fixed = src_local and outside(sport, ephemeral)
-    shape = shape_key(
-        ipv6, proto, state, dport, unreplied, flag, nat, nat_port, src_local, dst_local, fixed
-    )
+    shape = shape_key(ipv6, proto, state, dport, unreplied, flag, nat, src_local, dst_local, fixed)
     _count(tally.shapes, shape)
+    if nat and nat_port is not None:
+        _count(tally.nat_ports, nat_port_key(proto, nat_port))
     if remaining is not None and not tally.exact_timeouts:
         remaining = bucketed(remaining)
     _count(tally.timeouts, timeout_key(proto, state, flag, remaining))

@@ -99,9 +99,8 @@ class Accumulator:
                 AddressCounts.from_keys(found.destinations) if found else _NOT_COUNTED
             )
             return self._py
-        lines, entries, bad, first_bad, text, shapes, timeouts, sports, markzones, src, dst = (
-            self._c.result()
-        )
+        (lines, entries, bad, first_bad, text, shapes, timeouts, sports, markzones, nat_ports,
+         src, dst) = self._c.result()  # fmt: skip
         tally = Tally(
             exact_timeouts=self.exact_timeouts,
             lines=lines,
@@ -113,6 +112,7 @@ class Accumulator:
             timeouts=timeouts,
             sports=sports,
             markzones=markzones,
+            nat_ports=nat_ports,
             sources=_NOT_COUNTED if src is None else AddressCounts(src),
             destinations=_NOT_COUNTED if dst is None else AddressCounts(dst),
         )

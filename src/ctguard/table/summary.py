@@ -48,7 +48,6 @@ class Shape:
     unreplied: bool
     flag: int
     nat: bool
-    nat_port: int | None  # NATed: the port the reply comes from (the translated port)
     src_local: bool = False  # the original source is the host's own address
     dst_local: bool = False  # the original destination is the host's own address
     # the host's own connection, from a source port outside ip_local_port_range
@@ -77,7 +76,6 @@ def decode_shape(key: int) -> Shape:
         unreplied=bool(key >> 32 & 1),
         flag=key >> 33 & 3,
         nat=bool(key >> 35 & 1),
-        nat_port=(key >> 36 & 0x1FFFF) - 1 if key >> 36 & 0x1FFFF else None,
         src_local=bool(key >> 53 & 1),
         dst_local=bool(key >> 54 & 1),
         fixed_sport=bool(key >> 55 & 1),
@@ -169,14 +167,14 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
                 _add(directions, (shape.protocol, shape.dport, shape.direction), count)
                 if shape.fixed_sport and shape.direction == "client":
                     _add(fixed, (shape.protocol, shape.dport), count)
-        if shape.nat and shape.nat_port is not None:
-            _add(nat_targets, (shape.protocol, shape.nat_port), count)
         assured += count if shape.flag == FLAG_ASSURED else 0
         offloaded += count if shape.flag in (FLAG_OFFLOAD, FLAG_HW_OFFLOAD) else 0
         hw_offloaded += count if shape.flag == FLAG_HW_OFFLOAD else 0
         unreplied += count if shape.unreplied else 0
         unreplied_udp += count if shape.unreplied and shape.protocol == "udp" else 0
         nated += count if shape.nat else 0
+    for key, count in tally.nat_ports.items():  # keys.nat_port_key
+        _add(nat_targets, (protocol_name(key >> 17), (key & 0x1FFFF) - 1), count)
     sports = _top_ports(tally.sports, top)
     zones: dict[int, int] = {}
     marks: dict[int, int] = {}

@@ -28,6 +28,7 @@ class Tally:
     timeouts: dict[int, int] = field(default_factory=dict)
     sports: dict[int, int] = field(default_factory=dict)
     markzones: dict[int, int] = field(default_factory=dict)
+    nat_ports: dict[int, int] = field(default_factory=dict)  # NATed entries only
     sources: AddressCounts = field(default_factory=AddressCounts)
     destinations: AddressCounts = field(default_factory=AddressCounts)
 
@@ -49,6 +50,7 @@ class Tally:
             (self.timeouts, other.timeouts),
             (self.sports, other.sports),
             (self.markzones, other.markzones),
+            (self.nat_ports, other.nat_ports),
         ):
             _merge(mine, theirs)
         self.sources = self.sources.merged(other.sources)
