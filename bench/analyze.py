@@ -17,13 +17,23 @@ The namespace is always deleted; no sysctl of the initial namespace is written.
 --library times the library alone: a fresh process running summarize(scan_path(FILE))
 and printing the same JSON shape (the command minus its start-up).
 
+--high-card (issue 17): the same-size dump twice, the usual mix (~7,500 sources) and with
+every entry from a source of its own (gen_dump --distinct-sources: 1,000,000 sources),
+each analyzed as `ctguard analyze FILE --format json --by all` (the default top 10),
+RUNS times, interleaved, so load hits both alike. Targets: high / low wall <= 1.3x and
+peak RSS <= 80 MB at high cardinality; `--by protocol` alone no slower at high
+cardinality than at low (1.3x); a gzip dump of 100,000 lines whose sources are 15 KB
+"addresses" (1.5 GB unpacked) within the same 80 MB. The top 10 sources and the distinct
+count must equal a count made here, or the run is void.
+
     python3 bench/analyze.py [--entries 1000000] [--big 4000000] [--runs 3]
-                             [--skip-live] [--skip-offline] [--library]
+                             [--skip-live] [--skip-offline] [--library] [--high-card]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import ipaddress
 import json
 import os
@@ -53,6 +63,8 @@ LIVE_PROCFS_TARGET = 1.0
 LIVE_NETLINK_TARGET = 1.5
 LIVE_ENTRIES = 262144
 SCHEMA = "ctguard.analyze/1"
+HIGH_CARD_RATIO_TARGET = 1.3
+HIGH_CARD_RSS_TARGET_MB = 80.0
 
 # the histogram labels of the JSON, for ctguard.table.summary.HISTOGRAM_BOUNDS (checked)
 BOUNDS = (10, 60, 300, 3600, 86400)
@@ -237,7 +249,7 @@ def library_json(path: str) -> dict[str, Any]:
     from ctguard.table.summary import summarize
 
     tally = scan_path(path)
-    s = summarize(tally, top=max(len(tally.sources), len(tally.destinations), len(tally.sports), 1))
+    s = summarize(tally, top=None)  # every row, as --top 0
     # sports: a dict in older summaries, a ranked list of ((protocol, port), count) now
     sports = s.sports if isinstance(s.sports, list) else _ranked(s.sports)
     return {
@@ -435,11 +447,14 @@ def analyze_argv(cli: str | None, path: str) -> list[str]:
     return [cli, "analyze", path, "--format", "json", "--by", "all", "--top", "0"]
 
 
-def make_dump(directory: str, entries: int, seed: int) -> tuple[str, float]:
-    path = os.path.join(directory, f"dump-{entries}.txt")
+def make_dump(
+    directory: str, entries: int, seed: int, distinct_sources: bool = False
+) -> tuple[str, float]:
+    kind = "distinct" if distinct_sources else "mix"
+    path = os.path.join(directory, f"dump-{entries}-{kind}.txt")
     start = time.perf_counter()
     with open(path, "w", encoding="ascii", buffering=1 << 20) as out:
-        write_dump(out, entries, "proc", seed)
+        write_dump(out, entries, "proc", seed, distinct_sources)
     made = time.perf_counter() - start
     os.sync()  # no writeback of the fresh dump during the timed runs
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # in the page cache
@@ -548,6 +563,180 @@ def offline(args: argparse.Namespace, cli: str | None) -> bool:
     return ok
 
 
+# ---------------------------------------------------------------- high cardinality
+
+
+def true_sources(path: str) -> tuple[int, list[dict[str, Any]]]:
+    """Distinct original sources and the top 10 (most first; ties IPv4 before IPv6, then
+    numeric), counted here from the file's text, independently of ctguard."""
+    counts: dict[str, int] = {}
+    with open(path, "rb") as dump:
+        for line in dump:
+            at = line.index(b" src=") + 5
+            text = line[at : line.index(b" ", at)].decode()
+            counts[text] = counts.get(text, 0) + 1
+    merged: dict[Any, int] = {}
+    for text, count in counts.items():
+        address = ipaddress.ip_address(text)
+        key = (address.version, int(address))
+        merged[key] = merged.get(key, 0) + count
+    top = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    return len(merged), [
+        {"address": str(ipaddress.ip_address(n) if v == 4 else ipaddress.IPv6Address(n)),
+         "count": c}
+        for (v, n), c in top
+    ]  # fmt: skip
+
+
+def timed_cpu(argv: list[str]) -> tuple[float, bytes, float, float]:
+    """One fresh run: (wall s, stdout, peak RSS MB of its largest process, CPU s of the
+    whole tree: user + sys, children included). CPU time hardly moves with the machine's
+    load, so its ratio is the steadier figure on a shared machine."""
+    if not TIME.exists():
+        wall, out, peak = run_timed(argv, rss=True)
+        return wall, out, peak or 0.0, float("nan")
+    fd, report = tempfile.mkstemp(prefix="ctguard-bench-cpu-")
+    os.close(fd)
+    try:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(TIME), "-f", "%U %S %M", "-o", report, *argv],
+            capture_output=True,
+            timeout=1800,
+            check=False,
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv)[:200]} exited {done.returncode}: {done.stderr[-400:]!r}")
+        user, system, peak = Path(report).read_text().split()[-3:]
+        return wall, done.stdout, int(peak) / 1024, float(user) + float(system)
+    finally:
+        os.unlink(report)
+
+
+def crafted_long_addresses(directory: str, lines: int = 100_000) -> str:
+    """A gzip dump whose sources are 15 KB "addresses" (issue 17's input bomb), then
+    10 real entries."""
+    path = os.path.join(directory, "long-addresses.gz")
+    pad = "7" * 15000
+    with gzip.open(path, "wt", compresslevel=6, encoding="ascii") as out:
+        for i in range(lines):
+            out.write(
+                f"ipv4     2 tcp      6 431999 ESTABLISHED src=10.{i}.{pad} dst=10.0.0.10 "
+                f"sport=40000 dport=443 src=10.0.0.10 dst=10.{i}.{pad} sport=443 dport=40000 "
+                "[ASSURED] mark=0 zone=0 use=2\n"
+            )
+        for i in range(10):  # and a few real entries, so the run succeeds
+            out.write(
+                f"ipv4     2 tcp      6 431999 ESTABLISHED src=192.0.2.{i + 1} dst=10.0.0.10 "
+                f"sport=40000 dport=443 src=10.0.0.10 dst=192.0.2.{i + 1} sport=443 "
+                "dport=40000 [ASSURED] mark=0 zone=0 use=2\n"
+            )
+    return path
+
+
+def high_card(args: argparse.Namespace, cli: str | None) -> bool:
+    if cli is None:
+        sys.exit("--high-card measures `ctguard analyze`: install it first")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="ctguard-bench-") as directory:
+        low, _ = make_dump(directory, args.entries, args.seed)
+        high, _ = make_dump(directory, args.entries, args.seed, distinct_sources=True)
+        print(
+            f"high cardinality: {args.entries:,} entries each, {os.path.getsize(low) / 1e6:.1f}"
+            f" MB (usual mix) and {os.path.getsize(high) / 1e6:.1f} MB (a source per entry)"
+        )
+        runs: dict[str, list[str]] = {
+            "low, --by all": [cli, "analyze", low, "--format", "json", "--by", "all"],
+            "high, --by all": [cli, "analyze", high, "--format", "json", "--by", "all"],
+            "low, --by protocol": [cli, "analyze", low, "--format", "json", "--by", "protocol"],
+            "high, --by protocol": [cli, "analyze", high, "--format", "json", "--by", "protocol"],
+        }
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
+        peaks: dict[str, float] = dict.fromkeys(runs, 0.0)
+        outs: dict[str, bytes] = {}
+        for argv in runs.values():
+            run_timed(argv)  # warm-up, not counted
+        for _ in range(args.runs):  # interleaved: a burst of load hits every kind alike
+            for name, argv in runs.items():
+                wall, outs[name], peak, cpu = timed_cpu(argv)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                peaks[name] = max(peaks[name], peak)
+        medians = {name: Wall.of(samples) for name, samples in walls.items()}
+        cpu_medians = {name: Wall.of(samples) for name, samples in cpus.items()}
+        print(
+            f"median of {args.runs} interleaved runs each (fastest-slowest): wall, CPU (user +"
+            " sys, children included), peak RSS"
+        )
+        for name in runs:
+            print(
+                f"  {name:<22} {medians[name]:7.3f} s {medians[name].spread()}  "
+                f"cpu {cpu_medians[name]:6.3f} s {cpu_medians[name].spread()}  "
+                f"{peaks[name]:6.1f} MB"
+            )
+        ratio = medians["high, --by all"] / medians["low, --by all"]
+        proto = medians["high, --by protocol"] / medians["low, --by protocol"]
+        cpu_ratio = cpu_medians["high, --by all"] / cpu_medians["low, --by all"]
+        pairs = zip(walls["high, --by all"], walls["low, --by all"], strict=True)
+        ratios = [high_s / low_s for high_s, low_s in pairs]
+        print(
+            f"high / low (--by all): wall {ratio:.2f}x (run by run {min(ratios):.2f}-"
+            f"{max(ratios):.2f}), CPU {cpu_ratio:.2f}x; --by protocol: wall {proto:.2f}x"
+        )
+        distinct, top = true_sources(high)
+        report = json.loads(outs["high, --by all"])
+        if report["distinct"]["src"] != distinct or report["by"]["src"] != top:
+            print(
+                f"ANSWERS DIFFER: ctguard {report['distinct']['src']} sources, top "
+                f"{report['by']['src'][:3]}...; counted here {distinct}, {top[:3]}...: void"
+            )
+            return False
+        print(f"answers: {distinct:,} distinct sources and the top 10 equal to a count made here")
+        if json.loads(outs["high, --by protocol"])["distinct"] != {"src": None, "dst": None}:
+            print("--by protocol counted addresses: void")
+            return False
+        os.unlink(low)
+        os.unlink(high)
+        crafted = crafted_long_addresses(directory)
+        crafted_argv = [cli, "analyze", crafted, "--format", "json", "--by", "all"]
+        wall, out, crafted_rss = run_timed(crafted_argv, rss=True)
+        crafted_report = json.loads(out)
+        print(
+            f"15 KB addresses: {os.path.getsize(crafted) / 1e6:.1f} MB gzip, 100,000 such lines"
+            f" (1.5 GB unpacked) and 10 good ones: {wall:.2f} s, {crafted_rss or 0:.1f} MB RSS;"
+            f" {crafted_report['bad_lines']['count']:,} bad lines, "
+            f"{crafted_report['entries']} entries"
+        )
+        if (crafted_report["bad_lines"]["count"], crafted_report["entries"]) != (100_000, 10):
+            print("the long addresses were not all bad lines: void")
+            return False
+    for text, met in (
+        (
+            f"high / low <= {HIGH_CARD_RATIO_TARGET}x: {ratio:.2f}x",
+            ratio <= HIGH_CARD_RATIO_TARGET,
+        ),
+        (
+            f"--by protocol high / low <= {HIGH_CARD_RATIO_TARGET}x: {proto:.2f}x",
+            proto <= HIGH_CARD_RATIO_TARGET,
+        ),
+        (
+            f"peak RSS at high cardinality <= {HIGH_CARD_RSS_TARGET_MB:.0f} MB: "
+            f"{peaks['high, --by all']:.1f} MB",
+            peaks["high, --by all"] <= HIGH_CARD_RSS_TARGET_MB,
+        ),
+        (
+            f"peak RSS on 15 KB addresses <= {HIGH_CARD_RSS_TARGET_MB:.0f} MB: "
+            f"{crafted_rss or 0:.1f} MB",
+            (crafted_rss or 0) <= HIGH_CARD_RSS_TARGET_MB,
+        ),
+    ):
+        print(f"target {text}: {'meets' if met else 'MISSES'}")
+        ok = ok and met
+    return ok
+
+
 # ---------------------------------------------------------------- live
 
 
@@ -635,6 +824,11 @@ def main() -> int:
         action="store_true",
         help="time the library, not `ctguard analyze` (before the CLI exists)",
     )
+    parser.add_argument(
+        "--high-card",
+        action="store_true",
+        help="only the high-cardinality comparison (issue 17): 1 source per entry vs the mix",
+    )
     parser.add_argument("--library-child", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument("--rusage-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -658,6 +852,8 @@ def main() -> int:
     cli = None if args.library else ctguard_cli()
     if cli is None and not args.library:
         sys.exit("`ctguard analyze` does not exist yet: run with --library")
+    if args.high_card:
+        return 0 if high_card(args, cli) else 1
     ok = True
     if not args.skip_offline:
         ok = offline(args, cli) and ok

@@ -1,7 +1,7 @@
 """Write a realistic conntrack table dump (a text file: nothing is sent anywhere).
 
     python3 bench/gen_dump.py --entries 1000000 [--format proc|conntrack|extended]
-                              [--seed 1] [-o FILE|-] [--gzip]
+                              [--seed 1] [-o FILE|-] [--gzip] [--distinct-sources]
 
 Formats, as the kernel and conntrack-tools print them (checked against a 6.x kernel and
 conntrack 1.4.7):
@@ -38,6 +38,12 @@ like a real table):
 0.5 %       tcp SYN_SENT [UNREPLIED] to a dead 192.0.2.x:9200
 0.4 %       forwarded tcp 443 [OFFLOAD] (no timeout field), 0.1 % [HW_OFFLOAD]
 ==========  =====================================================================
+
+``--distinct-sources`` (high cardinality): the same mix, but every entry's original
+source is an address of its own (10.128.0.0/9 for IPv4, 2001:db8:ffff::/48 for IPv6; the
+reply tuple's destination follows it unless NAT changed it): a router or load balancer
+facing a million clients, or a flood from spoofed addresses. Same size, same shapes,
+about as many distinct sources as entries.
 
 Remaining timeouts follow the kernel defaults per state: ESTABLISHED up to 431999 s
 (70 % recently active, 30 % idle anywhere), TIME_WAIT/FIN_WAIT/SYN_SENT <= 119,
@@ -431,15 +437,47 @@ class Generator:
         ]
 
 
-def write_dump(out: TextIO, entries: int, fmt: str = "proc", seed: int = 1) -> None:
+class DistinctSources:
+    """Gives each line's original source an address of its own (``--distinct-sources``)."""
+
+    def __init__(self, fmt: str) -> None:
+        self.style = Style(fmt)
+        self.next = 0
+
+    def address(self, ipv6: bool) -> str:
+        self.next += 1
+        n = self.next
+        if ipv6:
+            return self.style.v6(f"2001:db8:ffff::{n >> 16 & 0xFFFF:x}:{n & 0xFFFF:x}")
+        return str(ipaddress.IPv4Address((10 << 24 | 1 << 23) + n % (1 << 23)))
+
+    def rewrite(self, line: str) -> str:
+        at = line.index(" src=") + 5
+        end = line.index(" ", at)
+        old = line[at:end]
+        new = self.address(":" in old)
+        reply = line.index(" src=", end) + 5
+        head = line[:at] + new + line[end:reply]
+        tail = line[reply:]
+        # the reply goes back to the new source, unless NAT sent it elsewhere
+        return head + tail.replace(f" dst={old} ", f" dst={new} ", 1)
+
+
+def write_dump(
+    out: TextIO, entries: int, fmt: str = "proc", seed: int = 1, distinct_sources: bool = False
+) -> None:
     """Write ``entries`` lines to ``out`` (a text stream)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
     gen = Generator(fmt, seed)
+    distinct = DistinctSources(fmt) if distinct_sources else None
     left = entries
     while left > 0:
         n = min(BLOCK, left)
-        out.write("\n".join(gen.block(n)))
+        lines = gen.block(n)
+        if distinct is not None:
+            lines = [distinct.rewrite(line) for line in lines]
+        out.write("\n".join(lines))
         out.write("\n")
         left -= n
 
@@ -451,23 +489,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("-o", "--output", default="-", help="FILE, or - for stdout")
     parser.add_argument("--gzip", action="store_true", help="gzip the output (level 6)")
+    parser.add_argument(
+        "--distinct-sources",
+        action="store_true",
+        help="every entry from an address of its own (high cardinality)",
+    )
     args = parser.parse_args()
     if args.entries < 0:
         parser.error("--entries must be >= 0")
     if args.output == "-":
         if args.gzip:
             with gzip.open(sys.stdout.buffer, "wt", compresslevel=6, encoding="ascii") as out:
-                write_dump(out, args.entries, args.format, args.seed)
+                write_dump(out, args.entries, args.format, args.seed, args.distinct_sources)
         else:
-            write_dump(sys.stdout, args.entries, args.format, args.seed)
+            write_dump(sys.stdout, args.entries, args.format, args.seed, args.distinct_sources)
             sys.stdout.flush()
         return 0
     if args.gzip:
         with gzip.open(args.output, "wt", compresslevel=6, encoding="ascii") as out:
-            write_dump(out, args.entries, args.format, args.seed)
+            write_dump(out, args.entries, args.format, args.seed, args.distinct_sources)
     else:
         with open(args.output, "w", encoding="ascii", buffering=1 << 20) as out:
-            write_dump(out, args.entries, args.format, args.seed)
+            write_dump(out, args.entries, args.format, args.seed, args.distinct_sources)
     return 0
 
 

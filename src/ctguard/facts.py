@@ -268,7 +268,9 @@ def _table(
 ) -> TableFacts | Missing:
     local = addresses if isinstance(addresses, Missing) else addresses.spellings()
     ephemeral = ephemeral_range(ports)  # the range CT505 weighs candidates with
-    read = read_safely(read_table, host, commands, "auto", False, True, local, ephemeral)
+    # no rule reads sources or destinations: a table with a million clients costs doctor
+    # no address table (by_address False; the entries and bad lines count the same)
+    read = read_safely(read_table, host, commands, "auto", False, True, local, ephemeral, False)
     if isinstance(read, Missing):
         return read
     return TableFacts(read.source, summarize(read.tally, top=10), read.tally)

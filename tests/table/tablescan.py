@@ -14,7 +14,8 @@ from ctguard.table.tally import Tally
 Scan = Callable[..., Tally]
 KINDS = ("python", "c")
 FIELDS = ("lines", "entries", "bad", "first_bad", "first_bad_text", "shapes", "timeouts",
-          "sports", "markzones", "sources", "destinations", "no_local_addresses")  # fmt: skip
+          "sports", "markzones", "nat_ports", "sources", "destinations",
+          "no_local_addresses")  # fmt: skip
 
 
 def c_built() -> bool:

@@ -14,11 +14,11 @@ import os
 import resource
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from ctguard.cli import main
 from ctguard.table import reader
 from helpers import ctguard_bin, one_error_line
 
@@ -91,53 +91,46 @@ def test_a_line_of_gigabytes_is_one_bad_line_in_bounded_memory(tmp_path: Path) -
     assert (report["entries"], report["bad_lines"]["count"]) == (1, 1)
 
 
-def test_a_dump_truncated_while_scanned_in_parallel_is_an_error(tmp_path: Path) -> None:
-    """Truncate the file from here while `analyze` scans it (two processes, 4 GiB of
-    holes with a line break every 4 MiB). Bounded: a larger file when the scan was over
-    before the truncation."""
-    for attempt in range(3):
-        size = (4 << 30) << attempt
-        dump = sparse(tmp_path / "growing.dump", size, 4 << 20)
-        child = subprocess.Popen(
-            [ctguard_bin(), "analyze", str(dump)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, preexec_fn=_capped,
-        )  # fmt: skip
-        time.sleep(0.3)
-        still_running = child.poll() is None
-        os.truncate(dump, 1 << 20)
-        out, err = child.communicate(timeout=120)
-        if still_running:
-            done = subprocess.CompletedProcess(child.args, child.returncode, out, err)
-            one_error_line(done, 3, str(dump), "shrank while it was read", str(size))
-            return
-    pytest.skip("every scan was over before the file could be truncated")
+class TruncatingAccumulator(reader.Accumulator):
+    """Cuts ``path`` to one MiB the first time any scan of it is fed (in whichever
+    process: forked helpers inherit it), so the reads after that come up short."""
+
+    path = ""
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if os.path.getsize(self.path) > 1 << 20:
+            os.truncate(self.path, 1 << 20)
+        super().feed(data)
 
 
-def _scan_into(path: Path, started: threading.Event, outcome: list[object]) -> None:
-    started.set()
-    try:
-        outcome.append(reader.scan_path(str(path), jobs=1))
-    except Exception as exc:  # handed to the test
-        outcome.append(exc)
+def test_a_dump_truncated_while_scanned_in_parallel_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file is cut after the first 4 MiB block was read: the parent's next read of its
+    own range comes up short whatever the helpers did (they may have finished theirs)."""
+    size = 2 * reader.PARALLEL_MIN_BYTES
+    dump = sparse(tmp_path / "cut.dump", size, 4 << 20)
+    TruncatingAccumulator.path = str(dump)
+    monkeypatch.setattr(reader, "Accumulator", TruncatingAccumulator)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # one forked helper, on any machine
+    split = reader._boundaries
+    ranges: list[list[int]] = []
+    monkeypatch.setattr(reader, "_boundaries", lambda *a: ranges.append(split(*a)) or ranges[-1])
+    code = main(["analyze", str(dump)])
+    assert len(ranges) == 1 and len(ranges[0]) == 3, ranges  # it was the parallel scan
+    err = capsys.readouterr().err.strip()
+    assert code == 3, err
+    assert len(err.splitlines()) == 1, err
+    assert "shrank while it was read" in err and str(size) in err and str(dump) in err
 
 
-def test_a_dump_truncated_while_streamed_is_an_error(tmp_path: Path) -> None:
+def test_a_dump_truncated_while_streamed_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The serial reader (one job) stops at the new end: it must not pass off what it
     read as the table."""
-    for attempt in range(3):
-        size = (2 << 30) << attempt
-        dump = sparse(tmp_path / "serial.dump", size, 1 << 20)
-        started = threading.Event()
-        outcome: list[object] = []
-        worker = threading.Thread(target=_scan_into, args=(dump, started, outcome))
-        worker.start()
-        started.wait()
-        time.sleep(0.2)
-        still_running = worker.is_alive()
-        os.truncate(dump, 1 << 20)
-        worker.join(timeout=120)
-        if still_running:
-            assert isinstance(outcome[0], reader.Shrank), outcome
-            assert "shrank while it was read" in str(outcome[0])
-            return
-    pytest.skip("every scan was over before the file could be truncated")
+    dump = sparse(tmp_path / "serial.dump", 16 << 20, 1 << 20)
+    TruncatingAccumulator.path = str(dump)
+    monkeypatch.setattr(reader, "Accumulator", TruncatingAccumulator)
+    with pytest.raises(reader.Shrank, match="shrank while it was read"):
+        reader.scan_path(str(dump), jobs=1)

@@ -172,7 +172,15 @@ def with_long_line(where: str) -> tuple[bytes, bytes, int]:
 def check_long(tally: Tally, stand_in: Tally, number: int) -> None:
     assert tally.bad == stand_in.bad and tally.lines == stand_in.lines
     assert tally.entries == stand_in.entries  # the lines after it are read
-    for name in ("shapes", "timeouts", "sports", "markzones", "sources", "destinations"):
+    for name in (
+        "shapes",
+        "timeouts",
+        "sports",
+        "markzones",
+        "nat_ports",
+        "sources",
+        "destinations",
+    ):
         assert getattr(tally, name) == getattr(stand_in, name), name
     if tally.first_bad == number:  # what is shown is the start of the long line
         assert tally.first_bad_text.lstrip(b"=").startswith(LONG[:100])

@@ -14,8 +14,8 @@ from ctguard.table.summary import decode_shape
 def test_c_and_python_agree_with_local_addresses(seed: int) -> None:
     data = b"\n".join(line.text.encode() for line in dump(seed, 3000, bad_rate=0.02))
     seen = make_scan("python")(data)
-    picked = sorted(seen.sources)[::7] + sorted(seen.destinations)[::5]
-    local = frozenset(picked)
+    picked = sorted(seen.sources.as_dict())[::7] + sorted(seen.destinations.as_dict())[::5]
+    local = frozenset(address.encode() for address in picked)
     python, c = make_scan("python")(data, True, local), make_scan("c")(data, True, local)
     for name in FIELDS:
         assert getattr(c, name) == getattr(python, name), name

@@ -37,8 +37,8 @@ def check_invariants(tally: Tally, data: bytes, by_sport: bool = True) -> None:
         tally.shapes,
         tally.timeouts,
         tally.markzones,
-        tally.sources,
-        tally.destinations,
+        tally.sources.as_dict(),
+        tally.destinations.as_dict(),
     ) + ((tally.sports,) if by_sport else ()):
         assert sum(counts.values()) == tally.entries
         assert all(count > 0 for count in counts.values())

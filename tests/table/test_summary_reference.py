@@ -284,9 +284,15 @@ def test_summary_matches_reference(scanner, seed: int, size: int) -> None:
 
 
 def ranked_addresses(counts: object) -> list[tuple[str, int]]:
-    """Most first, ties by address (bytes order: these are ASCII)."""
+    """Most first, ties IPv4 before IPv6, then in numeric address order (10.0.0.9 before
+    10.0.0.10, as an operator reads them)."""
     assert isinstance(counts, dict)
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0].encode()))
+
+    def rank(item: tuple[str, int]) -> tuple[int, int, int]:
+        address = ipaddress.ip_address(item[0])
+        return -item[1], address.version, int(address)
+
+    return sorted(counts.items(), key=rank)
 
 
 PROTOCOL_NUMBERS = {name: number for number, name in (L4_NAMES | NUMBERED).items()}

@@ -4,7 +4,10 @@
  * Why C: a full table is up to 10 M lines and the answer is wanted in about a second
  * (docs/design.md §6). Python's own tokenizing costs 1.5-3 us a line before any counting; here a
  * line costs a few hundred ns and no Python object is made per entry. Counts live in
- * open-addressing tables owned by an Accumulator and become dicts once, in result().
+ * open-addressing tables owned by an Accumulator and become dicts once, in result(); the
+ * addresses (up to one key per entry) never become Python objects: they leave as one bytes
+ * object of fixed-size records (keys.ADDRESS_RECORD), merged and ranked here
+ * (merge_addresses, top_addresses), so Python sees only the addresses it shows.
  *
  * Safety: the input is untrusted text. Every read is bounded by the line end computed
  * from the buffer length; numbers are parsed with explicit length and value limits; every
@@ -16,6 +19,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -230,6 +235,300 @@ static int btab_has(const ByteTable *t, const char *s, size_t n)
     return 0;
 }
 
+/* ---- address counts: fixed-size records (keys.ADDRESS_RECORD), never Python objects ----
+ *
+ * A record is the address in network order (IPv4 in the first 4 bytes, the rest zero) and
+ * count << 8 | family (4 or 6), native byte order: 24 bytes whatever the text was, so a
+ * crafted 15 KB "address" costs nothing (it is not an address: the line is bad). Records
+ * sit densely, in insertion order, inside a bytes object that grows by doubling (realloc:
+ * pages not yet written are not resident) and is handed to Python as it is when the scan
+ * ends: no copy. An index at most half full finds them: each slot is the low 32 bits of
+ * the key's hash (compared before the record is touched, and enough to re-place it when
+ * the index doubles) and the record number + 1 (0: empty). 1 M distinct addresses: 24 MB
+ * of records and 16 MB of index. */
+
+typedef struct {
+    unsigned char addr[16];
+    uint64_t cf; /* count << 8 | family */
+} AddrRec;
+
+#define REC_SIZE 24
+typedef char rec_size_check[sizeof(AddrRec) == REC_SIZE ? 1 : -1];
+#define MAX_ADDRESS_TEXT 45 /* keys.MAX_ADDRESS_TEXT: INET6_ADDRSTRLEN - 1 */
+#define MAX_RECORDS 0x7FFFFFF0U /* keeps the index within 2^32 slots */
+
+typedef struct {
+    PyObject *store; /* bytes holding rcap records, n of them used; NULL: none yet */
+    size_t n, rcap;
+    uint64_t *index; /* (uint64)hash32 << 32 | (record + 1); 0: empty */
+    size_t icap;     /* power of two */
+} AddrTable;
+
+#define RECORDS(t) ((AddrRec *)PyBytes_AS_STRING((t)->store))
+
+/* A large index is its own mapping, in 2 MiB pages where the kernel allows them
+ * (MADV_HUGEPAGE): a million keys probed at random would otherwise miss the TLB on nearly
+ * every line. Small ones come from PyMem. Both start zeroed. */
+#define HUGE_INDEX ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static uint64_t *index_alloc(size_t slots)
+{
+    size_t bytes = slots * sizeof(uint64_t);
+    if (bytes < HUGE_INDEX)
+        return PyMem_Calloc(slots, sizeof(uint64_t));
+    char *base = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    size_t lead = (HUGE_PAGE - (uintptr_t)base % HUGE_PAGE) % HUGE_PAGE;
+    if (lead)
+        munmap(base, lead);
+    if (HUGE_PAGE - lead)
+        munmap(base + lead + bytes, HUGE_PAGE - lead);
+#ifdef MADV_HUGEPAGE
+    madvise(base + lead, bytes, MADV_HUGEPAGE);
+#endif
+    return (uint64_t *)(base + lead);
+}
+
+static void index_free(uint64_t *index, size_t slots)
+{
+    if (!index)
+        return;
+    if (slots * sizeof(uint64_t) < HUGE_INDEX)
+        PyMem_Free(index);
+    else
+        munmap(index, slots * sizeof(uint64_t));
+}
+
+static uint64_t rec_hash(const unsigned char *addr, unsigned family)
+{
+    uint64_t a, b;
+    memcpy(&a, addr, 8);
+    memcpy(&b, addr + 8, 8);
+    return mix64(a ^ mix64(b + family));
+}
+
+static int atab_init(AddrTable *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->index = index_alloc(64);
+    if (!t->index)
+        return -1;
+    t->icap = 64;
+    return 0;
+}
+
+static void atab_free(AddrTable *t)
+{
+    index_free(t->index, t->icap);
+    Py_CLEAR(t->store);
+    memset(t, 0, sizeof(*t));
+}
+
+static int atab_grow_index(AddrTable *t)
+{
+    enum { AHEAD = 16 };
+    if (t->icap > ((size_t)-1) / 2 / sizeof(uint64_t))
+        return -1;
+    size_t icap = t->icap * 2, mask = icap - 1;
+    uint64_t *index = index_alloc(icap);
+    if (!index)
+        return -1;
+    for (size_t k = 0; k < t->icap; k++) {
+        if (k + AHEAD < t->icap && t->index[k + AHEAD])
+            __builtin_prefetch(&index[(t->index[k + AHEAD] >> 32) & mask], 1);
+        uint64_t e = t->index[k];
+        if (!e)
+            continue;
+        size_t i = (e >> 32) & mask;
+        while (index[i])
+            i = (i + 1) & mask;
+        index[i] = e;
+    }
+    index_free(t->index, t->icap);
+    t->index = index;
+    t->icap = icap;
+    return 0;
+}
+
+static int atab_grow_store(AddrTable *t)
+{
+    size_t cap = t->rcap ? t->rcap * 2 : 256;
+    if (cap > MAX_RECORDS)
+        cap = MAX_RECORDS;
+    if (cap <= t->rcap)
+        return -1;
+    if (!t->store) {
+        t->store = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * REC_SIZE));
+        if (!t->store)
+            return -1;
+    } else if (_PyBytes_Resize(&t->store, (Py_ssize_t)(cap * REC_SIZE)) < 0) {
+        /* the records are gone with it: the table is empty again (the caller fails) */
+        memset(t->index, 0, t->icap * sizeof(uint64_t));
+        t->n = t->rcap = 0;
+        return -1;
+    }
+    t->rcap = cap;
+    return 0;
+}
+
+/* count ``count`` more for (addr, family), whose rec_hash is ``hash``; -1: out of memory */
+static int atab_add(AddrTable *t, const unsigned char *addr, unsigned family, uint64_t count,
+                    uint64_t hash)
+{
+    uint32_t tag = (uint32_t)hash;
+    size_t mask = t->icap - 1, i = tag & mask;
+    uint64_t e;
+    while ((e = t->index[i]) != 0) {
+        if ((uint32_t)(e >> 32) == tag) {
+            AddrRec *r = &RECORDS(t)[(e & 0xFFFFFFFFU) - 1];
+            if ((r->cf & 0xFF) == family && memcmp(r->addr, addr, 16) == 0) {
+                r->cf += count << 8;
+                return 0;
+            }
+        }
+        i = (i + 1) & mask;
+    }
+    if (t->n >= MAX_RECORDS || (t->n == t->rcap && atab_grow_store(t) < 0))
+        return -1;
+    AddrRec *r = &RECORDS(t)[t->n];
+    memcpy(r->addr, addr, 16);
+    r->cf = count << 8 | family;
+    t->index[i] = (uint64_t)tag << 32 | (uint64_t)(t->n + 1);
+    t->n++;
+    if (t->n * 2 > t->icap && atab_grow_index(t) < 0)
+        return -1;
+    return 0;
+}
+
+/* add every record of ``base`` (n of them, maybe unaligned); the index slot of a record a
+ * few ahead is prefetched, since nearly every slot is a cache miss at a million keys */
+static int atab_add_records(AddrTable *t, const unsigned char *base, size_t n)
+{
+    enum { AHEAD = 8 };
+    uint64_t hashes[AHEAD]; /* of records k - AHEAD + 1 .. k, by k % AHEAD */
+    for (size_t k = 0; k < n + AHEAD; k++) {
+        if (k >= AHEAD) { /* count the record hashed AHEAD steps ago: its slot is here */
+            size_t j = k - AHEAD;
+            AddrRec r;
+            memcpy(&r, base + j * REC_SIZE, REC_SIZE);
+            if (atab_add(t, r.addr, (unsigned)(r.cf & 0xFF), r.cf >> 8, hashes[j % AHEAD]) < 0)
+                return -1;
+        }
+        if (k < n) { /* hash this one, prefetch its slot (the same ring entry, now free) */
+            const unsigned char *rec = base + k * REC_SIZE;
+            uint64_t cf;
+            memcpy(&cf, rec + 16, 8);
+            hashes[k % AHEAD] = rec_hash(rec, (unsigned)(cf & 0xFF));
+            __builtin_prefetch(&t->index[(uint32_t)hashes[k % AHEAD] & (t->icap - 1)]);
+        }
+    }
+    return 0;
+}
+
+/* the records as one bytes object, handed over without a copy; the table is emptied */
+static PyObject *atab_export(AddrTable *t)
+{
+    PyObject *out;
+    if (!t->store) {
+        out = PyBytes_FromStringAndSize(NULL, 0);
+    } else {
+        out = t->store;
+        t->store = NULL;
+        if (_PyBytes_Resize(&out, (Py_ssize_t)(t->n * REC_SIZE)) < 0)
+            out = NULL;
+    }
+    atab_free(t);
+    return out;
+}
+
+static int records_view(PyObject *arg, Py_buffer *view, size_t *n)
+{
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % REC_SIZE) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "address records: not a whole number of records");
+        return -1;
+    }
+    *n = (size_t)view->len / REC_SIZE;
+    return 0;
+}
+
+/* Addresses of the last lines scanned, not yet counted: their index slots are prefetched
+ * when queued and counted PENDING lines later, so the cache misses of a table with a
+ * million keys overlap instead of stalling every line in turn. */
+#define PENDING 32
+
+typedef struct {
+    unsigned char addr[16];
+    uint64_t hash;
+    unsigned family;
+} Pending;
+
+static void queue_address(const AddrTable *t, Pending *p, const unsigned char *addr,
+                          unsigned family)
+{
+    memcpy(p->addr, addr, 16);
+    p->family = family;
+    p->hash = rec_hash(addr, family);
+    __builtin_prefetch(&t->index[(uint32_t)p->hash & (t->icap - 1)]);
+}
+
+/* inet_pton(AF_INET) as glibc's inet_pton4 reads it, inline (it is most of the lines):
+ * four decimal octets <= 255 split by single dots, no leading zero ("0" itself is one) */
+static int parse_ipv4(const char *s, size_t n, unsigned char out[16])
+{
+    unsigned value = 0, octets = 0;
+    int digits = 0; /* in the current octet */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= '0' && c <= '9') {
+            if (digits && value == 0)
+                return 0; /* a leading zero */
+            value = value * 10 + (c - '0');
+            if (value > 255)
+                return 0;
+            if (!digits++ && ++octets > 4)
+                return 0;
+        } else if (c == '.' && digits) {
+            if (octets == 4)
+                return 0;
+            out[octets - 1] = (unsigned char)value;
+            value = 0;
+            digits = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (octets < 4 || !digits)
+        return 0;
+    out[3] = (unsigned char)value;
+    return 1;
+}
+
+/* keys.address_key: an IPv4 or IPv6 address as inet_pton(3) reads it (a ':' picks IPv6);
+ * anything else, longer than MAX_ADDRESS_TEXT or holding a NUL included, is not one */
+static int parse_address(const char *s, size_t n, unsigned char out[16], unsigned *family)
+{
+    if (n == 0 || n > MAX_ADDRESS_TEXT)
+        return 0;
+    memset(out, 0, 16);
+    *family = 4;
+    if (parse_ipv4(s, n, out)) /* digits and dots only: no ':', no NUL */
+        return 1;
+    if (!memchr(s, ':', n) || memchr(s, '\0', n))
+        return 0; /* no ':': it had to be IPv4 */
+    char text[MAX_ADDRESS_TEXT + 1];
+    memcpy(text, s, n);
+    text[n] = '\0';
+    memset(out, 0, 16);
+    *family = 6;
+    return inet_pton(AF_INET6, text, out) == 1;
+}
+
 /* ---- the line grammar (mirror of scan_py._scan_line) ----------------------------- */
 
 /* keys.STATES, same order: id = index + 1 */
@@ -325,13 +624,16 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    int by_sport, exact_timeouts;
+    int by_sport, exact_timeouts, by_address;
     Py_ssize_t max_line;
     uint64_t lines, entries, bad, first_bad;
     PyObject *first_bad_text;
-    IntTable shapes, timeouts, markzones;
+    IntTable shapes, timeouts, markzones, nat_ports;
     PortTable sports;
-    ByteTable sources, destinations;
+    AddrTable sources, destinations; /* counted only with by_address */
+    Pending pending_sources[PENDING], pending_destinations[PENDING];
+    int pending;                      /* queued in both, not yet counted */
+    int consumed;                     /* result() gave the address records away */
     int has_local;   /* the host's addresses were given: shape bits 53-54 are meaningful */
     ByteTable local; /* those addresses, every spelling (keys.shape_key) */
     int has_ephemeral;               /* ip_local_port_range was given: shape bit 55 */
@@ -339,6 +641,20 @@ typedef struct {
 } Accumulator;
 
 enum { LINE_OK = 0, LINE_BAD = 1, LINE_NOMEM = -1 };
+
+/* count the queued addresses; -1: out of memory */
+static int count_pending(Accumulator *a)
+{
+    int n = a->pending;
+    a->pending = 0;
+    for (int i = 0; i < n; i++) {
+        const Pending *src = &a->pending_sources[i], *dst = &a->pending_destinations[i];
+        if (atab_add(&a->sources, src->addr, src->family, 1, src->hash) < 0 ||
+            atab_add(&a->destinations, dst->addr, dst->family, 1, dst->hash) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static int scan_line(Accumulator *a, const char *p, const char *end)
 {
@@ -454,16 +770,22 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
         return LINE_BAD;
 
     Tuple *o = &tuples[0], *r = &tuples[1];
+    unsigned char src_addr[16], dst_addr[16];
+    unsigned src_family, dst_family;
+    if (!parse_address(o->src.s, o->src.n, src_addr, &src_family) ||
+        !parse_address(o->dst.s, o->dst.n, dst_addr, &dst_family))
+        return LINE_BAD;
     int ipv6 = family_given ? family == 6 : memchr(o->src.s, ':', o->src.n) != NULL;
     int nat = !(r->src.n == o->dst.n && memcmp(r->src.s, o->dst.s, o->dst.n) == 0) ||
               !(r->dst.n == o->src.n && memcmp(r->dst.s, o->src.s, o->src.n) == 0) ||
               r->has_sport != o->has_dport || (r->has_sport && r->sport != o->dport) ||
               r->has_dport != o->has_sport || (r->has_dport && r->dport != o->sport);
     uint64_t dport_field = o->has_dport ? o->dport + 1 : 0;
-    uint64_t nat_port = (nat && r->has_sport) ? r->sport + 1 : 0;
+    /* the port a NATed flow was translated to: its own count (keys.nat_port_key), not a
+     * shape field, so dport x translated port cannot multiply the shapes */
+    int has_nat_port = nat && r->has_sport;
     uint64_t shape = (uint64_t)ipv6 | proto << 1 | state << 9 | dport_field << 15 |
-                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35 |
-                     nat_port << 36;
+                     (uint64_t)unreplied << 32 | flag << 33 | (uint64_t)nat << 35;
     if (a->has_local) {
         int src_local = btab_has(&a->local, o->src.s, o->src.n);
         /* keys.outside: the host's own connection leaves from a port outside the range */
@@ -479,9 +801,15 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
     if (itab_add(&a->shapes, shape) < 0 || itab_add(&a->timeouts, timeout) < 0 ||
         (a->by_sport && ptab_add(&a->sports, proto, o->has_sport ? o->sport + 1 : 0) < 0) ||
         itab_add(&a->markzones, mark << 16 | zone) < 0 ||
-        btab_add(&a->sources, o->src.s, o->src.n) < 0 ||
-        btab_add(&a->destinations, o->dst.s, o->dst.n) < 0)
+        (has_nat_port && itab_add(&a->nat_ports, proto << 17 | (r->sport + 1)) < 0))
         return LINE_NOMEM;
+    if (a->by_address) {
+        queue_address(&a->sources, &a->pending_sources[a->pending], src_addr, src_family);
+        queue_address(&a->destinations, &a->pending_destinations[a->pending], dst_addr,
+                      dst_family);
+        if (++a->pending == PENDING && count_pending(a) < 0)
+            return LINE_NOMEM;
+    }
     a->entries++;
     return LINE_OK;
 }
@@ -491,12 +819,12 @@ static int scan_line(Accumulator *a, const char *p, const char *end)
 static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"by_sport", "exact_timeouts", "max_line", "local", "ephemeral",
-                             NULL};
-    int by_sport = 1, exact_timeouts = 1;
+                             "by_address", NULL};
+    int by_sport = 1, exact_timeouts = 1, by_address = 1;
     Py_ssize_t max_line = 1 << 16; /* keys.MAX_LINE */
     PyObject *local = Py_None, *ephemeral = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnOO", kwlist, &by_sport, &exact_timeouts,
-                                     &max_line, &local, &ephemeral))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|ppnOOp", kwlist, &by_sport, &exact_timeouts,
+                                     &max_line, &local, &ephemeral, &by_address))
         return -1;
     if (ephemeral != Py_None) {
         unsigned int lo, hi;
@@ -515,11 +843,12 @@ static int Accumulator_init(Accumulator *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->by_sport = by_sport;
+    self->by_address = by_address;
     self->exact_timeouts = exact_timeouts;
     self->max_line = max_line;
     if (itab_init(&self->shapes) < 0 || itab_init(&self->timeouts) < 0 ||
-        itab_init(&self->markzones) < 0 ||
-        btab_init(&self->sources) < 0 || btab_init(&self->destinations) < 0 ||
+        itab_init(&self->markzones) < 0 || itab_init(&self->nat_ports) < 0 ||
+        atab_init(&self->sources) < 0 || atab_init(&self->destinations) < 0 ||
         btab_init(&self->local) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -556,17 +885,15 @@ static void free_tables(Accumulator *self)
     PyMem_Free(self->timeouts.slots);
     ptab_free(&self->sports);
     PyMem_Free(self->markzones.slots);
-    PyMem_Free(self->sources.slots);
-    PyMem_Free(self->sources.arena);
-    PyMem_Free(self->destinations.slots);
-    PyMem_Free(self->destinations.arena);
+    PyMem_Free(self->nat_ports.slots);
+    atab_free(&self->sources);
+    atab_free(&self->destinations);
     PyMem_Free(self->local.slots);
     PyMem_Free(self->local.arena);
     memset(&self->shapes, 0, sizeof(IntTable));
     memset(&self->timeouts, 0, sizeof(IntTable));
     memset(&self->markzones, 0, sizeof(IntTable));
-    memset(&self->sources, 0, sizeof(ByteTable));
-    memset(&self->destinations, 0, sizeof(ByteTable));
+    memset(&self->nat_ports, 0, sizeof(IntTable));
     memset(&self->local, 0, sizeof(ByteTable));
     self->has_local = 0;
     self->has_ephemeral = 0;
@@ -581,8 +908,8 @@ static void Accumulator_dealloc(Accumulator *self)
 
 static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
 {
-    if (!self->shapes.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised");
+    if (!self->shapes.slots || self->consumed) {
+        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised, or its result taken");
         return NULL;
     }
     Py_buffer view;
@@ -613,6 +940,33 @@ static PyObject *Accumulator_feed(Accumulator *self, PyObject *arg)
         p = nl ? nl + 1 : end;
     }
     PyBuffer_Release(&view);
+    if (count_pending(self) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* absorb(sources, destinations): another scan's address records, counted as if scanned here */
+static PyObject *Accumulator_absorb(Accumulator *self, PyObject *args)
+{
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO:absorb", &objs[0], &objs[1]))
+        return NULL;
+    if (!self->shapes.slots || self->consumed || !self->by_address) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "absorb(): the accumulator does not count addresses, or its result was taken");
+        return NULL;
+    }
+    AddrTable *tables[2] = {&self->sources, &self->destinations};
+    for (int i = 0; i < 2; i++) {
+        Py_buffer view;
+        size_t n;
+        if (records_view(objs[i], &view, &n) < 0)
+            return NULL;
+        int status = atab_add_records(tables[i], view.buf, n);
+        PyBuffer_Release(&view);
+        if (status < 0)
+            return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
@@ -669,53 +1023,57 @@ static PyObject *port_dict(const PortTable *t)
     return d;
 }
 
-static PyObject *bytes_dict(const ByteTable *t)
+/* the table's records (None when addresses were not counted), handed over: no copy */
+static PyObject *records_bytes(AddrTable *t, int counted)
 {
-    PyObject *d = PyDict_New();
-    for (size_t i = 0; d && i < t->cap; i++) {
-        const ByteSlot *slot = &t->slots[i];
-        if (slot->count &&
-            set_count(d, PyBytes_FromStringAndSize(t->arena + slot->off, (Py_ssize_t)slot->len),
-                      slot->count) < 0)
-            Py_CLEAR(d);
+    if (!counted) {
+        atab_free(t);
+        Py_RETURN_NONE;
     }
-    return d;
+    return atab_export(t);
 }
 
 /* (lines, entries, bad, first_bad or 0, first_bad_text, shapes, timeouts, sports,
- *  markzones, sources, destinations) */
+ *  markzones, nat_ports, source records, destination records); the records are given
+ *  away: once */
 static PyObject *Accumulator_result(Accumulator *self, PyObject *Py_UNUSED(ignored))
 {
-    if (!self->shapes.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised");
+    if (!self->shapes.slots || self->consumed) {
+        PyErr_SetString(PyExc_RuntimeError, "Accumulator not initialised, or its result taken");
         return NULL;
     }
-    PyObject *dicts[6] = {
-        int_dict(&self->shapes),  int_dict(&self->timeouts),  port_dict(&self->sports),
-        int_dict(&self->markzones), bytes_dict(&self->sources), bytes_dict(&self->destinations),
+    self->consumed = 1;
+    PyObject *dicts[7] = {
+        int_dict(&self->shapes),    int_dict(&self->timeouts),  port_dict(&self->sports),
+        int_dict(&self->markzones), int_dict(&self->nat_ports),
+        records_bytes(&self->sources, self->by_address),
+        records_bytes(&self->destinations, self->by_address),
     };
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         if (!dicts[i]) {
-            for (int j = 0; j < 6; j++)
+            for (int j = 0; j < 7; j++)
                 Py_XDECREF(dicts[j]);
             return NULL;
         }
     }
     PyObject *text = self->first_bad_text ? self->first_bad_text : Py_None;
-    return Py_BuildValue("(KKKKONNNNNN)", (unsigned long long)self->lines,
+    return Py_BuildValue("(KKKKONNNNNNN)", (unsigned long long)self->lines,
                          (unsigned long long)self->entries, (unsigned long long)self->bad,
                          (unsigned long long)self->first_bad, text, dicts[0], dicts[1],
-                         dicts[2], dicts[3], dicts[4], dicts[5]);
+                         dicts[2], dicts[3], dicts[4], dicts[5], dicts[6]);
 }
 
 static PyMethodDef Accumulator_methods[] = {
     {"feed", (PyCFunction)Accumulator_feed, METH_O,
      "feed(data): count the lines of a bytes-like object (whole lines)."},
+    {"absorb", (PyCFunction)Accumulator_absorb, METH_VARARGS,
+     "absorb(sources, destinations): add another scan's address records (bytes-like)."},
     {"bad_line", (PyCFunction)Accumulator_bad_line, METH_O,
      "bad_line(start): count one line too long to hold as bad (start: its first bytes)."},
     {"result", (PyCFunction)Accumulator_result, METH_NOARGS,
      "result() -> (lines, entries, bad, first_bad, first_bad_text, shapes, timeouts, sports, "
-     "markzones, sources, destinations)"},
+     "markzones, nat_ports, source records, destination records); once: the records are "
+     "given away"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -731,8 +1089,133 @@ static PyTypeObject AccumulatorType = {
     .tp_methods = Accumulator_methods,
 };
 
+/* ---- address records: merge and rank without a Python object per address --------- */
+
+/* merge_addresses(a, b) -> records: every address of both once, counts added */
+static PyObject *merge_addresses(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *a_obj, *b_obj;
+    if (!PyArg_ParseTuple(args, "OO:merge_addresses", &a_obj, &b_obj))
+        return NULL;
+    Py_buffer a, b;
+    size_t na, nb;
+    if (records_view(a_obj, &a, &na) < 0)
+        return NULL;
+    if (records_view(b_obj, &b, &nb) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    AddrTable t;
+    PyObject *out = NULL;
+    if (atab_init(&t) < 0 || atab_add_records(&t, a.buf, na) < 0 ||
+        atab_add_records(&t, b.buf, nb) < 0) {
+        atab_free(&t);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+    } else {
+        out = atab_export(&t);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* x ranks before y: more entries first; ties IPv4 before IPv6, then in address order */
+static int rec_before(const AddrRec *x, const AddrRec *y)
+{
+    uint64_t cx = x->cf >> 8, cy = y->cf >> 8;
+    if (cx != cy)
+        return cx > cy;
+    unsigned fx = (unsigned)(x->cf & 0xFF), fy = (unsigned)(y->cf & 0xFF);
+    if (fx != fy)
+        return fx < fy;
+    return memcmp(x->addr, y->addr, 16) < 0;
+}
+
+static int rec_order(const void *x, const void *y)
+{
+    const AddrRec *a = x, *b = y;
+    return rec_before(a, b) ? -1 : (rec_before(b, a) ? 1 : 0);
+}
+
+/* the heap keeps the k best seen so far, the worst of them at the root */
+static void heap_sift_down(AddrRec *heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && rec_before(&heap[worst], &heap[l]))
+            worst = l;
+        if (r < n && rec_before(&heap[worst], &heap[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        AddrRec tmp = heap[i];
+        heap[i] = heap[worst];
+        heap[worst] = tmp;
+        i = worst;
+    }
+}
+
+/* top_addresses(records, n) -> [(family, packed address, count)], most first; n < 0: all */
+static PyObject *top_addresses(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t want;
+    if (!PyArg_ParseTuple(args, "On:top_addresses", &obj, &want))
+        return NULL;
+    Py_buffer view;
+    size_t n;
+    if (records_view(obj, &view, &n) < 0)
+        return NULL;
+    size_t k = (want < 0 || (size_t)want > n) ? n : (size_t)want;
+    AddrRec *heap = PyMem_Malloc(k ? k * sizeof(AddrRec) : 1);
+    if (!heap) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    const unsigned char *base = view.buf;
+    size_t held = 0;
+    for (size_t i = 0; i < n && k; i++) {
+        AddrRec r;
+        memcpy(&r, base + i * REC_SIZE, REC_SIZE);
+        if (held < k) {
+            heap[held++] = r;
+            if (held == k)
+                for (size_t j = k / 2; j-- > 0;)
+                    heap_sift_down(heap, k, j);
+        } else if (rec_before(&r, &heap[0])) {
+            heap[0] = r;
+            heap_sift_down(heap, k, 0);
+        }
+    }
+    PyBuffer_Release(&view);
+    qsort(heap, held, sizeof(AddrRec), rec_order);
+    PyObject *out = PyList_New((Py_ssize_t)held);
+    for (size_t i = 0; out && i < held; i++) {
+        unsigned family = (unsigned)(heap[i].cf & 0xFF);
+        PyObject *row = Py_BuildValue("(Iy#K)", family, (const char *)heap[i].addr,
+                                      (Py_ssize_t)(family == 4 ? 4 : 16),
+                                      (unsigned long long)(heap[i].cf >> 8));
+        if (!row)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, row);
+    }
+    PyMem_Free(heap);
+    return out;
+}
+
+static PyMethodDef scan_functions[] = {
+    {"merge_addresses", merge_addresses, METH_VARARGS,
+     "merge_addresses(a, b) -> address records holding both, counts added."},
+    {"top_addresses", top_addresses, METH_VARARGS,
+     "top_addresses(records, n) -> [(family, packed, count)], most first (n < 0: all)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef scan_module = {
-    PyModuleDef_HEAD_INIT, "_scan", "The C conntrack dump scanner (see scan_py.py).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_scan", "The C conntrack dump scanner (see scan_py.py).", -1,
+    scan_functions,
 };
 
 PyMODINIT_FUNC PyInit__scan(void)

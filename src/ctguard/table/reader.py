@@ -11,6 +11,7 @@ import gzip
 import os
 import pickle
 import queue
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import BinaryIO, cast
 from ctguard.errors import CtguardError
 from ctguard.host.root import open_input
 from ctguard.table import keys
+from ctguard.table.address_counts import AddressCounts
 from ctguard.table.scanner import Accumulator
 from ctguard.table.tally import Tally
 
@@ -68,14 +70,14 @@ def scan_stream(
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """Scan every line of ``stream``; with ``prefetch`` a thread reads ahead, so a slow
     producer (the kernel writing /proc/net/nf_conntrack, a conntrack -L pipe) overlaps
-    with scanning. ``local``, ``ephemeral``: the host's addresses and ip_local_port_range
-    (scanner.Accumulator)."""
+    with scanning. ``local``, ``ephemeral``, ``by_address``: scanner.Accumulator."""
     accumulator = Accumulator(
         by_sport, exact_timeouts=exact_timeouts, max_line=MAX_LINE, local=local,
-        ephemeral=ephemeral,
+        ephemeral=ephemeral, by_address=by_address,
     )  # fmt: skip
     for data in _prefetched(stream) if prefetch else _chunks(stream):
         if isinstance(data, TooLong):
@@ -144,6 +146,7 @@ def scan_path(
     exact_timeouts: bool = True,
     local: frozenset[bytes] | None = None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """Scan a dump file (or a pipe); a large plain regular file is split across ``jobs``
     processes. A regular file that shrinks while it is read is an error (Shrank)."""
@@ -158,11 +161,12 @@ def scan_path(
             and info.st_size >= PARALLEL_MIN_BYTES
         ):
             return _scan_parallel(
-                raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral
+                raw, info.st_size, by_sport, jobs, exact_timeouts, local, ephemeral, by_address
             )
         tally = scan_stream(
-            stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral
-        )
+            stream, by_sport, exact_timeouts=exact_timeouts, local=local, ephemeral=ephemeral,
+            by_address=by_address,
+        )  # fmt: skip
         if S_ISREG(info.st_mode):
             _check_size(raw.fileno(), info.st_size, path)
         return tally
@@ -203,21 +207,11 @@ def _fill(fd: int, view: memoryview, offset: int, name: str, size: int) -> None:
 
 
 def _scan_range(
-    fd: int,
-    start: int,
-    end: int,
-    by_sport: bool,
-    exact: bool,
-    local: frozenset[bytes] | None,
-    ephemeral: tuple[int, int] | None = None,
-    name: str = "the dump",
-    size: int = 0,
-) -> Tally:
+    accumulator: Accumulator, fd: int, start: int, end: int, name: str, size: int
+) -> None:
     """Scan bytes ``start`` to ``end`` of ``fd`` (whole lines) in CHUNK-sized preads into
     one buffer: memory stays one CHUNK, and a file that shrinks under the read is Shrank,
     not the SIGBUS a memory map gets. A partial last line is read again with the next."""
-    accumulator = Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
-                              ephemeral=ephemeral)  # fmt: skip
     buffer = bytearray(min(CHUNK, max(end - start, 0)))
     with memoryview(buffer) as whole:
         position = start
@@ -233,7 +227,6 @@ def _scan_range(
                     continue
             accumulator.feed(whole[:cut])
             position += cut
-    return accumulator.tally()
 
 
 def _scan_parallel(
@@ -244,12 +237,21 @@ def _scan_parallel(
     exact: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> Tally:
     """The parent scans the first range; each other range runs in a forked child that
-    sends its Tally back through a pipe. Each reads its range with pread."""
+    sends its Tally back through a pipe. Each reads its range with pread into one buffer.
+    A child's addresses follow its Tally as raw records, which the parent adds to its own
+    tables a block at a time (Accumulator.absorb): exact counts, no Python object per
+    address, and never a second copy of a table."""
     cuts = _boundaries(raw, size, jobs)
     name = getattr(raw, "name", "the dump")
     fd = raw.fileno()
+
+    def accumulator() -> Accumulator:
+        return Accumulator(by_sport, exact_timeouts=exact, max_line=MAX_LINE, local=local,
+                           ephemeral=ephemeral, by_address=by_address)  # fmt: skip
+
     children: list[tuple[int, int]] = []
     for index in range(1, len(cuts) - 1):
         read_fd, write_fd = os.pipe()
@@ -258,32 +260,74 @@ def _scan_parallel(
             status = 1
             try:
                 os.close(read_fd)
-                part = _scan_range(fd, cuts[index], cuts[index + 1], by_sport, exact,
-                                   local, ephemeral, name, size)  # fmt: skip
+                mine = accumulator()
+                _scan_range(mine, fd, cuts[index], cuts[index + 1], name, size)
                 with os.fdopen(write_fd, "wb") as out:
-                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                    _send(mine.tally(), out)
                 status = 0
             finally:
                 os._exit(status)
         os.close(write_fd)
         children.append((pid, read_fd))
-    total, shrank = Tally(), None
+    parent, shrank = accumulator(), None
     try:
-        total = _scan_range(fd, cuts[0], cuts[1], by_sport, exact, local, ephemeral, name, size)
+        _scan_range(parent, fd, cuts[0], cuts[1], name, size)
     except Shrank as exc:
         shrank = exc  # raised once the children are reaped
     failed = False
+    parts: list[Tally] = []
     for pid, read_fd in children:
-        with os.fdopen(read_fd, "rb") as src:
-            payload = src.read()
+        received = _receive(read_fd, parent)
         _, status = os.waitpid(pid, 0)
-        if status != 0 or not payload:
+        if status != 0 or received is None:
             failed = True
             continue
-        total.add(pickle.loads(payload))  # noqa: S301 - our own child's bytes
+        parts.append(received)
     if shrank is not None:
         raise shrank
     _check_size(fd, size, name)  # a helper that failed on a short read says so here
     if failed:
         raise OSError(f"a helper process scanning {name} failed")
+    total = parent.tally()
+    for part in parts:  # in line order: the first bad line's number stays right
+        total.add(part)
     return total
+
+
+_LENGTHS = struct.Struct("=QQ")  # bytes of source records, of destination records
+_RECORDS_BLOCK = keys.ADDRESS_RECORD * 43690  # about 1 MiB of address records at a time
+
+
+def _send(part: Tally, out: BinaryIO) -> None:
+    """A child's Tally without its addresses, then their records, raw."""
+    sources, destinations = part.sources, part.destinations
+    part.sources = AddressCounts(counted=sources.counted)
+    part.destinations = AddressCounts(counted=destinations.counted)
+    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_LENGTHS.pack(len(sources.records), len(destinations.records)))
+    out.write(sources.records)
+    out.write(destinations.records)
+
+
+def _receive(read_fd: int, into: Accumulator) -> Tally | None:
+    """A child's Tally (_send); its address records go into ``into`` as they arrive.
+    None: the child died before sending it all (its exit status says why)."""
+    with os.fdopen(read_fd, "rb") as src:
+        try:
+            part = cast(Tally, pickle.load(src))  # noqa: S301 - our own child's bytes
+        except (EOFError, pickle.UnpicklingError):
+            return None
+        head = src.read(_LENGTHS.size)
+        if len(head) != _LENGTHS.size:
+            return None
+        none = AddressCounts()
+        for which, length in enumerate(_LENGTHS.unpack(head)):
+            while length:
+                block = src.read(min(length, _RECORDS_BLOCK))
+                if not block or len(block) % keys.ADDRESS_RECORD:
+                    return None
+                records = AddressCounts(block)
+                sources, destinations = (records, none) if which == 0 else (none, records)
+                into.absorb(sources, destinations)
+                length -= len(block)
+    return part

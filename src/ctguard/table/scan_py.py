@@ -15,8 +15,8 @@ name follows: conntrack -L prints an unknown *l4* protocol as ``unknown  2 99 sr
 the l4 name and number; an optional remaining timeout (absent for offloaded entries); an
 optional state word; then tokens: the original tuple (from the first ``src=``), the reply
 tuple (from the second ``src=``), ``[FLAG]`` words and ``key=value`` fields in any order.
-A line without a protocol number, or without ``src=``/``dst=`` in both tuples, is bad:
-counted, never fatal.
+A line without a protocol number, without ``src=``/``dst=`` in both tuples, or whose
+original ``src=``/``dst=`` is not an address (keys.address_key) is bad: counted, never fatal.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from ctguard.table.keys import (
     MAX_LINE,
     OTHER_STATE,
     STATE_IDS,
+    address_key,
     bucketed,
     markzone_key,
+    nat_port_key,
     outside,
     shape_key,
     sport_key,
@@ -43,6 +45,15 @@ def _number(token: bytes, limit: int) -> int | None:
     return int(token) if token.isdigit() and len(token) <= 10 and int(token) <= limit else None
 
 
+class Addresses:
+    """Entries per original source and destination, by keys.address_key; the scan's
+    AddressCounts are made from them once, at the end."""
+
+    def __init__(self) -> None:
+        self.sources: dict[bytes, int] = {}
+        self.destinations: dict[bytes, int] = {}
+
+
 def scan(
     data: bytes,
     tally: Tally,
@@ -50,19 +61,21 @@ def scan(
     max_line: int = MAX_LINE,
     local: frozenset[bytes] = frozenset(),
     ephemeral: tuple[int, int] | None = None,
+    addresses: Addresses | None = None,
 ) -> None:
     """Count every line of ``data``: whole lines; a last line without newline counts.
 
     ``tally.exact_timeouts`` False: remaining timeouts are rounded up (keys.bucketed).
     ``local``: the host's own addresses as the table spells them (keys.shape_key bits 53-54);
-    ``ephemeral``: its ip_local_port_range (bit 55)."""
+    ``ephemeral``: its ip_local_port_range (bit 55). ``addresses``: where to count the
+    entries per address (None: not counted; a line must hold addresses all the same)."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     for line in lines:
         tally.lines += 1
         if len(line) <= max_line and (
-            not line.strip() or _scan_line(line, tally, by_sport, local, ephemeral)
+            not line.strip() or _scan_line(line, tally, by_sport, local, ephemeral, addresses)
         ):
             continue
         tally.bad += 1
@@ -86,6 +99,7 @@ def _scan_line(
     by_sport: bool,
     local: frozenset[bytes],
     ephemeral: tuple[int, int] | None,
+    addresses: Addresses | None,
 ) -> bool:
     tokens = line.split()
     i = 0
@@ -145,6 +159,9 @@ def _scan_line(
     if len(tuples) < 2 or any(b"dst" not in t for t in tuples[:2]):
         return False
     orig, reply = tuples[0], tuples[1]
+    src_key, dst_key = address_key(orig[b"src"]), address_key(orig[b"dst"])
+    if src_key is None or dst_key is None:
+        return False
     ipv6 = family == b"ipv6" if family is not None else b":" in orig[b"src"]
     sport = _port(orig.get(b"sport"))
     dport = _port(orig.get(b"dport"))
@@ -157,18 +174,19 @@ def _scan_line(
     nat_port = _port(reply.get(b"sport"))
     src_local, dst_local = orig[b"src"] in local, orig[b"dst"] in local
     fixed = src_local and outside(sport, ephemeral)
-    shape = shape_key(
-        ipv6, proto, state, dport, unreplied, flag, nat, nat_port, src_local, dst_local, fixed
-    )
+    shape = shape_key(ipv6, proto, state, dport, unreplied, flag, nat, src_local, dst_local, fixed)
     _count(tally.shapes, shape)
+    if nat and nat_port is not None:
+        _count(tally.nat_ports, nat_port_key(proto, nat_port))
     if remaining is not None and not tally.exact_timeouts:
         remaining = bucketed(remaining)
     _count(tally.timeouts, timeout_key(proto, state, flag, remaining))
     if by_sport:
         _count(tally.sports, sport_key(proto, sport))
     _count(tally.markzones, markzone_key(mark, zone))
-    tally.sources[orig[b"src"]] = tally.sources.get(orig[b"src"], 0) + 1
-    tally.destinations[orig[b"dst"]] = tally.destinations.get(orig[b"dst"], 0) + 1
+    if addresses is not None:
+        addresses.sources[src_key] = addresses.sources.get(src_key, 0) + 1
+        addresses.destinations[dst_key] = addresses.destinations.get(dst_key, 0) + 1
     tally.entries += 1
     return True
 

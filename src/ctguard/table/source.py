@@ -35,14 +35,18 @@ def read_table(
     exact_timeouts: bool = True,
     local: frozenset[bytes] | Missing = _NOT_READ,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> TableRead | Missing:
     """The whole table of the namespace ``host`` is read in (or of the snapshot).
 
     ``local``: that namespace's addresses as tables spell them (sources.local_addresses),
     which tell each entry's direction; Missing: why they are unknown. ``ephemeral``: its
-    ip_local_port_range, to mark its own connections from other source ports."""
+    ip_local_port_range, to mark its own connections from other source ports.
+    ``by_address`` False: entries per address are not counted (scanner.Accumulator)."""
     known = None if isinstance(local, Missing) else local
-    read = _read_table(host, commands, source, by_sport, exact_timeouts, known, ephemeral)
+    read = _read_table(
+        host, commands, source, by_sport, exact_timeouts, known, ephemeral, by_address
+    )
     if isinstance(local, Missing) and not isinstance(read, Missing):
         read.tally.no_local_addresses = f"the host's addresses are unknown: {local.reason}"
     return read
@@ -56,6 +60,7 @@ def _read_table(
     exact_timeouts: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int] | None = None,
+    by_address: bool = True,
 ) -> TableRead | Missing:
     procfs_missing: Missing | None = None
     if source in ("auto", "procfs"):
@@ -63,7 +68,7 @@ def _read_table(
             try:
                 with host.open_binary(PROC_TABLE) as stream:
                     tally = scan_stream(stream, by_sport, host.is_live, exact_timeouts, local,
-                                        ephemeral)  # fmt: skip
+                                        ephemeral, by_address)  # fmt: skip
             except OSError as exc:
                 procfs_missing = unreadable(PROC_TABLE, exc)
             else:
@@ -88,6 +93,6 @@ def _read_table(
                 return procfs_missing
             reasons = [m.reason for m in (procfs_missing, stream) if m is not None]
             return Missing("; ".join(reasons))
-        tally = scan_stream(stream, by_sport, True, exact_timeouts, local, ephemeral)
+        tally = scan_stream(stream, by_sport, True, exact_timeouts, local, ephemeral, by_address)
     shown = "conntrack -L" if host.is_live else "snapshot ctguard_commands/conntrack-L"
     return TableRead(tally, shown)

@@ -1,7 +1,8 @@
 """Turn a Tally's packed counts into the breakdowns an operator reads.
 
 Everything here works on the (small) dicts of distinct keys, never on entries, so it
-costs the same for a 1,000-entry and a 10-million-entry table.
+costs the same for a 1,000-entry and a 10-million-entry table; the addresses, which can
+be one per entry, are ranked in C (AddressCounts.top) and only the shown ones decoded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from socket import AF_INET6, inet_ntop, inet_pton
 from typing import Any
 
 from ctguard.table.keys import (
@@ -31,6 +31,12 @@ BREAKDOWNS: tuple[str, ...] = (
 DEFAULT_BREAKDOWNS: tuple[str, ...] = tuple(b for b in BREAKDOWNS if b != "sport")
 
 
+def counts_addresses(breakdowns: tuple[str, ...]) -> bool:
+    """Whether a scan for ``breakdowns`` must count entries per address (src, dst): up to
+    one key per entry, so ``--by protocol`` alone does not pay for them."""
+    return "src" in breakdowns or "dst" in breakdowns
+
+
 @dataclass(frozen=True)
 class Shape:
     """The decoded low-cardinality part of an entry (see keys.shape_key)."""
@@ -42,7 +48,6 @@ class Shape:
     unreplied: bool
     flag: int
     nat: bool
-    nat_port: int | None  # NATed: the port the reply comes from (the translated port)
     src_local: bool = False  # the original source is the host's own address
     dst_local: bool = False  # the original destination is the host's own address
     # the host's own connection, from a source port outside ip_local_port_range
@@ -71,7 +76,6 @@ def decode_shape(key: int) -> Shape:
         unreplied=bool(key >> 32 & 1),
         flag=key >> 33 & 3,
         nat=bool(key >> 35 & 1),
-        nat_port=(key >> 36 & 0x1FFFF) - 1 if key >> 36 & 0x1FFFF else None,
         src_local=bool(key >> 53 & 1),
         dst_local=bool(key >> 54 & 1),
         fixed_sport=bool(key >> 55 & 1),
@@ -121,10 +125,10 @@ class TableSummary:
     # ip_local_port_range (keys.shape_key bit 55; empty when the scan had no range)
     client_fixed_sports: dict[tuple[str, int], int]
     sports: list[tuple[tuple[str, int], int]]  # top N ((protocol, port), count), most first
-    sources: list[tuple[str, int]]  # top N, most first
+    sources: list[tuple[str, int]]  # top N, most first (exact counts)
     destinations: list[tuple[str, int]]
-    distinct_sources: int
-    distinct_destinations: int
+    distinct_sources: int | None  # exact; None: not counted (no src/dst breakdown asked)
+    distinct_destinations: int | None
     zones: dict[int, int]
     marks: dict[int, int]
     assured: int
@@ -163,14 +167,14 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
                 _add(directions, (shape.protocol, shape.dport, shape.direction), count)
                 if shape.fixed_sport and shape.direction == "client":
                     _add(fixed, (shape.protocol, shape.dport), count)
-        if shape.nat and shape.nat_port is not None:
-            _add(nat_targets, (shape.protocol, shape.nat_port), count)
         assured += count if shape.flag == FLAG_ASSURED else 0
         offloaded += count if shape.flag in (FLAG_OFFLOAD, FLAG_HW_OFFLOAD) else 0
         hw_offloaded += count if shape.flag == FLAG_HW_OFFLOAD else 0
         unreplied += count if shape.unreplied else 0
         unreplied_udp += count if shape.unreplied and shape.protocol == "udp" else 0
         nated += count if shape.nat else 0
+    for key, count in tally.nat_ports.items():  # keys.nat_port_key
+        _add(nat_targets, (protocol_name(key >> 17), (key & 0x1FFFF) - 1), count)
     sports = _top_ports(tally.sports, top)
     zones: dict[int, int] = {}
     marks: dict[int, int] = {}
@@ -178,7 +182,7 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         _add(zones, key & 0xFFFF, count)
         _add(marks, key >> 16, count)
     timeouts, no_timeout = _histograms(tally.timeouts)
-    sources, destinations = _compressed(tally.sources), _compressed(tally.destinations)
+    sources, destinations = tally.sources, tally.destinations
     return TableSummary(
         entries=tally.entries,
         lines=tally.lines,
@@ -195,10 +199,10 @@ def summarize(tally: Tally, top: int | None = 10) -> TableSummary:
         no_local_addresses=tally.no_local_addresses,
         client_fixed_sports=fixed,
         sports=sports,
-        sources=_top(sources, top),
-        destinations=_top(destinations, top),
-        distinct_sources=len(sources),
-        distinct_destinations=len(destinations),
+        sources=sources.top(top) if sources.counted else [],
+        destinations=destinations.top(top) if destinations.counted else [],
+        distinct_sources=sources.distinct if sources.counted else None,
+        distinct_destinations=destinations.distinct if destinations.counted else None,
         zones=zones,
         marks=marks,
         assured=assured,
@@ -253,30 +257,3 @@ def _top_ports(counts: Mapping[int, int], top: int | None) -> list[tuple[tuple[s
     else:
         ordered = heapq.nsmallest(top, items, key=lambda item: (-item[1], item[0]))
     return [((protocol_name(key >> 17), (key & 0x1FFFF) - 1), count) for key, count in ordered]
-
-
-def _compressed(counts: Mapping[bytes, int]) -> Mapping[bytes, int]:
-    """IPv6 addresses in one spelling: /proc/net/nf_conntrack prints them in full
-    (``0000:...:0001``), conntrack -L compressed (``::1``); RFC 5952 form for both."""
-    full = [address for address in counts if len(address) == 39 and address.count(b":") == 7]
-    if not full:
-        return counts
-    merged = dict(counts)
-    for address in full:
-        try:
-            short = inet_ntop(AF_INET6, inet_pton(AF_INET6, address.decode("ascii"))).encode()
-        except (OSError, UnicodeDecodeError):
-            continue  # not an address after all: keep its text
-        count = merged.pop(address)
-        merged[short] = merged.get(short, 0) + count
-    return merged
-
-
-def _top(counts: Mapping[bytes, int], top: int | None) -> list[tuple[str, int]]:
-    """The ``top`` largest counts; ties in address order, so the answer is stable."""
-    if top is None:
-        best = sorted(counts.items())
-        best.sort(key=itemgetter(1), reverse=True)  # stable: ties keep address order
-    else:
-        best = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
-    return [(address.decode("ascii", "replace"), count) for address, count in best]

@@ -1,13 +1,16 @@
 """The raw counts a scan produces: plain dicts of packed keys (see ``keys``), mergeable.
 
 A Tally is what crosses process boundaries (parallel scans, a scan inside a network
-namespace), so it holds only ints, bytes and dicts of them.
+namespace), so it holds only ints, bytes and dicts of them; the addresses, up to one per
+entry, as packed records (AddressCounts), not as a dict.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ctguard.table.address_counts import AddressCounts
 
 
 @dataclass
@@ -25,8 +28,9 @@ class Tally:
     timeouts: dict[int, int] = field(default_factory=dict)
     sports: dict[int, int] = field(default_factory=dict)
     markzones: dict[int, int] = field(default_factory=dict)
-    sources: dict[bytes, int] = field(default_factory=dict)
-    destinations: dict[bytes, int] = field(default_factory=dict)
+    nat_ports: dict[int, int] = field(default_factory=dict)  # NATed entries only
+    sources: AddressCounts = field(default_factory=AddressCounts)
+    destinations: AddressCounts = field(default_factory=AddressCounts)
 
     def add(self, other: Tally) -> None:
         """Fold ``other``, which scanned the lines right after ours, into this tally."""
@@ -46,10 +50,11 @@ class Tally:
             (self.timeouts, other.timeouts),
             (self.sports, other.sports),
             (self.markzones, other.markzones),
-            (self.sources, other.sources),
-            (self.destinations, other.destinations),
+            (self.nat_ports, other.nat_ports),
         ):
             _merge(mine, theirs)
+        self.sources = self.sources.merged(other.sources)
+        self.destinations = self.destinations.merged(other.destinations)
 
 
 def _merge(into: dict[Any, int], more: dict[Any, int]) -> None:

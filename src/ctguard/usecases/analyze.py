@@ -26,7 +26,13 @@ from ctguard.table.reader import gunzipped, scan_path, scan_stream
 from ctguard.table.scanner import IMPLEMENTATION
 from ctguard.table.source import TableRead as SourceRead
 from ctguard.table.source import read_table
-from ctguard.table.summary import BREAKDOWNS, DEFAULT_BREAKDOWNS, TableSummary, summarize
+from ctguard.table.summary import (
+    BREAKDOWNS,
+    DEFAULT_BREAKDOWNS,
+    TableSummary,
+    counts_addresses,
+    summarize,
+)
 from ctguard.table.tally import Tally
 from ctguard.table.whatif import WhatIf, current_timeouts, what_if
 
@@ -128,12 +134,19 @@ def _sysctls(host: HostRoot) -> dict[str, int]:
 
 
 def read_host_table(
-    host: HostRoot, commands: Commands, source: str, by_sport: bool, exact: bool
+    host: HostRoot,
+    commands: Commands,
+    source: str,
+    by_sport: bool,
+    exact: bool,
+    by_address: bool = True,
 ) -> TableRead:
     """The table and the timeouts of a host, a namespace (run inside it) or a snapshot."""
     ports = _local_ports(host)
     local = _local_spellings(host, commands)
-    table = read_table(host, commands, source, by_sport, exact, local, ephemeral_range(ports))
+    table = read_table(
+        host, commands, source, by_sport, exact, local, ephemeral_range(ports), by_address
+    )
     return TableRead(table, _sysctls(host), ports)
 
 
@@ -156,12 +169,13 @@ def _read_dump(
     exact: bool,
     addresses: LocalAddresses | Missing | None,
     ephemeral: tuple[int, int] = DEFAULT_LOCAL_PORT_RANGE,
+    by_address: bool = True,
 ) -> SourceRead:
     """A dump file (procfs or ``conntrack -L`` text, plain or gzip), or ``-`` for stdin.
     ``addresses``: its host's (--local-address, or the --root snapshot's); Missing: why the
     snapshot's are unknown; None: no host named."""
     local = addresses.spellings() if isinstance(addresses, LocalAddresses) else None
-    tally = _scan_dump(path, by_sport, exact, local, ephemeral)
+    tally = _scan_dump(path, by_sport, exact, local, ephemeral, by_address)
     if addresses is None:
         tally.no_local_addresses = (
             "a dump file does not say which addresses were its host's (--local-address)"
@@ -180,15 +194,17 @@ def _scan_dump(
     exact: bool,
     local: frozenset[bytes] | None,
     ephemeral: tuple[int, int],
+    by_address: bool = True,
 ) -> Tally:
     if path == "-":
         try:
             stdin = gunzipped(sys.stdin.buffer)
-            return scan_stream(stdin, by_sport, False, exact, local, ephemeral)
+            return scan_stream(stdin, by_sport, False, exact, local, ephemeral, by_address)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
     try:
-        return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral)
+        return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral,
+                         by_address=by_address)  # fmt: skip
     except FileNotFoundError:
         raise CtguardError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -199,6 +215,7 @@ def _scan_dump(
 
 def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRead:
     by_sport, exact = "sport" in options.breakdowns, options.what_if is not None
+    by_address = counts_addresses(options.breakdowns)
     if dump is not None and target.netns is not None:
         raise UsageError("a FILE and --netns cannot be combined")
     if target.live and target.netns is None and dump is None and os.geteuid() != 0:
@@ -207,7 +224,7 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
         if dump is None:
             return opened.run(
                 lambda host, commands: read_host_table(
-                    host, commands, options.source, by_sport, exact
+                    host, commands, options.source, by_sport, exact, by_address
                 ),
                 timeout=300,
             )
@@ -218,7 +235,7 @@ def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRea
         if addresses is None and not target.live:
             addresses = read_local_addresses(opened.host, opened.commands)
         ports = _local_ports(opened.host) if not target.live else None
-        table = _read_dump(dump, by_sport, exact, addresses, ephemeral_range(ports))
+        table = _read_dump(dump, by_sport, exact, addresses, ephemeral_range(ports), by_address)
         return TableRead(table, sysctls, ports)
 
 

@@ -39,6 +39,7 @@ def analyze_namespaces(options: AnalyzeOptions) -> NamespacesReport:
     from ctguard.host.namespaces import list_namespaces, namespace_usage, run_in_namespace
     from ctguard.sources.sysctl_runtime import read_count, read_global_max
     from ctguard.table.source import TableRead as SourceRead
+    from ctguard.table.summary import counts_addresses
     from ctguard.usecases.analyze import read_host_table
 
     if os.geteuid() != 0:
@@ -63,9 +64,12 @@ def analyze_namespaces(options: AnalyzeOptions) -> NamespacesReport:
         return NamespacesReport(maximum, rows, None, "no namespace holds any entry")
     ns = busiest.namespace
     by_sport = "sport" in options.breakdowns
+    by_address = counts_addresses(options.breakdowns)
 
     def job() -> TableRead:
-        return read_host_table(HostRoot("/"), LiveCommands(), options.source, by_sport, False)
+        return read_host_table(
+            HostRoot("/"), LiveCommands(), options.source, by_sport, False, by_address
+        )
 
     read = run_in_namespace(ns, job, ANALYZE_TIMEOUT)
     if not isinstance(read.table, SourceRead):
