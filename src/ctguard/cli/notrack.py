@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import FiniteRange, format_option
+from ctguard.cli.options import FiniteRange, NonEmpty, format_option
 from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
@@ -24,8 +24,10 @@ def parse_ports(text: str) -> PortSet:
 
     items: list[tuple[int, int]] = []
     for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
+        lo, _, hi = (n.strip() for n in part.partition("-"))
         try:
+            if not all(n.isascii() and n.isdigit() for n in (lo, hi or lo)):
+                raise ValueError  # int() also takes '+80', '1_000' and other scripts' digits
             first, last = int(lo), int(hi or lo)
         except ValueError:
             raise click.BadParameter(f"{part.strip()!r} is not a port or a range like 9200-9300",
@@ -86,7 +88,9 @@ def parse_ports(text: str) -> PortSet:
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @format_option(schema="ctguard.notrack/1; with --verify ctguard.notrack-verify/2")
-@click.option("--state-dir", metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR}).")
+@click.option(
+    "--state-dir", type=NonEmpty(), metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR})."
+)
 def notrack_command(
     ports: str | None, proto: str, direction: str, backend: str, every_packet: bool,
     do_apply: bool, remove: bool, verify: bool, window: float, netns: str | None,

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import FiniteRange, format_option, option_errors, target_of
+from ctguard.cli.options import (
+    FilePath,
+    FiniteRange,
+    NonEmpty,
+    format_option,
+    option_errors,
+    target_of,
+)
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import CtguardError
 from ctguard.exit_codes import ExitCode
@@ -101,7 +108,7 @@ def _planning(kwargs: Mapping[str, Any]) -> Planning:
 @click.command("plan")
 @plan_options
 @format_option(schema="ctguard.plan/1")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("-o", "--output", type=FilePath(dir_okay=False), metavar="FILE",
               help="Also save the plan (checksummed JSON) for 'apply --plan FILE'.")  # fmt: skip
 @option_errors
 def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: ANN401
@@ -140,14 +147,17 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
 # -- apply ----------------------------------------------------------------------------
 @click.command("apply")
 @plan_options
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--plan", "plan_file", type=FilePath(dir_okay=False), metavar="FILE",
               help="Execute exactly this saved plan (from 'ctguard plan -o FILE').")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option(
     "-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed without a TTY)."
 )
 @click.option(
-    "--state-dir", metavar="DIR", help=f"Journal and backups (default {DEFAULT_STATE_DIR})."
+    "--state-dir",
+    type=NonEmpty(),
+    metavar="DIR",
+    help=f"Journal and backups (default {DEFAULT_STATE_DIR}).",
 )
 @format_option(schema="ctguard.apply/1; the plan to confirm is shown on stderr")
 @option_errors
@@ -211,7 +221,12 @@ def apply_command(
 @click.argument("entry_id", metavar="[ID]", required=False)
 @click.option("--list", "list_only", is_flag=True, help="Show the journal, newest first.")
 @click.option("--root", metavar="DIR", help="The directory tree 'apply --root' wrote to.")
-@click.option("--state-dir", metavar="DIR", help=f"The journal (default {DEFAULT_STATE_DIR}).")
+@click.option(
+    "--state-dir",
+    type=NonEmpty(),
+    metavar="DIR",
+    help=f"The journal (default {DEFAULT_STATE_DIR}).",
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Restore even files or values changed since the apply.")
 @format_option(schema="ctguard.rollback/1; with --list ctguard.journal-list/1")

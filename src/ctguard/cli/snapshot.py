@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import click
 
 from ctguard.cli.emit import emit
-from ctguard.cli.options import format_option, netns_option
+from ctguard.cli.options import NonEmpty, format_option, netns_option
 
 
 @click.command("snapshot")
 @click.option(
     "-o",
     "--output",
+    type=NonEmpty(),
     metavar="FILE.tar.gz|DIR/",
     help="Where to write (default: ctguard-<host>-<UTC time>.tar.gz here).",
 )
