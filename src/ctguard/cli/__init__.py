@@ -14,6 +14,7 @@ import sys
 import click
 
 from ctguard import __version__
+from ctguard.cli import emit
 from ctguard.errors import CtguardError, RefusedError
 from ctguard.exit_codes import ERROR, REFUSED, ExitCode
 
@@ -90,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _exit_on_signal)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    emit.start()
     try:
         result = cli.main(args=args, prog_name="ctguard", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
-        return ExitCode.OK
+        emit.emit((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        return emit.finish(ExitCode.OK)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         return _error(f"{exc.format_message()}{hint}")
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return _error("aborted")
     except KeyboardInterrupt:
         return 130
+    except SystemExit:
+        if emit.closed_pipe_in_click():  # click's own exit 1 on a closed pipe
+            return emit.finish(ExitCode.OK)
+        raise
     except BrokenPipeError:
         return ExitCode.OK
     except CtguardError as exc:
@@ -111,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         code = _error(str(exc))
         return REFUSED if isinstance(exc, RefusedError) else code
+    except OSError as exc:
+        if emit.failed_in_click(exc):  # --help or --version into a full disk or a closed pipe
+            return emit.finish(ExitCode.OK)
+        if debug:
+            raise
+        return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
     except Exception as exc:
         if debug:
             raise
         return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
-    return int(result) if isinstance(result, int) else ExitCode.OK
+    return emit.finish(int(result) if isinstance(result, int) else ExitCode.OK)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import emit
+from ctguard.cli.emit import changed, emit
 from ctguard.cli.options import NonEmpty, format_option, netns_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import RefusedError
@@ -101,6 +101,8 @@ def disable_command(
 
             emit(render_disable_json(shown[0]))
         raise
+    if report.entry_id is not None:
+        changed(f"disable carried out (journal entry {report.entry_id})")
     if fmt == "json":
         from ctguard.output.disable_json import render_disable_json
 

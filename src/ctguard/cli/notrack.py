@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import emit
+from ctguard.cli.emit import changed, emit
 from ctguard.cli.options import FiniteRange, NonEmpty, format_option
 from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
@@ -145,6 +145,8 @@ def notrack_command(
         removal = notrack_remove(
             target, state_dir, confirm, lambda r: emit(notrack_text.render_removal(r))
         )
+        if removal.entry_id is not None:
+            changed(f"removed the ctguard rules (journal entry {removal.entry_id})")
         emit(notrack_text.render_removed(removal))
         return ExitCode.OK
     if every_packet and ports:
@@ -164,9 +166,13 @@ def notrack_command(
         every_packet=every_packet, force=force, apply=do_apply, state_dir=state_dir,
     )  # fmt: skip
     report = notrack(target, options, confirm, show)
+    if report.entry_id is not None:
+        changed(f"notrack rules added (journal entry {report.entry_id})")
     added = notrack_text.render_added(report)
-    if added:  # stdout stays one JSON document with --format json: to stderr then
-        click.echo(added, err=fmt == "json", nl=False)
+    if added and fmt == "json":  # stdout stays one JSON document: to stderr then
+        click.echo(added, err=True, nl=False)
+    elif added:
+        emit(added)
     if not verify:
         return report.exit_code
     verification = verify_notrack(target, report.request, window)

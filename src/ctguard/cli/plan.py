@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ctguard.cli.emit import emit
+from ctguard.cli.emit import changed, emit
 from ctguard.cli.options import (
     FilePath,
     FiniteRange,
@@ -205,6 +205,8 @@ def apply_command(
         _planning(kwargs), plan_file=plan_file, dry_run=dry_run, state_dir=state_dir
     )
     report = apply(target_of(kwargs["root"], kwargs["netns"]), options, confirmer(yes), show)
+    if report.entry_id is not None:
+        changed(f"applied (journal entry {report.entry_id})")
     if fmt == "json":
         from ctguard.output.apply_json import render_apply_json
 
@@ -255,7 +257,7 @@ def rollback_command(
       sudo ctguard rollback 20261125T143357Z-3f2a --yes
       ctguard rollback --root /srv/image --yes
     """
-    from ctguard.usecases.rollback import RollbackOptions, list_journal, rollback
+    from ctguard.usecases.rollback import ROLLED_BACK, RollbackOptions, list_journal, rollback
 
     target = target_of(root, None)
     if list_only:
@@ -271,6 +273,8 @@ def rollback_command(
         return ExitCode.OK
     options = RollbackOptions(entry_id=entry_id, state_dir=state_dir, force=force)
     report = rollback(target, options, confirmer(yes))
+    if report.status == ROLLED_BACK:
+        changed(f"rolled back journal entry {report.entry_id}")
     if fmt == "json":
         from ctguard.output.rollback_json import render_rollback_json
 
