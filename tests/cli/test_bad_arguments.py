@@ -118,3 +118,10 @@ def test_ports_with_blanks_around_the_dash_still_parse() -> None:
                        "--port", "9200 - 9300, 53")  # fmt: skip
     assert "internal error" not in done.stderr
     assert done.returncode in (0, 2), done.stderr
+
+
+@pytest.mark.parametrize("only", ["", ",", " , "])
+def test_only_that_names_no_id_is_refused(only: str) -> None:
+    # it ran every check, as if --only had not been given
+    done = run_ctguard("doctor", "--root", str(PLAN_ROOT), "--only", only)
+    one_error_line(done, 3, "--only", "names no ID")

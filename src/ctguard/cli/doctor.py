@@ -100,7 +100,10 @@ def doctor_command(
     from ctguard.rules import selected
     from ctguard.usecases.doctor import DoctorOptions, doctor
 
+    given = only
     only = tuple(p.strip() for spec in only for p in spec.split(",") if p.strip())
+    if given and not only:  # --only "$IDS" with IDS unset would run every check
+        raise click.BadParameter(f"{','.join(given)!r} names no ID", param_hint="--only")
     if only and not selected(only):
         raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
     options = DoctorOptions(
