@@ -189,3 +189,26 @@ def test_top_stops_when_nobody_reads(fmt: str) -> None:
         pytest.skip("no conntrack on this host")
     done = run_failing(CLOSED, "top", "--interval", "0.1", "--format", fmt)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("kind", [CLOSED, FULL])
+def test_a_snapshot_written_is_said_so(tmp_path: Path, kind: str) -> None:
+    # the archive is the job; a report lost on stdout does not make it a failure
+    archive = tmp_path / "snap.tar.gz"
+    done = run_failing(kind, "snapshot", "--no-table", "-o", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert archive.is_file()
+    assert done.stderr == (
+        f"ctguard: wrote the snapshot {archive}; could not write the report: {REASON[kind]}\n"
+    )
+
+
+def test_a_plan_saved_with_o_is_said_so(tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    seen = run_ctguard("plan", "--root", str(DOCTOR_ROOT))
+    done = run_failing(FULL, "plan", "--root", str(DOCTOR_ROOT), "-o", str(saved))
+    assert done.returncode == seen.returncode  # refused or not, as without -o
+    assert json.loads(saved.read_text())["schema"] == "ctguard.plan/1"
+    assert done.stderr == (
+        f"ctguard: saved the plan to {saved}; could not write the report: No space left on device\n"
+    )

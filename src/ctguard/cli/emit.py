@@ -6,8 +6,9 @@ nothing more is tried, and the exit flush stays quiet) and is remembered; ``fini
 decides the exit code and the one stderr line (docs/exit-codes.md, "When stdout fails"):
 
 - a command that changed something (``changed`` was called: apply, rollback, notrack
-  --apply/--remove, disable --apply) keeps its code, and says on stderr what it did and
-  that the report was lost: the journal says applied, so does the exit code;
+  --apply/--remove, disable --apply; snapshot and plan -o, which wrote their file) keeps
+  its code, and says on stderr what it did and that the report was lost: the journal says
+  applied, so does the exit code;
 - otherwise a closed pipe keeps the command's code and says nothing (the reader had
   enough: doctor's code still reflects its findings);
 - any other failure (no space, I/O error) is an error (3): the output was the job.

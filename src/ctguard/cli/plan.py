@@ -133,6 +133,8 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
     from ctguard.usecases.plan import plan
 
     report = plan(target_of(kwargs["root"], kwargs["netns"]), _planning(kwargs), output)
+    if output is not None:
+        changed(f"saved the plan to {output}")
     if fmt == "json":
         from ctguard.output.plan_json import render_plan_json
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from ctguard.cli.emit import emit
+from ctguard.cli.emit import changed, emit
 from ctguard.cli.options import NonEmpty, format_option, netns_option
 
 
@@ -42,6 +42,7 @@ def snapshot_command(
 
     options = SnapshotOptions(output=output, table=not no_table, redact=redact)
     report = snapshot(Target(netns=netns), options, datetime.now(UTC))
+    changed(f"wrote the snapshot {report.path}")
     if fmt == "json":
         from ctguard.output.snapshot_text import render_snapshot_json
 
