@@ -212,3 +212,20 @@ def test_a_plan_saved_with_o_is_said_so(tmp_path: Path) -> None:
     assert done.stderr == (
         f"ctguard: saved the plan to {saved}; could not write the report: No space left on device\n"
     )
+
+
+def test_a_broken_pipe_to_a_program_is_no_success(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # click takes every EPIPE for stdout's and exits 1 in silence (and, recorded as a
+    # closed stdout, it would have been 0): one that is not stdout's is an error
+    from ctguard.cli import main
+
+    def closed(_finding_id: str | None) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("ctguard.usecases.explain.explain", closed)
+    assert main(["explain", "CT302"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("ctguard: error: internal error: PipeClosedError: a pipe closed early")
+    assert len(err.splitlines()) == 1

@@ -47,6 +47,21 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> object:
+        # click takes every EPIPE for stdout's and exits 1 in silence; stdout's are emit's
+        # (and a command's --help, printed by click), so any other is a pipe to a program
+        # that closed early: an error, never a quiet success or a silent 1
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            if emit.failed_in_click(exc):  # `ctguard plan --help | head -0`
+                raise click.exceptions.Exit(ExitCode.OK) from None
+            raise PipeClosedError(f"a pipe closed early: {exc}") from exc
+
+
+class PipeClosedError(Exception):
+    """A BrokenPipeError that is not stdout's (reported as an internal error)."""
+
 
 @click.group(
     cls=LazyGroup,
