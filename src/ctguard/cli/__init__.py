@@ -125,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         if emit.closed_pipe_in_click():  # click's own exit 1 on a closed pipe
             return emit.finish(ExitCode.OK)
         raise
-    except BrokenPipeError:
-        return ExitCode.OK
     except CtguardError as exc:
         if debug:
             raise

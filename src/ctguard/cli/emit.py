@@ -56,7 +56,7 @@ def failed_in_click(exc: OSError) -> bool:
     """An OSError from click printing --help or --version (its ``echo``, writing to a
     closed pipe or a full disk): recorded as a failed emit would be."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not any(f.name == "echo" and f.filename.endswith(("click/utils.py",)) for f in frames):
+    if not any(f.name == "echo" and f.filename.endswith("click/utils.py") for f in frames):
         return False
     _state.lost = _state.lost or exc
     _quiet_stdout()
