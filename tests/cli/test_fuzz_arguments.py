@@ -37,6 +37,9 @@ ROOTS = Path(__file__).parents[1] / "roots"
 DOCS = Path(__file__).parents[2] / "docs" / "exit-codes.md"
 RUN_SECONDS = 10  # a bounded command on a fixture root takes well under a second
 
+NO_SUCH_NETNS = "ctguard-fuzz-no-such-netns"  # the only real-looking name: never made
+# commands that only read (a namespace too); the others never get --netns
+READ_ONLY_NETNS = ("doctor", "status", "top", "snapshot", "analyze")
 # values anyone may type by mistake, for any string option
 HOSTILE = ["", ",", " ", ",,", "-1", "0", "-0", str(2**64), str(10**12), "nan", "1e400",
            "a-b", "9-1", "=", "x=", "=1", "é", "\u200b", "CT*", "--", "-", "all,",
@@ -60,7 +63,7 @@ SAMPLES: dict[str, list[str]] = {
                   "udp_timeout=-1", "udp_timeout="],
     "--local-address": ["10.0.0.10,2001:db8::10", "10.0.0.0/8", "999.1.1.1", "::1,",
                         "fe80::1%eth0", "::1%1"],
-    "--netns": ["web1", "all", "", "../../proc/1/ns/net"],
+    "--netns": [NO_SUCH_NETNS, "all", "../../proc/1/ns/net", "a/b", "..", "-x"],
     "finding_id": ["CT302", "ct302", "CT999", "CT*", "../CT302"],
     "entry_id": ["20261125T143357Z-3f2a", "..", "../..", "x/y", "latest"],
 }  # fmt: skip
@@ -170,7 +173,7 @@ def argv_for(draw: st.DrawFn, base: Path) -> list[str]:
     command = commands()[name]
     argv = [name]
     params = [p for p in command.params if p.name not in ("help", "debug", "netns")]
-    if name == "analyze":  # the only --netns generated: 'all' and names, with --root (refused)
+    if name in READ_ONLY_NETNS:  # names no namespace has (analyze: with --root, refused)
         params += [p for p in command.params if p.name == "netns"]
     bad = draw(st.integers(-1, len(params) - 1))  # one bad value at a time, or none
     for index, param in enumerate(params):
@@ -190,8 +193,9 @@ def confined(argv: list[str], base: Path) -> list[str]:
     """The generated command, made safe to run here: nothing acts on this host."""
     name = argv[0]
     has = set(argv)
+    live_netns = "--netns" in has and name in ("doctor", "status")
     if name in ("doctor", "status", "analyze", "plan", "apply", "disable", "notrack",
-                "rollback") and "--root" not in has:  # fmt: skip
+                "rollback") and "--root" not in has and not live_netns:  # fmt: skip
         argv += ["--root", str(base / "read-root")]
     if name in ("apply", "disable", "notrack", "rollback") and "--state-dir" not in has:
         argv += ["--state-dir", str(base / "state")]
