@@ -125,3 +125,28 @@ def test_only_that_names_no_id_is_refused(only: str) -> None:
     # it ran every check, as if --only had not been given
     done = run_ctguard("doctor", "--root", str(PLAN_ROOT), "--only", only)
     one_error_line(done, 3, "--only", "names no ID")
+
+
+# the timeouts are proc_dointvec_jiffies sysctls: EINVAL over INT_MAX / HZ, and HZ >= 100
+NO_KERNEL_TAKES = (2**31 - 1) // 100 + 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout", f"udp_timeout={NO_KERNEL_TAKES}"),
+        ("--timeout", f"udp_timeout={2**64}"),
+        ("--established-timeout", str(NO_KERNEL_TAKES)),
+        ("--established-timeout", str(2**64)),
+    ],
+)
+def test_a_timeout_no_kernel_takes_is_refused(option: str, value: str) -> None:
+    # it was planned (and written into a --root tree's sysctl.d, where boot rejects it)
+    one_error_line(run_ctguard("plan", "--root", str(PLAN_ROOT), option, value), 3, option)
+
+
+def test_the_largest_timeout_some_kernel_takes_is_planned() -> None:
+    done = run_ctguard("plan", "--root", str(PLAN_ROOT), "--timeout",
+                       f"udp_timeout={NO_KERNEL_TAKES - 1}", "--format", "json")  # fmt: skip
+    assert done.returncode in (0, 2), done.stderr
+    assert f"{NO_KERNEL_TAKES - 1}" in done.stdout

@@ -25,7 +25,12 @@ from ctguard.cli.options import (
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import CtguardError
 from ctguard.exit_codes import ExitCode
-from ctguard.model.sizing import DEFAULT_BUDGET_PCT, HARD_LIMIT_PCT, KERNEL_MAX_LIMIT
+from ctguard.model.sizing import (
+    DEFAULT_BUDGET_PCT,
+    HARD_LIMIT_PCT,
+    KERNEL_MAX_LIMIT,
+    KERNEL_TIMEOUT_LIMIT,
+)
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -55,6 +60,11 @@ def _timeout_pairs(
             raise click.BadParameter(f"{item!r}: {exc}", param_hint="--timeout") from None
         if seconds < 1:
             raise click.BadParameter(f"{item!r}: must be at least 1 s", param_hint="--timeout")
+        if seconds > KERNEL_TIMEOUT_LIMIT:
+            raise click.BadParameter(
+                f"{item!r}: no kernel takes more than {KERNEL_TIMEOUT_LIMIT} s",
+                param_hint="--timeout",
+            )
         pairs[name] = seconds
     return pairs
 
@@ -73,7 +83,8 @@ def plan_options(func: F) -> F:
                      default=DEFAULT_BUDGET_PCT, show_default=True, metavar="PCT",
                      help="Most of MemTotal (%) a full table may take; over"
                      f" {HARD_LIMIT_PCT:g} needs --force."),
-        click.option("--established-timeout", type=click.IntRange(min=1), metavar="S",
+        click.option("--established-timeout", metavar="S",
+                     type=click.IntRange(1, KERNEL_TIMEOUT_LIMIT),
                      help="Set nf_conntrack_tcp_timeout_established (default: only when idle"
                      " established flows fill the table, 3600 s, or 7440 s with NAT)."),
         click.option("--timeout", "timeouts", multiple=True, metavar="NAME=S",
