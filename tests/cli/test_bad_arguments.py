@@ -150,3 +150,15 @@ def test_the_largest_timeout_some_kernel_takes_is_planned() -> None:
                        f"udp_timeout={NO_KERNEL_TAKES - 1}", "--format", "json")  # fmt: skip
     assert done.returncode in (0, 2), done.stderr
     assert f"{NO_KERNEL_TAKES - 1}" in done.stdout
+
+
+@pytest.mark.parametrize("command", [("plan",), ("apply", "--dry-run")])
+def test_a_timeout_the_host_does_not_have_is_refused(command: tuple[str, ...]) -> None:
+    # a typo was planned as a new key: EINVAL live, an unknown key in sysctl.d at boot
+    assert (PLAN_ROOT / "proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait").is_file()
+    done = run_ctguard(*command, "--root", str(PLAN_ROOT), "--timeout",
+                       "tcp_timeout_time_wiat=30")  # fmt: skip
+    one_error_line(done, 3, "--timeout", "tcp_timeout_time_wiat")
+    spelled = run_ctguard(*command, "--root", str(PLAN_ROOT), "--timeout",
+                          "tcp_timeout_time_wait=30")  # fmt: skip
+    assert spelled.returncode in (0, 2), spelled.stderr
