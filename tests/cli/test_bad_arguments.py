@@ -162,3 +162,19 @@ def test_a_timeout_the_host_does_not_have_is_refused(command: tuple[str, ...]) -
     spelled = run_ctguard(*command, "--root", str(PLAN_ROOT), "--timeout",
                           "tcp_timeout_time_wait=30")  # fmt: skip
     assert spelled.returncode in (0, 2), spelled.stderr
+
+
+@pytest.mark.parametrize(
+    "given",
+    [("usage_critical=9",), ("usage_warning=96",), ("memory_warning=30",),
+     ("usage_warning=90", "usage_critical=85")],
+)  # fmt: skip
+def test_a_warning_above_its_critical_is_refused(given: tuple[str, ...]) -> None:
+    # usage_critical=9 (for 95) made every host with a tenth of its table in use CRITICAL
+    argv = [arg for item in given for arg in ("--threshold", item)]
+    one_error_line(run_ctguard("doctor", "--root", str(PLAN_ROOT), *argv), 3, "--threshold")
+
+
+def test_a_warning_equal_to_its_critical_is_allowed() -> None:
+    done = run_ctguard("doctor", "--root", str(PLAN_ROOT), "--threshold", "usage_warning=95")
+    assert done.returncode in (0, 1, 2), done.stderr

@@ -40,7 +40,11 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
                 f"{item!r}: must be a finite number >= 0", param_hint="--threshold"
             )
         changes[name] = number
-    return replace(limits, **changes)
+    limits = replace(limits, **changes)
+    contradiction = limits.contradiction()
+    if contradiction is not None:
+        raise click.BadParameter(contradiction, param_hint="--threshold")
+    return limits
 
 
 @click.command("doctor")
