@@ -14,6 +14,7 @@ import sys
 import click
 
 from ctguard import __version__
+from ctguard.cli import emit
 from ctguard.errors import CtguardError, RefusedError
 from ctguard.exit_codes import ERROR, REFUSED, ExitCode
 
@@ -45,6 +46,21 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        # click takes every EPIPE for stdout's and exits 1 in silence; stdout's are emit's
+        # (and a command's --help, printed by click), so any other is a pipe to a program
+        # that closed early: an error, never a quiet success or a silent 1
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            if emit.failed_in_click(exc):  # `ctguard plan --help | head -0`
+                raise click.exceptions.Exit(ExitCode.OK) from None
+            raise PipeClosedError(f"a pipe closed early: {exc}") from exc
+
+
+class PipeClosedError(Exception):
+    """A BrokenPipeError that is not stdout's (reported as an internal error)."""
 
 
 @click.group(
@@ -90,11 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _exit_on_signal)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    emit.start()
     try:
         result = cli.main(args=args, prog_name="ctguard", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=False)
-        return ExitCode.OK
+        emit.emit((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        return emit.finish(ExitCode.OK)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         return _error(f"{exc.format_message()}{hint}")
@@ -104,15 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         return _error("aborted")
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return ExitCode.OK
+    except SystemExit:
+        if emit.closed_pipe_in_click():  # click's own exit 1 on a closed pipe
+            return emit.finish(ExitCode.OK)
+        raise
     except CtguardError as exc:
         if debug:
             raise
         code = _error(str(exc))
         return REFUSED if isinstance(exc, RefusedError) else code
+    except OSError as exc:
+        if emit.failed_in_click(exc):  # --help or --version into a full disk or a closed pipe
+            return emit.finish(ExitCode.OK)
+        if debug:
+            raise
+        return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
     except Exception as exc:
         if debug:
             raise
         return _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
-    return int(result) if isinstance(result, int) else ExitCode.OK
+    return emit.finish(int(result) if isinstance(result, int) else ExitCode.OK)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import emit
-from ctguard.cli.options import format_option, netns_option, option_errors, target_of
+from ctguard.cli.emit import changed, emit
+from ctguard.cli.options import NonEmpty, format_option, netns_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import RefusedError
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     "--dry-run", is_flag=True, help="With --apply: show what would change; change nothing."
 )
 @click.option("-y", "--yes", is_flag=True, help="With --apply: do not ask for confirmation.")
-@click.option("--state-dir", metavar="DIR",
+@click.option("--state-dir", type=NonEmpty(), metavar="DIR",
               help=f"With --apply: journal and backups (default {DEFAULT_STATE_DIR}).")  # fmt: skip
 @option_errors
 def disable_command(
@@ -101,6 +101,8 @@ def disable_command(
 
             emit(render_disable_json(shown[0]))
         raise
+    if report.entry_id is not None:
+        changed(f"disable carried out (journal entry {report.entry_id})")
     if fmt == "json":
         from ctguard.output.disable_json import render_disable_json
 

@@ -40,7 +40,11 @@ def _thresholds(values: tuple[str, ...]) -> Thresholds:
                 f"{item!r}: must be a finite number >= 0", param_hint="--threshold"
             )
         changes[name] = number
-    return replace(limits, **changes)
+    limits = replace(limits, **changes)
+    contradiction = limits.contradiction()
+    if contradiction is not None:
+        raise click.BadParameter(contradiction, param_hint="--threshold")
+    return limits
 
 
 @click.command("doctor")
@@ -100,7 +104,10 @@ def doctor_command(
     from ctguard.rules import selected
     from ctguard.usecases.doctor import DoctorOptions, doctor
 
+    given = only
     only = tuple(p.strip() for spec in only for p in spec.split(",") if p.strip())
+    if given and not only:  # --only "$IDS" with IDS unset would run every check
+        raise click.BadParameter(f"{','.join(given)!r} names no ID", param_hint="--only")
     if only and not selected(only):
         raise click.BadParameter(f"no rule matches {' '.join(only)}", param_hint="--only")
     options = DoctorOptions(

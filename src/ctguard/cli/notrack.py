@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import emit
-from ctguard.cli.options import FiniteRange, format_option
+from ctguard.cli.emit import changed, emit
+from ctguard.cli.options import FiniteRange, NonEmpty, format_option
 from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
 from ctguard.remediation.notrack import BACKENDS, DIRECTIONS, PROTOS
@@ -24,8 +24,10 @@ def parse_ports(text: str) -> PortSet:
 
     items: list[tuple[int, int]] = []
     for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
+        lo, _, hi = (n.strip() for n in part.partition("-"))
         try:
+            if not all(n.isascii() and n.isdigit() for n in (lo, hi or lo)):
+                raise ValueError  # int() also takes '+80', '1_000' and other scripts' digits
             first, last = int(lo), int(hi or lo)
         except ValueError:
             raise click.BadParameter(f"{part.strip()!r} is not a port or a range like 9200-9300",
@@ -86,7 +88,9 @@ def parse_ports(text: str) -> PortSet:
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @format_option(schema="ctguard.notrack/1; with --verify ctguard.notrack-verify/2")
-@click.option("--state-dir", metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR}).")
+@click.option(
+    "--state-dir", type=NonEmpty(), metavar="DIR", help=f"Journal (default {DEFAULT_STATE_DIR})."
+)
 def notrack_command(
     ports: str | None, proto: str, direction: str, backend: str, every_packet: bool,
     do_apply: bool, remove: bool, verify: bool, window: float, netns: str | None,
@@ -141,6 +145,8 @@ def notrack_command(
         removal = notrack_remove(
             target, state_dir, confirm, lambda r: emit(notrack_text.render_removal(r))
         )
+        if removal.entry_id is not None:
+            changed(f"removed the ctguard rules (journal entry {removal.entry_id})")
         emit(notrack_text.render_removed(removal))
         return ExitCode.OK
     if every_packet and ports:
@@ -160,9 +166,13 @@ def notrack_command(
         every_packet=every_packet, force=force, apply=do_apply, state_dir=state_dir,
     )  # fmt: skip
     report = notrack(target, options, confirm, show)
+    if report.entry_id is not None:
+        changed(f"notrack rules added (journal entry {report.entry_id})")
     added = notrack_text.render_added(report)
-    if added:  # stdout stays one JSON document with --format json: to stderr then
-        click.echo(added, err=fmt == "json", nl=False)
+    if added and fmt == "json":  # stdout stays one JSON document: to stderr then
+        click.echo(added, err=True, nl=False)
+    elif added:
+        emit(added)
     if not verify:
         return report.exit_code
     verification = verify_notrack(target, report.request, window)

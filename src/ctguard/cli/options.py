@@ -55,6 +55,35 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+def _refuse_empty(value: object, param: click.Parameter | None, ctx: click.Context | None) -> None:
+    if value == "":
+        raise click.BadParameter("is empty", ctx, param)
+
+
+class NonEmpty(click.ParamType[str]):
+    """A name that may not be empty: to the OS, '' is the current directory, so an unset
+    shell variable (``--state-dir "$DIR"``) would put a journal where nobody looks."""
+
+    name = "text"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        _refuse_empty(value, param, ctx)
+        return value
+
+
+class FilePath(click.Path):
+    """A click.Path that may not be empty either."""
+
+    def convert(
+        self,
+        value: Any,  # noqa: ANN401
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> Any:  # noqa: ANN401
+        _refuse_empty(value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def format_option(*extra: str, schema: str = "") -> Callable[[F], F]:
     """``--format text|json`` (plus ``extra`` choices such as csv), with ``--json`` kept as
     an alias of ``--format json``; the command receives ``fmt``."""

@@ -13,12 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ctguard.cli.emit import emit
-from ctguard.cli.options import FiniteRange, format_option, option_errors, target_of
+from ctguard.cli.emit import changed, emit
+from ctguard.cli.options import (
+    FilePath,
+    FiniteRange,
+    NonEmpty,
+    format_option,
+    option_errors,
+    target_of,
+)
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import CtguardError
 from ctguard.exit_codes import ExitCode
-from ctguard.model.sizing import DEFAULT_BUDGET_PCT, HARD_LIMIT_PCT, KERNEL_MAX_LIMIT
+from ctguard.model.sizing import (
+    DEFAULT_BUDGET_PCT,
+    HARD_LIMIT_PCT,
+    KERNEL_MAX_LIMIT,
+    KERNEL_TIMEOUT_LIMIT,
+)
 from ctguard.remediation.state_dir import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -48,6 +60,11 @@ def _timeout_pairs(
             raise click.BadParameter(f"{item!r}: {exc}", param_hint="--timeout") from None
         if seconds < 1:
             raise click.BadParameter(f"{item!r}: must be at least 1 s", param_hint="--timeout")
+        if seconds > KERNEL_TIMEOUT_LIMIT:
+            raise click.BadParameter(
+                f"{item!r}: no kernel takes more than {KERNEL_TIMEOUT_LIMIT} s",
+                param_hint="--timeout",
+            )
         pairs[name] = seconds
     return pairs
 
@@ -66,7 +83,8 @@ def plan_options(func: F) -> F:
                      default=DEFAULT_BUDGET_PCT, show_default=True, metavar="PCT",
                      help="Most of MemTotal (%) a full table may take; over"
                      f" {HARD_LIMIT_PCT:g} needs --force."),
-        click.option("--established-timeout", type=click.IntRange(min=1), metavar="S",
+        click.option("--established-timeout", metavar="S",
+                     type=click.IntRange(1, KERNEL_TIMEOUT_LIMIT),
                      help="Set nf_conntrack_tcp_timeout_established (default: only when idle"
                      " established flows fill the table, 3600 s, or 7440 s with NAT)."),
         click.option("--timeout", "timeouts", multiple=True, metavar="NAME=S",
@@ -101,7 +119,7 @@ def _planning(kwargs: Mapping[str, Any]) -> Planning:
 @click.command("plan")
 @plan_options
 @format_option(schema="ctguard.plan/1")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("-o", "--output", type=FilePath(dir_okay=False), metavar="FILE",
               help="Also save the plan (checksummed JSON) for 'apply --plan FILE'.")  # fmt: skip
 @option_errors
 def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: ANN401
@@ -126,6 +144,8 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
     from ctguard.usecases.plan import plan
 
     report = plan(target_of(kwargs["root"], kwargs["netns"]), _planning(kwargs), output)
+    if output is not None:
+        changed(f"saved the plan to {output}")
     if fmt == "json":
         from ctguard.output.plan_json import render_plan_json
 
@@ -140,14 +160,17 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
 # -- apply ----------------------------------------------------------------------------
 @click.command("apply")
 @plan_options
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--plan", "plan_file", type=FilePath(dir_okay=False), metavar="FILE",
               help="Execute exactly this saved plan (from 'ctguard plan -o FILE').")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option(
     "-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed without a TTY)."
 )
 @click.option(
-    "--state-dir", metavar="DIR", help=f"Journal and backups (default {DEFAULT_STATE_DIR})."
+    "--state-dir",
+    type=NonEmpty(),
+    metavar="DIR",
+    help=f"Journal and backups (default {DEFAULT_STATE_DIR}).",
 )
 @format_option(schema="ctguard.apply/1; the plan to confirm is shown on stderr")
 @option_errors
@@ -195,6 +218,8 @@ def apply_command(
         _planning(kwargs), plan_file=plan_file, dry_run=dry_run, state_dir=state_dir
     )
     report = apply(target_of(kwargs["root"], kwargs["netns"]), options, confirmer(yes), show)
+    if report.entry_id is not None:
+        changed(f"applied (journal entry {report.entry_id})")
     if fmt == "json":
         from ctguard.output.apply_json import render_apply_json
 
@@ -211,7 +236,12 @@ def apply_command(
 @click.argument("entry_id", metavar="[ID]", required=False)
 @click.option("--list", "list_only", is_flag=True, help="Show the journal, newest first.")
 @click.option("--root", metavar="DIR", help="The directory tree 'apply --root' wrote to.")
-@click.option("--state-dir", metavar="DIR", help=f"The journal (default {DEFAULT_STATE_DIR}).")
+@click.option(
+    "--state-dir",
+    type=NonEmpty(),
+    metavar="DIR",
+    help=f"The journal (default {DEFAULT_STATE_DIR}).",
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Restore even files or values changed since the apply.")
 @format_option(schema="ctguard.rollback/1; with --list ctguard.journal-list/1")
@@ -240,7 +270,7 @@ def rollback_command(
       sudo ctguard rollback 20261125T143357Z-3f2a --yes
       ctguard rollback --root /srv/image --yes
     """
-    from ctguard.usecases.rollback import RollbackOptions, list_journal, rollback
+    from ctguard.usecases.rollback import ROLLED_BACK, RollbackOptions, list_journal, rollback
 
     target = target_of(root, None)
     if list_only:
@@ -256,6 +286,8 @@ def rollback_command(
         return ExitCode.OK
     options = RollbackOptions(entry_id=entry_id, state_dir=state_dir, force=force)
     report = rollback(target, options, confirmer(yes))
+    if report.status == ROLLED_BACK:
+        changed(f"rolled back journal entry {report.entry_id}")
     if fmt == "json":
         from ctguard.output.rollback_json import render_rollback_json
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import click
 
+from ctguard.cli.emit import lost
 from ctguard.errors import CtguardError
 
 
@@ -17,6 +18,12 @@ def confirmer(yes: bool) -> Callable[[str], bool]:
     def confirm(question: str) -> bool:
         if yes:
             return True
+        failure = lost()
+        if failure is not None:  # the plan went nowhere: do not ask to confirm it unseen
+            raise CtguardError(
+                f"{question.rstrip('?')}: the plan could not be shown"
+                f" ({failure.strerror or failure}); nothing was changed"
+            )
         if not sys.stdin.isatty():
             raise CtguardError(f"{question.rstrip('?')}: no terminal to confirm on; add --yes")
         return click.confirm(question, default=False, err=True)

@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 
 import click
 
-from ctguard.cli.emit import emit
-from ctguard.cli.options import format_option, netns_option
+from ctguard.cli.emit import changed, emit
+from ctguard.cli.options import NonEmpty, format_option, netns_option
 
 
 @click.command("snapshot")
 @click.option(
     "-o",
     "--output",
+    type=NonEmpty(),
     metavar="FILE.tar.gz|DIR/",
     help="Where to write (default: ctguard-<host>-<UTC time>.tar.gz here).",
 )
@@ -41,6 +42,7 @@ def snapshot_command(
 
     options = SnapshotOptions(output=output, table=not no_table, redact=redact)
     report = snapshot(Target(netns=netns), options, datetime.now(UTC))
+    changed(f"wrote the snapshot {report.path}")
     if fmt == "json":
         from ctguard.output.snapshot_text import render_snapshot_json
 

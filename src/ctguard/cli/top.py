@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import emit
+from ctguard.cli.emit import emit, lost
 from ctguard.cli.options import FiniteRange, format_option, netns_option, source_option
 
 if TYPE_CHECKING:
@@ -126,8 +126,8 @@ def _json_lines(sampler: TopSampler, interval: float) -> None:
         while True:
             started = time.monotonic()
             emit(render_top_json(sampler.sample()))
-            if _wait_for_quit(keys, started + interval):
-                return
+            if lost() or _wait_for_quit(keys, started + interval):
+                return  # stdout gone (| head -1): nobody reads further frames
 
 
 def _live(sampler: TopSampler, interval: float) -> None:
@@ -141,7 +141,7 @@ def _live(sampler: TopSampler, interval: float) -> None:
             while True:
                 started = time.monotonic()
                 emit(render_top_text(sampler.sample(), live=True, color=False) + "\n")
-                if _wait_for_quit(keys, started + interval):
+                if lost() or _wait_for_quit(keys, started + interval):
                     return
         from rich.live import Live
 

@@ -146,6 +146,9 @@ HARD_LIMIT_PCT = 25.0  # beyond this (or MemAvailable) a plan is refused unless 
 # is refused above INT_MAX / sizeof(struct hlist_nulls_head) (8 B) heads.
 KERNEL_MAX_LIMIT = 2**31 - 1
 KERNEL_BUCKETS_LIMIT = (2**31 - 1) // 8
+# The timeouts are proc_dointvec_jiffies sysctls: seconds over INT_MAX / HZ are EINVAL. HZ is
+# at least 100, so no kernel takes more than this (one with HZ=1000 stops at 2147483 s).
+KERNEL_TIMEOUT_LIMIT = (2**31 - 1) // 100
 
 
 def buckets_writable(kernel: KernelVersion | Missing) -> bool:

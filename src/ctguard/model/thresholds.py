@@ -23,3 +23,17 @@ class Thresholds:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    def contradiction(self) -> str | None:
+        """Why these limits cannot all be meant (a warning above its critical: usage_critical=9
+        for 95 would page every host), or None.
+
+        >>> Thresholds(usage_critical=9).contradiction()
+        'usage_warning 80 is above usage_critical 9'
+        """
+        for kind in ("usage", "memory"):
+            warning = getattr(self, f"{kind}_warning")
+            critical = getattr(self, f"{kind}_critical")
+            if warning > critical:
+                return f"{kind}_warning {warning:g} is above {kind}_critical {critical:g}"
+        return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from ctguard.errors import OptionError
 from ctguard.facts import Facts
 from ctguard.missing import Missing
 from ctguard.model.composition import dominant_kinds
@@ -131,6 +132,12 @@ def build_plan(
         ids = {"CT401"} if target.name.endswith(ESTABLISHED) else {"CT402"}
         wants[target.name] = Want(target.value, target.reason, ids)
     for name, value in options.timeouts.items():
+        if short and name not in short:  # the host lists its timeouts: this is none of them
+            raise OptionError(
+                "--timeout",
+                f"the host has no timeout named {name!r}"
+                " ('sysctl -a --pattern nf_conntrack_.*timeout' lists them)",
+            )
         full = f"nf_conntrack_{name}"
         wants[full] = Want(value, "--timeout")
         timeouts = [t for t in timeouts if t.name != full]

@@ -46,7 +46,7 @@ def parse_what_if(spec: str) -> dict[str, int]:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, eq, value = item.partition("=")
         name = name.strip().removeprefix(SYSCTL_PREFIX).removeprefix("nf_conntrack_")
-        if not eq or not name or not value.strip().isdigit():
+        if not eq or not name or not _decimal(value.strip()):
             raise WhatIfError(
                 f"--what-if {item!r}: expected NAME=SECONDS, e.g. tcp_timeout_established=600"
             )
@@ -56,6 +56,11 @@ def parse_what_if(spec: str) -> dict[str, int]:
     if not proposed:
         raise WhatIfError("--what-if needs at least one NAME=SECONDS")
     return proposed
+
+
+def _decimal(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() also takes '²', which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def timeout_name(protocol: str, state: str, flag: int, available: Mapping[str, int]) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ctguard.errors import CtguardError, UsageError
 from ctguard.host.commands import Commands
+from ctguard.host.named_pipe import is_named_pipe
 from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.missing import Missing
@@ -56,6 +57,12 @@ def parse_local_addresses(spec: str) -> LocalAddresses:
     ['10.0.0.10', '2001:db8::10']
     """
     words = [word.strip() for word in spec.split(",") if word.strip()]
+    for word in words:  # ipaddress takes fe80::1%eth0, then fails on its own spelling of it
+        if "%" in word:
+            raise ValueError(
+                f"--local-address {word!r}: a table entry's address has no zone (%...);"
+                " leave it out"
+            )
     try:
         found = frozenset(ipaddress.ip_address(word).compressed for word in words)
     except ValueError as exc:
@@ -202,6 +209,10 @@ def _scan_dump(
             return scan_stream(stdin, by_sport, False, exact, local, ephemeral, by_address)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
+    if is_named_pipe(path):  # opening it would wait for a writer, maybe forever
+        raise CtguardError(
+            f"{path} is a named pipe (FIFO): feed it on stdin instead, 'ctguard analyze - < {path}'"
+        )
     try:
         return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral,
                          by_address=by_address)  # fmt: skip

@@ -4,7 +4,9 @@ the plan file asked for with ``-o``."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,6 +103,7 @@ def save_plan(output: str, document: Mapping[str, Any]) -> None:
     path = Path(output)
     temp: str | None = None
     try:
+        refuse_other_than_file(path)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
         with os.fdopen(fd, "w") as f:
             f.write(dump_plan(document))
@@ -109,3 +112,15 @@ def save_plan(output: str, document: Mapping[str, Any]) -> None:
         if temp is not None:
             Path(temp).unlink(missing_ok=True)
         raise CtguardError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def refuse_other_than_file(path: Path) -> None:
+    """The rename that finishes the write replaces whatever has the name: as root, a device
+    node (``-o /dev/full``, ``-o /dev/null``), a FIFO or a socket would be gone, replaced by
+    the plan. Only a regular file (or a link, itself replaced) is ours to overwrite."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise OSError(errno.EEXIST, "not a regular file (-o would replace it)")
