@@ -36,7 +36,7 @@ def test_analyze_of_a_fifo_without_writer_answers_at_once(tmp_path: Path) -> Non
     fifo = tmp_path / "table.fifo"
     os.mkfifo(fifo)
     done = run_ctguard("analyze", str(fifo), timeout=20)  # it waited for a writer forever
-    one_error_line(done, 3, str(fifo), "named pipe", "analyze -")
+    one_error_line(done, 3, str(fifo), "named pipe", f"- < {fifo}")
 
 
 def test_analyze_still_reads_a_named_pipe_on_stdin(tmp_path: Path) -> None:

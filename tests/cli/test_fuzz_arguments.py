@@ -100,7 +100,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 base / "dump")  # fmt: skip
     (base / "state").mkdir(mode=0o700)
     (base / "out").mkdir()
-    for name, minor in (("null", 3), ("full", 7)):
+    for name, minor in (("null", 3), ("zero", 5), ("full", 7)):
         with contextlib.suppress(PermissionError):  # needs root; the rest still runs
             os.mknod(base / name, 0o600 | stat.S_IFCHR, os.makedev(1, minor))
     return base
@@ -123,8 +123,8 @@ def value_for(param: click.Parameter, base: Path, bad: bool) -> st.SearchStrateg
         return paths(base) if bad else st.sampled_from([str(base / r) for r in roots])
     if name == "--state-dir":
         return paths(base) if bad else st.just(str(base / "state"))
-    if name == "dump":  # not a device: an endless one is a bounded-input matter (issue 17)
-        odd = paths(base).filter(lambda p: Path(p).name not in ("null", "full"))
+    if name == "dump":  # devices included: /dev/zero and /dev/full read zeros forever
+        odd = paths(base, "zero")
         return odd if bad else st.sampled_from([str(base / "dump"), "-"])
     if param.name in ("output", "plan_file"):  # plan -o, apply --plan, snapshot -o
         fresh = st.uuids().map(lambda u: str(base / "out" / f"{u.hex[:8]}.tar.gz"))

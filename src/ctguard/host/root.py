@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from ctguard.errors import HostAccessError
 from ctguard.host.caps import MAX_FILE_BYTES
+from ctguard.host.named_pipe import is_named_pipe
 from ctguard.missing import Missing
 
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
@@ -229,11 +230,19 @@ def _input_kind(mode: int, path: str) -> None:
 
 def open_input(path: str) -> BinaryIO:
     """A file named on the command line to be read to its end (a table dump): a regular
-    file or a pipe (``<(conntrack -L)``, a FIFO: as ``-`` for stdin, the operator chose
-    it), never a device such as /dev/zero, a socket or a directory. Looked at before
-    opening (opening a device can act on it) and again once open."""
+    file or an anonymous pipe (``<(conntrack -L)``), never a device such as /dev/zero, a
+    socket, a directory, or a named pipe (opening one waits for a writer, with none
+    forever: the shell's ``- < FIFO`` makes that wait the operator's choice). Looked at
+    before opening (opening a device can act on it) and again once open."""
     _input_kind(os.stat(path).st_mode, path)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a FIFO waits for its writer, like cat
+    if is_named_pipe(path):
+        raise OSError(
+            errno.EINVAL,
+            f"a named pipe (FIFO), which would wait for a writer: read it on stdin ('- < {path}')",
+            path,
+        )
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
     try:
         _input_kind(os.fstat(fd).st_mode, path)
     except OSError:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from ctguard.errors import CtguardError, UsageError
 from ctguard.host.commands import Commands
-from ctguard.host.named_pipe import is_named_pipe
 from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.missing import Missing
@@ -209,10 +208,6 @@ def _scan_dump(
             return scan_stream(stdin, by_sport, False, exact, local, ephemeral, by_address)
         except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
             raise CtguardError(f"stdin: {exc}") from None
-    if is_named_pipe(path):  # opening it would wait for a writer, maybe forever
-        raise CtguardError(
-            f"{path} is a named pipe (FIFO): feed it on stdin instead, 'ctguard analyze - < {path}'"
-        )
     try:
         return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral,
                          by_address=by_address)  # fmt: skip
