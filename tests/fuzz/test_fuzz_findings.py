@@ -39,3 +39,56 @@ def test_apply_keeps_the_bytes_of_a_sysctl_conf_that_is_not_utf8(tmp_path: Path)
     after = conf.read_bytes()
     assert after.startswith(original), after[:300]
     assert b"net.netfilter.nf_conntrack_max = 300000" in after[len(original) :]
+
+
+IDLE = REPO / "tests" / "roots" / "disable" / "modular-idle"  # nothing uses nf_conntrack
+INJECTED = "install nf_nat touch pwned"
+
+
+def _idle_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(IDLE, root, symlinks=True)
+    return root
+
+
+def _no_trace_of_the_injection(root: Path, *outputs: str) -> None:
+    for text in outputs:
+        assert "\n" + INJECTED not in text and "\ninstall nf_nat" not in text, text
+    written = [p for p in root.rglob("*") if p.is_file() and INJECTED.encode() in p.read_bytes()]
+    assert written == [], written
+
+
+def test_a_holder_that_is_no_module_name_is_refused_not_planned(tmp_path: Path) -> None:
+    """Found: a holders/ entry named "evil\\ninstall nf_nat touch pwned" (a crafted snapshot;
+    no kernel module can be named so) went as it was into disable's modprobe.d file, as a
+    second `install` line that runs a command at the next modprobe, and into the printed
+    `modprobe -r` commands. Now the holders reader refuses the name: disable and status stop
+    with one line naming it, doctor reports the presence unknown."""
+    root = _idle_root(tmp_path)
+    holders = root / "sys" / "module" / "nf_conntrack" / "holders"
+    holders.mkdir(parents=True, exist_ok=True)
+    (holders / f"evil\n{INJECTED}").write_bytes(b"")
+    for args in (("disable",), ("disable", "--format", "json"), ("status", "--interval", "0"),
+                 ("disable", "--apply", "--yes")):  # fmt: skip
+        code, out, err = ctguard(*args, "--root", str(root))
+        assert code == 3, (args, code, out, err)
+        assert err.count("\n") == 1 and "is not a module name" in err, err
+        assert "'evil\\ninstall nf_nat touch pwned'" in err, err  # shown escaped, on one line
+        _no_trace_of_the_injection(root, out, err)
+    code, out, err = ctguard("doctor", "--root", str(root))
+    assert "conntrack unknown" in out.splitlines()[0], out
+    _no_trace_of_the_injection(root, out, err)
+
+
+def test_a_proc_modules_user_that_is_no_module_name_is_refused(tmp_path: Path) -> None:
+    """The same through /proc/modules' "used by" column: "$(reboot)" would be printed in a
+    `modprobe -r` line for the operator to paste."""
+    root = _idle_root(tmp_path)
+    modules = root / "proc" / "modules"
+    modules.write_bytes(modules.read_bytes().replace(
+        b"nf_conntrack 188416 0 - Live", b"nf_conntrack 188416 1 $(reboot), Live"
+    ))  # fmt: skip
+    code, out, err = ctguard("disable", "--root", str(root))
+    assert code == 3, (code, out, err)
+    assert "'$(reboot)' is not a module name" in err, err
+    assert "$(reboot)" not in out
