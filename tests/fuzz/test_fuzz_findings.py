@@ -92,3 +92,54 @@ def test_a_proc_modules_user_that_is_no_module_name_is_refused(tmp_path: Path) -
     assert code == 3, (code, out, err)
     assert "'$(reboot)' is not a module name" in err, err
     assert "$(reboot)" not in out
+
+
+def _valid(doc_text: str, name: str) -> dict[str, object]:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from ctguard import schemas
+
+    doc: dict[str, object] = json.loads(doc_text)
+    problems = [e.message for e in Draft202012Validator(schemas.load(name)).iter_errors(doc)]
+    assert not problems, problems[:5]
+    return doc
+
+
+def test_plan_reads_a_negative_max_as_the_kernel_does(tmp_path: Path) -> None:
+    """Found: with nf_conntrack_max = -1 (old proc_dointvec kernels accept it) status read it
+    as the unsigned 4294967295, but plan kept -1: 'keeps today's value', -256 bytes, JSON
+    outside the schema. The reader now gives every command the kernel's value: the table is
+    effectively unbounded, so doctor flags CT201 and plan lowers the max to the configured
+    262144 (tests/roots/README.md: 0.83 % of MemTotal)."""
+    root = tmp_path / "root"
+    shutil.copytree(REPO / "tests" / "roots" / "modern-builtin", root, symlinks=True)
+    (root / "proc/sys/net/netfilter/nf_conntrack_max").write_text("-1\n")
+    code, out, err = ctguard("plan", "--root", str(root), "--format", "json")
+    assert code in (0, 1, 2), err
+    plan = _valid(out, "plan")
+    sizing = plan["sizing"]
+    assert isinstance(sizing, dict)
+    assert sizing["max"]["current"] == 2**32 - 1
+    assert sizing["max"]["value"] == 262144
+    code, out, err = ctguard("doctor", "--root", str(root), "--only", "CT201", "--format", "json")
+    assert code == 2, err  # CRITICAL
+    (finding,) = _valid(out, "doctor")["findings"]  # type: ignore[misc]
+    assert (finding["status"], finding["severity"]) == ("found", "critical"), finding
+    code, out, err = ctguard("status", "--root", str(root), "--json", "--interval", "0")
+    assert code in (0, 1, 2), err
+    status = _valid(out, "status")
+    assert any("reads it as unsigned" in note for note in status["notes"])  # type: ignore[attr-defined]
+
+
+def test_plan_on_an_unloaded_host_with_a_negative_legacy_max(tmp_path: Path) -> None:
+    """The fuzz case itself: /proc/sys/net/nf_conntrack_max = -1 on a host where conntrack
+    was never loaded; plan must still print a document its schema accepts."""
+    root = tmp_path / "root"
+    shutil.copytree(REPO / "tests" / "roots" / "not-loaded", root, symlinks=True)
+    (root / "proc/sys/net").mkdir(parents=True, exist_ok=True)
+    (root / "proc/sys/net/nf_conntrack_max").write_text("-1")
+    code, out, err = ctguard("plan", "--root", str(root), "--format", "json")
+    assert code in (0, 1, 2), err
+    _valid(out, "plan")
