@@ -143,3 +143,21 @@ def test_plan_on_an_unloaded_host_with_a_negative_legacy_max(tmp_path: Path) -> 
     code, out, err = ctguard("plan", "--root", str(root), "--format", "json")
     assert code in (0, 1, 2), err
     _valid(out, "plan")
+
+
+def test_a_negative_hashsize_parameter_is_refused(tmp_path: Path) -> None:
+    """Found: /sys/module/nf_conntrack/parameters/hashsize = -1 went into status's JSON as
+    hashsize_param -1 (outside the schema). The kernel prints it with param_get_uint, so a
+    negative one is a damaged file: status stops with one line naming it, doctor reports the
+    presence unknown with that reason."""
+    root = tmp_path / "root"
+    shutil.copytree(REPO / "tests" / "roots" / "modern-builtin", root, symlinks=True)
+    (root / "sys/module/nf_conntrack/parameters/hashsize").write_text("-1\n")
+    code, out, err = ctguard("status", "--root", str(root), "--json", "--interval", "0")
+    assert (code, out) == (3, ""), (code, out)
+    assert err == (
+        "ctguard: error: /sys/module/nf_conntrack/parameters/hashsize is negative (-1):"
+        " the kernel prints it unsigned\n"
+    )
+    code, out, err = ctguard("doctor", "--root", str(root))
+    assert "conntrack unknown" in out.splitlines()[0], out

@@ -101,6 +101,10 @@ def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     text = host.try_read_text(HASHSIZE_PARAM, SMALL_FILE_BYTES)
     if not isinstance(text, Missing):
         hashsize = parse_sysctl_int(text, HASHSIZE_PARAM)
+        if hashsize < 0:  # param_get_uint: no kernel prints one
+            raise ParseError(
+                f"{HASHSIZE_PARAM} is negative ({hashsize}): the kernel prints it unsigned"
+            )
     holders = read_holders(host)
     proc_sysctls = host.exists(MAX_FILE)
     initstate = host.try_read_text(f"{SYS_MODULE}/initstate", SMALL_FILE_BYTES)
