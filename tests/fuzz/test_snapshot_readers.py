@@ -155,6 +155,30 @@ def test_fuzzed_snapshot_roots(data: st.DataObject) -> None:
             raise
 
 
+# -- numbers: each value file of a root, negative and past 64 bits --------------------------
+MODERN = REPO / "tests" / "roots" / "modern-builtin"
+VALUE_FILES = sorted(
+    "/" + p.relative_to(MODERN).as_posix()
+    for top in ("proc/sys", "sys/module", "sys/kernel")
+    for p in MODERN.joinpath(top).rglob("*")
+    if p.is_file()
+)
+JSON_COMMANDS = tuple(name for name, (_, schema_id) in COMMANDS.items() if schema_id)
+
+
+@pytest.mark.parametrize("path", VALUE_FILES)
+def test_each_value_file_with_extreme_numbers(tmp_path: Path, path: str) -> None:
+    for number in (b"-1\n", b"18446744073709551616\n"):
+        root = copy_base(MODERN, tmp_path / number.decode().strip())
+        place(root, path, number)
+        try:
+            with no_hang(HANG_SECONDS):
+                check_root(root, JSON_COMMANDS)
+        except BaseException as exc:
+            exc.add_note(f"{path} = {number!r}")
+            raise
+
+
 # -- the harness can fail -------------------------------------------------------------------
 def test_a_raising_reader_fails_the_harness(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
