@@ -8,6 +8,8 @@ import io
 import shutil
 from pathlib import Path
 
+import pytest
+
 from ctguard.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,3 +163,36 @@ def test_a_negative_hashsize_parameter_is_refused(tmp_path: Path) -> None:
     )
     code, out, err = ctguard("doctor", "--root", str(root))
     assert "conntrack unknown" in out.splitlines()[0], out
+
+
+def _plan_sizing(root: Path) -> object:
+    import json
+
+    code, out, err = ctguard("plan", "--root", str(root), "--format", "json")
+    assert code in (0, 1, 2), err
+    return json.loads(_valid_text(out, "plan"))["sizing"]
+
+
+def _valid_text(out: str, name: str) -> str:
+    _valid(out, name)
+    return out
+
+
+@pytest.mark.parametrize("value", ["-1", "-9223372036854775809", "1_000", "+5"])
+def test_a_memavailable_no_kernel_prints_counts_as_absent(tmp_path: Path, value: str) -> None:
+    """Found: MemAvailable -1 kB made plan's memory budget -1024 bytes (plan JSON outside its
+    schema). The kernel prints meminfo as unsigned decimals (and clamps MemAvailable at 0),
+    so such a line is damage: plan sizes as for a kernel without MemAvailable (before 3.14)."""
+    base = REPO / "tests" / "roots" / "modern-builtin"
+    damaged, absent = tmp_path / "damaged", tmp_path / "absent"
+    shutil.copytree(base, damaged, symlinks=True)
+    shutil.copytree(base, absent, symlinks=True)
+    lines = (base / "proc/meminfo").read_text().splitlines(keepends=True)
+    (damaged / "proc/meminfo").write_text(
+        "".join(f"MemAvailable:   {value} kB\n" if line.startswith("MemAvailable:") else line
+                for line in lines)
+    )  # fmt: skip
+    (absent / "proc/meminfo").write_text(
+        "".join(line for line in lines if not line.startswith("MemAvailable:"))
+    )
+    assert _plan_sizing(damaged) == _plan_sizing(absent)
