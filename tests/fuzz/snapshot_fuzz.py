@@ -23,6 +23,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 from snapshot_inputs import DIRS, FILES, JSON_FILES, PATTERN_EXAMPLES
 
 from ctguard import schemas
@@ -105,9 +106,15 @@ def run_command(root: Path, name: str) -> None:
     if schema_id is None:
         return
     doc = json.loads(text)
-    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message[:300]}"
-                for e in validator(schema_id).iter_errors(doc)]  # fmt: skip
-    assert not problems, f"{name}: " + "\n".join(problems[:10])
+    errors = list(validator(schema_id).iter_errors(doc))
+    assert not errors, f"{name}: " + "\n".join(_shown(e) for e in errors[:10])
+
+
+def _shown(error: ValidationError) -> str:
+    """Where a document fails and why; for anyOf/oneOf, the branch that came closest."""
+    deepest = max([error, *error.context], key=lambda e: len(e.absolute_path))
+    where = "/".join(map(str, deepest.absolute_path)) or "(top)"
+    return f"{where}: {deepest.message[-300:]}"
 
 
 def check_root(root: Path, commands: tuple[str, ...] = tuple(COMMANDS)) -> None:
