@@ -51,7 +51,10 @@ def write_sysctl_file(
     ]
     if placement.block:
         before = host.read(SYSCTL_CONF)
-        after = sysctl_files.with_block(decoded(before) or "", values).encode()
+        # the file's own bytes kept as they are, invalid UTF-8 included
+        after = sysctl_files.with_block(decoded(before) or "", values).encode(
+            "utf-8", "surrogateescape"
+        )
         changes.write(
             SYSCTL_CONF,
             before,

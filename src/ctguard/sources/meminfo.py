@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
@@ -10,6 +11,7 @@ from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
 
 MEMINFO = "/proc/meminfo"
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -30,17 +32,19 @@ def parse_meminfo(text: str) -> Meminfo:
         parts = rest.split()
         if not sep or not parts:
             continue
-        try:
-            number = int(parts[0])
-        except ValueError:
-            continue
+        if not _DECIMAL.fullmatch(parts[0]):
+            continue  # not how the kernel prints a number ("1_000", "+5", "0x10")
+        number = int(parts[0])
         unit = parts[1] if len(parts) > 1 else ""
         fields[name.strip()] = number * 1024 if unit == "kB" else number
     if "MemTotal" not in fields:
         raise ParseError(f"{MEMINFO}: no MemTotal line")
     if fields["MemTotal"] <= 0:
         raise ParseError(f"{MEMINFO}: MemTotal is not positive")
-    return Meminfo(fields["MemTotal"], fields.get("MemAvailable"))
+    available = fields.get("MemAvailable")
+    if available is not None and available < 0:  # the kernel clamps it at 0: damage
+        available = None  # as on kernels before 3.14
+    return Meminfo(fields["MemTotal"], available)
 
 
 def read_meminfo(host: HostRoot) -> Meminfo | Missing:

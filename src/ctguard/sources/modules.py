@@ -7,6 +7,7 @@ lists loaded modules only (absent on kernels built without module support).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
@@ -21,6 +22,19 @@ PROC_MODULES = "/proc/modules"
 SILENT_USERS = ("openvswitch", "ip_vs", "nf_flow_table", "act_ct", "nf_conntrack_bridge")
 SYS_MODULE = "/sys/module/nf_conntrack"
 HASHSIZE_PARAM = f"{SYS_MODULE}/parameters/hashsize"  # the table size; writable at runtime
+# What the kernel accepts as a module name (MODULE_NAME_LEN is 64 - sizeof(unsigned long),
+# NUL included; KBUILD_MODNAME is the file name with '-' made '_'). Names go into the
+# modprobe.d lines and modprobe -r commands disable writes: anything else in a snapshot
+# (a newline, a space, "$(...)") is a damaged or crafted input, never a module.
+_MODULE_NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")
+
+
+def is_module_name(name: str) -> bool:
+    """
+    >>> is_module_name("nf_conntrack"), is_module_name("evil\\ninstall x y")
+    (True, False)
+    """
+    return _MODULE_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,10 @@ def parse_proc_modules(text: str) -> dict[str, ModuleLine]:
             raise ParseError(f"{PROC_MODULES} line {number}: size/refcount not numbers") from None
         # "[permanent]" / "[unsafe]" mark the module itself, they are not users of it
         used = tuple(u for u in cells[3].split(",") if u and u != "-" and not u.startswith("["))
+        for name in (cells[0], *used):
+            if not is_module_name(name):
+                why = f"{name[:60]!r} is not a module name"
+                raise ParseError(f"{PROC_MODULES} line {number}: {why}")
         modules[cells[0]] = ModuleLine(cells[0], size, refcount, used, cells[4])
     return modules
 
@@ -69,12 +87,26 @@ class ConntrackPresence:
     evidence: str = ""
 
 
+def read_holders(host: HostRoot) -> tuple[str, ...]:
+    """The modules that use nf_conntrack, by their links in ``holders/``; ParseError for a
+    name no module can have."""
+    names = host.listdir(f"{SYS_MODULE}/holders")
+    for name in names:
+        if not is_module_name(name):
+            raise ParseError(f"{SYS_MODULE}/holders: {name[:60]!r} is not a module name")
+    return tuple(names)
+
+
 def read_conntrack_presence(host: HostRoot) -> ConntrackPresence:
     hashsize = None
     text = host.try_read_text(HASHSIZE_PARAM, SMALL_FILE_BYTES)
     if not isinstance(text, Missing):
         hashsize = parse_sysctl_int(text, HASHSIZE_PARAM)
-    holders = tuple(host.listdir(f"{SYS_MODULE}/holders"))
+        if hashsize < 0:  # param_get_uint: no kernel prints one
+            raise ParseError(
+                f"{HASHSIZE_PARAM} is negative ({hashsize}): the kernel prints it unsigned"
+            )
+    holders = read_holders(host)
     proc_sysctls = host.exists(MAX_FILE)
     initstate = host.try_read_text(f"{SYS_MODULE}/initstate", SMALL_FILE_BYTES)
     if not isinstance(initstate, Missing):

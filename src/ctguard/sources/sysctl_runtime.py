@@ -36,11 +36,29 @@ def parse_sysctl_int(text: str, name: str = "value") -> int:
     return int(value)
 
 
+def as_the_kernel_reads(name: str, value: int) -> tuple[int, str | None]:
+    """A value as the kernel uses it, and a note when that is not what the file says;
+    ParseError for one no kernel reports. The one place these are judged: status, plan and
+    doctor all read the values through ConntrackSysctls.
+
+    >>> as_the_kernel_reads("nf_conntrack_max", -1)
+    (4294967295, 'nf_conntrack_max is -1: the kernel reads it as unsigned')
+    """
+    if name == "nf_conntrack_max" and value < 0:
+        # the kernel compares it as unsigned int: old proc_dointvec kernels let -1 in
+        return value & 0xFFFFFFFF, f"nf_conntrack_max is {value}: the kernel reads it as unsigned"
+    if name in ("nf_conntrack_count", "nf_conntrack_buckets") and value < 0:
+        raise ParseError(f"{name} is negative ({value}): not a value a kernel reports")
+    return value, None
+
+
 @dataclass(frozen=True)
 class ConntrackSysctls:
-    """Integer values keyed by file name (``nf_conntrack_max`` ...)."""
+    """Integer values keyed by file name (``nf_conntrack_max`` ...), as the kernel uses
+    them (as_the_kernel_reads); ``notes`` say where that differs from the files."""
 
     values: Mapping[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def get(self, name: str) -> int | None:
         return self.values.get(name)
@@ -57,12 +75,18 @@ class ConntrackSysctls:
     def buckets(self) -> int | None:
         return self.values.get("nf_conntrack_buckets")
 
-    def with_values(self, updates: Mapping[str, int]) -> ConntrackSysctls:
-        return ConntrackSysctls({**self.values, **updates})
+    def with_values(
+        self, updates: Mapping[str, int], notes: tuple[str, ...] = ()
+    ) -> ConntrackSysctls:
+        return ConntrackSysctls(
+            {**self.values, **updates}, tuple(dict.fromkeys(self.notes + notes))
+        )
 
     def with_globals_of(self, init: ConntrackSysctls) -> ConntrackSysctls:
         """A namespace's values with the global ones (max, buckets) of the initial one."""
-        return self.with_values({k: v for k in GLOBAL_KEYS if (v := init.get(k)) is not None})
+        return self.with_values(
+            {k: v for k in GLOBAL_KEYS if (v := init.get(k)) is not None}, init.notes
+        )
 
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"  # per namespace
@@ -81,7 +105,7 @@ def read_global_max(host: HostRoot) -> int | None:
     for path in (MAX_FILE, LEGACY_MAX):
         text = host.try_read_text(path, SMALL_FILE_BYTES)
         if not isinstance(text, Missing):
-            return parse_sysctl_int(text, path) & 0xFFFFFFFF  # the kernel reads it unsigned
+            return as_the_kernel_reads("nf_conntrack_max", parse_sysctl_int(text, path))[0]
     return None
 
 
@@ -108,7 +132,11 @@ def read_conntrack_sysctls(
             values["nf_conntrack_max"] = parse_sysctl_int(legacy, LEGACY_MAX)
     if not values:
         return Missing(f"no nf_conntrack_* files under {directory}")
-    return ConntrackSysctls(dict(sorted(values.items())))
+    notes: list[str] = []
+    for name, value in values.items():
+        values[name], note = as_the_kernel_reads(name, value)
+        notes += [note] if note else []
+    return ConntrackSysctls(dict(sorted(values.items())), tuple(notes))
 
 
 def read_count() -> int:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from ctguard.errors import CtguardError, ParseError
+from ctguard.errors import CtguardError
 from ctguard.host.commands import Commands
 from ctguard.host.ct_events import NewEvents, count_new_events
 from ctguard.host.root import HostRoot
@@ -194,13 +194,7 @@ def build_status(inputs: StatusInputs, netns: str | None = None) -> StatusReport
     if isinstance(sysctls, ConntrackSysctls):
         values = sysctls.values
         count, maximum, buckets = sysctls.count, sysctls.max, sysctls.buckets
-        for name, value in (("nf_conntrack_count", count), ("nf_conntrack_buckets", buckets)):
-            if value is not None and value < 0:
-                raise ParseError(f"{name} is negative ({value}): not a value a kernel reports")
-        if maximum is not None and maximum < 0:
-            # the kernel compares it as unsigned int: old proc_dointvec kernels let -1 in
-            notes.append(f"nf_conntrack_max is {maximum}: the kernel reads it as unsigned")
-            maximum &= 0xFFFFFFFF
+        notes += sysctls.notes  # a negative max read as unsigned, as the kernel does
     elif inputs.presence.loaded:
         notes.append(f"sysctls unavailable: {sysctls.reason}")
     if count is None:
