@@ -229,3 +229,41 @@ def test_a_broken_pipe_to_a_program_is_no_success(
     err = capsys.readouterr().err
     assert err.startswith("ctguard: error: internal error: PipeClosedError: a pipe closed early")
     assert len(err.splitlines()) == 1
+
+
+def test_a_closed_stderr_is_not_taken_for_stdout(tree: Path) -> None:
+    """The plan goes to stderr before the question when stdout holds JSON; with stderr a
+    closed pipe the question cannot be asked either: nothing changes, exit 3, and stdout
+    is not silenced as if it were the one lost (it was: exit 0, nothing applied)."""
+    before = snapshot_of(tree)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    primary, secondary = os.openpty()
+    try:
+        done = subprocess.run(
+            [ctguard_bin(), "apply", "--root", str(tree), "--state-dir",
+             str(tree.parent / "state"), "--format", "json"],
+            stdin=secondary, stdout=subprocess.PIPE, stderr=write_end, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        for fd in (primary, secondary, write_end):
+            os.close(fd)
+    assert done.returncode == 3
+    assert snapshot_of(tree) == before
+    assert journal(tree) == []
+
+
+def test_a_report_reaches_stdout_when_stderr_is_closed() -> None:
+    reference = run_ctguard("doctor", "--root", str(DOCTOR_ROOT), "--format", "json")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [ctguard_bin(), "doctor", "--root", str(DOCTOR_ROOT), "--format", "json"],
+            stdout=subprocess.PIPE, stderr=write_end, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == reference.returncode
+    assert json.loads(done.stdout)["findings"] == json.loads(reference.stdout)["findings"]

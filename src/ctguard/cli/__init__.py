@@ -91,7 +91,7 @@ def cli(debug: bool) -> None:
 
 def _error(message: str) -> int:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    click.echo(f"ctguard: error: {first}", err=True)
+    emit.note(f"ctguard: error: {first}\n")  # stderr gone too: the exit code says it
     return ERROR
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import changed, emit
+from ctguard.cli.emit import changed, emit, note
 from ctguard.cli.options import NonEmpty, format_option, netns_option, option_errors, target_of
 from ctguard.cli.prompt import confirmer
 from ctguard.errors import RefusedError
@@ -86,7 +86,7 @@ def disable_command(
             if apply and not (yes or dry_run) and sys.stdin.isatty():  # read before the question
                 from ctguard.output.disable_text import render_disable_text
 
-                click.echo(render_disable_text(plan), err=True, nl=False)
+                note(render_disable_text(plan))
         else:
             from ctguard.output.disable_text import render_disable_text
 

@@ -20,7 +20,6 @@ import contextlib
 import errno
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 
 from ctguard.exit_codes import ERROR
@@ -52,11 +51,29 @@ def emit(text: str) -> None:
         _quiet_stdout()
 
 
+def note(text: str) -> None:
+    """Words for stderr beside the report (a plan shown before its question while stdout
+    holds JSON, the rules a change added). Their failure is not the command's: it goes on
+    (a question that follows fails on the same stderr and changes nothing)."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
 def failed_in_click(exc: OSError) -> bool:
-    """An OSError from click printing --help or --version (its ``echo``, writing to a
-    closed pipe or a full disk): recorded as a failed emit would be."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not any(f.name == "echo" and f.filename.endswith("click/utils.py") for f in frames):
+    """An OSError from click printing --help or --version to stdout (its ``echo``, writing
+    to a closed pipe or a full disk): recorded as a failed emit would be. One that click
+    met writing to stderr is not stdout's."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_code.co_filename.endswith("click/utils.py"):
+            break
+        tb = tb.tb_next
+    else:
+        return False
+    target = frame.f_locals.get("file")
+    if frame.f_locals.get("err") or target is sys.stderr or target is sys.__stderr__:
         return False
     _state.lost = _state.lost or exc
     _quiet_stdout()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ctguard.cli.emit import changed, emit
+from ctguard.cli.emit import changed, emit, note
 from ctguard.cli.options import FiniteRange, NonEmpty, format_option
 from ctguard.cli.prompt import confirmer
 from ctguard.exit_codes import ExitCode
@@ -170,7 +170,7 @@ def notrack_command(
         changed(f"notrack rules added (journal entry {report.entry_id})")
     added = notrack_text.render_added(report)
     if added and fmt == "json":  # stdout stays one JSON document: to stderr then
-        click.echo(added, err=True, nl=False)
+        note(added)
     elif added:
         emit(added)
     if not verify:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ctguard.cli.emit import changed, emit
+from ctguard.cli.emit import changed, emit, note
 from ctguard.cli.options import (
     FilePath,
     FiniteRange,
@@ -212,7 +212,7 @@ def apply_command(
         if fmt != "json":
             emit(text)
         elif not (yes or dry_run) and sys.stdin.isatty():  # read before the question
-            click.echo(text, err=True, nl=False)  # stdout stays one JSON document
+            note(text)  # stdout stays one JSON document
 
     options = ApplyOptions(
         _planning(kwargs), plan_file=plan_file, dry_run=dry_run, state_dir=state_dir

@@ -26,6 +26,12 @@ def confirmer(yes: bool) -> Callable[[str], bool]:
             )
         if not sys.stdin.isatty():
             raise CtguardError(f"{question.rstrip('?')}: no terminal to confirm on; add --yes")
-        return click.confirm(question, default=False, err=True)
+        try:
+            return click.confirm(question, default=False, err=True)
+        except OSError as exc:  # stderr gone: the question was never seen
+            raise CtguardError(
+                f"{question.rstrip('?')}: could not ask ({exc.strerror or exc});"
+                " nothing was changed"
+            ) from None
 
     return confirm
