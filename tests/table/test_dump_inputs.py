@@ -9,6 +9,7 @@ read as if it were the table.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -135,3 +136,22 @@ def test_a_dump_truncated_while_streamed_is_an_error(
     monkeypatch.setattr(reader, "Accumulator", TruncatingAccumulator)
     with pytest.raises(reader.Shrank, match="shrank while it was read"):
         reader.scan_path(str(dump), jobs=1)
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_a_damaged_gzip_dump_is_one_line(tmp_path: Path, via: str) -> None:
+    """Damaged deflate data raises zlib.error, neither OSError nor EOFError: it was an
+    'internal error'."""
+    packed = bytearray(gzip.compress(LINE * 2000))
+    packed[20:40] = bytes(b ^ 0xFF for b in packed[20:40])
+    dump = tmp_path / "bad.gz"
+    dump.write_bytes(bytes(packed))
+    if via == "file":
+        done = analyze(str(dump))
+    else:
+        with dump.open("rb") as stdin:
+            done = subprocess.run(
+                [ctguard_bin(), "analyze", "-"], stdin=stdin, capture_output=True, text=True,
+                timeout=60, check=False, preexec_fn=_capped,
+            )  # fmt: skip
+    one_error_line(done, 3, "damaged gzip data")

@@ -1,4 +1,4 @@
-"""Whether a path an operator typed names a FIFO made with mkfifo.
+"""Whether a file an operator named is a FIFO made with mkfifo.
 
 Opening one for reading waits, without a word, until some process opens it for writing:
 with no writer, forever. An anonymous pipe (``<(conntrack -L)``, which names
@@ -23,11 +23,6 @@ def _pipefs_device() -> int:
         os.close(write_fd)
 
 
-def is_named_pipe(path: str) -> bool:
-    """True for a FIFO on a file system (links followed); False for anything else, an
-    anonymous pipe and a path that does not exist included."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):
-        return False
+def names_a_named_pipe(info: os.stat_result) -> bool:
+    """``info`` (a stat or an fstat) is of a FIFO on a file system, not an anonymous pipe."""
     return stat.S_ISFIFO(info.st_mode) and info.st_dev != _pipefs_device()

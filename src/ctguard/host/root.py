@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from ctguard.errors import HostAccessError
 from ctguard.host.caps import MAX_FILE_BYTES
-from ctguard.host.named_pipe import is_named_pipe
+from ctguard.host.named_pipe import names_a_named_pipe
 from ctguard.missing import Missing
 
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
@@ -214,7 +214,14 @@ def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
         os.close(fd)
 
 
-def _input_kind(mode: int, path: str) -> None:
+def _input_kind(info: os.stat_result, path: str) -> None:
+    mode = info.st_mode
+    if names_a_named_pipe(info):
+        raise OSError(
+            errno.EINVAL,
+            f"a named pipe (FIFO), which would wait for a writer: read it on stdin ('- < {path}')",
+            path,
+        )
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", path)
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
@@ -234,17 +241,11 @@ def open_input(path: str) -> BinaryIO:
     socket, a directory, or a named pipe (opening one waits for a writer, with none
     forever: the shell's ``- < FIFO`` makes that wait the operator's choice). Looked at
     before opening (opening a device can act on it) and again once open."""
-    _input_kind(os.stat(path).st_mode, path)
-    if is_named_pipe(path):
-        raise OSError(
-            errno.EINVAL,
-            f"a named pipe (FIFO), which would wait for a writer: read it on stdin ('- < {path}')",
-            path,
-        )
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    os.set_blocking(fd, True)
-    try:
-        _input_kind(os.fstat(fd).st_mode, path)
+    _input_kind(os.stat(path), path)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO swapped in
+    try:  # meanwhile does not wait either
+        _input_kind(os.fstat(fd), path)
+        os.set_blocking(fd, True)
     except OSError:
         os.close(fd)
         raise

@@ -13,6 +13,7 @@ import pickle
 import queue
 import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
@@ -29,6 +30,18 @@ CHUNK = 4 << 20
 MAX_LINE = keys.MAX_LINE
 PARALLEL_MIN_BYTES = 32 << 20  # below this a second process costs more than it saves
 GZIP_MAGIC = b"\x1f\x8b"
+# What reading a dump raises besides our own errors: the file's own (OSError), a gzip cut
+# short (EOFError), a gzip whose data is damaged (zlib.error, which is neither)
+DAMAGED_DUMP = (OSError, EOFError, zlib.error)
+
+
+def dump_damage(exc: BaseException) -> str:
+    """One of DAMAGED_DUMP in words."""
+    if isinstance(exc, zlib.error):
+        return f"damaged gzip data ({exc})"
+    if isinstance(exc, EOFError):
+        return f"the gzip data ends early ({exc})"
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 @dataclass(frozen=True)

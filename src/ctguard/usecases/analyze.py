@@ -22,7 +22,7 @@ from ctguard.sources.local_port_range import (
 )
 from ctguard.sources.sysctl_runtime import read_conntrack_sysctls
 from ctguard.table.candidates import Candidates, notrack_candidates
-from ctguard.table.reader import gunzipped, scan_path, scan_stream
+from ctguard.table.reader import DAMAGED_DUMP, dump_damage, gunzipped, scan_path, scan_stream
 from ctguard.table.scanner import IMPLEMENTATION
 from ctguard.table.source import TableRead as SourceRead
 from ctguard.table.source import read_table
@@ -206,8 +206,8 @@ def _scan_dump(
         try:
             stdin = gunzipped(sys.stdin.buffer)
             return scan_stream(stdin, by_sport, False, exact, local, ephemeral, by_address)
-        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
-            raise CtguardError(f"stdin: {exc}") from None
+        except DAMAGED_DUMP as exc:
+            raise CtguardError(f"stdin: {dump_damage(exc)}") from None
     try:
         return scan_path(path, by_sport, exact_timeouts=exact, local=local, ephemeral=ephemeral,
                          by_address=by_address)  # fmt: skip
@@ -215,8 +215,8 @@ def _scan_dump(
         raise CtguardError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CtguardError(f"{path} is a directory (use --root DIR for a snapshot)") from None
-    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
-        raise CtguardError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except DAMAGED_DUMP as exc:
+        raise CtguardError(f"{path}: {dump_damage(exc)}") from None
 
 
 def _read(target: Target, dump: str | None, options: AnalyzeOptions) -> TableRead:
