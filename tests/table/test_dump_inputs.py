@@ -155,3 +155,30 @@ def test_a_damaged_gzip_dump_is_one_line(tmp_path: Path, via: str) -> None:
                 timeout=60, check=False, preexec_fn=_capped,
             )  # fmt: skip
     one_error_line(done, 3, "damaged gzip data")
+
+
+class FailingInHelper(reader.Accumulator):
+    """Runs out of memory in the forked helper only (not in the process that forked it)."""
+
+    parent = 0
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if os.getpid() != self.parent:
+            raise MemoryError
+        super().feed(data)
+
+
+def test_a_helper_that_fails_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said only 'a helper process scanning X failed', its reason lost in os._exit."""
+    dump = sparse(tmp_path / "big.dump", 2 * reader.PARALLEL_MIN_BYTES, 4 << 20)
+    FailingInHelper.parent = os.getpid()
+    monkeypatch.setattr(reader, "Accumulator", FailingInHelper)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    code = main(["analyze", str(dump)])
+    err = capsys.readouterr().err.strip()
+    assert code == 3, err
+    assert err.splitlines() == [
+        f"ctguard: error: {dump}: a helper process scanning {dump} failed (MemoryError)"
+    ]

@@ -21,7 +21,7 @@ MiB = 1024**2
 # snapshot captures of one program.
 MAX_FILE_BYTES = 64 * MiB
 # procfs listings read whole: one line per possible CPU (/proc/net/stat/nf_conntrack:
-# 8192 CPUs are 1.3 MB), per module (/proc/modules), per field (/proc/meminfo). A
+# 8192 CPUs are 1.3 MB; conntrack -S prints ~250 B per CPU, 2 MB), per module (/proc/modules), per field (/proc/meminfo). A
 # crafted 60 MB stat file took doctor 2.7 s and 170 MB.
 PROC_LIST_BYTES = 4 * MiB
 # Log files (kern.log, messages, syslog) and dmesg: the last 32 MiB, weeks of kernel
@@ -53,8 +53,9 @@ CAPS: dict[str, Cap] = {
     "ip6tables-save": Cap(MAX_FILE_BYTES),
     "nft-json": Cap(MAX_FILE_BYTES),
     "ip-addr": Cap(16 * MiB),  # ~2 KB per interface: thousands of veths
-    "conntrack-S": Cap(1 * MiB),  # ~250 B per CPU
-    "netlink-stats": Cap(1 * MiB),  # the same counters over netlink
+    # the per-CPU counters of /proc/net/stat/nf_conntrack, ~250 B per CPU printed
+    "conntrack-S": Cap(PROC_LIST_BYTES),
+    "netlink-stats": Cap(PROC_LIST_BYTES),  # the same counters over netlink
     "conntrack-C": Cap(4096),
     "lsmod": Cap(1 * MiB),
     "uname-r": Cap(4096),

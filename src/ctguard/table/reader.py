@@ -11,6 +11,7 @@ import gzip
 import os
 import pickle
 import queue
+import signal
 import struct
 import threading
 import zlib
@@ -273,38 +274,57 @@ def _scan_parallel(
             status = 1
             try:
                 os.close(read_fd)
-                mine = accumulator()
-                _scan_range(mine, fd, cuts[index], cuts[index + 1], name, size)
                 with os.fdopen(write_fd, "wb") as out:
+                    try:
+                        mine = accumulator()
+                        _scan_range(mine, fd, cuts[index], cuts[index + 1], name, size)
+                    except BaseException as exc:  # its reason, in words, for the parent
+                        pickle.dump(str(exc) or type(exc).__name__, out)
+                        raise
                     _send(mine.tally(), out)
                 status = 0
             finally:
                 os._exit(status)
         os.close(write_fd)
         children.append((pid, read_fd))
-    parent, shrank = accumulator(), None
+    parent = accumulator()
     try:
         _scan_range(parent, fd, cuts[0], cuts[1], name, size)
-    except Shrank as exc:
-        shrank = exc  # raised once the children are reaped
-    failed = False
-    parts: list[Tally] = []
-    for pid, read_fd in children:
-        received = _receive(read_fd, parent)
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or received is None:
-            failed = True
-            continue
-        parts.append(received)
-    if shrank is not None:
-        raise shrank
+    except BaseException:
+        _reap(children, None)  # no child is left running or unwaited
+        raise
+    parts, failure = _reap(children, parent)
     _check_size(fd, size, name)  # a helper that failed on a short read says so here
-    if failed:
-        raise OSError(f"a helper process scanning {name} failed")
+    if failure is not None:
+        raise OSError(f"a helper process scanning {name} failed ({failure})")
     total = parent.tally()
     for part in parts:  # in line order: the first bad line's number stays right
         total.add(part)
     return total
+
+
+def _reap(
+    children: list[tuple[int, int]], into: Accumulator | None
+) -> tuple[list[Tally], str | None]:
+    """Each child's Tally, its addresses absorbed ``into`` the parent's (None: only wait
+    for them), in line order; and how the first that failed ended."""
+    parts: list[Tally] = []
+    failure = None
+    for pid, read_fd in children:
+        if into is None:
+            os.close(read_fd)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            continue
+        received = _receive(read_fd, into)
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not isinstance(received, Tally):
+            code = os.waitstatus_to_exitcode(status)
+            how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+            failure = failure or (received if isinstance(received, str) else how)
+            continue
+        parts.append(received)
+    return parts, failure
 
 
 _LENGTHS = struct.Struct("=QQ")  # bytes of source records, of destination records
@@ -322,14 +342,17 @@ def _send(part: Tally, out: BinaryIO) -> None:
     out.write(destinations.records)
 
 
-def _receive(read_fd: int, into: Accumulator) -> Tally | None:
+def _receive(read_fd: int, into: Accumulator) -> Tally | str | None:
     """A child's Tally (_send); its address records go into ``into`` as they arrive.
-    None: the child died before sending it all (its exit status says why)."""
+    A str: why the child failed; None: it died before sending it all (its exit status
+    says why)."""
     with os.fdopen(read_fd, "rb") as src:
         try:
-            part = cast(Tally, pickle.load(src))  # noqa: S301 - our own child's bytes
+            part = cast(Tally | str, pickle.load(src))  # noqa: S301 - our own child's bytes
         except (EOFError, pickle.UnpicklingError):
             return None
+        if isinstance(part, str):
+            return part
         head = src.read(_LENGTHS.size)
         if len(head) != _LENGTHS.size:
             return None
