@@ -115,10 +115,10 @@ def test_a_live_program_that_fails_is_missing(monkeypatch: pytest.MonkeyPatch) -
 
 def test_a_captured_counter_list_over_its_cap_is_missing(tmp_path: Path) -> None:
     (tmp_path / "ctguard_commands").mkdir()
-    (tmp_path / "ctguard_commands" / "conntrack-S").write_bytes(b"cpu=0 found=0\n" * 100_000)
+    (tmp_path / "ctguard_commands" / "conntrack-S").write_bytes(b"cpu=0 found=0\n" * 400_000)
     got = CapturedCommands(HostRoot(tmp_path)).output("conntrack-S")
     assert isinstance(got, Missing)
-    assert "more than the 1.0 MiB read" in got.reason
+    assert "more than the 4.0 MiB read" in got.reason
     assert CAPS["conntrack-S"].keep == "whole"
 
 
