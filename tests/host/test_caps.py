@@ -186,3 +186,19 @@ def test_a_stat_file_of_tens_of_megabytes_is_not_read(tmp_path: Path) -> None:
     assert done.returncode in (0, 1), done.stderr
     evidence = [line for f in json.loads(done.stdout)["findings"] for line in f["evidence"]]
     assert any("/proc/net/stat/nf_conntrack: larger than 4194304 bytes" in e for e in evidence)
+
+
+def test_conntrack_s_of_8192_cpus_is_read_whole(tmp_path: Path) -> None:
+    """~250 bytes per CPU (conntrack-tools 1.4 prints every counter by name): 2 MB; the
+    1 MiB cap it had read such a host's counters as missing."""
+    line = (
+        b"cpu=%d \tfound=0 invalid=1234 insert=0 insert_failed=0 drop=0 early_drop=0"
+        b" error=0 search_restart=4567 clash_resolve=0 chaintoolong=0" + b" " * 130 + b"\n"
+    )
+    text = b"".join(line % cpu for cpu in range(8192))
+    assert len(text) > 2 * 1024**2
+    (tmp_path / "ctguard_commands").mkdir()
+    (tmp_path / "ctguard_commands" / "conntrack-S").write_bytes(text)
+    got = CapturedCommands(HostRoot(tmp_path)).output("conntrack-S")
+    assert not isinstance(got, Missing), got
+    assert got.count("\n") == 8192
