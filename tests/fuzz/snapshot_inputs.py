@@ -2,7 +2,7 @@
 
 Built from the snapshot layout (src/ctguard/snapshot/layout.py) and the captured commands
 (host/commands.py), plus the few files the sources read that the layout does not name
-(tuned's include chain, modules.builtin, ip_local_port_range). test_snapshot_readers.py
+(tuned's include chain, modules.builtin). test_snapshot_readers.py
 checks the list both ways: every layout entry is here, and every file a command opens or
 lists in any fixture root is covered by an entry (traced with an audit hook).
 
@@ -20,7 +20,6 @@ import fnmatch
 
 from ctguard.host.commands import CAPTURE_DIR, MANIFEST, NETLINK_STATS, SPECS
 from ctguard.snapshot import layout
-from ctguard.sources.local_port_range import LOCAL_PORT_RANGE
 from ctguard.sources.manifest import INIT_NETNS_DIR
 from ctguard.sources.sysctl_runtime import NETFILTER_DIR
 from ctguard.sources.tuned_config import OCP_TUNED_RECOMMEND
@@ -37,7 +36,6 @@ FILES: tuple[str, ...] = (
     *layout.PRESENCE_MARKERS,
     *layout.LOG_FILES,
     *(f"{CAPTURE_DIR}/{name}" for name in CAPTURED),
-    LOCAL_PORT_RANGE,  # read by analyze and notrack (sources/local_port_range.py)
     "/proc/sys/net/netfilter/nf_conntrack_max",
     "/proc/sys/net/netfilter/nf_conntrack_count",
     "/proc/sys/net/netfilter/nf_conntrack_buckets",

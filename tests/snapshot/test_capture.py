@@ -206,3 +206,19 @@ def test_tuned_operator_profiles_and_main_conf_are_captured(tmp_path: Path) -> N
     assert isinstance(in_snapshot, TunedProfile) and in_snapshot.operator
     assert in_snapshot.net_hashsize is not None
     assert in_snapshot.net_hashsize.value == "131072"
+
+
+def test_the_local_port_range_travels_with_the_snapshot(tmp_path: Path) -> None:
+    """analyze and notrack tell this host's own connections by ip_local_port_range; a
+    snapshot without it made them assume the kernel default (a host running 1024-65000
+    read as 32768-60999)."""
+    from ctguard.sources.local_port_range import LocalPortRange, read_local_port_range
+
+    host = make_host(tmp_path / "host")
+    path = tmp_path / "host/proc/sys/net/ipv4/ip_local_port_range"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("1024\t65000\n")
+    out = tmp_path / "snap"
+    capture(host, FakeCommands({}), DirWriter(out), CaptureOptions())
+    got = read_local_port_range(HostRoot(out))
+    assert isinstance(got, LocalPortRange) and (got.low, got.high) == (1024, 65000)

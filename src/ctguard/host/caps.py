@@ -21,8 +21,9 @@ MiB = 1024**2
 # snapshot captures of one program.
 MAX_FILE_BYTES = 64 * MiB
 # procfs listings read whole: one line per possible CPU (/proc/net/stat/nf_conntrack:
-# 8192 CPUs are 1.3 MB; conntrack -S prints ~250 B per CPU, 2 MB), per module (/proc/modules), per field (/proc/meminfo). A
-# crafted 60 MB stat file took doctor 2.7 s and 170 MB.
+# 8192 CPUs are 1.3 MB; conntrack -S prints ~250 B per CPU, 2 MB), per module
+# (/proc/modules), per field (/proc/meminfo). A crafted 60 MB stat file took doctor 2.7 s
+# and 170 MB.
 PROC_LIST_BYTES = 4 * MiB
 # Log files (kern.log, messages, syslog) and dmesg: the last 32 MiB, weeks of kernel
 # messages on a busy host (the kernel's ring buffer is at most 32 MiB).

@@ -15,6 +15,7 @@ from ctguard.sources.tuned_config import (
 KERNEL_FILES = (
     "/proc/sys/net/nf_conntrack_max",
     "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sys/net/ipv4/ip_local_port_range",  # where own connections start (analyze, notrack)
     "/proc/net/fib_trie",
     "/proc/net/if_inet6",
     "/proc/net/stat/nf_conntrack",
