@@ -202,3 +202,19 @@ def test_conntrack_s_of_8192_cpus_is_read_whole(tmp_path: Path) -> None:
     got = CapturedCommands(HostRoot(tmp_path)).output("conntrack-S")
     assert not isinstance(got, Missing), got
     assert got.count("\n") == 8192
+
+
+def test_no_ps_capture_is_no_pass_either(tmp_path: Path) -> None:
+    """Without the process list kube-proxy is as unseen as past a cut: skipped, not
+    passed (it passed, while a cut list skipped)."""
+    root = padded_root(tmp_path, before=0, after=0)
+    (root / "ctguard_commands" / "ps").unlink()
+    (root / "etc" / "tuned").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "tuned" / "active_profile").write_text("quiet\n")
+    profile = root / "usr" / "lib" / "tuned" / "quiet" / "tuned.conf"
+    profile.parent.mkdir(parents=True)
+    profile.write_text("[main]\nsummary=no conntrack keys\n[sysctl]\nvm.swappiness=10\n")
+    finding = doctor_ct306(root, 3)
+    assert finding["status"] == "skipped"
+    assert "processes not read" in str(finding["reason"])
+    assert "kube-proxy unknown" in str(finding["reason"])

@@ -519,9 +519,9 @@ def agent_owns_settings(facts: Facts, _limits: Thresholds) -> Outcome:
         fixes += tuned_fixes
         conflict = conflict or tuned_conflict
     if not evidence:
-        if isinstance(facts.processes, Missing):
-            return passed(f"no tuned profile setting conntrack keys; processes not read:"
-                          f" {facts.processes.reason}")  # fmt: skip
+        if isinstance(facts.processes, Missing):  # kube-proxy unseen: not a pass either
+            return skipped(f"no tuned profile setting conntrack keys, but processes not read"
+                           f" ({facts.processes.reason}): kube-proxy unknown")  # fmt: skip
         if facts.processes_cut:  # kube-proxy may be past the cut: not a pass
             return skipped(f"no kube-proxy in the processes read, but {facts.processes_cut}")
         if not isinstance(facts.tuned, Missing) and facts.tuned.unread:
