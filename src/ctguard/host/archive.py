@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ctguard.errors import HostAccessError, UnsafeArchiveError
+from ctguard.host import caps
 from ctguard.host.caps import MAX_FILE_BYTES
 from ctguard.host.root import HostRoot
 from ctguard.host.unpacked import Unpacked, unpacking
@@ -41,9 +42,8 @@ MAX_MEMBERS = 20_000
 MAX_HEADER_BYTES = 1024**2
 MAX_HEADERS_TOTAL = 32 * 1024**2  # all header blocks of one archive, read while listing
 MAX_MEMBER_BYTES = MAX_FILE_BYTES  # config files, logs (captured as tails), command outputs
-MAX_TABLE_BYTES = 4 * 1024**3  # a 10 M entry table dump is about 1.7 GB
 TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
-MAX_TOTAL_BYTES = MAX_TABLE_BYTES + 512 * 1024**2
+MAX_TOTAL_BYTES = caps.MAX_TABLE_BYTES + 512 * 1024**2
 # Unpacked bytes per archive byte: gzip packs a conntrack dump about 10:1, tar's padding
 # of small files about 20:1; zeros reach 1000:1. Small archives may unpack to RATIO_FLOOR.
 MAX_RATIO = 100
@@ -107,7 +107,8 @@ def _member_reason(m: tarfile.TarInfo) -> str | None:
         return "is a sparse file"
     if not (m.isfile() or m.isdir()):
         return "is not a file, directory or symbolic link"
-    limit = MAX_TABLE_BYTES if posixpath.normpath(name) in TABLE_MEMBERS else MAX_MEMBER_BYTES
+    table = posixpath.normpath(name) in TABLE_MEMBERS
+    limit = caps.MAX_TABLE_BYTES if table else MAX_MEMBER_BYTES
     if m.size > limit:
         return f"is larger than {limit} bytes"
     return None
