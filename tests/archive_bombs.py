@@ -65,3 +65,13 @@ def zeros_member(path: Path, name: str, size: int) -> Path:
         out.write(packer.compress(bytes(-size % BLOCK + 2 * BLOCK)))
         out.write(packer.flush())
     return path
+
+
+def deep_name(path: Path, depth: int, count: int = 1) -> Path:
+    """A gzip archive of ``count`` empty files each named ``"a/" * depth`` plus a
+    distinct last part: a GNU long name, tiny packed (issue 17 review: the member check
+    grew with the square of the name's length)."""
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT, compresslevel=9) as tar:
+        for i in range(count):
+            tar.addfile(tarfile.TarInfo("a/" * depth + f"f{i}"))
+    return path

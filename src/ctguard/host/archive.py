@@ -22,6 +22,7 @@ import stat
 import tarfile
 import tempfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import copy as shallow_copy
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ctguard.errors import HostAccessError, UnsafeArchiveError
+from ctguard.host import caps
 from ctguard.host.caps import MAX_FILE_BYTES
 from ctguard.host.root import HostRoot
 from ctguard.host.unpacked import Unpacked, unpacking
@@ -40,14 +42,18 @@ MAX_MEMBERS = 20_000
 MAX_HEADER_BYTES = 1024**2
 MAX_HEADERS_TOTAL = 32 * 1024**2  # all header blocks of one archive, read while listing
 MAX_MEMBER_BYTES = MAX_FILE_BYTES  # config files, logs (captured as tails), command outputs
-MAX_TABLE_BYTES = 4 * 1024**3  # a 10 M entry table dump is about 1.7 GB
 TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
-MAX_TOTAL_BYTES = MAX_TABLE_BYTES + 512 * 1024**2
+MAX_TOTAL_BYTES = caps.MAX_TABLE_BYTES + 512 * 1024**2
 # Unpacked bytes per archive byte: gzip packs a conntrack dump about 10:1, tar's padding
 # of small files about 20:1; zeros reach 1000:1. Small archives may unpack to RATIO_FLOOR.
 MAX_RATIO = 100
 RATIO_FLOOR = 64 * 1024**2
 _MAX_LINKS = 40
+# Names and link targets: Linux's PATH_MAX, and a depth no snapshot comes near (extraction
+# would fail past them anyway). Bounded, the checks below stay linear in the names.
+MAX_NAME_BYTES = 4096
+MAX_NAME_PARTS = 256
+_SHOWN = 60  # characters of each end of a long name shown in an error
 # Any of these makes a directory a snapshot (a typo in --root must not read as "no conntrack").
 SNAPSHOT_MARKERS = (
     "/ctguard_manifest.json",
@@ -57,14 +63,32 @@ SNAPSHOT_MARKERS = (
 )
 
 
+def _shown(name: str) -> str:
+    """A member's name for a one-line error: a crafted one can be megabytes long."""
+    if len(name) <= 2 * _SHOWN:
+        return repr(name)
+    return f"{name[:_SHOWN]!r}...{name[-_SHOWN:]!r} ({len(name)} characters)"
+
+
 def _refuse(archive: str, name: str, why: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(
-        f"snapshot {archive}: refusing the whole archive: member {name!r} {why}"
+        f"snapshot {archive}: refusing the whole archive: member {_shown(name)} {why}"
     )
+
+
+def _too_long(what: str, path: str) -> str | None:
+    """Why ``path`` (a name or a link target) is refused for its length or depth."""
+    if len(path.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        return f"has {what} longer than {MAX_NAME_BYTES} bytes (PATH_MAX)"
+    if path.count("/") >= MAX_NAME_PARTS:
+        return f"has {what} deeper than {MAX_NAME_PARTS} components"
+    return None
 
 
 def _member_reason(m: tarfile.TarInfo) -> str | None:
     name = m.name
+    if too_long := _too_long("a name", name) or _too_long("a link target", m.linkname):
+        return too_long
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "has an absolute path"
     if ".." in name.split("/"):
@@ -83,19 +107,22 @@ def _member_reason(m: tarfile.TarInfo) -> str | None:
         return "is a sparse file"
     if not (m.isfile() or m.isdir()):
         return "is not a file, directory or symbolic link"
-    limit = MAX_TABLE_BYTES if posixpath.normpath(name) in TABLE_MEMBERS else MAX_MEMBER_BYTES
+    table = posixpath.normpath(name) in TABLE_MEMBERS
+    limit = caps.MAX_TABLE_BYTES if table else MAX_MEMBER_BYTES
     if m.size > limit:
         return f"is larger than {limit} bytes"
     return None
 
 
 def _escapes(name: str, links: dict[str, str]) -> bool:
-    """Follow link ``name`` through the archive's links; True if it leaves the root."""
-    pending = posixpath.join(posixpath.dirname(name), links[name]).split("/")
-    done: list[str] = []
+    """Follow link ``name`` through the archive's links; True if it leaves the root.
+
+    Linear in the parts followed (each name and target is bounded by ``_too_long``)."""
+    pending = deque(posixpath.join(posixpath.dirname(name), links[name]).split("/"))
+    done: list[str] = []  # the paths walked so far: done[-1] is where the walk is
     hops = 0
     while pending:
-        part = pending.pop(0)
+        part = pending.popleft()
         if part in ("", "."):
             continue
         if part == "..":
@@ -103,41 +130,59 @@ def _escapes(name: str, links: dict[str, str]) -> bool:
                 return True
             done.pop()
             continue
-        here = "/".join([*done, part])
+        here = f"{done[-1]}/{part}" if done else part
         if here in links:
             hops += 1
             if hops > _MAX_LINKS:
                 return True  # a loop: refuse rather than guess
-            pending = links[here].split("/") + pending
+            pending.extendleft(reversed(links[here].split("/")))
             continue
-        done.append(part)
+        done.append(here)
     return False
+
+
+def _below_link(name: str, links: dict[str, str]) -> str | None:
+    """The first proper prefix of normalized ``name`` that is a link, if any."""
+    at = name.find("/")
+    while at >= 0:
+        if name[:at] in links:
+            return name[:at]
+        at = name.find("/", at + 1)
+    return None
 
 
 def check_members(members: list[tarfile.TarInfo], archive: str) -> int:
     """Raise UnsafeArchiveError naming the first member that could escape or overflow.
 
-    Returns the bytes the archive unpacks to.
+    Each name may appear once: a later member of the same name could be written through
+    an earlier link of that name and then hidden by a third (tarfile replaces a link,
+    but opens a file through one). Returns the bytes the archive unpacks to.
     """
     if len(members) > MAX_MEMBERS:
         raise _too_many(archive)
     links: dict[str, str] = {}
+    names: set[str] = set()
     total = 0
     for m in members:
         total = _admit(m, total, archive)
+        name = posixpath.normpath(m.name)
+        if name in names:
+            raise _refuse(archive, m.name, "is stored twice (a snapshot stores each path once)")
+        names.add(name)
         if m.issym():
-            links[posixpath.normpath(m.name)] = m.linkname
+            links[name] = m.linkname
+    if not links:
+        return total
     for m in members:  # with every link known, whatever the order of members
-        parts = posixpath.normpath(m.name).split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
-            if prefix in links:
-                raise _refuse(archive, m.name, f"is stored below the symbolic link {prefix!r}")
-    for name in links:
+        prefix = _below_link(posixpath.normpath(m.name), links)
+        if prefix is not None:
+            raise _refuse(archive, m.name, f"is stored below the symbolic link {prefix!r}")
+    for name, target in links.items():  # every symbolic link member: one per name
         if _escapes(name, links):
-            target = links[name]
             raise _refuse(
-                archive, name, f"is a symbolic link that points outside the snapshot ({target!r})"
+                archive,
+                name,
+                f"is a symbolic link that points outside the snapshot ({_shown(target)})",
             )
     return total
 
@@ -213,18 +258,30 @@ def listed(raw: BinaryIO, archive: str) -> list[tarfile.TarInfo]:
 def _extract(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
     """Unpack checked members. Python before 3.11.4 (Debian 12 has 3.11.2) has no
     extraction filters: ``check_members`` already refused whatever could land outside
-    (absolute, "..", links out, devices, hard links); the rest of the "data" filter is done
-    here: no set-id, sticky or group/other-writable modes, and every file is ours."""
+    (absolute, "..", links out, names stored twice, devices, hard links); the rest of the
+    "data" filter is done here: no set-id, sticky or group/other-writable modes, every
+    file is ours, and nothing is written through a link already there (tarfile opens a
+    file's path as it is; it is unlinked first)."""
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, members=members, filter="data")
         return
-    tamed = []
+    directories = []
     for member in members:
         copy = shallow_copy(member)
         copy.mode = member.mode & 0o755
         copy.uid, copy.gid, copy.uname, copy.gname = os.getuid(), os.getgid(), "", ""
-        tamed.append(copy)
-    tar.extractall(dest, members=tamed)  # noqa: S202 - members checked and tamed above
+        target = dest / member.name
+        if not member.isdir() and os.path.islink(target):
+            os.unlink(target)
+        # directories get their modes last, as extractall does, so a read-only one
+        # still takes its files
+        tar.extract(copy, dest, set_attrs=not copy.isdir())
+        if copy.isdir():
+            directories.append(copy)
+    for directory in reversed(directories):
+        path = os.path.join(dest, directory.name)
+        tar.chmod(directory, path)
+        tar.utime(directory, path)
 
 
 def _open_regular(archive: str) -> BinaryIO:

@@ -20,6 +20,10 @@ MiB = 1024**2
 # a crafted snapshot may. Also what one snapshot archive member may hold, and what a
 # snapshot captures of one program.
 MAX_FILE_BYTES = 64 * MiB
+# A table dump in a snapshot (proc/net/nf_conntrack or ctguard_commands/conntrack-L): a
+# 10 M entry dump is about 1.7 GB. The reader refuses an archive whose table member is
+# larger; the capture stops at it and records why the table is not in the snapshot.
+MAX_TABLE_BYTES = 4 * 1024**3
 # procfs listings read whole: one line per possible CPU (/proc/net/stat/nf_conntrack:
 # 8192 CPUs are 1.3 MB; conntrack -S prints ~250 B per CPU, 2 MB), per module
 # (/proc/modules), per field (/proc/meminfo). A crafted 60 MB stat file took doctor 2.7 s

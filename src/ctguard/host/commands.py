@@ -197,6 +197,22 @@ class LiveCommands:
             raise CommandFailed(f"{shown} {why} (its output was incomplete)")
 
 
+def capture_failures(root: HostRoot) -> dict[str, str]:
+    """What a snapshot's capture could not store and why ("failed" in its manifest), by
+    host path (``/proc/net/nf_conntrack``, ``/ctguard_commands/<name>``); empty when
+    the manifest is absent or unreadable."""
+    text = root.try_read_text(MANIFEST, 1 << 20)
+    try:
+        failed = json.loads(text).get("failed", []) if isinstance(text, str) else []
+    except (ValueError, AttributeError, RecursionError):
+        failed = []
+    failures: dict[str, str] = {}
+    for item in failed if isinstance(failed, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("what"), str):
+            failures[item["what"]] = str(item.get("why", ""))
+    return failures
+
+
 class CapturedCommands:
     """Reads outputs a snapshot captured under ``ctguard_commands/<name>``."""
 
@@ -207,15 +223,7 @@ class CapturedCommands:
     def _why_absent(self, name: str) -> str:
         """What the snapshot's manifest says about a missing output (the capture's error)."""
         if self._failures is None:
-            self._failures = {}
-            text = self.root.try_read_text(MANIFEST, 1 << 20)
-            try:
-                failed = json.loads(text).get("failed", []) if isinstance(text, str) else []
-            except (ValueError, AttributeError, RecursionError):
-                failed = []
-            for item in failed if isinstance(failed, list) else []:
-                if isinstance(item, dict) and isinstance(item.get("what"), str):
-                    self._failures[item["what"]] = str(item.get("why", ""))
+            self._failures = capture_failures(self.root)
         why = self._failures.get(f"{CAPTURE_DIR}/{name}")
         return f"not captured: {why}" if why else f"the snapshot has no {name} output"
 

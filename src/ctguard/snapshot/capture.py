@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ctguard import __version__
+from ctguard.host import caps
 from ctguard.host.caps import MAX_FILE_BYTES, cap_of
 from ctguard.host.commands import CAPTURE_DIR, NETLINK_STATS, Commands
 from ctguard.host.netns import netns_inode
@@ -186,24 +187,49 @@ class _Capture:
         self.writer.add_bytes(path, self._filtered(data))
         self.log.captured.append(path)
 
-    def _spool(self, src: BinaryIO, dest: Path) -> None:
-        """Copy a table dump in chunks, redacting whole lines when asked."""
+    def _spool(self, src: BinaryIO, dest: Path) -> bool:
+        """Copy a table dump in chunks, redacting whole lines when asked. False, and
+        ``dest`` incomplete, when it would pass what a snapshot may store of a table
+        (caps.MAX_TABLE_BYTES: a reader refuses an archive with a larger one)."""
+        limit = caps.MAX_TABLE_BYTES
+        written = 0
         with open(dest, "wb") as out:
             rest = b""
             while chunk := src.read(_CHUNK):
                 lines, _, rest = (rest + chunk).rpartition(b"\n")
                 if lines:
-                    out.write(self._filtered(lines + b"\n"))
+                    data = self._filtered(lines + b"\n")
+                    written += len(data)
+                    if written > limit:
+                        return False
+                    out.write(data)
+                if len(rest) > limit:  # no line end in sight
+                    return False
             if rest:
-                out.write(self._filtered(rest))
+                data = self._filtered(rest)
+                if written + len(data) > limit:
+                    return False
+                out.write(data)
+        return True
+
+    def _too_large(self, where: str) -> None:
+        self.log.fail(
+            where,
+            f"the table dump is larger than {caps.MAX_TABLE_BYTES} bytes, the most a "
+            "snapshot stores of one (ctguard analyze reads it on the host, or from a dump file)",
+        )
 
     def table(self, ctnetlink_allowed: bool) -> None:
-        """/proc/net/nf_conntrack, or `conntrack -L` where procfs lacks it."""
+        """/proc/net/nf_conntrack, or `conntrack -L` where procfs lacks it. A table over
+        what a snapshot stores is recorded as not stored (conntrack -L would be as large)."""
         with tempfile.TemporaryDirectory(prefix="table-", dir=self.writer.scratch) as tmp:
             spool = Path(tmp) / "table"
             try:
                 with self.host.open_binary(layout.TABLE_FILE) as src:
-                    self._spool(src, spool)
+                    stored = self._spool(src, spool)
+                if not stored:
+                    self._too_large(layout.TABLE_FILE)
+                    return
                 self.writer.add_file(layout.TABLE_FILE, spool)
                 self.log.captured.append(layout.TABLE_FILE)
                 return
@@ -222,7 +248,10 @@ class _Capture:
                 self.log.fail(where, failed.reason)
                 return
             with open(raw, "rb") as src:
-                self._spool(src, spool)
+                stored = self._spool(src, spool)
+            if not stored:
+                self._too_large(where)
+                return
             self.writer.add_file(where, spool)
             self.log.captured.append(where)
 

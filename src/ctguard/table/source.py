@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ctguard.host.commands import Commands
+from ctguard.host.commands import CAPTURE_DIR, Commands, capture_failures
 from ctguard.host.root import HostRoot, unreadable
 from ctguard.missing import Missing
 from ctguard.table.reader import scan_stream
@@ -79,10 +79,7 @@ def _read_table(
                 f"no {PROC_TABLE} (kernel built without CONFIG_NF_CONNTRACK_PROCFS)"
             )
         else:
-            procfs_missing = Missing(
-                "the snapshot holds no table (proc/net/nf_conntrack or"
-                " ctguard_commands/conntrack-L; was it taken with --no-table?)"
-            )
+            procfs_missing = _no_table_in(host)
         if source == "procfs":
             return procfs_missing
     # plain conntrack -L (not -o extended): both families, the family follows from the
@@ -96,3 +93,20 @@ def _read_table(
         tally = scan_stream(stream, by_sport, True, exact_timeouts, local, ephemeral, by_address)
     shown = "conntrack -L" if host.is_live else "snapshot ctguard_commands/conntrack-L"
     return TableRead(tally, shown)
+
+
+def _no_table_in(snapshot: HostRoot) -> Missing:
+    """Why a snapshot holds no table: what its capture recorded (a table too large to
+    store, conntrack -L failing), else the usual cause."""
+    failures = capture_failures(snapshot)
+    why = [
+        f"{what.lstrip('/')} not captured: {failures[what]}"
+        for what in (PROC_TABLE, f"{CAPTURE_DIR}/conntrack-L")
+        if failures.get(what)
+    ]
+    if why:
+        return Missing(f"the snapshot holds no table: {'; '.join(why)}")
+    return Missing(
+        "the snapshot holds no table (proc/net/nf_conntrack or"
+        " ctguard_commands/conntrack-L; was it taken with --no-table?)"
+    )
