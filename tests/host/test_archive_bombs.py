@@ -22,7 +22,8 @@ import pytest
 
 from archive_bombs import claiming_header, header, many_members, zeros_member
 from ctguard.errors import UnsafeArchiveError
-from ctguard.host.archive import MAX_MEMBERS, RATIO_FLOOR
+from ctguard.host.archive import MAX_MEMBERS
+from ctguard.host.caps import RATIO_FLOOR
 from ctguard.host.unpacked import Unpacked
 from helpers import assert_one_line_error, ctguard_bin
 from host.test_archive_safety import GOOD_FILES

@@ -10,6 +10,7 @@ read as if it were the table.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import resource
@@ -17,8 +18,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tablegen import dump, to_bytes
 
 from ctguard.cli import main
+from ctguard.host import caps
 from ctguard.table import reader
 from helpers import ctguard_bin, one_error_line
 
@@ -182,3 +185,38 @@ def test_a_helper_that_fails_says_why(
     assert err.splitlines() == [
         f"ctguard: error: {dump}: a helper process scanning {dump} failed (MemoryError)"
     ]
+
+
+def gzip_bomb_and_dump(tmp_path: Path) -> tuple[Path, Path]:
+    """A gzip of 8 MiB of newlines (over 1000:1) and one of a varied table (about 8:1)."""
+    bomb = tmp_path / "newlines.gz"
+    bomb.write_bytes(gzip.compress(b"\n" * (8 << 20), 9))
+    table = tmp_path / "table.gz"
+    table.write_bytes(gzip.compress(to_bytes(dump(17, 20_000, bad_rate=0, blank_rate=0)), 9))
+    return bomb, table
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_a_gzip_bomb_is_refused_as_it_unpacks(
+    tmp_path: Path, via: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """1 GB of newlines packs into 1 MB and took analyze 6 s per MB of it. The caps of
+    compressed input (host/caps: 100:1 past a 64 MiB floor) are made small here, so a
+    few MiB show both sides: the bomb is refused, a real table's 8:1 is read whole."""
+    monkeypatch.setattr(caps, "RATIO_FLOOR", 1 << 20)
+    bomb, table = gzip_bomb_and_dump(tmp_path)
+    assert table.stat().st_size * 20 > len(gzip.decompress(table.read_bytes())) > 1 << 20
+
+    def run(path: Path) -> int:
+        if via == "file":
+            return main(["analyze", str(path), "--format", "json"])
+        with path.open("rb") as stdin:
+            monkeypatch.setattr("sys.stdin", io.TextIOWrapper(stdin))
+            return main(["analyze", "-", "--format", "json"])
+
+    assert run(table) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["entries"] == 20_000
+    assert run(bomb) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "gzip data unpacks to more than" in err, err

@@ -44,10 +44,6 @@ MAX_HEADERS_TOTAL = 32 * 1024**2  # all header blocks of one archive, read while
 MAX_MEMBER_BYTES = MAX_FILE_BYTES  # config files, logs (captured as tails), command outputs
 TABLE_MEMBERS = ("proc/net/nf_conntrack", "ctguard_commands/conntrack-L")
 MAX_TOTAL_BYTES = caps.MAX_TABLE_BYTES + 512 * 1024**2
-# Unpacked bytes per archive byte: gzip packs a conntrack dump about 10:1, tar's padding
-# of small files about 20:1; zeros reach 1000:1. Small archives may unpack to RATIO_FLOOR.
-MAX_RATIO = 100
-RATIO_FLOOR = 64 * 1024**2
 _MAX_LINKS = 40
 # Names and link targets: Linux's PATH_MAX, and a depth no snapshot comes near (extraction
 # would fail past them anyway). Bounded, the checks below stay linear in the names.
@@ -222,7 +218,7 @@ def _stream(raw: BinaryIO, archive: str, read_budget: int | None) -> Unpacked:
         source,
         archive,
         max_read=MAX_HEADER_BYTES,
-        max_unpacked=max(RATIO_FLOOR, MAX_RATIO * size) if packed else size,
+        max_unpacked=caps.max_unpacked(size) if packed else size,
         read_budget=read_budget,
     )
 

@@ -24,6 +24,19 @@ MAX_FILE_BYTES = 64 * MiB
 # 10 M entry dump is about 1.7 GB. The reader refuses an archive whose table member is
 # larger; the capture stops at it and records why the table is not in the snapshot.
 MAX_TABLE_BYTES = 4 * 1024**3
+# Compressed input (a snapshot archive, a gzipped table dump): unpacked bytes per packed
+# byte. gzip packs a conntrack dump about 10:1 (at most ~30:1 for a table of one repeated
+# shape), tar's padding of small files about 20:1; zeros and newlines reach 1000:1. Any
+# input may unpack to RATIO_FLOOR whatever its ratio.
+MAX_RATIO = 100
+RATIO_FLOOR = 64 * MiB
+
+
+def max_unpacked(packed: int) -> int:
+    """The most ``packed`` compressed bytes may unpack to."""
+    return max(RATIO_FLOOR, MAX_RATIO * packed)
+
+
 # procfs listings read whole: one line per possible CPU (/proc/net/stat/nf_conntrack:
 # 8192 CPUs are 1.3 MB; conntrack -S prints ~250 B per CPU, 2 MB), per module
 # (/proc/modules), per field (/proc/meminfo). A crafted 60 MB stat file took doctor 2.7 s

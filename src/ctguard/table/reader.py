@@ -21,6 +21,7 @@ from stat import S_ISREG
 from typing import BinaryIO, cast
 
 from ctguard.errors import CtguardError
+from ctguard.host import caps
 from ctguard.host.root import open_input
 from ctguard.table import keys
 from ctguard.table.address_counts import AddressCounts
@@ -121,12 +122,58 @@ def _prefetched(stream: BinaryIO) -> Iterator[bytes | TooLong]:
     worker.join()
 
 
+class Inflated(CtguardError):
+    """A gzipped dump that unpacks past what a table can be (caps: MAX_TABLE_BYTES, or
+    MAX_RATIO times what was read of it): a gzip bomb, or not a table dump."""
+
+
+class _Counted:
+    """The bytes read through it, counted (GzipFile reads its compressed input here)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.read_bytes = raw, 0
+        self.name = getattr(raw, "name", "the dump")
+        self.mode = "rb"
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+class _BoundedGzip(gzip.GzipFile):
+    """Refuses, as it reads, to unpack more than a table dump can be: 1 GB of newlines
+    packs into 1 MB and took analyze 6 s per MB."""
+
+    def __init__(self, packed: _Counted) -> None:
+        super().__init__(fileobj=cast(BinaryIO, packed), mode="rb")
+        self._packed, self._unpacked = packed, 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._unpacked += len(data)
+        limit = min(caps.MAX_TABLE_BYTES, caps.max_unpacked(self._packed.read_bytes))
+        if self._unpacked > limit:
+            raise Inflated(
+                f"{self._packed.name}: the gzip data unpacks to more than {limit} bytes"
+                f" from {self._packed.read_bytes} (a table dump packs about 10:1 and is at"
+                f" most {caps.MAX_TABLE_BYTES} bytes): not read further"
+            )
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._count(super().read(-1 if size is None else size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._count(super().read1(size))
+
+
 def gunzipped(raw: BinaryIO) -> BinaryIO:
-    """``raw``, unpacked when it starts with the gzip magic. It peeks and never reopens,
-    so a pipe (stdin, ``<(conntrack -L)``) loses nothing."""
+    """``raw``, unpacked when it starts with the gzip magic, within the caps of compressed
+    input (Inflated past them). It peeks and never reopens, so a pipe (stdin,
+    ``<(conntrack -L)``) loses nothing."""
     peek = getattr(raw, "peek", None)
     if peek is not None and peek(2)[:2] == GZIP_MAGIC:
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+        return cast(BinaryIO, _BoundedGzip(_Counted(raw)))
     return raw
 
 
