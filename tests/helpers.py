@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +115,14 @@ def killed_by_strace(
               "-e", f"inject={name}:signal=KILL:when={n}", "--", *argv]  # fmt: skip
     return subprocess.run(traced, capture_output=True, text=True, timeout=timeout,
                           env=STRACE_ENV, check=False)  # fmt: skip
+
+
+@contextlib.contextmanager
+def signals_kept() -> Iterator[None]:
+    """main() installs SIGTERM/SIGHUP handlers for the CLI process; give pytest its own back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

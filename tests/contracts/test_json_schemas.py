@@ -21,11 +21,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from ctguard.output.notrack_json import verify_json
 from ctguard.remediation.journal import CommandRecord, JournalEntry, entry_to_json
 from ctguard.table.summary import BREAKDOWNS
 from ctguard.usecases.notrack import Verification, verify_verdict
+from helpers import signals_kept
 from netns_helpers import Netns
 
 REPO = Path(__file__).parents[2]
@@ -107,21 +106,10 @@ def argv(case: str, **values: str | Path) -> list[str]:
     return [arg.format_map(filled) for arg in ARGV[case].split()]
 
 
-@contextlib.contextmanager
-def _signals_kept() -> Iterator[None]:
-    """main() installs SIGTERM/SIGHUP handlers for the CLI process; give pytest its own back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def run(args: list[str]) -> tuple[int, str, str]:
     """``ctguard ARGS`` in this process: exit code, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
-    with _signals_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with signals_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     return code, out.getvalue(), err.getvalue()
 

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import signal
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -29,6 +28,7 @@ from snapshot_inputs import DIRS, FILES, JSON_FILES, PATTERN_EXAMPLES
 from ctguard import schemas
 from ctguard.cli import main
 from ctguard.errors import CtguardError
+from helpers import signals_kept
 
 REPO = Path(__file__).resolve().parents[2]
 # Fixture roots that differ in what they hold: RHEL 6 module with its iptables service,
@@ -69,17 +69,6 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str | None]] = {
 
 
 # -- running --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _signals_kept() -> Iterator[None]:
-    """main() installs SIGTERM/SIGHUP handlers for the CLI process; give pytest its own back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 @cache
 def validator(schema_id: str) -> Draft202012Validator:
     return Draft202012Validator(schemas.load(schemas.NAMES[schema_id]))
@@ -91,7 +80,7 @@ def run_command(root: Path, name: str) -> None:
     args, schema_id = COMMANDS[name]
     out, err = io.StringIO(), io.StringIO()
     try:
-        with _signals_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with signals_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["--debug", *args, "--root", str(root)])
     except CtguardError as exc:
         assert str(exc).strip(), f"{name}: {type(exc).__name__} without a message"
@@ -297,11 +286,14 @@ MUTATIONS: dict[str, Callable[[random.Random, bytes], bytes]] = {
 }  # fmt: skip
 SPECIAL = ("fifo", "directory", "link-loop", "link-out", "link-dangling")
 
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    _containers,
     max_leaves=12,
 )
 
