@@ -20,14 +20,17 @@ NULs, invalid UTF-8, stray bytes). A sanitizer report aborts the process (the bu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import importlib.machinery
 import importlib.util
+import os
 import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -197,6 +200,23 @@ def feed(rng: random.Random, acc: object, lines: list[bytes]) -> None:
             acc.bad_line(mutated(rng, rng.choice(lines))[:200])  # type: ignore[attr-defined]
 
 
+def addresses(rng: random.Random, scanner: Any, tally: Any, previous: Any) -> None:
+    """The address tables' own C paths (issue 17's high-cardinality code): ranking, merging
+    two scans, a parent absorbing a child's records, and records that are not whole."""
+    for counts in (tally.sources, tally.destinations):
+        counts.top(rng.choice((0, 1, 10, None)))
+        if previous is not None and counts.counted:
+            counts.merged(previous.sources).top(rng.choice((1, 5)))
+    if tally.sources.counted:
+        parent = accumulator(rng, scanner)
+        parent.absorb(tally.sources, tally.destinations)
+        parent.tally().sources.top(3)
+    ragged = tally.sources.records[: rng.randrange(len(tally.sources.records) + 1)]
+    # a length that is not whole records, or bytes that are not records at all
+    with contextlib.suppress(ValueError, TypeError):
+        scanner._scan.top_addresses(ragged + os.urandom(rng.randrange(30)), 4)
+
+
 def run(module: Path, total: int, seed: int) -> int:
     load_sanitized(module)
     check_sanitized(module)
@@ -206,6 +226,7 @@ def run(module: Path, total: int, seed: int) -> int:
     corpus = base_lines(rng, 400)
     fed = 0
     batches = 0
+    previous = None
     while fed < total:
         acc = accumulator(rng, scanner)
         kind = rng.random()
@@ -218,6 +239,8 @@ def run(module: Path, total: int, seed: int) -> int:
         feed(rng, acc, lines)
         tally = acc.tally()  # type: ignore[attr-defined]
         assert tally.entries + tally.bad <= tally.lines, (tally.entries, tally.bad, tally.lines)
+        addresses(rng, scanner, tally, previous)
+        previous = tally
         fed += len(lines)
         batches += 1
     return fed
