@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
     from prometheus_client.registry import CollectorRegistry
 
-# not in Prometheus' default port allocations (its 9100-9999 range is allocated to the
-# last port); docs/exporter.md says why this one and how to change it
-DEFAULT_PORT = 9866
+# marked FREE in a copy of Prometheus' default port allocations wiki; the range was reported
+# full in 2023 and 9659 is not registered for ctguard yet: docs/exporter.md, "Port"
+DEFAULT_PORT = 9659
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 
 
@@ -81,9 +81,9 @@ def exporter_command(
 
     \b
     Examples:
-      sudo ctguard exporter                        serve 127.0.0.1:9866/metrics
-      sudo ctguard exporter --listen :9866         on every address
-      sudo ctguard exporter --textfile /var/lib/node_exporter/textfile
+      sudo ctguard exporter                        serve 127.0.0.1:9659/metrics
+      sudo ctguard exporter --listen :9659         on every address
+      sudo ctguard exporter --textfile /var/lib/prometheus/node-exporter
       ctguard exporter --once --root host.tar.gz   the metrics of a snapshot
     """
     from prometheus_client import generate_latest
