@@ -24,6 +24,7 @@ OWN_OUTPUTS = {
     "snapshot/capture.py": "asks snapshot/writer to add captured files",
     "host/archive.py": "extracts a snapshot into a private temporary directory",
     "usecases/plan.py": "plan -o FILE, the saved plan the operator asked for",
+    "usecases/exporter_textfile.py": "exporter --textfile DIR: DIR/ctguard.prom, by rename",
     "cli/emit.py": "opens /dev/null for stdout once the reader of a pipe has gone",
 }
 # os/shutil functions that change a file system, and Path methods that do (Path.rename and

@@ -51,6 +51,8 @@ SAMPLES: dict[str, list[str]] = {
     "--port": ["80", "8983", "9200-9300,53", "1-65535", "0", "65536", "0,65536,abc", "80,80",
                "9300-9200", "1_000", "+80", "\u0663", " 80 ", "80-", "-80", "80,,81"],
     "--by": ["dport", "all", "protocol,state", "sport,sport", "all,dport", " src ", "DPORT"],
+    "--listen": ["127.0.0.1:9659", "[::1]:9659", ":9659", "localhost:0", "1.2.3.4:65536",
+                 "127.0.0.1", "127.0.0.1:", "[::1]", "a:b:c"],
     "--only": ["CT101", "CT3*", "CT101,CT102", "ct101", ",", "*", "[", "CT1?1,"],
     "--threshold": ["usage_warning=80", "usage_warning=1e308", "usage_critical=-1",
                     "entries_per_bucket=0", "table_min_entries=1e300", "port_share=nan",
@@ -123,6 +125,8 @@ def value_for(param: click.Parameter, base: Path, bad: bool) -> st.SearchStrateg
         return paths(base) if bad else st.sampled_from([str(base / r) for r in roots])
     if name == "--state-dir":
         return paths(base) if bad else st.just(str(base / "state"))
+    if name == "--textfile":  # the exporter writes DIR/ctguard.prom: the sandbox only
+        return paths(base, "out/") if bad else st.just(str(base / "out"))
     if name == "dump":  # devices included: /dev/zero and /dev/full read zeros forever
         odd = paths(base, "zero")
         return odd if bad else st.sampled_from([str(base / "dump"), "-"])
@@ -205,6 +209,10 @@ def confined(argv: list[str], base: Path) -> list[str]:
         pairs = itertools.pairwise(argv)
         rest = [short_interval(a) if p == "--interval" else a for p, a in pairs]
         return ["top", "--once", "--interval", "0", *rest]
+    if name == "exporter":  # a snapshot, printed or written once: it never serves here
+        root = [] if "--root" in has else ["--root", str(base / "read-root")]
+        once = [] if "--textfile" in has else ["--once"]
+        return [*argv, *root, *once]
     if name == "snapshot":  # captures this host, without its table, into the sandbox only
         where = [] if "-o" in has else ["-o", str(base / "out" / "default.tar.gz")]
         return ["snapshot", "--no-table", *where, *argv[1:]]

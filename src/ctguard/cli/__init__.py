@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("ctguard.cli.plan", "rollback_command"),
     "disable": ("ctguard.cli.disable", "disable_command"),
     "notrack": ("ctguard.cli.notrack", "notrack_command"),
+    "exporter": ("ctguard.cli.exporter", "exporter_command"),
 }
 
 

@@ -84,6 +84,27 @@ def configured(config: SysctlConfig | Missing) -> dict[str, Configured]:
     return result
 
 
+def differs(item: Configured, running: int) -> bool:
+    """CT301's judgement for one key: the running value is not the one the files configure
+    (a configured value that is not a number is the kernel's to reject, not a drift)."""
+    return item.value is not None and item.value != running
+
+
+def setting_drift(
+    config: SysctlConfig | Missing, sysctls: ConntrackSysctls | Missing
+) -> dict[str, bool]:
+    """Runtime name -> ``differs`` for each conntrack key the sysctl files configure with a
+    number and the running kernel has; empty when either side is unreadable."""
+    if isinstance(sysctls, Missing):
+        return {}
+    result: dict[str, bool] = {}
+    for name, item in sorted(configured(config).items()):
+        running = sysctls.get(name)
+        if running is not None and item.value is not None:
+            result[name] = differs(item, running)
+    return result
+
+
 def load_blocked(facts: Facts) -> str | None:
     """The modprobe.d line that stops every load of nf_conntrack (``install ... /bin/false``).
 

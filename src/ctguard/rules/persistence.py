@@ -33,6 +33,7 @@ from ctguard.model.values import (
     NF_CONNTRACK,
     Configured,
     configured,
+    differs,
     load_blocked,
     quote,
     runtime,
@@ -91,7 +92,7 @@ def runtime_differs(facts: Facts, limits: Thresholds) -> Outcome:
         if item.value is None:
             evidence.append(f"{_unit_of(item)}: not a number, the kernel rejects it")
             continue
-        if item.value != now:
+        if differs(item, now):
             evidence.append(f"{_unit_of(item)} but the running value is {now}")
             owner = _agent_owning(facts, item.assignment.key)
             if owner:

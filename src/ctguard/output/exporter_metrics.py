@@ -1,0 +1,117 @@
+"""The exporter's metrics: a prometheus_client collector that takes one ``ExporterSample``
+per scrape and renders it under the names of ``metric_names`` (docs/exporter.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ctguard import __version__
+from ctguard.output import metric_names as names
+from ctguard.usecases.exporter import ExporterSample
+
+STATS_SOURCES = ("procfs", "netlink", "none")
+
+_STAT_HELP = {
+    "found": "Lookups that found an entry",
+    "invalid": "Packets conntrack could not track (malformed, out of window)",
+    "ignore": "Packets already tracked or untracked (NOTRACK)",
+    "insert": "Entries inserted into the table",
+    "insert_failed": "Entries that could not be inserted (clash not resolved)",
+    "drop": "Packets dropped because a new entry could not be allocated (table full)",
+    "early_drop": "Entries evicted early to make room in a full table",
+    "error": "ICMP errors that matched no entry, or malformed ones",
+    "search_restart": "Lookups restarted after a concurrent table resize",
+    "clash_resolve": "Insert clashes resolved without a drop",
+    "chaintoolong": "Inserts refused because a hash chain was too long",
+}
+
+
+def _gauge(name: str, doc: str, value: float | None) -> Iterator[Metric]:
+    if value is not None:
+        family = GaugeMetricFamily(name, doc)
+        family.add_metric([], value)
+        yield family
+
+
+def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
+    """Every metric of one sample; a value that was not read is left out, never 0."""
+    yield from _gauge(names.ENTRIES, "Conntrack entries in the table now", sample.entries)
+    yield from _gauge(names.MAX, "nf_conntrack_max: entries the table may hold", sample.max)
+    yield from _gauge(names.BUCKETS, "nf_conntrack_buckets: hash table size", sample.buckets)
+    for column, metric in zip(names.STAT_COLUMNS, names.STAT_TOTALS, strict=True):
+        if column in sample.stats:
+            counter = CounterMetricFamily(
+                metric, f"{_STAT_HELP[column]}, summed over CPUs (kernel column {column})"
+            )
+            counter.add_metric([], sample.stats[column])
+            yield counter
+    source = GaugeMetricFamily(
+        names.STATS_SOURCE,
+        "Where the conntrack counters were read: 1 for the source used (none: not read)",
+        labels=["source"],
+    )
+    for name in STATS_SOURCES:
+        source.add_metric([name], 1 if name == sample.stats_source else 0)
+    yield source
+    yield from _gauge(
+        names.MEMORY_BYTES, "Kernel memory of the table now (ctguard's model)", sample.memory_bytes
+    )
+    yield from _gauge(
+        names.FULL_MEMORY_BYTES,
+        "Kernel memory of the table at nf_conntrack_max (ctguard's model)",
+        sample.full_memory_bytes,
+    )
+    yield from _gauge(
+        names.FULL_MEMORY_RATIO,
+        "Memory of a full table as a share of MemTotal (0-1)",
+        sample.full_memory_ratio,
+    )
+    if sample.timeouts:
+        timeouts = GaugeMetricFamily(
+            names.TIMEOUT_SECONDS,
+            "Running nf_conntrack_*timeout* values in seconds",
+            labels=["timeout"],
+        )
+        for name, seconds in sorted(sample.timeouts.items()):
+            timeouts.add_metric([name], seconds)
+        yield timeouts
+    if sample.drift:
+        drift = GaugeMetricFamily(
+            names.SETTING_DRIFT,
+            "1 when the running value differs from what the sysctl files configure (CT301)",
+            labels=["key"],
+        )
+        for key, differs in sorted(sample.drift.items()):
+            drift.add_metric([key], 1 if differs else 0)
+        yield drift
+    finding = GaugeMetricFamily(
+        names.FINDING,
+        "1 per doctor finding (rules that need no table scan; see ctguard explain ID)",
+        labels=["id", "severity"],
+    )
+    for finding_id, severity in sample.findings:
+        finding.add_metric([finding_id, severity], 1)
+    yield finding
+    up = GaugeMetricFamily(
+        names.SOURCE_UP, "1 when the source was read, 0 when it failed", labels=["source"]
+    )
+    for name, ok in sorted(sample.sources_up.items()):
+        up.add_metric([name], 1 if ok else 0)
+    yield up
+    yield from _gauge(names.SCRAPE_DURATION, "Seconds this scrape took", sample.duration)
+    info = GaugeMetricFamily(names.BUILD_INFO, "ctguard exporter version", labels=["version"])
+    info.add_metric([__version__], 1)
+    yield info
+
+
+class ExporterCollector(Collector):
+    """Reads the target on each scrape (``sample`` is called by ``collect``)."""
+
+    def __init__(self, sample: Callable[[], ExporterSample]) -> None:
+        self._sample = sample
+
+    def collect(self) -> Iterator[Metric]:
+        yield from sample_metrics(self._sample())
