@@ -263,3 +263,23 @@ def test_textfile_on_a_read_only_directory_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert_one_line_error(done, "--textfile", "Read-only file system" if os.geteuid() == 0 else "")
     assert list(target.iterdir()) == []
+
+
+def test_timeouts_are_the_flow_timeouts_of_the_root() -> None:
+    """Every nf_conntrack_*timeout* file of the snapshot but events_retry_timeout (how soon
+    a lost event is sent again: no entry lives by it)."""
+    root = "../../examples/rhel6-table-full"
+    samples, _, _ = once(root)
+    files = sorted((ROOTS / root / "proc/sys/net/netfilter").glob("nf_conntrack_*timeout*"))
+    expected = {
+        f.name.removeprefix("nf_conntrack_"): int(f.read_text())
+        for f in files
+        if f.name != "nf_conntrack_events_retry_timeout"
+    }
+    assert "tcp_timeout_established" in expected and len(files) == len(expected) + 1
+    shown = {
+        dict(labels)["timeout"]: v
+        for (name, labels), v in samples.items()
+        if name == names.TIMEOUT_SECONDS
+    }
+    assert shown == expected

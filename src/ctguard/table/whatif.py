@@ -111,10 +111,17 @@ def what_if(tally: Tally, current: Mapping[str, int], proposed: Mapping[str, int
     ]
 
 
+# nf_conntrack_events_retry_timeout (kernels before 5.x): how soon a lost event is sent
+# again, not how long an entry lives
+NOT_FLOW_TIMEOUTS = frozenset({"events_retry_timeout"})
+
+
 def current_timeouts(values: Mapping[str, int]) -> dict[str, int]:
-    """Short timeout names from ``nf_conntrack_*`` sysctl file names."""
+    """The flow timeouts (how long an entry lives in a state) by short name, from
+    ``nf_conntrack_*`` sysctl file names: what --what-if may change and the exporter shows."""
+    short = {name.removeprefix("nf_conntrack_"): value for name, value in values.items()}
     return {
-        name.removeprefix("nf_conntrack_"): value
-        for name, value in values.items()
-        if "timeout" in name
+        name: value
+        for name, value in short.items()
+        if "timeout" in name and name not in NOT_FLOW_TIMEOUTS
     }

@@ -28,13 +28,13 @@ from ctguard.sources.slab import read_slab
 from ctguard.sources.stats import ConntrackStats, read_stats
 from ctguard.sources.sysctl_conf import read_sysctl_config
 from ctguard.sources.sysctl_runtime import MAX_FILE, ConntrackSysctls, read_conntrack_sysctls
+from ctguard.table.whatif import current_timeouts
 from ctguard.usecases.read_facts import read_facts, snapshot_netns
 from ctguard.usecases.status import StatusInputs, build_status
 
 DEFAULT_DOCTOR_INTERVAL = 300.0  # seconds the findings are kept between evaluations
 DOCTOR_WAIT = 10.0  # seconds a scrape waits for the rules before serving the last findings
 SYSCTL_PREFIX = "net.netfilter."
-NF_PREFIX = "nf_conntrack_"
 # the netlink readers (ctnetlink, `conntrack -S`) print the same counters
 NETLINK_SOURCES = ("netlink", "conntrack -S")
 
@@ -65,14 +65,10 @@ def stats_source(stats: ConntrackStats | Missing) -> str:
 
 
 def timeouts_of(sysctls: ConntrackSysctls | Missing) -> dict[str, int]:
-    """The running ``nf_conntrack_*timeout*`` values, named without the prefix."""
+    """The running flow timeouts, named without the prefix (whatif.current_timeouts)."""
     if isinstance(sysctls, Missing):
         return {}
-    return {
-        name.removeprefix(NF_PREFIX): value
-        for name, value in sysctls.values.items()
-        if "timeout" in name
-    }
+    return current_timeouts(sysctls.values)
 
 
 def _presence(opened: Opened) -> ConntrackPresence:
