@@ -16,6 +16,7 @@ import pytest
 from ctguard import catalogue
 from ctguard.model.thresholds import Thresholds
 from ctguard.output import metric_names
+from promql import metrics_read
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "ctguard-alerts.yml"
@@ -145,26 +146,14 @@ def test_the_unit_tests_name_only_alerts_that_exist() -> None:
     assert {name for name, _ in _cases()} <= {alert.name for alert in ALERTS}
 
 
-def _metric_names(expr: str) -> set[str]:
-    """Identifiers that are metrics: not functions, keywords, labels, durations or strings."""
-    without_strings = re.sub(r'"[^"]*"', "", expr)
-    without_matchers = re.sub(
-        r"\{[^}]*\}|\[[^\]]*\]|\b(?:on|ignoring|by|without|group_left|group_right)\s*\([^)]*\)",
-        "",
-        without_strings,
-    )
-    words = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", without_matchers))
-    return words - {"and", "or", "unless", "bool", "offset"}
-
-
 def test_the_metric_reader_sees_names_and_not_functions() -> None:
     expr = 'rate(a_total[5m]) > 1 and on(instance) b{x="y_z"} or absent(up{job="c"})'
-    assert _metric_names(expr) == {"a_total", "b", "up"}
+    assert metrics_read(expr) == {"a_total", "b", "up"}
 
 
 @pytest.mark.parametrize("alert", ALERTS, ids=lambda alert: alert.name)
 def test_every_metric_read_is_one_the_exporter_serves(alert: Alert) -> None:
-    names = _metric_names(alert.expr)
+    names = metrics_read(alert.expr)
     assert names, alert.expr
     assert names <= set(metric_names.ALL) | PROMETHEUS_OWN, alert.expr
 
