@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ctguard.cli import main
 from ctguard.output import metric_names as names
+from ctguard.output.metrics_http import serve_until_signal
 from ctguard.usecases.exporter_textfile import TEXTFILE_NAME, write_textfile
 from helpers import assert_one_line_error, ctguard_bin, run_ctguard
 
@@ -283,3 +285,40 @@ def test_timeouts_are_the_flow_timeouts_of_the_root() -> None:
         if name == names.TIMEOUT_SECONDS
     }
     assert shown == expected
+
+
+class ScrapedWhileSignalled:
+    """A server whose one scrape is interrupted by SIGTERM and, as wsgiref's handler does,
+    catches whatever the handler raised so as to answer 500."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.timeout: float | None = None
+
+    def server_close(self) -> None:
+        pass
+
+    def handle_request(self) -> None:
+        self.requests += 1
+        assert self.requests < 50, "still serving after SIGTERM"
+        if self.requests == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here, in the middle of the scrape
+            except BaseException:  # noqa: S110 - wsgiref's own bare except
+                pass
+
+
+def test_sigterm_in_the_middle_of_a_scrape_stops_the_server() -> None:
+    """It did not: the SystemExit the handler raised was swallowed by wsgiref inside the
+    scrape, and the exporter served on (left running by the test above, under load)."""
+    server = ScrapedWhileSignalled()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            serve_until_signal(server)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert server.requests == 1

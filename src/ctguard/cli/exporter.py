@@ -11,6 +11,7 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.options import FilePath, FiniteRange, root_option
 from ctguard.errors import CtguardError
+from ctguard.output.metrics_http import serve_until_signal
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -113,9 +114,7 @@ def exporter_command(
             elif textfile:
                 write_textfile(textfile, generate_latest(registry))
             else:
-                server = _server(registry, *address)
-                with server:
-                    server.serve_forever()
+                serve_until_signal(_server(registry, *address))
         finally:
             sampler.close()
     return 0
