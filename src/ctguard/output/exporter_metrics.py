@@ -3,7 +3,7 @@ per scrape and renders it under the names of ``metric_names`` (docs/exporter.md)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -36,6 +36,16 @@ def _gauge(name: str, doc: str, value: float | None) -> Iterator[Metric]:
         yield family
 
 
+def _labelled(
+    name: str, doc: str, label: str, rows: Iterable[tuple[str, float]]
+) -> GaugeMetricFamily:
+    """A gauge with one label, a series per (label value, value) row."""
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for key, value in rows:
+        family.add_metric([key], value)
+    return family
+
+
 def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
     """Every metric of one sample; a value that was not read is left out, never 0."""
     yield from _gauge(names.ENTRIES, "Conntrack entries in the table now", sample.entries)
@@ -48,14 +58,12 @@ def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
             )
             counter.add_metric([], sample.stats[column])
             yield counter
-    source = GaugeMetricFamily(
+    yield _labelled(
         names.STATS_SOURCE,
         "Where the conntrack counters were read: 1 for the source used (none: not read)",
-        labels=["source"],
+        "source",
+        ((name, 1 if name == sample.stats_source else 0) for name in STATS_SOURCES),
     )
-    for name in STATS_SOURCES:
-        source.add_metric([name], 1 if name == sample.stats_source else 0)
-    yield source
     yield from _gauge(
         names.MEMORY_BYTES, "Kernel memory of the table now (ctguard's model)", sample.memory_bytes
     )
@@ -70,23 +78,19 @@ def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
         sample.full_memory_ratio,
     )
     if sample.timeouts:
-        timeouts = GaugeMetricFamily(
+        yield _labelled(
             names.TIMEOUT_SECONDS,
             "Running nf_conntrack_*timeout* values in seconds",
-            labels=["timeout"],
+            "timeout",
+            sorted(sample.timeouts.items()),
         )
-        for name, seconds in sorted(sample.timeouts.items()):
-            timeouts.add_metric([name], seconds)
-        yield timeouts
     if sample.drift:
-        drift = GaugeMetricFamily(
+        yield _labelled(
             names.SETTING_DRIFT,
             "1 when the running value differs from what the sysctl files configure (CT301)",
-            labels=["key"],
+            "key",
+            ((key, 1 if differs else 0) for key, differs in sorted(sample.drift.items())),
         )
-        for key, differs in sorted(sample.drift.items()):
-            drift.add_metric([key], 1 if differs else 0)
-        yield drift
     finding = GaugeMetricFamily(
         names.FINDING,
         "1 per doctor finding (rules that need no table scan; see ctguard explain ID)",
@@ -95,16 +99,14 @@ def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
     for finding_id, severity in sample.findings:
         finding.add_metric([finding_id, severity], 1)
     yield finding
-    up = GaugeMetricFamily(
-        names.SOURCE_UP, "1 when the source was read, 0 when it failed", labels=["source"]
+    yield _labelled(
+        names.SOURCE_UP,
+        "1 when the source was read, 0 when it failed",
+        "source",
+        ((name, 1 if ok else 0) for name, ok in sorted(sample.sources_up.items())),
     )
-    for name, ok in sorted(sample.sources_up.items()):
-        up.add_metric([name], 1 if ok else 0)
-    yield up
     yield from _gauge(names.SCRAPE_DURATION, "Seconds this scrape took", sample.duration)
-    info = GaugeMetricFamily(names.BUILD_INFO, "ctguard exporter version", labels=["version"])
-    info.add_metric([__version__], 1)
-    yield info
+    yield _labelled(names.BUILD_INFO, "ctguard exporter version", "version", [(__version__, 1)])
 
 
 class ExporterCollector(Collector):
