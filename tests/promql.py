@@ -15,4 +15,4 @@ def metrics_read(expr: str) -> set[str]:
         without_strings,
     )
     words = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", without_matchers))
-    return words - {"and", "or", "unless", "bool", "offset"}
+    return words - {"and", "or", "unless", "bool", "offset", "group_left", "group_right"}

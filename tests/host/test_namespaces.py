@@ -17,6 +17,7 @@ from ctguard.host.namespaces import (
     holder_text,
     list_namespaces,
     namespace_usage,
+    pod_uid,
 )
 from ctguard.sources.sysctl_runtime import read_count
 
@@ -46,6 +47,50 @@ def test_container_id(text, expected):
     assert container_id(text) == expected
 
 
+# Cgroup paths of Kubernetes pods as observed on real nodes, quoted in a public GPU-exporter
+# helper (Go, tkestack.io/nvml; comments "ubuntu 20.04" systemd driver and "centos" cgroupfs
+# driver) and in the kubelet's own naming (pod<UID>, "_" for "-" under systemd). The
+# expected UID is the pod's metadata.uid as `kubectl get pod -o jsonpath={.metadata.uid}`
+# prints it: always dashed.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+            "dc380811_8168_4a9e_9b4a_56ded1b6fe9c.slice/docker-fa7f0ec4fbcbb70c69565a5b2d2699"
+            "26e04ec5601dff59235199d6e60198e95c.scope\n",
+            "dc380811-8168-4a9e-9b4a-56ded1b6fe9c",
+        ),
+        (
+            "4:cpuset:/kubepods/besteffort/pod762f2fe7-8a9d-450a-81e7-88094fc057d0/557a3158f637"
+            "c3021ecba8450ee945570bdb66876922afafa5dd6e0b35131f71\n",
+            "762f2fe7-8a9d-450a-81e7-88094fc057d0",
+        ),
+        (  # Guaranteed QoS: no QoS level in the path
+            "4:cpuset:/kubepods/pod8a0412cb-ae87-4bd5-b49d-690fd86f942e/6497d9f440dad7c3d432100a"
+            "b3c5e895831549467d81eeef176bdec12da43fd9\n",
+            "8a0412cb-ae87-4bd5-b49d-690fd86f942e",
+        ),
+        (  # the pod's own slice, before any container scope
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+            "05b3ee07_a2bd_47e7_9599_7961201f20dd.slice\n",
+            "05b3ee07-a2bd-47e7-9599-7961201f20dd",
+        ),
+        # plain Docker and the host: no pod
+        (
+            "0::/system.slice/docker-293f758723d0652a0b9fa869106e600079e56dae362ca84de12942d38524"
+            "a272.scope\n",
+            None,
+        ),
+        ("0::/\n", None),
+        # a "pod" word outside kubepods is not a pod UID
+        ("0::/system.slice/pod0a1b2c3d-0000-0000-0000-000000000000.service\n", None),
+    ],
+)
+def test_pod_uid(text, expected):
+    assert pod_uid(text) == expected
+
+
 def test_holder_text_prefers_initial_then_name_then_process():
     nginx = Process(900, "nginx", "3f2a9c1b7d0e")
     assert holder_text(("a",), nginx, initial=True) == "initial namespace"
@@ -56,12 +101,15 @@ def test_holder_text_prefers_initial_then_name_then_process():
 
 
 def test_build_merges_names_and_processes_by_inode():
-    pids = {1: INIT, 2: INIT, 300: 7001, 40: 7002, 41: 7002, 42: 7003}
-    names = {"web1": 7001, "alias": 7001, "idle": 7004}
+    pids = {1: INIT, 2: INIT, 300: 7001, 40: 7002, 41: 7002, 42: 7003, 50: 7005}
+    names = {"web1": 7001, "alias": 7001, "idle": 7004, "cni-0d2f": 7005}
+    uid = "dc380811-8168-4a9e-9b4a-56ded1b6fe9c"
     procs = {
         40: Process(40, "sh", None),
         41: Process(41, "nginx", "3f2a9c1b7d0e"),
         42: Process(42, "sleep", None),
+        50: Process(50, "pause", "57a3158f637c", uid),
+        300: Process(300, "sleep", None),
     }
     got = build_namespaces(pids, names, INIT, procs.get, "/p", "/n")
     assert got == [
@@ -69,10 +117,28 @@ def test_build_merges_names_and_processes_by_inode():
         Namespace(7001, ("alias", "web1"), (300,), "netns alias, web1", "/n/alias", False),
         # the container's process is the holder, though a lower pid joined it
         Namespace(
-            7002, (), (40, 41), "pid 41 nginx, container 3f2a9c1b7d0e", "/p/40/ns/net", False
+            7002,
+            (),
+            (40, 41),
+            "pid 41 nginx, container 3f2a9c1b7d0e",
+            "/p/40/ns/net",
+            False,
+            container="3f2a9c1b7d0e",
         ),
         Namespace(7003, (), (42,), "pid 42 sleep", "/p/42/ns/net", False),
         Namespace(7004, ("idle",), (), "netns idle", "/n/idle", False),
+        # a pod's namespace named by CNI: the name is the holder, its pause container and
+        # pod still label it
+        Namespace(
+            7005,
+            ("cni-0d2f",),
+            (50,),
+            "netns cni-0d2f",
+            "/n/cni-0d2f",
+            False,
+            container="57a3158f637c",
+            pod=uid,
+        ),
     ]
 
 

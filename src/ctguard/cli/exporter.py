@@ -67,12 +67,28 @@ def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
 )  # fmt: skip
 @click.option("--once", is_flag=True, help="Print the metrics once to stdout and exit.")
 @click.option(
+    "--netns", "netns", type=click.Choice(["all"]), metavar="all",
+    help="Also export each network namespace's entries and counters (named ones and those"
+    " held by processes), labelled netns, container and pod. Needs CAP_SYS_ADMIN.",
+)  # fmt: skip
+@click.option(
+    "--max-netns", type=click.IntRange(1, 10000), default=100, show_default=True,
+    metavar="N", help="With --netns all: export at most N namespaces (named first, then"
+    " oldest); ctguard_netns_left_out counts the rest.",
+)  # fmt: skip
+@click.option(
     "--doctor-interval", type=FiniteRange(0, 86400), default=300.0, show_default=True,
     metavar="SECONDS", help="Re-run the doctor rules at most this often; findings are cached"
     " in between.",
 )  # fmt: skip
 def exporter_command(
-    root: str | None, listen: str, textfile: str | None, once: bool, doctor_interval: float
+    root: str | None,
+    listen: str,
+    textfile: str | None,
+    once: bool,
+    netns: str | None,
+    max_netns: int,
+    doctor_interval: float,
 ) -> int:
     """Prometheus metrics: table size, counters, memory, timeouts, drift and findings.
 
@@ -84,6 +100,7 @@ def exporter_command(
     Examples:
       sudo ctguard exporter                        serve 127.0.0.1:9659/metrics
       sudo ctguard exporter --listen :9659         on every address
+      sudo ctguard exporter --netns all            every container's table too
       sudo ctguard exporter --textfile /var/lib/prometheus/node-exporter
       ctguard exporter --once --root host.tar.gz   the metrics of a snapshot
     """
@@ -93,6 +110,7 @@ def exporter_command(
     from ctguard.host.target import Target, open_target
     from ctguard.output.exporter_metrics import ExporterCollector
     from ctguard.usecases.exporter import Sampler
+    from ctguard.usecases.exporter_netns import NamespacesReader
     from ctguard.usecases.exporter_textfile import write_textfile
 
     if once and textfile:
@@ -104,8 +122,13 @@ def exporter_command(
             "the exporter needs root on a live host (the table and counters are root's);"
             " --root SNAPSHOT exports a snapshot"
         )
+    if netns and not target.live:
+        raise click.UsageError(
+            "--netns all reads live namespaces: it cannot be combined with --root"
+        )
     with open_target(target) as opened:
-        sampler = Sampler(opened, doctor_interval)
+        readers = NamespacesReader(max_netns) if netns else None
+        sampler = Sampler(opened, doctor_interval, namespaces=readers)
         try:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(ExporterCollector(sampler.sample))

@@ -38,6 +38,8 @@ class Namespace:
     holder: str  # who keeps it alive, for an operator: "netns web1", "pid 42 nginx"
     path: str  # an nsfs path to setns(2) into
     initial: bool
+    container: str | None = None  # short id of the container holding it, from cgroups
+    pod: str | None = None  # Kubernetes pod UID, from cgroups
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Process:
     pid: int
     comm: str
     container: str | None  # first 12 hex chars of the container id
+    pod: str | None = None  # the Kubernetes pod UID, dashed
 
 
 # Container runtimes put the full 64-hex container id in the process's cgroup path:
@@ -75,6 +78,31 @@ def container_id(cgroup_text: str) -> str | None:
         match = _CONTAINER_ID.search(path)
         if match:
             return match["id"][:12]
+    return None
+
+
+# The kubelet names a pod's cgroup after its UID: cgroupfs driver ".../kubepods[/QOS]/pod<UID>/",
+# systemd driver "kubepods[-QOS]-pod<UID with _ for ->.slice".
+_POD_UID = re.compile(
+    r"kubepods.*?pod(?P<uid>[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_]"
+    r"[0-9a-f]{12})(?:\.slice)?(?:/|$)"
+)
+
+
+def pod_uid(cgroup_text: str) -> str | None:
+    """The Kubernetes pod UID in the text of ``/proc/PID/cgroup``, if any.
+
+    >>> pod_uid("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+    ...         "dc380811_8168_4a9e_9b4a_56ded1b6fe9c.slice/cri-containerd-" + "a" * 64 + ".scope")
+    'dc380811-8168-4a9e-9b4a-56ded1b6fe9c'
+    >>> pod_uid("4:cpuset:/kubepods/pod8a0412cb-ae87-4bd5-b49d-690fd86f942e/" + "b" * 64)
+    '8a0412cb-ae87-4bd5-b49d-690fd86f942e'
+    >>> pod_uid("0::/system.slice/docker-" + "c" * 64 + ".scope")
+    """
+    for line in cgroup_text.splitlines():
+        match = _POD_UID.search(line.split(":", 2)[-1])
+        if match:
+            return match["uid"].replace("_", "-")
     return None
 
 
@@ -137,10 +165,13 @@ def build_namespaces(
         pids = tuple(pids_of.get(inode, ())[:MAX_PIDS])
         names = tuple(names_of.get(inode, ()))
         initial = inode == initial_inode
-        process = None if initial or names else _pick_holder(pids, describe)
+        # a named namespace may still be a pod's (CNI names them): its container says which
+        process = None if initial else _pick_holder(pids, describe)
         path = f"{netns_dir}/{names[0]}" if names else f"{proc}/{pids[0]}/ns/net"
         holder = holder_text(names, process, initial)
-        records.append(Namespace(inode, names, pids, holder, path, initial))
+        container = process.container if process else None
+        pod = process.pod if process else None
+        records.append(Namespace(inode, names, pids, holder, path, initial, container, pod))
     return sorted(records, key=lambda ns: (not ns.initial, ns.inode))
 
 
@@ -170,7 +201,7 @@ def _describe(root: HostRoot, proc: str, pid: int) -> Process | None:
         cgroup = root.read_text(f"{proc}/{pid}/cgroup", SMALL_FILE_BYTES)
     except OSError:
         return None
-    return Process(pid, comm, container_id(cgroup))
+    return Process(pid, comm, container_id(cgroup), pod_uid(cgroup))
 
 
 def _name_inodes(netns_dir: str, nsfs_dev: int | None, stat: StatFn) -> dict[str, int]:

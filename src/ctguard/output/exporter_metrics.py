@@ -3,7 +3,8 @@ per scrape and renders it under the names of ``metric_names`` (docs/exporter.md)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -46,24 +47,91 @@ def _labelled(
     return family
 
 
-def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
-    """Every metric of one sample; a value that was not read is left out, never 0."""
-    yield from _gauge(names.ENTRIES, "Conntrack entries in the table now", sample.entries)
+NETNS_LABELS = ("netns", "container", "pod")
+HOST = ("", "", "")  # the namespace the exporter runs in: no netns label
+
+
+def _per_netns(sample: ExporterSample) -> Iterator[tuple[tuple[str, ...], NamespaceReading]]:
+    """(netns label values, reading) for the host, then each namespace read (--netns all)."""
+    yield HOST, NamespaceReading(sample.entries, sample.stats, sample.stats_source)
+    if sample.namespaces is not None:
+        for ns in sample.namespaces.namespaces:
+            yield (
+                (ns.netns, ns.container, ns.pod),
+                NamespaceReading(ns.entries, ns.stats, ns.stats_source),
+            )
+
+
+@dataclass(frozen=True)
+class NamespaceReading:
+    entries: int | None
+    stats: Mapping[str, int]
+    stats_source: str
+
+
+def _table_metrics(sample: ExporterSample) -> Iterator[Metric]:
+    """Entries, counters and their source: per namespace with --netns all (labelled
+    netns, container, pod; "" for the exporter's own), else unlabelled."""
+    extra = list(NETNS_LABELS) if sample.namespaces is not None else []
+    rows = [(values if extra else (), reading) for values, reading in _per_netns(sample)]
+    entries = GaugeMetricFamily(names.ENTRIES, "Conntrack entries in the table now", labels=extra)
+    for values, reading in rows:
+        if reading.entries is not None:
+            entries.add_metric(list(values), reading.entries)
+    if entries.samples:
+        yield entries
     yield from _gauge(names.MAX, "nf_conntrack_max: entries the table may hold", sample.max)
     yield from _gauge(names.BUCKETS, "nf_conntrack_buckets: hash table size", sample.buckets)
     for column, metric in zip(names.STAT_COLUMNS, names.STAT_TOTALS, strict=True):
-        if column in sample.stats:
-            counter = CounterMetricFamily(
-                metric, f"{_STAT_HELP[column]}, summed over CPUs (kernel column {column})"
-            )
-            counter.add_metric([], sample.stats[column])
+        counter = CounterMetricFamily(
+            metric, f"{_STAT_HELP[column]}, summed over CPUs (kernel column {column})",
+            labels=extra,
+        )  # fmt: skip
+        for values, reading in rows:
+            if column in reading.stats:
+                counter.add_metric(list(values), reading.stats[column])
+        if counter.samples:
             yield counter
-    yield _labelled(
+    source = GaugeMetricFamily(
         names.STATS_SOURCE,
         "Where the conntrack counters were read: 1 for the source used (none: not read)",
-        "source",
-        ((name, 1 if name == sample.stats_source else 0) for name in STATS_SOURCES),
+        labels=["source", *extra],
     )
+    for values, reading in rows:
+        for name in STATS_SOURCES:
+            source.add_metric([name, *values], 1 if name == reading.stats_source else 0)
+    yield source
+
+
+def _source_up(sample: ExporterSample) -> Iterator[Metric]:
+    doc = "1 when the source was read, 0 when it failed (source netns: that namespace)"
+    if sample.namespaces is None:
+        yield _labelled(
+            names.SOURCE_UP, doc, "source",
+            ((name, 1 if ok else 0) for name, ok in sorted(sample.sources_up.items())),
+        )  # fmt: skip
+        return
+    family = GaugeMetricFamily(names.SOURCE_UP, doc, labels=["source", *NETNS_LABELS])
+    for name, ok in sorted(sample.sources_up.items()):
+        family.add_metric([name, *HOST], 1 if ok else 0)
+    for ns in sample.namespaces.namespaces:
+        family.add_metric(["netns", ns.netns, ns.container, ns.pod], 1 if ns.up else 0)
+    yield family
+    yield from _gauge(
+        names.NETNS_FOUND,
+        "Network namespaces found besides the exporter's own (--netns all)",
+        sample.namespaces.found,
+    )
+    yield from _gauge(
+        names.NETNS_LEFT_OUT,
+        "Namespaces found but not exported: past --max-netns",
+        sample.namespaces.left_out,
+    )
+
+
+def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
+    """Every metric of one sample; a value that was not read is left out, never 0."""
+    yield from _table_metrics(sample)
     yield from _gauge(
         names.MEMORY_BYTES, "Kernel memory of the table now (ctguard's model)", sample.memory_bytes
     )
@@ -99,12 +167,7 @@ def sample_metrics(sample: ExporterSample) -> Iterator[Metric]:
     for finding_id, severity in sample.findings:
         finding.add_metric([finding_id, severity], 1)
     yield finding
-    yield _labelled(
-        names.SOURCE_UP,
-        "1 when the source was read, 0 when it failed",
-        "source",
-        ((name, 1 if ok else 0) for name, ok in sorted(sample.sources_up.items())),
-    )
+    yield from _source_up(sample)
     yield from _gauge(names.SCRAPE_DURATION, "Seconds this scrape took", sample.duration)
     yield _labelled(names.BUILD_INFO, "ctguard exporter version", "version", [(__version__, 1)])
 

@@ -1,7 +1,8 @@
 """The names of the metrics `ctguard exporter` serves: the one list the exporter, the shipped
 alert rules and the dashboard are checked against (docs/exporter.md explains each).
 
-Base units, ``_total`` for counters; the label ``netns`` is "" for the namespace ctguard
+Base units, ``_total`` for counters; with ``--netns all`` the per-namespace series carry
+``netns`` (name or inode), ``container`` and ``pod``, all "" for the namespace ctguard
 runs in.
 """
 
@@ -28,9 +29,13 @@ FINDING = "ctguard_finding"  # {id="CT102", severity="critical"|"warning"|"info"
 SCRAPE_DURATION = "ctguard_scrape_duration_seconds"
 SOURCE_UP = "ctguard_source_up"  # {source="..."}
 BUILD_INFO = "ctguard_exporter_build_info"  # {version="..."}
+# --netns all: ENTRIES, STAT_TOTALS, STATS_SOURCE and SOURCE_UP gain the labels netns,
+# container and pod ("" for the exporter's own namespace); these two count namespaces
+NETNS_FOUND = "ctguard_netns_found"
+NETNS_LEFT_OUT = "ctguard_netns_left_out"
 
 ALL = (
     ENTRIES, MAX, BUCKETS, *STAT_TOTALS, STATS_SOURCE, MEMORY_BYTES, FULL_MEMORY_BYTES,
     FULL_MEMORY_RATIO, TIMEOUT_SECONDS, SETTING_DRIFT, FINDING, SCRAPE_DURATION, SOURCE_UP,
-    BUILD_INFO,
+    BUILD_INFO, NETNS_FOUND, NETNS_LEFT_OUT,
 )  # fmt: skip

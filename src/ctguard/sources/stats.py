@@ -18,6 +18,9 @@ from ctguard.missing import Missing
 from ctguard.sources.modules import ctnetlink_absent_reason
 
 STAT_FILE = "/proc/net/stat/nf_conntrack"
+# the same file for the calling thread's namespace (/proc/net follows the main thread):
+# host/netns_thread.py reads namespaces from a thread
+THREAD_STAT_FILE = "/proc/thread-self/net/stat/nf_conntrack"
 _HEX = re.compile(r"[0-9a-fA-F]{1,16}")
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 
@@ -57,6 +60,17 @@ class CounterBaseline:
     entry: str  # the journal entry's id
     counters: Mapping[str, int]
     same_table: bool = True  # False: a tree without a boot id, the table was not compared
+
+
+# the netlink readers (ctnetlink, `conntrack -S`) print the same counters
+NETLINK_SOURCES = ("netlink", "conntrack -S")
+
+
+def stats_source(stats: ConntrackStats | Missing) -> str:
+    """Where counters came from, in the exporter's words: procfs, netlink or none."""
+    if isinstance(stats, Missing):
+        return "none"
+    return "netlink" if stats.source in NETLINK_SOURCES else stats.source
 
 
 def parse_stat_file(text: str) -> ConntrackStats:
@@ -142,13 +156,16 @@ def parse_conntrack_s(text: str, source: str = "conntrack -S") -> ConntrackStats
     return ConntrackStats(source, cpus, totals, entries)
 
 
-def read_stats(host: HostRoot, commands: Commands) -> ConntrackStats | Missing:
-    """Counters from the best source: procfs, then netlink, then ``conntrack -S``.
+def read_stats(
+    host: HostRoot, commands: Commands, stat_file: str = STAT_FILE
+) -> ConntrackStats | Missing:
+    """Counters from the best source: procfs (``stat_file``), then netlink, then
+    ``conntrack -S``.
 
     A fallback says why procfs was not used (``fallback_reason``). On a live host the
     netlink sources are asked only where that cannot load a module.
     """
-    text = host.try_read_text(STAT_FILE, PROC_LIST_BYTES)
+    text = host.try_read_text(stat_file, PROC_LIST_BYTES)
     if not isinstance(text, Missing):
         return parse_stat_file(text)
     reasons = [text.reason]

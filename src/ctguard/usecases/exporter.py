@@ -25,18 +25,17 @@ from ctguard.sources.kernel import read_kernel
 from ctguard.sources.meminfo import read_meminfo
 from ctguard.sources.modules import ConntrackPresence, read_conntrack_presence
 from ctguard.sources.slab import read_slab
-from ctguard.sources.stats import ConntrackStats, read_stats
+from ctguard.sources.stats import ConntrackStats, read_stats, stats_source
 from ctguard.sources.sysctl_conf import read_sysctl_config
 from ctguard.sources.sysctl_runtime import MAX_FILE, ConntrackSysctls, read_conntrack_sysctls
 from ctguard.table.whatif import current_timeouts
+from ctguard.usecases.exporter_netns import NamespacesReader, NamespacesSample
 from ctguard.usecases.read_facts import read_facts, snapshot_netns
 from ctguard.usecases.status import StatusInputs, build_status
 
 DEFAULT_DOCTOR_INTERVAL = 300.0  # seconds the findings are kept between evaluations
 DOCTOR_WAIT = 10.0  # seconds a scrape waits for the rules before serving the last findings
 SYSCTL_PREFIX = "net.netfilter."
-# the netlink readers (ctnetlink, `conntrack -S`) print the same counters
-NETLINK_SOURCES = ("netlink", "conntrack -S")
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,7 @@ class ExporterSample:
     findings: tuple[tuple[str, str], ...]  # (id, severity) of the rules that found something
     sources_up: Mapping[str, bool]  # source -> read
     duration: float  # seconds this sample took
-
-
-def stats_source(stats: ConntrackStats | Missing) -> str:
-    if isinstance(stats, Missing):
-        return "none"
-    return "netlink" if stats.source in NETLINK_SOURCES else stats.source
+    namespaces: NamespacesSample | None = None  # --netns all: the other namespaces
 
 
 def timeouts_of(sysctls: ConntrackSysctls | Missing) -> dict[str, int]:
@@ -91,8 +85,10 @@ class Sampler:
         doctor_interval: float = DEFAULT_DOCTOR_INTERVAL,
         doctor_wait: float = DOCTOR_WAIT,
         clock: Callable[[], float] = time.monotonic,
+        namespaces: NamespacesReader | None = None,
     ) -> None:
         self.opened = opened
+        self.namespaces = namespaces
         self.doctor_interval = doctor_interval
         self.doctor_wait = doctor_wait
         self.clock = clock
@@ -104,6 +100,8 @@ class Sampler:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.namespaces is not None:
+            self.namespaces.close()
 
     def _evaluate(self) -> Findings:
         facts = read_facts(self.opened, table=False)
@@ -164,6 +162,7 @@ class Sampler:
         if presence.loaded:  # nothing to read while conntrack is not loaded
             up["sysctls"] = not isinstance(sysctls, Missing)
             up["stats"] = not isinstance(stats, Missing)
+        others = self.namespaces.sample() if self.namespaces is not None else None
         return ExporterSample(
             entries=report.count,
             max=report.max,
@@ -178,4 +177,5 @@ class Sampler:
             findings=findings,
             sources_up=dict(sorted(up.items())),
             duration=time.perf_counter() - start,
+            namespaces=others,
         )
