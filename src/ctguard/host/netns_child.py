@@ -2,7 +2,9 @@
 
 Both ways of running code in a namespace fork such a child: ``run_in_netns`` (host/netns.py)
 for one job, ``NetnsWorker`` (host/netns_worker.py) for many. ctguard's own process never
-changes namespace, so global values keep coming from the initial one. What both need is
+changes namespace, so global values keep coming from the initial one (the exporter's
+per-scrape reads are the one exception, host/netns_thread.py: a dedicated thread, never the
+process, joins them). What both need is
 here, once: joining (setns(2)), one framing for what crosses the socket, and one reaper.
 
 A frame is a pickle preceded by its length (8 bytes, network order), so the reader knows
