@@ -11,54 +11,9 @@ from pathlib import Path
 import pytest
 
 from helpers import run_ctguard
-from netns_helpers import Netns
+from netns_helpers import ASSURED_TCP, SEND_UDP, UNREPLIED_UDP, Netns, fill, stat_totals
 
 pytestmark = pytest.mark.kernel
-
-# One conntrack -R line per entry; tuples differ by source address and port.
-ASSURED_TCP = (
-    "-I -p tcp -s 127.0.{a}.2 -d 127.0.0.1 --sport {port} --dport 8983"
-    " --state ESTABLISHED --status ASSURED,SEEN_REPLY -t 3600\n"
-)
-UNREPLIED_UDP = "-I -p udp -s 127.0.{a}.3 -d 127.0.0.1 --sport {port} --dport 53 -t 600\n"
-SEND_UDP = """
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-refused = 0
-for port in range(40000, 40000 + int(sys.argv[1])):  # bounded: a few datagrams
-    try:
-        s.sendto(b"x", ("127.0.0.1", port))
-    except PermissionError:  # the kernel dropped it: no room in the table
-        refused += 1
-print(refused)
-"""
-
-
-def global_max() -> int:
-    return int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
-
-
-def fill(netns: Netns, tmp_path: Path, line: str) -> int:
-    """Fill the namespace's table up to the global max (about 3 s for 262144)."""
-    entries = global_max()
-    load = tmp_path / "fill.txt"
-    with load.open("w") as out:
-        for i in range(entries):
-            a, port = divmod(i, 60000)
-            out.write(line.format(a=a, port=1024 + port))
-    netns.run("conntrack", "-R", str(load), timeout=120)
-    assert netns.count() == entries
-    return entries
-
-
-def stat_totals(netns: Netns) -> dict[str, int]:
-    lines = netns.run("cat", "/proc/net/stat/nf_conntrack").stdout.split("\n")
-    names = lines[0].split()
-    totals = dict.fromkeys(names, 0)
-    for row in filter(None, lines[1:]):
-        for name, value in zip(names, row.split(), strict=True):
-            totals[name] += int(value, 16)
-    return totals
 
 
 def doctor(netns: Netns) -> tuple[int, dict[str, dict[str, object]]]:
