@@ -95,10 +95,39 @@ def netns_born(name: str) -> float | None:
     ``ip netns add`` creates /run/netns/NAME when it creates the namespace.
     """
     try:
-        made = os.stat(netns_path(name)).st_mtime
+        return _born(netns_path(name))
+    except CtguardError:
+        return None
+
+
+def own_netns_born(netns_dir: str = NETNS_DIR) -> float | None:
+    """``netns_born`` of the namespace ctguard itself runs in, when it is a named one
+    (``ip netns exec NAME ctguard ...``); None in one without a name (its age is not
+    known: an nsfs inode's times are those of its first look, not of the namespace). The
+    initial namespace needs no age: its log lines name no namespace."""
+    try:
+        own = os.stat("/proc/self/ns/net")
+        names = os.listdir(netns_dir)
+    except OSError:
+        return None
+    for name in sorted(names):
+        path = f"{netns_dir}/{name}"
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+            return _born(path)
+    return None
+
+
+def _born(path: str) -> float | None:
+    """Seconds since boot when ``path`` (a name's bind mount) was made."""
+    try:
+        made = os.stat(path).st_mtime
         with open("/proc/uptime", "rb") as uptime:
             since_boot = float(uptime.read().split()[0])
-    except (OSError, ValueError, IndexError, CtguardError):
+    except (OSError, ValueError, IndexError):
         return None
     return max(0.0, since_boot - (time.time() - made))
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from ctguard.errors import CtguardError
 from ctguard.facts import Facts, collect, read_safely
-from ctguard.host.netns import NETNS_DIR, in_each_named_netns
+from ctguard.host.netns import NETNS_DIR, in_each_named_netns, own_netns_born
 from ctguard.host.root import HostRoot
 from ctguard.host.target import Opened
 from ctguard.missing import Missing
@@ -52,7 +52,9 @@ def _read_facts(opened: Opened, table: bool) -> Facts:
             )
             init = read_safely(read_conntrack_sysctls, opened.host)  # the initial one
             return inside.with_init_namespace(init)
-        facts = collect(opened.host, opened.commands, table=table)
+        # ctguard run inside a named namespace (`ip netns exec`): its log lines are filtered
+        # by its age, as with --netns (a reused inode number is not this namespace)
+        facts = collect(opened.host, opened.commands, table=table, netns_born=own_netns_born())
     except OSError as exc:
         raise CtguardError(f"{exc.filename or 'reading host'}: {exc.strerror or exc}") from None
     return replace(facts, other_netns=other_namespaces())
