@@ -348,7 +348,7 @@ def test_panels_on_the_exporters_netns_output(tmp_path: Path) -> None:
         )
     web = f'container="3f2a9c1b7d0e",{SCRAPED},netns="web",pod="{WEB_POD}"'
     unnamed = f'{SCRAPED},netns="4026532501"'
-    cases = [
+    cases: list[tuple[str, list[tuple[str, float]]]] = [
         (_expr_of("Table usage"), [(SCRAPED, 100)]),
         (_expr_of("Table fill (CT101)"), [(SCRAPED, 0.1)]),
         (_drops_expr(per_namespace=False), [(SCRAPED, 0)]),
