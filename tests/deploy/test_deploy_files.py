@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ctguard.output.exporter_metrics import NETNS_LABELS
 from helpers import run_ctguard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,6 +242,27 @@ def test_podmonitor_scrapes_the_pods_as_the_alerts_job() -> None:
         assert endpoint["scrapeTimeout"] == service_monitor[0]["scrapeTimeout"]
     jobs = set(re.findall(r'up\{job="([^"]+)"\}', RULES.read_text(encoding="utf-8")))
     assert jobs == {pod_labels[monitor["spec"]["jobLabel"]]}
+
+
+# the labels the Prometheus Operator gives a pod's targets (ServiceMonitor adds service)
+OPERATOR_TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "service", "job"}
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoints"),
+    [("servicemonitor.yaml", "endpoints"), ("podmonitor.yaml", "podMetricsEndpoints")],
+)
+def test_monitors_keep_the_namespace_labels_the_exporter_serves(name: str, endpoints: str) -> None:
+    """A target label that the scraped series also carry is renamed exported_<label> on
+    them: the Operator's pod/container (the exporter's own pod) must not clash with the
+    netns/container/pod of --netns all, or the per-namespace fill alerts never match."""
+    clashing = OPERATOR_TARGET_LABELS & set(NETNS_LABELS)
+    assert clashing == {"pod", "container"}
+    for endpoint in _load(name)["spec"][endpoints]:
+        drops = [r["regex"] for r in endpoint["relabelings"] if r.get("action") == "labeldrop"]
+        for label in OPERATOR_TARGET_LABELS:
+            dropped = any(re.fullmatch(regex, label) for regex in drops)
+            assert dropped == (label in clashing), label
 
 
 def test_prometheusrule_holds_exactly_the_shipped_rules() -> None:
