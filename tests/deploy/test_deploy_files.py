@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ctguard.output.exporter_metrics import NETNS_LABELS
 from helpers import run_ctguard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,6 +28,9 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze")
 # what the exporter uses, and nothing more (the unit's and the DaemonSet's comments say why)
 CAPABILITIES = {"NET_ADMIN", "NET_RAW", "SYSLOG"}
+# what `--netns all` adds: setns(2) into each namespace, and ptrace read access to
+# /proc/PID/ns/net of processes of other users (measured: see the unit's comment)
+NETNS_CAPABILITIES = {"SYS_ADMIN", "SYS_PTRACE"}
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -107,15 +111,28 @@ def test_unit_is_hardened() -> None:
     for key, value in {
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
         "PrivateTmp": "yes", "PrivateDevices": "yes", "ProtectKernelTunables": "yes",
-        "RestrictNamespaces": "yes", "SystemCallFilter": "@system-service",
+        "RestrictNamespaces": "net", "SystemCallFilter": "@system-service",
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
     }.items():  # fmt: skip
         assert unit.get(key) == [value], key
     bounding = set(unit["CapabilityBoundingSet"][0].split())
-    assert bounding == {f"CAP_{cap}" for cap in CAPABILITIES}
+    assert bounding == {f"CAP_{cap}" for cap in CAPABILITIES | NETNS_CAPABILITIES}
     assert set(unit["AmbientCapabilities"][0].split()) <= bounding
     # read-write paths would undo ProtectSystem=strict; the exporter writes nothing
     assert not {"ReadWritePaths", "ReadWriteDirectories"} & unit.keys()
+
+
+def test_unit_reads_every_namespace_with_what_that_needs() -> None:
+    """--netns all with the capabilities it needs, ambient (a root service gets its bounding
+    set anyway, but ambient says what it uses), and setns allowed for network namespaces
+    only: RestrictNamespaces=yes would refuse every setns and leave each namespace down."""
+    unit = _unit()
+    (exec_start,) = unit["ExecStart"]
+    assert "--netns all" in exec_start
+    assert {f"CAP_{cap}" for cap in NETNS_CAPABILITIES} <= set(
+        unit["AmbientCapabilities"][0].split()
+    )
+    assert unit["RestrictNamespaces"][0].split() == ["net"]
 
 
 def test_unit_runs_the_exporter_with_real_options_on_the_documented_port() -> None:
@@ -154,13 +171,22 @@ def test_daemonset_reads_the_live_node_read_only() -> None:
     assert context["allowPrivilegeEscalation"] is False
     assert context.get("privileged", False) is False
     assert context["capabilities"]["drop"] == ["ALL"]
-    assert set(context["capabilities"]["add"]) == CAPABILITIES
+    assert set(context["capabilities"]["add"]) == CAPABILITIES | NETNS_CAPABILITIES
     assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     host_volumes = {v["name"] for v in pod["volumes"] if "hostPath" in v}
     for mount in container["volumeMounts"]:
         if mount["name"] in host_volumes:
             assert mount.get("readOnly") is True, mount["name"]
+
+
+def test_container_reads_every_pods_namespace() -> None:
+    """--netns all, bounded at least at the kubelet's default maxPods (110) so a full node
+    leaves none out, and hostPID (how it finds each pod's namespace)."""
+    args = _container()["args"]
+    assert args[args.index("--netns") + 1] == "all"
+    assert int(args[args.index("--max-netns") + 1]) >= 110
+    assert _load("daemonset.yaml")["spec"]["template"]["spec"]["hostPID"] is True
 
 
 def test_container_uses_real_options_on_the_documented_port() -> None:
@@ -195,6 +221,48 @@ def test_servicemonitor_scrapes_the_service_as_the_alerts_job() -> None:
     assert "jobLabel" not in monitor["spec"]
     jobs = set(re.findall(r'up\{job="([^"]+)"\}', RULES.read_text(encoding="utf-8")))
     assert jobs == {service["metadata"]["name"]}
+
+
+def test_podmonitor_scrapes_the_pods_as_the_alerts_job() -> None:
+    """The Service-less alternative: selects the DaemonSet's pods, scrapes their declared
+    metrics port, names the job after a pod label whose value is the alerts' job, and the
+    instance after the node, as the ServiceMonitor does."""
+    monitor = _load("podmonitor.yaml")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "PodMonitor"
+    assert set(monitor["spec"]) <= {"jobLabel", "selector", "podMetricsEndpoints"}
+    pod_labels = _load("daemonset.yaml")["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {port["name"] for port in _container()["ports"]}
+    service_monitor = _load("servicemonitor.yaml")["spec"]["endpoints"]
+    for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+        assert endpoint["port"] in ports
+        assert endpoint.get("path", "/metrics") == "/metrics"
+        assert endpoint["relabelings"] == service_monitor[0]["relabelings"]
+        assert endpoint["scrapeTimeout"] == service_monitor[0]["scrapeTimeout"]
+    jobs = set(re.findall(r'up\{job="([^"]+)"\}', RULES.read_text(encoding="utf-8")))
+    assert jobs == {pod_labels[monitor["spec"]["jobLabel"]]}
+
+
+# the labels the Prometheus Operator gives a pod's targets (ServiceMonitor adds service)
+OPERATOR_TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "service", "job"}
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoints"),
+    [("servicemonitor.yaml", "endpoints"), ("podmonitor.yaml", "podMetricsEndpoints")],
+)
+def test_monitors_keep_the_namespace_labels_the_exporter_serves(name: str, endpoints: str) -> None:
+    """A target label that the scraped series also carry is renamed exported_<label> on
+    them: the Operator's pod/container (the exporter's own pod) must not clash with the
+    netns/container/pod of --netns all, or the per-namespace fill alerts never match."""
+    clashing = OPERATOR_TARGET_LABELS & set(NETNS_LABELS)
+    assert clashing == {"pod", "container"}
+    for endpoint in _load(name)["spec"][endpoints]:
+        drops = [r["regex"] for r in endpoint["relabelings"] if r.get("action") == "labeldrop"]
+        for label in OPERATOR_TARGET_LABELS:
+            dropped = any(re.fullmatch(regex, label) for regex in drops)
+            assert dropped == (label in clashing), label
 
 
 def test_prometheusrule_holds_exactly_the_shipped_rules() -> None:
