@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ctguard.errors import CtguardError
+from ctguard.host import netns_thread
 from ctguard.host.namespaces import Namespace, list_namespaces
 from ctguard.host.netns_thread import THREAD_NETNS, NamespaceThread
 from ctguard.usecases.exporter_netns import NamespacesReader, read_here
@@ -157,3 +159,25 @@ def test_a_namespace_that_vanishes_mid_scrape_is_down_with_why(two):
         == f"netns {doomed} vanished (/run/netns/{doomed}: No such file or directory)"
     )
     assert by_name[a.name].up and by_name[a.name].entries == 7
+
+
+def test_without_the_right_to_enter_each_call_fails_at_once(two, monkeypatch):
+    """setns refused (no CAP_SYS_ADMIN): every call says so at once; none waits out its
+    timeout on a thread that was about to retire (a race the first version had)."""
+    a, _ = two
+
+    def refused(fd: int) -> None:
+        time.sleep(0.001)  # a syscall: the GIL is released, the caller may run meanwhile
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(netns_thread, "enter_netns", refused)
+    thread = NamespaceThread()
+    errors = []
+    try:
+        for _ in range(20):
+            with pytest.raises(CtguardError) as caught:
+                thread.run(f"/run/netns/{a.name}", a.name, lambda: 1, timeout=5)
+            errors.append(str(caught.value))
+    finally:
+        thread.close()
+    assert set(errors) == {f"cannot enter {a.name}: Operation not permitted"}

@@ -58,6 +58,8 @@ class _Worker:
 
     def _go_home(self) -> None:
         try:
+            if _inode(THREAD_NETNS) == self.home_inode:
+                return  # never left (the namespace could not be entered)
             enter_netns(self.home_fd)
             if _inode(THREAD_NETNS) != self.home_inode:
                 raise NotHome("still outside the home namespace")
@@ -72,15 +74,21 @@ class _Worker:
             job, future = item
             if not future.set_running_or_notify_cancel():
                 continue
+            result: Any = None
+            error: BaseException | None = None
             try:
-                future.set_result(job())
+                result = job()
             except BaseException as exc:  # handed to the caller, whatever it is
-                future.set_exception(exc)
+                error = exc
             try:
                 self._go_home()
             except NotHome:
-                self.retired = True  # never serve another job from a foreign namespace
-                return
+                # retired before the caller hears back: its next call gets a new thread
+                self.retired = True
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
     def stop(self) -> None:
         self.retired = True
