@@ -53,14 +53,14 @@ def test_each_namespace_is_labelled_and_a_down_one_has_no_values() -> None:
     gone = NamespaceSample("4026532999", "", "", error="netns 4026532999 vanished")
     text = render(NamespacesSample(found=3, left_out=1, namespaces=(web, gone)))
     got = series(text)
-    host = (("container", ""), ("netns", ""), ("pod", ""))
-    web_labels = (("container", "57a3158f637c"), ("netns", "cni-0d2f"), ("pod", POD))
+    host = (("container_id", ""), ("netns", ""), ("pod_uid", ""))
+    web_labels = (("container_id", "57a3158f637c"), ("netns", "cni-0d2f"), ("pod_uid", POD))
     assert got[("ctguard_conntrack_entries", host)] == 97315  # the example's own count
     assert got[("ctguard_conntrack_entries", web_labels)] == 900
     assert got[("ctguard_conntrack_stat_drop_total", web_labels)] == 4
     assert ("ctguard_conntrack_stat_found_total", web_labels) not in got  # not read: absent
-    assert got[("ctguard_source_up", (*web_labels[:2], ("pod", POD), ("source", "netns")))] == 1
-    gone_labels = (("container", ""), ("netns", "4026532999"), ("pod", ""))
+    assert got[("ctguard_source_up", (*web_labels[:2], ("pod_uid", POD), ("source", "netns")))] == 1
+    gone_labels = (("container_id", ""), ("netns", "4026532999"), ("pod_uid", ""))
     assert got[("ctguard_source_up", (*gone_labels, ("source", "netns")))] == 0
     assert got[("ctguard_conntrack_stats_source", (*gone_labels, ("source", "none")))] == 1
     assert not [k for k in got if k[0] == "ctguard_conntrack_entries" and k[1] == gone_labels]

@@ -191,7 +191,7 @@ def test_thresholds_are_the_ones_doctor_judges_by(alert: str, share: float) -> N
 def test_an_unlimited_table_has_no_ratio_to_alert_on(alert: str) -> None:
     # `ignoring(...)`: with --netns all, entries carry netns labels the one max has not
     assert re.search(
-        r"\band(?: ignoring\(netns, container, pod\))? ctguard_conntrack_max > 0",
+        r"\band(?: ignoring\(netns, container_id, pod_uid\))? ctguard_conntrack_max > 0",
         _by_name(alert).expr,
     )
 

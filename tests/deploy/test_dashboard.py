@@ -346,7 +346,7 @@ def test_panels_on_the_exporters_netns_output(tmp_path: Path) -> None:
         series.append(
             {"series": f"{name}{{{all_labels}}}", "values": f"{value:g}+{100 if rising else 0}x10"}
         )
-    web = f'container="3f2a9c1b7d0e",{SCRAPED},netns="web",pod="{WEB_POD}"'
+    web = f'container_id="3f2a9c1b7d0e",{SCRAPED},netns="web",pod_uid="{WEB_POD}"'
     unnamed = f'{SCRAPED},netns="4026532501"'
     cases: list[tuple[str, list[tuple[str, float]]]] = [
         (_expr_of("Table usage"), [(SCRAPED, 100)]),

@@ -69,7 +69,7 @@ def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
 @click.option(
     "--netns", "netns", type=click.Choice(["all"]), metavar="all",
     help="Also export each network namespace's entries and counters (named ones and those"
-    " held by processes), labelled netns, container and pod. Needs CAP_SYS_ADMIN.",
+    " held by processes), labelled netns, container_id and pod_uid. Needs CAP_SYS_ADMIN.",
 )  # fmt: skip
 @click.option(
     "--max-netns", type=click.IntRange(1, 10000), default=100, show_default=True,

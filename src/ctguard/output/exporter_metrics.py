@@ -47,7 +47,7 @@ def _labelled(
     return family
 
 
-NETNS_LABELS = ("netns", "container", "pod")
+NETNS_LABELS = ("netns", "container_id", "pod_uid")
 HOST = ("", "", "")  # the namespace the exporter runs in: no netns label
 
 
@@ -71,7 +71,7 @@ class NamespaceReading:
 
 def _table_metrics(sample: ExporterSample) -> Iterator[Metric]:
     """Entries, counters and their source: per namespace with --netns all (labelled
-    netns, container, pod; "" for the exporter's own), else unlabelled."""
+    netns, container_id, pod_uid; "" for the exporter's own), else unlabelled."""
     extra = list(NETNS_LABELS) if sample.namespaces is not None else []
     rows = [(values if extra else (), reading) for values, reading in _per_netns(sample)]
     entries = GaugeMetricFamily(names.ENTRIES, "Conntrack entries in the table now", labels=extra)

@@ -2,7 +2,7 @@
 alert rules and the dashboard are checked against (docs/exporter.md explains each).
 
 Base units, ``_total`` for counters; with ``--netns all`` the per-namespace series carry
-``netns`` (name or inode), ``container`` and ``pod``, all "" for the namespace ctguard
+``netns`` (name or inode), ``container_id`` and ``pod_uid``, all "" for the namespace ctguard
 runs in.
 """
 
@@ -30,7 +30,7 @@ SCRAPE_DURATION = "ctguard_scrape_duration_seconds"
 SOURCE_UP = "ctguard_source_up"  # {source="..."}
 BUILD_INFO = "ctguard_exporter_build_info"  # {version="..."}
 # --netns all: ENTRIES, STAT_TOTALS, STATS_SOURCE and SOURCE_UP gain the labels netns,
-# container and pod ("" for the exporter's own namespace); these two count namespaces
+# container_id and pod_uid ("" for the exporter's own namespace); these two count namespaces
 NETNS_FOUND = "ctguard_netns_found"
 NETNS_LEFT_OUT = "ctguard_netns_left_out"
 
