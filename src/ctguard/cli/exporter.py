@@ -69,7 +69,8 @@ def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
 @click.option(
     "--netns", "netns", type=click.Choice(["all"]), metavar="all",
     help="Also export each network namespace's entries and counters (named ones and those"
-    " held by processes), labelled netns, container_id and pod_uid. Needs CAP_SYS_ADMIN.",
+    " held by processes), labelled netns, container_id and pod_uid. Needs CAP_SYS_ADMIN"
+    " (setns) and CAP_SYS_PTRACE (namespaces held by other users' processes).",
 )  # fmt: skip
 @click.option(
     "--max-netns", type=click.IntRange(1, 10000), default=100, show_default=True,

@@ -98,6 +98,8 @@ def _table_metrics(sample: ExporterSample) -> Iterator[Metric]:
         labels=["source", *extra],
     )
     for values, reading in rows:
+        if not reading.stats_source:
+            continue  # not read at all: ctguard_source_up says so, not a missing source
         for name in STATS_SOURCES:
             source.add_metric([name, *values], 1 if name == reading.stats_source else 0)
     yield source

@@ -44,7 +44,7 @@ class NamespaceSample:
     pod: str  # Kubernetes pod UID from cgroups, "" when none
     entries: int | None = None
     stats: Mapping[str, int] = field(default_factory=dict)
-    stats_source: str = "none"
+    stats_source: str = ""  # "": the namespace was not read (not "none": no counters there)
     up: bool = False
     error: str = ""
 
