@@ -4,7 +4,8 @@ any nsfs file, such as ``/proc/PID/ns/net`` of a process that holds an unnamed o
 The job runs in a forked child that joins the namespace with setns(2) (host/netns_child.py);
 ctguard's own process never changes namespace, so global values keep coming from the
 initial one. The child sends its (picklable) result back and exits; it is stopped if it
-takes longer than ``timeout``. For many jobs in one namespace, see host/netns_worker.py.
+takes longer than ``timeout``. For many jobs in one namespace, see host/netns_worker.py;
+for short reads in many namespaces on every scrape, host/netns_thread.py.
 """
 
 from __future__ import annotations
