@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ctguard.errors import CtguardError
 from ctguard.host import netns_thread
 from ctguard.host.namespaces import Namespace, list_namespaces
-from ctguard.host.netns_thread import THREAD_NETNS, NamespaceThread
+from ctguard.host.netns_thread import NamespaceThread, thread_netns
 from ctguard.usecases.exporter_netns import NamespacesReader, read_here
 from helpers import run_ctguard
 from netns_helpers import Netns, tracking_netns, why_no_kernel
@@ -51,13 +51,13 @@ def test_the_thread_reads_inside_and_comes_home(two):
     home = _inode("/proc/self/ns/net")
     thread = NamespaceThread()
     try:
-        seen = thread.run(f"/run/netns/{a.name}", a.name, lambda: _inode(THREAD_NETNS), 5)
+        seen = thread.run(f"/run/netns/{a.name}", a.name, lambda: _inode(thread_netns()), 5)
         assert seen == _inode(f"/run/netns/{a.name}") != home
         count, stats = thread.run(f"/run/netns/{b.name}", b.name, read_here, 5)
         assert count == 1 and not isinstance(stats, Exception)
         # the caller never left, and the thread serves its next job from home first
-        assert _inode(THREAD_NETNS) == home
-        assert thread.run("/proc/self/ns/net", "own", lambda: _inode(THREAD_NETNS), 5) == home
+        assert _inode(thread_netns()) == home
+        assert thread.run("/proc/self/ns/net", "own", lambda: _inode(thread_netns()), 5) == home
     finally:
         thread.close()
 
@@ -73,9 +73,24 @@ def test_a_job_that_fails_or_overruns_fails_that_call_only(two):
         with pytest.raises(CtguardError, match=f"^{a.name}: no answer within 0.2 s$"):
             thread.run(path, a.name, lambda: release.wait(10), 0.2)
         # a new thread serves the next call while the stuck one still waits
-        assert thread.run(path, a.name, lambda: _inode(THREAD_NETNS), 5) == _inode(path)
+        assert thread.run(path, a.name, lambda: _inode(thread_netns()), 5) == _inode(path)
     finally:
         release.set()
+        thread.close()
+
+
+def test_another_namespace_at_the_listed_path_is_refused(two):
+    """A name deleted and made again (or a pid reused) between listing and reading is not
+    read under the old namespace's labels."""
+    a, b = two
+    thread = NamespaceThread()
+    try:
+        with pytest.raises(CtguardError, match=f"^netns {a.name} changed since it was listed"):
+            thread.run(
+                f"/run/netns/{a.name}", f"netns {a.name}", lambda: 0, 5,
+                inode=_inode(f"/run/netns/{b.name}"),
+            )  # fmt: skip
+    finally:
         thread.close()
 
 

@@ -37,7 +37,8 @@ Reply = tuple[str, object]
 def open_netns_fd(path: str, label: str) -> int:
     """An fd on the namespace, opened here so it stays pinned even if its holder exits."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put in place of an nsfs file must not block the open
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except (FileNotFoundError, ProcessLookupError) as exc:
         raise HostAccessError(f"{label} vanished ({path}: {exc.strerror})") from exc
     except OSError as exc:

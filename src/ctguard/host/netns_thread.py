@@ -8,7 +8,8 @@ namespace again; every other thread (the HTTP server, the doctor) never leaves h
 
 What a job reads there must follow the *thread's* namespace: /proc/sys/net and sockets
 opened by the thread do; ``/proc/net`` follows the process (its main thread), so read
-``/proc/thread-self/net`` instead.
+``thread_proc()`` + ``/net`` instead (``/proc/self/task/TID``: /proc/thread-self is 3.17+,
+and RHEL 7 runs 3.10).
 
 The thread never serves a job outside its home namespace: after each job it checks the
 inode of its namespace, and a thread that could not go home is retired (and so is one that
@@ -31,8 +32,17 @@ from ctguard.host.netns_child import enter_netns, open_netns_fd
 
 T = TypeVar("T")
 
-THREAD_NETNS = "/proc/thread-self/ns/net"
 _STOP = None
+
+
+def thread_proc() -> str:
+    """The calling thread's own /proc directory."""
+    return f"/proc/self/task/{threading.get_native_id()}"
+
+
+def thread_netns() -> str:
+    """The nsfs link of the calling thread's network namespace."""
+    return thread_proc() + "/ns/net"
 
 
 class NotHome(Exception):
@@ -47,7 +57,7 @@ class _Worker:
     """One daemon thread and its queue of (job, future)."""
 
     def __init__(self, home_fd: int, home_inode: int) -> None:
-        self.home_fd = home_fd
+        self.home_fd = os.dup(home_fd)  # its own: closed by the thread when it ends
         self.home_inode = home_inode
         self.jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
             queue.SimpleQueue()
@@ -58,15 +68,21 @@ class _Worker:
 
     def _go_home(self) -> None:
         try:
-            if _inode(THREAD_NETNS) == self.home_inode:
+            if _inode(thread_netns()) == self.home_inode:
                 return  # never left (the namespace could not be entered)
             enter_netns(self.home_fd)
-            if _inode(THREAD_NETNS) != self.home_inode:
+            if _inode(thread_netns()) != self.home_inode:
                 raise NotHome("still outside the home namespace")
         except OSError as exc:
             raise NotHome(str(exc)) from exc
 
     def _serve(self) -> None:
+        try:
+            self._serve_jobs()
+        finally:
+            os.close(self.home_fd)
+
+    def _serve_jobs(self) -> None:
         while not self.retired:
             item = self.jobs.get()
             if item is _STOP:
@@ -104,7 +120,12 @@ class NamespaceThread:
     """
 
     def __init__(self) -> None:
-        self._home_fd = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._home_fd = os.open(thread_netns(), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise CtguardError(
+                f"cannot read this process's own namespace ({exc.filename}: {exc.strerror})"
+            ) from None
         self._home_inode = os.fstat(self._home_fd).st_ino
         self._worker: _Worker | None = None
         self._lock = threading.Lock()
@@ -114,11 +135,18 @@ class NamespaceThread:
             self._worker = _Worker(self._home_fd, self._home_inode)
         return self._worker
 
-    def run(self, path: str, label: str, job: Callable[[], T], timeout: float) -> T:
+    def run(
+        self, path: str, label: str, job: Callable[[], T], timeout: float, inode: int | None = None
+    ) -> T:
         """``job()`` inside the namespace ``path`` names (``/run/netns/NAME``,
-        ``/proc/PID/ns/net``); ``label`` names it in errors."""
+        ``/proc/PID/ns/net``); ``label`` names it in errors. ``inode``: the namespace that
+        was listed there; another one found at ``path`` now (a pid or a name reused since)
+        is refused."""
         with self._lock:
             ns_fd = open_netns_fd(path, label)  # pins it: a holder exiting now changes nothing
+            if inode is not None and os.fstat(ns_fd).st_ino != inode:
+                os.close(ns_fd)
+                raise CtguardError(f"{label} changed since it was listed ({path})")
 
             def inside() -> T:
                 try:

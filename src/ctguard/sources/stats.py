@@ -18,9 +18,9 @@ from ctguard.missing import Missing
 from ctguard.sources.modules import ctnetlink_absent_reason
 
 STAT_FILE = "/proc/net/stat/nf_conntrack"
-# the same file for the calling thread's namespace (/proc/net follows the main thread):
+# the same file under a thread's /proc (/proc/net follows the main thread's namespace):
 # host/netns_thread.py reads namespaces from a thread
-THREAD_STAT_FILE = "/proc/thread-self/net/stat/nf_conntrack"
+STAT_FILE_UNDER = "/net/stat/nf_conntrack"
 _HEX = re.compile(r"[0-9a-fA-F]{1,16}")
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 

@@ -24,10 +24,10 @@ from ctguard.errors import CtguardError
 from ctguard.facts import read_safely
 from ctguard.host.commands import LiveCommands
 from ctguard.host.namespaces import Namespace, list_namespaces
-from ctguard.host.netns_thread import NamespaceThread
+from ctguard.host.netns_thread import NamespaceThread, thread_proc
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
-from ctguard.sources.stats import THREAD_STAT_FILE, ConntrackStats, read_stats, stats_source
+from ctguard.sources.stats import STAT_FILE_UNDER, ConntrackStats, read_stats, stats_source
 from ctguard.sources.sysctl_runtime import read_count
 
 DEFAULT_MAX_NETNS = 100  # a dense Kubernetes node runs 110 pods
@@ -71,8 +71,10 @@ Reading = tuple[int | Missing, ConntrackStats | Missing]
 
 def read_here() -> Reading:
     """The calling thread's namespace: its entry count and counters."""
-    host = HostRoot("/")
-    return read_safely(read_count), read_safely(read_stats, host, LiveCommands(), THREAD_STAT_FILE)
+    stat_file = thread_proc() + STAT_FILE_UNDER
+    return read_safely(read_count), read_safely(
+        read_stats, HostRoot("/"), LiveCommands(), stat_file
+    )
 
 
 def _sample(namespace: Namespace, reading: Reading) -> NamespaceSample:
@@ -124,8 +126,9 @@ class NamespacesReader:
                 continue
             try:
                 reading = self._thread.run(
-                    namespace.path, f"netns {label}", self._read, min(EACH, left)
-                )
+                    namespace.path, f"netns {label}", self._read, min(EACH, left),
+                    namespace.inode,
+                )  # fmt: skip
             except (CtguardError, OSError) as exc:
                 samples.append(_failed(blank, str(exc)))
                 continue
