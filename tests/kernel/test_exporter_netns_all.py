@@ -196,3 +196,17 @@ def test_without_the_right_to_enter_each_call_fails_at_once(two, monkeypatch):
     finally:
         thread.close()
     assert set(errors) == {f"cannot enter {a.name}: Operation not permitted"}
+
+
+def test_a_name_that_is_not_utf8_is_escaped_not_a_failed_scrape(two):
+    name = b'ctg-bad\xff"q'
+    subprocess.run([b"ip", b"netns", b"add", name], check=True, timeout=30)
+    try:
+        done = run_ctguard("exporter", "--once", "--netns", "all")
+    finally:
+        subprocess.run([b"ip", b"netns", b"del", name], check=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    labels = {
+        labels.get("netns") for labels, _ in _families(done.stdout)["ctguard_conntrack_entries"]
+    }
+    assert 'ctg-bad\\xff"q' in labels

@@ -57,8 +57,17 @@ class NamespacesSample:
 
 
 def netns_label(namespace: Namespace) -> str:
-    """The ``netns`` label: the first name, else the inode (what ``lsns -t net`` shows)."""
-    return namespace.names[0] if namespace.names else str(namespace.inode)
+    r"""The ``netns`` label: the first name, else the inode (what ``lsns -t net`` shows).
+
+    A name is any bytes but "/" and NUL; bytes that are not UTF-8 are shown escaped, as a
+    label must be text:
+
+    >>> netns_label(Namespace(7, ("web\udcff",), (), "", "", False))
+    'web\\xff'
+    """
+    if not namespace.names:
+        return str(namespace.inode)
+    return os.fsencode(namespace.names[0]).decode("utf-8", "backslashreplace")
 
 
 def _chosen(namespaces: list[Namespace], own: int | None, limit: int) -> list[Namespace]:
@@ -87,7 +96,9 @@ def _sample(namespace: Namespace, reading: Reading) -> NamespaceSample:
         entries=None if isinstance(count, Missing) else count,
         stats=dict(stats.totals) if isinstance(stats, ConntrackStats) else {},
         stats_source=stats_source(stats),
-        up=not errors,
+        # up: entered and its table size read; counters a kernel cannot give (no procfs, no
+        # ctnetlink) are the stats source "none", the host's own alert, not a namespace down
+        up=not isinstance(count, Missing),
         error="; ".join(errors),
     )
 
