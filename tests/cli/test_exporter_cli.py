@@ -194,6 +194,34 @@ def test_listen_serves_metrics_over_http_and_stops() -> None:
     assert server.returncode == 128 + 15  # stopped by SIGTERM, as main() reports it
 
 
+def test_a_client_that_connects_and_says_nothing_holds_up_no_scrape() -> None:
+    """Each connection has its own thread and a read timeout: one idle client (anyone who
+    can reach the port) must not stall the scrapes that follow."""
+    port = free_port()
+    argv = [ctguard_bin(), "exporter", "--root", str(ROOTS / "modern-builtin")]
+    server = subprocess.Popen(
+        [*argv, "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    idle = []
+    try:
+        for _ in range(100):  # wait until it listens
+            try:
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                break
+            except OSError:
+                time.sleep(0.1)
+        idle.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3))
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                assert r.status == 200 and names.MAX.encode() in r.read()
+    finally:
+        for conn in idle:
+            conn.close()
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert b"Traceback" not in err
+
+
 def test_a_port_in_use_is_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

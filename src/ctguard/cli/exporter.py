@@ -36,17 +36,44 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)  # noqa: S104 - asked for with ':PORT'
 
 
+Request = socket.socket | tuple[bytes, socket.socket]  # what socketserver hands a server
+MAX_CONNECTIONS = 16  # connections served at once; more are closed at once
+CONNECTION_TIMEOUT = 10.0  # seconds a connection may sit idle or trickle its request
+
+
 def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
+    """A server that answers each connection in its own thread, with a read timeout: one
+    client that connects and says nothing must not hold up every scrape. Scrapes
+    themselves are taken one at a time (the collector's lock)."""
+    import threading
+    from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from prometheus_client import make_wsgi_app
 
     class Quiet(WSGIRequestHandler):
+        timeout = CONNECTION_TIMEOUT
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    class Server(WSGIServer):
+    class Server(ThreadingMixIn, WSGIServer):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        daemon_threads = True
+        block_on_close = False
+        slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+        def process_request(self, request: Request, client_address: object) -> None:
+            if not self.slots.acquire(blocking=False):
+                self.shutdown_request(request)  # too many at once: refused, not queued
+                return
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request: Request, client_address: object) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self.slots.release()
 
     try:
         return make_server(host, port, make_wsgi_app(registry), Server, Quiet)

@@ -3,6 +3,7 @@ per scrape and renders it under the names of ``metric_names`` (docs/exporter.md)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -179,6 +180,9 @@ class ExporterCollector(Collector):
 
     def __init__(self, sample: Callable[[], ExporterSample]) -> None:
         self._sample = sample
+        self._lock = threading.Lock()  # one scrape at a time: the sampler keeps state
 
     def collect(self) -> Iterator[Metric]:
-        yield from sample_metrics(self._sample())
+        with self._lock:
+            sample = self._sample()
+        yield from sample_metrics(sample)
