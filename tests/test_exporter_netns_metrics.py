@@ -11,10 +11,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from ctguard.host.namespaces import Namespace
 from ctguard.host.target import Target, open_target
+from ctguard.missing import Missing
 from ctguard.output.exporter_metrics import ExporterCollector
 from ctguard.usecases.exporter import Sampler
-from ctguard.usecases.exporter_netns import NamespaceSample, NamespacesSample
+from ctguard.usecases.exporter_netns import NamespaceSample, NamespacesReader, NamespacesSample
 
 ROOT = Path(__file__).parent.parent / "examples" / "rhel6-table-full"
 POD = "dc380811-8168-4a9e-9b4a-56ded1b6fe9c"
@@ -70,3 +72,28 @@ def test_each_namespace_is_labelled_and_a_down_one_has_no_values() -> None:
     assert got[("ctguard_netns_found", ())] == 3 and got[("ctguard_netns_left_out", ())] == 1
     # one global max, never per namespace
     assert [k for k in got if k[0] == "ctguard_conntrack_max"] == [("ctguard_conntrack_max", ())]
+
+
+def test_max_netns_keeps_the_namespaces_seen_longest() -> None:
+    """A new namespace with a lower (reused) inode number does not push out one already
+    exported; a gone one frees its place."""
+
+    def ns(inode: int, name: str = "") -> Namespace:
+        return Namespace(inode, (name,) if name else (), (), "", "/proc/self/ns/net", False)
+
+    listings = [
+        [ns(500), ns(600, "web")],
+        [ns(100), ns(500), ns(600, "web")],  # 100: a freed number handed out again
+        [ns(100), ns(600, "web")],  # 500 gone: 100 takes its place
+    ]
+    reader = NamespacesReader(
+        max_netns=2, own_inode=lambda: None, lister=lambda: listings.pop(0),
+        read=lambda: (1, Missing("no counters here")),  # not reached: the inodes are made up
+    )  # fmt: skip
+    try:
+        first, second, third = (reader.sample() for _ in range(3))
+    finally:
+        reader.close()
+    assert [n.netns for n in first.namespaces] == ["web", "500"]  # seen together: named first
+    assert [n.netns for n in second.namespaces] == ["web", "500"] and second.left_out == 1
+    assert [n.netns for n in third.namespaces] == ["web", "100"] and third.left_out == 0

@@ -101,8 +101,8 @@ def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
 )  # fmt: skip
 @click.option(
     "--max-netns", type=click.IntRange(1, 10000), default=100, show_default=True,
-    metavar="N", help="With --netns all: export at most N namespaces (named first, then"
-    " oldest); ctguard_netns_left_out counts the rest.",
+    metavar="N", help="With --netns all: export at most N namespaces, those seen longest"
+    " first (a new one never pushes out an old one); ctguard_netns_left_out counts the rest.",
 )  # fmt: skip
 @click.option(
     "--doctor-interval", type=FiniteRange(0, 86400), default=300.0, show_default=True,

@@ -7,10 +7,12 @@ ones and those held by processes) and read from one thread that joins each in tu
 (host/netns_thread.py: no fork per namespace). The namespace the exporter runs in is the
 unlabelled host series and is not read again here.
 
-Cardinality is bounded: at most ``max_netns`` namespaces are read, named ones first, then
-by inode (oldest first); the rest are counted in ``left_out``. The whole walk has a time
-budget; a namespace that vanished, could not be entered or timed out is reported down
-with why, never a failed scrape.
+Cardinality is bounded: at most ``max_netns`` namespaces are read, those seen longest
+first (an inode number says nothing of age: freed numbers are handed out again), named
+ones first among those seen together; the rest are counted in ``left_out``. A new
+namespace never pushes out one already exported, so series do not come and go with
+churn. The whole walk has a time budget; a namespace that vanished, could not be entered
+or timed out is reported down with why, never a failed scrape.
 """
 
 from __future__ import annotations
@@ -70,9 +72,16 @@ def netns_label(namespace: Namespace) -> str:
     return os.fsencode(namespace.names[0]).decode("utf-8", "backslashreplace")
 
 
-def _chosen(namespaces: list[Namespace], own: int | None, limit: int) -> list[Namespace]:
-    others = [ns for ns in namespaces if ns.inode != own]
-    return sorted(others, key=lambda ns: (not ns.names, ns.inode))[:limit]
+def _chosen(namespaces: list[Namespace], seen: dict[int, int], limit: int) -> list[Namespace]:
+    """The ``limit`` namespaces seen longest (``seen``: inode -> the sample that first saw
+    it; updated here, and forgotten once a namespace is gone)."""
+    listed = {ns.inode for ns in namespaces}
+    for inode in [i for i in seen if i not in listed]:
+        del seen[inode]
+    now = max(seen.values(), default=-1) + 1
+    for ns in namespaces:
+        seen.setdefault(ns.inode, now)
+    return sorted(namespaces, key=lambda ns: (seen[ns.inode], not ns.names, ns.inode))[:limit]
 
 
 Reading = tuple[int | Missing, ConntrackStats | Missing]
@@ -118,6 +127,7 @@ class NamespacesReader:
         self._read = read
         self._own_inode = own_inode or _own_inode
         self._thread = NamespaceThread()
+        self._seen: dict[int, int] = {}
 
     def close(self) -> None:
         self._thread.close()
@@ -125,7 +135,7 @@ class NamespacesReader:
     def sample(self) -> NamespacesSample:
         own = self._own_inode()
         listed = [ns for ns in self._lister() if ns.inode != own]
-        chosen = _chosen(listed, own, self.max_netns)
+        chosen = _chosen(listed, self._seen, self.max_netns)
         deadline = time.monotonic() + BUDGET
         samples = []
         for namespace in chosen:
