@@ -196,6 +196,28 @@ def test_read_dmesg_then_each_existing_file(host, write, fake_commands):
     assert len(results) == 3  # /var/log/syslog does not exist: not listed
 
 
+NETNS_SYSLOG = (
+    "Nov 25 10:00:02 web03 kernel: [ 912.1] nf_conntrack: nf_conntrack: table full in netns"
+    " 4026532177, dropping packet\n"
+)
+
+
+def test_a_namespace_of_known_age_counts_no_file_line_naming_a_namespace(
+    host, write, fake_commands
+):
+    """Files outlive namespaces and boots, and namespace numbers are handed out again: for a
+    namespace whose age is known (dmesg is filtered by it) a file line naming 4026532177
+    may be any earlier namespace's. Without an age, lines count as before."""
+    write("/var/log/kern.log", SYSLOG + NETNS_SYSLOG * 2)
+    commands = fake_commands({"dmesg": ""})
+    (_, aged) = read_kernel_logs(host, commands, netns_born=1000.0)
+    (_, unaged) = read_kernel_logs(host, commands)
+    assert isinstance(aged, TableFullLog) and isinstance(unaged, TableFullLog)
+    assert dict(aged.by_netns) == {None: 1} and aged.count == 1
+    assert set(aged.first) == set(aged.last) == {None}
+    assert dict(unaged.by_netns) == {None: 1, 4026532177: 2} and unaged.count == 3
+
+
 def test_read_dmesg_missing_is_reported(host, fake_commands):
     results = read_kernel_logs(host, fake_commands())
     assert results == (Missing("dmesg not captured"),)

@@ -165,15 +165,21 @@ def _tail_text(data: bytes, tail_bytes: int) -> tuple[str, bool]:
 
 
 def read_log_file(
-    host: HostRoot, path: str, tail_bytes: int = LOG_TAIL_BYTES
+    host: HostRoot, path: str, tail_bytes: int = LOG_TAIL_BYTES, namespaced: bool = True
 ) -> TableFullLog | Missing:
-    """Scan the last ``tail_bytes`` of one log file."""
+    """Scan the last ``tail_bytes`` of one log file; ``namespaced`` False leaves out the
+    lines that name a namespace."""
     data = host.try_read_tail(path, tail_bytes + 1)
     if isinstance(data, Missing):
         return data
     text, truncated = _tail_text(data, tail_bytes)
     log = parse_kernel_log(text, path)
-    return TableFullLog(log.source, log.count, log.by_netns, log.first, log.last, truncated)
+    by_netns = log.by_netns
+    if not namespaced:
+        by_netns = {netns: n for netns, n in by_netns.items() if netns is None}
+    first = {k: v for k, v in log.first.items() if k in by_netns}
+    last = {k: v for k, v in log.last.items() if k in by_netns}
+    return TableFullLog(log.source, sum(by_netns.values()), by_netns, first, last, truncated)
 
 
 def _dmesg(dmesg: Excerpt | Missing, netns_born: float | None) -> TableFullLog | Missing:
@@ -192,5 +198,13 @@ def read_kernel_logs(
     buffer, which is small and restarts at boot.
     """
     results: list[TableFullLog | Missing] = [_dmesg(commands.excerpt("dmesg"), netns_born)]
-    results.extend(read_log_file(host, path) for path in KERNEL_LOG_FILES if host.exists(path))
+    # a file outlives namespaces and boots, and a namespace number is handed out again: where
+    # the namespace's age is known (dmesg is filtered by it), a file line naming a
+    # namespace cannot be told to be this one's, and is left out
+    namespaced = netns_born is None
+    results.extend(
+        read_log_file(host, path, namespaced=namespaced)
+        for path in KERNEL_LOG_FILES
+        if host.exists(path)
+    )
     return tuple(results)
