@@ -35,6 +35,14 @@ TMPFS_DEV = 25
         (f"0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-{HEX}.scope\n", "3f2a9c1b7d0e"),
         (f"0::/kubepods.slice/kubepods-burstable.slice/crio-{HEX}.scope\n", "3f2a9c1b7d0e"),
         (f"0::/machine.slice/libpod-{HEX}.scope/container\n", "3f2a9c1b7d0e"),
+        # the kubelet's cgroupfs driver: the bare id under the pod's directory (the CentOS path
+        # quoted with test_pod_uid's), also as seen from a private cgroup namespace
+        (
+            "4:cpuset:/kubepods/besteffort/pod762f2fe7-8a9d-450a-81e7-88094fc057d0/557a3158f637"
+            "c3021ecba8450ee945570bdb66876922afafa5dd6e0b35131f71\n",
+            "557a3158f637",
+        ),
+        (f"0::/../../besteffort/pod762f2fe7-8a9d-450a-81e7-88094fc057d0/{HEX}\n", "3f2a9c1b7d0e"),
         (f"0::/machine.slice/libpod-conmon-{HEX}.scope\n", None),  # the monitor, on the host
         (f"0::/system.slice/crio-conmon-{HEX}.scope\n", None),
         ("0::/user.slice/user-1000.slice/session-2.scope\n", None),
@@ -74,6 +82,10 @@ def test_container_id(text, expected):
         (  # the pod's own slice, before any container scope
             "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
             "05b3ee07_a2bd_47e7_9599_7961201f20dd.slice\n",
+            "05b3ee07-a2bd-47e7-9599-7961201f20dd",
+        ),
+        (  # containerd on cgroup v2 with a private cgroup namespace: a relative path
+            "0::/../../burstable/pod05b3ee07-a2bd-47e7-9599-7961201f20dd/" + "e" * 64 + "\n",
             "05b3ee07-a2bd-47e7-9599-7961201f20dd",
         ),
         # plain Docker and the host: no pod

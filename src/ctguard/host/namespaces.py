@@ -54,10 +54,12 @@ class Process:
 
 # Container runtimes put the full 64-hex container id in the process's cgroup path:
 # cgroup v1 docker "/docker/<id>"; systemd cgroup driver "<runtime>-<id>.scope" with
-# docker, cri-containerd (containerd's CRI plugin), crio and libpod (podman). The
+# docker, cri-containerd (containerd's CRI plugin), crio and libpod (podman); the kubelet's
+# cgroupfs driver the bare id under the pod's directory ".../pod<UID>/<id>". The
 # "crio-conmon-"/"libpod-conmon-" scopes hold the monitor, which stays on the host.
 _CONTAINER_ID = re.compile(
-    r"(?:/docker/|(?:docker|cri-containerd|crio|libpod)-)(?P<id>[0-9a-f]{64})(?:\.scope)?(?:/|$)"
+    r"(?:/docker/|(?:docker|cri-containerd|crio|libpod)-|/pod[0-9a-f_-]{36}/)"
+    r"(?P<id>[0-9a-f]{64})(?:\.scope)?(?:/|$)"
 )
 
 
@@ -82,9 +84,11 @@ def container_id(cgroup_text: str) -> str | None:
 
 
 # The kubelet names a pod's cgroup after its UID: cgroupfs driver ".../kubepods[/QOS]/pod<UID>/",
-# systemd driver "kubepods[-QOS]-pod<UID with _ for ->.slice".
+# systemd driver "kubepods[-QOS]-pod<UID with _ for ->.slice". Seen from a process in its own
+# cgroup namespace (containerd on cgroup v2 gives each container one) the path is relative,
+# "/../../burstable/pod<UID>/<id>", and "kubepods" may not be in it.
 _POD_UID = re.compile(
-    r"kubepods.*?pod(?P<uid>[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_]"
+    r"[/-]pod(?P<uid>[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_]"
     r"[0-9a-f]{12})(?:\.slice)?(?:/|$)"
 )
 
