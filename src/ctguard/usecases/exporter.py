@@ -94,6 +94,8 @@ class Sampler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.opened = opened
+        # once: Opened.commands makes a new LiveCommands, a copy of the environment, per call
+        self.commands = opened.commands
         self.doctor_interval = doctor_interval
         self.doctor_wait = doctor_wait
         self.clock = clock
@@ -146,7 +148,7 @@ class Sampler:
 
     def sample(self) -> ExporterSample:
         start = time.perf_counter()
-        host, commands = self.opened.host, self.opened.commands
+        host, commands = self.opened.host, self.commands
         presence = _presence(self.opened)
         sysctls = read_safely(read_conntrack_sysctls, host)
         stats: ConntrackStats | Missing = Missing("conntrack not loaded")
