@@ -60,12 +60,14 @@ NETNS_ALL_MS = 100.0
 INSIDE_PORT = 9659  # a fresh namespace has nothing listening
 PART_NAMES = ("latency", "rss", "flat", "netns-all")
 VENV_CTGUARD = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "ctguard"
-# what Prometheus 2.42 (Debian 12) sends: the exporters answer gzip, ctguard OpenMetrics
+# what Prometheus 2.42 (Debian 12) sends: OpenMetrics first (neither exporter serves it
+# here: node_exporter's is off by default, ctguard serves the text format), gzip
 HEADERS = {
     "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
     "Accept-Encoding": "gzip",
 }
+SAMPLE_DURATION = re.compile(rb"^ctguard_scrape_duration_seconds (\S+)", re.MULTILINE)
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)", re.MULTILINE)
 
 
@@ -131,10 +133,13 @@ class Server:
     scrapes: int = 0
     rss_at: dict[int, float] = field(default_factory=dict)  # scrapes -> VmRSS MB
     last: bytes = b""
+    sample_ms: list[float] = field(default_factory=list)  # ctguard_scrape_duration_seconds
 
     def scrape(self, checkpoints: tuple[int, ...] = ()) -> float:
         ms, self.last = scrape(self.port)
         self.scrapes += 1
+        if took := SAMPLE_DURATION.search(self.last):
+            self.sample_ms.append(float(took[1]) * 1000)
         if self.scrapes in checkpoints:
             self.rss_at[self.scrapes] = vm_rss_mb(self.proc.pid)
         return ms
@@ -226,6 +231,7 @@ def latency_and_rss(
         ne.ms.clear()
         scrapes = args.scrapes if "latency" in parts else 0
         alternate([ct, ne], scrapes, checkpoints)
+        reading = statistics.median(ct.sample_ms[-scrapes:]) if scrapes else 0.0
         ct_limit = samples(ct.last).get("ctguard_conntrack_max")
         ne_limit = samples(ne.last).get("node_nf_conntrack_entries_limit")
         if "rss" in parts:
@@ -244,6 +250,7 @@ def latency_and_rss(
             f"  ctguard exporter                median {ct_med:6.2f} ms  p90 {ct_p90:6.2f} ms"
             f"   {ratio:.2f}x (p90 {ct_p90 / ne_p90:.2f}x)"
         )
+        print(f"    of which reading the host (ctguard_scrape_duration_seconds) {reading:.2f} ms")
         print(f"  answers: {answer}{'' if agree else ': DIFFER, benchmark void'}")
         results.append(
             Result(
@@ -255,6 +262,7 @@ def latency_and_rss(
                     "node_exporter_ms": {"median": ne_med, "p90": ne_p90},
                     "ratio": ratio,
                     "p90_ratio": ct_p90 / ne_p90,
+                    "ctguard_sample_ms_median": reading,
                     "scrapes": args.scrapes,
                     "max_agrees": agree,
                 },
@@ -379,6 +387,19 @@ def many_netns(count: int, entries: int) -> Iterator[list[str]]:
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=60)
 
 
+def entries_of(name: str, per_label: dict[str, float]) -> float | None:
+    """The entries --netns all reports for the namespace ``name``, whether its netns label
+    is the name or shows the namespace's inode (net:[4026532...])."""
+    if name in per_label:
+        return per_label[name]
+    try:
+        inode = str(os.stat(f"/run/netns/{name}").st_ino)
+    except OSError:
+        return None
+    found = [v for label, v in per_label.items() if re.search(rf"\b{inode}\b", label)]
+    return found[0] if len(found) == 1 else None
+
+
 def netns_all(ctguard: str, args: argparse.Namespace) -> list[Result]:
     target = f"--netns all with {args.namespaces} namespaces: median <= {NETNS_ALL_MS:.0f} ms"
     helptext = subprocess.run(
@@ -405,13 +426,13 @@ def netns_all(ctguard: str, args: argparse.Namespace) -> list[Result]:
             one.ms.clear()
             alternate([every, one], args.scrapes)
             found = samples(every.last)
-    per_name = {}
-    for key, value in found.items():
-        if key.startswith("ctguard_conntrack_entries{"):
-            label = re.search(r'netns="([^"]*)"', key)
-            if label:
-                per_name[label[1]] = value
-    seen = [per_name.get(name) for name in names]
+        per_label = {}
+        for key, value in found.items():
+            if key.startswith("ctguard_conntrack_entries{"):
+                label = re.search(r'netns="([^"]*)"', key)
+                if label:
+                    per_label[label[1]] = value
+        seen = [entries_of(name, per_label) for name in names]  # before they are deleted
     right = all(value == per_ns for value in seen)
     a_med, a_p90 = median_p90(every.ms)
     o_med, o_p90 = median_p90(one.ms)
@@ -423,7 +444,7 @@ def netns_all(ctguard: str, args: argparse.Namespace) -> list[Result]:
     )
     print(
         f"  answers: {sum(v == per_ns for v in seen)} of {len(names)} bench namespaces with"
-        f" ctguard_conntrack_entries {per_ns} ({len(per_name)} namespaces in all)"
+        f" ctguard_conntrack_entries {per_ns} ({len(per_label)} namespaces in all)"
         f"{'' if right else ': WRONG, benchmark void'}"
     )
     return [
@@ -447,6 +468,7 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--only", default=",".join(PART_NAMES), help="parts, comma-separated")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--ctguard", help="the ctguard to run (default: .venv's, else PATH)")
     parser.add_argument("--scrape-loop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=INSIDE_PORT, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -459,7 +481,9 @@ def main() -> int:
     why = why_not()
     if why:
         sys.exit(f"bench/exporter.py: {why}")
-    ctguard = str(VENV_CTGUARD) if VENV_CTGUARD.exists() else shutil.which("ctguard")
+    ctguard = args.ctguard or (
+        str(VENV_CTGUARD) if VENV_CTGUARD.exists() else shutil.which("ctguard")
+    )
     node_exporter = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if ctguard is None:
         sys.exit("ctguard is not installed (bash scripts/install)")
@@ -480,20 +504,20 @@ def main() -> int:
         print(f"load {os.getloadavg()[0]:.2f}")
         print()
         width = max(len(r.target) for r in results)
+        figures = max(len(r.figure) for r in results)
         for r in results:
-            verdict = (
-                "PASS"
-                if r.ok
-                else "SKIP"
-                if r.ok is None and "skipped" in r.figure
-                else ("VOID" if r.ok is None else "FAIL")
-            )
-            print(f"{r.target:<{width}}  {r.figure:<44} {verdict}")
+            print(f"{r.target:<{width}}  {r.figure:<{figures}}  {verdict(r)}")
     if args.json:
-        print(json.dumps([{"target": r.target, "figure": r.figure, "ok": r.ok, **r.data}
+        print(json.dumps([{"target": r.target, "figure": r.figure, "verdict": verdict(r), **r.data}
                           for r in results], indent=2))  # fmt: skip
-    failed = [r for r in results if r.ok is False or (r.ok is None and "skipped" not in r.figure)]
-    return 1 if failed else 0
+    return 1 if any(verdict(r) in ("FAIL", "VOID") for r in results) else 0
+
+
+def verdict(result: Result) -> str:
+    """PASS, FAIL, SKIP (the option is not there) or VOID (a wrong answer: no figure)."""
+    if result.ok is None:
+        return "SKIP" if result.figure.startswith("skipped") else "VOID"
+    return "PASS" if result.ok else "FAIL"
 
 
 if __name__ == "__main__":
