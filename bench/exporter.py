@@ -20,10 +20,11 @@ netns-all  `ctguard exporter --netns all` with --namespaces (50) namespaces of 3
 
 Every answer is checked too: ctguard and node_exporter must agree on nf_conntrack_max, a
 namespace's exporter must report the entries `conntrack -C` counts, and --netns all must
-report each bench namespace's entries.
+report each bench namespace's entries; a wrong answer makes the figure VOID. Each target
+prints PASS, FAIL, SKIP or VOID; the exit status is 1 on a FAIL or a VOID.
 
     python3 bench/exporter.py [--scrapes 300] [--runs 3] [--only latency,rss,flat,netns-all]
-                              [--json]
+                              [--json] [--ctguard PATH]
 
 Root only; every server started here is stopped, every namespace deleted.
 """
@@ -43,11 +44,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from full_netns import count_entries, fill, full_netns, why_not
 
@@ -129,6 +132,7 @@ class Server:
     name: str
     proc: subprocess.Popen[bytes]
     port: int
+    stderr: IO[bytes]  # a file: a pipe nobody reads could fill and stop the server
     ms: list[float] = field(default_factory=list)
     scrapes: int = 0
     rss_at: dict[int, float] = field(default_factory=dict)  # scrapes -> VmRSS MB
@@ -155,27 +159,31 @@ def vm_rss_mb(pid: int) -> float:
 @contextmanager
 def serving(name: str, argv: list[str], port: int) -> Iterator[Server]:
     """``argv`` running until the block ends, then stopped: terminate, wait, kill."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield Server(name, proc, port)
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+            yield Server(name, proc, port, err)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
-def ready(server: Server) -> None:
-    try:
-        wait_ready(server.port)
-    except OSError:
-        server.proc.poll()
-        err = server.proc.stderr.read().decode() if server.proc.returncode is not None else ""
-        sys.exit(f"{server.name} did not listen on 127.0.0.1:{server.port}: {err.strip()}")
+def ready(server: Server, within: float = 30.0) -> None:
+    """Wait until ``server`` listens; exit with its stderr if it stops or never does."""
+    deadline = time.monotonic() + within
+    while server.proc.poll() is None and time.monotonic() < deadline:
+        try:
+            wait_ready(server.port, within=0.5)
+            return
+        except OSError:
+            continue
+    server.stderr.seek(0)
+    err = server.stderr.read().decode(errors="replace").strip()[-2000:]
+    sys.exit(f"{server.name} did not listen on 127.0.0.1:{server.port}: {err}")
 
 
 def free_port() -> int:
