@@ -1,7 +1,8 @@
 """A throw-away network namespace whose conntrack table is filled for real (docs/design.md §10).
 
-Used by bench/analyze.py (live part) and bench/top.py. Only loopback addresses; the
-initial namespace's sysctls are read, never written; the namespace is always deleted.
+Used by bench/analyze.py (live part), bench/top.py and bench/exporter.py. Only loopback
+addresses; the initial namespace's sysctls are read, never written; the namespace is always
+deleted.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def fill_lines(n: int) -> str:
 
 @contextmanager
 def full_netns(prefix: str, entries: int) -> Iterator[FullNetns]:
-    """A namespace holding min(entries, nf_conntrack_max) assured tcp entries to 8983."""
+    """A namespace holding min(entries, nf_conntrack_max) assured tcp entries to 8983
+    (none for ``entries`` 0), its loopback up."""
     limit = int(MAX_FILE.read_text())
     wanted = min(entries, limit)
     name = f"{prefix}-{secrets.token_hex(4)}"
@@ -68,22 +70,27 @@ def full_netns(prefix: str, entries: int) -> Iterator[FullNetns]:
     try:
         inside = ["ip", "netns", "exec", name]
         subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True, timeout=30)
-        with tempfile.NamedTemporaryFile("w", prefix=f"{prefix}-fill-") as fill:
-            fill.write(fill_lines(wanted))
-            fill.flush()
-            start = time.perf_counter()
-            subprocess.run(
-                [*inside, "conntrack", "-R", fill.name],
-                capture_output=True,
-                check=False,
-                timeout=600,
-            )
-            filled_in = time.perf_counter() - start
-        count = int(
-            subprocess.run(
-                [*inside, "conntrack", "-C"], capture_output=True, text=True, check=True, timeout=60
-            ).stdout
-        )
-        yield FullNetns(name, inside, count, wanted, limit, filled_in)
+        filled_in = fill(inside, wanted, prefix) if wanted else 0.0
+        yield FullNetns(name, inside, count_entries(inside), wanted, limit, filled_in)
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=60)
+
+
+def fill(inside: list[str], entries: int, prefix: str) -> float:
+    """Insert ``entries`` lines of fill_lines with `conntrack -R`; the seconds it took."""
+    with tempfile.NamedTemporaryFile("w", prefix=f"{prefix}-fill-") as lines:
+        lines.write(fill_lines(entries))
+        lines.flush()
+        start = time.perf_counter()
+        subprocess.run(
+            [*inside, "conntrack", "-R", lines.name], capture_output=True, check=False, timeout=600
+        )
+        return time.perf_counter() - start
+
+
+def count_entries(inside: list[str]) -> int:
+    """`conntrack -C` in the namespace."""
+    counted = subprocess.run(
+        [*inside, "conntrack", "-C"], capture_output=True, text=True, check=True, timeout=60
+    )
+    return int(counted.stdout)

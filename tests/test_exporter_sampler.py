@@ -11,7 +11,9 @@ import pytest
 
 import ctguard.usecases.exporter as exporter
 from ctguard.facts import Facts
+from ctguard.host.root import HostRoot
 from ctguard.host.target import Opened, Target, open_target
+from ctguard.sources.sysctl_conf import SysctlConfig
 from ctguard.usecases.exporter import Sampler
 
 ROOT = Path(__file__).parent / "roots" / "doctor" / "ct301-later-file-wins"
@@ -111,4 +113,31 @@ def test_a_slow_doctor_does_not_hold_the_scrape(
         assert ("CT301", "warning") in sample.findings
     finally:
         release.set()
+        sampler.close()
+
+
+def test_the_sysctl_files_are_reread_with_the_findings_not_every_scrape(
+    opened: Opened, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    real = exporter.read_sysctl_config
+
+    def read(host: HostRoot) -> SysctlConfig:
+        reads.append(1)
+        return real(host)
+
+    monkeypatch.setattr(exporter, "read_sysctl_config", read)
+    clock = Clock()
+    sampler = Sampler(opened, doctor_interval=300, clock=clock)
+    try:
+        first = sampler.sample()
+        assert first.drift  # CT301's root: the files set a value the runtime lost
+        assert first.sources_up["sysctl_files"] is True
+        clock.now += 299
+        assert sampler.sample().drift == first.drift  # from the files read at first
+        assert len(reads) == 1
+        clock.now += 1
+        assert sampler.sample().drift == first.drift
+        assert len(reads) == 2
+    finally:
         sampler.close()

@@ -184,9 +184,17 @@ def test_listen_serves_metrics_over_http_and_stops() -> None:
                 time.sleep(0.1)
         samples, _ = parse(body.decode())
         assert value(samples, names.MAX) == 262144
-        # a second scrape reads again (no background loop, nothing stale)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            assert parse(r.read().decode())[0].keys() == samples.keys()
+        # a second scrape reads again (no background loop, nothing stale); asked for
+        # OpenMetrics first, as Prometheus asks, it gets the text format all the same
+        openmetrics_first = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"},
+        )
+        with urllib.request.urlopen(openmetrics_first, timeout=5) as r:  # noqa: S310 - http
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            again = r.read().decode()
+        assert "# EOF" not in again
+        assert parse(again)[0].keys() == samples.keys()
     finally:
         server.terminate()
         _, err = server.communicate(timeout=10)

@@ -179,3 +179,23 @@ def test_live_root():
     host = HostRoot("/")
     assert host.is_live
     assert host.realpath("/") == "/"
+
+
+def test_live_reads_a_file_larger_than_the_first_chunk_whole(tmp_path):
+    # the first read asks for one page (root.read_bounded): what follows must still come
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 1000)  # 256,000 bytes
+    live = HostRoot("/")
+    assert live.is_live
+    assert live.read_bytes(str(big)) == big.read_bytes()
+    with pytest.raises(OSError, match="larger than 4096 bytes"):
+        live.read_bytes(str(big), max_size=4096)
+    with pytest.raises(FileNotFoundError):
+        live.read_bytes(str(tmp_path / "absent"))
+
+
+def test_glob_paths_at_the_root_and_below(tree):
+    host = HostRoot(tree)
+    assert host.glob("/", "e*") == ["/etc"]
+    assert host.glob("/etc/", "*.conf") == ["/etc/sysctl.conf"]
+    assert host.glob("etc", "*.conf") == ["etc/sysctl.conf"]

@@ -25,6 +25,7 @@ from ctguard.missing import Missing
 _MAX_LINKS = 40  # the kernel's own limit on links followed in one lookup
 SMALL_FILE_BYTES = 64 * 1024  # one sysctl or sysfs value
 _CHUNK = 64 * 1024
+_FIRST_CHUNK = 4096
 
 
 class HostRoot:
@@ -93,6 +94,12 @@ class HostRoot:
 
     def read_bytes(self, path: str, max_size: int = MAX_FILE_BYTES) -> bytes:
         """The whole file; OSError like open(), or EFBIG past ``max_size`` bytes."""
+        if self.is_live:  # no Path, no file object: an exporter scrape reads ~60 files
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return read_bounded(fd, max_size, path)
+            finally:
+                os.close(fd)
         with self._open(path) as f:
             return read_bounded(f.fileno(), max_size, path)
 
@@ -163,10 +170,9 @@ class HostRoot:
 
     def glob(self, directory: str, pattern: str) -> list[str]:
         """Host paths of entries of ``directory`` whose name matches ``pattern``."""
+        prefix = str(PurePosixPath(directory)).rstrip("/") + "/"  # "/" stays "/"
         return [
-            str(PurePosixPath(directory, name))
-            for name in self.listdir(directory)
-            if fnmatch.fnmatchcase(name, pattern)
+            prefix + name for name in self.listdir(directory) if fnmatch.fnmatchcase(name, pattern)
         ]
 
     def file_kind(self, path: str) -> str:
@@ -257,12 +263,18 @@ def open_input(path: str) -> BinaryIO:
 def read_bounded(fd: int, max_size: int, name: str) -> bytes:
     """Everything ``fd`` reads; EFBIG past ``max_size`` bytes. In chunks, since procfs and
     sysfs report size 0 and a /proc/sys read allocates a kernel buffer as large as the
-    request (ENOMEM)."""
+    request (ENOMEM). Reads ask for one page until one fills it: that buffer is also zeroed
+    on each read, the one that finds the end included (proc_sys_call_handler's kvzalloc),
+    and a sysctl value fits in a page, so its two reads cost 2 us instead of 7 (41
+    nf_conntrack_* files: 0.09 ms, not 0.28)."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := os.read(fd, _CHUNK):
+    want = _FIRST_CHUNK
+    while chunk := os.read(fd, want):
         size += len(chunk)
         if size > max_size:
             raise OSError(errno.EFBIG, f"larger than {max_size} bytes", name)
         chunks.append(chunk)
+        if len(chunk) == want:
+            want = _CHUNK
     return b"".join(chunks)
