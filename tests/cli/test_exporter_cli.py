@@ -3,12 +3,14 @@ against the roots' own files (computed here), promtool, HTTP serving and the tex
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -203,8 +205,8 @@ def test_listen_serves_metrics_over_http_and_stops() -> None:
 
 
 def test_a_client_that_connects_and_says_nothing_holds_up_no_scrape() -> None:
-    """Each connection has its own thread and a read timeout: one idle client (anyone who
-    can reach the port) must not stall the scrapes that follow."""
+    """Requests are read as they arrive and answered once whole: clients (anyone who can
+    reach the port) that say nothing, or half a request, must not stall the scrapes."""
     port = free_port()
     argv = [ctguard_bin(), "exporter", "--root", str(ROOTS / "modern-builtin")]
     server = subprocess.Popen(
@@ -218,13 +220,44 @@ def test_a_client_that_connects_and_says_nothing_holds_up_no_scrape() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        idle.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3))
+        idle.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(7))
+        for conn in idle[4:]:  # these begin a request and never finish it
+            conn.sendall(b"GET /metr")
         for _ in range(3):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
                 assert r.status == 200 and names.MAX.encode() in r.read()
     finally:
         for conn in idle:
             conn.close()
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert b"Traceback" not in err
+
+
+def test_only_metrics_is_served_and_gzip_when_asked() -> None:
+    port = free_port()
+    argv = [ctguard_bin(), "exporter", "--root", str(ROOTS / "modern-builtin")]
+    server = subprocess.Popen(
+        [*argv, "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        for _ in range(100):  # wait until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        asked = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}
+        )
+        with urllib.request.urlopen(asked, timeout=5) as r:  # noqa: S310 - http, built here
+            assert r.headers["Content-Encoding"] == "gzip"
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert names.MAX.encode() in gzip.decompress(r.read())
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+        assert missing.value.code == 404
+    finally:
         server.terminate()
         _, err = server.communicate(timeout=10)
     assert b"Traceback" not in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from typing import TYPE_CHECKING
 
 import click
@@ -11,13 +10,9 @@ import click
 from ctguard.cli.emit import emit
 from ctguard.cli.options import FilePath, FiniteRange, root_option
 from ctguard.errors import CtguardError
-from ctguard.output.metrics_http import serve_until_signal
+from ctguard.output.metrics_http import MetricsServer, serve_until_signal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from wsgiref.simple_server import WSGIServer
-    from wsgiref.types import StartResponse, WSGIEnvironment
-
     from prometheus_client.registry import CollectorRegistry
 
 # marked FREE in a copy of Prometheus' default port allocations wiki; the range was reported
@@ -38,57 +33,11 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)  # noqa: S104 - asked for with ':PORT'
 
 
-Request = socket.socket | tuple[bytes, socket.socket]  # what socketserver hands a server
-MAX_CONNECTIONS = 16  # connections served at once; more are closed at once
-CONNECTION_TIMEOUT = 10.0  # seconds a connection may sit idle or trickle its request
-
-
-def _server(registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
-    """A server that answers each connection in its own thread, with a read timeout: one
-    client that connects and says nothing must not hold up every scrape. Scrapes
-    themselves are taken one at a time (the collector's lock)."""
-    import threading
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    from prometheus_client import make_wsgi_app
-
-    class Quiet(WSGIRequestHandler):
-        timeout = CONNECTION_TIMEOUT
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    class Server(ThreadingMixIn, WSGIServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        daemon_threads = True
-        block_on_close = False
-        slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-        def process_request(self, request: Request, client_address: object) -> None:
-            if not self.slots.acquire(blocking=False):
-                self.shutdown_request(request)  # too many at once: refused, not queued
-                return
-            super().process_request(request, client_address)
-
-        def process_request_thread(self, request: Request, client_address: object) -> None:
-            try:
-                super().process_request_thread(request, client_address)
-            finally:
-                self.slots.release()
-
-    metrics = make_wsgi_app(registry)
-
-    def text_format(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        # the text format 0.0.4 whatever Accept asks: what node_exporter serves by default and
-        # what --once and --textfile write. prometheus_client's OpenMetrics renderer (0.26)
-        # checks every character of every name and label: 0.2 ms more per scrape, a sixth of
-        # the whole (bench/exporter.py)
-        body: Iterable[bytes] = metrics({**environ, "HTTP_ACCEPT": "text/plain"}, start_response)
-        return body
+def _server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    from prometheus_client import generate_latest
 
     try:
-        return make_server(host, port, text_format, Server, Quiet)
+        return MetricsServer((host, port), lambda: generate_latest(registry))
     except OSError as exc:
         raise CtguardError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
