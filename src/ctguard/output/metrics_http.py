@@ -15,7 +15,7 @@ from typing import Protocol, cast
 
 
 class OneRequestServer(Protocol):
-    """What the loop needs of a server (wsgiref's WSGIServer is one)."""
+    """What the loop needs of a server (MetricsServer below, or any socketserver)."""
 
     timeout: float | None
 
@@ -28,8 +28,9 @@ def serve_until_signal(server: OneRequestServer) -> None:
     """Answer scrapes until SIGTERM, SIGHUP or SIGINT, then exit with 128 + its number.
 
     The handlers only note the signal: an exception raised from one in the middle of a
-    scrape would be caught by wsgiref's handler (it catches everything to answer 500), and
-    the server would go on serving after a SIGTERM. A scrape being answered finishes."""
+    scrape would be caught by the server's handler (it catches everything to go on
+    serving), and the server would go on after a SIGTERM. A scrape being answered
+    finishes."""
     stopped: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
