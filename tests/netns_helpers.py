@@ -157,9 +157,9 @@ def tracking_netns(prefix: str) -> Iterator[Netns]:
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
-    listed = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
+    listed = subprocess.run(  # bytes: another namespace's name need not be UTF-8
+        ["ip", "netns", "list"], capture_output=True, check=True, timeout=30
+    ).stdout.decode("utf-8", "replace")
     assert name not in listed, f"{name} was not deleted"
 
 
