@@ -118,7 +118,7 @@ def _planning(kwargs: Mapping[str, Any]) -> Planning:
 # -- plan -----------------------------------------------------------------------------
 @click.command("plan")
 @plan_options
-@format_option(schema="ctguard.plan/1")
+@format_option("sh", schema="ctguard.plan/1; sh is a script that applies the plan")
 @click.option("-o", "--output", type=FilePath(dir_okay=False), metavar="FILE",
               help="Also save the plan (checksummed JSON) for 'apply --plan FILE'.")  # fmt: skip
 @option_errors
@@ -130,6 +130,14 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
     reload and 'service iptables restart' on this host; keys kube-proxy or tuned own are left
     to them, with the knob to set.
 
+    --format sh prints the plan as a POSIX shell script for a host that cannot run ctguard
+    (CentOS 6 or 7, from its snapshot): run as root there, it changes nothing unless every
+    file and value is still what the plan was made from, backs each up, writes each file by
+    rename, sets and reads back the runtime values, and leaves an undo.sh beside the backups
+    (/var/lib/ctguard/plan-sh/ID/). Run again after an interruption, it finishes. With
+    CTGUARD_ROOT=DIR it works on a copy of the host's tree instead (runtime values in its
+    proc/sys and sys files; never the real /proc/sys).
+
     \b
     Exit codes: 0 plan made (or nothing to do), 2 refused: a full table would take over
     25 % of MemTotal, MemAvailable or the --memory-budget (--force overrides), 3 error.
@@ -140,13 +148,26 @@ def plan_command(fmt: str, output: str | None, **kwargs: Any) -> int:  # noqa: A
       ctguard plan --root snap/ --format json      a snapshot (dir or .tar.gz), for scripts
       ctguard plan --target-max 1048576            check a value you have in mind
       ctguard plan -o plan.json && sudo ctguard apply --plan plan.json
+      ctguard plan --root web03.tar.gz --format sh > plan.sh   then on web03: sudo sh plan.sh
     """
     from ctguard.usecases.plan import plan
 
+    if fmt == "sh" and kwargs["netns"] is not None:
+        raise click.UsageError(
+            "--format sh writes a host's files and values; a namespace plan has runtime"
+            " values only: use 'ctguard apply --netns'"
+        )
     report = plan(target_of(kwargs["root"], kwargs["netns"]), _planning(kwargs), output)
     if output is not None:
         changed(f"saved the plan to {output}")
-    if fmt == "json":
+    if fmt == "sh":
+        if report.plan.refused:  # no script for a plan that is not to be applied
+            note(f"ctguard: refused, no script written: {report.plan.refusal}\n")
+            return report.exit_code
+        from ctguard.output.plan_sh import render_plan_sh
+
+        emit(render_plan_sh(report))
+    elif fmt == "json":
         from ctguard.output.plan_json import render_plan_json
 
         emit(render_plan_json(report))

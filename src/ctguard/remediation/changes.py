@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ctguard.sources.modules import HASHSIZE_PARAM
+from ctguard.sources.sysctl_runtime import NETFILTER_DIR
+
 OURS = "ours"  # a file ctguard creates and owns (a drop-in)
 EDIT = "edit"  # someone else's file, edited in place with a backup
 
 GLOBAL = "global"  # only writable from the initial namespace (max, buckets)
 PER_NETNS = "netns"  # each namespace has its own (timeouts)
+
+# One kernel variable, nf_conntrack_htable_size, behind both files: a tree keeps both, and
+# a change of one is made to the other too.
+HASH_SIZE_FILES = (f"{NETFILTER_DIR}/nf_conntrack_buckets", HASHSIZE_PARAM)
 
 
 def sha256(data: bytes | None) -> str | None:

@@ -16,12 +16,8 @@ from typing import Protocol
 from ctguard.host.netns import run_in_netns
 from ctguard.host.root import SMALL_FILE_BYTES
 from ctguard.model.sizing import kernel_buckets
+from ctguard.remediation.changes import HASH_SIZE_FILES
 from ctguard.remediation.tree_fs import Tree
-from ctguard.sources.modules import HASHSIZE_PARAM
-from ctguard.sources.sysctl_runtime import NETFILTER_DIR
-
-# One kernel variable, nf_conntrack_htable_size, behind both files.
-_HASH_SIZE_FILES = (f"{NETFILTER_DIR}/nf_conntrack_buckets", HASHSIZE_PARAM)
 
 
 class RuntimeFiles(Protocol):
@@ -68,12 +64,12 @@ class TreeRuntime:
         return data.decode("utf-8", "replace").strip()
 
     def mirrors(self, path: str) -> tuple[str, ...]:
-        if self._tree.is_live or path not in _HASH_SIZE_FILES:
+        if self._tree.is_live or path not in HASH_SIZE_FILES:
             return ()
         # A tree shows what a kernel would: one variable, nf_conntrack_htable_size, behind
         # both files.
         return tuple(
-            other for other in _HASH_SIZE_FILES if other != path and self._is_regular(other)
+            other for other in HASH_SIZE_FILES if other != path and self._is_regular(other)
         )
 
     def _is_regular(self, path: str) -> bool:
@@ -81,7 +77,7 @@ class TreeRuntime:
         return st is not None and stat.S_ISREG(st.st_mode)
 
     def write(self, path: str, value: str) -> None:
-        if not self._tree.is_live and path in _HASH_SIZE_FILES and value.isdigit():
+        if not self._tree.is_live and path in HASH_SIZE_FILES and value.isdigit():
             # rounded up to whole pages, as nf_ct_alloc_hashtable() does
             value = str(kernel_buckets(int(value)))
         real = self._tree.realpath(path)
