@@ -149,7 +149,7 @@ undo_value() {
 undo_dirs() {
   [ -f "$B/dirs" ] || return 0
   sed -n '1!G;h;$p' "$B/dirs" | while IFS= read -r d; do
-    rmdir "$R$d" 2>/dev/null || :
+    if [ -d "$R$d" ] && [ -z "$(ls -A "$R$d")" ]; then rmdir "$R$d"; fi
   done
 }
 """

@@ -1,0 +1,233 @@
+"""``ctguard plan --format sh`` (issue 19, item 2): the plan as a script for a host that
+cannot run ctguard, run here with dash and bash on copies of the RHEL 6 and RHEL 7 fixture
+trees through CTGUARD_ROOT. Afterwards the doctor finds none of the plan's fixes; the tree
+is the one ``apply --root`` makes; the undo script gives back every byte and mode; a moved
+file (or another host) is refused with one line and nothing changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ctguard.cli import main
+from ctguard.remediation.plan_script import printf_lines
+from ctguard.remediation.posix_cksum import posix_cksum
+from remediation.plan_sh_helpers import (
+    RUN_TIMEOUT,
+    SHELLS,
+    TREES,
+    cli_json,
+    copy_tree,
+    found,
+    make_script,
+    picture,
+    run,
+)
+
+pytestmark = pytest.mark.skipif(not SHELLS, reason="neither dash nor bash is installed")
+
+
+@pytest.fixture(params=sorted(TREES))
+def tree(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    return copy_tree(TREES[request.param], tmp_path / "tree")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_script_makes_the_plan_and_undo_restores_every_byte(
+    shell: str, tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = picture(tree)
+    plan = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    fixes = set(plan["addresses"])
+    assert fixes and plan["files"] and plan["sysctls"]  # a plan worth running
+    assert fixes <= found(capsys, tree)
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    backups = tmp_path / "backups"
+
+    done = run(shell, script, tree, backups)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert not fixes & found(capsys, tree)
+    again = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    assert again["files"] == [] and again["sysctls"] == []  # nothing left to do
+    applied = picture(tree)
+    assert applied != original
+
+    rerun = run(shell, script, tree, backups)
+    assert (rerun.returncode, rerun.stdout) == (0, "ctguard: everything is in place already\n")
+    assert picture(tree) == applied
+
+    undo = run(shell, backups / "undo.sh", tree, backups)
+    assert undo.returncode == 0, undo.stderr
+    assert picture(tree) == original
+    assert fixes <= found(capsys, tree)
+    assert run(shell, backups / "undo.sh", tree, backups).returncode == 0  # twice: harmless
+    assert picture(tree) == original
+
+
+def test_script_writes_what_apply_writes(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One home for the bytes: the script's tree is ``apply --root``'s, byte for byte."""
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    by_apply = copy_tree(tree, tmp_path / "by-apply")
+    argv = ["apply", "--root", str(by_apply), "--yes", "--state-dir", str(tmp_path / "state")]
+    assert main(argv) == 0
+    assert run(SHELLS[0], script, tree, tmp_path / "backups").returncode == 0
+    assert picture(tree) == picture(by_apply)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_moved_file_is_refused_and_nothing_changes(
+    shell: str, tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    plan = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    moved = plan["files"][-1]["path"]  # the last file: refused before the first is touched
+    with (tree / moved.lstrip("/")).open("a") as f:
+        f.write("# edited by hand after the snapshot\n")
+    before = picture(tree)
+    backups = tmp_path / "backups"
+    refused = run(shell, script, tree, backups)
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith(f"ctguard: {moved} changed since the plan was made")
+    assert "nothing was changed" in refused.stderr
+    assert picture(tree) == before
+    assert not backups.exists()
+
+
+def test_a_moved_runtime_value_is_refused(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    value = tree / "proc/sys/net/netfilter/nf_conntrack_buckets"
+    hashsize = tree / "sys/module/nf_conntrack/parameters/hashsize"
+    for path in (value, hashsize):
+        path.write_text("1024\n")
+    before = picture(tree)
+    refused = run(SHELLS[0], script, tree, tmp_path / "backups")
+    assert refused.returncode == 2
+    assert "is 1024 now, the plan was made when it was" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert picture(tree) == before
+
+
+def test_the_wrong_host_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A RHEL 6 host's script run on a RHEL 7 host: its checksums refuse."""
+    rhel6, rhel7 = (copy_tree(TREES[n], tmp_path / n) for n in ("rhel6", "rhel7"))
+    script = make_script(capsys, rhel6, tmp_path / "plan.sh")
+    before = picture(rhel7)
+    refused = run(SHELLS[0], script, rhel7, tmp_path / "backups")
+    assert refused.returncode == 2
+    assert "changed since the plan was made" in refused.stderr
+    assert picture(rhel7) == before
+
+
+def test_without_sha256sum_cksum_checks(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host without sha256sum: POSIX cksum checks the files (a moved one is refused)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    needed = (
+        "cksum",
+        "tr",
+        "cp",
+        "mv",
+        "rm",
+        "mkdir",
+        "chmod",
+        "sync",
+        "cat",
+        "sed",
+        "id",
+        "sh",
+        "rmdir",
+        "ls",
+    )
+    for name in needed:
+        real = shutil.which(name)
+        assert real is not None, name
+        (tools / name).symlink_to(real)
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    original = picture(tree)
+    other = copy_tree(tree, tmp_path / "moved")
+    done = run(SHELLS[0], script, tree, tmp_path / "backups", path=str(tools))
+    assert done.returncode == 0, done.stderr
+    plan = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    assert plan["files"] == [] and plan["sysctls"] == []
+    undo = run(SHELLS[0], tmp_path / "backups" / "undo.sh", tree, tmp_path / "backups",
+               path=str(tools))  # fmt: skip
+    assert undo.returncode == 0, undo.stderr
+    assert picture(tree) == original
+    (other / "etc/sysconfig/iptables-config").write_bytes(b'IPTABLES_MODULES=""\n')
+    refused = run(SHELLS[0], script, other, tmp_path / "b2", path=str(tools))
+    assert refused.returncode == 2
+    assert "cksum" in refused.stderr and "changed since the plan was made" in refused.stderr
+
+
+def test_the_script_is_posix_sh(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    shells = [s for s in ("dash", "bash") if shutil.which(s)]
+    checks = [[s, "-n", str(script)] for s in shells]
+    if shutil.which("busybox"):
+        checks.append(["busybox", "sh", "-n", str(script)])
+    for argv in checks:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert (done.returncode, done.stderr) == (0, ""), argv
+    text = script.read_text()
+    assert text.startswith("#!/bin/sh\n") and "\nset -eu\n" in text
+    assert "base64" not in text  # printf octal escapes: no tool beyond the shell
+
+
+# -- the pieces ---------------------------------------------------------------------------
+AWKWARD = [
+    b"",
+    b"no newline at the end",
+    b"-n starts like an option\n--\n-\n",
+    b"100 % sure, %s %d %%\n",
+    b"back\\slash \\n \\0 \\\\ 'quoted' \"double\" $HOME `cmd` *\n",
+    bytes(range(256)),
+    b"x" * 500 + b"\n" + b"\r\n\t\v\f\n\n",
+    "ünïcödé\n".encode(),
+]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_printf_lines_print_exactly_the_bytes(shell: str) -> None:
+    for data in AWKWARD:
+        script = "\n".join(printf_lines(data)) + "\n"
+        done = subprocess.run([shell, "-c", script], capture_output=True, timeout=RUN_TIMEOUT)
+        assert done.returncode == 0, (data, done.stderr)
+        assert done.stdout == data
+
+
+@pytest.mark.skipif(shutil.which("cksum") is None, reason="no cksum")
+def test_posix_cksum_is_what_cksum_prints() -> None:
+    for data in [*AWKWARD, os.urandom(70_000), b"\0" * 256]:
+        done = subprocess.run(["cksum"], input=data, capture_output=True, timeout=RUN_TIMEOUT)
+        assert done.stdout.decode().split() == posix_cksum(data).split()
+
+
+def test_no_script_for_a_refused_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["plan", "--root", str(TREES["rhel6"]), "--format", "sh",
+                 "--target-max", "100000000"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.startswith("ctguard: refused, no script written: nf_conntrack_max 100,000,000")
+
+
+def test_no_script_for_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--netns", "web1", "--format", "sh"]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "--format sh writes a host's files and values" in err
