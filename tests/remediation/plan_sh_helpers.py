@@ -20,6 +20,8 @@ RHEL6 = TESTS.parent / "examples" / "rhel6-table-full"
 RHEL7 = TESTS / "roots" / "doctor" / "ct304-rhel76-greps-sysctl-d-no-link"
 TREES = {"rhel6": RHEL6, "rhel7": RHEL7}
 SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
+# busybox ash too, where it is installed (with this host's coreutils beside it)
+WITH_BUSYBOX = [*SHELLS, *(["busybox sh"] if shutil.which("busybox") else [])]
 RUN_TIMEOUT = 60.0
 
 # path -> (kind, mode, bytes or link target)
@@ -86,7 +88,7 @@ def run(
     if stop_at is not None:
         env["CTGUARD_STOP_AT"] = str(stop_at)
     return subprocess.run(
-        [shutil.which(shell) or shell, str(script)],
+        [shutil.which(shell.split()[0]) or shell, *shell.split()[1:], str(script)],
         env=env,
         capture_output=True,
         text=True,

@@ -252,6 +252,7 @@ set_value() {
   step
   value_of "$R$2" || V=unreadable
   if [ "$V" != "$4" ]; then
+    trap - EXIT
     printf 'ctguard: %s reads back %s, not %s: putting everything back\n' "$1" "$V" "$4" >&2
     if sh "$B/undo.sh"; then exit 3; fi
     die 3 "the undo failed too (see above); backups are in $B"
