@@ -43,8 +43,9 @@ SHELLS = {
     "busybox": [shutil.which("busybox") or "busybox", "sh"],
     "bash": [shutil.which("bash") or "bash", "--posix"],
 }
-TOOLS = ("sh awk sed tar gzip head tail date mktemp readlink grep sort tr wc od cat rm mv "
-         "mkdir ln cp chmod sleep kill timeout").split()  # fmt: skip
+TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
+         "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
+         "timeout"]  # fmt: skip
 # program -> (first argument it is called with or None, the capture it prints)
 FAKES = {
     "iptables-save": [(None, "iptables-save")],
@@ -197,7 +198,8 @@ def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
     fake = tmp_path / "fakes/iptables-save"
-    fake.write_text("#!/bin/sh\necho\necho '  iptables-save: Permission denied (you must be root)' >&2\nexit 1\n")
+    complaint = "  iptables-save: Permission denied (you must be root)"
+    fake.write_text(f"#!/bin/sh\necho\necho '{complaint}' >&2\nexit 1\n")
     out = tmp_path / "out"
     out.mkdir()
     done = run_collector(tmp_path, "busybox", tree, "-o", str(out), path=path)
@@ -214,9 +216,7 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
     (tmp_path / "fakes/uname").write_text("#!/bin/sh\nexec sleep 600\n")
-    script = collector_script().replace(
-        "command_output uname-r 15 ", "command_output uname-r 1 "
-    )
+    script = collector_script().replace("command_output uname-r 15 ", "command_output uname-r 1 ")
     assert "command_output uname-r 1 " in script
     (tmp_path / "c.sh").write_text(script)
     out = tmp_path / "out"
@@ -224,8 +224,8 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     env = {"PATH": path, "CTGUARD_ROOT": str(tree)}
     if shell == "busybox":  # no GNU timeout: the script's own watcher kills it
         (tmp_path / "tools/timeout").unlink()
-    done = subprocess.run([*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
+    argv = [*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     (archive,) = out.iterdir()
     failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
@@ -243,7 +243,10 @@ def test_no_table_and_redact(tmp_path: Path) -> None:
         "dst=2001:0db8:0000:0000:0000:0000:0000:0042 sport=53 dport=4 use=2\n"
     )
     (tree / "proc/net/nf_conntrack").write_text(table)
-    log = "Mar  4 20:14:02 web03 kernel: IN=eth0 SRC=203.0.113.7 DST=10.0.0.300 MAC=52:54:00:12:34:56 ip 2001:db8::42\n"
+    log = (
+        "Mar  4 20:14:02 web03 kernel: IN=eth0 SRC=203.0.113.7 DST=10.0.0.300 "
+        "MAC=52:54:00:12:34:56 ip 2001:db8::42\n"
+    )
     (tree / "var/log/messages").write_text(log)
     archive = collect_archive(tmp_path, "dash", tree, "--redact")
     with tarfile.open(archive) as tar:
@@ -279,7 +282,8 @@ def test_read_only_output_directory_is_one_line_and_no_debris(tmp_path: Path) ->
     script.write_text(collector_script())
     inner = (
         f"mount --bind '{ro}' '{ro}' && mount -o remount,bind,ro '{ro}' && "
-        f"CTGUARD_ROOT='{tree}' PATH='{tool_path(tmp_path, tree)}' {SHELLS['dash'][0]} '{script}' -o '{ro}'"
+        f"CTGUARD_ROOT='{tree}' PATH='{tool_path(tmp_path, tree)}' "
+        f"{SHELLS['dash'][0]} '{script}' -o '{ro}'"
     )
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
@@ -295,7 +299,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
     started = tmp_path / "ps-started"
-    (tmp_path / "fakes/ps").write_text(f"#!/bin/sh\n: > '{started}'\nexec sleep 600\n")
+    (tmp_path / "fakes/ps").write_text(f"#!/bin/sh\n: > '{started}'\nexec sleep {SLEEP}\n")
     out = tmp_path / "out"
     out.mkdir()
     script = tmp_path / "c.sh"
@@ -317,6 +321,23 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(timeout=10)
     assert list(out.iterdir()) == []
+    for _ in range(50):  # the program it ran was killed too (at most 5 s to die)
+        if not _sleepers():
+            break
+        subprocess.run(["sleep", "0.1"], timeout=5, check=True)
+    assert _sleepers() == []
+
+
+SLEEP = "599.25"  # a sleep no other process runs
+
+
+def _sleepers() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if (proc / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", SLEEP.encode()]:
+                found.append(proc.name)
+    return found
 
 
 def test_only_plain_paths_go_into_the_script() -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import shlex
+from importlib import resources
 
 from ctguard import __version__
 from ctguard.host.caps import MAX_FILE_BYTES, MAX_TABLE_BYTES, cap_of
 from ctguard.host.commands import CAPTURE_DIR, MANIFEST, NETLINK_STATS, SPECS
 from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
-from ctguard.snapshot.collector_sh import BODY
 from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE
 from ctguard.sources.tuned_config import (
@@ -27,6 +27,7 @@ from ctguard.sources.tuned_config import (
 )
 
 COLLECTOR = "ctguard-collect.sh"
+BODY = "collector_body.sh"  # the script's code, below the layout printed here
 # The lists are split on blanks in the script: a path there holds neither blanks nor glob
 # characters (checked when the script is made).
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./-]+")
@@ -153,4 +154,5 @@ def collector_script() -> str:
         "",
         _table_by_conntrack(),
     ]
-    return "\n".join(head) + "\n" + BODY
+    body = resources.files("ctguard.snapshot").joinpath(BODY).read_text(encoding="utf-8")
+    return "\n".join(head) + "\n\n" + body

@@ -1,10 +1,7 @@
-"""The body of the POSIX sh collector (``ctguard collector``); collector.py puts the layout
-above it. Only POSIX sh and the usual tools (awk, sed, tar, gzip, head, tail, mktemp), so it
-runs under bash 4.1 (CentOS 6), dash and busybox ash. ``local`` is the one extension used:
-all three have it, and recursion is avoided so that it is never needed for correctness.
-"""
-
-BODY = r"""
+# The body of the POSIX sh collector (ctguard collector): ctguard/snapshot/collector.py
+# prints the snapshot layout (paths, programs, caps) above it. Only POSIX sh and the usual
+# tools (awk, sed, tar, gzip, head, tail, mktemp), so it runs under bash 4.1 (CentOS 6),
+# dash and busybox ash; `local` is the one extension used, and all three have it.
 # ---- helpers --------------------------------------------------------------------------
 say() { printf '%s\n' "ctguard-collect: $*" >&2; }
 die() { say "error: $*"; exit 2; }
@@ -44,7 +41,13 @@ if [ -n "$R" ] && [ ! -d "$R" ]; then die "CTGUARD_ROOT=$R is not a directory"; 
 [ -d "$OUT_DIR" ] || die "-o $OUT_DIR: no such directory"
 
 TMP=
-cleanup() { if [ -n "$TMP" ]; then rm -rf "$TMP"; fi; }
+CHILD=
+WATCH=
+cleanup() {
+    if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi
+    if [ -n "$WATCH" ]; then kill "$WATCH" 2>/dev/null; fi
+    if [ -n "$TMP" ]; then rm -rf "$TMP"; fi
+}
 trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -82,30 +85,36 @@ HAVE_TIMEOUT=
 if timeout --version 2>/dev/null | grep -q coreutils; then HAVE_TIMEOUT=1; fi
 
 # bounded SECS OUT ERR PROG ARGS...: run with stdin closed, killed after SECS; $? is its
-# status, 124 when it timed out
+# status, 124 when it timed out. In the background, so that a signal to the script is
+# handled at once (cleanup kills the program) rather than after the program ends.
 bounded() {
-    local secs out err
+    local secs out err rc
     secs=$1 out=$2 err=$3
     shift 3
     if [ -n "$HAVE_TIMEOUT" ]; then
-        timeout "$secs" "$@" >"$out" 2>"$err" </dev/null
-        return $?
+        timeout "$secs" "$@" >"$out" 2>"$err" </dev/null &
+        CHILD=$!
+        wait "$CHILD"
+        rc=$?
+        CHILD=
+        return "$rc"
     fi
     rm -f "$W/expired"
     "$@" >"$out" 2>"$err" </dev/null &
-    local pid=$! rc
+    CHILD=$!
     (
         sleep "$secs" &
         trap 'kill $! 2>/dev/null; exit 0' TERM
         wait $!
         : >"$W/expired"
-        kill -9 "$pid" 2>/dev/null
+        kill -9 "$CHILD" 2>/dev/null
     ) >/dev/null 2>&1 &
-    local watch=$!
-    wait "$pid"
+    WATCH=$!
+    wait "$CHILD"
     rc=$?
-    kill "$watch" 2>/dev/null
-    wait "$watch" 2>/dev/null
+    kill "$WATCH" 2>/dev/null
+    wait "$WATCH" 2>/dev/null
+    CHILD= WATCH=
     if [ -e "$W/expired" ]; then return 124; fi
     return "$rc"
 }
@@ -600,4 +609,3 @@ NAME=ctguard-${SAFE:-host}-$(date -u +%Y%m%dT%H%M%SZ).tar.gz
 chmod 600 "$TMP/snapshot.tar.gz"
 mv "$TMP/snapshot.tar.gz" "$OUT_DIR/$NAME" || die "could not move the archive into $OUT_DIR"
 printf '%s\n' "$OUT_DIR/$NAME"
-"""
