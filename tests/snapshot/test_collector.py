@@ -287,7 +287,7 @@ def test_read_only_output_directory_is_one_line_and_no_debris(tmp_path: Path) ->
     )
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("ctguard-collect: error: -o ")
     assert "choose another -o DIR" in done.stderr

@@ -4,7 +4,7 @@
 # dash and busybox ash; `local` is the one extension used, and all three have it.
 # ---- helpers --------------------------------------------------------------------------
 say() { printf '%s\n' "ctguard-collect: $*" >&2; }
-die() { say "error: $*"; exit 2; }
+die() { say "error: $*"; exit 3; }  # as ctguard: 3 could not do it, bad usage
 
 usage() {
     cat <<'EOF'
