@@ -16,10 +16,12 @@ from importlib import resources
 from ctguard import __version__
 from ctguard.host.caps import MAX_FILE_BYTES, MAX_TABLE_BYTES, cap_of
 from ctguard.host.commands import CAPTURE_DIR, MANIFEST, NETLINK_STATS, SPECS
+from ctguard.host.netns import NETNS_DIR
 from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
 from ctguard.sources.stats import STAT_FILE
-from ctguard.sources.sysctl_runtime import MAX_FILE
+from ctguard.sources.manifest import INIT_NETNS_DIR
+from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
 from ctguard.sources.tuned_config import (
     TUNED_ACTIVE_PROFILE,
     TUNED_DEFAULT_DIRS,
@@ -145,6 +147,9 @@ def collector_script() -> str:
         _assign("LOG_TAIL_BYTES", layout.LOG_TAIL_BYTES),
         _assign("MAX_TABLE_BYTES", MAX_TABLE_BYTES),
         _assign("MAX_FILE", _path(MAX_FILE)),
+        _assign("NETFILTER_DIR", _path(NETFILTER_DIR)),
+        _assign("INIT_NETNS_DIR", _path(INIT_NETNS_DIR)),
+        _assign("NETNS_DIR", _path(NETNS_DIR)),
         _assign("STAT_FILE", _path(STAT_FILE)),
         _assign("TUNED_ACTIVE_PROFILE", _path(TUNED_ACTIVE_PROFILE)),
         _assign("TUNED_MAIN_CONF", _path(TUNED_MAIN_CONF)),

@@ -17,11 +17,14 @@ not read is listed in the archive's ctguard_manifest.json, with why).
   -o DIR       where to write the archive (default: the current directory)
   --redact     replace IP addresses in the table, logs, dmesg and ip addr with tokens
   --no-table   skip the conntrack table dump (it can be hundreds of MB)
+  --netns NAME capture the named network namespace (ip netns list), as root
   CTGUARD_ROOT=/path   read host files under /path instead of / (a copied tree)
 EOF
 }
 
 OUT_DIR=.
+NETNS=
+INNER=${CTGUARD_COLLECT_INNER:-}  # set by this script when it runs itself in a namespace
 TABLE=1
 REDACT=0
 while [ $# -gt 0 ]; do
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     -o*) OUT_DIR=${1#-o}; shift ;;
     --redact) REDACT=1; shift ;;
     --no-table) TABLE=0; shift ;;
+    --netns) [ $# -ge 2 ] || die "--netns needs a name"; NETNS=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -46,22 +50,28 @@ WATCH=
 cleanup() {
     if [ -n "$CHILD" ]; then kill "$CHILD" 2>/dev/null; fi
     if [ -n "$WATCH" ]; then kill "$WATCH" 2>/dev/null; fi
-    if [ -n "$TMP" ]; then rm -rf "$TMP"; fi
+    if [ -n "$TMP" ] && [ -z "$INNER" ]; then rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
-TMP=$(mktemp -d "$OUT_DIR/.ctguard-collect.XXXXXX" 2>/dev/null) ||
-    die "-o $OUT_DIR: cannot write there (read-only or not permitted); choose another -o DIR"
-S=$TMP/snap   # the snapshot tree
-W=$TMP/work   # scratch
-mkdir "$S" "$W" || die "-o $OUT_DIR: cannot write there"
-: >"$W/captured"
-: >"$W/absent"
-: >"$W/failed"
-: >"$W/links"
-: >"$W/map"
+if [ -n "$INNER" ]; then
+    TMP=$INNER
+    S=$TMP/snap
+    W=$TMP/work
+else
+    TMP=$(mktemp -d "$OUT_DIR/.ctguard-collect.XXXXXX" 2>/dev/null) ||
+        die "-o $OUT_DIR: cannot write there (read-only or not permitted); choose another -o DIR"
+    S=$TMP/snap   # the snapshot tree
+    W=$TMP/work   # scratch
+    mkdir "$S" "$W" || die "-o $OUT_DIR: cannot write there"
+    : >"$W/captured"
+    : >"$W/absent"
+    : >"$W/failed"
+    : >"$W/links"
+    : >"$W/map"
+fi
 
 captured() { printf '%s\n' "$1" >>"$W/captured"; }
 absent() { printf '%s\n' "$1" >>"$W/absent"; }
@@ -539,6 +549,7 @@ json_manifest() {
     LC_ALL=C sort -u "$W/absent" >"$W/absent.s"
     awk -v created="$CREATED" -v version="$CTGUARD_VERSION" -v host="$HOSTNAME_" \
         -v inode="$NETNS_INODE" -v table="$TABLE" -v redacted="$REDACT" \
+        -v netns="$NETNS" -v born="$BORN" \
         -v fmt="$MANIFEST_FORMAT" -v collector="$COLLECTOR" \
         -v capf="$W/captured.s" -v absf="$W/absent.s" -v failf="$W/failed" '
 function esc(s,   out, i, c, n) {
@@ -553,8 +564,8 @@ FILENAME == absf { ab[++na] = $0; next }
 FILENAME == failf { i = index($0, "\t"); fw[++nf] = substr($0, 1, i - 1); fy[nf] = substr($0, i + 1); next }
 END {
     printf "{\n  \"format\": %s,\n  \"ctguard_version\": %s,\n  \"collector\": %s,\n", esc(fmt), esc(version), esc(collector)
-    printf "  \"created_utc\": %s,\n  \"hostname\": %s,\n  \"netns\": null,\n", esc(created), str(host)
-    printf "  \"netns_inode\": %s,\n  \"netns_born\": null,\n", (inode == "" ? "null" : inode)
+    printf "  \"created_utc\": %s,\n  \"hostname\": %s,\n  \"netns\": %s,\n", esc(created), str(host), str(netns)
+    printf "  \"netns_inode\": %s,\n  \"netns_born\": %s,\n", (inode == "" ? "null" : inode), (born == "" ? "null" : born)
     printf "  \"table\": %s,\n  \"redacted\": %s,\n", (table == 1 ? "true" : "false"), (redacted == 1 ? "true" : "false")
     printf "  \"captured\": ["; for (i = 1; i <= nc; i++) printf "%s\n    %s", (i > 1 ? "," : ""), esc(cap[i]); printf (nc ? "\n  ],\n" : "],\n")
     printf "  \"absent\": ["; for (i = 1; i <= na; i++) printf "%s\n    %s", (i > 1 ? "," : ""), esc(ab[i]); printf (na ? "\n  ],\n" : "],\n")
@@ -563,6 +574,42 @@ END {
     printf (nf ? "\n  ]\n}\n" : "]\n}\n")
 }' "$W/captured.s" "$W/absent.s" "$W/failed"
 }
+
+# ---- a named namespace: the initial namespace's values, then this script inside it -----
+if [ -n "$NETNS" ] && [ -z "$INNER" ]; then
+    [ -z "$R" ] || die "--netns captures a live namespace, not a CTGUARD_ROOT tree"
+    case $NETNS in */* | . | ..) die "--netns $NETNS: not a namespace name" ;; esac
+    [ -e "$NETNS_DIR/$NETNS" ] || die "--netns $NETNS: no such namespace (see: ip netns list)"
+    command -v ip >/dev/null 2>&1 || die "--netns needs the ip program (iproute2)"
+    [ -f "$0" ] || die "--netns needs this script as a file (sh FILE --netns NAME)"
+    # the initial namespace's conntrack sysctls, kept beside the namespace's (CT307)
+    for f in "$NETFILTER_DIR"/nf_conntrack_*; do
+        [ -f "$f" ] || continue
+        if cat "$f" >"$(dest "$INIT_NETNS_DIR$f")" 2>/dev/null; then
+            captured "$INIT_NETNS_DIR$f"
+        else
+            rm -f "$S$INIT_NETNS_DIR$f"
+        fi
+    done
+    # when it was made, in seconds since boot (dmesg's clock): older log lines that name
+    # its inode belong to an earlier namespace
+    BORN=$(awk -v made="$(stat -c %Y "$NETNS_DIR/$NETNS" 2>/dev/null)" -v now="$(date +%s)" \
+        '{ if (made != "") { b = $1 - (now - made); printf "%.2f", (b > 0 ? b : 0) } }' \
+        /proc/uptime 2>/dev/null)
+    set -- "$(readlink "/proc/$$/exe")"
+    case $1 in */busybox*) set -- "$1" sh ;; esac
+    [ -n "$1" ] || set -- /bin/sh
+    set -- "$@" "$0" -o "$OUT_DIR" --netns "$NETNS"
+    [ "$REDACT" = 1 ] && set -- "$@" --redact
+    [ "$TABLE" = 1 ] || set -- "$@" --no-table
+    CTGUARD_COLLECT_INNER=$TMP CTGUARD_NETNS_BORN=$BORN ip netns exec "$NETNS" "$@" &
+    CHILD=$!
+    wait "$CHILD"
+    rc=$?
+    CHILD=
+    exit "$rc"
+fi
+BORN=${CTGUARD_NETNS_BORN:-}
 
 # ---- all of it ------------------------------------------------------------------------
 # (the lists are split on blanks: their paths hold no blank and no glob character)
