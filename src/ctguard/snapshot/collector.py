@@ -19,8 +19,8 @@ from ctguard.host.commands import CAPTURE_DIR, MANIFEST, NETLINK_STATS, SPECS
 from ctguard.host.netns import NETNS_DIR
 from ctguard.schemas import SNAPSHOT as MANIFEST_FORMAT
 from ctguard.snapshot import layout
-from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.manifest import INIT_NETNS_DIR
+from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
 from ctguard.sources.tuned_config import (
     TUNED_ACTIVE_PROFILE,
