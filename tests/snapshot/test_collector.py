@@ -42,10 +42,12 @@ SHELLS = {
     "dash": [shutil.which("dash") or "dash"],
     "busybox": [shutil.which("busybox") or "busybox", "sh"],
     "bash": [shutil.which("bash") or "bash", "--posix"],
+    # a host with nothing but busybox: its sh, and its applets for every tool
+    "busybox-only": [shutil.which("busybox") or "busybox", "sh"],
 }
 TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
          "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
-         "timeout"]  # fmt: skip
+         "timeout", "stat"]  # fmt: skip
 # program -> (first argument it is called with or None, the capture it prints)
 FAKES = {
     "iptables-save": [(None, "iptables-save")],
@@ -60,13 +62,16 @@ FAKES = {
 }
 
 
-def tool_path(tmp: Path, fixture: Path, without: tuple[str, ...] = ()) -> str:
-    """A PATH of the tools the script needs and fakes of the programs it captures."""
+def tool_path(
+    tmp: Path, fixture: Path, without: tuple[str, ...] = (), applets: bool = False
+) -> str:
+    """A PATH of the tools the script needs (busybox's applets with ``applets``) and fakes
+    of the programs it captures."""
     tools, fakes = tmp / "tools", tmp / "fakes"
     tools.mkdir(exist_ok=True)
     fakes.mkdir(exist_ok=True)
     for tool in TOOLS:
-        found = shutil.which(tool)
+        found = shutil.which("busybox") if applets else shutil.which(tool)
         if found and not (tools / tool).exists():
             (tools / tool).symlink_to(found)
     for program, outputs in FAKES.items():
@@ -92,7 +97,8 @@ def run_collector(
 ) -> subprocess.CompletedProcess[str]:
     script = tmp / "ctguard-collect.sh"
     script.write_text(collector_script())
-    env = {"PATH": path or tool_path(tmp, fixture), "CTGUARD_ROOT": str(fixture)}
+    path = path or tool_path(tmp, fixture, applets=shell == "busybox-only")
+    env = {"PATH": path, "CTGUARD_ROOT": str(fixture)}
     return subprocess.run(
         [*SHELLS[shell], str(script), *args],
         capture_output=True,
@@ -118,6 +124,46 @@ def python_snapshot(tmp: Path, fixture: Path, monkeypatch: pytest.MonkeyPatch) -
     out = tmp / "py"
     capture(HostRoot(fixture), LiveCommands(), DirWriter(out), CaptureOptions())
     return out
+
+
+def made_tree(tmp: Path) -> Path:
+    """modern-builtin with what a Python capture handles specially: links (absolute,
+    relative, chained, through a directory, dangling), merged /usr, dotfiles, tuned
+    profiles that include others, presence markers, a log file."""
+    tree = tmp / "made"
+    shutil.copytree(FIXTURES["modern-builtin"], tree, symlinks=True)
+    files = {
+        "usr/lib/sysctl.d/50-default.conf": "net.ipv4.ip_forward = 0\n",
+        "usr/lib/systemd/systemd-sysctl": "",
+        "etc/modprobe.d/.hidden.conf": "options nf_conntrack hashsize=65536\n",
+        "opt/conf/10-a.conf": "net.netfilter.nf_conntrack_max = 131072\n",
+        "etc/tuned/active_profile": "throughput-performance my-ct\n",
+        "etc/tuned/my-ct/tuned.conf": "[main]\ninclude=network-throughput\n[sysctl]\n"
+        "net.netfilter.nf_conntrack_max=1048576\n[variables]\ninclude=/etc/tuned/my-vars.conf\n",
+        "etc/tuned/my-vars.conf": "ct_max=1048576\n",
+        "usr/lib/tuned/network-throughput/tuned.conf": "[sysctl]\nnet.core.rmem_max=1\n",
+        "usr/lib/tuned/throughput-performance/tuned.conf": "[sysctl]\nvm.swappiness=10\n",
+        "var/log/messages": "Mar  4 20:14:02 web kernel: nf_conntrack: table full, dropping\n",
+    }
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    if not (tree / "lib").exists():
+        (tree / "lib").symlink_to("usr/lib")
+    links = {
+        "etc/sysctl.d/98-sysctl.conf": "/etc/sysctl.conf",
+        "etc/sysctl.d/dangling.conf": "/nowhere/at/all.conf",
+        "etc/x": "/opt/conf",
+        "etc/sysctl.d/10-a.conf": "../x/10-a.conf",
+        "etc/sysctl.d/11-chain.conf": "10-a.conf",
+    }
+    for path, target in links.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).symlink_to(target)
+    (tree / "etc/sysctl.conf").write_text(
+        "net.netfilter.nf_conntrack_tcp_timeout_established = 600\n"
+    )
+    return tree
 
 
 def doctor(root: Path, fmt: str) -> str:
@@ -154,11 +200,11 @@ def test_cli_prints_the_script() -> None:
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
-@pytest.mark.parametrize("fixture", sorted(FIXTURES))
+@pytest.mark.parametrize("fixture", [*sorted(FIXTURES), "made"])
 def test_same_snapshot_as_python(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: str, fixture: str
 ) -> None:
-    tree = FIXTURES[fixture]
+    tree = made_tree(tmp_path) if fixture == "made" else FIXTURES[fixture]
     archive = collect_archive(tmp_path, shell, tree)
     python = python_snapshot(tmp_path, tree, monkeypatch)
     got, want = manifest_of(archive), json.loads((python / "ctguard_manifest.json").read_text())

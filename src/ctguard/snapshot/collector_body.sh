@@ -112,10 +112,15 @@ bounded() {
     rm -f "$W/expired"
     "$@" >"$out" 2>"$err" </dev/null &
     CHILD=$!
+    # the watcher looks once a second (no trap: killed at any moment, it leaves at most
+    # a sleep of 1 s behind, and never a false "expired")
     (
-        sleep "$secs" &
-        trap 'kill $! 2>/dev/null; exit 0' TERM
-        wait $!
+        i=0
+        while [ "$i" -lt "$secs" ]; do
+            sleep 1
+            kill -0 "$CHILD" 2>/dev/null || exit 0
+            i=$((i + 1))
+        done
         : >"$W/expired"
         kill -9 "$CHILD" 2>/dev/null
     ) >/dev/null 2>&1 &
@@ -176,9 +181,9 @@ relto() {
         base=${base%/*}
         up=../$up
     done
-    local tail=${path#"$base"}
+    local tail="${path#"$base"}"
     tail=${tail#/}
-    local rel=$up$tail
+    local rel="$up$tail"
     rel=${rel%/}
     printf '%s' "${rel:-.}"
 }
@@ -318,9 +323,19 @@ marker() {
     fi
 }
 
-# the active tuned profiles in every directory tuned searches, and what they include
+# the active tuned profiles in every directory tuned searches (found or recorded absent),
+# and the profiles and [variables] files they include (those found)
+TUNED_INCLUDES_AWK='
+/^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
+/^[[:space:]]*include[[:space:]]*=/ {
+    value = $0; sub(/^[^=]*=[[:space:]]*/, "", value)
+    if (section == "main") {
+        n = split(value, parts, /[,;[:space:]]+/)
+        for (i = 1; i <= n; i++) { p = parts[i]; sub(/^-/, "", p); if (p != "") print "+" p }
+    } else if (section == "variables") print "V " value
+}'
 tuned_profiles() {
-    local names dirs name dir n=0 conf include seen=" "
+    local names dirs name dir n=0 conf line seen=" " active
     [ -f "$R$TUNED_ACTIVE_PROFILE" ] || return 0
     names=$(head -c 4096 "$R$TUNED_ACTIVE_PROFILE" 2>/dev/null | tr -c 'A-Za-z0-9._ -' ' ')
     dirs=$TUNED_DEFAULT_DIRS
@@ -329,24 +344,34 @@ tuned_profiles() {
             "$R$TUNED_MAIN_CONF" 2>/dev/null | tail -n 1 | tr ',;' '  ')
         [ -n "$conf" ] && dirs=$conf
     fi
-    while [ -n "$names" ] && [ "$n" -lt 16 ]; do
+    set -f  # names and dirs are split on blanks, never globbed
+    while [ "$n" -lt 24 ]; do
         set -- $names
+        [ $# -gt 0 ] || break
         name=$1
         shift
         names=$*
+        active=1
+        case $name in +*) active= name=${name#+} ;; esac
         case $seen in *" $name "*) continue ;; esac
-        case $name in . | ..) continue ;; esac
+        case $name in . | .. | *'$'* | */*) continue ;; esac
         seen="$seen$name "
         n=$((n + 1))
         for dir in $dirs; do
-            config_file "$dir/$name/tuned.conf"
-            if [ -f "$R$dir/$name/tuned.conf" ]; then
-                include=$(sed -n 's/^[[:space:]]*include[[:space:]]*=[[:space:]]*//p' \
-                    "$R$dir/$name/tuned.conf" 2>/dev/null | tr -c 'A-Za-z0-9._ -' ' ')
-                names="$names $include"
+            if [ -n "$active" ] || [ -e "$R$dir/$name/tuned.conf" ]; then
+                config_file "$dir/$name/tuned.conf"
             fi
+            [ -f "$R$dir/$name/tuned.conf" ] || continue
+            awk "$TUNED_INCLUDES_AWK" "$R$dir/$name/tuned.conf" 2>/dev/null | head -n 32 >"$W/incl"
+            while IFS= read -r line <&3; do
+                case $line in
+                "V "/*) case $line in *'$'*) ;; *) [ -f "$R${line#V }" ] && config_file "${line#V }" ;; esac ;;
+                +*) names="$names $(printf '%s' "$line" | tr -c 'A-Za-z0-9._+-' ' ')" ;;
+                esac
+            done 3<"$W/incl"
         done
     done
+    set +f
 }
 
 # ---- redaction: the same address, the same token, in every file of one snapshot --------
@@ -461,7 +486,7 @@ mib() { # like ctguard's: "1.5 MiB" or "12 bytes"
 # command NAME TIMEOUT KEEP MAX-BYTES REDACT PROG ARGS...: one program's output (the
 # whole of it up to MAX-BYTES, or its head or tail), or why not
 command_output() {
-    local name=$1 secs=$2 keep=$3 cap=$4 red=$5 where out rc size
+    local name="$1" secs="$2" keep="$3" cap="$4" red="$5" where out rc size
     shift 5
     where=$CAPTURE_DIR/$name
     if ! command -v "$1" >/dev/null 2>&1; then
