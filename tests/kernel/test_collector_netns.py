@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,31 @@ def test_collector_in_a_namespace_reads_as_ctguard_snapshot(
     assert any(p.startswith("/ctguard_init_netns/") for p in got["captured"])
     for fmt in ("json", "text"):
         assert doctor(archive, fmt) == doctor(python, fmt)
+
+
+def test_collector_without_root_records_what_it_could_not_read(netns: Netns) -> None:
+    """As nobody (in the namespace, so the host's table is not touched): the archive is
+    written, and the manifest says what needed root and why."""
+    netns.udp_flows(50)
+    with tempfile.TemporaryDirectory(prefix="ctguard-collector-") as tmp:
+        base = Path(tmp)
+        base.chmod(0o755)
+        script = base / "ctguard-collect.sh"
+        script.write_text(collector_script())
+        script.chmod(0o644)
+        out = base / "out"
+        out.mkdir()
+        out.chmod(0o777)  # nobody's to write in
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        done = netns.run(*nobody, *SHELLS["dash"], str(script), "-o", str(out), timeout=300)
+        (archive,) = out.iterdir()
+        assert done.stdout.strip() == str(archive)
+        manifest = manifest_of(archive)
+        failed = {f["what"]: f["why"] for f in manifest["failed"]}
+        assert failed["/proc/net/nf_conntrack"] == "Permission denied"
+        assert failed["/ctguard_commands/iptables-save"].startswith("iptables-save exited ")
+        assert "/proc/sys/net/netfilter/nf_conntrack_max" in manifest["captured"]
+        report = json.loads(doctor(archive, "json"))
+        assert report["source"] == "snapshot"
+        statuses = {f["id"]: f["status"] for f in report["findings"]}
+        assert statuses["CT101"] == "passed"
