@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("ctguard.cli.doctor", "explain_command"),
     "status": ("ctguard.cli.status", "status_command"),
     "snapshot": ("ctguard.cli.snapshot", "snapshot_command"),
+    "collector": ("ctguard.cli.collector", "collector_command"),
     "analyze": ("ctguard.cli.analyze", "analyze_command"),
     "top": ("ctguard.cli.top", "top_command"),
     "plan": ("ctguard.cli.plan", "plan_command"),

@@ -1,0 +1,394 @@
+"""The sh collector (``ctguard collector``) over fixture trees: it writes the snapshot the
+Python capture writes of the same tree, under dash, busybox sh and bash.
+
+Each run gets a PATH of its own: the tools the script uses, and fake programs that print
+the fixture's captured outputs (a program the fixture has no output of is not installed).
+The Python capture runs the same programs (LiveCommands, the same PATH), so both record
+the same outputs and the same failures, and ``doctor --root`` of both must be equal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctguard.cli import main
+from ctguard.host.commands import LiveCommands
+from ctguard.host.root import HostRoot
+from ctguard.snapshot.capture import CaptureOptions, capture
+from ctguard.snapshot.collector import _path as collector_path
+from ctguard.snapshot.collector import collector_script
+from ctguard.snapshot.writer import DirWriter
+from helpers import signals_kept
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = {
+    "rhel6-example": REPO / "examples/rhel6-table-full",
+    "rhel6-modular": REPO / "tests/roots/rhel6-modular",
+    "modern-builtin": REPO / "tests/roots/modern-builtin",
+}
+# by absolute path: a run's PATH holds only its tools (scripts/install puts dash and busybox)
+SHELLS = {
+    "dash": [shutil.which("dash") or "dash"],
+    "busybox": [shutil.which("busybox") or "busybox", "sh"],
+    "bash": [shutil.which("bash") or "bash", "--posix"],
+    # a host with nothing but busybox: its sh, and its applets for every tool
+    "busybox-only": [shutil.which("busybox") or "busybox", "sh"],
+}
+TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
+         "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
+         "timeout", "stat"]  # fmt: skip
+# program -> (first argument it is called with or None, the capture it prints)
+FAKES = {
+    "iptables-save": [(None, "iptables-save")],
+    "ip6tables-save": [(None, "ip6tables-save")],
+    "nft": [(None, "nft-json")],
+    "dmesg": [(None, "dmesg")],
+    "lsmod": [(None, "lsmod")],
+    "ps": [(None, "ps")],
+    "uname": [(None, "uname-r")],
+    "ip": [(None, "ip-addr")],
+    "conntrack": [("-S", "conntrack-S"), ("-L", "conntrack-L")],
+}
+
+
+def tool_path(
+    tmp: Path, fixture: Path, without: tuple[str, ...] = (), applets: bool = False
+) -> str:
+    """A PATH of the tools the script needs (busybox's applets with ``applets``) and fakes
+    of the programs it captures."""
+    tools, fakes = tmp / "tools", tmp / "fakes"
+    tools.mkdir(exist_ok=True)
+    fakes.mkdir(exist_ok=True)
+    for tool in TOOLS:
+        found = shutil.which("busybox") if applets else shutil.which(tool)
+        if found and not (tools / tool).exists():
+            (tools / tool).symlink_to(found)
+    for program, outputs in FAKES.items():
+        cases = [
+            (arg, fixture / "ctguard_commands" / name)
+            for arg, name in outputs
+            if (fixture / "ctguard_commands" / name).is_file()
+        ]
+        if not cases or program in without:
+            continue
+        lines = ["#!/bin/sh", 'case "${1:-}" in']
+        for arg, src in cases:
+            lines.append(f"{arg or '*'}) exec cat '{src}' ;;")
+        lines += ["esac", f"echo '{program}: unexpected arguments' >&2", "exit 1", ""]
+        fake = fakes / program
+        fake.write_text("\n".join(lines))
+        fake.chmod(0o755)
+    return f"{fakes}:{tools}"
+
+
+def run_collector(
+    tmp: Path, shell: str, fixture: Path, *args: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = tmp / "ctguard-collect.sh"
+    script.write_text(collector_script())
+    path = path or tool_path(tmp, fixture, applets=shell == "busybox-only")
+    env = {"PATH": path, "CTGUARD_ROOT": str(fixture)}
+    return subprocess.run(
+        [*SHELLS[shell], str(script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def collect_archive(tmp: Path, shell: str, fixture: Path, *args: str) -> Path:
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    done = run_collector(tmp, shell, fixture, "-o", str(out), *args)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    assert done.stdout.strip() == f"{out}/{archive.name}"
+    return archive
+
+
+def python_snapshot(tmp: Path, fixture: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PATH", tool_path(tmp, fixture))
+    out = tmp / "py"
+    capture(HostRoot(fixture), LiveCommands(), DirWriter(out), CaptureOptions())
+    return out
+
+
+def made_tree(tmp: Path) -> Path:
+    """modern-builtin with what a Python capture handles specially: links (absolute,
+    relative, chained, through a directory, dangling), merged /usr, dotfiles, tuned
+    profiles that include others, presence markers, a log file."""
+    tree = tmp / "made"
+    shutil.copytree(FIXTURES["modern-builtin"], tree, symlinks=True)
+    files = {
+        "usr/lib/sysctl.d/50-default.conf": "net.ipv4.ip_forward = 0\n",
+        "usr/lib/systemd/systemd-sysctl": "",
+        "etc/modprobe.d/.hidden.conf": "options nf_conntrack hashsize=65536\n",
+        "opt/conf/10-a.conf": "net.netfilter.nf_conntrack_max = 131072\n",
+        "etc/tuned/active_profile": "throughput-performance my-ct\n",
+        "etc/tuned/my-ct/tuned.conf": "[main]\ninclude=network-throughput\n[sysctl]\n"
+        "net.netfilter.nf_conntrack_max=1048576\n[variables]\ninclude=/etc/tuned/my-vars.conf\n",
+        "etc/tuned/my-vars.conf": "ct_max=1048576\n",
+        "usr/lib/tuned/network-throughput/tuned.conf": "[sysctl]\nnet.core.rmem_max=1\n",
+        "usr/lib/tuned/throughput-performance/tuned.conf": "[sysctl]\nvm.swappiness=10\n",
+        "var/log/messages": "Mar  4 20:14:02 web kernel: nf_conntrack: table full, dropping\n",
+    }
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    if not (tree / "lib").exists():
+        (tree / "lib").symlink_to("usr/lib")
+    links = {
+        "etc/sysctl.d/98-sysctl.conf": "/etc/sysctl.conf",
+        "etc/sysctl.d/dangling.conf": "/nowhere/at/all.conf",
+        "etc/x": "/opt/conf",
+        "etc/sysctl.d/10-a.conf": "../x/10-a.conf",
+        "etc/sysctl.d/11-chain.conf": "10-a.conf",
+    }
+    for path, target in links.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).symlink_to(target)
+    (tree / "etc/sysctl.conf").write_text(
+        "net.netfilter.nf_conntrack_tcp_timeout_established = 600\n"
+    )
+    return tree
+
+
+def doctor(root: Path, fmt: str) -> str:
+    out = io.StringIO()
+    with signals_kept(), contextlib.redirect_stdout(out):
+        main(["doctor", "--root", str(root), "--format", fmt])
+    return out.getvalue()
+
+
+def manifest_of(archive: Path) -> dict[str, Any]:
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("ctguard_manifest.json")
+        assert member is not None
+        data: dict[str, Any] = json.load(member)
+    return data
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_script_parses_in_every_shell(tmp_path: Path, shell: str) -> None:
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    done = subprocess.run(
+        [*SHELLS[shell], "-n", str(script)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_cli_prints_the_script() -> None:
+    out = io.StringIO()
+    with signals_kept(), contextlib.redirect_stdout(out):
+        assert main(["collector"]) == 0
+    assert out.getvalue() == collector_script()
+    assert out.getvalue().startswith("#!/bin/sh\n")
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+@pytest.mark.parametrize("fixture", [*sorted(FIXTURES), "made"])
+def test_same_snapshot_as_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: str, fixture: str
+) -> None:
+    tree = made_tree(tmp_path) if fixture == "made" else FIXTURES[fixture]
+    archive = collect_archive(tmp_path, shell, tree)
+    python = python_snapshot(tmp_path, tree, monkeypatch)
+    got, want = manifest_of(archive), json.loads((python / "ctguard_manifest.json").read_text())
+    assert got.pop("collector").startswith("ctguard-collect.sh")
+    for key in ("created_utc", "netns_born"):
+        got.pop(key), want.pop(key)
+    assert got == want
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for path in want["captured"]:
+            member = members[path.lstrip("/")]
+            if member.issym():
+                assert member.linkname == os.readlink(python / path.lstrip("/"))
+            else:
+                data = tar.extractfile(member)
+                assert data is not None
+                assert data.read() == (python / path.lstrip("/")).read_bytes(), path
+    for fmt in ("json", "text"):
+        assert doctor(archive, fmt) == doctor(python, fmt)
+
+
+def test_missing_programs_are_named_in_the_manifest(tmp_path: Path) -> None:
+    tree = FIXTURES["rhel6-example"]
+    path = tool_path(tmp_path, tree, without=("iptables-save", "conntrack"))
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_collector(tmp_path, "dash", tree, "-o", str(out), path=path)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
+    assert failed["/ctguard_commands/iptables-save"] == "iptables-save is not installed"
+    assert failed["/ctguard_commands/conntrack-S"] == "conntrack is not installed"
+    assert "/ctguard_commands/ip6tables-save" not in failed
+
+
+def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
+    tree = FIXTURES["rhel6-example"]
+    path = tool_path(tmp_path, tree)
+    fake = tmp_path / "fakes/iptables-save"
+    complaint = "  iptables-save: Permission denied (you must be root)"
+    fake.write_text(f"#!/bin/sh\necho\necho '{complaint}' >&2\nexit 1\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_collector(tmp_path, "busybox", tree, "-o", str(out), path=path)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
+    assert failed["/ctguard_commands/iptables-save"] == (
+        "iptables-save exited 1: iptables-save: Permission denied (you must be root)"
+    )
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: str) -> None:
+    tree = FIXTURES["rhel6-example"]
+    path = tool_path(tmp_path, tree)
+    (tmp_path / "fakes/uname").write_text("#!/bin/sh\nexec sleep 600\n")
+    script = collector_script().replace("command_output uname-r 15 ", "command_output uname-r 1 ")
+    assert "command_output uname-r 1 " in script
+    (tmp_path / "c.sh").write_text(script)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"PATH": path, "CTGUARD_ROOT": str(tree)}
+    if shell == "busybox":  # no GNU timeout: the script's own watcher kills it
+        (tmp_path / "tools/timeout").unlink()
+    argv = [*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
+    assert failed["/ctguard_commands/uname-r"] == "uname -r timed out after 1 s"
+
+
+def test_no_table_and_redact(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    table = (
+        "ipv4     2 tcp      6 431999 ESTABLISHED src=203.0.113.7 dst=198.51.100.20 sport=1 "
+        "dport=443 src=198.51.100.20 dst=203.0.113.7 sport=443 dport=1 [ASSURED] use=2\n"
+        "ipv6     10 udp      17 28 src=2001:0db8:0000:0000:0000:0000:0000:0042 "
+        "dst=::1 sport=4 dport=53 [UNREPLIED] src=::1 "
+        "dst=2001:0db8:0000:0000:0000:0000:0000:0042 sport=53 dport=4 use=2\n"
+    )
+    (tree / "proc/net/nf_conntrack").write_text(table)
+    log = (
+        "Mar  4 20:14:02 web03 kernel: IN=eth0 SRC=203.0.113.7 DST=10.0.0.300 "
+        "MAC=52:54:00:12:34:56 ip 2001:db8::42\n"
+    )
+    (tree / "var/log/messages").write_text(log)
+    archive = collect_archive(tmp_path, "dash", tree, "--redact")
+    with tarfile.open(archive) as tar:
+        got_table = tar.extractfile("proc/net/nf_conntrack").read().decode()  # type: ignore[union-attr]
+        got_log = tar.extractfile("var/log/messages").read().decode()  # type: ignore[union-attr]
+    for address in ("203.0.113.7", "198.51.100.20", "2001:0db8:0000:0000:0000:0000:0000:0042"):
+        assert address not in got_table
+    assert "203.0.113.7" not in got_log and "2001:db8::42 " not in got_log + " "
+    token = got_table.split("src=")[1].split()[0]
+    assert token.startswith("240.")
+    assert f"SRC={token} " in got_log  # the same address, the same token in every file
+    v6 = got_table.split("src=")[3].split()[0]
+    assert v6.startswith("2001:db8::") and got_log.rstrip("\n").endswith(f"ip {v6}")
+    assert "dst=::1 " in got_table  # loopback says nothing about the host
+    assert "DST=10.0.0.300 " in got_log and "MAC=52:54:00:12:34:56 " in got_log  # not addresses
+    assert got_table.count("\n") == 2
+    assert manifest_of(archive)["redacted"] is True
+
+    (archive.parent / archive.name).unlink()
+    archive = collect_archive(tmp_path, "busybox", tree, "--no-table")
+    manifest = manifest_of(archive)
+    assert manifest["table"] is False
+    assert "/proc/net/nf_conntrack" not in manifest["captured"] + manifest["absent"]
+    with tarfile.open(archive) as tar:
+        assert "proc/net/nf_conntrack" not in tar.getnames()
+
+
+def test_read_only_output_directory_is_one_line_and_no_debris(tmp_path: Path) -> None:
+    tree = FIXTURES["rhel6-example"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    inner = (
+        f"mount --bind '{ro}' '{ro}' && mount -o remount,bind,ro '{ro}' && "
+        f"CTGUARD_ROOT='{tree}' PATH='{tool_path(tmp_path, tree)}' "
+        f"{SHELLS['dash'][0]} '{script}' -o '{ro}'"
+    )
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("ctguard-collect: error: -o ")
+    assert "choose another -o DIR" in done.stderr
+    assert list(ro.iterdir()) == []
+
+
+def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C or a kill while a program runs: the temporary directory goes, no archive."""
+    tree = FIXTURES["rhel6-example"]
+    path = tool_path(tmp_path, tree)
+    started = tmp_path / "ps-started"
+    (tmp_path / "fakes/ps").write_text(f"#!/bin/sh\n: > '{started}'\nexec sleep {SLEEP}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    child = subprocess.Popen([*SHELLS["dash"], str(script), "-o", str(out)],
+                             env={"PATH": path, "CTGUARD_ROOT": str(tree)}, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(200):  # until ps runs, at most 20 s
+            if started.exists():
+                break
+            subprocess.run(["sleep", "0.1"], timeout=5, check=True)
+        assert started.exists()
+        assert len(list(out.iterdir())) == 1  # its temporary directory
+        os.killpg(child.pid, signal.SIGTERM)  # as a terminal's Ctrl-C reaches the group
+        assert child.wait(timeout=30) == 143
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+    assert list(out.iterdir()) == []
+    for _ in range(50):  # the program it ran was killed too (at most 5 s to die)
+        if not _sleepers():
+            break
+        subprocess.run(["sleep", "0.1"], timeout=5, check=True)
+    assert _sleepers() == []
+
+
+SLEEP = "599.25"  # a sleep no other process runs
+
+
+def _sleepers() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if (proc / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", SLEEP.encode()]:
+                found.append(proc.name)
+    return found
+
+
+def test_only_plain_paths_go_into_the_script() -> None:
+    with pytest.raises(ValueError, match="only plain paths"):
+        collector_path("/etc/sysctl.d/my file.conf")
+    with pytest.raises(ValueError, match="only plain paths"):
+        collector_path("/etc/sysctl.d/*.conf")
+    assert collector_path("/etc/sysctl.d") == "/etc/sysctl.d"
