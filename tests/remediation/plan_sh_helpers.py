@@ -77,6 +77,7 @@ def run(
     backups: Path,
     stop_at: int | None = None,
     path: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The script (or an undo.sh) under ``shell``, working on the tree ``root``."""
     env = {
@@ -84,6 +85,7 @@ def run(
         "CTGUARD_ROOT": str(root),
         "CTGUARD_BACKUP_DIR": str(backups),
         "LC_ALL": "C",
+        **(extra or {}),
     }
     if stop_at is not None:
         env["CTGUARD_STOP_AT"] = str(stop_at)

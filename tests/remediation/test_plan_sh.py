@@ -120,14 +120,52 @@ def test_a_moved_runtime_value_is_refused(
 
 
 def test_the_wrong_host_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A RHEL 6 host's script run on a RHEL 7 host: its checksums refuse."""
+    """A RHEL 6 host's script run on a RHEL 7 host: its hostname refuses it, and with the
+    hostname check waived (CTGUARD_ANY_HOST=1), its checksums."""
     rhel6, rhel7 = (copy_tree(TREES[n], tmp_path / n) for n in ("rhel6", "rhel7"))
     script = make_script(capsys, rhel6, tmp_path / "plan.sh")
     before = picture(rhel7)
     refused = run(SHELLS[0], script, rhel7, tmp_path / "backups")
     assert refused.returncode == 2
+    assert "the plan was made for web03.example.com" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    refused = run(SHELLS[0], script, rhel7, tmp_path / "backups", extra={"CTGUARD_ANY_HOST": "1"})
+    assert refused.returncode == 2
     assert "changed since the plan was made" in refused.stderr
     assert picture(rhel7) == before
+
+
+def test_a_clone_with_the_same_files_but_another_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stock files are alike across a fleet: the checksums alone would pass web04."""
+    web03 = copy_tree(TREES["rhel6"], tmp_path / "web03")
+    script = make_script(capsys, web03, tmp_path / "plan.sh")
+    (web03 / "proc/sys/kernel/hostname").write_text("web04.example.com\n")
+    before = picture(web03)
+    refused = run(SHELLS[0], script, web03, tmp_path / "backups")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "ctguard: this host is web04.example.com, the plan was made for web03.example.com:"
+        " nothing was changed (CTGUARD_ANY_HOST=1 runs it anyway)"
+    )
+    assert picture(web03) == before
+
+
+def test_a_hostname_cannot_inject_a_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tampered snapshot's hostname with a newline stays text: in the header comment and
+    in the host check, never a command of the root script."""
+    tree = copy_tree(TREES["rhel6"], tmp_path / "evil")
+    marker = tmp_path / "pwned"
+    (tree / "proc/sys/kernel/hostname").write_text(f"web03\ntouch {marker} #\n")
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    header = script.read_text().splitlines()[1]
+    assert header.startswith("# ctguard ") and f"?touch {marker}" in header
+    ran = run(SHELLS[0], script, tree, tmp_path / "backups")
+    assert ran.returncode == 0, ran.stderr
+    assert not marker.exists()
 
 
 def test_without_sha256sum_cksum_checks(

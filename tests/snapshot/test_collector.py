@@ -240,6 +240,39 @@ def test_missing_programs_are_named_in_the_manifest(tmp_path: Path) -> None:
     assert "/ctguard_commands/ip6tables-save" not in failed
 
 
+def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:
+    """No -o (or a relative one): the archive lands where the script was run, although it
+    is made from inside the snapshot tree."""
+    tree = FIXTURES["rhel6-example"]
+    script = tmp_path / "ctguard-collect.sh"
+    script.write_text(collector_script())
+    here = tmp_path / "here"
+    here.mkdir()
+    done = subprocess.run(
+        [*SHELLS["dash"], str(script), "--no-table"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=here,
+        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (archive,) = here.iterdir()
+    assert done.stdout.strip() == f"{here.resolve()}/{archive.name}"
+
+
+def test_the_manifest_escapes_backslashes_and_quotes_under_this_awk(tmp_path: Path) -> None:
+    """Names with a backslash or a quote stay valid JSON whatever awk runs the script (mawk,
+    Debian's default, doubled no backslash through gsub)."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    odd = ("we\\ird.conf", 'quo"te.conf')
+    for name in odd:
+        (tree / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+        (tree / "etc/sysctl.d" / name).write_text("net.netfilter.nf_conntrack_max = 262144\n")
+    archive = collect_archive(tmp_path, "dash", tree, "--no-table")
+    captured = manifest_of(archive)["captured"]  # json.loads: fails on a bad escape
+    for name in odd:
+        assert f"/etc/sysctl.d/{name}" in captured
+
+
 def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)

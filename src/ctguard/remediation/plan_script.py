@@ -271,14 +271,32 @@ mirror_differs() {
 mirror_backup() { if mirror_differs "$2" "$3"; then backup_value "$1" "$2"; fi; }
 # mirror_set MIRROR VALUE
 mirror_set() { if mirror_differs "$1" "$2"; then set_value "${1##*/} (mirror)" "$1" "$2" "$2"; fi; }
+# check_host NAME: the plan was made for NAME; another host is refused (CTGUARD_ANY_HOST=1:
+# on purpose, such as a clone)
+check_host() {
+  [ "${CTGUARD_ANY_HOST:-}" = 1 ] && return 0
+  h=$(cat "$R/proc/sys/kernel/hostname" 2>/dev/null) || h=
+  [ "$h" = "$1" ] || die 2 "this host is ${h:-unknown}, the plan was made for $1: nothing was" \
+    "changed (CTGUARD_ANY_HOST=1 runs it anyway)"
+}
 # quoted WORD: WORD as one single-quoted shell word
 quoted() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 """
 
 
+def comment_text(text: str) -> str:
+    r"""``text`` fit for a shell comment: printable ASCII only, so a newline in a snapshot's
+    hostname or path cannot end the comment and start a command run as root.
+
+    >>> comment_text("web03\ntouch /tmp/x #")
+    'web03?touch /tmp/x #'
+    """
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
 def _header(plan: Plan, identity: HostIdentity, plan_id: str, checksum: str) -> list[str]:
-    host = identity.hostname or "?"
-    made_from = identity.root if identity.root != "/" else "the host itself"
+    host = comment_text(identity.hostname or "?")
+    made_from = comment_text(identity.root) if identity.root != "/" else "the host itself"
     fixes = " ".join(plan.addresses) or "none"
     return [
         "#!/bin/sh",
@@ -348,6 +366,9 @@ def plan_script(plan: Plan, identity: HostIdentity, checksum: str) -> str:
         out += ['say "the plan changes nothing"', "exit 0"]
         return "\n".join(out) + "\n"
     out += ["", "# 1. check everything before changing anything", "TODO="]
+    if identity.hostname:
+        # stock files are alike across a fleet: the checksums alone would not tell web04
+        out.append(f"check_host {q(identity.hostname)}")
     for index, change in enumerate(files, 1):
         before, after = _sums(change.before), _sums(change.after)
         args = " ".join(q(x) for x in (change.path, *before, *after))

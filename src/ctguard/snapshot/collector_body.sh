@@ -43,6 +43,9 @@ R=${CTGUARD_ROOT:-}
 while [ -n "$R" ] && [ "${R%/}" != "$R" ]; do R=${R%/}; done
 if [ -n "$R" ] && [ ! -d "$R" ]; then die "CTGUARD_ROOT=$R is not a directory"; fi
 [ -d "$OUT_DIR" ] || die "-o $OUT_DIR: no such directory"
+# absolute: the archive is made from inside the snapshot tree (cd), and a relative -o
+# (the default ".") would then name another directory
+OUT_DIR=$(cd "$OUT_DIR" && pwd -P) || die "-o: cannot enter that directory"
 
 TMP=
 CHILD=
@@ -578,9 +581,17 @@ json_manifest() {
         -v fmt="$MANIFEST_FORMAT" -v collector="$COLLECTOR" \
         -v capf="$W/captured.s" -v absf="$W/absent.s" -v failf="$W/failed" '
 function esc(s,   out, i, c, n) {
-    gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); gsub(/\r/, "\\r", s)
+    # one character at a time, no gsub: its backslash handling differs between awks (mawk,
+    # gawk --posix); bytes outside printable ASCII become "?"
     out = ""; n = length(s)
-    for (i = 1; i <= n; i++) { c = substr(s, i, 1); if (c >= " " && c <= "~") out = out c; else out = out "?" }
+    for (i = 1; i <= n; i++) {
+        c = substr(s, i, 1)
+        if (c == "\\") out = out "\\\\"
+        else if (c == "\"") out = out "\\\""
+        else if (c == "\t") out = out "\\t"
+        else if (c >= " " && c <= "~") out = out c
+        else out = out "?"
+    }
     return "\"" out "\""
 }
 function str(s) { return s == "" ? "null" : esc(s) }
@@ -635,6 +646,9 @@ if [ -n "$NETNS" ] && [ -z "$INNER" ]; then
     exit "$rc"
 fi
 BORN=${CTGUARD_NETNS_BORN:-}
+case $BORN in
+    '' | *[!0-9.]* | *.*.*) BORN= ;;  # a number of seconds, or nothing (it reaches the JSON)
+esac
 
 # ---- all of it ------------------------------------------------------------------------
 # (the lists are split on blanks: their paths hold no blank and no glob character)
@@ -679,5 +693,10 @@ NAME=ctguard-${SAFE:-host}-$(date -u +%Y%m%dT%H%M%SZ).tar.gz
     tar -czf "$TMP/snapshot.tar.gz" "$@"
 ) || die "could not write the archive in $OUT_DIR"
 chmod 600 "$TMP/snapshot.tar.gz"
-mv "$TMP/snapshot.tar.gz" "$OUT_DIR/$NAME" || die "could not move the archive into $OUT_DIR"
+# -T: a name planted meanwhile (a link to a directory, in a world-writable -o) is replaced,
+# never moved into; then make sure what is there is our file
+mv -T "$TMP/snapshot.tar.gz" "$OUT_DIR/$NAME" 2>/dev/null ||
+    die "could not move the archive into $OUT_DIR"
+{ [ -f "$OUT_DIR/$NAME" ] && [ ! -h "$OUT_DIR/$NAME" ]; } ||
+    die "$OUT_DIR/$NAME is not the archive written: is -o writable by others?"
 printf '%s\n' "$OUT_DIR/$NAME"
