@@ -270,3 +270,28 @@ def test_no_script_for_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert out == ""
     assert "--format sh writes a host's files and values" in err
+
+
+def test_a_backup_dir_others_can_write_is_refused_before_any_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The undo script lives with the backups and root may run it later: a backup directory
+    another user owns, or whose parent anyone may write (not sticky), is refused."""
+    tree = copy_tree(TREES["rhel6"], tmp_path / "web03")
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    before = picture(tree)
+    open_parent = tmp_path / "open"
+    open_parent.mkdir()
+    open_parent.chmod(0o777)  # anyone may write, not sticky: B could be swapped
+    refused = run(SHELLS[0], script, tree, open_parent / "backups")
+    assert refused.returncode == 3
+    assert "is not this user's alone" in refused.stderr
+    assert picture(tree) == before and not (open_parent / "backups").exists()
+    if os.geteuid() != 0:
+        pytest.skip("a directory owned by another user needs root to make")
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    os.chown(planted, 65534, 65534)  # made by someone else beforehand
+    refused = run(SHELLS[0], script, tree, planted)
+    assert refused.returncode == 3 and picture(tree) == before
+    assert not (planted / "undo.sh").exists()

@@ -271,6 +271,22 @@ mirror_differs() {
 mirror_backup() { if mirror_differs "$2" "$3"; then backup_value "$1" "$2"; fi; }
 # mirror_set MIRROR VALUE
 mirror_set() { if mirror_differs "$1" "$2"; then set_value "${1##*/} (mirror)" "$1" "$2" "$2"; fi; }
+# owned_dir DIR [sticky]: DIR (the backups, the undo script root may run later) is this
+# user's alone: a directory, not a link, owned by us, writable by nobody else; "sticky": a
+# parent such as /tmp may be writable by all if sticky (no one can rename our entries)
+owned_dir() {
+  [ -e "$1" ] || return 0
+  bad=
+  if [ -h "$1" ] || [ ! -d "$1" ]; then bad=1
+  elif [ -n "$(find "$1" -prune ! -user "$(id -u)" 2>/dev/null)" ] &&
+       { [ -z "${2:-}" ] || [ -n "$(find "$1" -prune ! -user 0 2>/dev/null)" ]; }; then bad=1
+  elif [ -n "$(find "$1" -prune \( -perm -020 -o -perm -002 \) 2>/dev/null)" ]; then
+    if [ -z "${2:-}" ] || [ -z "$(find "$1" -prune -perm -1000 2>/dev/null)" ]; then bad=1; fi
+  fi
+  [ -z "$bad" ] || die 3 "$1 is not this user's alone (a link, another owner, or writable" \
+    "by others): the backups and the undo script cannot be kept there; set" \
+    "CTGUARD_BACKUP_DIR elsewhere"
+}
 # check_host NAME: the plan was made for NAME; another host is refused (CTGUARD_ANY_HOST=1:
 # on purpose, such as a clone)
 check_host() {
@@ -389,7 +405,9 @@ def plan_script(plan: Plan, identity: HostIdentity, checksum: str) -> str:
         'trap \'st=$?; [ "$st" = 0 ] || printf "ctguard: stopped (exit %s): run this script'
         ' again to finish, or sh %s to put back what it changed\\n" "$st" "$B/undo.sh"'
         " >&2' EXIT",
+        'owned_dir "${B%/*}" sticky',
         'mkdir -p "$B/files" "$B/runtime"',
+        'for d in "$B" "$B/files" "$B/runtime"; do owned_dir "$d"; done',
         "step",
         "{",
         '  printf "#!/bin/sh\\n# ctguard: undo %s\\nR=%s\\nB=%s\\n" '
