@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,12 @@ def signals_kept() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def manifest_of(archive: Path) -> dict[str, Any]:
+    """The manifest of a snapshot archive (``ctguard snapshot``'s or the collector's)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("ctguard_manifest.json")
+        assert member is not None
+        data: dict[str, Any] = json.load(member)
+    return data

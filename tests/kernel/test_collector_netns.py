@@ -8,15 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ctguard.snapshot.collector import collector_script
-from helpers import run_ctguard
+from helpers import manifest_of, run_ctguard
 from netns_helpers import Netns
 
 pytestmark = pytest.mark.kernel
@@ -25,14 +23,6 @@ SHELLS = {
     "dash": [shutil.which("dash") or "dash"],
     "busybox": [shutil.which("busybox") or "busybox", "sh"],
 }
-
-
-def manifest_of(archive: Path) -> dict[str, Any]:
-    with tarfile.open(archive) as tar:
-        member = tar.extractfile("ctguard_manifest.json")
-        assert member is not None
-        data: dict[str, Any] = json.load(member)
-    return data
 
 
 def doctor(archive: Path, fmt: str) -> str:

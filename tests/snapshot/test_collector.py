@@ -18,7 +18,6 @@ import signal
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,7 +28,7 @@ from ctguard.snapshot.capture import CaptureOptions, capture
 from ctguard.snapshot.collector import _path as collector_path
 from ctguard.snapshot.collector import collector_script
 from ctguard.snapshot.writer import DirWriter
-from helpers import signals_kept
+from helpers import manifest_of, signals_kept
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = {
@@ -171,14 +170,6 @@ def doctor(root: Path, fmt: str) -> str:
     with signals_kept(), contextlib.redirect_stdout(out):
         main(["doctor", "--root", str(root), "--format", fmt])
     return out.getvalue()
-
-
-def manifest_of(archive: Path) -> dict[str, Any]:
-    with tarfile.open(archive) as tar:
-        member = tar.extractfile("ctguard_manifest.json")
-        assert member is not None
-        data: dict[str, Any] = json.load(member)
-    return data
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
