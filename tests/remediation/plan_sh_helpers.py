@@ -62,11 +62,22 @@ def found(capsys: pytest.CaptureFixture[str], root: Path) -> set[str]:
     return {f["id"] for f in report["findings"] if f["status"] == "found"}
 
 
-def make_script(capsys: pytest.CaptureFixture[str], root: Path, to: Path) -> Path:
-    """``ctguard plan --root ROOT --format sh`` saved as ``to``."""
+STEP = "  N=$((N + 1))\n"
+# what the tests add to a script to stop it at step K (CTGUARD_STOP_AT=K): the shipped
+# script has no such hook, a root script must not die on an environment variable
+STOP_HOOK = STEP + '  if [ "${CTGUARD_STOP_AT:-}" = "$N" ]; then kill -KILL $$; fi\n'
+
+
+def make_script(
+    capsys: pytest.CaptureFixture[str], root: Path, to: Path, stops: bool = False
+) -> Path:
+    """``ctguard plan --root ROOT --format sh`` saved as ``to``; ``stops``: with the
+    tests' hook that kills it at step CTGUARD_STOP_AT."""
     capsys.readouterr()
     assert main(["plan", "--root", str(root), "--format", "sh"]) == 0
-    to.write_text(capsys.readouterr().out)
+    script = capsys.readouterr().out
+    assert "CTGUARD_STOP_AT" not in script and script.count(STEP) == 1
+    to.write_text(script.replace(STEP, STOP_HOOK) if stops else script)
     return to
 
 

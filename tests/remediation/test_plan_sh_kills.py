@@ -21,7 +21,7 @@ def test_killed_at_each_step_a_rerun_finishes_or_the_undo_restores(
     shell: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = copy_tree(TREES[name], tmp_path / "source")
-    script = make_script(capsys, source, tmp_path / "plan.sh")
+    script = make_script(capsys, source, tmp_path / "plan.sh", stops=True)
     original = picture(source)
     whole = copy_tree(source, tmp_path / "whole")
     assert run(shell, script, whole, tmp_path / "whole-backups").returncode == 0
