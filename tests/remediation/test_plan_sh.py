@@ -295,3 +295,30 @@ def test_a_backup_dir_others_can_write_is_refused_before_any_change(
     refused = run(SHELLS[0], script, tree, planted)
     assert refused.returncode == 3 and picture(tree) == before
     assert not (planted / "undo.sh").exists()
+
+
+def test_the_undo_leaves_a_file_edited_since_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `ctguard rollback` refuses to undo over an edit, the undo script keeps a file
+    changed after the script wrote it (exit 3, named) and restores the rest;
+    CTGUARD_FORCE=1 puts the backup back anyway."""
+    tree = copy_tree(TREES["rhel6"], tmp_path / "web03")
+    original = (tree / "etc/sysctl.conf").read_bytes()
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    backups = tmp_path / "backups"
+    assert run(SHELLS[0], script, tree, backups).returncode == 0
+    edited = (tree / "etc/sysctl.conf").read_bytes() + b"vm.swappiness = 10\n"
+    (tree / "etc/sysctl.conf").write_bytes(edited)
+    modprobe = tree / "etc/modprobe.d/ctguard-conntrack.conf"
+    assert modprobe.exists()  # made by the script
+
+    undo = run(SHELLS[0], backups / "undo.sh", tree, backups)
+    assert undo.returncode == 3
+    assert "/etc/sysctl.conf was changed after the script wrote it" in undo.stderr
+    assert (tree / "etc/sysctl.conf").read_bytes() == edited  # the edit is kept
+    assert not modprobe.exists()  # the rest is undone
+
+    forced = run(SHELLS[0], backups / "undo.sh", tree, backups, extra={"CTGUARD_FORCE": "1"})
+    assert forced.returncode == 0, forced.stderr
+    assert (tree / "etc/sysctl.conf").read_bytes() == original

@@ -125,13 +125,24 @@ put_back() {
 
 _UNDO_BODY = r"""
 FAILED=0
-# undo_file N PATH: the backup back, or remove what the script created
+# undo_file N PATH AFTER_SHA256 AFTER_CKSUM: the backup back, or remove what the script
+# created; a file edited since the script wrote it is left as it is (CTGUARD_FORCE=1: undone
+# anyway), as `ctguard rollback` refuses to undo over an edit
 undo_file() {
   p=$R$2
   temp_of "$p"
-  if [ -f "$B/files/$1" ]; then put_back "$B/files/$1" "$p"; say "restored $2"
-  elif [ -f "$B/files/$1.absent" ]; then rm -f "$T" "$p"; say "removed $2"
-  else rm -f "$T"; fi
+  if [ "$SUM" = sha256 ]; then a=$3; else a=$4; fi
+  now=$(sum_of "$p")
+  if [ -f "$B/files/$1" ]; then was=$(sum_of "$B/files/$1")
+  elif [ -f "$B/files/$1.absent" ]; then was=absent
+  else rm -f "$T"; return 0; fi
+  if [ "$now" != "$a" ] && [ "$now" != "$was" ] && [ "${CTGUARD_FORCE:-}" != 1 ]; then
+    printf 'ctguard: %s was changed after the script wrote it: left as it is (undo it by' "$2" >&2
+    printf ' hand, or run this again with CTGUARD_FORCE=1)\n' >&2
+    rm -f "$T"; FAILED=1; return 0
+  fi
+  if [ "$was" = absent ]; then rm -f "$T" "$p"; say "removed $2"
+  else put_back "$B/files/$1" "$p"; say "restored $2"; fi
 }
 # undo_value N PATH: the runtime value back (a tree's file byte for byte)
 undo_value() {
@@ -357,7 +368,8 @@ def _undo_script(files: Sequence[WriteFile], sysctls: Sequence[SetSysctl]) -> li
             lines.append(f"undo_value {index + 1}.m {q(_mirror(change))}")
         lines.append(f"undo_value {index + 1} {q(change.path)}")
     for index in reversed(range(len(files))):
-        lines.append(f"undo_file {index + 1} {q(files[index].path)}")
+        after = " ".join(q(x) for x in _sums(files[index].after))
+        lines.append(f"undo_file {index + 1} {q(files[index].path)} {after}")
     lines += [
         "undo_dirs",
         '[ "$FAILED" = 0 ] || exit 3',
