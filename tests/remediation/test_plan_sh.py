@@ -322,3 +322,21 @@ def test_the_undo_leaves_a_file_edited_since_and_says_so(
     forced = run(SHELLS[0], backups / "undo.sh", tree, backups, extra={"CTGUARD_FORCE": "1"})
     assert forced.returncode == 0, forced.stderr
     assert (tree / "etc/sysctl.conf").read_bytes() == original
+
+
+def test_a_linked_directory_in_a_tree_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With CTGUARD_ROOT, /etc/sysconfig as a link to a directory outside the tree must not
+    lead the write out of it."""
+    tree = copy_tree(TREES["rhel6"], tmp_path / "web03")
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    outside = tmp_path / "outside"
+    shutil.copytree(tree / "etc/sysconfig", outside)
+    shutil.rmtree(tree / "etc/sysconfig")
+    (tree / "etc/sysconfig").symlink_to(outside)
+    before = picture(outside)
+    refused = run(SHELLS[0], script, tree, tmp_path / "backups")
+    assert refused.returncode == 2
+    assert "/etc/sysconfig is a link in the tree" in refused.stderr
+    assert picture(outside) == before

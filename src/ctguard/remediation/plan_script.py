@@ -178,6 +178,12 @@ check_file() {
   if [ -h "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then
     die 2 "$1 is not a regular file: nothing was changed"
   fi
+  # in a tree, a linked directory on the way could lead the write out of it
+  d=${1%/*}
+  while [ -n "$R" ] && [ -n "$d" ]; do
+    [ -h "$R$d" ] && die 2 "$d is a link in the tree $R: nothing was changed"
+    d=${d%/*}
+  done
   if [ "$SUM" = sha256 ]; then b=$2 a=$4; else b=$3 a=$5; fi
   now=$(sum_of "$p")
   if [ "$now" = "$a" ]; then S=after
