@@ -280,7 +280,8 @@ class NamespaceUsage:
         return 100.0 * self.count / limit
 
 
-def _own_inode() -> int | None:
+def own_inode() -> int | None:
+    """The inode of the namespace ctguard itself runs in."""
     try:
         return os.stat("/proc/self/ns/net").st_ino
     except OSError:
@@ -298,7 +299,7 @@ def _label(namespace: Namespace) -> str:
 def run_in_namespace(namespace: Namespace, job: Callable[[], T], timeout: float) -> T:
     """``job()`` inside ``namespace``: directly in ctguard's own one, else in a forked
     child that joins it (root)."""
-    if namespace.inode == _own_inode():
+    if namespace.inode == own_inode():
         return job()
     return run_in_netns_path(namespace.path, job, timeout, _label(namespace))
 
@@ -328,7 +329,7 @@ def namespace_usage(
     most ``each`` seconds apiece and ``total`` seconds in all; a namespace that vanished,
     timed out or was not reached gets ``count=None`` and the reason in ``error``.
     """
-    own = _own_inode()
+    own = own_inode()
     deadline = time.monotonic() + total
     usages = []
     for namespace in namespaces:

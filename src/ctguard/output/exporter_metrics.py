@@ -3,7 +3,6 @@ per scrape and renders it under the names of ``metric_names`` (docs/exporter.md)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -52,6 +51,13 @@ NETNS_LABELS = ("netns", "container_id", "pod_uid")
 HOST = ("", "", "")  # the namespace the exporter runs in: no netns label
 
 
+@dataclass(frozen=True)
+class NamespaceReading:
+    entries: int | None
+    stats: Mapping[str, int]
+    stats_source: str
+
+
 def _per_netns(sample: ExporterSample) -> Iterator[tuple[tuple[str, ...], NamespaceReading]]:
     """(netns label values, reading) for the host, then each namespace read (--netns all)."""
     yield HOST, NamespaceReading(sample.entries, sample.stats, sample.stats_source)
@@ -61,13 +67,6 @@ def _per_netns(sample: ExporterSample) -> Iterator[tuple[tuple[str, ...], Namesp
                 (ns.netns, ns.container, ns.pod),
                 NamespaceReading(ns.entries, ns.stats, ns.stats_source),
             )
-
-
-@dataclass(frozen=True)
-class NamespaceReading:
-    entries: int | None
-    stats: Mapping[str, int]
-    stats_source: str
 
 
 def _table_metrics(sample: ExporterSample) -> Iterator[Metric]:
@@ -180,9 +179,7 @@ class ExporterCollector(Collector):
 
     def __init__(self, sample: Callable[[], ExporterSample]) -> None:
         self._sample = sample
-        self._lock = threading.Lock()  # one scrape at a time: the sampler keeps state
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            sample = self._sample()
-        yield from sample_metrics(sample)
+        # one scrape at a time without a lock: MetricsServer answers requests in one thread
+        yield from sample_metrics(self._sample())

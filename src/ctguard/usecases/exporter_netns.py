@@ -26,6 +26,7 @@ from ctguard.errors import CtguardError
 from ctguard.facts import read_safely
 from ctguard.host.commands import LiveCommands
 from ctguard.host.namespaces import Namespace, list_namespaces
+from ctguard.host.namespaces import own_inode as namespaces_own_inode
 from ctguard.host.netns_thread import NamespaceThread, thread_proc
 from ctguard.host.root import HostRoot
 from ctguard.missing import Missing
@@ -125,7 +126,7 @@ class NamespacesReader:
         self.max_netns = max_netns
         self._lister = lister
         self._read = read
-        self._own_inode = own_inode or _own_inode
+        self._own_inode = own_inode or namespaces_own_inode
         self._thread = NamespaceThread()
         self._seen: dict[int, int] = {}
 
@@ -159,10 +160,3 @@ class NamespacesReader:
 
 def _failed(blank: NamespaceSample, error: str) -> NamespaceSample:
     return NamespaceSample(blank.netns, blank.container, blank.pod, error=error)
-
-
-def _own_inode() -> int | None:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino
-    except OSError:
-        return None
