@@ -183,6 +183,7 @@ def test_without_sha256sum_cksum_checks(
         "mkdir",
         "chmod",
         "sync",
+        "dd",
         "cat",
         "sed",
         "id",
@@ -340,3 +341,89 @@ def test_a_linked_directory_in_a_tree_is_refused(
     assert refused.returncode == 2
     assert "/etc/sysconfig is a link in the tree" in refused.stderr
     assert picture(outside) == before
+
+
+FAKE_TOOL = '#!/bin/sh\nprintf "%s %s\\n" "${0##*/}" "$*" >> "$CTGUARD_TEST_LOG"\n'
+
+
+@pytest.mark.parametrize("enforcing", [True, False])
+def test_selinux_labels_follow_the_files(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], enforcing: bool
+) -> None:
+    """A replaced file keeps its own SELinux label (chcon --reference, before the rename),
+    a new file gets its path's (restorecon); with SELinux off neither is run."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "selinuxenabled").write_text(f"#!/bin/sh\nexit {0 if enforcing else 1}\n")
+    for name in ("chcon", "restorecon"):
+        (tools / name).write_text(FAKE_TOOL)
+    for fake in tools.iterdir():
+        fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    log.touch()
+    plan = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    paths = [f["path"] for f in plan["files"]]
+    existed = {p: (tree / p.lstrip("/")).exists() for p in paths}
+    assert True in existed.values() and False in existed.values()  # both kinds are planned
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    path = f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    extra = {"CTGUARD_TEST_LOG": str(log)}
+    backups = tmp_path / "backups"
+
+    def temp(p: str) -> str:
+        folder, name = p.rsplit("/", 1)
+        return f"{tree}{folder}/.{name}.ctguard-new"
+
+    done = run(SHELLS[0], script, tree, backups, path=path, extra=extra)
+    assert done.returncode == 0, done.stderr
+    expected = [
+        f"chcon --reference={tree}{p} {temp(p)}" if existed[p] else f"restorecon {tree}{p}"
+        for p in paths
+    ]
+    assert log.read_text().splitlines() == (expected if enforcing else [])
+
+    log.write_text("")
+    undo = run(SHELLS[0], backups / "undo.sh", tree, backups, path=path, extra=extra)
+    assert undo.returncode == 0, undo.stderr
+    restored = [f"chcon --reference={tree}{p} {temp(p)}" for p in reversed(paths) if existed[p]]
+    runtime = (f"={tree}/proc/", f"={tree}/sys/")  # a tree's runtime values come back so too
+    calls = [line for line in log.read_text().splitlines() if not any(r in line for r in runtime)]
+    assert calls == (restored if enforcing else [])
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_each_written_file_is_flushed_alone_not_every_filesystem(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before a rename makes it the file, each new file and backup is fsync'd by itself;
+    sync(2), which flushes every filesystem of a busy host, is never called."""
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    paths = [
+        f["path"]
+        for f in cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])["files"]
+    ]
+    backups = sum(1 for p in paths if (tree / p.lstrip("/")).exists())
+    log = tmp_path / "strace.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CTGUARD_ROOT": str(tree),
+           "CTGUARD_BACKUP_DIR": str(tmp_path / "backups"), "LC_ALL": "C"}  # fmt: skip
+    argv = ["strace", "-f", "-o", str(log), "-e", "trace=fsync,fdatasync,sync,syncfs",
+            "--", shutil.which(SHELLS[0]) or SHELLS[0], str(script)]  # fmt: skip
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    calls = [line.split(None, 1)[1] for line in log.read_text().splitlines() if "(" in line]
+    assert not [c for c in calls if c.startswith(("sync(", "syncfs("))], calls
+    assert len([c for c in calls if c.startswith("fsync(")]) >= len(paths) + backups
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_shellcheck_finds_nothing_in_the_script_or_its_undo(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """shellcheck as POSIX sh (-s sh: no bash features) on both scripts a host runs."""
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    backups = tmp_path / "backups"
+    assert run(SHELLS[0], script, tree, backups).returncode == 0
+    for checked in (script, backups / "undo.sh"):
+        done = subprocess.run(["shellcheck", "-s", "sh", str(checked)],
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT)  # fmt: skip
+        assert (done.returncode, done.stdout) == (0, ""), checked.name

@@ -12,8 +12,9 @@ precomputed bytes, renames, sets the runtime values and reads them back. The ste
 2. make the backup directory and write ``undo.sh`` there, before the first change;
 3. back up every file and runtime value about to change (a backup is never replaced: a run
    after an interrupted one keeps the first backups);
-4. write each file through a temporary file in its own directory (the old file's mode and
-   owner, checked against the planned checksum, synced), then ``mv`` it over the file;
+4. write each file through a temporary file in its own directory (the old file's mode,
+   owner and SELinux label, checked against the planned checksum, flushed to disk), then
+   ``mv`` it over the file (a new file gets its label from ``restorecon``);
 5. set the runtime values, then read each back; a value the kernel does not take runs the
    undo script (exit 3).
 
@@ -98,8 +99,8 @@ def _parents(path: str) -> list[str]:
 _COMMON = r"""
 say() { printf 'ctguard: %s\n' "$*"; }
 die() { code=$1; shift; printf 'ctguard: %s\n' "$*" >&2; exit "$code"; }
-if command -v sha256sum >/dev/null 2>&1; then SUM=sha256
-elif command -v cksum >/dev/null 2>&1; then SUM=cksum
+if command -v sha256sum >/dev/null 2>&1; then SUM="sha256"
+elif command -v cksum >/dev/null 2>&1; then SUM="cksum"
 else die 3 "neither sha256sum nor cksum is here: nothing was changed"; fi
 # sum_of FILE: its checksum (sha256, or POSIX cksum "CRC LENGTH"), "absent" when missing
 sum_of() {
@@ -114,12 +115,38 @@ value_of() {
 }
 # temp_of FILE: the temporary name beside it, in T
 temp_of() { T="${1%/*}/.${1##*/}.ctguard-new"; }
-# put_back BACKUP FILE: FILE gets BACKUP's bytes, mode and owner, by rename
+# on_disk FILE: FILE's bytes reach the disk before it is renamed over another (dd
+# conv=fsync: coreutils 6+, busybox); where dd cannot, sync (every filesystem, slower)
+on_disk() {
+  dd if="$1" of="$1" bs=65536 conv=notrunc,fsync 2>/dev/null || sync
+}
+# SELinux: a file made beside another gets the directory's label, not the file's
+# (/etc/sysconfig/iptables-config is system_conf_t, /etc/sysconfig etc_t); labeled
+# TEMP FILE gives TEMP the label FILE has, before TEMP replaces it, and relabel FILE gives
+# a file that was not there before the label the policy gives its path
+selinux_on() {
+  command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled 2>/dev/null
+}
+labeled() {
+  if [ -e "$2" ] && selinux_on && command -v chcon >/dev/null 2>&1; then
+    chcon --reference="$2" "$1" 2>/dev/null ||
+      printf 'ctguard: could not copy the SELinux label of %s; run restorecon on it\n' "$2" >&2
+  fi
+}
+relabel() {
+  if selinux_on && command -v restorecon >/dev/null 2>&1; then
+    restorecon "$1" 2>/dev/null ||
+      printf 'ctguard: restorecon %s failed; run it by hand\n' "$1" >&2
+  fi
+}
+# put_back BACKUP FILE: FILE gets BACKUP's bytes, mode, owner (and FILE's label), by rename
 put_back() {
   temp_of "$2"
   rm -f "$T"
   cp -p "$1" "$T"
-  mv -f "$T" "$2"
+  on_disk "$T"
+  if [ -e "$2" ]; then labeled "$T" "$2"; mv -f "$T" "$2"
+  else mv -f "$T" "$2"; relabel "$2"; fi
 }
 """
 
@@ -209,6 +236,7 @@ backup_file() {
   if [ -e "$B/files/$1" ] || [ -e "$B/files/$1.absent" ]; then return 0; fi
   if [ -e "$R$2" ]; then
     cp -p "$R$2" "$B/files/$1.new"
+    on_disk "$B/files/$1.new"
     step
     mv -f "$B/files/$1.new" "$B/files/$1"
   else
@@ -247,9 +275,11 @@ write_file() {
     die 3 "this shell wrote other bytes than planned for $1 ($SUM $got, not $want):" \
       "run it with another shell (dash, bash); $1 was left as it was"
   fi
-  sync
+  on_disk "$T"
+  if [ -e "$p" ]; then labeled "$T" "$p"; fi
   step
-  mv -f "$T" "$p"
+  if [ -e "$p" ]; then mv -f "$T" "$p"
+  else mv -f "$T" "$p"; relabel "$p"; fi
   say "wrote $1"
   step
 }
@@ -356,6 +386,8 @@ def _setup(plan_id: str) -> list[str]:
         '  R=$(cd "$R" && pwd -P)',
         '  [ "$R" = / ] && R=',
         "fi",
+        '# as root from cron or su, PATH may lack sbin: selinuxenabled, restorecon live there',
+        'if [ -z "$R" ]; then PATH=$PATH:/usr/sbin:/sbin; export PATH; fi',
         'if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then',
         '  die 3 "run as root (or set CTGUARD_ROOT to a tree): nothing was changed"',
         "fi",
@@ -419,6 +451,7 @@ def plan_script(plan: Plan, identity: HostIdentity, checksum: str) -> str:
         "step",
         "",
         "# 2. the backup directory and the undo script, before the first change",
+        "st=0",
         'trap \'st=$?; [ "$st" = 0 ] || printf "ctguard: stopped (exit %s): run this script'
         ' again to finish, or sh %s to put back what it changed\\n" "$st" "$B/undo.sh"'
         " >&2' EXIT",
