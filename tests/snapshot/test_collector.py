@@ -91,13 +91,22 @@ def tool_path(
     return f"{fakes}:{tools}"
 
 
+# in a copied tree the script runs no program unless asked: here the programs are the fakes
+RUN_PROGRAMS = {"CTGUARD_TREE_COMMANDS": "1"}
+
+
 def run_collector(
-    tmp: Path, shell: str, fixture: Path, *args: str, path: str | None = None
+    tmp: Path,
+    shell: str,
+    fixture: Path,
+    *args: str,
+    path: str | None = None,
+    programs: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     script = tmp / "ctguard-collect.sh"
     script.write_text(collector_script())
     path = path or tool_path(tmp, fixture, applets=shell == "busybox-only")
-    env = {"PATH": path, "CTGUARD_ROOT": str(fixture)}
+    env = {"PATH": path, "CTGUARD_ROOT": str(fixture), **(RUN_PROGRAMS if programs else {})}
     return subprocess.run(
         [*SHELLS[shell], str(script), *args],
         capture_output=True,
@@ -231,6 +240,38 @@ def test_missing_programs_are_named_in_the_manifest(tmp_path: Path) -> None:
     assert "/ctguard_commands/ip6tables-save" not in failed
 
 
+def test_a_copied_tree_runs_no_program_unless_asked(tmp_path: Path) -> None:
+    """CTGUARD_ROOT without CTGUARD_TREE_COMMANDS=1: no program runs (each would read this
+    host, not the tree), and the manifest says so for each."""
+    tree = FIXTURES["modern-builtin"]  # a tree with every capture, so every fake exists
+    path = tool_path(tmp_path, tree)
+    ran = tmp_path / "ran"
+    for fake in (tmp_path / "fakes").iterdir():
+        script = fake.read_text().replace("#!/bin/sh\n", f"#!/bin/sh\necho {fake.name} >>'{ran}'\n")
+        fake.write_text(script)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_collector(tmp_path, "dash", tree, "-o", str(out), path=path, programs=False)
+    assert done.returncode == 0, done.stderr
+    assert not ran.exists()
+    (archive,) = out.iterdir()
+    manifest = manifest_of(archive)
+    assert not [p for p in manifest["captured"] if p.startswith("/ctguard_commands/")]
+    failed = {f["what"]: f["why"] for f in manifest["failed"]}
+    assert failed["/ctguard_commands/iptables-save"] == (
+        "not run: CTGUARD_ROOT is a copied tree and iptables-save would read this host "
+        "(CTGUARD_TREE_COMMANDS=1 runs it)"
+    )
+    for name, program in (("nft-json", "nft"), ("ip-addr", "ip"), ("dmesg", "dmesg")):
+        why = failed[f"/ctguard_commands/{name}"]
+        assert why.startswith(f"not run: CTGUARD_ROOT is a copied tree and {program} ")
+    again = tmp_path / "again"
+    again.mkdir()
+    done = run_collector(tmp_path, "dash", tree, "-o", str(again), path=path, programs=True)
+    assert done.returncode == 0, done.stderr
+    assert ran.exists()  # the same fakes run when asked: the check above can fail
+
+
 def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:
     """No -o (or a relative one): the archive lands where the script was run, although it
     is made from inside the snapshot tree."""
@@ -242,7 +283,7 @@ def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:
     done = subprocess.run(
         [*SHELLS["dash"], str(script), "--no-table"],
         capture_output=True, text=True, timeout=120, check=False, cwd=here,
-        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree)},
+        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (archive,) = here.iterdir()
@@ -291,7 +332,7 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     (tmp_path / "c.sh").write_text(script)
     out = tmp_path / "out"
     out.mkdir()
-    env = {"PATH": path, "CTGUARD_ROOT": str(tree)}
+    env = {"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS}
     if shell == "busybox":  # no GNU timeout: the script's own watcher kills it
         (tmp_path / "tools/timeout").unlink()
     argv = [*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)]
@@ -375,7 +416,8 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
     child = subprocess.Popen([*SHELLS["dash"], str(script), "-o", str(out)],
-                             env={"PATH": path, "CTGUARD_ROOT": str(tree)}, start_new_session=True,
+                             env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
+                             start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         for _ in range(200):  # until ps runs, at most 20 s

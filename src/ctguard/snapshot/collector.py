@@ -95,6 +95,7 @@ def _table_by_conntrack() -> str:
     secs = _seconds(spec.timeout)
     return f"""table_by_conntrack() {{
     local rc size
+    not_run {where} {shlex.quote(spec.argv[0])} && return
     if ! command -v {shlex.quote(spec.argv[0])} >/dev/null 2>&1; then
         failed {where} {shlex.quote(f"{spec.argv[0]} is not installed")}
         return

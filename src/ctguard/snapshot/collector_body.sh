@@ -18,7 +18,11 @@ not read is listed in the archive's ctguard_manifest.json, with why).
   --redact     replace IP addresses in the table, logs, dmesg and ip addr with tokens
   --no-table   skip the conntrack table dump (it can be hundreds of MB)
   --netns NAME capture the named network namespace (ip netns list), as root
-  CTGUARD_ROOT=/path   read host files under /path instead of / (a copied tree)
+  CTGUARD_ROOT=/path   read host files under /path instead of / (a copied tree); the
+               programs (iptables-save, conntrack, ip, dmesg, ...) are then not run, as
+               they would read this host: the manifest lists each as not run
+  CTGUARD_TREE_COMMANDS=1  with CTGUARD_ROOT, run the programs anyway (their output is
+               this host's, mixed into the tree's snapshot)
 EOF
 }
 
@@ -42,6 +46,9 @@ done
 R=${CTGUARD_ROOT:-}
 while [ -n "$R" ] && [ "${R%/}" != "$R" ]; do R=${R%/}; done
 if [ -n "$R" ] && [ ! -d "$R" ]; then die "CTGUARD_ROOT=$R is not a directory"; fi
+# a copied tree's snapshot must not silently hold this host's program output
+PROGRAMS=1
+if [ -n "$R" ] && [ "${CTGUARD_TREE_COMMANDS:-}" != 1 ]; then PROGRAMS=; fi
 [ -d "$OUT_DIR" ] || die "-o $OUT_DIR: no such directory"
 # absolute: the archive is made from inside the snapshot tree (cd), and a relative -o
 # (the default ".") would then name another directory
@@ -91,6 +98,12 @@ why_unreadable() {
     if [ ! -r "$1" ]; then echo "Permission denied"; else echo "could not be read"; fi
 }
 size_of() { wc -c <"$1" | tr -d ' '; }
+
+# not_run WHERE PROG: in a copied tree, record that PROG was not run (and succeed)
+not_run() {
+    [ -z "$PROGRAMS" ] || return 1
+    failed "$1" "not run: CTGUARD_ROOT is a copied tree and $2 would read this host (CTGUARD_TREE_COMMANDS=1 runs it)"
+}
 
 HAVE_TIMEOUT=
 # GNU timeout (coreutils 7+, CentOS 6 has 8.4) exits 124 when it killed the program;
@@ -492,6 +505,7 @@ command_output() {
     local name="$1" secs="$2" keep="$3" cap="$4" red="$5" where out rc size
     shift 5
     where=$CAPTURE_DIR/$name
+    not_run "$where" "$1" && return
     if ! command -v "$1" >/dev/null 2>&1; then
         failed "$where" "$1 is not installed"
         return
@@ -666,7 +680,9 @@ BLOCKED=$(ctnetlink_blocked)
 run_commands
 if [ -n "$TRACKED" ] && [ -z "$BLOCKED" ] && [ ! -e "$R$STAT_FILE" ]; then
     # ctguard reads these counters over netlink (Python); conntrack -S prints the same
-    if [ -f "$S$CAPTURE_DIR/conntrack-S" ]; then
+    if not_run "$CAPTURE_DIR/$NETLINK_STATS" conntrack; then
+        :
+    elif [ -f "$S$CAPTURE_DIR/conntrack-S" ]; then
         cp "$S$CAPTURE_DIR/conntrack-S" "$(dest "$CAPTURE_DIR/$NETLINK_STATS")" &&
             captured "$CAPTURE_DIR/$NETLINK_STATS"
     else
