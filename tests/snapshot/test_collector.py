@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from ctguard.cli import main
-from ctguard.host.commands import LiveCommands
+from ctguard.host.commands import SPECS, LiveCommands
 from ctguard.host.root import HostRoot
+from ctguard.snapshot import layout
 from ctguard.snapshot.capture import CaptureOptions, capture
 from ctguard.snapshot.collector import _path as collector_path
 from ctguard.snapshot.collector import collector_script
@@ -270,6 +271,52 @@ def test_a_copied_tree_runs_no_program_unless_asked(tmp_path: Path) -> None:
     done = run_collector(tmp_path, "dash", tree, "-o", str(again), path=path, programs=True)
     assert done.returncode == 0, done.stderr
     assert ran.exists()  # the same fakes run when asked: the check above can fail
+
+
+SBIN_AND_BIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+
+
+def test_a_live_run_finds_programs_outside_a_short_path(tmp_path: Path) -> None:
+    """As from cron, PATH without the sbin directories: on a live host the script appends
+    them after the caller's own, and exports that. iptables-save, only in /usr/local/sbin
+    (a tmpfs over it, in a private mount namespace), is found and run; every program sees
+    the longer PATH. The other programs are the caller's fakes (its directories win), so
+    nothing of this host is run."""
+    if not Path("/usr/local/sbin").is_dir():
+        pytest.skip("no /usr/local/sbin to mount a tmpfs over")
+    path = tool_path(tmp_path, FIXTURES["rhel6-example"], without=tuple(FAKES))
+    fakes = tmp_path / "fakes"
+    programs = {SPECS[name].argv[0] for name in (*layout.COMMANDS, "conntrack-L")}
+    for program in programs - {"iptables-save"}:
+        (fakes / program).write_text("#!/bin/sh\nprintf '%s\\n' \"$PATH\"\n")
+        (fakes / program).chmod(0o755)
+    sbin_fake = tmp_path / "iptables-save"
+    sbin_fake.write_text('#!/bin/sh\necho "from sbin"\nprintf \'%s\\n\' "$PATH"\n')
+    sbin_fake.chmod(0o755)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    out = tmp_path / "out"
+    out.mkdir()
+    inner = (
+        f"mount -t tmpfs -o size=1m,mode=755 ctguard-test /usr/local/sbin && "
+        f"cp '{sbin_fake}' /usr/local/sbin/ && "
+        f"PATH='{path}' {SHELLS['dash'][0]} '{script}' -o '{out}' --no-table"
+    )
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    seen = f"{path}:{SBIN_AND_BIN}\n"
+    with tarfile.open(archive) as tar:
+        got = {
+            m.name: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.name.startswith("ctguard_commands/")
+        }
+    assert got["ctguard_commands/iptables-save"] == "from sbin\n" + seen
+    assert got["ctguard_commands/uname-r"] == seen
+    assert got["ctguard_commands/ip-addr"] == seen
 
 
 def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:

@@ -49,6 +49,15 @@ if [ -n "$R" ] && [ ! -d "$R" ]; then die "CTGUARD_ROOT=$R is not a directory"; 
 # a copied tree's snapshot must not silently hold this host's program output
 PROGRAMS=1
 if [ -n "$R" ] && [ "${CTGUARD_TREE_COMMANDS:-}" != 1 ]; then PROGRAMS=; fi
+# as a plain user or from cron PATH often lacks the sbin directories, and iptables-save or
+# conntrack would be "not installed": on a live host the usual directories are appended (a
+# caller's own come first). A copied tree uses PATH as given.
+if [ -z "$R" ]; then
+    for d in /usr/local/sbin /usr/sbin /sbin /usr/local/bin /usr/bin /bin; do
+        case :$PATH: in *:"$d":*) ;; *) PATH=$PATH:$d ;; esac
+    done
+    export PATH
+fi
 [ -d "$OUT_DIR" ] || die "-o $OUT_DIR: no such directory"
 # absolute: the archive is made from inside the snapshot tree (cd), and a relative -o
 # (the default ".") would then name another directory
