@@ -352,6 +352,23 @@ def test_the_manifest_escapes_backslashes_and_quotes_under_this_awk(tmp_path: Pa
         assert f"/etc/sysctl.d/{name}" in captured
 
 
+@pytest.mark.parametrize("shell", ["dash", "busybox", "bash"])
+def test_a_name_with_a_newline_is_skipped_and_said(tmp_path: Path, shell: str) -> None:
+    """/etc/sysctl.d/"a<newline>b.conf" is one file, not the two absent names "a" and
+    "b.conf": it is left out, and the manifest says why."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    (tree / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/sysctl.d/a\nb.conf").write_text("net.netfilter.nf_conntrack_max = 1\n")
+    archive = collect_archive(tmp_path, shell, tree, "--no-table")
+    manifest = manifest_of(archive)
+    failed = {f["what"]: f["why"] for f in manifest["failed"]}
+    assert failed["/etc/sysctl.d/a?b.conf"] == "the name holds a newline; not captured"
+    named = manifest["captured"] + manifest["absent"] + list(failed)
+    assert not [p for p in named if p.startswith(("/etc/sysctl.d/a", "/etc/sysctl.d/b.conf"))
+                and p != "/etc/sysctl.d/a?b.conf"]  # fmt: skip
+
+
 def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)

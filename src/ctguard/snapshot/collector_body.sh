@@ -248,12 +248,22 @@ real_dir() {
     printf '%s' "${current:-/}"
 }
 
-# list DIR: the names in a host directory, sorted, one a line
+NL='
+'
+# list DIR: the names in a host directory, sorted, one a line; a name with a newline would
+# be two lines (two bogus names), so it is left out and recorded as not captured
 list() {
     local d="$R$1" f
     [ -d "$d" ] || return 0
     for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do
-        if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "${f##*/}"; fi
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        case ${f##*/} in
+        *"$NL"*)
+            failed "${1%/}/$(printf '%s' "${f##*/}" | tr '\n' '?')" \
+                "the name holds a newline; not captured"
+            ;;
+        *) printf '%s\n' "${f##*/}" ;;
+        esac
     done | LC_ALL=C sort
 }
 
