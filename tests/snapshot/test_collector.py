@@ -369,6 +369,71 @@ def test_a_name_with_a_newline_is_skipped_and_said(tmp_path: Path, shell: str) -
                 and p != "/etc/sysctl.d/a?b.conf"]  # fmt: skip
 
 
+def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "snap work") -> Path:
+    """A directory like the one an outer --netns run makes for the run inside."""
+    inner = where / name
+    inner.mkdir(parents=True)
+    for part in parts.split():
+        (inner / part).mkdir()
+    if "work" in parts:
+        for name in ("captured", "absent", "failed", "links", "map"):
+            (inner / "work" / name).touch()
+    return inner
+
+
+@pytest.mark.parametrize("case", ["elsewhere", "other-name", "no-work", "not-mine", "no-netns"])
+def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str) -> None:
+    """CTGUARD_COLLECT_INNER (the outer run's directory, for the run inside the namespace)
+    from the environment: anything but such a directory is refused in one line, and
+    nothing is written into it or anywhere."""
+    tree = FIXTURES["rhel6-example"]
+    out = tmp_path / "out"
+    out.mkdir()
+    where = tmp_path / "elsewhere" if case == "elsewhere" else out
+    inner = inner_dir(
+        where,
+        name="victim" if case == "other-name" else ".ctguard-collect.abc123",
+        parts="snap" if case == "no-work" else "snap work",
+    )
+    if case == "not-mine":
+        for path in (inner, inner / "snap", inner / "work"):
+            os.chown(path, 65534, 65534)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    path = tool_path(tmp_path, tree)
+    before = sorted(tmp_path.rglob("*"))
+    netns = [] if case == "no-netns" else ["--netns", "ns1"]
+    done = subprocess.run(
+        [*SHELLS["dash"], str(script), "-o", str(out), *netns],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
+             "CTGUARD_COLLECT_INNER": str(inner)},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"ctguard-collect: error: CTGUARD_COLLECT_INNER={inner} ")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_outer_runs_inner_directory_is_used(tmp_path: Path) -> None:
+    """The same run with the directory an outer run makes: accepted, written into, kept
+    (the outer run removes it), and the archive is written."""
+    tree = FIXTURES["rhel6-example"]
+    out = tmp_path / "out"
+    inner = inner_dir(out)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    done = subprocess.run(
+        [*SHELLS["dash"], str(script), "-o", str(out), "--netns", "ns1", "--no-table"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
+             "CTGUARD_COLLECT_INNER": str(inner)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (inner / "snap/ctguard_manifest.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == [inner.name, Path(done.stdout.strip()).name]
+
+
 def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)

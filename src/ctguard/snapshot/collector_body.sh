@@ -63,6 +63,22 @@ fi
 # (the default ".") would then name another directory
 OUT_DIR=$(cd "$OUT_DIR" && pwd -P) || die "-o: cannot enter that directory"
 
+# CTGUARD_COLLECT_INNER comes from the environment: trusted only as the temporary directory
+# an outer run of this script made in -o for --netns (a stray value had the script write
+# into, and keep, whatever directory it named)
+inner_ok() {
+    local d
+    [ -n "$NETNS" ] || return 1
+    case $INNER in "$OUT_DIR"/.ctguard-collect.*) ;; *) return 1 ;; esac
+    case ${INNER#"$OUT_DIR"/} in */*) return 1 ;; esac
+    for d in "$INNER" "$INNER/snap" "$INNER/work"; do
+        [ -d "$d" ] && [ ! -h "$d" ] && [ -O "$d" ] || return 1
+    done
+}
+if [ -n "$INNER" ] && ! inner_ok; then
+    die "CTGUARD_COLLECT_INNER=$(printf '%s' "$INNER" | tr '\n' '?') is not the directory an outer run made (a .ctguard-collect.* of yours in -o, with snap and work, and --netns): unset it"
+fi
+
 TMP=
 CHILD=
 WATCH=
