@@ -47,7 +47,7 @@ SHELLS = {
 }
 TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
          "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
-         "timeout", "stat"]  # fmt: skip
+         "timeout", "stat", "id", "ls"]  # fmt: skip
 # program -> (first argument it is called with or None, the capture it prints)
 FAKES = {
     "iptables-save": [(None, "iptables-save")],
@@ -381,8 +381,9 @@ def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "
     return inner
 
 
+@pytest.mark.parametrize("shell", ["dash", "busybox-only"])
 @pytest.mark.parametrize("case", ["elsewhere", "other-name", "no-work", "not-mine", "no-netns"])
-def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str) -> None:
+def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str, shell: str) -> None:
     """CTGUARD_COLLECT_INNER (the outer run's directory, for the run inside the namespace)
     from the environment: anything but such a directory is refused in one line, and
     nothing is written into it or anywhere."""
@@ -400,11 +401,11 @@ def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str) -> None:
             os.chown(path, 65534, 65534)
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
-    path = tool_path(tmp_path, tree)
+    path = tool_path(tmp_path, tree, applets=shell == "busybox-only")
     before = sorted(tmp_path.rglob("*"))
     netns = [] if case == "no-netns" else ["--netns", "ns1"]
     done = subprocess.run(
-        [*SHELLS["dash"], str(script), "-o", str(out), *netns],
+        [*SHELLS[shell], str(script), "-o", str(out), *netns],
         capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
              "CTGUARD_COLLECT_INNER": str(inner)},
@@ -415,7 +416,8 @@ def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str) -> None:
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_the_outer_runs_inner_directory_is_used(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["dash", "busybox-only"])
+def test_the_outer_runs_inner_directory_is_used(tmp_path: Path, shell: str) -> None:
     """The same run with the directory an outer run makes: accepted, written into, kept
     (the outer run removes it), and the archive is written."""
     tree = FIXTURES["rhel6-example"]
@@ -423,10 +425,11 @@ def test_the_outer_runs_inner_directory_is_used(tmp_path: Path) -> None:
     inner = inner_dir(out)
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
+    path = tool_path(tmp_path, tree, applets=shell == "busybox-only")
     done = subprocess.run(
-        [*SHELLS["dash"], str(script), "-o", str(out), "--netns", "ns1", "--no-table"],
+        [*SHELLS[shell], str(script), "-o", str(out), "--netns", "ns1", "--no-table"],
         capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
+        env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
              "CTGUARD_COLLECT_INNER": str(inner)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

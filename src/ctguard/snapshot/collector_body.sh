@@ -67,12 +67,15 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd -P) || die "-o: cannot enter that directory"
 # an outer run of this script made in -o for --netns (a stray value had the script write
 # into, and keep, whatever directory it named)
 inner_ok() {
-    local d
+    local d me
     [ -n "$NETNS" ] || return 1
     case $INNER in "$OUT_DIR"/.ctguard-collect.*) ;; *) return 1 ;; esac
     case ${INNER#"$OUT_DIR"/} in */*) return 1 ;; esac
+    me=$(id -u) || return 1
     for d in "$INNER" "$INNER/snap" "$INNER/work"; do
-        [ -d "$d" ] && [ ! -h "$d" ] && [ -O "$d" ] || return 1
+        [ -d "$d" ] && [ ! -h "$d" ] || return 1
+        # the owner's uid from ls -n (POSIX; test -O is not)
+        [ "$(ls -dn "$d" | awk '{ print $3 }')" = "$me" ] || return 1
     done
 }
 if [ -n "$INNER" ] && ! inner_ok; then
