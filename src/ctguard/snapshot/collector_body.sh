@@ -75,6 +75,7 @@ inner_ok() {
     for d in "$INNER" "$INNER/snap" "$INNER/work"; do
         [ -d "$d" ] && [ ! -h "$d" ] || return 1
         # the owner's uid from ls -n (POSIX; test -O is not)
+        # shellcheck disable=SC2012  # one path given, only its uid field is read
         [ "$(ls -dn "$d" | awk '{ print $3 }')" = "$me" ] || return 1
     done
 }
@@ -173,7 +174,7 @@ bounded() {
     rc=$?
     kill "$WATCH" 2>/dev/null
     wait "$WATCH" 2>/dev/null
-    CHILD= WATCH=
+    CHILD='' WATCH=''
     if [ -e "$W/expired" ]; then return 124; fi
     return "$rc"
 }
@@ -379,6 +380,7 @@ marker() {
 
 # the active tuned profiles in every directory tuned searches (found or recorded absent),
 # and the profiles and [variables] files they include (those found)
+# shellcheck disable=SC2016  # an awk program: its $0 and $1 are awk's, not the shell's
 TUNED_INCLUDES_AWK='
 /^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
 /^[[:space:]]*include[[:space:]]*=/ {
@@ -400,13 +402,14 @@ tuned_profiles() {
     fi
     set -f  # names and dirs are split on blanks, never globbed
     while [ "$n" -lt 24 ]; do
+        # shellcheck disable=SC2086  # split on blanks on purpose (set -f: no globbing)
         set -- $names
         [ $# -gt 0 ] || break
         name=$1
         shift
         names=$*
         active=1
-        case $name in +*) active= name=${name#+} ;; esac
+        case $name in +*) active='' name=${name#+} ;; esac
         case $seen in *" $name "*) continue ;; esac
         case $name in . | .. | *'$'* | */*) continue ;; esac
         seen="$seen$name "
@@ -429,6 +432,7 @@ tuned_profiles() {
 }
 
 # ---- redaction: the same address, the same token, in every file of one snapshot --------
+# shellcheck disable=SC2016  # an awk program: its $0 and $1 are awk's, not the shell's
 REDACT_AWK='
 function v4ok(s,   n, p, i) {
     n = split(s, p, ".")
