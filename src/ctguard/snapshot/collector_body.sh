@@ -18,7 +18,11 @@ not read is listed in the archive's ctguard_manifest.json, with why).
   --redact     replace IP addresses in the table, logs, dmesg and ip addr with tokens
   --no-table   skip the conntrack table dump (it can be hundreds of MB)
   --netns NAME capture the named network namespace (ip netns list), as root
-  CTGUARD_ROOT=/path   read host files under /path instead of / (a copied tree)
+  CTGUARD_ROOT=/path   read host files under /path instead of / (a copied tree); the
+               programs (iptables-save, conntrack, ip, dmesg, ...) are then not run, as
+               they would read this host: the manifest lists each as not run
+  CTGUARD_TREE_COMMANDS=1  with CTGUARD_ROOT, run the programs anyway (their output is
+               this host's, mixed into the tree's snapshot)
 EOF
 }
 
@@ -42,10 +46,42 @@ done
 R=${CTGUARD_ROOT:-}
 while [ -n "$R" ] && [ "${R%/}" != "$R" ]; do R=${R%/}; done
 if [ -n "$R" ] && [ ! -d "$R" ]; then die "CTGUARD_ROOT=$R is not a directory"; fi
+# a copied tree's snapshot must not silently hold this host's program output
+PROGRAMS=1
+if [ -n "$R" ] && [ "${CTGUARD_TREE_COMMANDS:-}" != 1 ]; then PROGRAMS=; fi
+# as a plain user or from cron PATH often lacks the sbin directories, and iptables-save or
+# conntrack would be "not installed": on a live host the usual directories are appended (a
+# caller's own come first). A copied tree uses PATH as given.
+if [ -z "$R" ]; then
+    for d in /usr/local/sbin /usr/sbin /sbin /usr/local/bin /usr/bin /bin; do
+        case :$PATH: in *:"$d":*) ;; *) PATH=$PATH:$d ;; esac
+    done
+    export PATH
+fi
 [ -d "$OUT_DIR" ] || die "-o $OUT_DIR: no such directory"
 # absolute: the archive is made from inside the snapshot tree (cd), and a relative -o
 # (the default ".") would then name another directory
 OUT_DIR=$(cd "$OUT_DIR" && pwd -P) || die "-o: cannot enter that directory"
+
+# CTGUARD_COLLECT_INNER comes from the environment: trusted only as the temporary directory
+# an outer run of this script made in -o for --netns (a stray value had the script write
+# into, and keep, whatever directory it named)
+inner_ok() {
+    local d me
+    [ -n "$NETNS" ] || return 1
+    case $INNER in "$OUT_DIR"/.ctguard-collect.*) ;; *) return 1 ;; esac
+    case ${INNER#"$OUT_DIR"/} in */*) return 1 ;; esac
+    me=$(id -u) || return 1
+    for d in "$INNER" "$INNER/snap" "$INNER/work"; do
+        [ -d "$d" ] && [ ! -h "$d" ] || return 1
+        # the owner's uid from ls -n (POSIX; test -O is not)
+        # shellcheck disable=SC2012  # one path given, only its uid field is read
+        [ "$(ls -dn "$d" | awk '{ print $3 }')" = "$me" ] || return 1
+    done
+}
+if [ -n "$INNER" ] && ! inner_ok; then
+    die "CTGUARD_COLLECT_INNER=$(printf '%s' "$INNER" | tr '\n' '?') is not the directory an outer run made (a .ctguard-collect.* of yours in -o, with snap and work, and --netns): unset it"
+fi
 
 TMP=
 CHILD=
@@ -92,6 +128,12 @@ why_unreadable() {
 }
 size_of() { wc -c <"$1" | tr -d ' '; }
 
+# not_run WHERE PROG: in a copied tree, record that PROG was not run (and succeed)
+not_run() {
+    [ -z "$PROGRAMS" ] || return 1
+    failed "$1" "not run: CTGUARD_ROOT is a copied tree and $2 would read this host (CTGUARD_TREE_COMMANDS=1 runs it)"
+}
+
 HAVE_TIMEOUT=
 # GNU timeout (coreutils 7+, CentOS 6 has 8.4) exits 124 when it killed the program;
 # busybox's does not say, so there the background watcher below is used
@@ -132,7 +174,7 @@ bounded() {
     rc=$?
     kill "$WATCH" 2>/dev/null
     wait "$WATCH" 2>/dev/null
-    CHILD= WATCH=
+    CHILD='' WATCH=''
     if [ -e "$W/expired" ]; then return 124; fi
     return "$rc"
 }
@@ -226,12 +268,22 @@ real_dir() {
     printf '%s' "${current:-/}"
 }
 
-# list DIR: the names in a host directory, sorted, one a line
+NL='
+'
+# list DIR: the names in a host directory, sorted, one a line; a name with a newline would
+# be two lines (two bogus names), so it is left out and recorded as not captured
 list() {
     local d="$R$1" f
     [ -d "$d" ] || return 0
     for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do
-        if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "${f##*/}"; fi
+        [ -e "$f" ] || [ -L "$f" ] || continue
+        case ${f##*/} in
+        *"$NL"*)
+            failed "${1%/}/$(printf '%s' "${f##*/}" | tr '\n' '?')" \
+                "the name holds a newline; not captured"
+            ;;
+        *) printf '%s\n' "${f##*/}" ;;
+        esac
     done | LC_ALL=C sort
 }
 
@@ -328,6 +380,7 @@ marker() {
 
 # the active tuned profiles in every directory tuned searches (found or recorded absent),
 # and the profiles and [variables] files they include (those found)
+# shellcheck disable=SC2016  # an awk program: its $0 and $1 are awk's, not the shell's
 TUNED_INCLUDES_AWK='
 /^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
 /^[[:space:]]*include[[:space:]]*=/ {
@@ -349,13 +402,14 @@ tuned_profiles() {
     fi
     set -f  # names and dirs are split on blanks, never globbed
     while [ "$n" -lt 24 ]; do
+        # shellcheck disable=SC2086  # split on blanks on purpose (set -f: no globbing)
         set -- $names
         [ $# -gt 0 ] || break
         name=$1
         shift
         names=$*
         active=1
-        case $name in +*) active= name=${name#+} ;; esac
+        case $name in +*) active='' name=${name#+} ;; esac
         case $seen in *" $name "*) continue ;; esac
         case $name in . | .. | *'$'* | */*) continue ;; esac
         seen="$seen$name "
@@ -378,6 +432,7 @@ tuned_profiles() {
 }
 
 # ---- redaction: the same address, the same token, in every file of one snapshot --------
+# shellcheck disable=SC2016  # an awk program: its $0 and $1 are awk's, not the shell's
 REDACT_AWK='
 function v4ok(s,   n, p, i) {
     n = split(s, p, ".")
@@ -492,6 +547,7 @@ command_output() {
     local name="$1" secs="$2" keep="$3" cap="$4" red="$5" where out rc size
     shift 5
     where=$CAPTURE_DIR/$name
+    not_run "$where" "$1" && return
     if ! command -v "$1" >/dev/null 2>&1; then
         failed "$where" "$1 is not installed"
         return
@@ -666,7 +722,9 @@ BLOCKED=$(ctnetlink_blocked)
 run_commands
 if [ -n "$TRACKED" ] && [ -z "$BLOCKED" ] && [ ! -e "$R$STAT_FILE" ]; then
     # ctguard reads these counters over netlink (Python); conntrack -S prints the same
-    if [ -f "$S$CAPTURE_DIR/conntrack-S" ]; then
+    if not_run "$CAPTURE_DIR/$NETLINK_STATS" conntrack; then
+        :
+    elif [ -f "$S$CAPTURE_DIR/conntrack-S" ]; then
         cp "$S$CAPTURE_DIR/conntrack-S" "$(dest "$CAPTURE_DIR/$NETLINK_STATS")" &&
             captured "$CAPTURE_DIR/$NETLINK_STATS"
     else
