@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -397,6 +398,18 @@ def test_a_name_with_a_newline_is_skipped_and_said(tmp_path: Path, shell: str) -
                 and p != "/etc/sysctl.d/a?b.conf"]  # fmt: skip
 
 
+def test_a_tab_in_a_failed_name_does_not_split_the_record(tmp_path: Path) -> None:
+    """The failed list is one "what<tab>why" a line: a tab in the name becomes "?"."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    (tree / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/sysctl.d/x\ty\nz.conf").write_text("net.netfilter.nf_conntrack_max = 1\n")
+    failed = {
+        f["what"]: f["why"] for f in manifest_of(collect_archive(tmp_path, "dash", tree))["failed"]
+    }
+    assert failed["/etc/sysctl.d/x?y?z.conf"] == "the name holds a newline; not captured"
+
+
 def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "snap work") -> Path:
     """A directory like the one an outer --netns run makes for the run inside."""
     inner = where / name
@@ -618,3 +631,81 @@ def test_only_plain_paths_go_into_the_script() -> None:
     with pytest.raises(ValueError, match="only plain paths"):
         collector_path("/etc/sysctl.d/*.conf")
     assert collector_path("/etc/sysctl.d") == "/etc/sysctl.d"
+
+
+def _flows(lines: int, hosts: int = 200) -> str:
+    """A procfs table of ``lines`` TCP flows between ``hosts`` clients and one server."""
+
+    def client(i: int) -> str:
+        return f"198.18.{i % hosts // 250}.{i % hosts % 250 + 1}"
+
+    return "".join(
+        f"ipv4     2 tcp      6 431999 ESTABLISHED src={client(i)} dst=203.0.113.9"
+        f" sport={1024 + i % 60000} dport=443 src=203.0.113.9 dst={client(i)} sport=443"
+        f" dport={1024 + i % 60000} [ASSURED] mark=0 zone=0 use=2\n"
+        for i in range(lines)
+    )
+
+
+@pytest.mark.parametrize("redact", [False, True])
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_a_table_over_the_cap_is_named_and_not_stored(
+    tmp_path: Path, shell: str, redact: bool
+) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    table = _flows(40)
+    (tree / "proc/net/nf_conntrack").write_text(table)
+    cap = len(table.encode()) - 1
+    script = tmp_path / "c.sh"
+    text, swapped = re.subn(r"^MAX_TABLE_BYTES=\d+$", f"MAX_TABLE_BYTES={cap}",
+                            collector_script(), flags=re.M)  # fmt: skip
+    assert swapped == 1
+    script.write_text(text)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [*SHELLS[shell], str(script), "-o", str(out), *(["--redact"] if redact else [])]
+    env = {"PATH": tool_path(tmp_path, tree), "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
+    assert f"larger than {cap} bytes" in failed["/proc/net/nf_conntrack"]
+    with tarfile.open(archive) as tar:
+        assert "proc/net/nf_conntrack" not in tar.getnames()
+
+    script.write_text(text.replace(f"MAX_TABLE_BYTES={cap}", f"MAX_TABLE_BYTES={cap + 1}"))
+    archive.unlink()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    assert "/proc/net/nf_conntrack" in manifest_of(archive)["captured"]
+    with tarfile.open(archive) as tar:
+        got = tar.extractfile("proc/net/nf_conntrack").read().decode()  # type: ignore[union-attr]
+    assert got.count("\n") == 40 and ("198.18.0.1 " in got) != redact
+
+
+def test_redact_keeps_one_copy_of_the_table_on_disk(tmp_path: Path) -> None:
+    """--redact rewrites the table as it is read: an -o with room for the table once (and
+    the archive) is enough, where a copy and then its redacted copy would not fit."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    table = _flows(8000)
+    (tree / "proc/net/nf_conntrack").write_text(table)
+    size = len(table.encode())
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    room = size * 3 // 2  # the table once and its archive, not the table twice
+    inner = (
+        f"mount -t tmpfs -o size={room} tmpfs '{out}' && "
+        f"CTGUARD_ROOT='{tree}' CTGUARD_TREE_COMMANDS=1 PATH='{tool_path(tmp_path, tree)}' "
+        f"{SHELLS['dash'][0]} '{script}' -o '{out}' --redact >/dev/null && "
+        f"tar -xzOf '{out}'/*.tar.gz ctguard_manifest.json"
+    )
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(done.stdout)
+    assert "/proc/net/nf_conntrack" in manifest["captured"], manifest["failed"]

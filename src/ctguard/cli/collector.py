@@ -18,8 +18,9 @@ def collector_command() -> int:
     timeout, and the table dump a size cap. It writes only its archive, in the
     directory -o names (default: the current one), under a temporary name first.
 
-    Options of the script: -o DIR, --redact, --no-table; CTGUARD_ROOT=/path reads host
-    files from a copied tree instead of /.
+    Options of the script: -o DIR, --redact, --no-table, --netns NAME; CTGUARD_ROOT=/path
+    reads host files from a copied tree instead of / (and runs none of the programs, which
+    would read this host, unless CTGUARD_TREE_COMMANDS=1).
 
     \b
     Examples:

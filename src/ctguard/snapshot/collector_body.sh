@@ -114,7 +114,7 @@ fi
 
 captured() { printf '%s\n' "$1" >>"$W/captured"; }
 absent() { printf '%s\n' "$1" >>"$W/absent"; }
-failed() { printf '%s\t%s\n' "$1" "$2" >>"$W/failed"; }
+failed() { printf '%s\t%s\n' "$(printf '%s' "$1" | tr '\t' '?')" "$2" >>"$W/failed"; }  # one tab a record
 is_captured() { grep -qxF -e "$1" "$W/captured"; }
 dest() { mkdir -p "$S${1%/*}" && printf '%s' "$S$1"; }
 
@@ -504,20 +504,28 @@ FNR == NR && FILENAME == mapin {
     next
 }
 FNR == 1 && !started { started = 1; for (k in seen4) count4++; for (k in seen6) count6++ }
-{ print pass(pass($0, "[0-9a-fA-F:.]+", 1), "[0-9.]+", 0) }
+{ read += length($0) + 1; print pass(pass($0, "[0-9a-fA-F:.]+", 1), "[0-9.]+", 0) }
+END { if (sizeout != "") print read > sizeout }
 '
 
-# redact FILE: in place when --redact; the map of tokens lives in $W/map
-redact() {
-    [ "$REDACT" = 1 ] || return 0
+# redacted IN OUT [SIZE-FILE]: IN (a file, or - for stdin) redacted into OUT, and the
+# number of bytes read into SIZE-FILE; the map of tokens lives in $W/map. LC_ALL=C: awk's
+# length() counts bytes, not characters
+redacted() {
     : >"$W/map.new"
-    if awk -v mapin="$W/map" -v mapout="$W/map.new" "$REDACT_AWK" "$W/map" "$1" >"$1.red"; then
-        mv "$1.red" "$1"
+    if LC_ALL=C awk -v mapin="$W/map" -v mapout="$W/map.new" -v sizeout="${3:-}" \
+        "$REDACT_AWK" "$W/map" "$1" >"$2"; then
         cat "$W/map.new" >>"$W/map"
     else
-        rm -f "$1.red" "$1"
+        rm -f "$2"
         return 1
     fi
+}
+
+# redact FILE: in place when --redact
+redact() {
+    [ "$REDACT" = 1 ] || return 0
+    if redacted "$1" "$1.red"; then mv "$1.red" "$1"; else rm -f "$1"; return 1; fi
 }
 
 # ---- logs, commands, the table --------------------------------------------------------
@@ -595,13 +603,25 @@ too_large() {
 table() {
     local size where
     if [ -e "$R$TABLE_FILE" ]; then
-        if head -c "$((MAX_TABLE_BYTES + 1))" "$R$TABLE_FILE" >"$W/table" 2>/dev/null; then
+        rm -f "$W/table.unread" "$W/table.unred" "$W/table.size"
+        if [ "$REDACT" = 1 ]; then
+            # redacted as it is read: one copy of the table on disk, not two
+            { head -c "$((MAX_TABLE_BYTES + 1))" "$R$TABLE_FILE" 2>/dev/null || : >"$W/table.unread"; } |
+                redacted - "$W/table" "$W/table.size" || : >"$W/table.unred"
+            size=$(cat "$W/table.size" 2>/dev/null) || size=
+            [ -n "$size" ] || size=0
+        else
+            head -c "$((MAX_TABLE_BYTES + 1))" "$R$TABLE_FILE" >"$W/table" 2>/dev/null ||
+                : >"$W/table.unread"
             size=$(size_of "$W/table")
+        fi
+        if [ ! -e "$W/table.unread" ]; then
             if [ "$size" -gt "$MAX_TABLE_BYTES" ]; then too_large "$TABLE_FILE"; rm -f "$W/table"; return; fi
-            redact "$W/table" || { failed "$TABLE_FILE" "could not be redacted"; return; }
+            [ ! -e "$W/table.unred" ] || { failed "$TABLE_FILE" "could not be redacted"; return; }
             mv "$W/table" "$(dest "$TABLE_FILE")" && captured "$TABLE_FILE"
             return
         fi
+        rm -f "$W/table"
         failed "$TABLE_FILE" "$(why_unreadable "$R$TABLE_FILE")"
     else
         absent "$TABLE_FILE"
