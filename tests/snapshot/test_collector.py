@@ -28,7 +28,7 @@ from ctguard.snapshot.capture import CaptureOptions, capture
 from ctguard.snapshot.collector import _path as collector_path
 from ctguard.snapshot.collector import collector_script
 from ctguard.snapshot.writer import DirWriter
-from helpers import manifest_of, signals_kept
+from helpers import extra_shells, manifest_of, posix_argv, signals_kept
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = {
@@ -43,6 +43,8 @@ SHELLS = {
     "bash": [shutil.which("bash") or "bash", "--posix"],
     # a host with nothing but busybox: its sh, and its applets for every tool
     "busybox-only": [shutil.which("busybox") or "busybox", "sh"],
+    # CTGUARD_TEST_SHELLS, e.g. bash 4.1 as CentOS 6's sh
+    **{name: posix_argv(path) for name, path in extra_shells().items()},
 }
 TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
          "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
