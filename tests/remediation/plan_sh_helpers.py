@@ -83,6 +83,12 @@ def make_script(
     return to
 
 
+def shell_argv(shell: str) -> list[str]:
+    """The command line that starts ``shell``: one of SHELLS or WITH_BUSYBOX."""
+    program, *args = shell.split()
+    return [EXTRA_SHELLS.get(program) or shutil.which(program) or program, *args]
+
+
 def run(
     shell: str,
     script: Path,
@@ -102,9 +108,8 @@ def run(
     }
     if stop_at is not None:
         env["CTGUARD_STOP_AT"] = str(stop_at)
-    program, *args = shell.split()
     return subprocess.run(
-        [EXTRA_SHELLS.get(program) or shutil.which(program) or program, *args, str(script)],
+        [*shell_argv(shell), str(script)],
         env=env,
         capture_output=True,
         text=True,
