@@ -283,7 +283,7 @@ def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("shell", ["dash", "busybox"])
+@pytest.mark.parametrize("shell", ["dash", "busybox", *extra_shells()])
 def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: str) -> None:
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
@@ -366,7 +366,8 @@ def test_read_only_output_directory_is_one_line_and_no_debris(tmp_path: Path) ->
     assert list(ro.iterdir()) == []
 
 
-def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["dash", *extra_shells()])
+def test_interrupted_run_leaves_nothing(tmp_path: Path, shell: str) -> None:
     """Ctrl-C or a kill while a program runs: the temporary directory goes, no archive."""
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
@@ -376,7 +377,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
     out.mkdir()
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
-    child = subprocess.Popen([*SHELLS["dash"], str(script), "-o", str(out)],
+    child = subprocess.Popen([*SHELLS[shell], str(script), "-o", str(out)],
                              env={"PATH": path, "CTGUARD_ROOT": str(tree)}, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
