@@ -136,3 +136,28 @@ def manifest_of(archive: Path) -> dict[str, Any]:
         assert member is not None
         data: dict[str, Any] = json.load(member)
     return data
+
+
+def extra_shells() -> dict[str, str]:
+    """More shells to run the generated sh scripts under, from CTGUARD_TEST_SHELLS: absolute
+    paths separated by spaces, e.g. bash 4.1 and 4.2 built as CentOS 6 and 7 ship them
+    (absent or empty: none, as in CI). Each is named for test ids by the directory above its
+    ``bin/`` where that starts with the shell's name (``/tmp/oldsh/bash-4.1/bin/bash`` ->
+    ``bash-4.1``), else by its path. A path that is not an executable file fails the run: a
+    typo must not pass as "no extra shell"."""
+    named: dict[str, str] = {}
+    for path in os.environ.get("CTGUARD_TEST_SHELLS", "").split():
+        shell = Path(path)
+        if not (shell.is_absolute() and shell.is_file() and os.access(shell, os.X_OK)):
+            pytest.fail(f"CTGUARD_TEST_SHELLS: {path} is not an executable file (absolute path)")
+        prefix = shell.parent.parent.name
+        name = prefix if shell.parent.name == "bin" and prefix.startswith(shell.name) else path
+        if name in named:
+            pytest.fail(f"CTGUARD_TEST_SHELLS: two shells named {name}: {named[name]}, {path}")
+        named[name] = path
+    return named
+
+
+def posix_argv(path: str) -> list[str]:
+    """How a host whose sh is that shell runs ``sh script``: bash in POSIX mode."""
+    return [path, "--posix"] if Path(path).name == "bash" else [path]

@@ -9,11 +9,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers import ctguard_bin
+import pytest
+
+from helpers import ctguard_bin, extra_shells, posix_argv
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "old-hosts.md"
 EXAMPLE = REPO / "examples" / "rhel6-table-full"
+# the page's sh, and each of CTGUARD_TEST_SHELLS as the sh of an old host
+SHELLS = {"sh": ["sh"], **{name: posix_argv(path) for name, path in extra_shells().items()}}
 
 
 def _shown() -> tuple[list[str], list[str]]:
@@ -33,7 +37,8 @@ def _in_order(shown: list[str], printed: list[str]) -> None:
         at = printed.index(line, at) + 1
 
 
-def test_the_pages_flow_prints_what_it_shows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_the_pages_flow_prints_what_it_shows(tmp_path: Path, shell: str) -> None:
     script_lines, doctor_lines = _shown()
     assert script_lines and doctor_lines
     plan = subprocess.run(
@@ -44,7 +49,7 @@ def test_the_pages_flow_prints_what_it_shows(tmp_path: Path) -> None:
     tree, backup = tmp_path / "web03", tmp_path / "web03-backup"
     shutil.copytree(EXAMPLE, tree, symlinks=True)
     ran = subprocess.run(
-        ["sh", str(tmp_path / "fix.sh")],
+        [*SHELLS[shell], str(tmp_path / "fix.sh")],
         env={"PATH": "/usr/bin:/bin", "CTGUARD_ROOT": str(tree), "CTGUARD_BACKUP_DIR": str(backup)},
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip

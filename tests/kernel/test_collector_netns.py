@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ctguard.snapshot.collector import collector_script
-from helpers import manifest_of, run_ctguard
+from helpers import extra_shells, manifest_of, posix_argv, run_ctguard
 from netns_helpers import Netns
 
 pytestmark = pytest.mark.kernel
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.kernel
 SHELLS = {
     "dash": [shutil.which("dash") or "dash"],
     "busybox": [shutil.which("busybox") or "busybox", "sh"],
+    **{name: posix_argv(path) for name, path in extra_shells().items()},  # CTGUARD_TEST_SHELLS
 }
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from ctguard.cli import main
+from helpers import extra_shells
 
 TESTS = Path(__file__).resolve().parent.parent
 RHEL6 = TESTS.parent / "examples" / "rhel6-table-full"
 RHEL7 = TESTS / "roots" / "doctor" / "ct304-rhel76-greps-sysctl-d-no-link"
 TREES = {"rhel6": RHEL6, "rhel7": RHEL7}
-SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
+EXTRA_SHELLS = extra_shells()  # CTGUARD_TEST_SHELLS, by name: "bash-4.1" -> its path
+SHELLS = [*(s for s in ("dash", "bash") if shutil.which(s)), *EXTRA_SHELLS]
 # busybox ash too, where it is installed (with this host's coreutils beside it)
 WITH_BUSYBOX = [*SHELLS, *(["busybox sh"] if shutil.which("busybox") else [])]
 RUN_TIMEOUT = 60.0
@@ -81,6 +83,12 @@ def make_script(
     return to
 
 
+def shell_argv(shell: str) -> list[str]:
+    """The command line that starts ``shell``: one of SHELLS or WITH_BUSYBOX."""
+    program, *args = shell.split()
+    return [EXTRA_SHELLS.get(program) or shutil.which(program) or program, *args]
+
+
 def run(
     shell: str,
     script: Path,
@@ -101,7 +109,7 @@ def run(
     if stop_at is not None:
         env["CTGUARD_STOP_AT"] = str(stop_at)
     return subprocess.run(
-        [shutil.which(shell.split()[0]) or shell, *shell.split()[1:], str(script)],
+        [*shell_argv(shell), str(script)],
         env=env,
         capture_output=True,
         text=True,

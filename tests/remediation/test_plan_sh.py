@@ -27,6 +27,7 @@ from remediation.plan_sh_helpers import (
     make_script,
     picture,
     run,
+    shell_argv,
 )
 
 pytestmark = pytest.mark.skipif(not SHELLS, reason="neither dash nor bash is installed")
@@ -245,7 +246,9 @@ AWKWARD = [
 def test_printf_lines_print_exactly_the_bytes(shell: str) -> None:
     for data in AWKWARD:
         script = "\n".join(printf_lines(data)) + "\n"
-        done = subprocess.run([shell, "-c", script], capture_output=True, timeout=RUN_TIMEOUT)
+        done = subprocess.run(
+            [*shell_argv(shell), "-c", script], capture_output=True, timeout=RUN_TIMEOUT
+        )
         assert done.returncode == 0, (data, done.stderr)
         assert done.stdout == data
 

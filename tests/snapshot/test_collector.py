@@ -31,7 +31,7 @@ from ctguard.snapshot.capture import CaptureOptions, capture
 from ctguard.snapshot.collector import _path as collector_path
 from ctguard.snapshot.collector import collector_script
 from ctguard.snapshot.writer import DirWriter
-from helpers import manifest_of, signals_kept
+from helpers import extra_shells, manifest_of, posix_argv, signals_kept
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = {
@@ -46,6 +46,8 @@ SHELLS = {
     "bash": [shutil.which("bash") or "bash", "--posix"],
     # a host with nothing but busybox: its sh, and its applets for every tool
     "busybox-only": [shutil.which("busybox") or "busybox", "sh"],
+    # CTGUARD_TEST_SHELLS, e.g. bash 4.1 as CentOS 6's sh
+    **{name: posix_argv(path) for name, path in extra_shells().items()},
 }
 TOOLS = ["sh", "awk", "sed", "tar", "gzip", "head", "tail", "date", "mktemp", "readlink", "grep",
          "sort", "tr", "wc", "od", "cat", "rm", "mv", "mkdir", "ln", "cp", "chmod", "sleep", "kill",
@@ -495,8 +497,13 @@ def test_a_failing_program_is_recorded_with_its_message(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("shell", ["dash", "busybox"])
-def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: str) -> None:
+@pytest.mark.parametrize("watcher", [False, True])
+@pytest.mark.parametrize("shell", ["dash", "busybox", "bash", *extra_shells()])
+def test_a_program_that_hangs_is_killed_at_its_timeout(
+    tmp_path: Path, shell: str, watcher: bool
+) -> None:
+    """GNU timeout kills it, or (busybox: no GNU timeout) the script's own watcher, and the
+    kill is no news on stderr (bash would print a job notice "Killed")."""
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
     (tmp_path / "fakes/uname").write_text("#!/bin/sh\nexec sleep 600\n")
@@ -506,7 +513,7 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     out = tmp_path / "out"
     out.mkdir()
     env = {"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS}
-    if shell == "busybox":  # no GNU timeout: the script's own watcher kills it
+    if watcher:  # no GNU timeout: the script's own watcher kills it
         (tmp_path / "tools/timeout").unlink()
     argv = [*SHELLS[shell], str(tmp_path / "c.sh"), "-o", str(out)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
@@ -514,6 +521,7 @@ def test_a_program_that_hangs_is_killed_at_its_timeout(tmp_path: Path, shell: st
     (archive,) = out.iterdir()
     failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
     assert failed["/ctguard_commands/uname-r"] == "uname -r timed out after 1 s"
+    assert done.stderr == ""
 
 
 def test_no_table_and_redact(tmp_path: Path) -> None:
@@ -578,7 +586,8 @@ def test_read_only_output_directory_is_one_line_and_no_debris(tmp_path: Path) ->
     assert list(ro.iterdir()) == []
 
 
-def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["dash", *extra_shells()])
+def test_interrupted_run_leaves_nothing(tmp_path: Path, shell: str) -> None:
     """Ctrl-C or a kill while a program runs: the temporary directory goes, no archive."""
     tree = FIXTURES["rhel6-example"]
     path = tool_path(tmp_path, tree)
@@ -588,7 +597,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
     out.mkdir()
     script = tmp_path / "c.sh"
     script.write_text(collector_script())
-    child = subprocess.Popen([*SHELLS["dash"], str(script), "-o", str(out)],
+    child = subprocess.Popen([*SHELLS[shell], str(script), "-o", str(out)],
                              env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
                              start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -170,7 +170,7 @@ bounded() {
         kill -9 "$CHILD" 2>/dev/null
     ) >/dev/null 2>&1 &
     WATCH=$!
-    wait "$CHILD"
+    wait "$CHILD" 2>/dev/null  # the shell's "Killed" job notice: the manifest says it
     rc=$?
     kill "$WATCH" 2>/dev/null
     wait "$WATCH" 2>/dev/null
