@@ -430,3 +430,26 @@ def test_shellcheck_finds_nothing_in_the_script_or_its_undo(
         done = subprocess.run(["shellcheck", "-s", "sh", str(checked)],
                               capture_output=True, text=True, timeout=RUN_TIMEOUT)  # fmt: skip
         assert (done.returncode, done.stdout) == (0, ""), checked.name
+
+
+def test_backups_and_the_undo_keep_each_files_time(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cp -p keeps a file's modification time in its backup, and the undo puts it back with
+    it: flushing them to disk must not rewrite them (a new time would hide when the host's
+    file was last really edited)."""
+    plan = cli_json(capsys, ["plan", "--root", str(tree), "--format", "json"])
+    numbered = {n: f["path"] for n, f in enumerate(plan["files"], 1)}  # backups/files/N
+    numbered = {n: p for n, p in numbered.items() if (tree / p.lstrip("/")).exists()}
+    existing = list(numbered.values())
+    assert existing
+    old = 1577934245  # 2020-01-02
+    for path in existing:
+        os.utime(tree / path.lstrip("/"), (old, old))
+    script = make_script(capsys, tree, tmp_path / "plan.sh")
+    backups = tmp_path / "backups"
+    assert run(SHELLS[0], script, tree, backups).returncode == 0
+    kept = [int((backups / "files" / str(n)).stat().st_mtime) for n in numbered]
+    assert kept == [old] * len(existing)
+    assert run(SHELLS[0], backups / "undo.sh", tree, backups).returncode == 0
+    assert [int((tree / p.lstrip("/")).stat().st_mtime) for p in existing] == [old] * len(existing)

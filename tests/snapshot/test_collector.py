@@ -412,6 +412,10 @@ def test_a_tab_in_a_failed_name_does_not_split_the_record(tmp_path: Path) -> Non
     assert failed["/etc/sysctl.d/x?y?z.conf"] == "the name holds a newline; not captured"
 
 
+# what an outer run writes in its directory and passes to the inner one (not a secret here)
+TOKEN = "5eb2c1f0"  # noqa: S105
+
+
 def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "snap work") -> Path:
     """A directory like the one an outer --netns run makes for the run inside."""
     inner = where / name
@@ -421,11 +425,15 @@ def inner_dir(where: Path, name: str = ".ctguard-collect.abc123", parts: str = "
     if "work" in parts:
         for name in ("captured", "absent", "failed", "links", "map"):
             (inner / "work" / name).touch()
+        (inner / "work/inner-token").write_text(f"{TOKEN}\n")
     return inner
 
 
 @pytest.mark.parametrize("shell", ["dash", "busybox-only"])
-@pytest.mark.parametrize("case", ["elsewhere", "other-name", "no-work", "not-mine", "no-netns"])
+@pytest.mark.parametrize(
+    "case",
+    ["elsewhere", "other-name", "no-work", "not-mine", "no-netns", "wrong-token", "no-token"],
+)
 def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str, shell: str) -> None:
     """CTGUARD_COLLECT_INNER (the outer run's directory, for the run inside the namespace)
     from the environment: anything but such a directory is refused in one line, and
@@ -451,7 +459,9 @@ def test_a_stray_inner_directory_is_refused(tmp_path: Path, case: str, shell: st
         [*SHELLS[shell], str(script), "-o", str(out), *netns],
         capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
-             "CTGUARD_COLLECT_INNER": str(inner)},
+             "CTGUARD_COLLECT_INNER": str(inner),
+             **({} if case == "no-token" else
+                {"CTGUARD_COLLECT_TOKEN": "0ther" if case == "wrong-token" else TOKEN})},
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("\n") == 1
@@ -473,7 +483,7 @@ def test_the_outer_runs_inner_directory_is_used(tmp_path: Path, shell: str) -> N
         [*SHELLS[shell], str(script), "-o", str(out), "--netns", "ns1", "--no-table"],
         capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS,
-             "CTGUARD_COLLECT_INNER": str(inner)},
+             "CTGUARD_COLLECT_INNER": str(inner), "CTGUARD_COLLECT_TOKEN": TOKEN},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (inner / "snap/ctguard_manifest.json").is_file()
@@ -718,3 +728,38 @@ def test_redact_keeps_one_copy_of_the_table_on_disk(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     assert "/proc/net/nf_conntrack" in manifest["captured"], manifest["failed"]
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_a_table_redaction_that_fails_is_said_and_no_second_dump_is_asked(
+    tmp_path: Path, shell: str
+) -> None:
+    """awk failing on a large table also ends head (SIGPIPE): still "could not be
+    redacted", never "could not be read", and no `conntrack -L` of a table that big."""
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES["rhel6-example"], tree, symlinks=True)
+    (tree / "proc/net/nf_conntrack").write_text(_flows(20000))  # several pipe buffers
+    path = tool_path(tmp_path, tree)
+    awk = tmp_path / "tools/awk"
+    real = os.path.realpath(awk)
+    awk.unlink()
+    awk.write_text(f'#!/bin/sh\ncase "$*" in *sizeout=/*) exit 2 ;; esac\nexec {real} "$@"\n')
+    awk.chmod(0o755)
+    asked = tmp_path / "conntrack-L-asked"
+    (tmp_path / "fakes/conntrack").write_text(
+        f'#!/bin/sh\n[ "$1" = -L ] && : > {asked}\nexec cat {tree}/ctguard_commands/conntrack-S\n'
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "c.sh"
+    script.write_text(collector_script())
+    done = subprocess.run(
+        [*SHELLS[shell], str(script), "-o", str(out), "--redact"],
+        env={"PATH": path, "CTGUARD_ROOT": str(tree), **RUN_PROGRAMS},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (archive,) = out.iterdir()
+    failed = {f["what"]: f["why"] for f in manifest_of(archive)["failed"]}
+    assert failed["/proc/net/nf_conntrack"] == "could not be redacted"
+    assert not asked.exists()

@@ -97,6 +97,9 @@ def _parents(path: str) -> list[str]:
 
 # -- the script's shell functions --------------------------------------------------------
 _COMMON = r"""
+# as root from cron or su, PATH may lack sbin, where selinuxenabled and restorecon live
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
 say() { printf 'ctguard: %s\n' "$*"; }
 die() { code=$1; shift; printf 'ctguard: %s\n' "$*" >&2; exit "$code"; }
 if command -v sha256sum >/dev/null 2>&1; then SUM="sha256"
@@ -115,10 +118,11 @@ value_of() {
 }
 # temp_of FILE: the temporary name beside it, in T
 temp_of() { T="${1%/*}/.${1##*/}.ctguard-new"; }
-# on_disk FILE: FILE's bytes reach the disk before it is renamed over another (dd
-# conv=fsync: coreutils 6+, busybox); where dd cannot, sync (every filesystem, slower)
+# on_disk FILE: FILE's bytes reach the disk before it is renamed over another: dd copies
+# nothing into it, then fsyncs it (conv=fsync: coreutils 6+, busybox; its time stays as
+# cp -p kept it); where dd cannot, sync (every filesystem, slower)
 on_disk() {
-  dd if="$1" of="$1" bs=65536 conv=notrunc,fsync 2>/dev/null || sync
+  dd if=/dev/null of="$1" conv=notrunc,fsync 2>/dev/null || sync
 }
 # SELinux: a file made beside another gets the directory's label, not the file's
 # (/etc/sysconfig/iptables-config is system_conf_t, /etc/sysconfig etc_t); labeled
@@ -268,6 +272,7 @@ write_file() {
   rm -f "$T"
   if [ -e "$p" ]; then cp -p "$p" "$T"; "$3" > "$T"
   else "$3" > "$T"; chmod "$2" "$T"; fi
+  on_disk "$T"
   if [ "$SUM" = sha256 ]; then want=$4; else want=$5; fi
   got=$(sum_of "$T")
   if [ "$got" != "$want" ]; then
@@ -275,7 +280,6 @@ write_file() {
     die 3 "this shell wrote other bytes than planned for $1 ($SUM $got, not $want):" \
       "run it with another shell (dash, bash); $1 was left as it was"
   fi
-  on_disk "$T"
   if [ -e "$p" ]; then labeled "$T" "$p"; fi
   step
   if [ -e "$p" ]; then mv -f "$T" "$p"
@@ -386,8 +390,6 @@ def _setup(plan_id: str) -> list[str]:
         '  R=$(cd "$R" && pwd -P)',
         '  [ "$R" = / ] && R=',
         "fi",
-        '# as root from cron or su, PATH may lack sbin: selinuxenabled, restorecon live there',
-        'if [ -z "$R" ]; then PATH=$PATH:/usr/sbin:/sbin; export PATH; fi',
         'if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then',
         '  die 3 "run as root (or set CTGUARD_ROOT to a tree): nothing was changed"',
         "fi",

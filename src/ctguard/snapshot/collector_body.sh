@@ -78,6 +78,9 @@ inner_ok() {
         # shellcheck disable=SC2012  # one path given, only its uid field is read
         [ "$(ls -dn "$d" | awk '{ print $3 }')" = "$me" ] || return 1
     done
+    # and the secret the outer run wrote there and passed to this run alone
+    [ -n "${CTGUARD_COLLECT_TOKEN:-}" ] && [ -f "$INNER/work/inner-token" ] &&
+        [ "$(cat "$INNER/work/inner-token")" = "$CTGUARD_COLLECT_TOKEN" ]
 }
 if [ -n "$INNER" ] && ! inner_ok; then
     die "CTGUARD_COLLECT_INNER=$(printf '%s' "$INNER" | tr '\n' '?') is not the directory an outer run made (a .ctguard-collect.* of yours in -o, with snap and work, and --netns): unset it"
@@ -504,16 +507,20 @@ FNR == NR && FILENAME == mapin {
     next
 }
 FNR == 1 && !started { started = 1; for (k in seen4) count4++; for (k in seen6) count6++ }
-{ read += length($0) + 1; print pass(pass($0, "[0-9a-fA-F:.]+", 1), "[0-9.]+", 0) }
-END { if (sizeout != "") print read > sizeout }
+{
+    read += length($0) + 1
+    if (cap != "" && read > cap + 0) exit  # too large: no use redacting the rest
+    print pass(pass($0, "[0-9a-fA-F:.]+", 1), "[0-9.]+", 0)
+}
+END { if (sizeout != "") printf "%.0f\n", read > sizeout }  # %.0f: mawk prints 2^31 as 2.14748e+09
 '
 
-# redacted IN OUT [SIZE-FILE]: IN (a file, or - for stdin) redacted into OUT, and the
-# number of bytes read into SIZE-FILE; the map of tokens lives in $W/map. LC_ALL=C: awk's
-# length() counts bytes, not characters
+# redacted IN OUT [SIZE-FILE CAP]: IN (a file, or - for stdin) redacted into OUT, and the
+# number of bytes read into SIZE-FILE, stopping once more than CAP were read; the map of
+# tokens lives in $W/map. LC_ALL=C: awk's length() counts bytes, not characters
 redacted() {
     : >"$W/map.new"
-    if LC_ALL=C awk -v mapin="$W/map" -v mapout="$W/map.new" -v sizeout="${3:-}" \
+    if LC_ALL=C awk -v mapin="$W/map" -v mapout="$W/map.new" -v sizeout="${3:-}" -v cap="${4:-}" \
         "$REDACT_AWK" "$W/map" "$1" >"$2"; then
         cat "$W/map.new" >>"$W/map"
     else
@@ -607,17 +614,24 @@ table() {
         if [ "$REDACT" = 1 ]; then
             # redacted as it is read: one copy of the table on disk, not two
             { head -c "$((MAX_TABLE_BYTES + 1))" "$R$TABLE_FILE" 2>/dev/null || : >"$W/table.unread"; } |
-                redacted - "$W/table" "$W/table.size" || : >"$W/table.unred"
-            size=$(cat "$W/table.size" 2>/dev/null) || size=
-            [ -n "$size" ] || size=0
+                redacted - "$W/table" "$W/table.size" "$MAX_TABLE_BYTES" || : >"$W/table.unred"
+            size=$(cat "$W/table.size" 2>/dev/null) || size=''
+            case $size in '' | *[!0-9]*) : >"$W/table.unred" ;; esac
         else
             head -c "$((MAX_TABLE_BYTES + 1))" "$R$TABLE_FILE" >"$W/table" 2>/dev/null ||
                 : >"$W/table.unread"
             size=$(size_of "$W/table")
         fi
-        if [ ! -e "$W/table.unread" ]; then
-            if [ "$size" -gt "$MAX_TABLE_BYTES" ]; then too_large "$TABLE_FILE"; rm -f "$W/table"; return; fi
-            [ ! -e "$W/table.unred" ] || { failed "$TABLE_FILE" "could not be redacted"; return; }
+        # in this order: awk stopping (too large) or failing ends head with SIGPIPE too
+        if [ -e "$W/table.unred" ]; then
+            rm -f "$W/table"
+            failed "$TABLE_FILE" "could not be redacted"
+            return
+        elif [ "$size" -gt "$MAX_TABLE_BYTES" ]; then
+            too_large "$TABLE_FILE"
+            rm -f "$W/table"
+            return
+        elif [ ! -e "$W/table.unread" ]; then
             mv "$W/table" "$(dest "$TABLE_FILE")" && captured "$TABLE_FILE"
             return
         fi
@@ -714,7 +728,12 @@ if [ -n "$NETNS" ] && [ -z "$INNER" ]; then
     set -- "$@" "$0" -o "$OUT_DIR" --netns "$NETNS"
     [ "$REDACT" = 1 ] && set -- "$@" --redact
     [ "$TABLE" = 1 ] || set -- "$@" --no-table
-    CTGUARD_COLLECT_INNER=$TMP CTGUARD_NETNS_BORN=$BORN ip netns exec "$NETNS" "$@" &
+    TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    if [ -z "$TOKEN" ] || ! printf '%s\n' "$TOKEN" >"$W/inner-token"; then
+        die "could not make a token in $W (od, /dev/urandom)"
+    fi
+    CTGUARD_COLLECT_INNER=$TMP CTGUARD_COLLECT_TOKEN=$TOKEN CTGUARD_NETNS_BORN=$BORN \
+        ip netns exec "$NETNS" "$@" &
     CHILD=$!
     wait "$CHILD"
     rc=$?
