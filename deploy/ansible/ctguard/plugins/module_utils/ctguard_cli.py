@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ctguard contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """What the ctguard modules share: finding the program, the options that mirror its CLI,
@@ -12,7 +11,9 @@ no ``from __future__ import annotations``, ``typing`` generics, no walrus.
 import base64
 import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+from ansible.module_utils.basic import AnsibleModule
 
 # where roles/install puts it
 DEFAULT_EXECUTABLE = "/opt/ctguard/venv/bin/ctguard"
@@ -42,7 +43,7 @@ def argument_spec(*parts: Params) -> Params:
     return spec
 
 
-def executable(module: Any) -> str:
+def executable(module: AnsibleModule) -> str:
     """The ``executable`` option, else the role's virtual environment, else PATH."""
     given = module.params.get("executable")
     if given:
@@ -52,8 +53,8 @@ def executable(module: Any) -> str:
     found = module.get_bin_path("ctguard", required=False)
     if not found:
         module.fail_json(
-            msg="ctguard is not installed on this host: not %s, not on PATH (install it with"
-            " the ctguard.ctguard.install role, or set executable)" % DEFAULT_EXECUTABLE
+            msg=f"ctguard is not installed on this host: not {DEFAULT_EXECUTABLE}, not on PATH"
+            " (install it with the ctguard.ctguard.install role, or set executable)"
         )
     return str(found)
 
@@ -73,7 +74,7 @@ def sizing_args(params: Params) -> List[str]:
         if params.get(name) is not None:
             argv += ["--" + name.replace("_", "-"), str(params[name])]
     for name, seconds in sorted((params.get("timeouts") or {}).items()):
-        argv += ["--timeout", "%s=%s" % (name, seconds)]
+        argv += ["--timeout", f"{name}={seconds}"]
     if params.get("force"):
         argv.append("--force")
     if params.get("no_table"):
@@ -89,13 +90,16 @@ def error_line(stderr: str, rc: int) -> str:
     if said:
         return said[-1]
     if rc == 126 or rc == 127:
-        return "ctguard could not be started (exit %d): %s" % (rc, " ".join(lines[-1:]))
+        return f"ctguard could not be started (exit {rc}): {' '.join(lines[-1:])}"
     if rc > 128:
-        return "ctguard was stopped by signal %d" % (rc - 128)
-    return "ctguard exited %d: %s" % (rc, " ".join(lines[-1:]) or "no message")
+        return f"ctguard was stopped by signal {rc - 128}"
+    said_last = " ".join(lines[-1:]) or "no message"
+    return f"ctguard exited {rc}: {said_last}"
 
 
-def run_json(module: Any, argv: Sequence[str], ok: Sequence[int] = (OK,)) -> Dict[str, Any]:
+def run_json(
+    module: AnsibleModule, argv: Sequence[str], ok: Sequence[int] = (OK,)
+) -> Dict[str, Any]:
     """Run ``ctguard ARGV --format json``; exit codes outside ``ok`` fail the task with
     ctguard's message. Returns the document, with the exit code under ``_rc``."""
     cmd = [executable(module), *argv, "--format", "json"]
@@ -105,14 +109,14 @@ def run_json(module: Any, argv: Sequence[str], ok: Sequence[int] = (OK,)) -> Dic
     try:
         document = json.loads(out)
     except ValueError:
-        module.fail_json(msg="ctguard printed no JSON (exit %d)" % rc, rc=rc, cmd=cmd, stderr=err)
+        module.fail_json(msg=f"ctguard printed no JSON (exit {rc})", rc=rc, cmd=cmd, stderr=err)
     if not isinstance(document, dict):
         module.fail_json(msg="ctguard printed JSON that is not an object", rc=rc, cmd=cmd)
     document["_rc"] = rc
     return document
 
 
-def _text(encoded: Any) -> str:
+def _text(encoded: Optional[str]) -> str:
     if encoded is None:
         return ""
     return base64.b64decode(encoded).decode("utf-8", "replace")
@@ -128,7 +132,7 @@ def plan_diff(plan: Dict[str, Any]) -> List[Dict[str, str]]:
     """One Ansible diff per file the plan writes and per runtime value it sets, so that
     ``--check --diff`` shows exactly the bytes (schema ctguard.plan/1 carries them)."""
     where = plan.get("host", {}).get("root") or "/"
-    suffix = "" if where == "/" else " in %s" % where
+    suffix = "" if where == "/" else f" in {where}"
     diffs = []  # type: List[Dict[str, str]]
     for item in plan.get("files", []):
         if item["before_sha256"] == item["after_sha256"]:
@@ -136,8 +140,8 @@ def plan_diff(plan: Dict[str, Any]) -> List[Dict[str, str]]:
         before = item["before_base64"]
         diffs.append(
             {
-                "before_header": item["path"] + suffix + ("" if before is not None else " (absent)"),
-                "after_header": "%s%s (mode %s)" % (item["path"], suffix, item["mode"]),
+                "before_header": item["path"] + suffix + (" (absent)" if before is None else ""),
+                "after_header": f"{item['path']}{suffix} (mode {item['mode']})",
                 "before": _text(before),
                 "after": _text(item["after_base64"]),
             }
@@ -145,12 +149,13 @@ def plan_diff(plan: Dict[str, Any]) -> List[Dict[str, str]]:
     for value in plan.get("sysctls", []):
         if value["before"] == value["after"]:
             continue
+        where_set = f"{value['name']} ({value['path']})"
         diffs.append(
             {
-                "before_header": "%s (%s)" % (value["name"], value["path"]),
-                "after_header": "%s (%s)" % (value["name"], value["path"]),
-                "before": "" if value["before"] is None else "%s\n" % value["before"],
-                "after": "%s\n" % value["after"],
+                "before_header": where_set,
+                "after_header": where_set,
+                "before": "" if value["before"] is None else f"{value['before']}\n",
+                "after": f"{value['after']}\n",
             }
         )
     return diffs

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ctguard contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Ansible module: ``ctguard apply`` on the managed host; in check mode, the plan only."""
@@ -9,15 +8,15 @@ module: ctguard_apply
 short_description: Apply ctguard's plan, journalled, so that ctguard_rollback can undo it
 description:
   - Runs C(ctguard apply --yes --format json) on the managed host (or into a directory tree
-    there, or a network namespace): backs up, writes each file atomically, sets the runtime
+    there, or a network namespace). It backs up, writes each file atomically, sets the runtime
     values, verifies, and journals it all under O(state_dir).
   - C(changed) only when it changed something; a second run of the same plan is not
     changed. Returns the journal entry's id, which M(ctguard.ctguard.ctguard_rollback) takes.
   - In check mode it only plans (C(ctguard plan), or reads the O(plan) file and checks it
     with C(ctguard apply --dry-run)), changes nothing, and is C(changed) when the plan has
     changes. With C(--diff) each file's bytes and each runtime value, before and after.
-  - A refusal (exit 2: a size the memory cannot hold, a plan for another host, a host that
-    changed since the plan) and an error (exit 3: not root, a write that failed and was
+  - A refusal (exit 2, a size the memory cannot hold, a plan for another host, a host that
+    changed since the plan) and an error (exit 3, not root, a write that failed and was
     undone) fail the task with ctguard's one-line message.
 version_added: "0.1.0"
 author: ctguard contributors
@@ -69,14 +68,11 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Apply on a canary first, stop at the first failure
-  hosts: web
-  serial: [1, "25%"]
-  max_fail_percentage: 0
-  tasks:
-    - name: Apply ctguard's plan
-      ctguard.ctguard.ctguard_apply:
-      register: applied
+# in a play with serial: [1, "25%"] and max_fail_percentage: 0 (a canary first, stop at
+# the first failure), as the collection's playbooks/fleet.yml does
+- name: Apply ctguard's plan
+  ctguard.ctguard.ctguard_apply:
+  register: applied
 
 - name: Timeouts of a network namespace
   ctguard.ctguard.ctguard_apply:
@@ -136,7 +132,7 @@ def _saved_plan(module: AnsibleModule) -> dict:
         with open(module.params["plan"], "rb") as handle:
             plan = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
-        module.fail_json(msg="cannot read the plan %s: %s" % (module.params["plan"], exc))
+        module.fail_json(msg=f"cannot read the plan {module.params['plan']}: {exc}")
     return dict(plan)
 
 

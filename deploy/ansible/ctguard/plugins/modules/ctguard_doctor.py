@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ctguard contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Ansible module: ``ctguard doctor`` on the managed host, its findings as facts."""
@@ -142,7 +141,7 @@ def main() -> None:
     if params["only"]:
         argv += ["--only", ",".join(params["only"])]
     for name, value in sorted(params["thresholds"].items()):
-        argv += ["--threshold", "%s=%s" % (name, value)]
+        argv += ["--threshold", f"{name}={value}"]
     if params["no_table"]:
         argv.append("--no-table")
     document = run_json(module, argv, ok=(OK, WARNING, CRITICAL))

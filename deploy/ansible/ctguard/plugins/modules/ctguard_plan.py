@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ctguard contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Ansible module: ``ctguard plan`` on the managed host, the plan as an Ansible diff."""
@@ -72,6 +71,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+has_changes:
+  description: Whether the plan changes anything (the same as C(changed)).
+  returned: success
+  type: bool
 plan:
   description: The plan (schema C(ctguard.plan/1)) with every file's bytes before and after.
   returned: success
@@ -120,6 +123,7 @@ def main() -> None:
     changes = plan_has_changes(plan)
     module.exit_json(
         changed=changes,
+        has_changes=changes,
         diff=plan_diff(plan),
         plan=plan,
         files=[f["path"] for f in plan["files"] if f["before_sha256"] != f["after_sha256"]],

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: ctguard contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Ansible module: ``ctguard rollback`` on the managed host."""
@@ -8,12 +7,12 @@ DOCUMENTATION = r"""
 module: ctguard_rollback
 short_description: Put back what ctguard_apply changed, byte for byte
 description:
-  - Runs C(ctguard rollback --yes --format json) on the managed host: files get their old
+  - Runs C(ctguard rollback --yes --format json) on the managed host. Files get their old
     bytes back (files the apply created are removed), runtime values their old values.
   - C(changed) when it restored something; rolling back twice is harmless and not changed.
   - In check mode it reads the journal (C(ctguard rollback --list)) and is C(changed) when
     the entry is still applied; it changes nothing.
-  - An error (exit 3: not root, unknown id, a file edited since the apply without
+  - An error (exit 3, not root, unknown id, a file edited since the apply without
     O(force)) fails the task with ctguard's one-line message.
 version_added: "0.1.0"
 author: ctguard contributors
@@ -53,7 +52,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 status:
-  description: rolled-back, already-rolled-back, nothing-to-roll-back, no-journal; check in check mode.
+  description: >-
+    rolled-back, already-rolled-back, nothing-to-roll-back, no-journal; check in check mode.
   returned: success
   type: str
 entry_id:
@@ -93,7 +93,7 @@ def _would_roll_back(module: AnsibleModule, where: list) -> dict:
     else:
         named = [e for e in entries if e["id"] == wanted]
         if not named:
-            module.fail_json(msg="ctguard: error: no journal entry %s" % wanted)
+            module.fail_json(msg=f"ctguard: error: no journal entry {wanted}")
         entry = named[0]
     changed = entry is not None and entry["state"] in UNDOABLE
     return {"changed": changed, "entry_id": entry["id"] if entry else None}
