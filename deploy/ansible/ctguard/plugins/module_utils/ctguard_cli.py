@@ -113,7 +113,7 @@ def run_json(
     if not isinstance(document, dict):
         module.fail_json(msg="ctguard printed JSON that is not an object", rc=rc, cmd=cmd)
     document["_rc"] = rc
-    return document
+    return dict(document)
 
 
 def _text(encoded: Optional[str]) -> str:

@@ -112,6 +112,7 @@ plan:
 """
 
 import json
+from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ctguard.ctguard.plugins.module_utils.ctguard_cli import (
@@ -127,7 +128,7 @@ from ansible_collections.ctguard.ctguard.plugins.module_utils.ctguard_cli import
 )
 
 
-def _saved_plan(module: AnsibleModule) -> dict:
+def _saved_plan(module: AnsibleModule) -> Dict[str, Any]:
     try:
         with open(module.params["plan"], "rb") as handle:
             plan = json.loads(handle.read().decode("utf-8"))
@@ -136,15 +137,15 @@ def _saved_plan(module: AnsibleModule) -> dict:
     return dict(plan)
 
 
-def _plan(module: AnsibleModule, how: list) -> dict:
+def _plan(module: AnsibleModule, how: List[str]) -> Dict[str, Any]:
     """What the apply would do: the saved plan (checked with --dry-run), else a new one."""
     if module.params["plan"]:
         run_json(module, ["apply", "--dry-run", *how])
         return _saved_plan(module)
-    return without_rc(run_json(module, ["plan", *how]))
+    return dict(without_rc(run_json(module, ["plan", *how])))
 
 
-def _paths(plan: dict) -> list:
+def _paths(plan: Dict[str, Any]) -> List[str]:
     files = [f["path"] for f in plan["files"] if f["before_sha256"] != f["after_sha256"]]
     return files + [s["path"] for s in plan["sysctls"] if s["before"] != s["after"]]
 
@@ -170,7 +171,7 @@ def main() -> None:
             paths=_paths(plan),
             plan=plan,
         )
-    shown = {}
+    shown = {}  # type: Dict[str, Any]
     if module._diff:
         plan = _plan(module, how)
         shown = {"diff": plan_diff(plan), "plan": plan}

@@ -71,6 +71,8 @@ result:
   type: dict
 """
 
+from typing import Any, Dict, List
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ctguard.ctguard.plugins.module_utils.ctguard_cli import (
     argument_spec,
@@ -83,7 +85,7 @@ from ansible_collections.ctguard.ctguard.plugins.module_utils.ctguard_cli import
 UNDOABLE = ("applied", "applying")
 
 
-def _would_roll_back(module: AnsibleModule, where: list) -> dict:
+def _would_roll_back(module: AnsibleModule, where: List[str]) -> Dict[str, Any]:
     listed = run_json(module, ["rollback", "--list", *where])
     entries = listed["entries"]
     wanted = module.params["id"]
@@ -112,7 +114,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    where = []
+    where = []  # type: List[str]
     if params["root"]:
         where += ["--root", params["root"]]
     if params["state_dir"]:
