@@ -131,8 +131,8 @@ def netns_or_none() -> Iterator[Netns | None]:
 
 @pytest.fixture(scope="module")
 def fleet(ansible_collection: Installed, netns_or_none: Netns | None) -> Iterator[Fleet]:
-    """check, apply, apply again, rollback: a picture of every tree (and the namespace's
-    values) before and after each."""
+    """check, apply, apply again, rollback in check mode, rollback: a picture of every
+    tree (and the namespace's values) before and after each."""
     with open_dir("ctguard-fleet-") as top:
         os.chmod(top, 0o700)  # the journal's state dir must be root's alone
         fleet = Fleet(top, top / "reports", top / "scripts", top / "state", netns_or_none)
@@ -157,6 +157,8 @@ def fleet(ansible_collection: Installed, netns_or_none: Netns | None) -> Iterato
             if name == "apply":  # kept, for doctor to judge after the rollback
                 for host in fleet.originals:
                     shutil.copytree(fleet.tree(host), fleet.applied(host), symlinks=True)
+        fleet.runs["rollback-check"] = playbook(ansible_collection, "rollback.yml", inv, "--check")
+        fleet.snap()
         fleet.runs["rollback"] = playbook(ansible_collection, "rollback.yml", inv)
         fleet.snap()
         yield fleet
@@ -225,6 +227,15 @@ def test_apply_names_its_journal_entry(fleet: Fleet, host: str) -> None:
 
 
 @pytest.mark.parametrize("host", HOSTS)
+def test_rollback_in_check_mode_changes_nothing(fleet: Fleet, host: str) -> None:
+    assert fleet.pictures[host][4] == fleet.pictures[host][3]
+    # a host that runs ctguard says its entry would be rolled back; an old host's undo.sh
+    # is a raw command, which check mode skips
+    expected = 0 if host == OLD else 1
+    assert fleet.runs["rollback-check"].recap[host]["changed"] == expected
+
+
+@pytest.mark.parametrize("host", HOSTS)
 def test_rollback_restores_every_byte(fleet: Fleet, host: str) -> None:
     assert fleet.pictures[host][-1] == fleet.originals[host]
     assert fleet.runs["rollback"].recap[host]["changed"] == 1
@@ -233,10 +244,10 @@ def test_rollback_restores_every_byte(fleet: Fleet, host: str) -> None:
 def test_namespace_values_applied_and_rolled_back(fleet: Fleet) -> None:
     if fleet.netns is None:
         pytest.skip(why_no_kernel() or "no namespace")
-    before, checked, applied, again, rolled = fleet.values
+    before, checked, applied, again, rollback_checked, rolled = fleet.values
     assert before[ESTABLISHED] != 3600 and before[TIME_WAIT] != 30, before  # can fail
     assert checked == before
-    assert applied == again == {ESTABLISHED: 3600, TIME_WAIT: 30}
+    assert applied == again == rollback_checked == {ESTABLISHED: 3600, TIME_WAIT: 30}
     assert rolled == before
     assert fleet.runs["again"].recap[NETNS]["changed"] == 0
     assert len(set(map(str, fleet.initial))) == 1  # the initial namespace never moved
