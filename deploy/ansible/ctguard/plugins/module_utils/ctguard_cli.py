@@ -47,7 +47,10 @@ def executable(module: AnsibleModule) -> str:
     """The ``executable`` option, else the role's virtual environment, else PATH."""
     given = module.params.get("executable")
     if given:
-        return str(given)
+        found = given if os.path.isabs(given) else module.get_bin_path(given, required=False)
+        if not found or not os.access(found, os.X_OK) or os.path.isdir(found):
+            module.fail_json(msg=f"ctguard: error: {given} is not a program on this host")
+        return str(found)
     if os.access(DEFAULT_EXECUTABLE, os.X_OK):
         return DEFAULT_EXECUTABLE
     found = module.get_bin_path("ctguard", required=False)
