@@ -4,10 +4,12 @@ form ``ansible-doc`` reads, and ``ansible-lint --profile production`` passes on 
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import tarfile
 
+import pytest
 import yaml
 
 import ctguard
@@ -71,3 +73,14 @@ def test_ansible_lint_production_profile_passes(ansible_collection: Installed) -
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
+
+
+def test_module_code_parses_as_python_3_6() -> None:
+    """The modules run on the managed host's Python, which may be 3.6: no newer syntax."""
+    sources = sorted((COLLECTION_SRC / "plugins").rglob("*.py"))
+    assert len(sources) == len(MODULES) + 1
+    for path in sources:
+        ast.parse(path.read_text(), str(path), feature_version=(3, 6))
+    # and ast.parse does catch what 3.6 lacks
+    with pytest.raises(SyntaxError):
+        ast.parse("if (n := 1): pass\n", feature_version=(3, 6))
