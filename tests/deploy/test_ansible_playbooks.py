@@ -136,8 +136,7 @@ def fleet(ansible_collection: Installed, netns_or_none: Netns | None) -> Iterato
     with open_dir("ctguard-fleet-") as top:
         os.chmod(top, 0o700)  # the journal's state dir must be root's alone
         fleet = Fleet(top, top / "reports", top / "scripts", top / "state", netns_or_none)
-        for path in (fleet.reports, fleet.scripts, fleet.state):
-            path.mkdir()
+        fleet.state.mkdir()  # the playbook makes the reports and scripts directories
         for host, source in [*TREES.items(), (OLD, TREES["rhel6"])]:
             shutil.copytree(source, fleet.tree(host), symlinks=True)
             fleet.originals[host] = picture(fleet.tree(host))
