@@ -137,12 +137,13 @@ def playbook(
 
 
 def write_inventory(path: Path, groups: dict[str, dict[str, Any]]) -> Path:
-    """A YAML inventory: group -> host -> host variables; every host runs locally."""
+    """A YAML inventory: group -> host -> host variables, in this order (the order of
+    serial batches); every host runs locally."""
     inventory = {
         group: {"hosts": {host: {"ansible_connection": "local", **hvars}
                           for host, hvars in hosts.items()}}
         for group, hosts in groups.items()
     }  # fmt: skip
-    path.write_text(yaml.safe_dump(inventory, sort_keys=True))
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     path.chmod(0o644)
     return path

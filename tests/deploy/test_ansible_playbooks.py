@@ -287,35 +287,61 @@ def _as_nobody() -> list[str]:
     return NOBODY if probe.returncode == 0 else [*NOBODY, *READ_SEARCH]
 
 
-def test_not_root_fails_on_that_host_with_ctguards_one_line(ansible_collection: Installed) -> None:
+def _chown_tree(top: Path, uid: int) -> None:
+    for path in [top, *top.rglob("*")]:
+        os.lchown(path, uid, uid)
+
+
+def test_not_root_fails_with_ctguards_one_line_and_the_rollout_stops(
+    ansible_collection: Installed,
+) -> None:
+    """uid 65534, batches of 1 then 2 (-e ctguard_serial): the canary (an image tree uid
+    65534 can write) is applied; in the next batch this host (live) fails with ctguard's one
+    line while its batch mate is applied; the last batch never runs (max_fail_percentage 0;
+    without it, a batch that only partly failed would not stop the rollout)."""
     user = _as_nobody()
     ctguard_bin = shutil.which("ctguard")
     assert ctguard_bin is not None
+    images = ("canary", "mate", "last")
     with open_dir("ctguard-nobody-") as top:
         home = top / "home"
         home.mkdir()
-        os.chown(home, 65534, 65534)
-        live = {
+        _chown_tree(home, 65534)
+        for name in images:
+            shutil.copytree(TREES["rhel7"], top / name, symlinks=True)
+            _chown_tree(top / name, 65534)
+        original = picture(top / "last")
+        common = {
             "ansible_python_interpreter": str(Path(ctguard_bin).parent / "python"),
             "ctguard_executable": ctguard_bin,
-            "ctguard_state_dir": str(home / "state"),
         }
-        inv = write_inventory(top / "inventory.yml", {"ctguard": {"live": live}})
+        tree = {name: {**common, "ctguard_root": str(top / name),
+                       "ctguard_state_dir": str(home / f"{name}-state")}
+                for name in images}  # fmt: skip
+        hosts = {"canary": tree["canary"],
+                 "live": {**common, "ctguard_state_dir": str(home / "live-state")},
+                 "mate": tree["mate"], "last": tree["last"]}  # fmt: skip
+        inv = write_inventory(top / "inventory.yml", {"ctguard": hosts})
         tmp = str(home / "tmp")
         env = {**ansible_collection.env, "HOME": str(home),
                "ANSIBLE_LOCAL_TEMP": tmp, "ANSIBLE_REMOTE_TEMP": tmp}  # fmt: skip
+        args = ["--tags", "apply", "-e", '{"ctguard_serial": [1, 2]}']
         # check mode only plans, which needs no root: it succeeds and writes nothing
-        check = playbook(ansible_collection, "fleet.yml", inv, "--tags", "apply", "--check",
+        check = playbook(ansible_collection, "fleet.yml", inv, *args, "--check",
                          user=user, env=env)  # fmt: skip
         assert check.returncode == 0, check.output[-3000:]
         assert check.recap["live"]["failed"] == 0
-        assert not (home / "state").exists()
+        assert all(check.recap[name]["changed"] == 1 for name in images)  # they would change
+        assert picture(top / "last") == original
+        assert not list(home.glob("*-state"))
 
-        run = playbook(ansible_collection, "fleet.yml", inv, "--tags", "apply",
-                       user=user, env=env)  # fmt: skip
+        run = playbook(ansible_collection, "fleet.yml", inv, *args, user=user, env=env)
         assert run.returncode == 2, run.output[-3000:]
         assert run.recap["live"]["failed"] == 1
+        assert run.recap["canary"]["changed"] == run.recap["mate"]["changed"] == 1
+        assert run.recap.get("last", {"changed": 0})["changed"] == 0, run.recap
         assert "Traceback" not in run.output
         (msg,) = re.findall(r'"msg": "(ctguard: error: [^"]*)"', run.output)
         assert "run it as root" in msg, msg
-        assert not (home / "state").exists()
+        assert picture(top / "last") == original  # the batch after the failure never ran
+        assert not (home / "live-state").exists() and not (home / "last-state").exists()
