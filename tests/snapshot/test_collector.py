@@ -128,9 +128,9 @@ def python_snapshot(tmp: Path, fixture: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def made_tree(tmp: Path) -> Path:
     """modern-builtin with what a Python capture handles specially: links (absolute,
-        relative, chained, through a directory, dangling), merged /usr, dotfiles, tuned
-        profiles that include others, presence markers, a log file, both machine-id files (the
-    D-Bus one a link, as systemd makes it)."""
+    relative, chained, through a directory, dangling), merged /usr, dotfiles, tuned
+    profiles that include others, presence markers, a log file, both machine-id files (the
+    D-Bus one a link, as Debian's dbus makes it)."""
     tree = tmp / "made"
     shutil.copytree(FIXTURES["modern-builtin"], tree, symlinks=True)
     files = {
