@@ -95,4 +95,6 @@ def report_document(report: FleetReport) -> dict[str, Any]:
 
 
 def render_report_json(report: FleetReport) -> str:
-    return json.dumps(report_document(report), indent=2) + "\n"
+    """One line, as analyze's: indenting switches json to its pure-Python encoder, several
+    times slower on a fleet of 10,000 hosts (``| jq .`` indents it)."""
+    return json.dumps(report_document(report)) + "\n"

@@ -11,7 +11,9 @@ ORDER = (Severity.CRITICAL, Severity.WARNING, Severity.INFO)
 
 
 def hosts(n: int) -> str:
-    """>>> hosts(1), hosts(37)
+    """A count of hosts in words.
+
+    >>> hosts(1), hosts(37)
     ('1 host', '37 hosts')
     """
     return f"{n:,} host" if n == 1 else f"{n:,} hosts"

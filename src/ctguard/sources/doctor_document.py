@@ -42,7 +42,9 @@ class DoctorDocument:
     source: str | None
     netns: str | None
     kernel: str | None
-    findings: tuple[Finding, ...]  # found, passed and skipped (severity OK unless found)
+    found: tuple[Finding, ...]  # the findings found, in the document's order
+    checks: int  # checks that ran: found, passed or skipped
+    skipped: int
 
 
 def parse_doctor_document(text: str | bytes) -> DoctorDocument:
@@ -51,7 +53,7 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
     >>> doc = parse_doctor_document('{"schema": "ctguard.doctor/1", "findings": ['
     ...     '{"id": "CT304", "status": "found", "severity": "warning", "title": "t",'
     ...     ' "evidence": ["e"]}], "host": {"hostname": "db1", "machine_id": null}}')
-    >>> doc.hostname, doc.findings[0].severity.value, doc.created_utc
+    >>> doc.hostname, doc.found[0].severity.value, doc.created_utc
     ('db1', 'warning', None)
     >>> parse_doctor_document('{"name": "left-pad", "version": "1.3.0"}')
     Traceback (most recent call last):
@@ -88,7 +90,9 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         source=_text(data, "source"),
         netns=_text(data, "netns"),
         kernel=_text(data, "kernel"),
-        findings=tuple(_finding(i, item) for i, item in enumerate(findings)),
+        found=tuple(_finding(i, item) for i, item in enumerate(findings) if _found(i, item)),
+        checks=len(findings),
+        skipped=sum(1 for item in findings if item["status"] == "skipped"),
     )
 
 
@@ -111,6 +115,24 @@ def _text(data: dict[str, Any], key: str, where: str = "") -> str | None:
 
 def _key(value: object) -> str:
     return value if isinstance(value, str) else ""  # a list or an object is no key either
+
+
+def _found(index: int, item: object) -> bool:
+    """Whether a finding was found; a passed or a skipped one is checked only for what
+    the report counts (most of a document, so this is the hot path)."""
+    if not isinstance(item, dict):
+        raise ParseError(f"damaged doctor JSON: findings[{index}] is not an object")
+    status = item.get("status")
+    if status == "found":
+        return True
+    ident = item.get("id")
+    if (
+        status not in ("passed", "skipped")
+        or not isinstance(ident, str)
+        or not _ID.fullmatch(ident)
+    ):
+        _finding(index, item)  # says what is wrong with it
+    return False
 
 
 def _finding(index: int, item: object) -> Finding:

@@ -10,17 +10,19 @@ the catalogue's one table (``catalogue.FLEET_QUESTIONS``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ctguard.catalogue import CATALOGUE, FLEET_QUESTIONS, FleetQuestion, fleet_answers
 from ctguard.errors import CtguardError, ParseError
 from ctguard.exit_codes import ExitCode
 from ctguard.findings import Finding, Severity, Status
-from ctguard.host.target import Target
 from ctguard.sources.doctor_document import DoctorDocument, parse_doctor_document
-from ctguard.usecases.doctor import DoctorOptions, DoctorReport, doctor
 from ctguard.usecases.report_inputs import JSON, Input, Unreadable, find_inputs
+
+if TYPE_CHECKING:
+    from ctguard.usecases.doctor import DoctorReport
 
 MAX_DOCUMENT_BYTES = 16 << 20  # doctor's JSON is tens of KiB; past this it is not one
 MACHINE_ID_SHOWN = 8  # text and HTML show this much of a machine id: enough to tell apart
@@ -133,23 +135,37 @@ def _title(finding: Finding) -> str:
     return pitfall.title if pitfall is not None else finding.title or finding.id
 
 
-def reading(path: str, kind: str, doc: DoctorDocument | DoctorReport) -> HostReading:
-    """A host reading from a doctor document read back, or from doctor run here."""
-    if isinstance(doc, DoctorReport):
-        hostname, machine_id = doc.host.hostname, doc.host.machine_id
-        netns, kernel = doc.netns, doc.kernel
-    else:
-        hostname, machine_id, netns, kernel = doc.hostname, doc.machine_id, doc.netns, doc.kernel
-    found = sorted((f for f in doc.findings if f.found), key=lambda f: (-f.severity.rank, f.id))
+def _worst_first(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    return tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.id)))
+
+
+def document_reading(path: str, doc: DoctorDocument) -> HostReading:
+    """A host reading from a doctor document read back."""
+    return HostReading(
+        path=path,
+        kind=JSON,
+        hostname=doc.hostname,
+        machine_id=doc.machine_id,
+        created_utc=doc.created_utc,
+        netns=doc.netns,
+        kernel=doc.kernel,
+        findings=_worst_first(doc.found),
+        checks=doc.checks,
+        skipped=doc.skipped,
+    )
+
+
+def doctor_reading(path: str, kind: str, doc: DoctorReport) -> HostReading:
+    """A host reading from doctor run here, on a snapshot."""
     return HostReading(
         path=path,
         kind=kind,
-        hostname=hostname,
-        machine_id=machine_id,
+        hostname=doc.host.hostname,
+        machine_id=doc.host.machine_id,
         created_utc=doc.created_utc,
-        netns=netns,
-        kernel=kernel,
-        findings=tuple(found),
+        netns=doc.netns,
+        kernel=doc.kernel,
+        findings=_worst_first(f for f in doc.findings if f.found),
         checks=len(doc.findings),
         skipped=sum(1 for f in doc.findings if f.status is Status.SKIPPED),
     )
@@ -169,9 +185,13 @@ def read_json(path: str) -> DoctorDocument:
 def read_input(item: Input, options: ReportOptions) -> HostReading:
     """One input as a host reading; CtguardError says why it cannot be one."""
     if item.kind == JSON:
-        return reading(item.path, item.kind, read_json(item.path))
+        return document_reading(item.path, read_json(item.path))
+    # imported here: the rules and their sources are not needed for doctor documents
+    from ctguard.host.target import Target
+    from ctguard.usecases.doctor import DoctorOptions, doctor
+
     report = doctor(Target(item.path), DoctorOptions(table=options.table, debug=options.debug))
-    return reading(item.path, item.kind, report)
+    return doctor_reading(item.path, item.kind, report)
 
 
 def _safely(item: Input, options: ReportOptions) -> HostReading | Unreadable:
