@@ -306,3 +306,20 @@ def test_console_script_runs_it(tmp_path: Path) -> None:
     worst = max(RANK[s] for m in members for s in m.found.values())
     assert done.returncode == {3: 2, 2: 1}.get(worst, 0), done.stderr
     assert os.path.basename(str(members[0].path)) in done.stdout
+
+
+def test_a_walk_stops_at_its_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctguard.usecases import report_inputs
+
+    monkeypatch.setattr(report_inputs, "MAX_DEPTH", 3)
+    document = as_host(doctor_document(RHEL6), "shallow", machine_id(1), None)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "shallow.json").write_text(json.dumps(document))
+    deep = tmp_path / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)
+    (deep / "deep.json").write_text(json.dumps({**document, "host": {"hostname": "deep"}}))
+    _code, doc, _err = report_json(tmp_path)
+    assert [h["hostname"] for h in doc["hosts"]] == ["shallow"]
+    assert doc["unreadable"] == [
+        {"input": str(tmp_path / "a" / "b" / "c"), "reason": "deeper than 3 levels"}
+    ]
