@@ -323,3 +323,13 @@ def test_a_walk_stops_at_its_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert doc["unreadable"] == [
         {"input": str(tmp_path / "a" / "b" / "c"), "reason": "deeper than 3 levels"}
     ]
+
+
+def test_a_namespace_of_a_host_is_not_its_duplicate(tmp_path: Path) -> None:
+    """A snapshot taken in a namespace reads that namespace's table, not the host's."""
+    base = as_host(doctor_document(RHEL6), "k8s-node1", machine_id(1), "2026-11-01T00:00:00Z")
+    (tmp_path / "host.json").write_text(json.dumps(base))
+    (tmp_path / "pod.json").write_text(json.dumps({**base, "netns": "cni-1234"}))
+    _code, doc, _err = report_json(tmp_path)
+    assert sorted(str(h["netns"]) for h in doc["hosts"]) == ["None", "cni-1234"]
+    assert doc["duplicates"] == []

@@ -110,6 +110,15 @@ _JS = """
 """
 
 
+NAMED = 50  # hosts named per finding; the table below has every one
+
+
+def _names(readings: list[HostReading]) -> str:
+    more = len(readings) - NAMED
+    shown = ", ".join(host_name(h) for h in readings[:NAMED])
+    return f"{shown}, and {more:,} more (filter the table)" if more > 0 else shown
+
+
 def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
@@ -117,10 +126,6 @@ def _e(text: object) -> str:
 def _host_cell(host: HostReading) -> str:
     short = f' <span class="mid">{_e(host.short_id)}</span>' if host.short_id else ""
     return f"{_e(host.label)}{short}"
-
-
-def _level(host: HostReading) -> str:
-    return "unknown" if host.unknown and not host.findings else host.worst.value
 
 
 def _row(host: HostReading, level: str, ident: str, title: str, evidence: tuple[str, ...]) -> str:
@@ -144,7 +149,7 @@ def _rows(report: FleetReport) -> list[str]:
     rows = []
     for h in report.hosts:
         if not h.findings:
-            level = _level(h)
+            level = h.state
             what = "every check skipped" if level == "unknown" else "nothing found"
             rows.append(_row(h, level, "", what, ()))
         for f in h.findings:
@@ -161,7 +166,7 @@ def render_report_html(report: FleetReport) -> str:
     ]
     cards.append(
         f'<div class="card" data-question="hosts"><span class="n">{len(report.hosts):,}</span>'
-        f"{_e(hosts(len(report.hosts)).split(' ', 1)[1])} counted</div>"
+        f"{'host' if len(report.hosts) == 1 else 'hosts'} counted</div>"
     )
     findings = []
     for s in report.findings:
@@ -173,7 +178,7 @@ def render_report_html(report: FleetReport) -> str:
         findings.append(
             f'<li><span class="sev {s.worst.value}">{s.worst.value}</span> '
             f"{_e(headline(s))}{mixed}{marks}"
-            f'<div class="list">{_e(", ".join(host_name(h) for h, _ in s.hosts))}</div></li>'
+            f'<div class="list">{_e(_names([h for h, _ in s.hosts]))}</div></li>'
         )
     counts = ", ".join(
         f"{report.hosts_at(s):,} {s.value}"

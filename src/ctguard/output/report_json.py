@@ -27,7 +27,7 @@ def _host(host: HostReading) -> dict[str, Any]:
         "created_utc": host.created_utc,
         "netns": host.netns,
         "kernel": host.kernel,
-        "worst": "unknown" if host.unknown and not host.findings else host.worst.value,
+        "worst": host.state,
         "skipped": host.skipped,
         "findings": [
             {

@@ -30,12 +30,6 @@ def _names(readings: Sequence[HostReading]) -> str:
     return f"{shown}, and {more:,} more" if more > 0 else shown
 
 
-def _word(host: HostReading) -> str:
-    if host.unknown and not host.findings:
-        return "UNKNOWN"
-    return host.worst.value.upper()
-
-
 def render_report_text(report: FleetReport, color: bool = False, verbose: bool = False) -> str:
     from rich.console import Console
     from rich.markup import escape
@@ -72,7 +66,7 @@ def render_report_text(report: FleetReport, color: bool = False, verbose: bool =
     say()
     say("[bold]by host[/bold] (worst first)")
     for h in report.hosts:
-        word = _word(h)
+        word = h.state.upper()
         style = "magenta" if word == "UNKNOWN" else _STYLE[h.worst]
         taken = f"  {h.created_utc}" if h.created_utc else ""
         scope = f"  netns {h.netns}" if h.netns else ""

@@ -10,7 +10,7 @@ the catalogue's one table (``catalogue.FLEET_QUESTIONS``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,10 +52,11 @@ class HostReading:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """Who this is: hostname and machine id; the input's path when neither is known."""
+        """Who this is: hostname and machine id (and the namespace, for a snapshot taken in
+        one: its table is not the host's); the input's path when neither is known."""
         if self.hostname is None and self.machine_id is None:
             return ("path", self.path)
-        return ("host", self.hostname or "", self.machine_id or "")
+        return ("host", self.hostname or "", self.machine_id or "", self.netns or "")
 
     @property
     def label(self) -> str:
@@ -73,6 +74,11 @@ class HostReading:
     @property
     def worst(self) -> Severity:
         return max((f.severity for f in self.findings), key=_rank, default=Severity.OK)
+
+    @property
+    def state(self) -> str:
+        """The worst severity's word, or "unknown" when every check was skipped."""
+        return "unknown" if self.unknown and not self.findings else self.worst.value
 
 
 @dataclass(frozen=True)
@@ -274,19 +280,13 @@ def fleet_exit_code(hosts: Sequence[HostReading], fail_on: Severity = Severity.W
     return ExitCode.OK
 
 
-def report(
-    paths: Sequence[str],
-    options: ReportOptions | None = None,
-    progress: Callable[[Input], None] | None = None,
-) -> FleetReport:
+def report(paths: Sequence[str], options: ReportOptions | None = None) -> FleetReport:
     """Read every input under ``paths`` and build the fleet view. CtguardError (exit 3)
     when no input at all could be read: there is no fleet to report on."""
     options = options or ReportOptions()
     inputs, unreadable = find_inputs(paths)
     readings: list[HostReading] = []
     for item in inputs:
-        if progress is not None:
-            progress(item)
         got = _safely(item, options)
         if isinstance(got, Unreadable):
             unreadable.append(got)
