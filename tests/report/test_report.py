@@ -333,3 +333,13 @@ def test_a_namespace_of_a_host_is_not_its_duplicate(tmp_path: Path) -> None:
     _code, doc, _err = report_json(tmp_path)
     assert sorted(str(h["netns"]) for h in doc["hosts"]) == ["None", "cni-1234"]
     assert doc["duplicates"] == []
+
+
+def test_verbose_text_shows_the_evidence(tmp_path: Path) -> None:
+    document = as_host(doctor_document(RHEL6), "web1", machine_id(1), None)
+    line = next(f for f in document["findings"] if f["status"] == "found")["evidence"][0]
+    (tmp_path / "web1.json").write_text(json.dumps(document))
+    _code, quiet, _err = run(["report", str(tmp_path)])
+    _code, verbose, _err = run(["report", str(tmp_path), "-v"])
+    assert f"- {line}" not in quiet
+    assert f"- {line}" in verbose
