@@ -31,8 +31,8 @@ def report_command(
     Each PATH is a 'ctguard doctor --format json' file, a snapshot (directory or archive
     from 'ctguard snapshot' or 'ctguard collector': doctor runs on it here), or a directory
     of them, walked (Ansible's fetch layout DEST/HOST/... works as it is). A host counts
-    once, by hostname and machine id: its newest result wins, older ones are listed as
-    duplicates. An input that is not ctguard's, or damaged, is listed with its reason and
+    once, by hostname and machine id (a namespace's snapshot apart): its newest result
+    wins, older ones are listed as duplicates. An input that is not ctguard's, or damaged, is listed with its reason and
     never stops the report.
 
     First the numbers that matter for a fleet: hosts dropping packets now, hosts whose
