@@ -32,8 +32,8 @@ def report_command(
     from 'ctguard snapshot' or 'ctguard collector': doctor runs on it here), or a directory
     of them, walked (Ansible's fetch layout DEST/HOST/... works as it is). A host counts
     once, by hostname and machine id (a namespace's snapshot apart): its newest result
-    wins, older ones are listed as duplicates. An input that is not ctguard's, or damaged, is listed with its reason and
-    never stops the report.
+    wins, older ones are listed as duplicates. An input that is not ctguard's, or damaged,
+    is listed with its reason and never stops the report.
 
     First the numbers that matter for a fleet: hosts dropping packets now, hosts whose
     settings will not survive a reload or reboot, hosts whose max the RAM cannot hold.
