@@ -36,10 +36,15 @@ UPDATE = os.environ.get("CTGUARD_UPDATE_GOLDEN") == "1"
 
 
 def doctor_json(scenario: str) -> dict[str, Any]:
+    """What the rules say of the root: doctor's document without which machine it is and
+    when it was read (doctor() adds those, diagnose() does not; tests/cli has them)."""
     host = HostRoot(ROOTS / scenario)
     manifest = read_manifest(host)
     facts = collect(host, CapturedCommands(host), manifest.netns if manifest else None)
-    return doctor_dict(diagnose(facts))
+    document = doctor_dict(diagnose(facts))
+    assert document.pop("host") == {"hostname": None, "machine_id": None}
+    assert document.pop("created_utc") is None
+    return document
 
 
 def contract(scenario: str) -> dict[str, str]:
@@ -102,5 +107,11 @@ def test_cli_exit_code_matches_json(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         report = json.loads(done.stdout)
+        host, created = report.pop("host"), report.pop("created_utc")
         assert report == json.loads((ROOTS / scenario / "expected.json").read_text())
         assert done.returncode == report["exit_code"]
+        # which machine, and when: what the root holds, or null where it holds nothing
+        name = ROOTS / scenario / "proc/sys/kernel/hostname"
+        assert host["hostname"] == (name.read_text().strip() if name.exists() else None)
+        manifest = read_manifest(HostRoot(ROOTS / scenario))
+        assert created == (manifest.created_utc if manifest else None)

@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 
 from ctguard.errors import ParseError
+from ctguard.findings import Severity
 from ctguard.story_page import parse_story
 
 STORIES = "stories"  # the pages' directory inside the ctguard package
@@ -66,6 +67,57 @@ _PITFALLS = (
 )
 
 CATALOGUE: dict[str, Pitfall] = {pitfall.id: pitfall for pitfall in _PITFALLS}
+
+
+@dataclass(frozen=True)
+class FleetQuestion:
+    """A question a fleet owner asks of every host, answered by catalogue findings."""
+
+    key: str  # stable, for JSON and CSV
+    label: str  # how a person reads it: "hosts dropping packets now"
+    ids: tuple[str, ...]  # the findings that answer yes
+    least: Severity  # found at this severity or worse
+
+
+# Which findings answer the three questions of a fleet (``ctguard report``), and why these:
+# - dropping: CT102 critical is a drop counted since nf_conntrack loaded, or a 'table full'
+#   line in this boot's log; CT102 warning is an older log file only (it happened, not
+#   now). CT103 is not here: early drop evicts an unassured entry and the new packet is
+#   kept (stories/CT103.md), packets are dropped only once that fails (CT102).
+# - not persistent: the values running now are lost at the next module load, boot or
+#   firewall restart: CT301 (the files say otherwise), CT302 (applied before the module
+#   loads), CT303 (hashsize only set at runtime), CT304 (the RHEL iptables service
+#   unloads the module). Not CT305 (the settings survive; the emergency stop no longer
+#   helps) nor CT306 (another agent re-applies its own values: they survive, edits do not).
+# - RAM: CT201 critical: a full table takes memory_critical % of RAM or more than
+#   MemAvailable; its warning is a costly max the RAM still holds.
+FLEET_QUESTIONS = (
+    FleetQuestion("dropping", "dropping packets now", ("CT102",), Severity.CRITICAL),
+    FleetQuestion(
+        "not_persistent",
+        "settings will not survive a reload or reboot",
+        ("CT301", "CT302", "CT303", "CT304"),
+        Severity.INFO,
+    ),
+    FleetQuestion("ram", "max the RAM cannot hold", ("CT201",), Severity.CRITICAL),
+)
+
+
+def fleet_answers(finding_id: str, severity: Severity) -> tuple[str, ...]:
+    """The keys of the fleet questions a finding found at ``severity`` answers yes to.
+
+    >>> fleet_answers("CT102", Severity.CRITICAL)
+    ('dropping',)
+    >>> fleet_answers("CT102", Severity.WARNING)
+    ()
+    >>> fleet_answers("CT304", Severity.WARNING)
+    ('not_persistent',)
+    >>> fleet_answers("CT103", Severity.WARNING)
+    ()
+    """
+    return tuple(
+        q.key for q in FLEET_QUESTIONS if finding_id in q.ids and severity.rank >= q.least.rank
+    )
 
 
 def story_page(pitfall_id: str) -> str:

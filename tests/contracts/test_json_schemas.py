@@ -79,6 +79,8 @@ ARGV: dict[str, str] = {
     "explain": "explain {id} --format json",
     "explain-index": "explain --format json",
     "top-once": "top --once --interval 0.3 --format json --netns {netns}",
+    "report": "report --format json {root}",
+    "report-fleet": "report --format json {root} {file}",
 }
 
 # (command, root relative to the repository) -> why the command does not apply there, and
@@ -96,6 +98,7 @@ PRINTS: dict[str, str] = {
     "plan": schemas.PLAN,
     "notrack": schemas.NOTRACK,
     "disable": schemas.DISABLE,
+    "report": schemas.REPORT,
 }
 
 
@@ -268,6 +271,20 @@ def test_a_file_with_bad_lines_is_valid(tmp_path: Path) -> None:
     )
     doc = run_valid(argv("analyze-file", file=dump), schemas.ANALYZE, codes=(0,))
     assert (doc["bad_lines"]["count"], doc["bad_lines"]["first_line"]) == (1, 2)
+
+
+def test_a_fleet_report_is_valid(tmp_path: Path) -> None:
+    """Every snapshot under tests/roots at once, beside a doctor document that has no host
+    and a file that is not ctguard's: every part of the document is filled."""
+    _code, out, _err = run(argv("doctor", root=RHEL6))
+    document = json.loads(out)
+    del document["host"], document["created_utc"]  # as doctor wrote it before it named hosts
+    (tmp_path / "old-doctor.json").write_text(json.dumps(document))
+    (tmp_path / "package.json").write_text('{"name": "left-pad"}')
+    doc = run_valid(argv("report-fleet", root=ROOTS, file=tmp_path), schemas.REPORT)
+    assert all(doc[key] for key in ("fleet", "findings", "hosts", "duplicates", "unreadable"))
+    assert all(q["hosts"] for q in doc["fleet"]), "a question no root answers yes to"
+    assert None in {h["hostname"] for h in doc["hosts"]}
 
 
 @pytest.mark.parametrize("case", ["plan-refused", "plan-forced"])

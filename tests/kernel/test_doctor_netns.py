@@ -89,6 +89,9 @@ def test_snapshot_of_a_namespace_gives_the_same_doctor(netns: Netns, tmp_path: P
     live = json.loads(run_ctguard("doctor", "--netns", netns.name, "--format", "json").stdout)
     offline = json.loads(run_ctguard("doctor", "--root", str(out), "--format", "json").stdout)
     assert (live.pop("source"), offline.pop("source")) == ("live", "snapshot")
+    # when each was read: the snapshot's manifest time, then the live run's (same format)
+    taken, now = offline.pop("created_utc"), live.pop("created_utc")
+    assert taken <= now and len(taken) == len(now)
     assert offline == live
 
 

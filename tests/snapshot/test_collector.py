@@ -142,7 +142,8 @@ def python_snapshot(tmp: Path, fixture: Path, monkeypatch: pytest.MonkeyPatch) -
 def made_tree(tmp: Path) -> Path:
     """modern-builtin with what a Python capture handles specially: links (absolute,
     relative, chained, through a directory, dangling), merged /usr, dotfiles, tuned
-    profiles that include others, presence markers, a log file."""
+    profiles that include others, presence markers, a log file, both machine-id files (the
+    D-Bus one a link, as Debian's dbus makes it)."""
     tree = tmp / "made"
     shutil.copytree(FIXTURES["modern-builtin"], tree, symlinks=True)
     files = {
@@ -157,6 +158,7 @@ def made_tree(tmp: Path) -> Path:
         "usr/lib/tuned/network-throughput/tuned.conf": "[sysctl]\nnet.core.rmem_max=1\n",
         "usr/lib/tuned/throughput-performance/tuned.conf": "[sysctl]\nvm.swappiness=10\n",
         "var/log/messages": "Mar  4 20:14:02 web kernel: nf_conntrack: table full, dropping\n",
+        "etc/machine-id": "0f3c5e8a9b1d4c2e8f7a6b5c4d3e2f1a\n",
     }
     for path, text in files.items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +171,7 @@ def made_tree(tmp: Path) -> Path:
         "etc/x": "/opt/conf",
         "etc/sysctl.d/10-a.conf": "../x/10-a.conf",
         "etc/sysctl.d/11-chain.conf": "10-a.conf",
+        "var/lib/dbus/machine-id": "/etc/machine-id",
     }
     for path, target in links.items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
@@ -180,10 +183,15 @@ def made_tree(tmp: Path) -> Path:
 
 
 def doctor(root: Path, fmt: str) -> str:
+    """doctor's output, but for when the snapshot was taken (the two captures differ)."""
     out = io.StringIO()
     with signals_kept(), contextlib.redirect_stdout(out):
         main(["doctor", "--root", str(root), "--format", fmt])
-    return out.getvalue()
+    if fmt != "json":
+        return out.getvalue()
+    document = json.loads(out.getvalue())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", document.pop("created_utc"))
+    return json.dumps(document, indent=2)
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
@@ -256,6 +264,10 @@ def test_same_snapshot_as_python(
                 assert data.read() == (python / path.lstrip("/")).read_bytes(), path
     for fmt in ("json", "text"):
         assert doctor(archive, fmt) == doctor(python, fmt)
+    if fixture == "made":  # both machine-id files kept, and doctor names the machine by them
+        assert {"/etc/machine-id", "/var/lib/dbus/machine-id"} <= set(want["captured"])
+        machine_id = (tree / "etc/machine-id").read_text().strip()
+        assert json.loads(doctor(archive, "json"))["host"]["machine_id"] == machine_id
 
 
 def test_missing_programs_are_named_in_the_manifest(tmp_path: Path) -> None:

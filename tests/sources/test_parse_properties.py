@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctguard.errors import ParseError
+from ctguard.sources.doctor_document import DoctorDocument, parse_doctor_document
 from ctguard.sources.kernel import KernelVersion, parse_kernel_release
 from ctguard.sources.manifest import ManifestInfo, parse_manifest
 from ctguard.sources.meminfo import Meminfo, parse_meminfo
@@ -29,6 +30,7 @@ PARSERS: list[tuple[Callable[[str], Any], type]] = [
     (parse_kernel_release, KernelVersion),
     (parse_sysctl_int, int),
     (parse_manifest, ManifestInfo),
+    (parse_doctor_document, DoctorDocument),
 ]
 IDS = [parser.__name__ for parser, _ in PARSERS]
 

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disable": ("ctguard.cli.disable", "disable_command"),
     "notrack": ("ctguard.cli.notrack", "notrack_command"),
     "exporter": ("ctguard.cli.exporter", "exporter_command"),
+    "report": ("ctguard.cli.report", "report_command"),
 }
 
 
@@ -86,6 +87,7 @@ def cli(debug: bool) -> None:
       sudo ctguard apply             apply that plan (journalled); ctguard rollback undoes it
       ctguard notrack --port 8983    untrack a hot port, with the accepts that keep it reachable
       ctguard disable                what keeps conntrack loaded, and how to keep it out
+      ctguard report results/        the fleet view of many hosts' doctor results
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, bad usage).
     """

@@ -20,6 +20,8 @@ def doctor_dict(report: DoctorReport) -> dict[str, Any]:
         "netns": report.netns,
         "kernel": report.kernel,
         "conntrack": report.conntrack,
+        "host": {"hostname": report.host.hostname, "machine_id": report.host.machine_id},
+        "created_utc": report.created_utc,
         "status": report.status,
         "exit_code": report.exit_code,
         "summary": {

@@ -28,6 +28,7 @@ EXPLAIN = "ctguard.explain/1"
 TOP = "ctguard.top/1"
 APPLY = "ctguard.apply/1"
 ROLLBACK = "ctguard.rollback/1"
+REPORT = "ctguard.report/1"
 
 # id -> name of its schema file (<name>.schema.json)
 NAMES: dict[str, str] = {
@@ -45,6 +46,7 @@ NAMES: dict[str, str] = {
     TOP: "top",
     APPLY: "apply",
     ROLLBACK: "rollback",
+    REPORT: "report",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ctguard.host.caps import LOG_TAIL_BYTES as LOG_TAIL_BYTES  # the same tail, below
+from ctguard.sources.identity import MACHINE_ID_FILES
 from ctguard.sources.kernel_log import KERNEL_LOG_FILES
 from ctguard.sources.tuned_config import (
     TUNED_ACTIVE_PROFILE,
@@ -49,6 +50,8 @@ CONFIG_FILES = (
     TUNED_ACTIVE_PROFILE,
     TUNED_POST_LOADED_PROFILE,
     TUNED_MAIN_CONF,
+    # which machine (with the hostname above): `ctguard report` tells hosts apart by both
+    *MACHINE_ID_FILES,
 )
 # Programs whose presence matters (which systemd-sysctl a udev rule should run): stored as
 # empty files, like the holders.

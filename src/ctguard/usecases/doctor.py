@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from ctguard.exit_codes import ExitCode
-from ctguard.facts import Facts
+from ctguard.facts import Facts, read_safely
 from ctguard.findings import Finding, Severity, Status
+from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.model.thresholds import Thresholds
 from ctguard.rules import run_rules
+from ctguard.sources.identity import Identity, read_identity
 from ctguard.sources.kernel import KernelVersion
+from ctguard.sources.manifest import ManifestInfo, read_manifest
 from ctguard.usecases.read_facts import read_facts
 
 
@@ -32,6 +36,10 @@ class DoctorReport:
     conntrack: str  # presence kind
     findings: tuple[Finding, ...]
     exit_code: int
+    # which machine, and when it was read: a snapshot's manifest time, else now (a fleet
+    # report tells hosts apart and keeps the newest reading of each)
+    host: Identity = field(default_factory=lambda: Identity(None, None))
+    created_utc: str | None = None
 
     @property
     def status(self) -> str:
@@ -80,9 +88,29 @@ def diagnose(
     )
 
 
-def doctor(target: Target, options: DoctorOptions | None = None) -> DoctorReport:
+def utc_text(when: datetime) -> str:
+    """The form every ctguard document writes a time in (the snapshot manifest's too)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def doctor(
+    target: Target, options: DoctorOptions | None = None, now: datetime | None = None
+) -> DoctorReport:
     """Check the target for every pitfall of the catalogue (or the ``only`` ones)."""
     options = options or DoctorOptions()
     with open_target(target) as opened:
         facts = read_facts(opened, options.table)
-    return diagnose(facts, options.thresholds, options.only, options.fail_on, options.debug)
+        # a namespace shares its host's hostname and machine id: read from the host root
+        host = read_identity(opened.host)
+        created = utc_text(now or datetime.now(UTC)) if target.live else _taken(opened.host)
+    report = diagnose(facts, options.thresholds, options.only, options.fail_on, options.debug)
+    return replace(report, host=host, created_utc=created)
+
+
+def _taken(root: HostRoot) -> str | None:
+    """When a snapshot was taken (its manifest says); None for a bare tree or a damaged
+    manifest: the time is unknown, not the time it was read."""
+    manifest = read_safely(read_manifest, root)
+    if isinstance(manifest, ManifestInfo) and manifest.created_utc is not None:
+        return manifest.created_utc
+    return None
