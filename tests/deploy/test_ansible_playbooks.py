@@ -43,7 +43,7 @@ NETNS = "netns"
 NETFILTER = Path("/proc/sys/net/netfilter")
 ESTABLISHED = "nf_conntrack_tcp_timeout_established"
 TIME_WAIT = "nf_conntrack_tcp_timeout_time_wait"
-SKIP = ["--skip-tags", "install,report"]  # ctguard is installed; report is another branch's
+SKIP = ["--skip-tags", "install"]  # ctguard is installed already
 
 
 def namespace_values(ns: Netns) -> dict[str, int]:
@@ -171,6 +171,9 @@ def test_every_run_succeeds(fleet: Fleet) -> None:
         assert run.returncode == 0, (name, run.output[-4000:])
         assert "Traceback" not in run.output, name
         hosts = {*HOSTS, *([NETNS] if fleet.netns else [])}
+        if not name.startswith("rollback"):  # fleet.yml reports on the controller
+            hosts.add("localhost")
+            assert run.recap["localhost"]["changed"] == 0, run.recap  # no host changed
         assert set(run.recap) == hosts, (name, run.recap)
 
 
@@ -345,3 +348,27 @@ def test_not_root_fails_with_ctguards_one_line_and_the_rollout_stops(
         assert "run it as root" in msg, msg
         assert picture(top / "last") == original  # the batch after the failure never ran
         assert not (home / "live-state").exists() and not (home / "last-state").exists()
+
+
+def test_the_report_on_the_controller_counts_each_host_once(fleet: Fleet) -> None:
+    """The report step: ``ctguard report`` over what the audits brought back, as text in
+    the run's output and as one HTML page beside the reports directory. The RHEL 6 tree and
+    the old host are copies of one snapshot (one hostname, no machine id): one host, and
+    the older readings are duplicates."""
+    names = {
+        host: (fleet.tree(host) / "proc/sys/kernel/hostname").read_text().strip() for host in HOSTS
+    }
+    assert names["rhel6"] == names[OLD]
+    report = json.loads(run_ctguard("report", str(fleet.reports), "--format", "json").stdout)
+    assert report["unreadable"] == []
+    hostnames = [h["hostname"] for h in report["hosts"] if h["netns"] is None]
+    assert sorted(hostnames) == sorted(set(names.values()))
+    assert report["duplicates"]  # the old host's and the RHEL 6 tree's readings
+    for run in ("check", "apply", "again"):
+        output = fleet.runs[run].output
+        assert "dropping packets now" in output, run
+    page = fleet.reports.parent / f"{fleet.reports.name}.html"
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    for name in set(names.values()):
+        assert name in html
