@@ -794,3 +794,21 @@ def test_writing_into_an_archive_is_one_line(
     assert line.count("\n") == 0
     assert done.stdout == ""
     assert (rhel6_archive.read_bytes(), tree_state(tmp_path)) == before
+
+
+def test_a_saved_plan_applied_twice_is_in_place_the_second_time(
+    saved: tuple[Path, Path, Path],
+) -> None:
+    """Once applied, the host no longer matches what the plan was made from, but it holds
+    every change of it: a second run (Ansible's idempotence) has nothing to do, changes no
+    byte and journals nothing, as a second run of a fresh plan."""
+    tree, plan, state_dir = saved
+    first = run("apply", "--plan", plan, "--root", tree, "--yes", "--state-dir", state_dir)
+    assert first.returncode == 0, first.stderr
+    applied = tree_state(tree)
+    for argv in (["--yes"], ["--dry-run"]):
+        again = run("apply", "--plan", plan, "--root", tree, "--state-dir", state_dir, *argv)
+        assert again.returncode == 0, again.stderr
+        assert "in place" in again.stdout
+    assert tree_state(tree) == applied
+    assert len(journal_ids(state_dir)) == 1

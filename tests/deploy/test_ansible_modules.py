@@ -42,6 +42,7 @@ def test_each_module_on_a_tree(ansible_collection: Installed) -> None:
             for path in out.glob("*.result.json")
         }
         saved = json.loads((out / "plan.json").read_text())
+        assert not (out / "check-plan.json").exists()  # check mode wrote nothing
         assert picture(tree) == original  # rolled back, every byte
 
     plan, check, real = result["plan"], result["apply_check"], result["apply_real"]
@@ -56,6 +57,10 @@ def test_each_module_on_a_tree(ansible_collection: Installed) -> None:
     assert real["changed"] and real["status"] == "applied"
     assert real["entry_id"] and real["undo"].startswith(f"ctguard rollback {real['entry_id']}")
     assert set(real["paths"]) >= {item["path"] for item in saved["files"]}
+    # a second run of the same saved plan: nothing to do, not changed
+    assert not result["apply_again"]["changed"], result["apply_again"]
+    assert result["apply_again"]["entry_id"] is None
+    assert result["plan_check"]["has_changes"]
     rolled, again = result["rollback_real"], result["rollback_again"]
     assert rolled["changed"] and rolled["entry_id"] == real["entry_id"]
     assert set(rolled["restored"]) >= {item["path"] for item in saved["files"]}

@@ -256,14 +256,20 @@ def test_namespace_values_applied_and_rolled_back(fleet: Fleet) -> None:
 
 
 def test_old_host_archive_and_scripts_on_the_controller(fleet: Fleet) -> None:
-    archives = sorted(fleet.reports.glob("ctguard-web03.example.com-*.tar.gz"))
-    assert len(archives) == 3  # one audit per fleet run
-    with tarfile.open(archives[0]) as archive:
+    # one archive per host, by inventory name, replaced by each audit (three runs here)
+    assert sorted(p.name for p in fleet.reports.glob("*.tar.gz")) == [f"{OLD}.tar.gz"]
+    latest = fleet.reports / f"{OLD}.tar.gz"
+    with tarfile.open(latest) as archive:
         assert "ctguard_manifest.json" in {Path(n).name for n in archive.getnames()}
-    first = json.loads(run_ctguard("doctor", "--root", str(archives[0]), "--format", "json").stdout)
-    assert {"CT201", "CT304"} <= {f["id"] for f in first["findings"] if f["status"] == "found"}
+    fix = (fleet.scripts / f"fix-{OLD}.sh").read_text()
+    assert fix.startswith("#!/bin/sh\n")
+    (fixes,) = [line.split(": ", 1)[1].split() for line in fix.splitlines()
+                if line.startswith("# fixes: ")]  # fmt: skip
+    assert {"CT201", "CT304"} <= set(fixes)  # the audit before the apply found them
+    # the last audit ran after the apply: what the script fixed is no longer found
+    last = json.loads(run_ctguard("doctor", "--root", str(latest), "--format", "json").stdout)
+    assert not set(fixes) & {f["id"] for f in last["findings"] if f["status"] == "found"}
     assert (fleet.scripts / "ctguard-collect.sh").is_file()
-    assert (fleet.scripts / f"fix-{OLD}.sh").read_text().startswith("#!/bin/sh\n")
     # the modern hosts' doctor JSON is there too
     for host in TREES:
         report = json.loads((fleet.reports / f"{host}.json").read_text())

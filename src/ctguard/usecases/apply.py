@@ -68,6 +68,18 @@ def read_plan_file(path: str) -> str:
         raise CtguardError(f"cannot read {path}: not UTF-8 (not a saved plan)") from None
 
 
+def _in_place(site: Site, loaded: LoadedPlan) -> bool:
+    """Every change of the saved plan is already made (it was applied): a second run of it
+    has nothing to do, as a second run of a fresh plan, and is not "outdated"."""
+    try:
+        change, _ = writer.dry_run(
+            list(loaded.files), list(loaded.sysctls), root=site.tree, runtime=site.runtime()
+        )
+    except writer.StalePlanError:
+        return False
+    return not change
+
+
 def same_plan_now(site: Site, loaded: LoadedPlan, source: str) -> None:
     """Refuse a saved plan that ctguard would no longer make: the host moved on since
     (a file the plan read but does not write, a count, a rule), so it is outdated."""
@@ -76,7 +88,7 @@ def same_plan_now(site: Site, loaded: LoadedPlan, source: str) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         raise RefusedError(str(PlanFileError(f"{source}: damaged plan (options: {exc})"))) from None
     now, was = signature(fresh.files, fresh.sysctls), loaded.signature()
-    if now != was:
+    if now != was and not _in_place(site, loaded):
         differ = sorted({path for path, _ in set(now) ^ set(was)})
         raise RefusedError(
             f"{source}: outdated: the host changed since the plan was made (planning now"

@@ -9,9 +9,10 @@ short_description: Size the conntrack table and show the changes that make it st
 description:
   - Runs C(ctguard plan --format json) on the managed host (or for a snapshot or tree
     there, or a network namespace) and returns the plan.
-  - Never writes on the host (except the plan file O(output) names). The result is
-    C(changed) when the plan has changes, that is when C(ctguard_apply) would change the
-    host; with C(--diff), each file's bytes and each runtime value, before and after.
+  - Never writes on the host, except the plan file O(output) names (not in check mode).
+    The result is C(changed) when the plan has changes, that is when C(ctguard_apply)
+    would change the host; with C(--diff), each file's bytes and each runtime value,
+    before and after.
   - A plan ctguard refuses (a full table the memory cannot hold, exit 2) or an error
     (exit 3) fails the task with ctguard's one-line message.
 version_added: "0.1.0"
@@ -117,7 +118,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     argv = ["plan", *target_args(module.params), *sizing_args(module.params)]
-    if module.params["output"]:
+    if module.params["output"] and not module.check_mode:  # check mode writes nothing
         argv += ["--output", module.params["output"]]
     plan = without_rc(run_json(module, argv))
     changes = plan_has_changes(plan)
