@@ -27,6 +27,7 @@ from typing import Any
 from ctguard.errors import ParseError
 from ctguard.findings import Finding, Severity, Status
 from ctguard.schemas import DOCTOR, NAMES
+from ctguard.sources.identity import parse_machine_id
 
 _ID = re.compile(r"CT[0-9]{3}")
 _UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -85,7 +86,7 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         raise ParseError(f'damaged doctor JSON: "created_utc" {created[:40]!r} is not a UTC time')
     return DoctorDocument(
         hostname=_text(host, "hostname", "host."),
-        machine_id=_text(host, "machine_id", "host."),
+        machine_id=_machine_id(_text(host, "machine_id", "host.")),
         created_utc=created,
         source=_text(data, "source"),
         netns=_text(data, "netns"),
@@ -94,6 +95,12 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         checks=len(findings),
         skipped=sum(1 for item in findings if item["status"] == "skipped"),
     )
+
+
+def _machine_id(value: str | None) -> str | None:
+    """As /etc/machine-id is read: 32 hex digits, lowercased (a hand-edited or foreign
+    document in upper case is the same host); anything else is no id."""
+    return None if value is None else parse_machine_id(value)
 
 
 def _foreign(schema: object) -> str:

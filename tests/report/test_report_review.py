@@ -1,0 +1,74 @@
+"""``ctguard report`` on hand-made doctor documents: identities, duplicates and hostile
+text (a document is input from many hosts: its strings are not trusted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ctguard.sources.doctor_document import parse_doctor_document
+from fleet_samples import run
+
+MID = "4b6fd9c1e63a4a58a2de5d3bc9e0a4f1"
+OTHER = "0123456789abcdef0123456789abcdef"
+
+
+def finding(
+    ident: str, severity: str, title: str = "t", evidence: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "status": "found",
+        "severity": severity,
+        "title": title,
+        "evidence": list(evidence),
+        "fix": "",
+        "reason": None,
+    }
+
+
+def document(
+    hostname: str | None,
+    mid: str | None,
+    created: str | None,
+    findings: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "schema": "ctguard.doctor/1",
+        "source": "snapshot",
+        "netns": None,
+        "kernel": None,
+        "host": {"hostname": hostname, "machine_id": mid},
+        "created_utc": created,
+        "findings": findings,
+    }
+
+
+def write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def report_json(*paths: Path) -> dict[str, Any]:
+    _code, out, err = run(["report", *map(str, paths), "--format", "json"])
+    assert out, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_machine_id_is_read_as_etc_machine_id_is() -> None:
+    doc = document("db1", MID.upper(), None, [])
+    assert parse_doctor_document(json.dumps(doc)).machine_id == MID
+    for bad in ("uninitialized", MID[:31], MID + "0", "z" * 32):
+        doc = document("db1", bad, None, [])
+        assert parse_doctor_document(json.dumps(doc)).machine_id is None, bad
+
+
+def test_one_host_in_two_cases_counts_once(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.json", document("db1", MID.upper(), "2026-11-01T00:00:00Z", []))
+    new = write(tmp_path / "new.json", document("db1", MID, "2026-11-02T00:00:00Z", []))
+    doc = report_json(old, new)
+    assert doc["summary"]["hosts"] == 1
+    assert [h["machine_id"] for h in doc["hosts"]] == [MID]
+    assert len(doc["duplicates"]) == 1
