@@ -41,7 +41,7 @@ def document(
         "kernel": None,
         "host": {"hostname": hostname, "machine_id": mid},
         "created_utc": created,
-        "findings": findings,
+        "findings": [*findings, {"id": "CT101", "status": "passed"}],  # one check ran
     }
 
 
@@ -72,3 +72,23 @@ def test_one_host_in_two_cases_counts_once(tmp_path: Path) -> None:
     assert doc["summary"]["hosts"] == 1
     assert [h["machine_id"] for h in doc["hosts"]] == [MID]
     assert len(doc["duplicates"]) == 1
+
+
+def test_a_host_read_before_it_had_an_id_is_one_host(tmp_path: Path) -> None:
+    stale = document("db1", None, "2026-11-01T00:00:00Z", [finding("CT102", "critical")])
+    write(tmp_path / "a.json", stale)
+    write(tmp_path / "b.json", document("db1", MID, "2026-11-02T00:00:00Z", []))
+    code, out, _err = run(["report", str(tmp_path), "--format", "json"])
+    doc = json.loads(out)
+    assert doc["summary"]["hosts"] == 1
+    assert [h["machine_id"] for h in doc["hosts"]] == [MID]
+    assert [d["input"] for d in doc["duplicates"]] == [str(tmp_path / "a.json")]
+    assert code == 0 and doc["findings"] == []
+
+
+def test_id_less_readings_stay_apart_when_the_hostname_has_two_ids(tmp_path: Path) -> None:
+    write(tmp_path / "a.json", document("db1", None, "2026-11-01T00:00:00Z", []))
+    write(tmp_path / "b.json", document("db1", MID, "2026-11-02T00:00:00Z", []))
+    write(tmp_path / "c.json", document("db1", OTHER, "2026-11-02T00:00:00Z", []))
+    doc = report_json(tmp_path)
+    assert doc["summary"]["hosts"] == 3 and doc["duplicates"] == []
