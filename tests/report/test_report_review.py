@@ -3,10 +3,15 @@ text (a document is input from many hosts: its strings are not trusted)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ctguard.catalogue import CATALOGUE
 from ctguard.sources.doctor_document import parse_doctor_document
 from fleet_samples import run
 
@@ -92,3 +97,24 @@ def test_id_less_readings_stay_apart_when_the_hostname_has_two_ids(tmp_path: Pat
     write(tmp_path / "c.json", document("db1", OTHER, "2026-11-02T00:00:00Z", []))
     doc = report_json(tmp_path)
     assert doc["summary"]["hosts"] == 3 and doc["duplicates"] == []
+
+
+def test_csv_cells_from_inputs_are_not_formulas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hostile = '=HYPERLINK("http://evil.example/","x")'
+    title = "@SUM(1+1)"
+    write(tmp_path / "a.json", document(hostile, None, None, [finding("CT102", "critical", title)]))
+    write(tmp_path / "+b.json", document("-db2", MID, None, [finding("CT999", "warning", title)]))
+    write(tmp_path / "c.json", document("\tdb3", OTHER, None, [finding("CT102", "critical")]))
+    monkeypatch.chdir(tmp_path)  # the input column is the path as given: "+b.json"
+    _code, out, err = run(["report", "+b.json", "a.json", "c.json", "--format", "csv"])
+    assert err == ""
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(r["hostname"] for r in rows) == sorted(["'" + hostile, "'-db2", "'\tdb3"])
+    starts = ("=", "+", "-", "@", "\t", "\r")
+    assert sorted(r["input"] for r in rows) == ["'+b.json", "a.json", "c.json"]
+    assert not [v for r in rows for v in r.values() if v.startswith(starts)]
+    by_id = {r["id"]: r["title"] for r in rows}
+    assert by_id["CT102"] == CATALOGUE["CT102"].title  # the catalogue's, not the document's
+    assert by_id["CT999"] == "'" + title  # not in the catalogue: the document's, defused
