@@ -26,8 +26,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def cell(text: str) -> str:
     """A cell of input text that a spreadsheet will not run.
 
-    >>> cell("=HYPERLINK(\"http://x\")"), cell("web03")
-    ('\'=HYPERLINK("http://x")', 'web03')
+    >>> cell("=1+2"), cell("-db2"), cell("web03")
+    ("'=1+2", "'-db2", 'web03')
     """
     return "'" + text if text.startswith(_FORMULA_START) else text
 
