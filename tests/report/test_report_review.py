@@ -118,3 +118,15 @@ def test_csv_cells_from_inputs_are_not_formulas(
     by_id = {r["id"]: r["title"] for r in rows}
     assert by_id["CT102"] == CATALOGUE["CT102"].title  # the catalogue's, not the document's
     assert by_id["CT999"] == "'" + title  # not in the catalogue: the document's, defused
+
+
+def test_text_output_prints_no_control_characters_from_inputs(tmp_path: Path) -> None:
+    evil = "\x1b]0;owned\x07\x1b[2J\x9b31m\r"
+    bad = finding("CT999", "critical", f"title{evil}", (f"evidence{evil}",))
+    write(tmp_path / f"a{evil}.json", document(f"web{evil}", None, None, [bad]))
+    _code, out, err = run(["report", str(tmp_path), "--verbose"])
+    assert err == ""
+    for word in ("web", "title", "evidence"):
+        assert f"{word}?]0;owned??[2J?31m?" in out, word
+    controls = [c for c in out if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)]
+    assert controls == []
