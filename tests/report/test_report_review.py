@@ -130,3 +130,22 @@ def test_text_output_prints_no_control_characters_from_inputs(tmp_path: Path) ->
         assert f"{word}?]0;owned??[2J?31m?" in out, word
     controls = [c for c in out if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)]
     assert controls == []
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("2026-11-02T08:00:00Z", "2026-11-02T08:00:00Z"),
+        ("9999-99-99 bogus, sorts after every time", None),
+        ("2026-11-02T08:00:00+01:00", None),
+        ("2026-11-02T08:00:00Z\n", None),
+    ],
+)
+def test_a_manifest_time_is_taken_only_in_doctors_form(
+    tmp_path: Path, given: str, kept: str | None
+) -> None:
+    root = tmp_path / "snap"
+    root.mkdir()
+    (root / "ctguard_manifest.json").write_text(json.dumps({"created_utc": given}))
+    _code, out, err = run(["doctor", "--root", str(root), "--format", "json"])
+    assert json.loads(out)["created_utc"] == kept, err

@@ -30,7 +30,8 @@ from ctguard.schemas import DOCTOR, NAMES
 from ctguard.sources.identity import parse_machine_id
 
 _ID = re.compile(r"CT[0-9]{3}")
-_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# doctor.schema.json's created_utc pattern (doctor checks a snapshot manifest's with it)
+UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STATUS = {s.value: s for s in Status}
 _SEVERITY = {s.value: s for s in (Severity.INFO, Severity.WARNING, Severity.CRITICAL)}
 
@@ -82,7 +83,7 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         raise ParseError('damaged doctor JSON: "host" is not an object')
     host = host or {}
     created = _text(data, "created_utc")
-    if created is not None and not _UTC.fullmatch(created):
+    if created is not None and not UTC_TIME.fullmatch(created):
         raise ParseError(f'damaged doctor JSON: "created_utc" {created[:40]!r} is not a UTC time')
     return DoctorDocument(
         hostname=_text(host, "hostname", "host."),
