@@ -149,3 +149,21 @@ def test_a_manifest_time_is_taken_only_in_doctors_form(
     (root / "ctguard_manifest.json").write_text(json.dumps({"created_utc": given}))
     _code, out, err = run(["doctor", "--root", str(root), "--format", "json"])
     assert json.loads(out)["created_utc"] == kept, err
+
+
+def test_an_id_listed_twice_counts_its_host_once(tmp_path: Path) -> None:
+    twice = [finding("CT102", "warning"), finding("CT102", "critical")]
+    path = write(tmp_path / "a.json", document("db1", MID, None, twice))
+    doc = report_json(path)
+    (spread,) = doc["findings"]
+    assert spread["count"] == 1 and len(spread["hosts"]) == 1
+    assert spread["worst"] == spread["hosts"][0]["severity"] == "critical"
+    assert spread["headline"].startswith("CT102 critical on 1 host")
+
+
+def test_an_input_given_twice_is_read_once(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.json", document("db1", MID, None, []))
+    (tmp_path / "link.json").symlink_to(path)
+    doc = report_json(path, path, tmp_path)
+    assert doc["summary"]["inputs"] == doc["summary"]["hosts"] == 1
+    assert doc["duplicates"] == []

@@ -258,7 +258,11 @@ def dedupe(readings: Sequence[HostReading]) -> tuple[list[HostReading], list[Dup
 def spread(hosts: Sequence[HostReading]) -> list[FindingSpread]:
     by_id: dict[str, list[tuple[HostReading, Finding]]] = {}
     for host in hosts:
-        for f in host.findings:
+        # a host counts once per ID, at its worst, even if its document lists an ID twice
+        worst_of: dict[str, Finding] = {}
+        for f in host.findings:  # worst first
+            worst_of.setdefault(f.id, f)
+        for f in worst_of.values():
             by_id.setdefault(f.id, []).append((host, f))
     spreads = []
     for finding_id, seen in by_id.items():
