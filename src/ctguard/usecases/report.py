@@ -228,7 +228,7 @@ def _keys(readings: Sequence[HostReading]) -> list[tuple[str, ...]]:
     for r in readings:
         if r.hostname is not None and r.machine_id is not None:
             ids.setdefault((r.hostname, r.netns or ""), set()).add(r.machine_id)
-    keys = []
+    keys: list[tuple[str, ...]] = []
     for r in readings:
         known = ids.get((r.hostname, r.netns or "")) if r.hostname is not None else None
         if r.machine_id is None and known is not None and len(known) == 1:
