@@ -4,11 +4,16 @@
 As doctor's text: severity words carry the meaning without colour, lines are not wrapped.
 A finding's hosts are named up to ``NAMED`` of them (the by-host part lists every host;
 ``--format csv`` gives every pair).
+
+Hostnames, paths, titles, evidence and reasons come from the inputs, written on many
+hosts: a control character in them (an ESC sequence could retitle the terminal, hide
+lines or forge a link) is printed as ``?`` (``printable``).
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 
 from ctguard.findings import Severity
@@ -22,6 +27,16 @@ _STYLE = {
     Severity.OK: "green",
 }
 NAMED = 12  # hosts named per finding and per fleet question
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+
+
+def printable(text: str) -> str:
+    """Text from an input, safe to print on a terminal: control characters become ``?``.
+
+    >>> printable("web03\x1b]0;owned\x07 \x9b2J")
+    'web03?]0;owned? ?2J'
+    """
+    return _CONTROL.sub("?", text)
 
 
 def _names(readings: Sequence[HostReading]) -> str:
@@ -38,7 +53,8 @@ def render_report_text(report: FleetReport, color: bool = False, verbose: bool =
     console = Console(file=buf, force_terminal=color, no_color=not color, width=100, soft_wrap=True)
 
     def say(markup: str = "", plain: str = "") -> None:
-        console.print(markup + escape(plain), highlight=False)
+        # every line's text goes through here, and every input-derived string with it
+        console.print(markup + escape(printable(plain)), highlight=False)
 
     notes = []
     if report.duplicates:

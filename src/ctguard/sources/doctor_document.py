@@ -27,9 +27,11 @@ from typing import Any
 from ctguard.errors import ParseError
 from ctguard.findings import Finding, Severity, Status
 from ctguard.schemas import DOCTOR, NAMES
+from ctguard.sources.identity import parse_machine_id
 
 _ID = re.compile(r"CT[0-9]{3}")
-_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# doctor.schema.json's created_utc pattern (doctor checks a snapshot manifest's with it)
+UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STATUS = {s.value: s for s in Status}
 _SEVERITY = {s.value: s for s in (Severity.INFO, Severity.WARNING, Severity.CRITICAL)}
 
@@ -81,11 +83,11 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         raise ParseError('damaged doctor JSON: "host" is not an object')
     host = host or {}
     created = _text(data, "created_utc")
-    if created is not None and not _UTC.fullmatch(created):
+    if created is not None and not UTC_TIME.fullmatch(created):
         raise ParseError(f'damaged doctor JSON: "created_utc" {created[:40]!r} is not a UTC time')
     return DoctorDocument(
         hostname=_text(host, "hostname", "host."),
-        machine_id=_text(host, "machine_id", "host."),
+        machine_id=_machine_id(_text(host, "machine_id", "host.")),
         created_utc=created,
         source=_text(data, "source"),
         netns=_text(data, "netns"),
@@ -94,6 +96,12 @@ def parse_doctor_document(text: str | bytes) -> DoctorDocument:
         checks=len(findings),
         skipped=sum(1 for item in findings if item["status"] == "skipped"),
     )
+
+
+def _machine_id(value: str | None) -> str | None:
+    """As /etc/machine-id is read: 32 hex digits, lowercased (a hand-edited or foreign
+    document in upper case is the same host); anything else is no id."""
+    return None if value is None else parse_machine_id(value)
 
 
 def _foreign(schema: object) -> str:

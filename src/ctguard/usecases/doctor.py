@@ -13,6 +13,7 @@ from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.model.thresholds import Thresholds
 from ctguard.rules import run_rules
+from ctguard.sources.doctor_document import UTC_TIME
 from ctguard.sources.identity import Identity, read_identity
 from ctguard.sources.kernel import KernelVersion
 from ctguard.sources.manifest import ManifestInfo, read_manifest
@@ -108,9 +109,11 @@ def doctor(
 
 
 def _taken(root: HostRoot) -> str | None:
-    """When a snapshot was taken (its manifest says); None for a bare tree or a damaged
-    manifest: the time is unknown, not the time it was read."""
+    """When a snapshot was taken (its manifest says); None for a bare tree, a damaged
+    manifest or a time not in the form doctor writes (``UTC_TIME``, which sorts as the time
+    does: report keeps a host's newest reading by it): unknown, not the time it was read."""
     manifest = read_safely(read_manifest, root)
     if isinstance(manifest, ManifestInfo) and manifest.created_utc is not None:
-        return manifest.created_utc
+        created = manifest.created_utc
+        return created if UTC_TIME.fullmatch(created) else None
     return None

@@ -2,7 +2,8 @@
 
 Each input is a doctor JSON document, or a snapshot (directory or archive) that doctor is
 run on here. A host is counted once, by (hostname, machine id): its newest reading wins
-and the others are listed as duplicates. An input that cannot be read is listed with its
+and the others are listed as duplicates (a reading without a machine id joins the one id
+its hostname has, if it has exactly one). An input that cannot be read is listed with its
 reason and never stops the report. The three fleet questions (dropping packets now,
 settings that will not survive a reload, a max the RAM cannot hold) are answered from
 the catalogue's one table (``catalogue.FLEET_QUESTIONS``).
@@ -218,22 +219,50 @@ def _one_line(text: str) -> str:
     return lines[0].strip() if lines else "unreadable"
 
 
-def dedupe(readings: Sequence[HostReading]) -> tuple[list[HostReading], list[Duplicate]]:
-    """One reading per host: the newest (created_utc; an unknown time is the oldest; the
-    later input on a tie). The others are duplicates of it, in input order."""
-    newest: dict[tuple[str, ...], HostReading] = {}
+def _keys(readings: Sequence[HostReading]) -> list[tuple[str, ...]]:
+    """Each reading's host key. A reading without a machine id (an old doctor, a snapshot
+    without /etc/machine-id) is the host of its hostname and namespace when the readings
+    name exactly one machine id for them: the same host read before it had one, not a
+    second host. With several ids it cannot be told which, and stays its own host."""
+    ids: dict[tuple[str, str], set[str]] = {}
     for r in readings:
-        kept = newest.get(r.key)
+        if r.hostname is not None and r.machine_id is not None:
+            ids.setdefault((r.hostname, r.netns or ""), set()).add(r.machine_id)
+    keys: list[tuple[str, ...]] = []
+    for r in readings:
+        known = ids.get((r.hostname, r.netns or "")) if r.hostname is not None else None
+        if r.machine_id is None and known is not None and len(known) == 1:
+            keys.append(("host", r.hostname or "", next(iter(known)), r.netns or ""))
+        else:
+            keys.append(r.key)
+    return keys
+
+
+def dedupe(readings: Sequence[HostReading]) -> tuple[list[HostReading], list[Duplicate]]:
+    """One reading per host (``_keys``): the newest (created_utc; an unknown time is the
+    oldest; the later input on a tie). The others are duplicates of it, in input order."""
+    keys = _keys(readings)
+    newest: dict[tuple[str, ...], HostReading] = {}
+    for key, r in zip(keys, readings, strict=True):
+        kept = newest.get(key)
         if kept is None or (r.created_utc or "") >= (kept.created_utc or ""):
-            newest[r.key] = r
-    duplicates = [Duplicate(r, newest[r.key]) for r in readings if newest[r.key] is not r]
+            newest[key] = r
+    duplicates = [
+        Duplicate(r, newest[key])
+        for key, r in zip(keys, readings, strict=True)
+        if newest[key] is not r
+    ]
     return list(newest.values()), duplicates
 
 
 def spread(hosts: Sequence[HostReading]) -> list[FindingSpread]:
     by_id: dict[str, list[tuple[HostReading, Finding]]] = {}
     for host in hosts:
-        for f in host.findings:
+        # a host counts once per ID, at its worst, even if its document lists an ID twice
+        worst_of: dict[str, Finding] = {}
+        for f in host.findings:  # worst first
+            worst_of.setdefault(f.id, f)
+        for f in worst_of.values():
             by_id.setdefault(f.id, []).append((host, f))
     spreads = []
     for finding_id, seen in by_id.items():

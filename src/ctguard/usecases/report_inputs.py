@@ -6,7 +6,8 @@ order (the output is the same on every run), to a bounded depth and number of en
 without following a link out of it: Ansible's ``fetch`` lays files out as
 ``DEST/<inventory_hostname>/<path>``, so files sit a few directories down. In a walk,
 ``*.json`` is a doctor document and ``*.tar.gz``/``*.tgz`` a snapshot archive; other files
-are not ours and are passed over. A path given by name is read whatever its name.
+are not ours and are passed over. A path given by name is read whatever its name. A
+file met twice (given twice, or through a link) is read once.
 """
 
 from __future__ import annotations
@@ -57,7 +58,25 @@ def find_inputs(paths: Iterable[str]) -> tuple[list[Input], list[Unreadable]]:
             found.append(Input(path, ARCHIVE if _is_archive(path) else JSON))
         else:
             bad.append(Unreadable(path, "not a file or a directory"))
-    return found, bad
+    return _once(found), bad
+
+
+def _once(found: list[Input]) -> list[Input]:
+    """Each file or snapshot once (the real paths compared before anything is read):
+    ``report a.json a.json``, a directory given with a file in it, or a link to a file
+    beside it, is one input; read twice it would be its own duplicate. The input keeps
+    its first mention's place, named by a path that is not a link when one names it."""
+    first: dict[str, int] = {}
+    once: list[Input] = []
+    for item in found:
+        real = os.path.realpath(item.path)
+        at = first.get(real)
+        if at is None:
+            first[real] = len(once)
+            once.append(item)
+        elif os.path.islink(once[at].path) and not os.path.islink(item.path):
+            once[at] = item
+    return once
 
 
 def _is_archive(path: str) -> bool:
