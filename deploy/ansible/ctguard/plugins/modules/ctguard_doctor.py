@@ -15,12 +15,9 @@ description:
   - Never changes anything, so it is never C(changed) and runs in check mode too.
 version_added: "0.1.0"
 author: ctguard contributors
+extends_documentation_fragment:
+  - ctguard.ctguard.ctguard_options
 options:
-  executable:
-    description:
-      - The ctguard program on the host. Default C(/opt/ctguard/venv/bin/ctguard), where the
-        C(ctguard.ctguard.install) role puts it, else C(ctguard) on PATH.
-    type: path
   root:
     description: Audit this snapshot (directory or archive) or directory tree on the host.
     type: path

@@ -17,37 +17,16 @@ description:
     (exit 3) fails the task with ctguard's one-line message.
 version_added: "0.1.0"
 author: ctguard contributors
+extends_documentation_fragment:
+  - ctguard.ctguard.ctguard_options
+  - ctguard.ctguard.ctguard_options.sizing
 options:
-  executable:
-    description: The ctguard program on the host (see M(ctguard.ctguard.ctguard_doctor)).
-    type: path
   root:
     description: Plan for this snapshot (directory or archive) or directory tree on the host.
     type: path
   netns:
     description: Plan the values of this named network namespace (timeouts; runtime only).
     type: str
-  target_max:
-    description: Use this nf_conntrack_max instead of 2 x the observed peak.
-    type: int
-  memory_budget:
-    description: Most of MemTotal (%) a full table may take (ctguard's default is 5).
-    type: float
-  established_timeout:
-    description: Set nf_conntrack_tcp_timeout_established (seconds).
-    type: int
-  timeouts:
-    description: Other timeouts, by short sysctl name, for example C(tcp_timeout_time_wait=30).
-    type: dict
-    default: {}
-  force:
-    description: Keep a plan over 25 % of MemTotal, MemAvailable or the budget.
-    type: bool
-    default: false
-  no_table:
-    description: Do not read the conntrack table (timeouts are then not sized).
-    type: bool
-    default: false
   output:
     description: Also save the plan on the host, for C(ctguard_apply plan=FILE).
     type: path

@@ -16,10 +16,9 @@ description:
     O(force)) fails the task with ctguard's one-line message.
 version_added: "0.1.0"
 author: ctguard contributors
+extends_documentation_fragment:
+  - ctguard.ctguard.ctguard_options
 options:
-  executable:
-    description: The ctguard program on the host (see M(ctguard.ctguard.ctguard_doctor)).
-    type: path
   id:
     description: The journal entry (M(ctguard.ctguard.ctguard_apply)'s C(entry_id)), or C(latest).
     type: str
