@@ -27,7 +27,7 @@ from ctguard.snapshot import layout
 from ctguard.snapshot.redact import Redactor
 from ctguard.snapshot.writer import SnapshotWriter
 from ctguard.sources.agents import tuned_profile_paths
-from ctguard.sources.manifest import INIT_NETNS_DIR, MANIFEST
+from ctguard.sources.manifest import INIT_NETNS_DIR, MANIFEST, utc_text
 from ctguard.sources.modules import ctnetlink_absent_reason
 from ctguard.sources.stats import STAT_FILE
 from ctguard.sources.sysctl_runtime import MAX_FILE, NETFILTER_DIR
@@ -324,7 +324,7 @@ class _Capture:
         manifest = {
             "format": MANIFEST_FORMAT,
             "ctguard_version": __version__,
-            "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_utc": utc_text(created),
             "hostname": None if isinstance(hostname, Missing) else hostname.strip(),
             "netns": self.opts.netns,
             "netns_inode": self._netns_inode(),

@@ -28,10 +28,9 @@ from ctguard.errors import ParseError
 from ctguard.findings import Finding, Severity, Status
 from ctguard.schemas import DOCTOR, NAMES
 from ctguard.sources.identity import parse_machine_id
+from ctguard.sources.manifest import UTC_TIME
 
 _ID = re.compile(r"CT[0-9]{3}")
-# doctor.schema.json's created_utc pattern (doctor checks a snapshot manifest's with it)
-UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _STATUS = {s.value: s for s in Status}
 _SEVERITY = {s.value: s for s in (Severity.INFO, Severity.WARNING, Severity.CRITICAL)}
 

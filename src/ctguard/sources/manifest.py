@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ctguard.errors import ParseError
 from ctguard.host.commands import MANIFEST
 from ctguard.host.root import HostRoot
 
-__all__ = ["INIT_NETNS_DIR", "MANIFEST", "ManifestInfo", "parse_manifest", "read_manifest"]
+__all__ = [
+    "INIT_NETNS_DIR",
+    "MANIFEST",
+    "UTC_TIME",
+    "ManifestInfo",
+    "parse_manifest",
+    "read_manifest",
+    "utc_text",
+]
 
 # A snapshot taken inside a namespace also keeps the initial namespace's conntrack
 # sysctls here (CT307 compares them; a new namespace starts from compiled-in timeouts).
 INIT_NETNS_DIR = "/ctguard_init_netns"
+
+# The one form ctguard's documents write a time in (a manifest's created_utc, doctor's): UTC
+# to the second, which sorts as the time does (report keeps a host's newest reading by it)
+UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def utc_text(when: datetime) -> str:
+    """``when`` in that form.
+
+    >>> utc_text(datetime(2024, 3, 5, 9, 30, 3, tzinfo=UTC))
+    '2024-03-05T09:30:03Z'
+    """
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -40,8 +63,9 @@ def parse_manifest(text: str) -> ManifestInfo:
         value = data.get(key)
         return value if isinstance(value, str) else None
 
+    created = text_field("created_utc")
     return ManifestInfo(
-        text_field("created_utc"),
+        created if created is not None and UTC_TIME.fullmatch(created) else None,
         text_field("ctguard_version"),
         text_field("hostname"),
         text_field("netns"),

@@ -13,10 +13,9 @@ from ctguard.host.root import HostRoot
 from ctguard.host.target import Target, open_target
 from ctguard.model.thresholds import Thresholds
 from ctguard.rules import run_rules
-from ctguard.sources.doctor_document import UTC_TIME
 from ctguard.sources.identity import Identity, read_identity
 from ctguard.sources.kernel import KernelVersion
-from ctguard.sources.manifest import ManifestInfo, read_manifest
+from ctguard.sources.manifest import ManifestInfo, read_manifest, utc_text
 from ctguard.usecases.read_facts import read_facts
 
 
@@ -89,11 +88,6 @@ def diagnose(
     )
 
 
-def utc_text(when: datetime) -> str:
-    """The form every ctguard document writes a time in (the snapshot manifest's too)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def doctor(
     target: Target, options: DoctorOptions | None = None, now: datetime | None = None
 ) -> DoctorReport:
@@ -110,10 +104,6 @@ def doctor(
 
 def _taken(root: HostRoot) -> str | None:
     """When a snapshot was taken (its manifest says); None for a bare tree, a damaged
-    manifest or a time not in the form doctor writes (``UTC_TIME``, which sorts as the time
-    does: report keeps a host's newest reading by it): unknown, not the time it was read."""
+    manifest or a time not in ctguard's form: unknown, not the time it was read."""
     manifest = read_safely(read_manifest, root)
-    if isinstance(manifest, ManifestInfo) and manifest.created_utc is not None:
-        created = manifest.created_utc
-        return created if UTC_TIME.fullmatch(created) else None
-    return None
+    return manifest.created_utc if isinstance(manifest, ManifestInfo) else None
